@@ -1,0 +1,10 @@
+"""ASGI entry point: long-polls and SSE streams wait on Redis without holding a thread."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+application = get_asgi_application()

@@ -1,0 +1,132 @@
+"""The one settings module; every deployment knob is an environment variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from config.env import database_from_url, env_bool, env_float, env_int, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "spool-dev-only-not-secret")
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "jobs",
+]
+
+MIDDLEWARE = [
+    "jobs.middleware.FaceErrorsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": database_from_url("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/spool")}
+if env_str("SPOOL_TEST_DATABASE", ""):
+    DATABASES["default"]["TEST"] = {"NAME": env_str("SPOOL_TEST_DATABASE", "")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Signed-cookie sessions: the SEMOSS login cookie costs no database write per client.
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+SESSION_COOKIE_HTTPONLY = True
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "run" / "static"
+
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+# Largest request body accepted (bytes); a larger one gets 413 in the face's shape.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("SPOOL_MAX_BODY_BYTES", 1024 * 1024)
+
+# Celery, read by config/celery.py under the CELERY_ namespace.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_TASK_DEFAULT_QUEUE = env_str("SPOOL_CELERY_QUEUE", "celery")
+CELERY_TASK_IGNORE_RESULT = True  # results live in Postgres, not in a result backend
+# A job is acknowledged only once it has run, so a worker killed mid-job does not lose it;
+# the runner's row-count guard keeps a redelivered job from running twice.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Generations are long and I/O-bound: take one message per free thread, not a batch that
+# could sit behind a slow generation.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A message taken by a worker that then died comes back after this long. Long generations may
+# outlive it and be delivered twice; the runner's row guard makes the second delivery a no-op.
+# Remote control (celery inspect/control) is off: with a task in flight, kombu's pidbox channel
+# crashes the whole worker when the Redis broker restarts ("'NoneType' object has no attribute
+# 'hostname'"); without it the worker reconnects and the running generations carry on.
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+
+SPOOL = {
+    # Key prefix of every Redis key Spool writes, so several deployments can share one Redis.
+    "REDIS_PREFIX": env_str("SPOOL_REDIS_PREFIX", "spool"),
+    # How long a job's live chunk log stays in Redis after its last write; Postgres answers after.
+    "CHUNK_LOG_TTL_SECONDS": env_int("SPOOL_CHUNK_LOG_TTL_SECONDS", 3600),
+    # How long a poll with nothing new waits for the next chunk before answering empty.
+    "LONG_POLL_SECONDS": env_float("SPOOL_LONG_POLL_SECONDS", 1.0),
+    # How long a synchronous runPixel LLM call waits for its job to end.
+    "SYNC_WAIT_SECONDS": env_float("SPOOL_SYNC_WAIT_SECONDS", 600.0),
+    # Abuse limits per caller (0 turns one off). Polls count as requests: a client streaming
+    # fast tokens polls often, so the request limit is generous; job starts are the costly part.
+    "REQUESTS_PER_MINUTE": env_int("SPOOL_REQUESTS_PER_MINUTE", 12000),
+    "JOBS_PER_MINUTE": env_int("SPOOL_JOBS_PER_MINUTE", 600),
+    "MAX_ACTIVE_JOBS": env_int("SPOOL_MAX_ACTIVE_JOBS", 200),
+    "MAX_MESSAGES": env_int("SPOOL_MAX_MESSAGES", 2048),
+    "MAX_OUTPUT_TOKENS": env_int("SPOOL_MAX_OUTPUT_TOKENS", 32768),
+    # Pace of the built-in offline engine registered by `manage.py spool_bootstrap`.
+    "OFFLINE_TOKENS_PER_SECOND": env_float("SPOOL_OFFLINE_TOKENS_PER_SECOND", 30.0),
+}
+SPOOL_JOB_MAX_SECONDS = env_float("SPOOL_JOB_MAX_SECONDS", 900.0)
+# A running job whose worker has not refreshed its heartbeat for this long is ended (or, with
+# no output yet, run again) by the sweeper that every worker runs, or by a reader waiting on it.
+SPOOL_HEARTBEAT_TTL_SECONDS = env_int("SPOOL_HEARTBEAT_TTL_SECONDS", 20)
+SPOOL_SWEEP_EVERY_SECONDS = env_float("SPOOL_SWEEP_EVERY_SECONDS", 10.0)
+# A queued job this old has probably lost its queue message (Redis restarted without
+# persistence): it is sent again; the runner's row guard drops duplicates.
+SPOOL_REQUEUE_AFTER_SECONDS = env_float("SPOOL_REQUEUE_AFTER_SECONDS", 120.0)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("SPOOL_LOG_LEVEL", "INFO")},
+}

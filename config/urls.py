@@ -1,0 +1,12 @@
+"""Top-level URLs: the admin and each API face."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("Monolith/api/", include("jobs.faces.semoss.urls")),
+    path("v1/jobs", include("jobs.faces.native.urls")),
+    path("v1/", include("jobs.faces.openai.urls")),
+    path("", include("jobs.playground.urls")),
+]

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Start the local Postgres and Redis when they are not answering (a fresh machine, or after a
+# reboot), and make sure the `spool` database exists. Safe to run again.
+set -euo pipefail
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
+
+if ! pg_up; then
+  echo "starting PostgreSQL" >&2
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  for _ in $(seq 1 30); do pg_up && break; sleep 1; done
+fi
+if ! redis_up; then
+  echo "starting Redis" >&2
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+  for _ in $(seq 1 30); do redis_up && break; sleep 0.5; done
+fi
+pg_up || { echo "PostgreSQL is not answering on 127.0.0.1:5432" >&2; exit 1; }
+redis_up || { echo "Redis is not answering on 127.0.0.1:6379" >&2; exit 1; }
+
+PGUSER="${PGUSER:-postgres}"
+if ! psql -h 127.0.0.1 -U "$PGUSER" -tAc "SELECT 1 FROM pg_database WHERE datname='spool'" postgres | grep -q 1; then
+  createdb -h 127.0.0.1 -U "$PGUSER" spool
+fi
