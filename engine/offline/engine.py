@@ -1,0 +1,204 @@
+"""The built-in offline engine: a small Kneser-Ney trigram model trained on bundled Shakespeare.
+
+logit_bias keys are ids in this engine's own vocabulary, not any OpenAI tokenizer's ids. Look
+one up with engine.offline.tokenizer.token_id(" king"). Mind the leading space: " king" and
+"king" are different tokens. End-of-text is id 0, so {0: -100} keeps a reply from ending early.
+Ids of the 256 byte-fallback tokens at the top of the vocabulary are refused, because the model
+never generates them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.offline import corpus
+from engine.offline.model import NGramModel, default_model
+from engine.offline.sampling import Knobs, Step, logprob_entry, pick, shape
+from engine.offline.stops import StopGuard
+from engine.offline.tokenizer import EOT_ID, Tokenizer, default_tokenizer
+from engine.types import (
+    CONTENT,
+    FINISH,
+    USAGE,
+    Chunk,
+    GenerationRequest,
+    UnsupportedParameter,
+)
+
+MODEL_NAME = "spool-offline-ngram"
+DEFAULT_MAX_TOKENS = 256
+MAX_TOP_LOGPROBS = 20
+MAX_STOPS = 4
+
+
+@dataclass(slots=True)
+class _Choice:
+    index: int
+    rng: np.random.Generator
+    guard: StopGuard[dict[str, Any] | None]
+    history: list[int]
+    counts: Counter[int] = field(default_factory=Counter)
+    generated: int = 0
+
+
+class OfflineEngine:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.tokens_per_second = float(config.get("tokens_per_second") or 0)
+        self.max_tokens = int(config.get("max_tokens") or DEFAULT_MAX_TOKENS)
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return default_tokenizer()
+
+    @property
+    def model(self) -> NGramModel:
+        return default_model()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "offline",
+            "model": MODEL_NAME,
+            "vocab_size": self.tokenizer.vocab_size,
+            "order": self.model.order,
+            "corpus": corpus.DESCRIPTION,
+        }
+
+    def check(self, request: GenerationRequest) -> None:
+        if request.tool_choice not in (None, "none", "auto"):
+            raise UnsupportedParameter("tool_choice", "The offline engine cannot call tools.")
+        if request.tools and request.tool_choice != "none":
+            raise UnsupportedParameter("tools", "The offline engine cannot call tools.")
+        if request.response_format not in (None, {"type": "text"}):
+            raise UnsupportedParameter("response_format", "The offline engine only writes plain text.")
+        tok = self.tokenizer
+        for token, bias in request.logit_bias.items():
+            if not (tok.is_word(token) or token == EOT_ID):
+                raise UnsupportedParameter(
+                    "logit_bias",
+                    f"Token id {token} is not a token the offline model can produce; its ids are "
+                    f"0 (end of text) to {tok.first_byte_id - 1}.",
+                )
+            if not -100 <= bias <= 100:
+                raise UnsupportedParameter("logit_bias", "Each bias must be between -100 and 100.")
+        if request.temperature < 0:
+            raise UnsupportedParameter("temperature", "temperature must be at least 0.")
+        if not 0 < request.top_p <= 1:
+            raise UnsupportedParameter("top_p", "top_p must be above 0 and at most 1.")
+        if request.n < 1:
+            raise UnsupportedParameter("n", "n must be at least 1.")
+        if request.max_tokens is not None and request.max_tokens < 1:
+            raise UnsupportedParameter("max_tokens", "max_tokens must be at least 1.")
+        if len(request.stop) > MAX_STOPS:
+            raise UnsupportedParameter("stop", f"At most {MAX_STOPS} stop sequences are allowed.")
+        if not 0 <= request.top_logprobs <= MAX_TOP_LOGPROBS:
+            raise UnsupportedParameter(
+                "top_logprobs", f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}."
+            )
+
+    def prompt_tokens(self, request: GenerationRequest) -> int:
+        return sum(self.tokenizer.count_tokens(text) for text in map(_text, request.messages))
+
+    def prompt_context(self, request: GenerationRequest) -> list[int]:
+        """Where generation starts: the last in-vocabulary tokens of the last user message, so the
+        reply continues the prompt. Trailing marks are skipped: after a '?' the corpus mostly ends
+        a speech, and the reply would end before it began. No usable words: a document start."""
+        tok = self.tokenizer
+        last_user = next((m for m in reversed(request.messages) if m.get("role") == "user"), None)
+        ids = [i for i in tok.encode(_text(last_user or {})) if tok.is_word(i)]
+        while ids and not any(c.isalnum() for c in tok.token_str(ids[-1])):
+            ids.pop()
+        need = self.model.order - 1
+        return [EOT_ID] * max(0, need - len(ids)) + ids[-need:]
+
+    def distribution(
+        self, request: GenerationRequest, context: Sequence[int], generated: Sequence[int] = ()
+    ) -> Step:
+        """The exact next-token distributions after all request knobs, for a choice that started
+        from context and has generated these ids so far: .sample is what the token is drawn from,
+        .report is what its logprobs are read from."""
+        history = [*context, *generated]
+        return shape(self.model.probs(history), Counter(generated), Knobs.from_request(request))
+
+    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        self.check(request)
+        tok, model = self.tokenizer, self.model
+        knobs = Knobs.from_request(request)
+        limit = request.max_tokens or self.max_tokens
+        top = request.top_logprobs if request.logprobs else 0
+        context = self.prompt_context(request)
+        choices = [
+            _Choice(i, _rng(request.seed, i), StopGuard(request.stop), list(context))
+            for i in range(request.n)
+        ]
+        interval = 1 / self.tokens_per_second if self.tokens_per_second > 0 else 0.0
+        next_step = time.monotonic()
+        active = list(choices)
+        first = True
+        while active:
+            if interval and not first:
+                # Deadline pacing: slow consumers and slow steps do not add drift.
+                next_step += interval
+                time.sleep(max(0.0, next_step - time.monotonic()))
+            first = False
+            for choice in list(active):
+                step = shape(model.probs(choice.history[-model.order :]), choice.counts, knobs)
+                token = pick(step, choice.rng, knobs.temperature)
+                if token == EOT_ID:
+                    yield from _content(choice, choice.guard.flush())
+                    yield Chunk(FINISH, {"finish_reason": "stop"}, choice=choice.index)
+                    active.remove(choice)
+                    continue
+                choice.generated += 1
+                choice.history.append(token)
+                choice.counts[token] += 1
+                entry = logprob_entry(tok, step, token, top) if request.logprobs else None
+                released, stopped = choice.guard.push(tok.token_str(token), entry)
+                yield from _content(choice, released)
+                if stopped or choice.generated >= limit:
+                    if not stopped:
+                        yield from _content(choice, choice.guard.flush())
+                    reason = "stop" if stopped else "length"
+                    yield Chunk(FINISH, {"finish_reason": reason}, choice=choice.index)
+                    active.remove(choice)
+        yield Chunk(
+            USAGE,
+            {
+                "input_tokens": self.prompt_tokens(request),
+                "output_tokens": sum(c.generated for c in choices),
+            },
+        )
+
+
+def _content(choice: _Choice, released: list[tuple[str, dict[str, Any] | None]]) -> Iterator[Chunk]:
+    for text, entry in released:
+        yield Chunk(
+            CONTENT,
+            {"content": text},
+            choice=choice.index,
+            logprobs=[entry] if entry is not None else None,
+        )
+
+
+def _rng(seed: int | None, index: int) -> np.random.Generator:
+    if seed is None:
+        return np.random.default_rng()
+    # SeedSequence mixes the seed and the choice index into independent streams, identical in
+    # every process (unlike anything based on hash()).
+    return np.random.default_rng([seed % 2**64, index])
+
+
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""

@@ -1,0 +1,491 @@
+"""UpstreamEngine against the fake OpenAI-compatible server: streams, parameters and faults."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fakeupstream
+from engine.types import (
+    CONTENT,
+    FINISH,
+    THINKING,
+    TOOL,
+    USAGE,
+    Chunk,
+    EngineError,
+    GenerationRequest,
+    UnsupportedParameter,
+)
+from engine.upstream import UpstreamEngine, _sse_data, _Stream
+from fakeupstream.scenarios import TEXT_TOOL_CALLS, WORDS, prompt_tokens
+from tests.support import WEATHER_TOOL as WEATHER
+
+SEED = Path(__file__).resolve().parents[2] / "fakeupstream" / "transcripts" / "seed000.sse"
+MESSAGES = [{"role": "user", "content": "What is the weather like in Boston?"}]
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    with fakeupstream.running(port=0) as url:
+        yield url
+
+
+def make(base_url: str, model: str, **config: Any) -> UpstreamEngine:
+    settings = {"base_url": base_url, "model": model, "read_timeout": 5, "retry_backoff": 0.01}
+    return UpstreamEngine({**settings, **config})
+
+
+def request(**fields: Any) -> GenerationRequest:
+    return GenerationRequest(messages=fields.pop("messages", MESSAGES), **fields)
+
+
+def keyed(model: str) -> tuple[str, str]:
+    """A model string with a fresh fault key, so counters and records are this test's alone."""
+    key = uuid.uuid4().hex
+    return f"{model}{'&' if '?' in model else '?'}key={key}", key
+
+
+def collect(engine: UpstreamEngine, req: GenerationRequest | None = None) -> list[Chunk]:
+    return list(engine.stream(req or request()))
+
+
+def collect_until_error(
+    engine: UpstreamEngine, req: GenerationRequest | None = None
+) -> tuple[list[Chunk], EngineError]:
+    got: list[Chunk] = []
+    with pytest.raises(EngineError) as caught:  # the partial chunks come before the error
+        for chunk in engine.stream(req or request()):
+            got.append(chunk)
+    return got, caught.value
+
+
+def text(chunks: list[Chunk], choice: int = 0) -> str:
+    return "".join(c.data["content"] for c in chunks if c.type == CONTENT and c.choice == choice)
+
+
+def calls(chunks: list[Chunk]) -> list[dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    for c in chunks:
+        if c.type != TOOL:
+            continue
+        k = c.data["index"]
+        if "id" in c.data:
+            assert k not in out, "one first fragment per call"
+            out[k] = {"id": c.data["id"], "name": c.data["name"], "arguments": ""}
+        else:
+            assert set(c.data) == {"index", "arguments"}
+            assert c.data["arguments"], "empty argument fragments are dropped"
+        out[k]["arguments"] += c.data.get("arguments", "")
+    return [out[k] for k in sorted(out)]
+
+
+def only(chunks: list[Chunk], kind: str) -> list[Chunk]:
+    return [c for c in chunks if c.type == kind]
+
+
+# -- streams ---------------------------------------------------------------------------------
+
+
+def test_the_seed000_replay_yields_one_get_current_weather_call_with_its_arguments(
+    base_url: str,
+) -> None:
+    expected = ""
+    for line in SEED.read_text(encoding="utf-8").splitlines():
+        if line.startswith("data: {"):
+            for choice in json.loads(line[6:])["choices"]:
+                for fragment in choice["delta"].get("tool_calls") or []:
+                    expected += fragment["function"].get("arguments", "")
+    chunks = collect(make(base_url, "replay:seed000"), request(tools=[WEATHER]))
+    (call,) = calls(chunks)
+    assert call["name"] == "get_current_weather"
+    assert call["id"] == "call_telkvFkERZ3MW3eLzHsVrRhl"
+    assert call["arguments"] == expected
+    assert json.loads(expected) == {"location": "Boston"}
+    assert not only(chunks, CONTENT)
+    assert [c.data for c in only(chunks, FINISH)] == [{"finish_reason": "tool_calls"}]
+    assert chunks[-1].type == USAGE and chunks[-1].data["estimated"] is True
+
+
+def test_parallel_tool_calls_follow_the_content_by_index(base_url: str) -> None:
+    chunks = collect(make(base_url, "replay:parallel"))
+    assert text(chunks) == "I'll check both cities."
+    first_tool = next(i for i, c in enumerate(chunks) if c.type == TOOL)
+    assert all(c.type == CONTENT for c in chunks[:first_tool])
+    got = calls(chunks)
+    assert [c["id"] for c in got] == ["call_Boston7xQpLk2fZr9aT0wNq", "call_Tokyo3mVbN8sWd1yHc5uJe"]
+    assert [json.loads(c["arguments"]) for c in got] == [
+        {"location": "Boston, MA", "unit": "celsius"},
+        {"location": "Tōkyo", "unit": "celsius"},
+    ]
+    assert only(chunks, FINISH)[0].data == {"finish_reason": "tool_calls"}
+
+
+def test_a_non_stream_answer_to_a_stream_request_is_still_read(base_url: str) -> None:
+    chunks = collect(make(base_url, "replay:parallel?ignore_stream=1"))
+    assert text(chunks) == "I'll check both cities."
+    assert [c["name"] for c in calls(chunks)] == ["get_current_weather"] * 2
+    assert json.loads(calls(chunks)[1]["arguments"])["location"] == "Tōkyo"
+    assert chunks[-1].data == {"input_tokens": 82, "output_tokens": 49}
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_reasoning_deltas_become_thinking_chunks(base_url: str, field: str) -> None:
+    chunks = collect(make(base_url, f"reasoning?tokens=3&reasoning_field={field}"))
+    thinking = "".join(c.data["thinking"] for c in only(chunks, THINKING))
+    assert thinking == "The user wants an answer. I will think briefly, then reply in plain words."
+    assert text(chunks) == " ".join(WORDS[:3])
+    last_thinking = max(i for i, c in enumerate(chunks) if c.type == THINKING)
+    assert last_thinking < min(i for i, c in enumerate(chunks) if c.type == CONTENT)
+
+
+def test_logprobs_ride_on_their_content_chunks(base_url: str) -> None:
+    model, key = keyed("fake?tokens=4")
+    chunks = collect(make(base_url, model), request(logprobs=True, top_logprobs=2))
+    contents = only(chunks, CONTENT)
+    assert len(contents) == 4
+    for c in contents:
+        (entry,) = c.logprobs
+        assert entry["token"] == c.data["content"]
+        assert len(entry["top_logprobs"]) == 2
+    (record,) = fakeupstream.recorded(base_url, key)
+    assert record["body"]["logprobs"] is True and record["body"]["top_logprobs"] == 2
+
+
+def test_n2_yields_two_choices_each_with_one_finish_and_one_usage_in_all(base_url: str) -> None:
+    chunks = collect(make(base_url, "fake?tokens=5"), request(n=2))
+    assert len(text(chunks, 0).split()) == len(text(chunks, 1).split()) == 5
+    assert text(chunks, 0) != text(chunks, 1)
+    assert sorted(c.choice for c in only(chunks, FINISH)) == [0, 1]
+    assert len(only(chunks, USAGE)) == 1 and chunks[-1].type == USAGE
+
+
+def test_the_upstreams_usage_is_passed_through(base_url: str) -> None:
+    chunks = collect(make(base_url, "fake?tokens=7"))
+    assert chunks[-1] == Chunk(USAGE, {"input_tokens": prompt_tokens(MESSAGES), "output_tokens": 7})
+
+
+def test_usage_is_estimated_and_marked_when_the_upstream_sends_none(base_url: str) -> None:
+    chunks = collect(make(base_url, "fake?tokens=7&usage=0"))
+    usage = chunks[-1]
+    assert usage.type == USAGE and usage.data["estimated"] is True
+    assert usage.data["output_tokens"] == 7  # seven plain words
+    assert usage.data["input_tokens"] == 8  # "What is the weather like in Boston ?"
+    assert len(only(chunks, USAGE)) == 1
+
+
+def test_max_tokens_cut_reports_length(base_url: str) -> None:
+    chunks = collect(make(base_url, "fake?tokens=9"), request(max_tokens=3))
+    assert len(only(chunks, CONTENT)) == 3
+    assert only(chunks, FINISH)[0].data == {"finish_reason": "length"}
+
+
+# -- what is sent ----------------------------------------------------------------------------
+
+
+def test_a_default_request_sends_only_model_messages_and_streaming(base_url: str) -> None:
+    model, key = keyed("fake?tokens=1")
+    collect(make(base_url, model))
+    (record,) = fakeupstream.recorded(base_url, key)
+    assert record["body"] == {
+        "model": model,
+        "messages": MESSAGES,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
+def test_every_set_parameter_is_passed_through(base_url: str) -> None:
+    model, key = keyed("fake?tokens=1")
+    req = request(
+        max_tokens=50,
+        temperature=0.3,
+        top_p=0.9,
+        n=2,
+        stop=["\n\n"],
+        seed=42,
+        presence_penalty=0.5,
+        frequency_penalty=-0.5,
+        logit_bias={1234: -100.0},
+        logprobs=True,
+        top_logprobs=3,
+        tools=[WEATHER],
+        tool_choice="auto",
+        parallel_tool_calls=False,
+        response_format={"type": "json_object"},
+        user="user-7",
+    )
+    collect(make(base_url, model), req)
+    (record,) = fakeupstream.recorded(base_url, key)
+    assert record["body"] == {
+        "model": model,
+        "messages": MESSAGES,
+        "max_tokens": 50,
+        "temperature": 0.3,
+        "top_p": 0.9,
+        "n": 2,
+        "stop": ["\n\n"],
+        "seed": 42,
+        "presence_penalty": 0.5,
+        "frequency_penalty": -0.5,
+        "logit_bias": {"1234": -100.0},
+        "logprobs": True,
+        "top_logprobs": 3,
+        "tools": [WEATHER],
+        "tool_choice": "auto",
+        "parallel_tool_calls": False,
+        "response_format": {"type": "json_object"},
+        "user": "user-7",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
+def test_the_api_key_and_extra_headers_are_sent_but_never_described(base_url: str) -> None:
+    model, key = keyed("fake?tokens=1")
+    engine = make(base_url, model, api_key="sk-secret-1", headers={"X-Org": "spool"})
+    collect(engine)
+    (record,) = fakeupstream.recorded(base_url, key)
+    assert record["headers"]["authorization"] == "Bearer sk-secret-1"
+    assert record["headers"]["x-org"] == "spool"
+    assert engine.describe() == {
+        "kind": "openai",
+        "model": model,
+        "base_url": base_url,
+        "text_tools": False,
+    }
+    with_userinfo = UpstreamEngine({"base_url": "https://bob:pw@example.com/v1", "model": "m"})
+    assert with_userinfo.describe()["base_url"] == "https://example.com/v1"
+
+
+def test_a_wrong_api_key_is_a_4xx_error_with_the_upstreams_message_and_no_retry() -> None:
+    with fakeupstream.running(api_key="sk-right") as url:
+        engine = make(url, "fake", api_key="sk-wrong")
+        chunks, error = collect_until_error(engine)
+        assert chunks == []
+        assert error.code == "upstream_error"
+        assert "401" in str(error) and "Incorrect API key" in str(error)
+        assert len(fakeupstream.recorded(url)) == 1
+
+
+# -- text tools ------------------------------------------------------------------------------
+
+
+def test_text_tools_describe_the_tools_in_a_system_message_and_parse_the_calls(
+    base_url: str,
+) -> None:
+    model, key = keyed("text-tools?calls=3")
+    engine = make(base_url, model, text_tools=True)
+    chunks = collect(engine, request(tools=[WEATHER], tool_choice="auto", parallel_tool_calls=True))
+    (record,) = fakeupstream.recorded(base_url, key)
+    sent = record["body"]
+    assert not {"tools", "tool_choice", "parallel_tool_calls"} & set(sent)
+    assert sent["messages"][0]["role"] == "system"
+    assert '"name": "get_current_weather"' in sent["messages"][0]["content"]
+    assert sent["messages"][1:] == MESSAGES
+    assert text(chunks) == "Let me check the weather.\n\n\n"
+    assert "<tool_call>" not in text(chunks)
+    got = calls(chunks)
+    assert [(c["name"], json.loads(c["arguments"])) for c in got] == [
+        (name, args) for name, args in TEXT_TOOL_CALLS
+    ]
+    assert only(chunks, FINISH)[0].data == {"finish_reason": "tool_calls"}
+
+
+def test_text_tools_render_earlier_tool_turns_as_plain_messages(base_url: str) -> None:
+    model, key = keyed("fake?tokens=2")
+    history = [
+        *MESSAGES,
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_a",
+                    "type": "function",
+                    "function": {"name": "get_current_weather", "arguments": '{"location": "x"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_a", "content": "sunny"},
+    ]
+    chunks = collect(make(base_url, model, text_tools=True), request(messages=history, tools=[WEATHER]))
+    assert only(chunks, FINISH)[0].data == {"finish_reason": "stop"}
+    (record,) = fakeupstream.recorded(base_url, key)
+    sent = record["body"]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+    assert all(set(m) == {"role", "content"} for m in sent)
+    assert "<tool_call>" in sent[2]["content"] and "sunny" in sent[3]["content"]
+
+
+def test_without_text_tools_a_markup_answer_stays_content(base_url: str) -> None:
+    chunks = collect(make(base_url, "text-tools"), request(tools=[WEATHER]))
+    assert "<tool_call>" in text(chunks)
+    assert not only(chunks, TOOL)
+
+
+def test_check_refuses_non_function_tools_only_for_text_tools(base_url: str) -> None:
+    req = request(tools=[WEATHER, {"type": "file_search"}])
+    make(base_url, "fake").check(req)
+    with pytest.raises(UnsupportedParameter) as caught:
+        make(base_url, "fake", text_tools=True).check(req)
+    assert caught.value.param == "tools"
+
+
+# -- faults ----------------------------------------------------------------------------------
+
+
+def test_it_retries_a_500_then_succeeds(base_url: str) -> None:
+    model, key = keyed("fake?tokens=3&fail=500&fail_times=2")
+    chunks = collect(make(base_url, model))
+    assert text(chunks) == " ".join(WORDS[:3])
+    assert [r["attempt"] for r in fakeupstream.recorded(base_url, key)] == [1, 2, 3]
+
+
+def test_it_retries_a_429_after_retry_after(base_url: str) -> None:
+    model, key = keyed("fake?tokens=3&fail=429&retry_after=1&fail_times=1")
+    started = time.monotonic()
+    chunks = collect(make(base_url, model))
+    waited = time.monotonic() - started
+    assert waited >= 1.0
+    assert text(chunks) == " ".join(WORDS[:3])
+    assert len(fakeupstream.recorded(base_url, key)) == 2
+
+
+def test_exhausted_retries_raise_an_upstream_error(base_url: str) -> None:
+    model, key = keyed("fake?fail=503&message=overloaded")
+    chunks, error = collect_until_error(make(base_url, model, max_retries=2))
+    assert chunks == []
+    assert error.code == "upstream_error"
+    assert "3 attempts" in str(error) and "overloaded" in str(error)
+    assert len(fakeupstream.recorded(base_url, key)) == 3
+
+
+def test_a_retry_after_beyond_the_wait_budget_fails_at_once(base_url: str) -> None:
+    model, key = keyed("fake?fail=429&retry_after=100")
+    _, error = collect_until_error(make(base_url, model, retry_max_wait=2))
+    assert error.code == "upstream_error" and "429" in str(error)
+    assert len(fakeupstream.recorded(base_url, key)) == 1
+
+
+def test_a_400_is_not_retried_and_carries_the_upstreams_message(base_url: str) -> None:
+    model, key = keyed("fake?fail=400&message=temperature+is+too+high")
+    _, error = collect_until_error(make(base_url, model))
+    assert error.code == "upstream_error"
+    assert "temperature is too high" in str(error)
+    assert len(fakeupstream.recorded(base_url, key)) == 1
+
+
+def test_a_refused_connection_is_retried_then_reported() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens once the socket is closed
+    engine = make(f"http://127.0.0.1:{port}/v1", "fake", max_retries=1)
+    chunks, error = collect_until_error(engine)
+    assert chunks == []
+    assert error.code == "upstream_error" and "2 attempts" in str(error)
+
+
+def test_a_drop_before_the_first_chunk_is_retried(base_url: str) -> None:
+    model, key = keyed("fake?tokens=3&drop_after=1&fail_times=1")
+    chunks = collect(make(base_url, model))
+    assert text(chunks) == " ".join(WORDS[:3])
+    assert [r["status"] for r in fakeupstream.recorded(base_url, key)] == ["dropped", "done"]
+
+
+def test_a_drop_mid_stream_raises_after_the_partial_chunks(base_url: str) -> None:
+    model, key = keyed("fake?tokens=10&drop_after=4")
+    chunks, error = collect_until_error(make(base_url, model))
+    assert text(chunks) == " ".join(WORDS[:3])  # the role event, then three tokens
+    assert error.code == "upstream_error"
+    assert len(fakeupstream.recorded(base_url, key)) == 1, "nothing is retried after output"
+
+
+def test_a_stall_past_the_read_timeout_raises_upstream_timeout(base_url: str) -> None:
+    model, _ = keyed("fake?tokens=10&stall_after=3&stall=5")
+    chunks, error = collect_until_error(make(base_url, model, read_timeout=0.5))
+    assert text(chunks) == " ".join(WORDS[:2])
+    assert error.code == "upstream_timeout"
+
+
+def test_silence_before_the_response_is_a_timeout_and_is_not_retried(base_url: str) -> None:
+    model, key = keyed("fake?ttfb=3")
+    chunks, error = collect_until_error(make(base_url, model, read_timeout=0.5))
+    assert chunks == [] and error.code == "upstream_timeout"
+    assert len(fakeupstream.recorded(base_url, key)) == 1
+
+
+def test_an_error_event_in_the_stream_raises_with_its_message(base_url: str) -> None:
+    chunks, error = collect_until_error(make(base_url, "fake?error_after=3&message=model+crashed"))
+    assert text(chunks) == " ".join(WORDS[:2])
+    assert error.code == "upstream_error" and "model crashed" in str(error)
+
+
+def test_malformed_json_in_the_stream_raises(base_url: str) -> None:
+    chunks, error = collect_until_error(make(base_url, "fake?bad_json_after=3"))
+    assert text(chunks) == " ".join(WORDS[:2])
+    assert error.code == "upstream_error" and "malformed JSON" in str(error)
+
+
+def test_a_stream_without_finish_reason_is_a_failure(base_url: str) -> None:
+    chunks, error = collect_until_error(make(base_url, "fake?tokens=3&no_finish=1"))
+    assert text(chunks) == " ".join(WORDS[:3])
+    assert "without finish_reason" in str(error)
+    assert not only(chunks, FINISH)
+
+
+def test_keepalive_comments_are_ignored(base_url: str) -> None:
+    chunks = collect(make(base_url, "fake?tokens=3&keepalive=1"))
+    assert text(chunks) == " ".join(WORDS[:3])
+
+
+def test_closing_the_generator_mid_stream_closes_the_response(base_url: str) -> None:
+    model, key = keyed("fake?tokens=500&tps=50")
+    stream = make(base_url, model).stream(request())
+    assert [next(stream).type for _ in range(3)] == [CONTENT] * 3
+    stream.close()
+    deadline = time.monotonic() + 10
+    status = None
+    while time.monotonic() < deadline:
+        (record,) = fakeupstream.recorded(base_url, key)
+        status = record["status"]
+        if status != "streaming":
+            break
+        time.sleep(0.05)
+    assert status == "disconnected"
+    assert record["events_sent"] < 100
+
+
+# -- wire parsing details --------------------------------------------------------------------
+
+
+def test_sse_events_are_split_on_blank_lines_and_also_when_a_server_omits_them() -> None:
+    lines = [": ping", "event: message", 'data: {"a":', "data: 1}", "", "id: 7", "data: {}"]
+    lines += ["data: [DONE]"]
+    assert list(_sse_data(iter(lines))) == ['{"a":\n1}', "{}", "[DONE]"]
+
+
+def test_a_tool_name_arriving_after_its_id_is_held_until_known() -> None:
+    state = _Stream(text_tools=False)
+
+    def delta(**fields: Any) -> dict[str, Any]:
+        return {"choices": [{"index": 0, "delta": fields, "finish_reason": None}]}
+
+    first = list(state.take(delta(tool_calls=[{"index": 0, "id": "call_x", "function": {}}])))
+    fragment = {"index": 0, "function": {"name": "f", "arguments": "{}"}}
+    second = list(state.take(delta(tool_calls=[fragment])))
+    assert first == []
+    assert [c.data for c in second] == [{"index": 0, "id": "call_x", "name": "f", "arguments": "{}"}]
+
+
+def test_reasoning_sent_in_both_fields_is_not_duplicated() -> None:
+    state = _Stream(text_tools=False)
+    event = {"choices": [{"index": 0, "delta": {"reasoning_content": "hm", "reasoning": "hm"}}]}
+    assert [c.data for c in state.take(event)] == [{"thinking": "hm"}]

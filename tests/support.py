@@ -1,0 +1,52 @@
+"""Test doubles and data shared by several test modules."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from engine.types import Chunk, EngineError, GenerationRequest
+from jobs import chunklog
+
+# Seed 000's tool, as clients send it.
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_current_weather",
+        "description": "Get the current weather in a given location",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "location": {"type": "string", "description": "The city and state, e.g. San Francisco, CA"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["location"],
+        },
+    },
+}
+
+
+class ScriptedEngine:
+    """An engine that plays back config["script"]: chunk dicts ({"type", "data", "choice",
+    "logprobs"}), or steps {"raise": message}, {"cancel": job_id}, {"sleep": seconds}.
+    Register it for a test with monkeypatch.setitem(engine.registry.KINDS, "scripted", ScriptedEngine)."""
+
+    def __init__(self, config: dict) -> None:
+        self.script = config["script"]
+
+    def check(self, request: GenerationRequest) -> None:
+        pass
+
+    def describe(self) -> dict:
+        return {"kind": "scripted"}
+
+    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        for step in self.script:
+            if "raise" in step:
+                raise EngineError(step["raise"], code="upstream_error")
+            if "cancel" in step:
+                chunklog.request_cancel(step["cancel"])
+            elif "sleep" in step:
+                time.sleep(step["sleep"])
+            else:
+                yield Chunk(step["type"], step["data"], step.get("choice", 0), step.get("logprobs"))
