@@ -1,0 +1,228 @@
+"""The per-job chunk log in Redis: a list of JSON chunks, a wake-up channel, handout cursors.
+
+Keys (prefix from settings.SPOOL["REDIS_PREFIX"]):
+  <p>:job:<id>:chunks       list of canonical chunks; a chunk's sequence number is its index
+  <p>:job:<id>:text         choice 0's content so far (the SEMOSS /engine/partial poll reads it)
+  <p>:job:<id>:handed:<who> how many chunks (or text bytes) a stateful poll has handed out
+  <p>:job:<id>:cancel       set when someone asked to cancel; the writer sees it on its next append
+  <p>:job:<id>:alive        the running worker's heartbeat; expires when the worker is gone
+  <p>:wake:<id>             pub/sub channel published after every append
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from django.conf import settings
+
+from engine.types import CONTENT, TERMINAL_TYPES
+from jobs.redis_clients import async_redis, sync_redis
+
+
+def _prefix() -> str:
+    return settings.SPOOL["REDIS_PREFIX"]
+
+
+def _ttl() -> int:
+    return settings.SPOOL["CHUNK_LOG_TTL_SECONDS"]
+
+
+def chunks_key(job_id: str) -> str:
+    return f"{_prefix()}:job:{job_id}:chunks"
+
+
+def text_key(job_id: str) -> str:
+    return f"{_prefix()}:job:{job_id}:text"
+
+
+def handed_key(job_id: str, reader: str) -> str:
+    return f"{_prefix()}:job:{job_id}:handed:{reader}"
+
+
+def cancel_key(job_id: str) -> str:
+    return f"{_prefix()}:job:{job_id}:cancel"
+
+
+def alive_key(job_id: str) -> str:
+    return f"{_prefix()}:job:{job_id}:alive"
+
+
+def wake_channel(job_id: str) -> str:
+    return f"{_prefix()}:wake:{job_id}"
+
+
+def is_terminal(chunk: dict[str, Any]) -> bool:
+    return chunk["type"] in TERMINAL_TYPES
+
+
+def encode(chunk: dict[str, Any]) -> bytes:
+    return json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# ---- writing (worker side, sync) -------------------------------------------------------------
+
+
+# The runner refreshes its heartbeat at least this often; the key lives for
+# settings.SPOOL_HEARTBEAT_TTL_SECONDS, so a key that expired means the worker is gone.
+HEARTBEAT_SECONDS = 1.0
+
+
+class Appended(NamedTuple):
+    cancelled: bool  # someone asked to cancel: the worker learns it without a round trip of its own
+    length: int  # the log's length after the append (-1 when nothing was appended)
+
+
+def append(job_id: str, chunks: Sequence[dict[str, Any]]) -> Appended:
+    """Append chunks (possibly none), refresh the worker's heartbeat and wake readers, in one
+    round trip."""
+    ttl = _ttl()
+    pipe = sync_redis().pipeline(transaction=False)
+    if chunks:
+        text = "".join(c["data"]["content"] for c in chunks if c["type"] == CONTENT and not c.get("choice"))
+        pipe.rpush(chunks_key(job_id), *[encode(c) for c in chunks])
+        pipe.expire(chunks_key(job_id), ttl)
+        if text:
+            pipe.append(text_key(job_id), text.encode())
+            pipe.expire(text_key(job_id), ttl)
+        pipe.publish(wake_channel(job_id), b"1")
+    pipe.set(alive_key(job_id), b"1", ex=settings.SPOOL_HEARTBEAT_TTL_SECONDS)
+    pipe.exists(cancel_key(job_id))
+    replies = pipe.execute()
+    return Appended(bool(replies[-1]), replies[0] if chunks else -1)
+
+
+def rewrite(job_id: str, chunks: Sequence[dict[str, Any]]) -> None:
+    """Put back a whole log that Redis lost (it restarted without persistence), with the same
+    sequence numbers, so readers with cursors go on where they were."""
+    ttl = _ttl()
+    text = "".join(c["data"]["content"] for c in chunks if c["type"] == CONTENT and not c.get("choice"))
+    pipe = sync_redis().pipeline(transaction=True)
+    pipe.delete(chunks_key(job_id), text_key(job_id))
+    if chunks:
+        pipe.rpush(chunks_key(job_id), *[encode(c) for c in chunks])
+        pipe.expire(chunks_key(job_id), ttl)
+    if text:
+        pipe.set(text_key(job_id), text.encode(), ex=ttl)
+    pipe.publish(wake_channel(job_id), b"1")
+    pipe.execute()
+
+
+def read_all(job_id: str) -> list[dict[str, Any]]:
+    """The whole live log (worker side): what a dead worker left behind."""
+    return [json.loads(raw) for raw in sync_redis().lrange(chunks_key(job_id), 0, -1)]
+
+
+def alive(job_ids: Sequence[str]) -> list[bool]:
+    pipe = sync_redis().pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.exists(alive_key(job_id))
+    return [bool(found) for found in pipe.execute()]
+
+
+def request_cancel(job_id: str) -> None:
+    sync_redis().set(cancel_key(job_id), b"1", ex=_ttl())
+
+
+async def arequest_cancel(job_id: str) -> None:
+    await async_redis().set(cancel_key(job_id), b"1", ex=_ttl())
+
+
+async def aappend(job_id: str, chunks: Sequence[dict[str, Any]]) -> None:
+    """The web side's append, used only to end a job that never reached a worker."""
+    client = async_redis()
+    pipe = client.pipeline(transaction=False)
+    pipe.rpush(chunks_key(job_id), *[encode(c) for c in chunks])
+    pipe.expire(chunks_key(job_id), _ttl())
+    pipe.publish(wake_channel(job_id), b"1")
+    await pipe.execute()
+
+
+# ---- reading (web side, async) ---------------------------------------------------------------
+
+# Hand out the chunks after a reader's cursor and move the cursor, atomically, so two
+# concurrent polls of one job never get the same chunk twice.
+_CLAIM_CHUNKS = """
+local start = tonumber(redis.call('GET', KEYS[2]) or '0')
+local items = redis.call('LRANGE', KEYS[1], start, -1)
+if #items > 0 then
+  redis.call('SET', KEYS[2], start + #items, 'EX', ARGV[1])
+end
+return {start, items}
+"""
+
+# The same for text: returns the bytes handed out before, all text, and the log's last chunk.
+# New text that is only whitespace is held back until more arrives: ai-server-sdk's stream_ask
+# drops a poll's text when it is blank, which would lose a newline for good.
+_CLAIM_TEXT = """
+local handed = tonumber(redis.call('GET', KEYS[2]) or '0')
+local total = redis.call('GET', KEYS[1]) or ''
+local last = redis.call('LINDEX', KEYS[3], -1) or ''
+-- chunks are encoded with "type" first (see encode), so the prefix tells a terminal chunk
+local ended = string.find(last, '^{"type":"finish"') or string.find(last, '^{"type":"error"')
+if #total > handed and (ended or string.find(total, '%S', handed + 1)) then
+  redis.call('SET', KEYS[2], #total, 'EX', ARGV[1])
+else
+  total = string.sub(total, 1, handed)
+end
+return {handed, total, last}
+"""
+
+# Used once a job is finished and read from the Postgres archive: move the cursor to the end.
+_CLAIM_TO = """
+local start = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > start then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+return start
+"""
+
+
+def _decode_all(items: Sequence[bytes]) -> list[dict[str, Any]]:
+    return [json.loads(item) for item in items]
+
+
+async def read_since(job_id: str, cursor: int) -> list[dict[str, Any]]:
+    return _decode_all(await async_redis().lrange(chunks_key(job_id), cursor, -1))
+
+
+async def claim_chunks(job_id: str, reader: str) -> tuple[int, list[dict[str, Any]]]:
+    start, items = await async_redis().eval(
+        _CLAIM_CHUNKS, 2, chunks_key(job_id), handed_key(job_id, reader), _ttl()
+    )
+    return int(start), _decode_all(items)
+
+
+async def claim_up_to(job_id: str, reader: str, end: int) -> int:
+    """Move a reader's cursor to `end`; returns where it was."""
+    return int(await async_redis().eval(_CLAIM_TO, 1, handed_key(job_id, reader), end, _ttl()))
+
+
+async def claim_text(job_id: str, reader: str) -> tuple[str, str, dict[str, Any] | None]:
+    """(new text since this reader's last claim, all text so far, the log's last chunk)."""
+    handed, total, last = await async_redis().eval(
+        _CLAIM_TEXT, 3, text_key(job_id), handed_key(job_id, reader), chunks_key(job_id), _ttl()
+    )
+    total_bytes: bytes = total or b""
+    return (
+        total_bytes[int(handed) :].decode(errors="replace"),
+        total_bytes.decode(errors="replace"),
+        json.loads(last) if last else None,
+    )
+
+
+async def claim_text_up_to(job_id: str, reader: str, total: str) -> str:
+    """The archive variant of claim_text: returns the text not yet handed out."""
+    data = total.encode()
+    handed = await claim_up_to(job_id, reader, len(data))
+    return data[handed:].decode(errors="replace")
+
+
+async def ais_alive(job_id: str) -> bool:
+    return bool(await async_redis().exists(alive_key(job_id)))
+
+
+async def last_chunk(job_id: str) -> dict[str, Any] | None:
+    raw = await async_redis().lindex(chunks_key(job_id), -1)
+    return json.loads(raw) if raw else None

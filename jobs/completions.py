@@ -1,0 +1,158 @@
+"""Stored chat completions: kept at job end (store: true, any face), listed, updated, deleted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q
+
+from engine.types import GenerationRequest
+from jobs.models import Job, StoredCompletion
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+_DEFAULTS = GenerationRequest(messages=[]).to_dict()
+
+
+def _ms(start: datetime | None, end: datetime | None) -> int | None:
+    if start is None or end is None:
+        return None
+    return max(0, round((end - start).total_seconds() * 1000))
+
+
+def _request(job: Job) -> dict[str, Any]:
+    """What the client asked for: the messages, and the parameters it set away from defaults."""
+    params = {k: v for k, v in job.request.items() if k != "messages" and v != _DEFAULTS.get(k)}
+    for name in ("stream", "store", "metadata", "service_tier"):
+        if job.options.get(name):
+            params[name] = job.options[name]
+    return {"messages": job.request.get("messages") or [], "params": params}
+
+
+def completion_store(*, job: Job) -> StoredCompletion:
+    """Keep a finished job as a stored completion. Called by the runner inside the transaction
+    that ends the job, so the job row read here already has its result."""
+    from jobs.faces.openai.render import completion, completion_id
+
+    job = Job.objects.select_related("engine").get(pk=job.pk)
+    stored, _ = StoredCompletion.objects.update_or_create(
+        id=completion_id(job.pk),
+        defaults={
+            "owner_id": job.owner_id,
+            "job": job,
+            "engine": job.engine,
+            "model": job.engine.name,
+            "face": job.face,
+            "metadata": job.options.get("metadata") or {},
+            "request": _request(job),
+            "response": completion(job),
+            "usage": (job.result or {}).get("usage") or job.usage,
+            "status": job.status,
+            "finish_reason": job.finish_reason,
+            "created_at": job.created_at,
+            "first_token_ms": _ms(job.created_at, job.first_chunk_at),
+            "duration_ms": _ms(job.created_at, job.finished_at),
+        },
+    )
+    return stored
+
+
+def completion_object(stored: StoredCompletion) -> dict[str, Any]:
+    """The stored chat.completion with its current metadata (metadata can change after)."""
+    return {**stored.response, "metadata": stored.metadata}
+
+
+def completion_update(*, stored: StoredCompletion, metadata: dict[str, str]) -> StoredCompletion:
+    stored.metadata = metadata
+    stored.save(update_fields=["metadata"])
+    return stored
+
+
+def completion_delete(*, stored: StoredCompletion) -> None:
+    stored.delete()
+
+
+# -- reads ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Any]
+    has_more: bool
+
+
+class UnknownCursor(LookupError):
+    """`after` names nothing in the listing."""
+
+
+async def completion_for_owner(completion_id: str, owner_id: int) -> StoredCompletion | None:
+    if "\x00" in completion_id:
+        return None  # no stored id holds one, and Postgres would refuse to look it up
+    return await StoredCompletion.objects.filter(id=completion_id, owner_id=owner_id).afirst()
+
+
+async def completion_page(
+    owner_id: int,
+    *,
+    model: str | None = None,
+    metadata: dict[str, str] | None = None,
+    after: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    order: str = "asc",
+) -> Page:
+    """One page of the owner's stored completions, ordered by (created_at, id)."""
+    query = StoredCompletion.objects.filter(owner_id=owner_id)
+    if model:
+        query = query.filter(model=model)
+    if metadata:
+        query = query.filter(metadata__contains=metadata)  # JSONB @>, served by the GIN index
+    if after:
+        anchor = await query.filter(id=after).values("created_at", "id").afirst()
+        if anchor is None:
+            raise UnknownCursor(after)
+        op = "gt" if order == "asc" else "lt"
+        query = query.filter(
+            Q(**{f"created_at__{op}": anchor["created_at"]})
+            | Q(created_at=anchor["created_at"], **{f"id__{op}": anchor["id"]})
+        )
+    fields = ("created_at", "id") if order == "asc" else ("-created_at", "-id")
+    rows = [row async for row in query.order_by(*fields)[: limit + 1]]
+    return Page(rows[:limit], len(rows) > limit)
+
+
+def message_items(stored: StoredCompletion) -> list[dict[str, Any]]:
+    """The request's messages as stored-completion messages, with ids "<completion id>-<n>"."""
+    items = []
+    for i, message in enumerate(stored.request.get("messages") or []):
+        content = message.get("content")
+        parts = content if isinstance(content, list) else None
+        if parts is not None:
+            # Only the OpenAI face checks parts; the others keep whatever they were sent.
+            texts = [p.get("text") for p in parts if isinstance(p, dict) and p.get("type") == "text"]
+            content = "".join(t for t in texts if isinstance(t, str)) or None
+        item = {
+            "id": f"{stored.id}-{i}",
+            "role": message.get("role"),
+            "content": content,
+            "name": message.get("name"),
+            "content_parts": parts,
+        }
+        for extra in ("tool_calls", "tool_call_id", "refusal"):
+            if message.get(extra) is not None:
+                item[extra] = message[extra]
+        items.append(item)
+    return items
+
+
+def messages_page(stored: StoredCompletion, *, after: str | None, limit: int, order: str) -> Page:
+    items = message_items(stored)
+    if order == "desc":
+        items.reverse()
+    if after:
+        ids = [item["id"] for item in items]
+        if after not in ids:
+            raise UnknownCursor(after)
+        items = items[ids.index(after) + 1 :]
+    return Page(items[:limit], len(items) > limit)

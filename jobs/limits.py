@@ -1,0 +1,91 @@
+"""Abuse limits per caller: requests per minute, job starts per minute, jobs running at once.
+
+Counters are fixed one-minute windows in Redis (one INCR and EXPIRE in one round trip), which is
+cheap and good enough to stop a runaway client; the concurrency cap counts rows in Postgres."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from django.conf import settings
+
+from jobs.redis_clients import async_redis, sync_redis
+
+
+class LimitExceeded(Exception):
+    """Rendered as 429 with Retry-After in the calling face's shape."""
+
+    def __init__(self, message: str, *, retry_after: int, code: str = "rate_limit_exceeded") -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+        self.code = code
+
+
+def _window() -> tuple[int, int]:
+    """(current minute, seconds until the next one)."""
+    now = time.time()
+    minute = int(now // 60)
+    return minute, max(1, int((minute + 1) * 60 - now))
+
+
+def _key(kind: str, who: str, minute: int) -> str:
+    return f"{settings.SPOOL['REDIS_PREFIX']}:limit:{kind}:{who}:{minute}"
+
+
+def caller_of(authorization: str, session_key: str | None) -> str | None:
+    """A stable, secret-free name for who is calling: a hash of their credentials."""
+    material = authorization or (f"session:{session_key}" if session_key else "")
+    return hashlib.sha256(material.encode()).hexdigest()[:24] if material else None
+
+
+def _incr(kind: str, who: str) -> tuple[str, int]:
+    """(the counter's key for this minute, seconds until the next minute)."""
+    minute, retry_after = _window()
+    return _key(kind, who, minute), retry_after
+
+
+def _check(used: int, limit: int, what: str, retry_after: int) -> None:
+    if used > limit:
+        raise LimitExceeded(
+            f"Rate limit reached: {limit} {what} per minute. Try again in {retry_after} s.",
+            retry_after=retry_after,
+        )
+
+
+async def count_request(who: str) -> None:
+    limit = settings.SPOOL["REQUESTS_PER_MINUTE"]
+    if limit > 0:
+        key, retry_after = _incr("req", who)
+        used, _ = await async_redis().pipeline(transaction=False).incr(key).expire(key, 61).execute()
+        _check(used, limit, "requests", retry_after)
+
+
+def count_request_sync(who: str) -> None:
+    limit = settings.SPOOL["REQUESTS_PER_MINUTE"]
+    if limit > 0:
+        key, retry_after = _incr("req", who)
+        used, _ = sync_redis().pipeline(transaction=False).incr(key).expire(key, 61).execute()
+        _check(used, limit, "requests", retry_after)
+
+
+def check_job_start(owner_id: int) -> None:
+    """Called by job_create before it writes anything."""
+    from jobs.models import Job
+
+    limit = settings.SPOOL["JOBS_PER_MINUTE"]
+    if limit > 0:
+        key, retry_after = _incr("jobs", str(owner_id))
+        used, _ = sync_redis().pipeline(transaction=False).incr(key).expire(key, 61).execute()
+        _check(used, limit, "jobs", retry_after)
+    active_cap = settings.SPOOL["MAX_ACTIVE_JOBS"]
+    if active_cap > 0:
+        active = Job.objects.filter(owner_id=owner_id, status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
+        if active.count() >= active_cap:
+            raise LimitExceeded(
+                f"Too many jobs at once: at most {active_cap} queued or running per user. "
+                "Wait for one to finish.",
+                retry_after=1,
+                code="too_many_active_jobs",
+            )

@@ -1,0 +1,109 @@
+"""Renders what can go wrong around any view in the calling face's own shape, never as a 500:
+an outage of Redis or Postgres (503), a caller over its limits (429), a body too large (413),
+a NUL in the query string (400).
+It also counts each API request against the caller's rate limit."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from jobs.limits import LimitExceeded, caller_of, count_request, count_request_sync
+
+log = logging.getLogger(__name__)
+
+OUTAGES = (redis.RedisError, OperationalError, InterfaceError)
+API_PREFIXES = ("/Monolith/", "/v1/")
+# A SEMOSS poller keeps polling on any status it does not know as terminal, which is what it
+# should do during an outage or a rate limit.
+UNAVAILABLE = "Unavailable"
+
+
+def face_error(
+    request: HttpRequest, status: int, message: str, *, code: str, retry_after: int | None = None
+) -> HttpResponse:
+    if request.path.startswith("/Monolith/"):
+        body: dict = {"errorMessage": message, "status": UNAVAILABLE, "message": []}
+    else:
+        kind = "server_error" if status >= 500 else "invalid_request_error"
+        if status == 429:
+            kind = "rate_limit_error"
+        body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    response = JsonResponse(body, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+def error_response(request: HttpRequest, exc: BaseException) -> HttpResponse | None:
+    if isinstance(exc, LimitExceeded):
+        return face_error(request, 429, exc.message, code=exc.code, retry_after=exc.retry_after)
+    if isinstance(exc, RequestDataTooBig):
+        return face_error(request, 413, "The request body is too large.", code="request_too_large")
+    if isinstance(exc, OUTAGES):
+        log.warning("outage on %s: %s", request.path, exc)
+        which = "Redis" if isinstance(exc, redis.RedisError) else "the database"
+        message = f"Spool cannot reach {which} right now; try again shortly."
+        return face_error(request, 503, message, code="service_unavailable", retry_after=1)
+    return None
+
+
+def _nul_in_query(request: HttpRequest) -> bool:
+    """A %00 in an API query string: Postgres text cannot hold NUL, so a filter with one matches
+    nothing, and querying with it would raise. (Ids in paths are each view's: unknown, 404.)"""
+    return request.path.startswith(API_PREFIXES) and "%00" in request.META.get("QUERY_STRING", "")
+
+
+def _nul_response(request: HttpRequest) -> HttpResponse:
+    message = "The query string holds a NUL character (%00), which no parameter value can contain."
+    return face_error(request, 400, message, code="invalid_value")
+
+
+class FaceErrorsMiddleware:
+    async_capable = True
+    sync_capable = True
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest):
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        if _nul_in_query(request):
+            return _nul_response(request)
+        try:
+            who = self._caller(request)
+            if who is not None:
+                count_request_sync(who)
+            return self.get_response(request)
+        except (LimitExceeded, RequestDataTooBig, *OUTAGES) as exc:
+            return error_response(request, exc)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        if _nul_in_query(request):
+            return _nul_response(request)
+        try:
+            who = self._caller(request)
+            if who is not None:
+                await count_request(who)
+            return await self.get_response(request)
+        except (LimitExceeded, RequestDataTooBig, *OUTAGES) as exc:
+            return error_response(request, exc)
+
+    @staticmethod
+    def _caller(request: HttpRequest) -> str | None:
+        if not request.path.startswith(API_PREFIXES):
+            return None
+        return caller_of(request.headers.get("Authorization", ""), request.COOKIES.get("sessionid"))
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        # Views' exceptions arrive here (Django turns them into responses before __call__
+        # would see them); middleware below this one raise into __call__.
+        return error_response(request, exception)

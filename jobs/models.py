@@ -1,0 +1,169 @@
+"""Engines, API keys, rooms, jobs and stored completions: what Postgres keeps as the source of truth."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+
+
+class Engine(models.Model):
+    class Kind(models.TextChoices):
+        OFFLINE = "offline", "Built-in offline n-gram model"
+        OPENAI = "openai", "OpenAI-compatible upstream"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    config = models.JSONField(default=dict, blank=True, help_text="Kind-specific settings; no secrets.")
+    # Kept out of `config` so no form or API that shows the config can show it back.
+    secret = models.CharField(max_length=500, blank=True, help_text="Upstream API key; never shown.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def engine_config(self) -> dict:
+        config = dict(self.config)
+        if self.secret:
+            config["api_key"] = self.secret
+        return config
+
+
+class ApiKey(models.Model):
+    """An access/secret key pair. Only a SHA-256 of the secret is stored: secrets are 32 random
+    bytes, so a fast hash is safe and lets a Bearer token be looked up by its hash."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    access_key = models.CharField(max_length=64, unique=True)
+    secret_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.access_key} ({self.owner})"
+
+
+class Room(models.Model):
+    """A conversation (SEMOSS roomId); its messages carry history between LLM calls."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="rooms")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+
+class RoomMessage(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    job = models.ForeignKey("Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    role = models.CharField(max_length=16)
+    content = models.TextField(blank=True)
+    tool_calls = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class Job(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
+    engine = models.ForeignKey(Engine, on_delete=models.PROTECT, related_name="jobs")
+    room = models.ForeignKey(Room, on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs")
+    face = models.CharField(max_length=16, default="semoss")
+    request = models.JSONField()
+    # Face-level options the engine never sees: stream, store, metadata.
+    options = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    first_chunk_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    usage = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    # {"choices": [{"content", "tool_calls", "thinking", "finish_reason"}], "usage": {...}}
+    result = models.JSONField(null=True, blank=True)
+    # The whole chunk log, archived once when the job ends, so every face answers the same
+    # after the Redis copy expires.
+    chunks = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"]),
+            models.Index(fields=["status", "created_at"]),
+            # The admin's list of every owner's jobs, newest first (docs/DASHBOARD.md).
+            models.Index(fields=["created_at", "id"], name="job_created"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.TERMINAL
+
+
+class StoredCompletion(models.Model):
+    """A finished job kept as an OpenAI stored chat completion (`store: true`, from any face).
+
+    The id is derived from the job id, so the streamed chunks, the non-stream answer and this
+    row all carry the same "chatcmpl-..." id.
+    """
+
+    id = models.CharField(primary_key=True, max_length=64, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="stored_completions"
+    )
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="stored_completion")
+    engine = models.ForeignKey(
+        Engine, on_delete=models.SET_NULL, null=True, blank=True, related_name="stored_completions"
+    )
+    model = models.CharField(max_length=100, help_text="The engine's name when the job ran.")
+    face = models.CharField(max_length=16)
+    metadata = models.JSONField(default=dict, blank=True)
+    # {"messages": [...], "params": {...}}: what the client asked for.
+    request = models.JSONField()
+    # The chat.completion object, exactly as GET /v1/chat/completions/{id} returns it.
+    response = models.JSONField()
+    usage = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Job.Status.choices)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(help_text="When the request came in (the job's creation).")
+    first_token_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Request to first chunk.")
+    duration_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Request to end.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # Listing pages walk (created_at, id) within one owner, in either order.
+            models.Index(fields=["owner", "created_at", "id"], name="storedcmpl_owner_created"),
+            models.Index(fields=["owner", "model", "created_at"], name="storedcmpl_owner_model"),
+            # The admin lists every owner's rows newest first; without it each page sorts the
+            # table (or every row a filter matches): ~0.8 s at 1M rows (docs/DASHBOARD.md).
+            models.Index(fields=["created_at", "id"], name="storedcmpl_created"),
+            # metadata[key]=value filters are JSONB containment (@>), which jsonb_path_ops serves.
+            GinIndex(fields=["metadata"], name="storedcmpl_metadata", opclasses=["jsonb_path_ops"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.id

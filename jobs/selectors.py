@@ -1,0 +1,103 @@
+"""Reads: a caller's job, and its chunks since a cursor (live from Redis, else from Postgres)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from jobs import chunklog, sweeper, wakeup
+from jobs.models import Engine, Job
+
+
+def parse_uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+async def job_for_owner(job_id: Any, owner_id: int) -> Job | None:
+    """The job if it exists and belongs to owner_id; None otherwise (no hint which)."""
+    key = parse_uuid(job_id)
+    if key is None:
+        return None
+    return await Job.objects.select_related("engine").filter(id=key, owner_id=owner_id).afirst()
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+async def engine_find(ref: str) -> Engine | None:
+    """An active engine by UUID or by name."""
+    if "\x00" in ref or not _encodable(ref):
+        return None  # no name Postgres holds has a NUL or an unpaired surrogate; it would raise
+    key = parse_uuid(ref)
+    query = Engine.objects.filter(is_active=True)
+    query = query.filter(id=key) if key else query.filter(name=ref)
+    return await query.afirst()
+
+
+# Longer than any Redis list can be (2**32 - 1 items).
+MAX_CURSOR = 2**32
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkPage:
+    start: int  # sequence number of chunks[0]
+    chunks: list[dict[str, Any]]
+    ended: bool  # the terminal chunk is in this page or was handed out before
+
+    @property
+    def next_cursor(self) -> int:
+        return self.start + len(self.chunks)
+
+
+async def job_chunks_since(job: Job, *, cursor: int | None, reader: str, wait: float) -> ChunkPage:
+    """Chunks after `cursor`, or, with no cursor, those not yet handed to `reader` (stateful
+    polls). Waits up to `wait` seconds for the first new chunk of a running job."""
+    job_id = str(job.pk)
+    if cursor is not None:
+        # Past any log's end either way; beyond 64 bits Redis would refuse the LRANGE (a 503).
+        cursor = min(cursor, MAX_CURSOR)
+    if job.is_finished and job.chunks is not None:
+        archive = job.chunks
+        if cursor is None:
+            cursor = await chunklog.claim_up_to(job_id, reader, len(archive))
+        start = min(max(cursor, 0), len(archive))
+        return ChunkPage(start, archive[start:], True)
+
+    async def fetch() -> tuple[int, list[dict[str, Any]]]:
+        if cursor is not None:
+            return cursor, await chunklog.read_since(job_id, cursor)
+        return await chunklog.claim_chunks(job_id, reader)
+
+    start, chunks = await wakeup.wait_for(job_id, fetch, lambda got: bool(got[1]), wait)
+    if not chunks and wait > 0 and job.status == Job.Status.RUNNING:
+        await _end_if_dead(job)
+    return ChunkPage(start, chunks, bool(chunks) and chunklog.is_terminal(chunks[-1]))
+
+
+async def _end_if_dead(job: Job) -> None:
+    await sync_to_async(sweeper.end_if_dead)(job)
+
+
+async def job_wait_until_finished(job: Job, *, timeout: float) -> Job:
+    """Wait for the terminal chunk, then return the job as Postgres has it."""
+    job_id = str(job.pk)
+
+    async def fetch() -> dict[str, Any] | None:
+        return await chunklog.last_chunk(job_id)
+
+    if not job.is_finished:
+        await wakeup.wait_for(
+            job_id, fetch, lambda last: last is not None and chunklog.is_terminal(last), timeout
+        )
+    return await Job.objects.select_related("engine").aget(pk=job.pk)

@@ -1,0 +1,102 @@
+"""Writes: keys, engines, rooms, jobs (create and cancel)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from engine.types import ERROR, GenerationRequest
+from jobs import chunklog, limits
+from jobs.keys import hash_secret, new_key_pair
+from jobs.models import ApiKey, Engine, Job, Room, RoomMessage
+
+OFFLINE_ENGINE_NAME = "spool-offline"
+
+
+def user_ensure(*, username: str, staff: bool = False) -> AbstractBaseUser:
+    user, _ = get_user_model().objects.get_or_create(
+        username=username, defaults={"is_staff": staff, "is_superuser": staff}
+    )
+    return user
+
+
+def key_create(*, owner: AbstractBaseUser, name: str = "") -> tuple[ApiKey, str]:
+    """Returns the key row and its secret; the secret is never stored and cannot be shown again."""
+    access, secret = new_key_pair()
+    key = ApiKey.objects.create(owner=owner, name=name, access_key=access, secret_hash=hash_secret(secret))
+    return key, secret
+
+
+def engine_ensure_offline() -> Engine:
+    engine, _ = Engine.objects.update_or_create(
+        name=OFFLINE_ENGINE_NAME,
+        defaults={
+            "kind": Engine.Kind.OFFLINE,
+            "config": {"tokens_per_second": settings.SPOOL["OFFLINE_TOKENS_PER_SECOND"]},
+        },
+    )
+    return engine
+
+
+def room_resolve(*, owner: AbstractBaseUser, room_id: str | None) -> Room:
+    """The caller's room with that id, created on first use; another user's id is refused."""
+    if room_id is None:
+        return Room.objects.create(owner=owner)
+    room, created = Room.objects.get_or_create(id=room_id, defaults={"owner": owner})
+    if not created and room.owner_id != owner.pk:
+        raise Room.DoesNotExist(room_id)
+    return room
+
+
+@transaction.atomic
+def job_create(
+    *,
+    owner: AbstractBaseUser,
+    engine: Engine,
+    request: GenerationRequest,
+    options: dict[str, Any],
+    face: str,
+    room: Room | None = None,
+    user_message: str | None = None,
+) -> Job:
+    limits.check_job_start(owner.pk)
+    job = Job.objects.create(
+        owner=owner, engine=engine, room=room, face=face, request=request.to_dict(), options=options
+    )
+    if room is not None and user_message is not None:
+        RoomMessage.objects.create(room=room, job=job, role="user", content=user_message)
+    from jobs.tasks import run_job
+
+    # Enqueue only once the row is committed, so the worker never looks for a missing job.
+    transaction.on_commit(lambda: run_job.delay(str(job.id)))
+    return job
+
+
+def job_cancel(*, job: Job) -> None:
+    """Ask the worker to stop; a job still queued is ended here. Cancelling twice is harmless."""
+    chunklog.request_cancel(str(job.id))
+    terminal = {"type": ERROR, "data": {"code": "cancelled", "message": "The job was cancelled."}}
+    ended_here = Job.objects.filter(id=job.id, status=Job.Status.QUEUED).update(
+        status=Job.Status.CANCELLED,
+        finished_at=timezone.now(),
+        finish_reason="cancelled",
+        error="The job was cancelled before it started.",
+        result={"choices": [], "usage": None},
+        chunks=[terminal],
+    )
+    if ended_here:
+        chunklog.append(str(job.id), [terminal])
+
+
+def engine_upsert(*, name: str, kind: str, config: dict[str, Any], secret: str | None = None) -> Engine:
+    """Create or update an engine by name; a None secret keeps the stored one."""
+    defaults: dict[str, Any] = {"kind": kind, "config": config, "is_active": True}
+    if secret is not None:
+        defaults["secret"] = secret
+    engine, _ = Engine.objects.update_or_create(name=name, defaults=defaults)
+    return engine

@@ -1,0 +1,225 @@
+"""The Redis chunk log: order, cursors, stateful handout, and wake-ups that are never missed."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+
+import pytest
+
+from jobs import chunklog, wakeup
+
+
+def content(text: str) -> dict:
+    return {"type": "content", "data": {"content": text}}
+
+
+FINISH = {"type": "finish", "data": {"finish_reason": "stop"}}
+
+
+@pytest.fixture
+def job_id(redis_clean) -> str:
+    return str(uuid.uuid4())
+
+
+def test_it_keeps_chunks_in_append_order_with_sequence_numbers(job_id):
+    chunklog.append(job_id, [content("a"), content("b")])
+    chunklog.append(job_id, [content("c")])
+
+    async def main():
+        return await chunklog.read_since(job_id, 0), await chunklog.read_since(job_id, 2)
+
+    everything, tail = asyncio.run(main())
+    assert [c["data"]["content"] for c in everything] == ["a", "b", "c"]
+    assert tail == [content("c")]
+
+
+def test_a_cursor_read_is_idempotent(job_id):
+    chunklog.append(job_id, [content("a"), content("b")])
+
+    async def main():
+        return [await chunklog.read_since(job_id, 1) for _ in range(3)]
+
+    assert asyncio.run(main()) == [[content("b")]] * 3
+
+
+def test_stateful_claims_hand_each_chunk_out_once(job_id):
+    chunklog.append(job_id, [content("a"), content("b")])
+
+    async def main():
+        first = await chunklog.claim_chunks(job_id, "r")
+        second = await chunklog.claim_chunks(job_id, "r")
+        chunklog.append(job_id, [content("c")])
+        third = await chunklog.claim_chunks(job_id, "r")
+        return first, second, third
+
+    first, second, third = asyncio.run(main())
+    assert first == (0, [content("a"), content("b")])
+    assert second == (2, [])
+    assert third == (2, [content("c")])
+
+
+def test_two_readers_do_not_steal_each_others_chunks(job_id):
+    chunklog.append(job_id, [content("a"), content("b")])
+
+    async def main():
+        return await chunklog.claim_chunks(job_id, "one"), await chunklog.claim_chunks(job_id, "two")
+
+    one, two = asyncio.run(main())
+    assert one == two == (0, [content("a"), content("b")])
+
+
+def test_concurrent_claims_of_one_reader_never_duplicate_a_chunk(job_id):
+    chunklog.append(job_id, [content(str(i)) for i in range(200)])
+
+    async def main():
+        pages = await asyncio.gather(*[chunklog.claim_chunks(job_id, "r") for _ in range(50)])
+        return [c["data"]["content"] for _, chunks in pages for c in chunks]
+
+    got = asyncio.run(main())
+    assert sorted(got, key=int) == [str(i) for i in range(200)]
+
+
+def test_text_claims_return_new_and_total_text(job_id):
+    chunklog.append(job_id, [content("Héllo"), content(" wörld 🎉")])
+
+    async def main():
+        first = await chunklog.claim_text(job_id, "p")
+        chunklog.append(job_id, [content("!"), FINISH])
+        second = await chunklog.claim_text(job_id, "p")
+        return first, second
+
+    (new1, total1, last1), (new2, total2, last2) = asyncio.run(main())
+    assert (new1, total1) == ("Héllo wörld 🎉", "Héllo wörld 🎉")
+    assert last1 == content(" wörld 🎉")
+    assert (new2, total2, last2) == ("!", "Héllo wörld 🎉!", FINISH)
+
+
+def test_blank_new_text_waits_for_more_text_or_the_end(job_id):
+    """ai-server-sdk's stream_ask drops a poll whose new text is blank: hold it back."""
+
+    async def claim():
+        return (await chunklog.claim_text(job_id, "p"))[:2]
+
+    chunklog.append(job_id, [content("To be")])
+    assert asyncio.run(claim()) == ("To be", "To be")
+    chunklog.append(job_id, [content("\n")])
+    assert asyncio.run(claim()) == ("", "To be")
+    chunklog.append(job_id, [content("or")])
+    assert asyncio.run(claim()) == ("\nor", "To be\nor")
+    chunklog.append(job_id, [content(" "), FINISH])
+    assert asyncio.run(claim()) == (" ", "To be\nor ")
+
+
+def test_append_reports_a_requested_cancel(job_id):
+    assert chunklog.append(job_id, [content("a")]) == (False, 1)
+    chunklog.request_cancel(job_id)
+    assert chunklog.append(job_id, [content("b")]) == (True, 2)
+    assert chunklog.append(job_id, []) == (True, -1)
+
+
+def test_a_rewritten_log_keeps_its_sequence_numbers_and_text(job_id):
+    chunklog.append(job_id, [content("a"), content("b")])
+    from tests.conftest import clear_redis
+
+    clear_redis()  # what a Redis restart without persistence does
+    chunklog.rewrite(job_id, [content("a"), content("b"), content("c")])
+
+    async def main():
+        return await chunklog.read_since(job_id, 2), await chunklog.claim_text(job_id, "p")
+
+    tail, (new, total, _) = asyncio.run(main())
+    assert tail == [content("c")] and new == total == "abc"
+
+
+def test_a_waiting_reader_returns_as_soon_as_a_chunk_lands(job_id):
+    def write_later():
+        time.sleep(0.3)
+        chunklog.append(job_id, [content("late")])
+
+    async def main():
+        threading.Thread(target=write_later).start()
+        started = time.monotonic()
+        got = await wakeup.wait_for(job_id, lambda: chunklog.read_since(job_id, 0), bool, timeout=5)
+        return got, time.monotonic() - started
+
+    got, waited = asyncio.run(main())
+    assert got == [content("late")]
+    assert 0.25 <= waited < 4  # woke on the chunk, long before the 5 s timeout
+
+
+def test_a_waiting_reader_gives_up_after_its_timeout(job_id):
+    async def main():
+        started = time.monotonic()
+        got = await wakeup.wait_for(job_id, lambda: chunklog.read_since(job_id, 0), bool, timeout=0.3)
+        return got, time.monotonic() - started
+
+    got, waited = asyncio.run(main())
+    assert got == [] and waited >= 0.3
+
+
+def test_no_wake_up_is_missed_with_concurrent_writers_and_readers(redis_clean):
+    """Many jobs, each written by its own thread in bursts with random gaps, each read by
+    several long-polling readers. A missed wake-up would leave a reader waiting out its full
+    (long) timeout; every reader must instead see every chunk, in order, promptly."""
+    jobs = [str(uuid.uuid4()) for _ in range(20)]
+    per_job = 40
+
+    def writer(job: str) -> None:
+        for i in range(per_job):
+            chunklog.append(job, [content(f"{i}")])
+            time.sleep(0.001 * (i % 3))
+        chunklog.append(job, [FINISH])
+
+    async def reader(job: str) -> tuple[list[str], float]:
+        cursor, seen, longest = 0, [], 0.0
+        while True:
+            started = time.monotonic()
+            page = await wakeup.wait_for(job, lambda c=cursor: chunklog.read_since(job, c), bool, timeout=30)
+            longest = max(longest, time.monotonic() - started)
+            cursor += len(page)
+            seen.extend(c["data"].get("content", "END") for c in page)
+            if page and page[-1]["type"] == "finish":
+                return seen, longest
+
+    async def main():
+        tasks = [asyncio.create_task(reader(job)) for job in jobs for _ in range(3)]
+        await asyncio.sleep(0.05)
+        threads = [threading.Thread(target=writer, args=(job,)) for job in jobs]
+        for thread in threads:
+            thread.start()
+        results = await asyncio.gather(*tasks)
+        for thread in threads:
+            thread.join()
+        return results
+
+    results = asyncio.run(main())
+    expected = [str(i) for i in range(per_job)] + ["END"]
+    for seen, longest in results:
+        assert seen == expected
+        assert longest < 10  # a missed wake-up would have waited the full 30 s
+
+
+def test_a_chunk_written_between_the_read_and_the_wait_still_wakes_the_reader(job_id):
+    """The exact race: the reader's read finds nothing, then a chunk is appended (and its
+    wake-up published) before the reader starts waiting. The reader must wake at once."""
+    calls = 0
+
+    async def fetch_then_write():
+        nonlocal calls
+        calls += 1
+        found = await chunklog.read_since(job_id, 0)
+        if calls == 2 and not found:  # the first read inside the subscription
+            await asyncio.to_thread(chunklog.append, job_id, [content("raced")])
+        return found
+
+    async def main():
+        started = time.monotonic()
+        got = await wakeup.wait_for(job_id, fetch_then_write, bool, timeout=20)
+        return got, time.monotonic() - started
+
+    got, waited = asyncio.run(main())
+    assert got == [content("raced")]
+    assert waited < 5

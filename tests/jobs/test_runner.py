@@ -1,0 +1,182 @@
+"""The job runner against real Postgres and Redis: every job ends with exactly one terminal
+chunk, whatever the engine does, and Postgres gets the result before readers see the end."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from engine import registry
+from engine.types import CONTENT, FINISH, TOOL, USAGE, GenerationRequest
+from jobs import chunklog, services
+from jobs.models import Engine, Job, Room
+from jobs.runner import job_run
+from tests.support import ScriptedEngine
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def scripted_kind(monkeypatch, redis_clean):
+    monkeypatch.setitem(registry.KINDS, "scripted", ScriptedEngine)
+
+
+def make_job(script: list[dict], *, n: int = 1, room: bool = False) -> Job:
+    owner = services.user_ensure(username="runner")
+    engine = Engine.objects.create(
+        name=f"scripted-{Engine.objects.count()}", kind="scripted", config={"script": script}
+    )
+    request = GenerationRequest(messages=[{"role": "user", "content": "hi"}], n=n)
+    room_row = Room.objects.create(owner=owner) if room else None
+    return services.job_create(
+        owner=owner, engine=engine, request=request, options={}, face="test", room=room_row, user_message="hi"
+    )
+
+
+def log_of(job: Job) -> list[dict]:
+    from jobs.redis_clients import sync_redis
+
+    return [json.loads(raw) for raw in sync_redis().lrange(chunklog.chunks_key(str(job.pk)), 0, -1)]
+
+
+def C(text: str, choice: int = 0) -> dict:
+    return {"type": CONTENT, "data": {"content": text}, "choice": choice}
+
+
+def F(reason: str, choice: int = 0) -> dict:
+    return {"type": FINISH, "data": {"finish_reason": reason}, "choice": choice}
+
+
+U = {"type": USAGE, "data": {"input_tokens": 3, "output_tokens": 2}}
+
+
+def test_a_job_logs_its_chunks_then_usage_then_one_finish():
+    job = make_job([C("Hel"), C("lo"), F("stop"), U])
+    job_run(job_id=str(job.pk))
+    log = log_of(job)
+    assert [c["type"] for c in log] == ["content", "content", "usage", "finish"]
+    assert log[-1]["data"] == {"finish_reason": "stop"}
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED
+    assert job.result["choices"][0]["content"] == "Hello"
+    assert job.chunks == log  # the archive is the log, exactly
+
+
+def test_an_engine_error_mid_stream_ends_the_job_with_one_error_chunk_and_keeps_the_partial_output():
+    job = make_job([C("partial "), {"raise": "upstream dropped"}])
+    job_run(job_id=str(job.pk))
+    log = log_of(job)
+    assert [c["type"] for c in log] == ["content", "usage", "error"]
+    assert log[-1]["data"] == {"code": "upstream_error", "message": "upstream dropped"}
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and job.error == "upstream dropped"
+    assert job.result["choices"][0]["content"] == "partial "
+    assert job.usage["estimated"] is True
+
+
+def test_an_engine_that_ends_without_a_finish_reason_fails_the_job():
+    job = make_job([C("x")])
+    job_run(job_id=str(job.pk))
+    assert log_of(job)[-1]["type"] == "error"
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and "finish_reason" in job.error
+
+
+def test_a_cancel_stops_the_job_at_its_next_write_and_keeps_what_was_written():
+    job = make_job([])
+    script = [C("a"), {"cancel": str(job.pk)}, C("b"), {"sleep": 0.5}, C("never"), F("stop")]
+    job.engine.config = {"script": script}
+    job.engine.save()
+    job_run(job_id=str(job.pk))
+    log = log_of(job)
+    written = "".join(c["data"].get("content", "") for c in log if c["type"] == "content")
+    assert written in ("a", "ab")  # "a" may be flushed before the cancel lands, "b" is the next write
+    assert log[-1] == {"type": "error", "data": {"code": "cancelled", "message": "The job was cancelled."}}
+    job.refresh_from_db()
+    assert job.status == Job.Status.CANCELLED and job.result["choices"][0]["content"] == written
+
+
+def test_a_job_cancelled_while_queued_never_runs_and_ends_once():
+    job = make_job([C("never"), F("stop")])
+    services.job_cancel(job=job)
+    services.job_cancel(job=job)
+    job_run(job_id=str(job.pk))
+    assert log_of(job) == [
+        {"type": "error", "data": {"code": "cancelled", "message": "The job was cancelled."}}
+    ]
+    job.refresh_from_db()
+    assert job.status == Job.Status.CANCELLED
+
+
+def test_a_redelivered_job_does_not_run_twice():
+    job = make_job([C("once"), F("stop"), U])
+    job_run(job_id=str(job.pk))
+    job_run(job_id=str(job.pk))
+    assert [c["type"] for c in log_of(job)] == ["content", "usage", "finish"]
+
+
+def test_n_choices_end_with_one_terminal_chunk_listing_each_reason():
+    job = make_job([C("a", 0), C("b", 1), F("stop", 1), F("length", 0), U], n=2)
+    job_run(job_id=str(job.pk))
+    log = log_of(job)
+    assert [c["type"] for c in log].count("finish") == 1
+    assert log[-1]["data"] == {"finish_reason": "length", "choices": ["length", "stop"]}
+    job.refresh_from_db()
+    assert [c["content"] for c in job.result["choices"]] == ["a", "b"]
+
+
+def test_chunks_that_are_ready_together_are_logged_in_one_write(monkeypatch):
+    writes = []
+    real_append = chunklog.append
+    monkeypatch.setattr(
+        chunklog, "append", lambda job_id, chunks: writes.append(len(chunks)) or real_append(job_id, chunks)
+    )
+    job = make_job([C("a"), C("b"), C("c"), {"sleep": 0.2}, C("d"), F("stop"), U])
+    job_run(job_id=str(job.pk))
+    # heartbeat, then a+b+c as one batch, d alone after the pause, then usage and the finish
+    assert writes[0] == 0 and writes[1] == 3 and 1 in writes[2:4]
+    assert [c["data"].get("content") for c in log_of(job) if c["type"] == "content"] == ["a", "b", "c", "d"]
+
+
+def test_a_silent_engine_keeps_the_heartbeat_and_still_sees_a_cancel(monkeypatch):
+    from jobs.redis_clients import sync_redis
+
+    monkeypatch.setattr(chunklog, "HEARTBEAT_SECONDS", 0.05)
+    job = make_job([])
+    job.engine.config = {"script": [C("a"), {"cancel": str(job.pk)}, {"sleep": 30}, C("late"), F("stop")]}
+    job.engine.save()
+    started = time.monotonic()
+    job_run(job_id=str(job.pk))
+    assert time.monotonic() - started < 10  # did not wait for the engine's 30 s silence to end
+    assert log_of(job)[-1]["data"]["code"] == "cancelled"
+    assert sync_redis().exists(chunklog.alive_key(str(job.pk)))
+
+
+def test_tool_call_fragments_assemble_into_the_result_and_the_room():
+    job = make_job(
+        [
+            {"type": TOOL, "data": {"index": 0, "id": "call_1", "name": "get_weather"}},
+            {"type": TOOL, "data": {"index": 0, "arguments": '{"city": '}},
+            {"type": TOOL, "data": {"index": 0, "arguments": '"Boston"}'}},
+            F("tool_calls"),
+            U,
+        ],
+        room=True,
+    )
+    job_run(job_id=str(job.pk))
+    job.refresh_from_db()
+    calls = [{"id": "call_1", "name": "get_weather", "arguments": '{"city": "Boston"}'}]
+    assert job.result["choices"][0]["tool_calls"] == calls
+    assert job.room.messages.last().tool_calls == calls
+
+
+def test_a_job_past_its_time_limit_ends_with_a_timeout_error(settings, monkeypatch):
+    settings.SPOOL_JOB_MAX_SECONDS = 0.3
+    monkeypatch.setattr(chunklog, "HEARTBEAT_SECONDS", 0.05)
+    job = make_job([C("a"), {"sleep": 30}, F("stop")])
+    job_run(job_id=str(job.pk))
+    assert log_of(job)[-1]["data"] == {"code": "timeout", "message": "The job ran past its limit of 0.3 s."}
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and job.result["choices"][0]["content"] == "a"
