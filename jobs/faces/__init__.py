@@ -1,0 +1,1 @@
+"""The API faces: each renders the same chunk log in its own protocol."""

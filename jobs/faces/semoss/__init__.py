@@ -1,0 +1,1 @@
+"""The SEMOSS face: pixels over form posts, polled by jobId."""

@@ -1,0 +1,150 @@
+"""Runs the supported pixels: META, LLM, GetModelAPI, GetRoomMessages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+
+from engine.registry import cached_engine
+from engine.types import GenerationRequest, UnsupportedParameter
+from jobs import services
+from jobs.models import Engine, Job, Room, RoomMessage
+from jobs.params import ParamError, build_request
+from jobs.pixel import LLMCall, Pixel, PixelError, llm_call, model_api_call, room_messages_call
+from jobs.selectors import engine_find, parse_uuid
+
+PARAM_VALUES = frozenset(
+    {
+        "temperature", "top_p", "max_completion_tokens", "max_new_tokens", "max_tokens", "stop",
+        "seed", "n", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs",
+        "logit_bias", "tools", "tool_choice", "parallel_tool_calls", "response_format", "user",
+        "full_prompt", "stream", "store", "metadata",
+    }
+)  # fmt: skip
+
+MODEL_API = {Engine.Kind.OFFLINE: "SPOOL_OFFLINE", Engine.Kind.OPENAI: "OPEN_AI"}
+
+
+class ReactorError(Exception):
+    """Becomes an ERROR pixelReturn with this message."""
+
+
+def _history(room: Room) -> list[dict[str, Any]]:
+    history: list[dict[str, Any]] = []
+    for message in room.messages.all():
+        entry: dict[str, Any] = {"role": message.role, "content": message.content}
+        if message.tool_calls:
+            entry["tool_calls"] = [
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": c["arguments"]},
+                }
+                for c in message.tool_calls
+            ]
+        history.append(entry)
+    return history
+
+
+def _messages(call: LLMCall, full_prompt: Any, room: Room) -> tuple[list[dict[str, Any]], str]:
+    """(messages for the engine, the user's text to record in the room)."""
+    if full_prompt is not None:
+        if isinstance(full_prompt, str):
+            return [{"role": "user", "content": full_prompt}], full_prompt
+        if not isinstance(full_prompt, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) for m in full_prompt
+        ):
+            raise ReactorError("full_prompt must be a string or a list of messages with a 'role'.")
+        users = [m for m in full_prompt if m["role"] == "user" and isinstance(m.get("content"), str)]
+        return full_prompt, users[-1]["content"] if users else ""
+    if call.command is None:
+        raise ReactorError("LLM needs a command, or full_prompt in paramValues.")
+    messages: list[dict[str, Any]] = []
+    if call.context:
+        messages.append({"role": "system", "content": call.context})
+    if call.use_history:
+        messages.extend(_history(room))
+    messages.append({"role": "user", "content": call.command})
+    return messages, call.command
+
+
+def _check_engine(engine: Engine, request: GenerationRequest) -> None:
+    try:
+        cached_engine(str(engine.pk), engine.kind, engine.engine_config()).check(request)
+    except UnsupportedParameter as exc:
+        raise ReactorError(f"Engine {engine.name!r} cannot honour '{exc.param}': {exc}") from None
+
+
+@sync_to_async
+def _create_llm_job(user: AbstractBaseUser, engine: Engine, call: LLMCall) -> Job:
+    params = dict(call.param_values)
+    full_prompt = params.pop("full_prompt", None)
+    if call.image or call.url:
+        raise ReactorError("Image and URL inputs are not supported by Spool's engines yet.")
+    try:
+        room = services.room_resolve(owner=user, room_id=call.room_id)
+    except (Room.DoesNotExist, ValueError, ValidationError):  # ValidationError: not a UUID
+        raise ReactorError(f"Unknown room {call.room_id!r}.") from None
+    messages, user_text = _messages(call, full_prompt, room)
+    try:
+        request, options = build_request(
+            messages,
+            params,
+            known=PARAM_VALUES - {"full_prompt"},
+            max_tokens_aliases=("max_completion_tokens", "max_new_tokens", "max_tokens"),
+        )
+    except ParamError as exc:
+        raise ReactorError(exc.message) from None
+    _check_engine(engine, request)
+    return services.job_create(
+        owner=user,
+        engine=engine,
+        request=request,
+        options=options.to_dict(),
+        face="semoss",
+        room=room,
+        user_message=user_text,
+    )
+
+
+async def start_llm(user: AbstractBaseUser, pixel: Pixel) -> Job:
+    try:
+        call = llm_call(pixel)
+    except PixelError as exc:
+        raise ReactorError(str(exc)) from None
+    engine = await engine_find(call.engine)
+    if engine is None:
+        raise ReactorError(f"Unknown engine {call.engine!r}.")
+    return await _create_llm_job(user, engine, call)
+
+
+async def model_api(pixel: Pixel) -> str:
+    model = model_api_call(pixel).model
+    engine = await engine_find(model)
+    if engine is None:
+        raise ReactorError(f"Unknown engine {model!r}.")
+    return MODEL_API.get(engine.kind, engine.kind.upper())
+
+
+async def room_messages(user: AbstractBaseUser, pixel: Pixel) -> list[dict[str, Any]]:
+    wanted = room_messages_call(pixel).room_id
+    room_id = parse_uuid(wanted)
+    room = room_id and await Room.objects.filter(id=room_id, owner=user).afirst()
+    if not room:
+        raise ReactorError(f"Unknown room {wanted!r}.")
+    return [
+        {
+            "MESSAGE_ID": str(message.pk),
+            "ROOM_ID": str(room.pk),
+            "MESSAGE_TYPE": "INPUT" if message.role == "user" else "RESPONSE",
+            "ROLE": message.role,
+            "MESSAGE_DATA": message.content,
+            "TOOL_CALLS": message.tool_calls,
+            "JOB_ID": str(message.job_id) if message.job_id else None,
+            "DATE_CREATED": message.created_at.isoformat(),
+        }
+        async for message in RoomMessage.objects.filter(room=room).order_by("id")
+    ]

@@ -1,0 +1,186 @@
+"""Starts Spool as real processes for end-to-end tests: uvicorn (ASGI) and a Celery worker,
+against the test Postgres database and the test Redis database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class User:
+    username: str
+    access_key: str
+    secret_key: str
+
+
+@dataclass
+class Processes:
+    """A web server and a worker; either can be killed and started again."""
+
+    env: dict[str, str]
+    logs: Path
+    concurrency: int = 64
+    port: int = field(default_factory=free_port)
+    web: subprocess.Popen | None = None
+    worker: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _start(self, name: str, argv: list[str]) -> subprocess.Popen:
+        with (self.logs / f"{name}.log").open("ab") as out:  # the child keeps its own descriptor
+            return subprocess.Popen(
+                [str(BIN / argv[0]), *argv[1:]],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def start_worker(self) -> None:
+        self.worker = self._start(
+            "worker",
+            ["celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", str(self.concurrency),
+             "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
+        )  # fmt: skip
+
+    def start_web(self) -> None:
+        self.web = self._start(
+            "web",
+            ["uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(self.port),
+             "--timeout-keep-alive", "75", "--no-access-log"],
+        )  # fmt: skip
+        self._wait_until_up(f"{self.base_url}/Monolith/api/config")
+
+    def kill_worker(self) -> None:
+        """SIGKILL: no clean shutdown, no acknowledgements, as when a machine dies."""
+        if self.worker is not None and self.worker.poll() is None:
+            os.killpg(self.worker.pid, signal.SIGKILL)
+            self.worker.wait(timeout=10)
+
+    def stop(self) -> None:
+        procs = [p for p in (self.web, self.worker) if p is not None and p.poll() is None]
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def _wait_until_up(self, url: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for proc in (self.web, self.worker):
+                if proc is not None and proc.poll() is not None:
+                    raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} during start-up")
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+@dataclass
+class Spool:
+    base_url: str
+    engine_id: str
+    alice: User
+    bob: User
+    artifacts: Path
+    processes: Processes
+
+    @property
+    def semoss(self) -> str:
+        return f"{self.base_url}/Monolith/api"
+
+
+def _make_user(username: str) -> User:
+    from jobs import services
+
+    # A new key beside any other: a second Spool started in the same run must not revoke the
+    # keys the first one's tests hold.
+    user = services.user_ensure(username=username)
+    key, secret = services.key_create(owner=user, name="e2e")
+    return User(username, key.access_key, secret)
+
+
+def start_spool(django_db_blocker, logs: Path, *, concurrency: int = 64, **env_overrides: str) -> Spool:
+    """Start web + worker against the test database; env_overrides tune settings."""
+    from django.db import connection
+
+    from jobs import services
+
+    with django_db_blocker.unblock():
+        assert connection.settings_dict["NAME"].startswith("test_"), "the test database is not set up"
+        engine = services.engine_ensure_offline()
+        # Fast enough for a quick suite, slow enough that chunks arrive over several polls.
+        engine.config = {"tokens_per_second": 150}
+        engine.save()
+        db = connection.settings_dict
+        assert db["NAME"].startswith("test_"), f"refusing to run end-to-end tests on {db['NAME']!r}"
+        alice, bob = _make_user("alice"), _make_user("bob")
+    # Each Spool started here gets its own Celery queue: another instance's worker must not
+    # take its jobs (a test that kills its worker expects its jobs to wait).
+    env_overrides.setdefault(
+        "SPOOL_CELERY_QUEUE", f"{os.environ.get('SPOOL_CELERY_QUEUE', 'celery')}-{logs.name}"
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        **env_overrides,
+    }
+    artifacts = Path(os.environ.get("SPOOL_ARTIFACTS", ROOT / "artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    processes = Processes(env=env, logs=logs, concurrency=concurrency)
+    processes.start_worker()
+    processes.start_web()
+    return Spool(processes.base_url, str(engine.pk), alice, bob, artifacts, processes)
+
+
+def keep_logs_with_tracebacks(spool: Spool) -> None:
+    for log in spool.processes.logs.glob("*.log"):
+        text = log.read_text(errors="replace")
+        if "Traceback" in text:
+            (spool.artifacts / f"{spool.processes.logs.name}-{log.name}").write_text(text)
+
+
+@pytest.fixture(scope="session")
+def spool(django_db_setup, django_db_blocker, tmp_path_factory) -> Spool:
+    """A running Spool (web + worker) with the offline engine and two users, alice and bob."""
+    from tests.conftest import clear_redis
+
+    clear_redis()
+    running = start_spool(django_db_blocker, tmp_path_factory.mktemp("spool-logs"))
+    try:
+        yield running
+    finally:
+        running.processes.stop()
+        keep_logs_with_tracebacks(running)
+
+
+__all__ = ["Processes", "Spool", "User", "free_port", "keep_logs_with_tracebacks", "spool", "start_spool"]
