@@ -1,0 +1,316 @@
+"""Validates a POST /v1/chat/completions body with OpenAI's rules and wording."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.types import GenerationRequest
+from jobs.faces.openai.errors import ApiError
+from jobs.params import ParamError, build_request
+
+# Parameters jobs.params validates the same way for every face.
+ENGINE_PARAMS = frozenset(
+    {
+        "temperature", "top_p", "n", "stop", "max_tokens", "max_completion_tokens",
+        "presence_penalty", "frequency_penalty", "seed", "logit_bias", "logprobs", "top_logprobs",
+        "tools", "tool_choice", "parallel_tool_calls", "response_format", "stream", "store",
+        "metadata", "user", "safety_identifier",
+    }
+)  # fmt: skip
+# Parameters only this face knows; taken out before the shared validation.
+FACE_PARAMS = frozenset({"model", "messages", "stream_options", "service_tier", "modalities", "audio"})
+
+ROLES = ("system", "assistant", "user", "function", "tool", "developer")
+# Content part types each role may send, as OpenAI's schema allows them.
+PART_TYPES = {
+    "user": ("text", "image_url", "input_audio", "file"),
+    "system": ("text",),
+    "developer": ("text",),
+    "tool": ("text",),
+    "assistant": ("text", "refusal"),
+}
+SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+TOOL_CHOICES = ("none", "auto", "required")
+
+
+@dataclass(frozen=True, slots=True)
+class ChatCreate:
+    model: str
+    request: GenerationRequest
+    stream: bool
+    include_usage: bool
+    options: dict[str, Any]  # kept on the job: stream, store, metadata, service_tier, include_usage
+
+
+def kind(value: Any) -> str:
+    """OpenAI's name for a JSON value's type, as its error messages use it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _missing(param: str) -> ApiError:
+    return ApiError(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+
+
+def _wrong_type(param: str, expected: str, value: Any) -> ApiError:
+    return ApiError(
+        f"Invalid type for '{param}': expected {expected}, but got {kind(value)} instead.",
+        param=param,
+        code="invalid_type",
+    )
+
+
+def _not_one_of(param: str, value: Any, allowed: tuple[str, ...]) -> ApiError:
+    listed = ", ".join(f"'{a}'" for a in allowed[:-1]) + f", and '{allowed[-1]}'"
+    return ApiError(
+        f"Invalid value: '{value}'. Supported values are: {listed}.", param=param, code="invalid_value"
+    )
+
+
+def _content(param: str, role: str, content: Any) -> None:
+    if isinstance(content, str):
+        return
+    if not isinstance(content, list):
+        raise _wrong_type(param, "one of a string or array of objects", content)
+    for j, part in enumerate(content):
+        where = f"{param}[{j}]"
+        if not isinstance(part, dict):
+            raise _wrong_type(where, "an object", part)
+        if "type" not in part:
+            raise _missing(f"{where}.type")
+        if part["type"] not in PART_TYPES[role]:
+            raise _not_one_of(f"{where}.type", part["type"], PART_TYPES[role])
+        if part["type"] in ("text", "refusal") and not isinstance(part.get(part["type"]), str):
+            raise _wrong_type(f"{where}.{part['type']}", "a string", part.get(part["type"]))
+
+
+def _tool_calls(param: str, calls: Any) -> None:
+    if not isinstance(calls, list):
+        raise _wrong_type(param, "an array", calls)
+    for k, call in enumerate(calls):
+        where = f"{param}[{k}]"
+        if not isinstance(call, dict):
+            raise _wrong_type(where, "an object", call)
+        for name in ("id", "function"):
+            if name not in call:
+                raise _missing(f"{where}.{name}")
+        function = call["function"]
+        if not isinstance(function, dict):
+            raise _wrong_type(f"{where}.function", "an object", function)
+        for name in ("name", "arguments"):
+            if not isinstance(function.get(name), str):
+                raise _missing(f"{where}.function.{name}")
+
+
+def messages_of(body: dict[str, Any]) -> list[dict[str, Any]]:
+    messages = body.get("messages")
+    if messages is None:
+        raise _missing("messages")
+    if not isinstance(messages, list):
+        raise _wrong_type("messages", "an array", messages)
+    if not messages:
+        raise ApiError(
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an "
+            "empty array instead.",
+            param="messages",
+            code="empty_array",
+        )
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise _wrong_type(where, "an object", message)
+        role = message.get("role")
+        if role is None:
+            raise _missing(f"{where}.role")
+        if role not in ROLES:
+            raise _not_one_of(f"{where}.role", role, ROLES)
+        if role == "function":
+            raise ApiError(
+                "The 'function' role is deprecated and not supported; use 'tool' messages.",
+                param=f"{where}.role",
+                code="unsupported_value",
+            )
+        content = message.get("content")
+        if role == "assistant":
+            if message.get("tool_calls") is not None:
+                _tool_calls(f"{where}.tool_calls", message["tool_calls"])
+            if content is None and not message.get("tool_calls") and message.get("refusal") is None:
+                raise _missing(f"{where}.content")
+        elif "content" not in message:
+            raise _missing(f"{where}.content")
+        if content is not None or role != "assistant":
+            _content(f"{where}.content", role, content)
+        if role == "tool":
+            if not isinstance(message.get("tool_call_id"), str):
+                raise _missing(f"{where}.tool_call_id")
+            before = next((m for m in reversed(messages[:i]) if m.get("role") != "tool"), None)
+            if not (before and before.get("role") == "assistant" and before.get("tool_calls")):
+                raise ApiError(
+                    "Invalid parameter: messages with role 'tool' must be a response to a preceding "
+                    "message with 'tool_calls'.",
+                    param=f"{where}.role",
+                    code="invalid_value",
+                )
+    return messages
+
+
+def media_part(messages: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """(param path, part type) of the first content part that is not text, if any."""
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        for j, part in enumerate(content if isinstance(content, list) else []):
+            if part["type"] not in ("text", "refusal"):
+                return f"messages[{i}].content[{j}].type", part["type"]
+    return None
+
+
+def _tools(body: dict[str, Any]) -> None:
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise _wrong_type("tools", "an array", tools)
+        for k, tool in enumerate(tools):
+            where = f"tools[{k}]"
+            if not isinstance(tool, dict):
+                raise _wrong_type(where, "an object", tool)
+            if tool.get("type") != "function":
+                raise _not_one_of(f"{where}.type", tool.get("type"), ("function",))
+            function = tool.get("function")
+            if not isinstance(function, dict):
+                raise _missing(f"{where}.function")
+            if not isinstance(function.get("name"), str) or not function["name"]:
+                raise _missing(f"{where}.function.name")
+    for name in ("tool_choice", "parallel_tool_calls"):
+        if body.get(name) is not None and not tools:
+            raise ApiError(
+                f"Invalid value for '{name}': '{name}' is only allowed when 'tools' are specified.",
+                param=name,
+                code="invalid_value",
+            )
+    choice = body.get("tool_choice")
+    if isinstance(choice, str) and choice not in TOOL_CHOICES:
+        raise _not_one_of("tool_choice", choice, TOOL_CHOICES)
+    if isinstance(choice, dict):
+        if choice.get("type") != "function":
+            raise _not_one_of("tool_choice.type", choice.get("type"), ("function",))
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
+        if name is None:
+            raise _missing("tool_choice.function.name")
+        if not isinstance(name, str):
+            raise _wrong_type("tool_choice.function.name", "a string", name)
+        if name not in {t["function"]["name"] for t in tools or []}:
+            raise ApiError(
+                f"Invalid value for 'tool_choice': no function named '{name}' was specified in the "
+                "'tools' parameter.",
+                param="tool_choice",
+                code="invalid_value",
+            )
+    elif choice is not None and not isinstance(choice, str):
+        raise _wrong_type("tool_choice", "one of a string or object", choice)
+
+
+def _response_format(body: dict[str, Any]) -> None:
+    value = body.get("response_format")
+    if isinstance(value, dict) and value.get("type") not in RESPONSE_FORMATS:
+        raise _not_one_of("response_format.type", value.get("type"), RESPONSE_FORMATS)
+
+
+def _stream_options(body: dict[str, Any], stream: bool) -> bool:
+    """include_usage, after checking stream_options."""
+    options = body.get("stream_options")
+    if options is None:
+        return False
+    if not isinstance(options, dict):
+        raise _wrong_type("stream_options", "an object", options)
+    if not stream:
+        raise ApiError(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+            code="invalid_value",
+        )
+    for name in options:
+        if name != "include_usage":
+            raise ApiError(
+                f"Unrecognized request argument supplied: stream_options.{name}",
+                param=f"stream_options.{name}",
+                code="unknown_parameter",
+            )
+    include = options.get("include_usage")
+    if include is not None and not isinstance(include, bool):
+        raise _wrong_type("stream_options.include_usage", "a boolean", include)
+    return bool(include)
+
+
+def _modalities(body: dict[str, Any]) -> None:
+    modalities = body.get("modalities")
+    if modalities is not None:
+        if not isinstance(modalities, list) or not all(isinstance(m, str) for m in modalities):
+            raise _wrong_type("modalities", "an array of strings", modalities)
+        for m, value in enumerate(modalities):
+            if value not in ("text", "audio"):
+                raise _not_one_of(f"modalities[{m}]", value, ("text", "audio"))
+        if "audio" in modalities:
+            raise ApiError(
+                'Audio output is not supported: Spool\'s engines write text only; use modalities ["text"].',
+                param="modalities",
+                code="unsupported_value",
+            )
+    if body.get("audio") is not None:
+        raise ApiError(
+            "The 'audio' parameter is not supported: Spool's engines write text only.",
+            param="audio",
+            code="unsupported_parameter",
+        )
+
+
+def _service_tier(body: dict[str, Any]) -> str | None:
+    tier = body.get("service_tier")
+    if tier is not None and tier not in SERVICE_TIERS:
+        raise _not_one_of("service_tier", tier, SERVICE_TIERS)
+    return tier
+
+
+def parse_create(body: Any) -> ChatCreate:
+    if not isinstance(body, dict):
+        raise ApiError("The request body must be a JSON object.", code="invalid_type")
+    unknown = sorted(set(body) - ENGINE_PARAMS - FACE_PARAMS)
+    if unknown:
+        raise ApiError(
+            f"Unrecognized request argument supplied: {unknown[0]}",
+            param=unknown[0],
+            code="unknown_parameter",
+        )
+    model = body.get("model")
+    if model is None:
+        raise _missing("model")
+    if not isinstance(model, str):
+        raise _wrong_type("model", "a string", model)
+    messages = messages_of(body)
+    _tools(body)
+    _response_format(body)
+    _modalities(body)
+    tier = _service_tier(body)
+    params = {k: v for k, v in body.items() if k in ENGINE_PARAMS and v is not None}
+    try:
+        request, options = build_request(messages, params, known=ENGINE_PARAMS)
+    except ParamError as exc:
+        raise ApiError.from_param(exc) from None
+    include_usage = _stream_options(body, options.stream)
+    stored = {**options.to_dict(), "include_usage": include_usage}
+    if tier is not None:
+        stored["service_tier"] = tier
+    return ChatCreate(model, request, options.stream, include_usage, stored)

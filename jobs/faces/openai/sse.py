@@ -1,0 +1,71 @@
+"""Tails a job's chunk log as OpenAI's data-only SSE, with keep-alive comments in long silences."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from engine.types import CONTENT, THINKING, TOOL
+from jobs.faces.openai.render import StreamRenderer
+from jobs.models import Job
+from jobs.selectors import job_chunks_since
+
+READER = "openai"
+# A stream with nothing new sends a comment this often, so idle proxies keep it open.
+KEEPALIVE_SECONDS = 10.0
+KEEPALIVE = b": keep-alive\n\n"
+DONE = b"data: [DONE]\n\n"
+VISIBLE = frozenset({CONTENT, TOOL, THINKING})
+
+
+def event(obj: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+
+
+async def prefetch(job: Job, wait: float) -> list[dict[str, Any]]:
+    """The log's first chunks, up to the first visible output or the end, waiting up to `wait`.
+
+    The view looks at them before it answers: a job that fails before saying anything gets a
+    plain HTTP error instead of a 200 stream with an error inside.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    chunks: list[dict[str, Any]] = []
+    while (remaining := deadline - loop.time()) > 0:
+        page = await job_chunks_since(job, cursor=len(chunks), reader=READER, wait=remaining)
+        chunks += page.chunks
+        if page.ended or any(c["type"] in VISIBLE for c in page.chunks):
+            break
+    return chunks
+
+
+def failed_silently(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The terminal error's data when the job ended with an error and no visible output."""
+    if chunks and chunks[-1]["type"] == "error" and not any(c["type"] in VISIBLE for c in chunks):
+        return chunks[-1]["data"]
+    return None
+
+
+async def events(job: Job, prefetched: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+    renderer = StreamRenderer(job)
+    cursor = 0
+    chunks = prefetched
+    if not chunks:
+        yield KEEPALIVE  # the view already waited one keep-alive period for the first chunk
+    while True:
+        cursor += len(chunks)
+        for raw in chunks:
+            for obj in renderer.feed(raw):
+                yield event(obj)
+            if renderer.done:
+                yield DONE
+                return
+        page = await job_chunks_since(job, cursor=cursor, reader=READER, wait=KEEPALIVE_SECONDS)
+        chunks = page.chunks
+        if not chunks:
+            yield KEEPALIVE
+            # A fresh status lets the selector notice a dead worker, or serve a finished job
+            # from Postgres if its Redis log is gone.
+            job = await Job.objects.select_related("engine").aget(pk=job.pk)
