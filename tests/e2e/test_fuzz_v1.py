@@ -1,0 +1,124 @@
+"""Schemathesis over every operation of GET /v1/openapi.json: no 5xx, no answer off the document."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+import schemathesis
+import schemathesis.engine
+from django.urls import URLPattern, URLResolver, get_resolver
+from schemathesis.engine import events
+
+pytestmark = pytest.mark.e2e
+
+CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
+          "response_schema_conformance")  # fmt: skip
+EXAMPLES_PER_OPERATION = 30
+METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def _config(spool) -> schemathesis.Config:
+    return schemathesis.Config.from_dict(
+        {
+            "base-url": spool.base_url,
+            "headers": {"Authorization": f"Bearer {spool.alice.secret_key}"},
+            "seed": 1,
+            # One: with two threads, CPython 3.11's ast module (which hypothesis uses) can fail with
+            # "AST constructor recursion depth mismatch" (gh-106905).
+            "workers": 1,
+            "request-timeout": 30,  # an answer that never comes is a failure, not a hang
+            "generation": {"mode": "all", "max-examples": EXAMPLES_PER_OPERATION},
+            "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
+        }
+    )
+
+
+def _failure(label: str, check) -> str:
+    failure = check.failure_info.failure
+    return f"{label}: {check.name}: {failure.title}\n{failure.message}\n{check.failure_info.code_sample}"
+
+
+def test_every_operation_answers_valid_and_invalid_input_as_documented_and_never_with_a_5xx(spool):
+    url = f"{spool.base_url}/v1/openapi.json"
+    schema = schemathesis.openapi.from_url(url, config=_config(spool))
+    document = httpx.get(url).json()
+    # Every documented operation, but the one serving the document, which schemathesis leaves out.
+    documented = {
+        f"{method.upper()} {path}"
+        for path, item in document["paths"].items()
+        for method in item
+        if method in METHODS and path != "/v1/openapi.json"
+    }
+    cases: dict[str, int] = {}
+    answered: set[tuple[str, int]] = set()
+    failures, errors = [], []
+    for event in schemathesis.engine.from_schema(schema).execute():
+        if isinstance(event, events.ScenarioFinished):
+            recorder = event.recorder
+            for case_id, node in recorder.cases.items():
+                label = node.value.operation.label
+                cases[label] = cases.get(label, 0) + 1
+                interaction = recorder.interactions.get(case_id)
+                if interaction is not None and interaction.response is not None:
+                    answered.add((label, interaction.response.status_code))
+                for check in recorder.checks.get(case_id, []):
+                    if check.failure_info is not None:
+                        failures.append(_failure(recorder.label, check))
+        elif isinstance(event, events.NonFatalError | events.FatalError):
+            info = getattr(event, "info", None)
+            errors.append(f"{getattr(event, 'label', '')}: {info.traceback if info else event.exception!r}")
+    print(f"schemathesis: {len(cases)} operations, {sum(cases.values())} cases: {cases}")
+    assert not errors, "\n".join(errors)
+    assert not failures, f"{len(failures)} failures:\n\n" + "\n\n".join(dict.fromkeys(failures))
+    assert set(cases) == documented
+    # Success answers of every operation were checked too (examples and stateful links reach
+    # real jobs and stored completions), not only errors.
+    assert {label for label, status in answered if status < 300} == documented, sorted(answered)
+
+
+# ---- the document covers the URLconfs --------------------------------------------------------
+
+
+def _v1_routes(patterns: list, prefix: str = "/") -> list[str]:
+    """Every route under /v1 in the project's URLconfs, in OpenAPI's {name} form."""
+    routes = []
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            routes += _v1_routes(pattern.url_patterns, route)
+        elif isinstance(pattern, URLPattern) and route.startswith("/v1/"):
+            routes.append(re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route))
+    return routes
+
+
+def _methods_served(spool, route: str) -> set[str]:
+    """The methods the running server does not answer with 405 (ids filled with a fresh name)."""
+    url = spool.base_url + re.sub(r"\{\w+\}", "no-such-id", route)
+    headers = {"Authorization": f"Bearer {spool.alice.secret_key}"}
+    return {m for m in METHODS if httpx.request(m, url, headers=headers, timeout=30).status_code != 405}
+
+
+def test_every_v1_route_is_in_the_document_with_exactly_the_methods_it_serves(spool):
+    document = httpx.get(f"{spool.base_url}/v1/openapi.json").json()
+    assert document["openapi"].startswith("3.1")
+    routes = _v1_routes(get_resolver().url_patterns)
+    assert len(routes) >= 13, routes
+    served = {route: _methods_served(spool, route) for route in routes}
+    documented = {
+        path: {name for name in item if name in METHODS} for path, item in document["paths"].items()
+    }
+    assert served == documented
+
+
+def test_the_document_is_served_without_a_key_and_embeds_the_native_document(spool):
+    from jobs.faces.native.openapi import SPEC
+
+    v1 = httpx.get(f"{spool.base_url}/v1/openapi.json")
+    assert v1.status_code == 200 and v1.headers["content-type"] == "application/json"
+    document = v1.json()
+    for path, item in SPEC["paths"].items():
+        for method, operation in item.items():
+            assert document["paths"][path][method] == {**operation, "tags": ["jobs"]}
+    assert SPEC["components"]["schemas"].items() <= document["components"]["schemas"].items()
