@@ -1,0 +1,218 @@
+"""Admin for stored completions: filter by metadata, model, engine, status and date; read one; export."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import F, Func, QuerySet, TextField, Value
+from django.db.models.functions import Cast, Concat, Left
+from django.db.models.lookups import IContains
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html_join
+from django.utils.text import smart_split, unescape_string_literal
+
+from jobs.admin import export, readable
+from jobs.admin.filters import MetadataFilter, RecentValuesFilter, parse_pair
+from jobs.admin.largetable import LargeTableAdmin
+from jobs.models import StoredCompletion
+
+PREVIEW_CHARS = 90
+# A bulk delete lists this many of the rows it will delete; it states how many in all.
+DELETE_SAMPLE = 20
+
+
+class JsonPathArray(Func):
+    """jsonb_path_query_array(column, path): every value the path finds, as one JSON array."""
+
+    function = "jsonb_path_query_array"
+    output_field = TextField()
+
+
+def _texts(column: str, json_path: str) -> Cast:
+    return Cast(JsonPathArray(F(column), Value(json_path)), TextField())
+
+
+# The words a person typed and read: message contents only, never keys or parameters.
+CONTENT = Concat(
+    _texts("request", "$.messages[*].content"),
+    _texts("response", "$.choices[*].message.content"),
+    output_field=TextField(),
+)
+
+
+LAST_USER_TEXT = Func(
+    JsonPathArray(F("request"), Value('$.messages[*] ? (@.role == "user").content')),
+    Value(-1),
+    arg_joiner=" ->> ",
+    template="(%(expressions)s)",
+    output_field=TextField(),
+)
+ANSWER_TEXT = Func(
+    F("response"),
+    Value("{choices,0,message,content}"),
+    arg_joiner=" #>> ",
+    template="(%(expressions)s)",
+    output_field=TextField(),
+)
+
+
+def split_search(query: str) -> tuple[dict[str, str], list[str]]:
+    """`key=value` terms become a metadata filter; the other terms search message content."""
+    pairs: dict[str, str] = {}
+    words: list[str] = []
+    for raw in smart_split(query):
+        if raw[:1] in "\"'" and raw[-1:] == raw[:1] and len(raw) > 1:
+            raw = unescape_string_literal(raw)
+        pair = parse_pair(raw)
+        if pair is not None:
+            pairs[pair[0]] = pair[1]
+        elif raw.strip():
+            words.append(raw)
+    return pairs, words
+
+
+@admin.register(StoredCompletion)
+class StoredCompletionAdmin(LargeTableAdmin):
+    change_list_template = "admin/jobs/storedcompletion/change_list.html"
+    change_form_template = "admin/jobs/storedcompletion/change_form.html"
+    list_display = [
+        "short_id", "created_at", "model", "owner", "status", "finish_reason", "prompt", "answer",
+        "metadata_pairs", "tokens", "first_token", "duration",
+    ]  # fmt: skip
+    list_filter = [
+        MetadataFilter,
+        ("model", RecentValuesFilter),
+        "engine",
+        "status",
+        ("finish_reason", RecentValuesFilter),
+    ]
+    list_select_related = ["owner"]
+    list_defer = ("request", "response")
+    search_fields = ["id"]  # only so the search box shows; get_search_results does the work
+    search_help_text = "Words search message content; key=value terms filter metadata (team=search)."
+    actions = ["delete_selected"]
+    fields = [
+        "id", "job", "owner", "engine", "model", "face", "status", "finish_reason", "created_at",
+        "first_token_ms", "duration_ms", "tokens",
+    ]  # fmt: skip
+    readonly_fields = fields
+
+    # -- list ------------------------------------------------------------------------------------
+
+    def decorate_page(self, rows: list[StoredCompletion]) -> list[StoredCompletion]:
+        # Excerpts cut in Postgres for this page's rows only: computed in the list query, they
+        # would be worked out for every matching row before the sort picks the page.
+        excerpts = StoredCompletion.objects.filter(pk__in=[row.pk for row in rows]).values_list(
+            "pk", Left(LAST_USER_TEXT, PREVIEW_CHARS), Left(ANSWER_TEXT, PREVIEW_CHARS)
+        )
+        found = {pk: (prompt, answer) for pk, prompt, answer in excerpts}
+        for row in rows:
+            row.prompt_preview, row.answer_preview = found.get(row.pk, ("", ""))
+        return rows
+
+    @admin.display(description="id", ordering="created_at")
+    def short_id(self, stored: StoredCompletion) -> str:
+        return stored.id.removeprefix("chatcmpl-")[:12]
+
+    @admin.display(description="prompt")
+    def prompt(self, stored: StoredCompletion) -> str:
+        return getattr(stored, "prompt_preview", "") or ""
+
+    @admin.display(description="answer")
+    def answer(self, stored: StoredCompletion) -> str:
+        return getattr(stored, "answer_preview", "") or ""
+
+    @admin.display(description="metadata")
+    def metadata_pairs(self, stored: StoredCompletion) -> str:
+        pairs = sorted((stored.metadata or {}).items()) if isinstance(stored.metadata, dict) else []
+        return format_html_join(" ", '<span class="spool-pair">{}={}</span>', pairs)
+
+    @admin.display(description="tokens in/out")
+    def tokens(self, stored: StoredCompletion) -> str:
+        usage = stored.usage or {}
+        if not usage:
+            return "-"
+        return f"{usage.get('input_tokens', 0):,} / {usage.get('output_tokens', 0):,}"
+
+    @admin.display(description="first token")
+    def first_token(self, stored: StoredCompletion) -> str:
+        return "-" if stored.first_token_ms is None else f"{stored.first_token_ms:,} ms"
+
+    @admin.display(description="duration")
+    def duration(self, stored: StoredCompletion) -> str:
+        return "-" if stored.duration_ms is None else f"{stored.duration_ms / 1000:,.2f} s"
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple:
+        pairs, words = split_search(search_term)
+        if pairs:
+            queryset = queryset.filter(metadata__contains=pairs)
+        if words:
+            queryset = queryset.alias(message_text=CONTENT)
+            for word in words:
+                queryset = queryset.filter(IContains(F("message_text"), word))
+        return queryset, False
+
+    # -- detail ----------------------------------------------------------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # made by jobs with store: true, never by hand
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a record of what happened: read it or delete it
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ):
+        stored = self.get_object(request, object_id)
+        if stored is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        shown = readable.context(stored)
+        list_url = reverse("admin:jobs_storedcompletion_changelist")
+        links = [
+            (k, v, f"{list_url}?{urlencode({MetadataFilter.PAIR: f'{k}={v}'})}") for k, v in shown["metadata"]
+        ]
+        extra = {**(extra_context or {}), "readable": shown, "metadata_links": links}
+        return super().change_view(request, object_id, form_url, extra)
+
+    # -- export and bulk delete ------------------------------------------------------------------
+
+    def get_urls(self) -> list:
+        view = self.admin_site.admin_view(self.export_view)
+        return [path("export/<str:fmt>/", view, name="jobs_storedcompletion_export"), *super().get_urls()]
+
+    def export_view(self, request: HttpRequest, fmt: str) -> HttpResponse:
+        if fmt not in export.FORMATS:
+            raise Http404("Unknown export format.")
+        if not self.has_view_permission(request):
+            raise Http404("Unknown export format.")
+        changelist = self.get_changelist_instance(request)
+        return export.export_response(request, changelist.get_queryset(request), fmt)
+
+    @admin.action(description="Delete selected stored completions", permissions=["delete"])
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        """Django's own bulk delete lists every row it will delete; with "select all" over a
+        million rows that page would never render. This one shows a count and a sample."""
+        if request.POST.get("post") == "yes":
+            deleted, _ = queryset.delete()
+            self.message_user(request, f"Deleted {deleted:,} stored completion(s).", messages.SUCCESS)
+            return None
+        rows = queryset.order_by().values("pk")
+        total = rows.count()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Delete stored completions?",
+            "opts": self.opts,
+            "total": total,
+            "sample": list(queryset.order_by("-created_at")[:DELETE_SAMPLE]),
+            "queryset": queryset,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "select_across": request.POST.get("select_across", "0"),
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "query_string": request.GET.urlencode(),
+        }
+        return TemplateResponse(request, "admin/jobs/storedcompletion/bulk_delete.html", context)

@@ -1,0 +1,64 @@
+"""Engines and API keys in the admin: secrets are written, and never shown back."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from jobs import services
+from jobs.keys import hash_secret
+from jobs.models import ApiKey, Engine
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "sk-upstream-do-not-show-7f3a9c"
+
+
+def test_an_engines_secret_is_never_shown_back_and_a_blank_one_keeps_it(admin_client):
+    engine = services.engine_upsert(
+        name="openai", kind="openai", config={"base_url": "https://x.invalid/v1", "model": "m"}, secret=SECRET
+    )
+    change = f"/admin/jobs/engine/{engine.pk}/change/"
+    for url in ("/admin/jobs/engine/", change):
+        assert SECRET not in admin_client.get(url).content.decode()
+    form = admin_client.get(change).content.decode()
+    assert re.search(r'<input type="password" name="secret"[^>]*>', form)
+
+    response = admin_client.post(change, {
+        "name": "openai", "kind": "openai", "config": '{"base_url": "https://y.invalid/v1", "model": "m"}',
+        "secret": "", "is_active": "on",
+    })  # fmt: skip
+    assert response.status_code == 302
+    engine.refresh_from_db()
+    assert engine.secret == SECRET and engine.config["base_url"] == "https://y.invalid/v1"
+
+
+def test_an_api_key_secret_is_shown_once_at_creation_and_never_again(admin_client):
+    owner = services.user_ensure(username="ann")
+    created = admin_client.post("/admin/jobs/apikey/add/", {"owner": owner.pk, "name": "ci"})
+    assert created.status_code == 200
+    page = created.content.decode()
+    secret = re.search(r'id="spool-secret-key">([^<]+)<', page).group(1)
+    key = ApiKey.objects.get(owner=owner)
+    assert key.secret_hash == hash_secret(secret) and key.name == "ci"
+    assert created.cookies.get("messages") is None  # not parked in a cookie for a later page
+
+    for url in ("/admin/jobs/apikey/", f"/admin/jobs/apikey/{key.pk}/change/"):
+        body = admin_client.get(url).content.decode()
+        assert secret not in body and key.secret_hash not in body
+        assert key.access_key in body
+
+
+def test_the_revoke_action_revokes_keys(admin_client):
+    key, _ = services.key_create(owner=services.user_ensure(username="ann"))
+    admin_client.post("/admin/jobs/apikey/", {"action": "revoke", "index": "0", "_selected_action": [key.pk]})
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+
+
+def test_engines_are_managed_in_the_admin(admin_client):
+    form = {"name": "local", "kind": "offline", "config": '{"tokens_per_second": 10}', "is_active": "on"}
+    response = admin_client.post("/admin/jobs/engine/add/", {**form, "secret": ""})
+    assert response.status_code == 302
+    assert Engine.objects.get(name="local").config == {"tokens_per_second": 10}
