@@ -1,1 +1,1 @@
-"""Plain-Python model engines: request and chunk types, engines, the tool-call text parser and the registry."""
+"""Plain-Python model engines: request and chunk types, engines, the tool-call parser, the registry."""
