@@ -70,6 +70,7 @@ def assert_well_formed(chunks: list[Chunk], texts: list[str], calls: list[tuple[
 
 # -- property: every split of markup into tokens --------------------------------------------
 
+
 def _containers(children: st.SearchStrategy) -> st.SearchStrategy:
     return st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
 

@@ -40,14 +40,10 @@ def sdk_llm_pixel(
 ) -> str:
     """The pixel exactly as ai-server-sdk's ModelEngine.ask builds it (same f-strings)."""
     command_param = f', command="<encode>{command}</encode>"' if (command is not None) else ""
-    optional_room_id_param = (
-        f', roomId="<encode>{room_id}</encode>"' if (room_id is not None) else ""
-    )
+    optional_room_id_param = f', roomId="<encode>{room_id}</encode>"' if (room_id is not None) else ""
     optional_context = f', context=["<encode>{context}</encode>"]' if (context is not None) else ""
     optional_param_dict = (
-        f", paramValues=[{json.dumps(param_dict, ensure_ascii=False)}]"
-        if (param_dict is not None)
-        else ""
+        f", paramValues=[{json.dumps(param_dict, ensure_ascii=False)}]" if (param_dict is not None) else ""
     )
     optional_image_param = f",image={image}" if (image is not None) else ""
     optional_url_param = f",url={url}" if (url is not None) else ""
@@ -250,9 +246,7 @@ def test_it_parses_pixels_captured_from_the_real_sdk(monkeypatch: pytest.MonkeyP
 
 
 def test_it_keeps_quotes_and_newlines_inside_encode() -> None:
-    assert (
-        command_of("line one \"quoted\"\nline 'two'\r\n") == "line one \"quoted\"\nline 'two'\r\n"
-    )
+    assert command_of("line one \"quoted\"\nline 'two'\r\n") == "line one \"quoted\"\nline 'two'\r\n"
 
 
 @pytest.mark.parametrize(
@@ -367,9 +361,7 @@ def test_it_keeps_argument_names_case_sensitive() -> None:
         ("LLM(a=" + "9" * 5000 + ")", "Number too long"),
     ],
 )
-def test_it_rejects_malformed_pixels_with_a_message_saying_what_and_where(
-    text: str, message: str
-) -> None:
+def test_it_rejects_malformed_pixels_with_a_message_saying_what_and_where(text: str, message: str) -> None:
     with pytest.raises(PixelError) as caught:
         parse_pixel(text)
 
@@ -382,8 +374,7 @@ def test_it_reports_the_position_and_an_excerpt_of_a_syntax_error() -> None:
 
     assert caught.value.position == 17
     assert str(caught.value) == (
-        "Expected ',' or ')' after argument 'engine' at position 17 "
-        "(near 'junk junk junk junk junk...')"
+        "Expected ',' or ')' after argument 'engine' at position 17 (near 'junk junk junk junk junk...')"
     )
 
 
@@ -449,9 +440,7 @@ def test_it_rejects_an_unknown_reactor_and_names_the_supported_ones() -> None:
     with pytest.raises(PixelError) as caught:
         validate_pixel(parse_pixel('Foo(engine="a")'))
 
-    assert str(caught.value) == (
-        "Unknown reactor 'Foo'. Supported: GetModelAPI, GetRoomMessages, LLM, META"
-    )
+    assert str(caught.value) == ("Unknown reactor 'Foo'. Supported: GetModelAPI, GetRoomMessages, LLM, META")
 
 
 def test_it_rejects_an_unknown_argument_and_names_the_allowed_ones() -> None:
