@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.pipeline` measures Spool against its fake upstream (docs/PERFORMANCE.md)."""

@@ -1,0 +1,189 @@
+"""The benchmark in one command: `python -m bench.pipeline [--quick]` (see docs/PERFORMANCE.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import procstat, report
+from bench.accounting import other_sessions
+from bench.capacity import capacity
+from bench.cells import Spec, idle_baseline, run_cell
+from bench.clients import FACES, Gen, Target, port_for
+from bench.idle import long_pollers, sse_clients
+from bench.processes import DB_NAME, ROOT, Stack
+from bench.profile import profiled_cell
+from bench.stats import AppendLog
+from bench.wire import Connection
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    concurrencies: tuple[int, ...]
+    full_tokens: int  # tokens per generation with the upstream at full speed
+    paced_tokens: int  # ... at `pace` tokens/s
+    pace: float
+    duration: float  # seconds each cell starts new generations for
+    idle_waiters: int
+    idle_hold: float  # > 10 s: the SSE face answers its head after one keep-alive period
+    capacity_ns: tuple[int, ...]
+    capacity_tokens: int
+    worker_concurrency: int  # threads of the one worker process: >= every concurrency above
+
+
+QUICK = Plan("quick", (1, 10), 50, 20, 100.0, 3.0, 50, 12.0, (10, 20), 100, 64)
+FULL = Plan("full", (1, 10, 100, 500), 200, 100, 100.0, 12.0, 1000, 25.0, (50, 100, 200, 300, 500), 500, 520)
+FACE_ORDER = ("direct", "sse", "semoss")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+async def wait_until_quiet(limit: float, patience: float, window: float = 2.0) -> float:
+    """Wait (up to `patience` seconds) for the machine's CPU use to fall under `limit` cores: other
+    programs' load lands in every latency. Returns the last reading."""
+    deadline = time.monotonic() + patience
+    said = False
+    while True:
+        busy = procstat.machine_busy_seconds()
+        await asyncio.sleep(window)
+        cores = (procstat.machine_busy_seconds() - busy) / window
+        if cores < limit or time.monotonic() > deadline:
+            return cores
+        if not said:
+            log(f"the machine is busy ({cores:.2f} cores in use); waiting up to {patience:.0f} s for quiet")
+            said = True
+
+
+async def warm_up(targets: list[Target]) -> None:
+    """One generation per face and engine: the worker is ready and engines are built and cached."""
+    for target in targets:
+        for face in FACE_ORDER:
+            conn, gen = Connection(port_for(face, target)), Gen(face, time.monotonic())
+            try:
+                await asyncio.wait_for(FACES[face](conn, target, gen), 120)
+            finally:
+                conn.close()
+            if gen.error:
+                raise RuntimeError(f"warm-up {face} on {target.engine} failed: {gen.error}")
+
+
+def added_ttft(cells: list[dict[str, Any]]) -> None:
+    """Spool's TTFT minus the upstream's own at the same concurrency and pace."""
+    direct = {(c["pace"], c["concurrency"]): c["ttft_ms"] for c in cells if c["face"] == "direct"}
+    for cell in cells:
+        base = direct.get((cell["pace"], cell["concurrency"]))
+        if cell["face"] != "direct" and base:
+            cell["added_ttft_ms"] = {
+                q: None
+                if cell["ttft_ms"][q] is None or base[q] is None
+                else round(cell["ttft_ms"][q] - base[q], 2)
+                for q in ("p50", "p99")
+            }
+
+
+async def run(stack: Stack, plan: Plan, profile: bool, wait_quiet: float) -> dict[str, Any]:
+    def target(engine: str, tokens: int, tps: float) -> Target:
+        model = f"fake?tokens={tokens}" + (f"&tps={tps:g}" if tps else "")
+        return Target(stack.web_port, stack.upstream_port, stack.access_key, stack.secret_key, engine, model)
+
+    paces = [(plan.full_tokens, 0.0), (plan.paced_tokens, plan.pace)]
+    targets = {tps: target(stack.engine(tokens, tps), tokens, tps) for tokens, tps in paces}
+    cap = target(stack.engine(plan.capacity_tokens, plan.pace), plan.capacity_tokens, plan.pace)
+    log_ = AppendLog(stack.append_log)
+    log("warming up")
+    await warm_up([*targets.values(), cap])
+    await asyncio.sleep(2.0)
+    baseline = await idle_baseline(stack, 5.0)
+    log(f"idle CPU (cores): {baseline}")
+    if baseline["rest_of_machine"] > 0.2:
+        log("WARNING: something else is using the CPU; the figures will be noisy (see rest_of_machine)")
+    cells = []
+    for tokens, tps in paces:
+        for c in plan.concurrencies:
+            for face in FACE_ORDER:
+                spec = Spec(face, c, tokens, tps, plan.duration)
+                busy = await wait_until_quiet(0.3, min(wait_quiet, 120))
+                log(f"cell {face} c={c} {spec.pace}")
+                cell = await run_cell(stack, targets[tps], spec, log_)
+                cell["machine_cores_busy_before"] = round(busy, 2)
+                log(
+                    f"  {cell['generations']} gens, {cell['errors']} errors, ttft {cell['ttft_ms']}, "
+                    f"{cell['throughput_chunks_s']} chunks/s, delivery {cell.get('delivery_ms')}"
+                )
+                cells.append(cell)
+                await asyncio.sleep(1.0)
+    added_ttft(cells)
+    profiles = {}
+    if profile:
+        c = min(100, max(plan.concurrencies))
+        for face, tps in (("sse", 0.0), ("semoss", 0.0), ("sse", plan.pace)):
+            tokens = plan.paced_tokens if tps else plan.full_tokens
+            spec = Spec(face, c, tokens, tps, plan.duration)
+            log(f"profiling {face} c={c} {spec.pace}")
+            profiles[f"{face}, c={c}, {spec.pace}"] = await profiled_cell(
+                stack, targets[tps], spec, stack.run_dir, log_
+            )
+    log(f"worker capacity {plan.capacity_ns} at {plan.pace:g} tok/s")
+    cap_rows = await capacity(stack, cap, log_, plan.capacity_ns, plan.capacity_tokens, plan.pace)
+    log("idle waiters (worker stopped, so every job stays queued)")
+    stack.stop("worker")
+    idle = [
+        await long_pollers(stack, targets[plan.pace], plan.idle_waiters, plan.idle_hold),
+        await sse_clients(stack, targets[plan.pace], plan.idle_waiters, plan.idle_hold),
+    ]
+    return {
+        "idle_cpu_cores": baseline,
+        "cells": cells,
+        "capacity": cap_rows,
+        "idle": idle,
+        "profiles": profiles,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a small run for smoke-testing (about a minute)")
+    parser.add_argument("--profile", action="store_true", help="also run py-spy on web and worker at c=100")
+    parser.add_argument(
+        "--out", type=Path, help="where the JSON and markdown go (default: docs/, run/bench/ with --quick)"
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0,
+        metavar="S",
+        help="wait up to S s for an idle machine first, and up to 120 s before each cell",
+    )
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    out = args.out or (ROOT / "run" / "bench" if args.quick else ROOT / "docs")
+    stack = Stack(run_dir=ROOT / "run" / "bench", worker_concurrency=plan.worker_concurrency)
+    started, machine = time.monotonic(), procstat.describe_machine()
+    machine["code"] = procstat.describe_code(ROOT)
+    log(f"{plan.name} benchmark; logs in {stack.run_dir}")
+    machine["cores_busy_before_start"] = round(asyncio.run(wait_until_quiet(0.3, args.wait_quiet)), 2)
+    stack.prepare()
+    machine["other_sessions_on_bench_db"] = others = other_sessions()
+    if others:
+        log(f"WARNING: {others} other sessions use {DB_NAME}; Postgres write counts will include theirs")
+    try:
+        stack.start_upstream()
+        stack.start_web()
+        stack.start_worker()
+        results = asyncio.run(run(stack, plan, args.profile, args.wait_quiet))
+    finally:
+        stack.stop_all()
+    results.update(plan=asdict(plan), machine=machine, elapsed_s=round(time.monotonic() - started, 1))
+    report.write(results, out)
+    log(f"done in {results['elapsed_s']:.0f} s: {out / 'PERFORMANCE.md'}, {out / 'performance.json'}")
+
+
+if __name__ == "__main__":
+    main()

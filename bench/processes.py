@@ -1,0 +1,174 @@
+"""Starts the fake upstream, uvicorn and a Celery worker on their own database, Redis DB and queue."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+DB_NAME = "spool_bench"
+# Redis DB 12 and the spoolbench prefix/queue: nothing else on this machine uses them (dev: 0, tests: 15).
+REDIS_URL = "redis://127.0.0.1:6379/12"
+PREFIX = QUEUE = "spoolbench"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    run_dir: Path
+    worker_concurrency: int
+    web_port: int = field(default_factory=free_port)
+    upstream_port: int = field(default_factory=free_port)
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    access_key: str = ""
+    secret_key: str = ""
+
+    @property
+    def append_log(self) -> Path:
+        return self.run_dir / "appends.log"
+
+    @property
+    def upstream_url(self) -> str:
+        return f"http://127.0.0.1:{self.upstream_port}/v1"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
+            "REDIS_URL": REDIS_URL,
+            "SPOOL_REDIS_PREFIX": PREFIX,
+            "SPOOL_CELERY_QUEUE": QUEUE,
+            # The abuse limits would cap a load test at 200 active jobs and 600 starts a minute.
+            "SPOOL_MAX_ACTIVE_JOBS": "0",
+            "SPOOL_JOBS_PER_MINUTE": "0",
+            "SPOOL_REQUESTS_PER_MINUTE": "0",
+            "SPOOL_LOG_LEVEL": "WARNING",
+            "SPOOL_BENCH_APPEND_LOG": str(self.append_log),
+        }
+
+    def pid(self, name: str) -> int:
+        return self.procs[name].pid
+
+    # ---- set-up ---------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Create and migrate spool_bench, empty the bench's Redis DB, make a key."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.append_log.write_text("")
+        exists = subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc",
+             f"SELECT 1 FROM pg_database WHERE datname='{DB_NAME}'", "postgres"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        if exists != "1":
+            subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DB_NAME], check=True)
+        self.manage("migrate", "--no-input", "-v0")
+        redis.Redis.from_url(REDIS_URL).flushdb()
+        out = self.manage("spool_key", "bench", "--name", "benchmark")
+        self.access_key = re.search(r"ACCESS_KEY=(\S+)", out).group(1)  # type: ignore[union-attr]
+        self.secret_key = re.search(r"SECRET_KEY=(\S+)", out).group(1)  # type: ignore[union-attr]
+
+    def manage(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env(), capture_output=True, text=True
+        )
+        if done.returncode:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stderr}")
+        return done.stdout
+
+    def engine(self, tokens: int, tps: float, ttfb: float = 0) -> str:
+        """An upstream engine on the fake server streaming `tokens` words at `tps` (0: full speed)."""
+        name = f"bench-{tokens}-{tps:g}-{ttfb:g}"
+        model = (
+            f"fake?tokens={tokens}" + (f"&tps={tps:g}" if tps else "") + (f"&ttfb={ttfb:g}" if ttfb else "")
+        )
+        self.manage("spool_engine", "add", name, "--base-url", self.upstream_url, "--model", model)
+        return name
+
+    # ---- processes ------------------------------------------------------------------------
+
+    def _start(self, name: str, argv: list[str]) -> None:
+        with (self.run_dir / f"{name}.log").open("ab") as out:
+            self.procs[name] = subprocess.Popen(
+                argv, cwd=ROOT, env=self.env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def start_upstream(self) -> None:
+        self._start("upstream", [sys.executable, "-m", "fakeupstream", "--port", str(self.upstream_port)])
+        self._wait_for(f"http://127.0.0.1:{self.upstream_port}/health")
+
+    def start_web(self) -> None:
+        # The same command line as scripts/run.sh, so the figures are those of `make run`.
+        self._start(
+            "web",
+            [str(BIN / "uvicorn"), "config.asgi:application", "--host", "127.0.0.1",
+             "--port", str(self.web_port), "--no-access-log", "--timeout-keep-alive", "75"],
+        )  # fmt: skip
+        self._wait_for(f"http://127.0.0.1:{self.web_port}/Monolith/api/config")
+
+    def start_worker(self) -> None:
+        self._start(
+            "worker",
+            [sys.executable, "-m", "bench.workershim", "-A", "config", "worker", "--pool", "threads",
+             "--concurrency", str(self.worker_concurrency), "--without-gossip", "--without-mingle",
+             "--loglevel", "WARNING"],
+        )  # fmt: skip
+
+    def stop(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def stop_all(self) -> None:
+        for name in ("web", "worker", "upstream"):
+            self.stop(name)
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.run_dir}/{name}.log")
+
+    def _wait_for(self, url: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+    def cancel_queued(self) -> None:
+        """End every job still queued (the idle phase's), and drop their queue messages, so the
+        worker does not run them later."""
+        self.manage(
+            "shell", "-c",
+            "from jobs import services\nfrom jobs.models import Job\n"
+            "for job in Job.objects.filter(status=Job.Status.QUEUED): services.job_cancel(job=job)",
+        )  # fmt: skip
+        redis.Redis.from_url(REDIS_URL).delete(QUEUE)
