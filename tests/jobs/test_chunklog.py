@@ -120,6 +120,25 @@ def test_append_reports_a_requested_cancel(job_id):
     assert chunklog.append(job_id, []) == (True, -1)
 
 
+def test_appends_and_claims_go_on_after_redis_forgets_its_scripts(job_id, redis_clean):
+    chunklog.append(job_id, [content("a")])
+    redis_clean.script_flush()  # what a restart does to the scripts Spool sends by SHA1
+    assert chunklog.append(job_id, [content("b")]) == (False, 2)
+
+    async def main():
+        await chunklog.async_redis().script_flush()
+        return await chunklog.claim_chunks(job_id, "p"), await chunklog.claim_text(job_id, "q")
+
+    (start, chunks), (new, _, last) = asyncio.run(main())
+    assert start == 0 and chunks == [content("a"), content("b")] and new == "ab" and last == content("b")
+
+
+def test_a_batch_longer_than_luas_unpack_limit_is_appended_whole_and_in_order(job_id):
+    batch = [content(str(i)) for i in range(10_000)]
+    assert chunklog.append(job_id, batch).length == 10_000
+    assert asyncio.run(chunklog.read_since(job_id, 0)) == batch
+
+
 def test_a_rewritten_log_keeps_its_sequence_numbers_and_text(job_id):
     chunklog.append(job_id, [content("a"), content("b")])
     from tests.conftest import clear_redis
