@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -161,9 +161,19 @@ def main() -> None:
         metavar="S",
         help="wait up to S s for an idle machine first, and up to 120 s before each cell",
     )
+    parser.add_argument("--concurrency", type=int, nargs="+", metavar="N", help="only these concurrencies")
+    parser.add_argument("--capacity", type=int, nargs="+", metavar="N", help="only these capacity steps")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
-    out = args.out or (ROOT / "run" / "bench" if args.quick else ROOT / "docs")
+    if args.concurrency:
+        plan = replace(plan, concurrencies=tuple(args.concurrency))
+    if args.capacity:
+        plan = replace(plan, capacity_ns=tuple(args.capacity))
+    # A partial run never overwrites the full figures in docs/.
+    if plan not in (QUICK, FULL):
+        plan = replace(plan, name=f"{plan.name} (part)")
+    partial = plan != FULL
+    out = args.out or (ROOT / "run" / "bench" if partial else ROOT / "docs")
     stack = Stack(run_dir=ROOT / "run" / "bench", worker_concurrency=plan.worker_concurrency)
     started, machine = time.monotonic(), procstat.describe_machine()
     machine["code"] = procstat.describe_code(ROOT)

@@ -296,8 +296,9 @@ async def _event_stream(job: Job, after: int) -> AsyncIterator[str]:
     try:
         while True:
             page = await job_chunks_since(job, cursor=cursor, reader="native", wait=KEEPALIVE_SECONDS)
-            for offset, raw in enumerate(page.chunks):
-                yield render.sse_chunk(page.start + offset, raw)
+            if page.chunks:
+                # One write per page, not per chunk: each yield is an ASGI message and a send.
+                yield "".join(render.sse_chunk(page.start + i, raw) for i, raw in enumerate(page.chunks))
             cursor = max(cursor, page.next_cursor)
             if page.ended:
                 break

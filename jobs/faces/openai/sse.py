@@ -56,12 +56,16 @@ async def events(job: Job, prefetched: list[dict[str, Any]]) -> AsyncIterator[by
         yield KEEPALIVE  # the view already waited one keep-alive period for the first chunk
     while True:
         cursor += len(chunks)
+        # One write per page of chunks, not per chunk: each yield is an ASGI message and a
+        # socket send, which cost more than rendering the chunk (the first profile).
+        out = []
         for raw in chunks:
-            for obj in renderer.feed(raw):
-                yield event(obj)
+            out += [event(obj) for obj in renderer.feed(raw)]
             if renderer.done:
-                yield DONE
+                yield b"".join(out) + DONE
                 return
+        if out:
+            yield b"".join(out)
         page = await job_chunks_since(job, cursor=cursor, reader=READER, wait=KEEPALIVE_SECONDS)
         chunks = page.chunks
         if not chunks:
