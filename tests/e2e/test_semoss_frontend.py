@@ -122,8 +122,11 @@ def test_a_cancelled_job_keeps_its_partial_output(spool, alice, pg):
     streamed = []
     while len(text_of(streamed)) < 20:
         streamed += alice.post("/engine/pixelJobStreaming", jobId=job_id)["message"]
-    alice.post("/engine/terminate", jobId=job_id)
+    first = alice.post("/engine/terminate", jobId=job_id)
     streamed += messages_of(alice.stream(job_id))
+    again = alice.post("/engine/terminate", jobId=job_id)  # harmless: the same answer
+    assert first == again == {"jobId": job_id, "status": "Canceled"}
+    assert alice.post("/engine/status", jobId=job_id)["status"] == "Canceled"
     job = Job.objects.get(pk=job_id)
     assert job.status == Job.Status.CANCELLED
     assert job.result["choices"][0]["content"] == text_of(streamed)
