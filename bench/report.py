@@ -238,14 +238,28 @@ def _profiles(profiles: dict[str, Any]) -> list[str]:
     return out
 
 
-def generated(r: dict[str, Any]) -> str:
+def _before(r: dict[str, Any], out: Path) -> dict[str, Any] | None:
+    """The run kept as the baseline (performance-before.json), if it ran the same plan."""
+    path = out / "performance-before.json"
+    if not path.exists():
+        return None
+    before = json.loads(path.read_text())
+    return before if before.get("plan") == r.get("plan") else None
+
+
+def generated(r: dict[str, Any], before: dict[str, Any] | None = None) -> str:
     cells = r["cells"]
     parts = [
         *_machine(r),
         "",
         "### Against the targets",
         "",
-        *targets.table(r),
+        *(
+            [f"*Before*: the baseline run of {before.get('finished_at', '?')} (performance-before.json).", ""]
+            if before
+            else []
+        ),
+        *targets.table(r, before),
         "",
         "### Latency and throughput",
         "",
@@ -298,7 +312,7 @@ def write(results: dict[str, Any], out: Path) -> None:
     head, rest = text.split(BEGIN, 1)
     tail = rest.split(END, 1)[1]
     # Everything outside the markers is written by hand and kept.
-    doc.write_text(f"{head}{BEGIN}\n{generated(results)}\n{END}{tail}")
+    doc.write_text(f"{head}{BEGIN}\n{generated(results, _before(results, out))}\n{END}{tail}")
 
 
 def main() -> None:

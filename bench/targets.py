@@ -15,7 +15,8 @@ def _le(value: float | None, limit: float) -> bool | None:
     return None if value is None else value <= limit
 
 
-def table(r: dict[str, Any]) -> list[str]:
+def judged(r: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """(target, what was measured, met) for each of the issue's targets."""
     cells = r["cells"]
     conc = (
         REFERENCE_CONCURRENCY
@@ -77,8 +78,21 @@ def table(r: dict[str, Any]) -> list[str]:
             bool(full) and min(full) > 1,
         )
     )
-    lines = ["| target | measured | met |", "|---|---|---|"]
-    return lines + [f"| {t} | {m} | {_ok(ok)} |" for t, m, ok in rows]
+    return rows
+
+
+def table(r: dict[str, Any], before: dict[str, Any] | None = None) -> list[str]:
+    """The targets table; with `before` (an earlier run of the same plan), its figures beside."""
+    rows = judged(r)
+    if before is None:
+        lines = ["| target | measured | met |", "|---|---|---|"]
+        return lines + [f"| {t} | {m} | {_ok(ok)} |" for t, m, ok in rows]
+    earlier = {t: (m, ok) for t, m, ok in judged(before)}
+    lines = ["| target | before | after | met |", "|---|---|---|---|"]
+    for t, m, ok in rows:
+        was, _ = earlier.get(t, ("—", None))
+        lines.append(f"| {t} | {was} | {m} | {_ok(ok)} |")
+    return lines
 
 
 def dashboard_lines(data: dict[str, Any]) -> list[str]:
