@@ -244,7 +244,8 @@ def _before(r: dict[str, Any], out: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     before = json.loads(path.read_text())
-    return before if before.get("plan") == r.get("plan") else None
+    # Compared as JSON: a fresh run's plan holds tuples where the file's has lists.
+    return before if before.get("plan") == json.loads(json.dumps(r.get("plan"))) else None
 
 
 def generated(r: dict[str, Any], before: dict[str, Any] | None = None) -> str:
