@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
+
+from engine.registry import cached_engine
 
 
 class Engine(models.Model):
@@ -34,6 +37,10 @@ class Engine(models.Model):
         if self.secret:
             config["api_key"] = self.secret
         return config
+
+    def built(self) -> Any:
+        """The engine object, built once per process and configuration (engine.registry)."""
+        return cached_engine(str(self.pk), self.kind, self.engine_config())
 
 
 class ApiKey(models.Model):

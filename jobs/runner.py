@@ -16,7 +16,6 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from engine.registry import cached_engine
 from engine.types import CONTENT, ERROR, FINISH, USAGE, Chunk, EngineError, GenerationRequest
 from jobs import chunklog
 from jobs.completions import completion_store
@@ -171,7 +170,7 @@ def job_run(*, job_id: str) -> None:
     request = GenerationRequest.from_dict(job.request)
     generation = _Generation(job_id, request)
     try:
-        engine = cached_engine(str(job.engine_id), job.engine.kind, job.engine.engine_config())
+        engine = job.engine.built()
     except Exception as exc:
         generation.terminal = _error("engine_unavailable", f"Engine {job.engine.name!r}: {exc}")
     else:

@@ -10,7 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from engine.types import ERROR, GenerationRequest
+from engine.types import ERROR, GenerationRequest, UnsupportedParameter
 from jobs import chunklog, limits
 from jobs.keys import hash_secret, new_key_pair
 from jobs.models import ApiKey, Engine, Job, Room, RoomMessage
@@ -64,6 +64,10 @@ def job_create(
     room: Room | None = None,
     user_message: str | None = None,
 ) -> Job:
+    """A queued job, sent to a worker once committed. Raises UnsupportedParameter (see
+    `refusal`) before anything is written or counted when the engine cannot honour the request,
+    so the caller hears it now rather than in a failed job."""
+    engine.built().check(request)
     limits.check_job_start(owner.pk)
     job = Job.objects.create(
         owner=owner, engine=engine, room=room, face=face, request=request.to_dict(), options=options
@@ -75,6 +79,11 @@ def job_create(
     # Enqueue only once the row is committed, so the worker never looks for a missing job.
     transaction.on_commit(lambda: run_job.delay(str(job.id)))
     return job
+
+
+def refusal(engine: Engine, exc: UnsupportedParameter) -> str:
+    """What every face says when job_create raised UnsupportedParameter."""
+    return f"Engine {engine.name!r} cannot honour '{exc.param}': {exc}"
 
 
 def job_cancel(*, job: Job) -> None:

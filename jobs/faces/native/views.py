@@ -13,7 +13,6 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from engine.registry import cached_engine
 from engine.types import GenerationRequest, UnsupportedParameter
 from jobs import jsonbody, services
 from jobs.auth import user_from_key
@@ -211,15 +210,11 @@ def _create(
     user: AbstractBaseUser, engine: Engine, request: GenerationRequest, options: dict[str, Any]
 ) -> Job:
     try:
-        # Builds (once per process) and asks the engine, so an impossible request is a 400 now.
-        cached_engine(str(engine.pk), engine.kind, engine.engine_config()).check(request)
+        return services.job_create(owner=user, engine=engine, request=request, options=options, face=FACE)
     except UnsupportedParameter as exc:
         raise BadRequest(
-            f"Engine {engine.name!r} cannot honour '{exc.param}': {exc}",
-            param=exc.param,
-            code="unsupported_parameter",
+            services.refusal(engine, exc), param=exc.param, code="unsupported_parameter"
         ) from None
-    return services.job_create(owner=user, engine=engine, request=request, options=options, face=FACE)
 
 
 async def _owned(job_id: str, user: AbstractBaseUser) -> Job:

@@ -9,7 +9,6 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
-from engine.registry import cached_engine
 from engine.types import UnsupportedParameter
 from jobs import services
 from jobs.faces.openai import render, sse, stored
@@ -45,16 +44,11 @@ def _start(user: AbstractBaseUser, engine: Engine, chat: ChatCreate) -> Job:
             code="unsupported_parameter",
         )
     try:
-        cached_engine(str(engine.pk), engine.kind, engine.engine_config()).check(chat.request)
+        return services.job_create(
+            owner=user, engine=engine, request=chat.request, options=chat.options, face=FACE
+        )
     except UnsupportedParameter as exc:
-        raise ApiError(
-            f"Engine '{engine.name}' cannot honour '{exc.param}': {exc}",
-            param=exc.param,
-            code="unsupported_parameter",
-        ) from None
-    return services.job_create(
-        owner=user, engine=engine, request=chat.request, options=chat.options, face=FACE
-    )
+        raise ApiError(services.refusal(engine, exc), param=exc.param, code="unsupported_parameter") from None
 
 
 def _error_of(job: Job) -> ApiError:

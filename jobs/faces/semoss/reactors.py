@@ -8,8 +8,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 
-from engine.registry import cached_engine
-from engine.types import GenerationRequest, UnsupportedParameter
+from engine.types import UnsupportedParameter
 from jobs import services
 from jobs.models import Engine, Job, Room, RoomMessage
 from jobs.params import ParamError, build_request
@@ -71,13 +70,6 @@ def _messages(call: LLMCall, full_prompt: Any, room: Room) -> tuple[list[dict[st
     return messages, call.command
 
 
-def _check_engine(engine: Engine, request: GenerationRequest) -> None:
-    try:
-        cached_engine(str(engine.pk), engine.kind, engine.engine_config()).check(request)
-    except UnsupportedParameter as exc:
-        raise ReactorError(f"Engine {engine.name!r} cannot honour '{exc.param}': {exc}") from None
-
-
 @sync_to_async
 def _create_llm_job(user: AbstractBaseUser, engine: Engine, call: LLMCall) -> Job:
     params = dict(call.param_values)
@@ -98,16 +90,18 @@ def _create_llm_job(user: AbstractBaseUser, engine: Engine, call: LLMCall) -> Jo
         )
     except ParamError as exc:
         raise ReactorError(exc.message) from None
-    _check_engine(engine, request)
-    return services.job_create(
-        owner=user,
-        engine=engine,
-        request=request,
-        options=options.to_dict(),
-        face="semoss",
-        room=room,
-        user_message=user_text,
-    )
+    try:
+        return services.job_create(
+            owner=user,
+            engine=engine,
+            request=request,
+            options=options.to_dict(),
+            face="semoss",
+            room=room,
+            user_message=user_text,
+        )
+    except UnsupportedParameter as exc:
+        raise ReactorError(services.refusal(engine, exc)) from None
 
 
 async def start_llm(user: AbstractBaseUser, pixel: Pixel) -> Job:
