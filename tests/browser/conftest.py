@@ -49,7 +49,10 @@ def seeded(spool, django_db_blocker) -> int:
     return rows
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an asyncio loop running in this thread
+# while it is started, and Django refuses every synchronous ORM call under a running loop, so it
+# must be stopped before the rest of the suite runs.
+@pytest.fixture(scope="package")
 def chromium():
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (/usr/bin/chromium); .ci/run installs it")
