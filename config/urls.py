@@ -6,7 +6,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("Monolith/api/", include("jobs.faces.semoss.urls")),
-    path("v1/jobs", include("jobs.faces.native.urls")),
+    path("v1/", include("jobs.faces.native.urls")),  # /v1/jobs..., tried before the OpenAI face
     path("v1/", include("jobs.faces.openai.urls")),
     path("", include("jobs.playground.urls")),
 ]

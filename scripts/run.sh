@@ -18,6 +18,6 @@ trap 'trap - EXIT; kill 0 2>/dev/null' EXIT INT TERM
 .venv/bin/celery -A config worker --pool threads --concurrency "$CONCURRENCY" \
   --without-gossip --without-mingle --loglevel INFO &
 # Pollers reuse their connections between polls; a keep-alive longer than uvicorn's 5 s default
-# keeps a client from racing the server's close when it reuses one.
-.venv/bin/uvicorn config.asgi:application --host 127.0.0.1 --port "$PORT" --no-access-log --timeout-keep-alive 75 &
+# keeps a client from racing the server's close when it reuses one. Django answers no ASGI lifespan.
+.venv/bin/uvicorn config.asgi:application --host 127.0.0.1 --port "$PORT" --no-access-log --timeout-keep-alive 75 --lifespan off &
 wait -n

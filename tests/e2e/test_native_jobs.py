@@ -454,6 +454,6 @@ def test_every_route_and_method_is_in_the_openapi_document(spool):
     assert spec["openapi"].startswith("3.1")
     routes = {}
     for pattern in urls.urlpatterns:
-        path = "/v1/jobs" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern.pattern))
+        path = "/v1/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern.pattern))
         routes[path] = {method.lower() for method in pattern.callback.allowed_methods}
     assert routes == {path: set(operations) for path, operations in spec["paths"].items()}
