@@ -34,10 +34,13 @@ async def _hold(stack: Stack, kind: str, n: int, hold: float, waiter: Any) -> di
     stop = asyncio.Event()
     watcher = asyncio.create_task(_watch(web, stop, peak))
     cpu0, t0 = procstat.cpu_seconds(web), time.monotonic()
-    results = await asyncio.gather(*(waiter(i, t0 + hold) for i in range(n)))
-    cpu1, t1 = procstat.cpu_seconds(web), time.monotonic()
-    stop.set()
-    await watcher
+    try:
+        results = await asyncio.gather(*(waiter(i, t0 + hold) for i in range(n)))
+        cpu1, t1 = procstat.cpu_seconds(web), time.monotonic()
+    finally:
+        stop.set()
+        await watcher
+        stack.cancel_queued()  # so the worker, once restarted, does not run the idle jobs
     errors = [r["error"] for r in results if r["error"]]
     waits = [w for r in results for w in r["waits"]]
     return {
@@ -80,10 +83,7 @@ async def long_pollers(stack: Stack, target: Target, n: int, hold: float) -> dic
             conn.close()
         return out
 
-    try:
-        return await _hold(stack, "long-poll (pixelJobStreaming)", n, hold, waiter)
-    finally:
-        stack.cancel_queued()
+    return await _hold(stack, "long-poll (pixelJobStreaming)", n, hold, waiter)
 
 
 HEAD_GRACE = 60.0
@@ -124,7 +124,4 @@ async def sse_clients(stack: Stack, target: Target, n: int, hold: float) -> dict
             conn.close()
         return out
 
-    try:
-        return await _hold(stack, "SSE (/v1/chat/completions)", n, hold, waiter)
-    finally:
-        stack.cancel_queued()
+    return await _hold(stack, "SSE (/v1/chat/completions)", n, hold, waiter)

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import redis
+
+from tests.servers import free_port, start_logged, stop_groups, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -21,12 +19,6 @@ DB_NAME = "spool_bench"
 # Redis DB 12 and the spoolbench prefix/queue: nothing else on this machine uses them (dev: 0, tests: 15).
 REDIS_URL = "redis://127.0.0.1:6379/12"
 PREFIX = QUEUE = "spoolbench"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -105,10 +97,7 @@ class Stack:
     # ---- processes ------------------------------------------------------------------------
 
     def _start(self, name: str, argv: list[str]) -> None:
-        with (self.run_dir / f"{name}.log").open("ab") as out:
-            self.procs[name] = subprocess.Popen(
-                argv, cwd=ROOT, env=self.env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        self.procs[name] = start_logged(self.run_dir / f"{name}.log", argv, self.env())
 
     def start_upstream(self) -> None:
         self._start("upstream", [sys.executable, "-m", "fakeupstream", "--port", str(self.upstream_port)])
@@ -133,14 +122,8 @@ class Stack:
 
     def stop(self, name: str) -> None:
         proc = self.procs.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc is not None:
+            stop_groups([proc], timeout=20)
 
     def stop_all(self) -> None:
         for name in ("web", "worker", "upstream"):
@@ -151,17 +134,11 @@ class Stack:
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.run_dir}/{name}.log")
 
-    def _wait_for(self, url: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{url} did not answer within {timeout} s")
+    def _wait_for(self, url: str) -> None:
+        try:
+            wait_until_up(url, list(self.procs.values()))
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; see the logs in {self.run_dir}") from None
 
     def cancel_queued(self) -> None:
         """End every job still queued (the idle phase's), and drop their queue messages, so the

@@ -25,6 +25,46 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# ---- processes (also used by bench/) ------------------------------------------------------
+
+
+def start_logged(log: Path, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """A child in its own session (so its whole group can be signalled) writing to `log`."""
+    with log.open("ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop_groups(procs: list[subprocess.Popen], timeout: float = 15) -> None:
+    """SIGTERM each running process group, then SIGKILL whichever has not ended in `timeout`."""
+    running = [p for p in procs if p.poll() is None]
+    for proc in running:
+        os.killpg(proc.pid, signal.SIGTERM)
+    for proc in running:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wait_until_up(url: str, procs: list[subprocess.Popen | None], timeout: float = 60) -> None:
+    """Until `url` answers 200; fails at once if one of `procs` exits meanwhile."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in procs:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} during start-up")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
 @dataclass
 class User:
     username: str
@@ -48,15 +88,7 @@ class Processes:
         return f"http://127.0.0.1:{self.port}"
 
     def _start(self, name: str, argv: list[str]) -> subprocess.Popen:
-        with (self.logs / f"{name}.log").open("ab") as out:  # the child keeps its own descriptor
-            return subprocess.Popen(
-                [str(BIN / argv[0]), *argv[1:]],
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        return start_logged(self.logs / f"{name}.log", [str(BIN / argv[0]), *argv[1:]], self.env)
 
     def start_worker(self) -> None:
         self.worker = self._start(
@@ -71,7 +103,7 @@ class Processes:
             ["uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(self.port),
              "--timeout-keep-alive", "75", "--no-access-log"],
         )  # fmt: skip
-        self._wait_until_up(f"{self.base_url}/Monolith/api/config")
+        wait_until_up(f"{self.base_url}/Monolith/api/config", [self.web, self.worker])
 
     def kill_worker(self) -> None:
         """SIGKILL: no clean shutdown, no acknowledgements, as when a machine dies."""
@@ -80,28 +112,7 @@ class Processes:
             self.worker.wait(timeout=10)
 
     def stop(self) -> None:
-        procs = [p for p in (self.web, self.worker) if p is not None and p.poll() is None]
-        for proc in procs:
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-
-    def _wait_until_up(self, url: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for proc in (self.web, self.worker):
-                if proc is not None and proc.poll() is not None:
-                    raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} during start-up")
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{url} did not answer within {timeout} s")
+        stop_groups([p for p in (self.web, self.worker) if p is not None])
 
 
 @dataclass

@@ -73,6 +73,21 @@ METADATA = {
 }
 
 
+def _page_of(item: str) -> dict[str, Any]:
+    """A cursor page of the stored-completions API (list, first_id, last_id, has_more)."""
+    return {
+        "type": "object",
+        "required": ["object", "data", "first_id", "last_id", "has_more"],
+        "properties": {
+            "object": {"const": "list"},
+            "data": {"type": "array", "items": _ref(item)},
+            "first_id": STRING_OR_NULL,
+            "last_id": STRING_OR_NULL,
+            "has_more": {"type": "boolean"},
+        },
+    }
+
+
 def _part(kind: str, field: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "object",
@@ -355,17 +370,7 @@ CHAT_SCHEMAS: dict[str, Any] = {
             },
         },
     },
-    "ChatCompletionList": {
-        "type": "object",
-        "required": ["object", "data", "first_id", "last_id", "has_more"],
-        "properties": {
-            "object": {"const": "list"},
-            "data": {"type": "array", "items": _ref("StoredChatCompletion")},
-            "first_id": STRING_OR_NULL,
-            "last_id": STRING_OR_NULL,
-            "has_more": {"type": "boolean"},
-        },
-    },
+    "ChatCompletionList": _page_of("StoredChatCompletion"),
     "ChatCompletionDeleted": {
         "type": "object",
         "required": ["object", "id", "deleted"],
@@ -393,17 +398,7 @@ CHAT_SCHEMAS: dict[str, Any] = {
             "refusal": {"description": "As sent, when set."},
         },
     },
-    "StoredMessageList": {
-        "type": "object",
-        "required": ["object", "data", "first_id", "last_id", "has_more"],
-        "properties": {
-            "object": {"const": "list"},
-            "data": {"type": "array", "items": _ref("StoredMessage")},
-            "first_id": STRING_OR_NULL,
-            "last_id": STRING_OR_NULL,
-            "has_more": {"type": "boolean"},
-        },
-    },
+    "StoredMessageList": _page_of("StoredMessage"),
     "Model": {
         "type": "object",
         "required": ["id", "object", "created", "owned_by"],
