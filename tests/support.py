@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator
 
 from engine.types import Chunk, EngineError, GenerationRequest
 from jobs import chunklog
@@ -40,13 +40,13 @@ class ScriptedEngine:
     def describe(self) -> dict:
         return {"kind": "scripted"}
 
-    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         for step in self.script:
             if "raise" in step:
                 raise EngineError(step["raise"], code="upstream_error")
             if "cancel" in step:
-                chunklog.request_cancel(step["cancel"])
+                await chunklog.arequest_cancel(step["cancel"])
             elif "sleep" in step:
-                time.sleep(step["sleep"])
+                await asyncio.sleep(step["sleep"])
             else:
                 yield Chunk(step["type"], step["data"], step.get("choice", 0), step.get("logprobs"))

@@ -12,7 +12,7 @@ from engine import registry
 from engine.types import CONTENT, FINISH, TOOL, USAGE, GenerationRequest
 from jobs import chunklog, services
 from jobs.models import Engine, Job, Room
-from jobs.runner import job_run
+from jobs.worker.runner import job_run
 from tests.support import ScriptedEngine
 
 pytestmark = pytest.mark.django_db
@@ -129,14 +129,17 @@ def test_n_choices_end_with_one_terminal_chunk_listing_each_reason():
 
 def test_chunks_that_are_ready_together_are_logged_in_one_write(monkeypatch):
     writes = []
-    real_append = chunklog.append
-    monkeypatch.setattr(
-        chunklog, "append", lambda job_id, chunks: writes.append(len(chunks)) or real_append(job_id, chunks)
-    )
+    real_append_many = chunklog.append_many
+
+    async def counting(batch):
+        writes.extend(len(chunks) for job_id, chunks in batch if job_id == str(job.pk))
+        return await real_append_many(batch)
+
+    monkeypatch.setattr(chunklog, "append_many", counting)
     job = make_job([C("a"), C("b"), C("c"), {"sleep": 0.2}, C("d"), F("stop"), U])
     job_run(job_id=str(job.pk))
-    # heartbeat, then a+b+c as one batch, d alone after the pause, then usage and the finish
-    assert writes[0] == 0 and writes[1] == 3 and 1 in writes[2:4]
+    # a+b+c as one batch (with the first heartbeat), d alone after the pause, then the ending
+    assert writes[0] == 3 and 1 in writes[1:3]
     assert [c["data"].get("content") for c in log_of(job) if c["type"] == "content"] == ["a", "b", "c", "d"]
 
 
