@@ -55,11 +55,16 @@ def shared_client() -> httpx.AsyncClient:
 
     It has no headers and no timeouts of any engine: every request passes its own. No connection
     cap: the worker's concurrency bounds it, and a capped pool would queue generations behind
-    each other.
+    each other. Close it with close_shared_client() before its loop ends.
     """
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None or client.is_closed:
+        # A pool's idle connections refer to their loop, so the weak key alone never lets a
+        # loop go: drop clients whose loop ended without close_shared_client() (asyncio.run and
+        # async_to_sync make a loop per call), and let the collector close their sockets.
+        for ended in [other for other in _clients if other.is_closed()]:
+            del _clients[ended]
         client = _clients[loop] = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=_KEEPALIVE),
         )

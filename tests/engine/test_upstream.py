@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import socket
 import time
@@ -579,6 +580,20 @@ def test_each_event_loop_has_its_own_client() -> None:
         return upstream.shared_client()
 
     assert run(client()) is not run(client())
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # the sockets of loops never closed
+def test_the_client_of_a_loop_that_ended_without_closing_it_is_let_go(base_url: str) -> None:
+    engine = make(base_url, "fake?tokens=2")
+
+    async def stream_once() -> list[Chunk]:
+        return [chunk async for chunk in engine.stream(request())]
+
+    for _ in range(3):
+        asyncio.run(stream_once())  # no close_shared_client(): its idle connection stays
+    assert len(upstream._clients) == 1  # the last loop's, until the next loop makes its own
+    upstream._clients.clear()
+    gc.collect()  # its sockets close here, under this test's warning filter
 
 
 # -- wire parsing details --------------------------------------------------------------------
