@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from engine.types import Chunk, EngineError, GenerationRequest
 from jobs import chunklog
+from jobs.redis_clients import async_redis
 
 # Seed 000's tool, as clients send it.
 WEATHER_TOOL = {
@@ -28,7 +29,8 @@ WEATHER_TOOL = {
 
 class ScriptedEngine:
     """An engine that plays back config["script"]: chunk dicts ({"type", "data", "choice",
-    "logprobs"}), or steps {"raise": message}, {"cancel": job_id}, {"sleep": seconds}.
+    "logprobs"}), or steps {"raise": message}, {"cancel": job_id}, {"sleep": seconds},
+    {"forget": job_id} (drop the job's live log, as a Redis restart would).
     Register it for a test with monkeypatch.setitem(engine.registry.KINDS, "scripted", ScriptedEngine)."""
 
     def __init__(self, config: dict) -> None:
@@ -46,6 +48,9 @@ class ScriptedEngine:
                 raise EngineError(step["raise"], code="upstream_error")
             if "cancel" in step:
                 await chunklog.arequest_cancel(step["cancel"])
+            elif "forget" in step:  # what a Redis restart without persistence does to a log
+                job_id = step["forget"]
+                await async_redis().delete(chunklog.chunks_key(job_id), chunklog.text_key(job_id))
             elif "sleep" in step:
                 await asyncio.sleep(step["sleep"])
             else:

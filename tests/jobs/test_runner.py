@@ -183,3 +183,37 @@ def test_a_job_past_its_time_limit_ends_with_a_timeout_error(settings, monkeypat
     assert log_of(job)[-1]["data"] == {"code": "timeout", "message": "The job ran past its limit of 0.3 s."}
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED and job.result["choices"][0]["content"] == "a"
+
+
+def test_a_log_redis_lost_mid_stream_is_written_back_with_the_same_sequence_numbers():
+    job = make_job([])
+    job_id = str(job.pk)
+    script = [
+        C("a"),
+        C("b"),
+        {"sleep": 0.1},
+        {"forget": job_id},
+        C("c"),
+        {"sleep": 0.1},
+        C("d"),
+        F("stop"),
+        U,
+    ]
+    job.engine.config = {"script": script}
+    job.engine.save()
+    job_run(job_id=job_id)
+    assert [c["data"].get("content") for c in log_of(job)] == ["a", "b", "c", "d", None, None]
+    job.refresh_from_db()
+    assert job.chunks == log_of(job)
+
+
+@pytest.mark.django_db(transaction=True)  # the task threads must see the jobs: commit them
+def test_one_jobs_engine_bug_does_not_end_another_job_on_the_same_loop():
+    from concurrent.futures import ThreadPoolExecutor
+
+    broken = make_job([C("x"), {"sleep": 0.1}, {"raise": "boom"}])
+    healthy = make_job([C("a"), {"sleep": 0.3}, C("b"), F("stop"), U])
+    with ThreadPoolExecutor(2) as pool:  # two Celery task threads, one event loop
+        list(pool.map(lambda job: job_run(job_id=str(job.pk)), [broken, healthy]))
+    assert log_of(broken)[-1]["type"] == "error"
+    assert [c["type"] for c in log_of(healthy)] == ["content", "content", "usage", "finish"]
