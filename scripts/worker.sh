@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Start one Celery worker process, configured from the environment. `make run`, docker compose,
+# the benchmark and the end-to-end tests all start workers here, so the worker's command line
+# lives in this one place. Run several (each its own process, same queue) to add capacity.
+#
+#   SPOOL_CELERY_QUEUE        queue to consume (celery; read by config/settings.py, which makes
+#                             it the default queue, so the web sends jobs to the same one)
+#   SPOOL_WORKER_CONCURRENCY  generations one process carries at once (64)
+#   SPOOL_LOG_LEVEL           DEBUG, INFO, WARNING, ... (INFO)
+#   SPOOL_PYTHON              interpreter (.venv/bin/python if there, else python3)
+#   SPOOL_WORKER_MAIN         module run as `python -m` in place of celery's own, for an
+#                             instrumented run (the benchmark's bench.workershim); it must take
+#                             celery's arguments
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${SPOOL_PYTHON:-}" ]; then
+  if [ -x .venv/bin/python ]; then SPOOL_PYTHON=.venv/bin/python; else SPOOL_PYTHON=python3; fi
+fi
+
+# Threads, not processes: generations are I/O-bound, so one worker runs many at once.
+# No gossip or mingle: workers never talk to each other, and both cost start-up time.
+# exec: the worker is this process, so a signal sent to it (Ctrl-C, docker stop, SIGKILL in the
+# fault tests) reaches celery itself.
+exec "$SPOOL_PYTHON" -m "${SPOOL_WORKER_MAIN:-celery}" -A config worker \
+  --pool threads --concurrency "${SPOOL_WORKER_CONCURRENCY:-64}" \
+  --without-gossip --without-mingle \
+  --loglevel "${SPOOL_LOG_LEVEL:-INFO}" \
+  "$@"
