@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from config.env import database_from_url, env_bool, env_float, env_int, env_str
+from config.env import database_from_url, env_bool, env_float, env_int, env_str, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "spool-dev-only-not-secret")
 DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = secret_key(
+    "DJANGO_SECRET_KEY",
+    debug=DEBUG,
+    fallback_file=Path(env_str("SPOOL_SECRET_KEY_FILE", str(BASE_DIR / "run" / "secret-key"))),
+)
 ALLOWED_HOSTS = env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
 
 INSTALLED_APPS = [
@@ -62,6 +66,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Signed-cookie sessions: the SEMOSS login cookie costs no database write per client.
 SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 SESSION_COOKIE_HTTPONLY = True
+
+# The production profile: Spool behind a TLS-terminating proxy that sets X-Forwarded-Proto.
+# Under it `manage.py check --deploy` reports nothing (tests/test_deploy_settings.py).
+SPOOL_HTTPS = env_bool("SPOOL_HTTPS", False)
+if SPOOL_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # Probes and scrapes come over plain HTTP from inside the cluster, not through the proxy.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SPOOL_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SPOOL_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SPOOL_HSTS_PRELOAD", True)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
