@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+from pythonjsonlogger.core import RESERVED_ATTRS
+
 from config.env import database_from_url, env_bool, env_float, env_int, env_str, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -133,6 +136,8 @@ SPOOL = {
     # Pace of the built-in offline engine registered by `manage.py spool_bootstrap`.
     "OFFLINE_TOKENS_PER_SECOND": env_float("SPOOL_OFFLINE_TOKENS_PER_SECOND", 30.0),
 }
+# How long /readyz waits for each of Postgres, Redis and the broker before calling it down.
+SPOOL_READY_TIMEOUT_SECONDS = env_float("SPOOL_READY_TIMEOUT_SECONDS", 2.0)
 SPOOL_JOB_MAX_SECONDS = env_float("SPOOL_JOB_MAX_SECONDS", 900.0)
 # A running job whose worker has not refreshed its heartbeat for this long is ended (or, with
 # no output yet, run again) by the sweeper that every worker runs, or by a reader waiting on it.
@@ -142,9 +147,52 @@ SPOOL_SWEEP_EVERY_SECONDS = env_float("SPOOL_SWEEP_EVERY_SECONDS", 10.0)
 # persistence): it is sent again; the runner's row guard drops duplicates.
 SPOOL_REQUEUE_AFTER_SECONDS = env_float("SPOOL_REQUEUE_AFTER_SECONDS", 120.0)
 
+# Worker liveness (jobs/liveness.py): the worker touches this file every few seconds while it is
+# well, and removes it when it stops; scripts/worker-alive.sh probes its age. Empty: off.
+SPOOL_WORKER_HEARTBEAT_FILE = env_str("SPOOL_WORKER_HEARTBEAT_FILE", "")
+SPOOL_WORKER_HEARTBEAT_SECONDS = env_float("SPOOL_WORKER_HEARTBEAT_SECONDS", 5.0)
+
+# `text` for people, `json` (one object per line) for a log pipeline. Every line logged while a
+# job is in context (jobs/logcontext.py) carries its id. Web (uvicorn's own lines included) and
+# worker (config/celery.py hands Celery's logging to this) write the same way.
+SPOOL_LOG_FORMAT = env_str("SPOOL_LOG_FORMAT", "text")
+if SPOOL_LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"SPOOL_LOG_FORMAT must be text or json, got {SPOOL_LOG_FORMAT!r}")
+_LOG_LEVEL = env_str("SPOOL_LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("SPOOL_LOG_LEVEL", "INFO")},
+    "filters": {"job_id": {"()": "jobs.logcontext.JobIdFilter"}},
+    "formatters": {
+        "text": {
+            "()": "logging.Formatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s [job %(job_id)s] %(message)s",
+            "defaults": {"job_id": "-"},
+        },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "{levelname}{name}{message}",
+            "style": "{",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": True,
+            # uvicorn's copy of its message with terminal colours has no place in a log pipeline.
+            "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": SPOOL_LOG_FORMAT,
+            "filters": ["job_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": _LOG_LEVEL},
+    # uvicorn set up its own handlers before Django started; these replace them. No access log
+    # (as scripts/web.sh asks): a poller makes a request per chunk batch. uvicorn writes one when
+    # its logger has a handler, and configuring "uvicorn" would make the child propagate to one.
+    "loggers": {
+        "uvicorn": {"handlers": ["console"], "level": _LOG_LEVEL, "propagate": False},
+        "uvicorn.error": {"level": _LOG_LEVEL},
+        "uvicorn.access": {"handlers": [], "propagate": False},
+    },
 }

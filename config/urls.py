@@ -3,7 +3,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from jobs import health
+
 urlpatterns = [
+    # Probes, outside the API faces: no key, no rate limit, no face's error envelope.
+    path("healthz", health.healthz),
+    path("readyz", health.readyz),
     path("admin/", admin.site.urls),
     path("Monolith/api/", include("jobs.faces.semoss.urls")),
     path("v1/", include("jobs.faces.native.urls")),  # /v1/jobs..., tried before the OpenAI face

@@ -95,13 +95,21 @@ class Processes:
 
     def start_worker(self) -> None:
         self.worker = self._start(
-            "worker", "worker.sh", SPOOL_WORKER_CONCURRENCY=str(self.concurrency), SPOOL_LOG_LEVEL="WARNING"
+            "worker",
+            "worker.sh",
+            SPOOL_WORKER_CONCURRENCY=str(self.concurrency),
+            SPOOL_LOG_LEVEL=self.env.get("SPOOL_LOG_LEVEL", "WARNING"),
         )
 
     def start_web(self) -> None:
         # One web process: the tests share two cores with the worker and the test runner.
         self.web = self._start("web", "web.sh", PORT=str(self.port), SPOOL_WEB_CONCURRENCY="1")
         wait_until_up(f"{self.base_url}/Monolith/api/config", [self.web, self.worker])
+
+    def stop_worker(self) -> None:
+        """SIGTERM, as `docker stop` sends: a warm shutdown."""
+        if self.worker is not None:
+            stop_groups([self.worker])
 
     def kill_worker(self) -> None:
         """SIGKILL: no clean shutdown, no acknowledgements, as when a machine dies."""
