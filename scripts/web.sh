@@ -14,6 +14,11 @@ if [ -z "${SPOOL_PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then SPOOL_PYTHON=.venv/bin/python; else SPOOL_PYTHON=python3; fi
 fi
 workers="${SPOOL_WEB_CONCURRENCY:-$(nproc 2>/dev/null || echo 1)}"
+log_config=()
+if [ "${SPOOL_LOG_FORMAT:-text}" = json ]; then
+  # Django's LOGGING formats each web process's lines; this file, the supervisor's own.
+  log_config=(--log-config config/uvicorn-log.json)
+fi
 
 # Pollers reuse their connections between polls; a keep-alive longer than uvicorn's 5 s default
 # keeps a client from racing the server's close when it reuses one. Django answers no ASGI
@@ -25,4 +30,5 @@ exec "$SPOOL_PYTHON" -m uvicorn config.asgi:application \
   --workers "$workers" --loop uvloop --http httptools \
   --timeout-keep-alive 75 --lifespan off --no-access-log \
   --log-level "$(echo "${SPOOL_LOG_LEVEL:-INFO}" | tr '[:upper:]' '[:lower:]')" \
+  "${log_config[@]}" \
   "$@"
