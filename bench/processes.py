@@ -106,7 +106,14 @@ class Stack:
         # The same scripts as `make run`, so the figures are those of `make run`.
         argv = ["bash", str(ROOT / "scripts" / script)]
         self.procs[name] = start_logged(
-            self.run_dir / f"{name}.log", argv, {**self.env(), "SPOOL_PYTHON": sys.executable, **env}
+            self.run_dir / f"{name}.log",
+            argv,
+            {
+                **self.env(),
+                "SPOOL_PYTHON": sys.executable,
+                "SPOOL_METRICS_DIR": str(self.run_dir / "metrics"),
+                **env,
+            },
         )
 
     def start_web(self) -> None:

@@ -151,6 +151,8 @@ SPOOL_REQUEUE_AFTER_SECONDS = env_float("SPOOL_REQUEUE_AFTER_SECONDS", 120.0)
 # well, and removes it when it stops; scripts/worker-alive.sh probes its age. Empty: off.
 SPOOL_WORKER_HEARTBEAT_FILE = env_str("SPOOL_WORKER_HEARTBEAT_FILE", "")
 SPOOL_WORKER_HEARTBEAT_SECONDS = env_float("SPOOL_WORKER_HEARTBEAT_SECONDS", 5.0)
+# The worker's Prometheus exporter (jobs/metrics.py); 0: none. The web serves /metrics itself.
+SPOOL_WORKER_METRICS_PORT = env_int("SPOOL_WORKER_METRICS_PORT", 0)
 
 # `text` for people, `json` (one object per line) for a log pipeline. Every line logged while a
 # job is in context (jobs/logcontext.py) carries its id. Web (uvicorn's own lines included) and

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from engine.types import ERROR, GenerationRequest, UnsupportedParameter
-from jobs import chunklog, limits
+from jobs import chunklog, limits, metrics
 from jobs.keys import hash_secret, new_key_pair
 from jobs.logcontext import bind_job_id
 from jobs.models import ApiKey, Engine, Job, Room, RoomMessage
@@ -80,6 +80,7 @@ def job_create(
         RoomMessage.objects.create(room=room, job=job, role="user", content=user_message)
     bind_job_id(job.id)  # the rest of this request logs with the job's id
     log.info("job created (engine %s, face %s)", engine.name, face)
+    metrics.job_created(engine=engine.name, face=face)
     from jobs.tasks import run_job
 
     # Enqueue only once the row is committed, so the worker never looks for a missing job.

@@ -6,6 +6,8 @@
 #   PORT                      port (8000)
 #   SPOOL_WEB_CONCURRENCY     web processes (default: one per core)
 #   SPOOL_LOG_LEVEL           DEBUG, INFO, WARNING, ... (INFO)
+#   SPOOL_LOG_FORMAT          text or json (text)
+#   SPOOL_METRICS_DIR         where processes keep their metrics (${TMPDIR:-/tmp}/spool-metrics)
 #   SPOOL_PYTHON              interpreter (.venv/bin/python if there, else python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,10 @@ if [ -z "${SPOOL_PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then SPOOL_PYTHON=.venv/bin/python; else SPOOL_PYTHON=python3; fi
 fi
 workers="${SPOOL_WEB_CONCURRENCY:-$(nproc 2>/dev/null || echo 1)}"
+# Prometheus metrics of every web process, summed at /metrics (jobs/metrics.py): a directory of
+# this server's own, emptied at its start so a previous run's processes are not counted.
+export PROMETHEUS_MULTIPROC_DIR="${SPOOL_METRICS_DIR:-${TMPDIR:-/tmp}/spool-metrics}/web-${PORT:-8000}"
+rm -rf "${PROMETHEUS_MULTIPROC_DIR:?}" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 log_config=()
 if [ "${SPOOL_LOG_FORMAT:-text}" = json ]; then
   # Django's LOGGING formats each web process's lines; this file, the supervisor's own.

@@ -7,6 +7,8 @@
 #                             it the default queue, so the web sends jobs to the same one)
 #   SPOOL_WORKER_CONCURRENCY  generations one process carries at once (64)
 #   SPOOL_LOG_LEVEL           DEBUG, INFO, WARNING, ... (INFO)
+#   SPOOL_WORKER_METRICS_PORT the worker's Prometheus exporter (config/settings.py; 0: none)
+#   SPOOL_METRICS_DIR         where processes keep their metrics (${TMPDIR:-/tmp}/spool-metrics)
 #   SPOOL_PYTHON              interpreter (.venv/bin/python if there, else python3)
 #   SPOOL_WORKER_MAIN         module run as `python -m` in place of celery's own, for an
 #                             instrumented run (the benchmark's bench.workershim); it must take
@@ -17,6 +19,12 @@ cd "$(dirname "$0")/.."
 if [ -z "${SPOOL_PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then SPOOL_PYTHON=.venv/bin/python; else SPOOL_PYTHON=python3; fi
 fi
+
+# Prometheus metrics (jobs/metrics.py): the workers of one queue on one host share a directory,
+# and whichever of them holds SPOOL_WORKER_METRICS_PORT serves the sum. Not emptied here: other
+# workers may be writing to it; a starting worker drops the live gauges of dead ones instead.
+export PROMETHEUS_MULTIPROC_DIR="${SPOOL_METRICS_DIR:-${TMPDIR:-/tmp}/spool-metrics}/worker-${SPOOL_CELERY_QUEUE:-celery}"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 
 # Threads, not processes: generations are I/O-bound, so one worker runs many at once.
 # No gossip or mingle: workers never talk to each other, and both cost start-up time.

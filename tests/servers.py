@@ -90,7 +90,12 @@ class Processes:
     def _start(self, name: str, script: str, **env: str) -> subprocess.Popen:
         # Through the same scripts as `make run` and the image, on this interpreter.
         argv = ["bash", str(ROOT / "scripts" / script)]
-        env = {**self.env, "SPOOL_PYTHON": sys.executable, **env}
+        env = {
+            **self.env,
+            "SPOOL_PYTHON": sys.executable,
+            "SPOOL_METRICS_DIR": str(self.logs / "metrics"),
+            **env,
+        }
         return start_logged(self.logs / f"{name}.log", argv, env)
 
     def start_worker(self) -> None:

@@ -148,6 +148,7 @@ def test_the_scripts_start_web_processes_and_a_worker_that_pass_their_probes(
         "SPOOL_WORKER_HEARTBEAT_SECONDS": "0.5",
         "SPOOL_WEB_CONCURRENCY": "2",
         "SPOOL_WORKER_CONCURRENCY": "4",
+        "SPOOL_METRICS_DIR": str(tmp_path / "metrics"),
     }
     assert env["SPOOL_LOG_FORMAT"] == "json" and env["DJANGO_ALLOWED_HOSTS"] == "*"
     web = start_logged(tmp_path / "web.log", ["bash", str(ROOT / "scripts/web.sh")], env)
@@ -166,6 +167,10 @@ def test_the_scripts_start_web_processes_and_a_worker_that_pass_their_probes(
         done = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, done.stderr
         assert httpx.get(f"{base}/readyz").json()["failed"] == []
+        # Both web processes write their metrics where either one's /metrics reads them.
+        scraped = httpx.get(f"{base}/metrics")
+        assert scraped.status_code == 200 and "spool_readers_waiting 0.0" in scraped.text
+        assert len(list(Path(env["SPOOL_METRICS_DIR"]).glob(f"web-{env['PORT']}/*.db"))) >= 2
 
         alive = compose_file()["services"]["worker"]["healthcheck"]["test"][1:]
         for _ in range(150):  # the worker touches its file once it is ready

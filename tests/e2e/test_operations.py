@@ -11,9 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.helpers import Frontend
-from tests.servers import ROOT, keep_logs_with_tracebacks, start_spool
+from tests.servers import ROOT, free_port, keep_logs_with_tracebacks, start_spool, wait_until_up
 
 pytestmark = pytest.mark.e2e
 
@@ -28,6 +29,7 @@ def ops(django_db_setup, django_db_blocker, tmp_path_factory):
         SPOOL_LOG_LEVEL="INFO",
         SPOOL_WORKER_HEARTBEAT_FILE=str(logs / "worker.alive"),
         SPOOL_WORKER_HEARTBEAT_SECONDS="0.5",
+        SPOOL_WORKER_METRICS_PORT=str(free_port()),
     )
     try:
         yield running
@@ -114,5 +116,66 @@ def test_a_killed_worker_is_dead_once_its_heartbeat_is_old(ops):
     ops.processes.kill_worker()  # no shutdown: the file stays behind and ages
     dead = wait_for_liveness(ops, False, SPOOL_WORKER_ALIVE_SECONDS="1")
     assert "last touched" in dead.stderr
+    # A new container starts with a fresh /tmp; here the stale file would pass for the new worker.
+    Path(ops.processes.env["SPOOL_WORKER_HEARTBEAT_FILE"]).unlink()
     ops.processes.start_worker()
     wait_for_liveness(ops, True)
+
+
+def scrape(url: str) -> dict[tuple[str, frozenset], float]:
+    response = httpx.get(url)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_web_and_worker_metrics_move_when_a_job_runs(ops):
+    web_url = f"{ops.base_url}/metrics"
+    worker_url = f"http://127.0.0.1:{ops.processes.env['SPOOL_WORKER_METRICS_PORT']}/metrics"
+    engine = {"engine": "spool-offline"}
+    done = {**engine, "status": "succeeded"}
+    wait_until_up(worker_url, [ops.processes.worker])
+    web_before, worker_before = scrape(web_url), scrape(worker_url)
+
+    client = Frontend(ops, ops.alice)
+    job_id = client.submit(ops.engine_id, "windmills", {"max_completion_tokens": 5})
+    assert client.stream(job_id)[-1]["status"] == "ProgressComplete"
+
+    web_after = scrape(web_url)
+    created = {**engine, "face": "semoss"}
+    assert value(web_after, "spool_jobs_created_total", **created) == (
+        value(web_before, "spool_jobs_created_total", **created) + 1
+    )
+    # The polls above waited on the job's wake channel; none is waiting now.
+    assert value(web_after, "spool_readers_waiting") == 0
+    assert ("spool_queue_depth", frozenset({("queue", ops.processes.env["SPOOL_CELERY_QUEUE"])})) in web_after
+
+    deadline = time.monotonic() + 10  # the worker counts the job once its task has returned
+    while True:
+        worker_after = scrape(worker_url)
+        if value(worker_after, "spool_jobs_ended_total", **done) > value(
+            worker_before, "spool_jobs_ended_total", **done
+        ):
+            break
+        assert time.monotonic() < deadline, worker_after
+        time.sleep(0.2)
+    assert value(worker_after, "spool_jobs_ended_total", **done) == (
+        value(worker_before, "spool_jobs_ended_total", **done) + 1
+    )
+    assert value(worker_after, "spool_jobs_started_total", **engine) == (
+        value(worker_before, "spool_jobs_started_total", **engine) + 1
+    )
+    for name, labels in (
+        ("spool_job_duration_seconds_count", done),
+        ("spool_job_time_to_first_token_seconds_count", engine),
+    ):
+        assert value(worker_after, name, **labels) == value(worker_before, name, **labels) + 1, name
+    running = [v for (name, _), v in worker_after.items() if name == "spool_worker_generations_running"]
+    assert running and sum(running) == 0
