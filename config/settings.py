@@ -32,6 +32,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every line of a request that names a job carries its id (jobs/logcontext.py).
+    "jobs.logcontext.job_log_middleware",
     "jobs.middleware.FaceErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -57,10 +57,11 @@ def _task_begins(task_id: str, task: Any, args: tuple = (), **_: Any) -> None:
     from django.utils import timezone
 
     from jobs import metrics
-    from jobs.logcontext import bind_job_id
+    from jobs.logcontext import bind_job_id, open_scope
 
     # Every line this task logs in its own thread carries the job id. Work it hands to other
     # threads or an event loop enters jobs.logcontext.job_log_context(job_id) there itself.
+    open_scope()
     bind_job_id(args[0])
     with _began_lock:
         _began[task_id] = timezone.now()
@@ -72,9 +73,9 @@ def _task_ends(task_id: str, task: Any, args: tuple = (), **_: Any) -> None:
     if task.name != RUN_JOB or not args:
         return
     from jobs import metrics
-    from jobs.logcontext import unbind_job_id
+    from jobs.logcontext import close_scope
 
-    unbind_job_id()
+    close_scope()
     metrics.generations_running().dec()
     with _began_lock:
         began = _began.pop(task_id, None)

@@ -10,7 +10,7 @@ import logging
 from django.conf import settings
 from pythonjsonlogger.json import JsonFormatter
 
-from jobs.logcontext import JobIdFilter, bind_job_id, job_log_context
+from jobs.logcontext import JobIdFilter, bind_job_id, close_scope, job_log_context, open_scope
 
 
 def json_logger(name: str) -> tuple[logging.Logger, io.StringIO]:
@@ -56,6 +56,7 @@ def test_concurrent_tasks_keep_their_own_job_ids():
     log, out = json_logger("spool.test.tasks")
 
     async def request(job_id: str) -> None:
+        open_scope()  # as the middleware does for each request
         bind_job_id(job_id)  # as a view does once it knows the job
         await asyncio.sleep(0)  # let the other request run in between
         log.info("polled")
@@ -73,3 +74,17 @@ def test_an_explicit_job_id_wins_over_the_context():
     with job_log_context("ctx"):
         log.info("swept", extra={"job_id": "other"})
     assert lines(out)[0]["job_id"] == "other"
+
+
+def test_binding_outside_a_request_or_task_labels_nothing():
+    # A management command or a test calling services directly: a bind there would label every
+    # later line of the thread with a job it has finished with.
+    log, out = json_logger("spool.test.unscoped")
+    bind_job_id("stray")
+    log.info("later")
+    open_scope()
+    bind_job_id("in-task")
+    log.info("in task")
+    close_scope()
+    log.info("after the task")
+    assert [x.get("job_id") for x in lines(out)] == [None, "in-task", None]
