@@ -9,6 +9,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from jobs import chunklog, sweeper, wakeup
+from jobs.logcontext import bind_job_id
 from jobs.models import Engine, Job
 
 
@@ -24,7 +25,10 @@ async def job_for_owner(job_id: Any, owner_id: int) -> Job | None:
     key = parse_uuid(job_id)
     if key is None:
         return None
-    return await Job.objects.select_related("engine").filter(id=key, owner_id=owner_id).afirst()
+    job = await Job.objects.select_related("engine").filter(id=key, owner_id=owner_id).afirst()
+    if job is not None:
+        bind_job_id(job.pk)  # awaited, not copied: the calling request logs with the job's id
+    return job
 
 
 def _encodable(text: str) -> bool:
