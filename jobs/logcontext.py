@@ -73,17 +73,18 @@ def job_log_middleware(get_response: Callable) -> Callable:
     def enter() -> tuple:
         return _scope.set(True), _job_id.set(None)
 
-    def leave(tokens: tuple, response: HttpResponseBase) -> None:
-        if not response.streaming:
-            _scope.reset(tokens[0])
-            _job_id.reset(tokens[1])
+    def leave(tokens: tuple, response: HttpResponseBase, *, own_task: bool) -> None:
+        if own_task and response.streaming:
+            return
+        _scope.reset(tokens[0])
+        _job_id.reset(tokens[1])
 
     if iscoroutinefunction(get_response):
 
         async def middleware(request: HttpRequest) -> HttpResponseBase:
             tokens = enter()
             response = await get_response(request)
-            leave(tokens, response)
+            leave(tokens, response, own_task=True)
             return response
 
         markcoroutinefunction(middleware)
@@ -92,7 +93,9 @@ def job_log_middleware(get_response: Callable) -> Callable:
     def sync_middleware(request: HttpRequest) -> HttpResponseBase:
         tokens = enter()
         response = get_response(request)
-        leave(tokens, response)
+        # Under WSGI (and Django's test client) the thread outlives the request: a scope left
+        # open for the streamed body would label the thread's later lines, so it closes here.
+        leave(tokens, response, own_task=False)
         return response
 
     return sync_middleware
