@@ -9,6 +9,7 @@ from typing import Any
 from django.db.models import Q
 
 from engine.types import GenerationRequest
+from jobs import search
 from jobs.models import Job, StoredCompletion
 
 DEFAULT_LIMIT = 20
@@ -98,16 +99,22 @@ async def completion_page(
     *,
     model: str | None = None,
     metadata: dict[str, str] | None = None,
+    q: str | None = None,
     after: str | None = None,
     limit: int = DEFAULT_LIMIT,
     order: str = "asc",
 ) -> Page:
-    """One page of the owner's stored completions, ordered by (created_at, id)."""
+    """One page of the owner's stored completions, ordered by (created_at, id).
+
+    `q` keeps those whose messages or answer match it, in websearch_to_tsquery syntax (words,
+    "a phrase", `or`, `-excluded`; jobs/search.py), as the admin's search box does."""
     query = StoredCompletion.objects.filter(owner_id=owner_id)
     if model:
         query = query.filter(model=model)
     if metadata:
         query = query.filter(metadata__contains=metadata)  # JSONB @>, served by the GIN index
+    if q and q.strip():
+        query = search.matching(query, q)  # served by the GIN index on the search vector
     if after:
         anchor = await query.filter(id=after).values("created_at", "id").afirst()
         if anchor is None:

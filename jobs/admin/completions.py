@@ -8,14 +8,14 @@ from urllib.parse import urlencode
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import F, Func, QuerySet, TextField, Value
-from django.db.models.functions import Cast, Concat, Left
-from django.db.models.lookups import IContains
+from django.db.models.functions import Left
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html_join
 from django.utils.text import smart_split, unescape_string_literal
 
+from jobs import search
 from jobs.admin import export, readable
 from jobs.admin.filters import MetadataFilter, RecentValuesFilter, parse_pair
 from jobs.admin.largetable import LargeTableAdmin
@@ -31,18 +31,6 @@ class JsonPathArray(Func):
 
     function = "jsonb_path_query_array"
     output_field = TextField()
-
-
-def _texts(column: str, json_path: str) -> Cast:
-    return Cast(JsonPathArray(F(column), Value(json_path)), TextField())
-
-
-# The words a person typed and read: message contents only, never keys or parameters.
-CONTENT = Concat(
-    _texts("request", "$.messages[*].content"),
-    _texts("response", "$.choices[*].message.content"),
-    output_field=TextField(),
-)
 
 
 LAST_USER_TEXT = Func(
@@ -61,19 +49,19 @@ ANSWER_TEXT = Func(
 )
 
 
-def split_search(query: str) -> tuple[dict[str, str], list[str]]:
-    """`key=value` terms become a metadata filter; the other terms search message content."""
+def split_search(query: str) -> tuple[dict[str, str], str]:
+    """`key=value` terms (quoted or not) become a metadata filter; the other terms, as typed
+    ("phrases" keep their quotes, `or`, `-word`), are the full-text query."""
     pairs: dict[str, str] = {}
     words: list[str] = []
     for raw in smart_split(query):
-        if raw[:1] in "\"'" and raw[-1:] == raw[:1] and len(raw) > 1:
-            raw = unescape_string_literal(raw)
-        pair = parse_pair(raw)
+        quoted = raw[:1] in "\"'" and raw[-1:] == raw[:1] and len(raw) > 1
+        pair = parse_pair(unescape_string_literal(raw) if quoted else raw)
         if pair is not None:
             pairs[pair[0]] = pair[1]
         elif raw.strip():
             words.append(raw)
-    return pairs, words
+    return pairs, " ".join(words)
 
 
 @admin.register(StoredCompletion)
@@ -92,9 +80,12 @@ class StoredCompletionAdmin(LargeTableAdmin):
         ("finish_reason", RecentValuesFilter),
     ]
     list_select_related = ["owner"]
-    list_defer = ("request", "response")
+    list_defer = ("request", "response", "search")
     search_fields = ["id"]  # only so the search box shows; get_search_results does the work
-    search_help_text = "Words search message content; key=value terms filter metadata (team=search)."
+    search_help_text = (
+        'Words search what was said (stemmed: "daughters" finds daughter); "a phrase", or, -exclude; '
+        "key=value terms filter metadata (team=search)."
+    )
     actions = ["delete_selected"]
     fields = [
         "id", "job", "owner", "engine", "model", "face", "status", "finish_reason", "created_at",
@@ -148,13 +139,11 @@ class StoredCompletionAdmin(LargeTableAdmin):
         return "-" if stored.duration_ms is None else f"{stored.duration_ms / 1000:,.2f} s"
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple:
-        pairs, words = split_search(search_term)
+        pairs, text = split_search(search_term)
         if pairs:
             queryset = queryset.filter(metadata__contains=pairs)
-        if words:
-            queryset = queryset.alias(message_text=CONTENT)
-            for word in words:
-                queryset = queryset.filter(IContains(F("message_text"), word))
+        if text:
+            queryset = search.matching(queryset, text)
         return queryset, False
 
     # -- detail ----------------------------------------------------------------------------------
