@@ -91,7 +91,7 @@ def install(using: str = "default") -> None:
 def backfill(
     *,
     rebuild: bool = False,
-    batch: int = BATCH,
+    batch: int | None = None,
     using: str = "default",
     progress: Callable[[int], None] | None = None,
 ) -> int:
@@ -113,7 +113,7 @@ def backfill(
                 )
                 SELECT (SELECT max(id) FROM batch), (SELECT count(*) FROM updated)
                 """,
-                [last, batch],
+                [last, batch or BATCH],
             )
             last, updated = cursor.fetchone()
         if last is None:
