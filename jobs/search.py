@@ -21,7 +21,8 @@ from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
-from django.db.models import F, QuerySet
+from django.db.models import F, FloatField, QuerySet
+from django.db.models.functions import Cast
 
 DOCUMENT = "spool_completion_document"
 TRIGGER_FUNCTION = "spool_completion_search"
@@ -135,5 +136,7 @@ def matching(queryset: QuerySet, text: str) -> QuerySet:
 
 
 def ranked(queryset: QuerySet, text: str) -> QuerySet:
-    """`matching`, with each row's ts_rank_cd as `rank`."""
-    return matching(queryset, text).annotate(rank=SearchRank(F("search"), query(text), cover_density=True))
+    """`matching`, with each row's ts_rank_cd as `rank`: a float8, so that a rank read back (to
+    continue a page after it) compares equal to itself; a float4 read as 0.1 would not."""
+    rank = SearchRank(F("search"), query(text), cover_density=True)
+    return matching(queryset, text).annotate(rank=Cast(rank, FloatField()))

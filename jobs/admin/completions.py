@@ -64,6 +64,35 @@ def split_search(query: str) -> tuple[dict[str, str], str]:
     return pairs, " ".join(words)
 
 
+class SearchOrder(admin.SimpleListFilter):
+    """How search results are ordered: newest first, as every list here is (the page is an index
+    walk that stops at 100 matches), or most relevant first (ts_rank_cd of every match: its cost
+    grows with the number of matches, about 1 s for 46,000 at 1M rows; docs/DASHBOARD.md)."""
+
+    title = "order of search results"
+    parameter_name = "by"
+    RELEVANCE = "relevance"
+
+    def __init__(self, request: HttpRequest, params: dict, model: Any, model_admin: Any) -> None:
+        super().__init__(request, params, model, model_admin)
+        self.searching = bool(split_search(request.GET.get("q", ""))[1])
+
+    def has_output(self) -> bool:
+        return self.searching
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(self.RELEVANCE, "most relevant first")]
+
+    def choices(self, changelist: Any) -> Any:
+        for choice in super().choices(changelist):
+            if choice["display"] == "All":
+                choice["display"] = "newest first"
+            yield choice
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset  # get_search_results ranks and orders
+
+
 @admin.register(StoredCompletion)
 class StoredCompletionAdmin(LargeTableAdmin):
     change_list_template = "admin/jobs/storedcompletion/change_list.html"
@@ -73,6 +102,7 @@ class StoredCompletionAdmin(LargeTableAdmin):
         "metadata_pairs", "tokens", "first_token", "duration",
     ]  # fmt: skip
     list_filter = [
+        SearchOrder,
         MetadataFilter,
         ("model", RecentValuesFilter),
         "engine",
@@ -142,9 +172,13 @@ class StoredCompletionAdmin(LargeTableAdmin):
         pairs, text = split_search(search_term)
         if pairs:
             queryset = queryset.filter(metadata__contains=pairs)
-        if text:
+        if text and request.GET.get(SearchOrder.parameter_name) == SearchOrder.RELEVANCE:
+            # The changelist set its ordering before searching: replace it.
+            queryset = search.ranked(queryset, text).order_by("-rank", "-created_at", "-id")
+        elif text:
             queryset = search.matching(queryset, text)
         return queryset, False
+
 
     # -- detail ----------------------------------------------------------------------------------
 

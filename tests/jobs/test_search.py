@@ -173,6 +173,48 @@ def test_the_selector_combines_words_with_metadata_and_pages_by_cursor():
     assert [r.id for r in rest.items] == [r.id for r in rows[3:]] and not rest.has_more
 
 
+def test_relevance_puts_the_best_match_first_and_its_cursor_continues_it():
+    once = make("A windmill.", "Sails.")
+    thrice = make("Windmills, windmills.", "A windmill turns.")
+    twice = make("Windmill", "windmill")
+    make("Nothing here.", "Sails.")
+    user = services.user_ensure(username="ann")
+    page = async_to_sync(completions.completion_page)
+    first = page(user.pk, q="windmill", order="relevance", limit=2)
+    assert [r.id for r in first.items] == [thrice.id, twice.id] and first.has_more
+    rest = page(user.pk, q="windmill", order="relevance", limit=2, after=first.items[-1].id)
+    assert [r.id for r in rest.items] == [once.id] and not rest.has_more
+
+
+def test_ties_in_relevance_page_newest_first_without_loss_or_repeat():
+    rows = [make("windmill") for _ in range(5)]  # equal ranks; make() dates each one older
+    user = services.user_ensure(username="ann")
+    seen, after = [], None
+    while True:
+        got = async_to_sync(completions.completion_page)(
+            user.pk, q="windmill", order="relevance", limit=2, after=after
+        )
+        seen += [r.id for r in got.items]
+        if not got.has_more:
+            break
+        after = seen[-1]
+    assert seen == [r.id for r in rows]
+
+
+def test_the_admin_ranks_search_results_when_asked_as_the_selector_does(admin_client):
+    make("A windmill.", "Sails.")
+    make("Windmills, windmills.", "A windmill turns.")
+    make("Windmill", "windmill")
+    body = admin_client.get(f"{LIST}?{urlencode({'q': 'windmill', 'by': 'relevance'})}").content.decode()
+    shown = re.findall(r'class="field-short_id"><a href="[^"]+">([0-9a-f]{12})</a>', body)
+    user = services.user_ensure(username="ann")
+    ranked = async_to_sync(completions.completion_page)(user.pk, q="windmill", order="relevance")
+    assert shown == [r.id.removeprefix("chatcmpl-")[:12] for r in ranked.items]
+    assert "most relevant first" in body
+    newest = admin_client.get(f"{LIST}?{urlencode({'q': 'windmill'})}").content.decode()
+    assert re.findall(r'class="field-short_id"><a href="[^"]+">([0-9a-f]{12})</a>', newest) != shown
+
+
 QUERIES = ["daughters", '"three daughters"', "daughters -cordelia", "windmill or cordelia", "king", "nothing"]
 
 
