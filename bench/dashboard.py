@@ -64,6 +64,9 @@ def scenarios(sample: dict[str, Any]) -> list[tuple[str, str, int]]:
         ("content search: a rare word 'Antium'", f"{LIST}?{search('Antium')}", 0),
         ("content search: a common word 'lord'", f"{LIST}?{search('lord')}", 0),
         ("content search: a word, page 5", f"{LIST}?{search('daughter')}&p=5", 0),
+        # Most relevant first ranks every match (ts_rank_cd): cost grows with their number.
+        ("ranked search: 'Antium', most relevant first", f"{LIST}?{search('Antium')}&by=relevance", 5),
+        ("ranked search: 'daughter', most relevant first", f"{LIST}?{search('daughter')}&by=relevance", 5),
     ]
 
 

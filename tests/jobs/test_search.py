@@ -248,6 +248,17 @@ def test_the_match_is_served_by_the_gin_index_on_the_vector():
     assert "storedcmpl_search" in plan
 
 
+def test_search_results_count_one_page_ahead_not_ten(admin_client, monkeypatch):
+    from jobs.admin.completions import StoredCompletionAdmin
+
+    monkeypatch.setattr(StoredCompletionAdmin, "list_per_page", 2)
+    for i in range(7):
+        make(f"windmill {i}", metadata={"team": "a"})
+    assert "more than 4" in admin_client.get(f"{LIST}?q=windmill").content.decode()
+    assert "more than 6" in admin_client.get(f"{LIST}?q=windmill&p=2").content.decode()
+    assert "7 stored completions" in admin_client.get(f"{LIST}?q=team%3Da").content.decode()  # metadata only
+
+
 def test_the_backfill_fills_every_missing_vector_in_batches_and_only_those():
     rows = [make(f"windmill {i}") for i in range(7)]
     # An UPDATE of the vector alone does not fire the trigger: as the rows of a table the
