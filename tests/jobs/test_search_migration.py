@@ -91,6 +91,10 @@ def test_the_migration_fills_a_seeded_table_in_batches_without_stopping_writers(
     assert _scalar(
         "SELECT indisvalid FROM pg_index WHERE indexrelid = 'storedcmpl_search'::regclass"
     )  # fmt: skip
+    assert _scalar(
+        "SELECT attstattarget FROM pg_attribute"
+        " WHERE attrelid = 'jobs_storedcompletion'::regclass AND attname = 'search'"
+    ) == 1000  # fmt: skip
 
 
 def test_the_command_fills_missing_vectors_and_rebuilds_all_on_request():
