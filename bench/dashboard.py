@@ -181,6 +181,24 @@ def measure(client: Any, url: str, repetitions: int) -> dict[str, Any]:
     }
 
 
+TABLE_SIZE = "(table with TOAST)"
+
+
+def relation_sizes() -> dict[str, int]:
+    """Bytes of the stored-completions table (rows and TOAST) and of each index, largest first."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_table_size('jobs_storedcompletion')")
+        sizes = {TABLE_SIZE: cursor.fetchone()[0]}
+        cursor.execute(
+            "SELECT c.relname, pg_relation_size(c.oid) FROM pg_index i"
+            " JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE i.indrelid = 'jobs_storedcompletion'::regclass ORDER BY 2 DESC"
+        )
+        return {**sizes, **dict(cursor.fetchall())}
+
+
 def environment(rows: int, database: str) -> dict[str, Any]:
     from django.db import connection
 
@@ -191,20 +209,14 @@ def environment(rows: int, database: str) -> dict[str, Any]:
         size = cursor.fetchone()[0]
         cursor.execute("SHOW shared_buffers")
         buffers = cursor.fetchone()[0]
-        cursor.execute(
-            "SELECT c.relname, pg_size_pretty(pg_relation_size(c.oid)) FROM pg_index i"
-            " JOIN pg_class c ON c.oid = i.indexrelid"
-            " WHERE i.indrelid = 'jobs_storedcompletion'::regclass ORDER BY pg_relation_size(c.oid) DESC"
-        )
-        indexes = dict(cursor.fetchall())
-        cursor.execute("SELECT pg_size_pretty(pg_table_size('jobs_storedcompletion'))")
-        heap = cursor.fetchone()[0]
+    sizes = relation_sizes()
+    heap = sizes.pop(TABLE_SIZE)
     return {
         "rows": rows,
         "database": database,
         "table_size": size,
-        "heap_size": heap,
-        "index_sizes": indexes,
+        "heap_size": f"{heap / 2**20:,.0f} MB",
+        "index_sizes": {name: f"{size / 2**20:,.0f} MB" for name, size in sizes.items()},
         "postgres": version,
         "shared_buffers": buffers,
         "python": platform.python_version(),

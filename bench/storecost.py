@@ -21,25 +21,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.dashboard import ensure_database, setup_django  # noqa: E402
+from bench.dashboard import ensure_database, relation_sizes, setup_django  # noqa: E402
 
 RESULTS = ROOT / "docs" / "storecost.json"
-
-
-def index_sizes() -> dict[str, int]:
-    """Bytes of the table's heap (with TOAST) and of each of its indexes."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname, pg_relation_size(c.oid) FROM pg_index i"
-            " JOIN pg_class c ON c.oid = i.indexrelid"
-            " WHERE i.indrelid = 'jobs_storedcompletion'::regclass ORDER BY 1"
-        )
-        sizes = dict(cursor.fetchall())
-        cursor.execute("SELECT pg_table_size('jobs_storedcompletion')")
-        sizes["(table with TOAST)"] = cursor.fetchone()[0]
-    return sizes
 
 
 def _columns() -> list[str]:
@@ -121,7 +105,7 @@ def main() -> None:
         cursor.execute("SELECT count(*) FROM jobs_storedcompletion")
         table_rows = cursor.fetchone()[0]
     result = {"label": args.label, "table_rows": table_rows, **measure(args.rows, args.seed)}
-    result["sizes"] = index_sizes()
+    result["sizes"] = relation_sizes()
     print(json.dumps(result))
     existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     RESULTS.write_text(json.dumps([*existing, result], indent=2) + "\n")

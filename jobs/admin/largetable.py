@@ -66,6 +66,10 @@ class LargeTableAdmin(admin.ModelAdmin):
             per_page,
             page_number=page_number(request),
             pages_ahead=self.pages_ahead(request),
+            # The admin offers "Show all" (every row on one page) when the count is at most
+            # list_max_show_all; a count past the limit is only a floor, so the limit must not
+            # be below it, or "Show all" would render every matching row.
+            at_least=self.list_max_show_all,
             orphans=orphans,
             allow_empty_first_page=allow_empty_first_page,
         )

@@ -35,10 +35,11 @@ class BoundedPaginator(Paginator):
         *,
         page_number: int = 1,
         pages_ahead: int = PAGES_AHEAD,
+        at_least: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(object_list, per_page, **kwargs)
-        self.limit = (max(page_number, 1) + pages_ahead) * per_page
+        self.limit = max((max(page_number, 1) + pages_ahead) * per_page, at_least)
         self.more = False  # rows exist past `limit`: the count is a floor
         self.estimated = False  # the count is the planner's estimate for the whole table
 

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from jobs import completions, search, services
@@ -248,15 +249,40 @@ def test_the_match_is_served_by_the_gin_index_on_the_vector():
     assert "storedcmpl_search" in plan
 
 
-def test_search_results_count_one_page_ahead_not_ten(admin_client, monkeypatch):
+def test_search_results_count_only_past_the_page_shown(admin_client, monkeypatch):
     from jobs.admin.completions import StoredCompletionAdmin
 
     monkeypatch.setattr(StoredCompletionAdmin, "list_per_page", 2)
+    monkeypatch.setattr(StoredCompletionAdmin, "list_max_show_all", 2)
     for i in range(7):
         make(f"windmill {i}", metadata={"team": "a"})
-    assert "more than 4" in admin_client.get(f"{LIST}?q=windmill").content.decode()
-    assert "more than 6" in admin_client.get(f"{LIST}?q=windmill&p=2").content.decode()
+    with CaptureQueriesContext(connection) as queries:
+        first = admin_client.get(f"{LIST}?q=windmill").content.decode()
+    assert "more than 2" in first and "?p=2&amp;q=windmill" in first  # a next page, no count of all
+    assert [q["sql"] for q in queries if "COUNT(" in q["sql"] and " LIMIT 3)" in q["sql"]]
+    assert "more than 4" in admin_client.get(f"{LIST}?q=windmill&p=2").content.decode()
+    assert "7 stored completions" in admin_client.get(f"{LIST}?q=windmill&p=4").content.decode()
     assert "7 stored completions" in admin_client.get(f"{LIST}?q=team%3Da").content.decode()  # metadata only
+
+
+def test_show_all_is_never_offered_for_a_count_that_is_only_a_floor(admin_client, monkeypatch):
+    from jobs.admin.completions import StoredCompletionAdmin
+
+    monkeypatch.setattr(StoredCompletionAdmin, "list_per_page", 2)
+    monkeypatch.setattr(StoredCompletionAdmin, "list_max_show_all", 4)
+    for i in range(7):
+        make(f"windmill {i}")
+    first = admin_client.get(f"{LIST}?q=windmill").content.decode()
+    assert "more than 4" in first and "showall" not in first  # counted up to "show all", not 2
+    every = admin_client.get(f"{LIST}?q=windmill&all=").content.decode()
+    assert every.count('class="field-short_id"') == 2  # still one page, not all 7
+    for row in StoredCompletion.objects.all()[:3]:
+        row.delete()
+    few = admin_client.get(f"{LIST}?q=windmill").content.decode()
+    assert (
+        "showall" in few
+        and admin_client.get(f"{LIST}?q=windmill&all=").content.decode().count('class="field-short_id"') == 4
+    )
 
 
 def test_the_backfill_fills_every_missing_vector_in_batches_and_only_those():
