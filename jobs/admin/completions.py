@@ -78,7 +78,7 @@ def search_text(request: HttpRequest) -> str:
 class SearchOrder(admin.SimpleListFilter):
     """How search results are ordered: newest first, as every list here is (the page is an index
     walk that stops at 100 matches), or most relevant first (ts_rank_cd of every match: its cost
-    grows with the number of matches, about 1 s for 46,000 at 1M rows; docs/DASHBOARD.md)."""
+    grows with the number of matches: 0.4-0.8 s for 46,000 at 1M rows; docs/DASHBOARD.md)."""
 
     title = "order of search results"
     parameter_name = "by"
