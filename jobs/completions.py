@@ -35,7 +35,8 @@ def _request(job: Job) -> dict[str, Any]:
 
 def completion_store(*, job: Job) -> StoredCompletion:
     """Keep a finished job as a stored completion. Called by the runner inside the transaction
-    that ends the job, so the job row read here already has its result."""
+    that ends the job, so the job row read here already has its result. The row's search vector
+    is computed by a database trigger from request and response (jobs/search.py)."""
     from jobs.faces.openai.render import completion, completion_id
 
     job = Job.objects.select_related("engine").get(pk=job.pk)
