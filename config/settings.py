@@ -142,6 +142,9 @@ SPOOL = {
     "MAX_OUTPUT_TOKENS": env_int("SPOOL_MAX_OUTPUT_TOKENS", 32768),
     # Pace of the built-in offline engine registered by `manage.py spool_bootstrap`.
     "OFFLINE_TOKENS_PER_SECOND": env_float("SPOOL_OFFLINE_TOKENS_PER_SECOND", 30.0),
+    # Text search configuration (language) of stored-completion search: a pg_ts_config name.
+    # A change takes effect with `manage.py spool_search_index --rebuild` (jobs/search.py).
+    "SEARCH_CONFIG": env_str("SPOOL_SEARCH_CONFIG", "english"),
 }
 # How long /readyz waits for each of Postgres, Redis and the broker before calling it down.
 SPOOL_READY_TIMEOUT_SECONDS = env_float("SPOOL_READY_TIMEOUT_SECONDS", 2.0)
