@@ -15,9 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpcore
 import httpx
+import orjson
 
 from engine import toolparse
+from engine.netbackend import AsyncioBackend
 from engine.types import (
     CONTENT,
     FINISH,
@@ -69,9 +72,15 @@ def shared_client() -> httpx.AsyncClient:
         # async_to_sync make a loop per call), and let the collector close their sockets.
         for ended in [other for other in _clients if other.is_closed()]:
             del _clients[ended]
-        client = _clients[loop] = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=_KEEPALIVE),
+        transport = httpx.AsyncHTTPTransport()
+        transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=None,
+            max_keepalive_connections=_KEEPALIVE,
+            keepalive_expiry=5.0,
+            network_backend=AsyncioBackend(),
         )
+        client = _clients[loop] = httpx.AsyncClient(transport=transport)
     return client
 
 
@@ -473,19 +482,28 @@ class UpstreamEngine:
         self._check_complete(state)
 
     async def _events(self, response: httpx.Response, state: _Stream) -> AsyncGenerator[Chunk, None]:
-        async with contextlib.aclosing(_sse_data(response.aiter_lines())) as events:
-            async for data in events:
-                if data.strip() == "[DONE]":
-                    await _drain(events)
+        # Raw bytes split into events here and parsed with orjson: aiter_lines' text decoding
+        # and line splitting cost more than the rest of the event's handling.
+        sse = SSEParser()
+        body = response.aiter_bytes()
+        async with contextlib.aclosing(body):
+            done = False
+            async for received in body:
+                for data in sse.feed(received):
+                    if data.strip() == b"[DONE]":
+                        done = True
+                        break
+                    for chunk in state.take(_parse(data)):
+                        yield chunk
+                if done:
+                    await _drain(body)
                     break
-                try:
-                    obj = json.loads(data)
-                except ValueError as exc:
-                    raise EngineError(
-                        f"upstream sent malformed JSON: {data[:200]!r}", code="upstream_error"
-                    ) from exc
-                for chunk in state.take(obj):
-                    yield chunk
+            else:
+                for data in sse.close():
+                    if data.strip() == b"[DONE]":
+                        break
+                    for chunk in state.take(_parse(data)):
+                        yield chunk
         self._check_complete(state)
 
     @staticmethod
@@ -515,28 +533,53 @@ class UpstreamEngine:
         )
 
 
-async def _sse_data(lines: AsyncIterator[str]) -> AsyncGenerator[str, None]:
-    """The data of each SSE event; comments, event names, ids and retry fields are skipped."""
-    pending: list[str] = []
-    async for line in lines:
-        if not line:
-            if pending:
-                yield "\n".join(pending)
-                pending = []
-            continue
-        if line.startswith(":"):
-            continue  # comment / keep-alive
-        name, _, value = line.partition(":")
-        if name != "data":
-            continue
-        value = value.removeprefix(" ")
-        if pending and _is_whole(pending):
-            # Some servers omit the blank line between events; don't glue two JSON objects.
-            yield "\n".join(pending)
-            pending = []
-        pending.append(value)
-    if pending:
-        yield "\n".join(pending)
+def _parse(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        shown = data[:200].decode("utf-8", "replace")
+        raise EngineError(f"upstream sent malformed JSON: {shown!r}", code="upstream_error") from exc
+
+
+class SSEParser:
+    """The data of each SSE event from raw bytes; comments, event names, ids and retry fields are
+    skipped. feed() returns the events completed by the bytes given, close() what is left."""
+
+    def __init__(self) -> None:
+        self._tail = b""  # an unfinished line
+        self._pending: list[bytes] = []  # data lines of the event being read
+
+    def feed(self, received: bytes) -> list[bytes]:
+        text = self._tail + received if self._tail else received
+        held = b""
+        if b"\r" in text:
+            if text.endswith(b"\r"):  # its \n may come in the next read: one line end, not two
+                held, text = b"\r", text[:-1]
+            text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = text.split(b"\n")
+        self._tail = lines[-1] + held
+        events: list[bytes] = []
+        pending = self._pending
+        for line in lines[:-1]:
+            if not line:
+                if pending:
+                    events.append(pending[0] if len(pending) == 1 else b"\n".join(pending))
+                    pending = []
+            elif line.startswith(b"data:") or line == b"data":
+                value = line[6:] if line[5:6] == b" " else line[5:]
+                if pending and _is_whole(pending):
+                    # Some servers omit the blank line between events; don't glue two JSON objects.
+                    events.append(b"\n".join(pending))
+                    pending = []
+                pending.append(value)
+            # anything else is a comment (keep-alive), an event name, an id or a retry field
+        self._pending = pending
+        return events
+
+    def close(self) -> list[bytes]:
+        events = self.feed(b"\n\n") if self._tail or self._pending else []
+        self._tail, self._pending = b"", []
+        return events
 
 
 # How long to wait for the end of the body after [DONE]. It normally comes with [DONE] or right
@@ -544,22 +587,22 @@ async def _sse_data(lines: AsyncIterator[str]) -> AsyncGenerator[str, None]:
 _DRAIN_SECONDS = 0.05
 
 
-async def _drain(events: AsyncIterator[str]) -> None:
+async def _drain(body: AsyncIterator[bytes]) -> None:
     """Reads what follows [DONE] to the end of the body. A response closed before its body ended
     takes its connection with it; read to the end, the connection goes back to the pool for the
     next generation (breaking at [DONE] opened a new connection for every generation)."""
     with contextlib.suppress(TimeoutError, httpx.TransportError):
         async with asyncio.timeout(_DRAIN_SECONDS):
-            async for _ in events:
+            async for _ in body:
                 pass
 
 
-def _is_whole(pending: list[str]) -> bool:
-    text = "\n".join(pending)
-    if text.strip() == "[DONE]":
+def _is_whole(pending: list[bytes]) -> bool:
+    text = b"\n".join(pending)
+    if text.strip() == b"[DONE]":
         return True
     try:
-        json.loads(text)
-    except ValueError:
+        orjson.loads(text)
+    except orjson.JSONDecodeError:
         return False
     return True

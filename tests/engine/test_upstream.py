@@ -9,7 +9,7 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,7 +28,7 @@ from engine.types import (
     GenerationRequest,
     UnsupportedParameter,
 )
-from engine.upstream import UpstreamEngine, _sse_data, _Stream
+from engine.upstream import SSEParser, UpstreamEngine, _Stream
 from fakeupstream.scenarios import TEXT_TOOL_CALLS, WORDS, prompt_tokens
 from tests.support import WEATHER_TOOL as WEATHER
 
@@ -599,18 +599,18 @@ def test_the_client_of_a_loop_that_ended_without_closing_it_is_let_go(base_url: 
 # -- wire parsing details --------------------------------------------------------------------
 
 
-def test_sse_events_are_split_on_blank_lines_and_also_when_a_server_omits_them() -> None:
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+@pytest.mark.parametrize("piece", [1, 3, 1000])
+def test_sse_events_are_split_on_blank_lines_and_also_when_a_server_omits_them(
+    newline: str, piece: int
+) -> None:
     lines = [": ping", "event: message", 'data: {"a":', "data: 1}", "", "id: 7", "data: {}"]
     lines += ["data: [DONE]"]
-
-    async def feed() -> AsyncIterator[str]:
-        for line in lines:
-            yield line
-
-    async def main() -> list[str]:
-        return [data async for data in _sse_data(feed())]
-
-    assert asyncio.run(main()) == ['{"a":\n1}', "{}", "[DONE]"]
+    raw = newline.join(lines).encode()  # no line end after the last line: the body just ends
+    sse = SSEParser()
+    events = [data for i in range(0, len(raw), piece) for data in sse.feed(raw[i : i + piece])]
+    events += sse.close()
+    assert events == [b'{"a":\n1}', b"{}", b"[DONE]"]
 
 
 def test_a_tool_name_arriving_after_its_id_is_held_until_known() -> None:
