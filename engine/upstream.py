@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import functools
 import json
+import os
 import random
 import re
+import ssl
 import weakref
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field, replace
@@ -16,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+import certifi
 import orjson
 from multidict import CIMultiDictProxy
 
@@ -61,6 +65,18 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSes
 _KEEPALIVE_SECONDS = 5.0
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """The certificates httpx trusted, so that no upstream that worked before stops working:
+    SSL_CERT_FILE or SSL_CERT_DIR when set, else certifi's bundle (aiohttp alone would use the
+    system's store, which slim images lack). Made once: loading the bundle takes milliseconds."""
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 def shared_client() -> aiohttp.ClientSession:
     """The HTTP session of the running event loop.
 
@@ -81,11 +97,9 @@ def shared_client() -> aiohttp.ClientSession:
                 # collected; there is no loop left to close its connections on.
                 session.connector._close()
         client = _clients[loop] = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=_KEEPALIVE_SECONDS),
-            # Proxies from the environment, as before (httpx honoured them by default).
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=_KEEPALIVE_SECONDS, ssl=_ssl_context()),
+            # Proxies from the environment, as httpx honoured them.
             trust_env=True,
-            # Error bodies, the non-stream fallback and SSE are all read as bytes here.
-            auto_decompress=True,
         )
     return client
 
