@@ -11,6 +11,7 @@ import os
 import random
 import re
 import ssl
+import urllib.request
 import weakref
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field, replace
@@ -98,8 +99,9 @@ def shared_client() -> aiohttp.ClientSession:
                 session.connector._close()
         client = _clients[loop] = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=_KEEPALIVE_SECONDS, ssl=_ssl_context()),
-            # Proxies from the environment, as httpx honoured them.
-            trust_env=True,
+            # Proxies from the environment, as httpx honoured them. Only when some are set: with
+            # trust_env aiohttp looks for them and for ~/.netrc on a thread for every request.
+            trust_env=bool(urllib.request.getproxies()),
         )
     return client
 
