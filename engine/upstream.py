@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import email.utils
 import functools
@@ -111,6 +112,23 @@ async def close_shared_client() -> None:
     client = _clients.pop(asyncio.get_running_loop(), None)
     if client is not None:
         await client.close()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """A worker's loop runs on a daemon thread until the process exits, and an aiohttp session
+    that is never closed logs "Unclosed client session" as an error when collected. Close what
+    is still open while the loops can still run (up to a second), else just mark it closed."""
+    for loop, client in list(_clients.items()):
+        if client.closed:
+            continue
+        if loop.is_running():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(client.close(), loop).result(timeout=1)
+                continue
+        if client.connector is not None and not client.connector.closed:
+            client.connector._close()  # closes no socket once its loop is gone: marks it closed
+        client.detach()
 
 
 def estimate_tokens(text: str) -> int:
