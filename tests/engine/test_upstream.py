@@ -567,6 +567,23 @@ def test_two_streams_run_at_once_over_the_loops_one_client(base_url: str) -> Non
     assert record_b["headers"]["x-org"] == "b" and "authorization" not in record_b["headers"]
 
 
+def test_each_engine_keeps_its_own_read_timeout_on_the_loops_one_client(base_url: str) -> None:
+    stalling = "fake?tokens=5&stall_after=2&stall=1"  # one second of silence after the first token
+    impatient = make(base_url, keyed(stalling)[0], read_timeout=0.3)
+    patient = make(base_url, keyed(stalling)[0], read_timeout=3)
+
+    async def outcome(engine: UpstreamEngine) -> str:
+        try:
+            return text([chunk async for chunk in engine.stream(request())])
+        except EngineError as exc:
+            return exc.code
+
+    async def main() -> list[str]:
+        return list(await asyncio.gather(outcome(impatient), outcome(patient)))
+
+    assert run(main()) == ["upstream_timeout", " ".join(WORDS[:5])]
+
+
 def test_a_finished_stream_leaves_its_connection_to_the_next_one(base_url: str) -> None:
     engine = make(base_url, "fake?tokens=3")
 
