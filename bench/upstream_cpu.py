@@ -4,7 +4,10 @@ event loop against the fake upstream (python -m bench.upstream_cpu).
 The fake upstream runs in a process of its own, so the CPU counted here (time.process_time of this
 process, every thread) is only the engine's side: the HTTP client, SSE parsing, JSON and chunk
 building. Each case runs --repeat times after one warm-up; the report gives the median and the
-spread, because the machine is shared and one run can be unlucky.
+spread, because the machine is shared and one run can be unlucky. Each run prints its wall time
+too: a paced run should take about tokens/tps seconds, and one that took much longer fell behind
+(a busy machine slowed the fake upstream), so several tokens came per read and its figure is too
+low. Compare runs that kept the pace.
 """
 
 from __future__ import annotations

@@ -45,11 +45,12 @@ _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 
 
 # Why aiohttp, not httpx: CPU per delivered chunk of 100 streams on one loop (bench.upstream_cpu,
-# median of 3 runs, spread in brackets), at 100 tokens/s and at full speed:
-#   httpx + httpcore on anyio, aiter_lines, json        99.1 (93.5-102.9) µs   18.6 (18.2-19.5) µs
+# the three one after the other, median of 3 runs, spread in brackets), at 100 tokens/s and at
+# full speed:
+#   httpx + httpcore on anyio, aiter_lines, json        97.0 (81.0-100.9) µs   19.8 (19.0-20.0) µs
 #   httpx + httpcore on plain asyncio transports,
-#     raw bytes split into SSE events here, orjson      56.4 (53.0-58.0) µs    15.4 (14.6-15.8) µs
-#   aiohttp (C HTTP parser), same SSE split, orjson     26.3 (25.0-27.4) µs     6.0 (5.4-6.1) µs
+#     raw bytes split into SSE events here, orjson      57.3 (49.9-58.4) µs    14.0 (13.9-14.7) µs
+#   aiohttp (C HTTP parser), same SSE split, orjson     23.3 (21.6-24.1) µs     5.7 (5.5-5.9) µs
 # At a realistic pace every token is its own socket read, and httpcore pays per read a stack of
 # async generators, h11's chunked parsing and map_exceptions context managers; aiohttp's parser
 # runs in C inside data_received and a read of buffered bytes is one call.
