@@ -350,7 +350,7 @@ class UpstreamEngine:
         headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
         if config.get("api_key"):
             headers["Authorization"] = f"Bearer {config['api_key']}"
-        self._headers = headers
+        self._headers = {"Content-Type": "application/json", **headers}
         # connect covers taking a connection from the pool too; the pool has no cap, so that is
         # the TCP (and TLS) connect. sock_read is the longest silence between two reads.
         self._timeout = aiohttp.ClientTimeout(total=None, connect=connect, sock_read=self.read_timeout)
@@ -471,8 +471,8 @@ class UpstreamEngine:
         try:
             response = await shared_client().post(
                 url,
-                data=json.dumps(body).encode(),
-                headers={**self._headers, "Content-Type": "application/json"},
+                data=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+                headers=self._headers,
                 timeout=self._timeout,
                 allow_redirects=False,
             )
