@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ DB_NAME = "spool_bench"
 # Redis DB 12 and the spoolbench prefix/queue: nothing else on this machine uses them (dev: 0, tests: 15).
 REDIS_URL = "redis://127.0.0.1:6379/12"
 PREFIX = QUEUE = "spoolbench"
+_BENCH_SECRET = secrets.token_urlsafe(50)
 
 
 @dataclass
@@ -40,6 +42,8 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         return {
+            # Outside DEBUG Spool refuses to start without a real key; the bench's own, per run.
+            "DJANGO_SECRET_KEY": _BENCH_SECRET,
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
