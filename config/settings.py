@@ -94,6 +94,12 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "run" / "static"
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Spool's own Redis (chunk logs, wake-ups, abuse-limit counters): REDIS_URL unless it is set. It
+# can be a Redis Cluster (SPOOL_CHUNKLOG_REDIS_CLUSTER=1, the URL names any one node): every key
+# of a job carries a {<job id>} hash tag, so each job lives on one shard. Redis 7 or later: the
+# wake-ups are sharded pub/sub (SPUBLISH/SSUBSCRIBE), on one node as on a cluster.
+CHUNKLOG_REDIS_URL = env_str("SPOOL_CHUNKLOG_REDIS_URL", REDIS_URL)
+CHUNKLOG_REDIS_CLUSTER = env_bool("SPOOL_CHUNKLOG_REDIS_CLUSTER", False)
 
 # Largest request body accepted (bytes); a larger one gets 413 in the face's shape.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("SPOOL_MAX_BODY_BYTES", 1024 * 1024)
@@ -116,7 +122,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # crashes the whole worker when the Redis broker restarts ("'NoneType' object has no attribute
 # 'hostname'"); without it the worker reconnects and the running generations carry on.
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+# Only the Redis transport reads it; RabbitMQ redelivers when the consumer's connection closes,
+# never on a timer, which is why long generations are better served by RabbitMQ (README).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("SPOOL_BROKER_VISIBILITY_TIMEOUT_SECONDS", 300)
+}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 SPOOL = {

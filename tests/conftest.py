@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.cluster import redis_cluster  # noqa: F401  (a real Redis Cluster, started on demand)
 from tests.servers import Spool, spool  # noqa: F401  (the e2e server fixture)
 
 
