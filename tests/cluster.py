@@ -16,6 +16,8 @@ import pytest
 import redis
 from redis.cluster import RedisCluster, key_slot
 
+from tests.servers import Spool, keep_logs_with_tracebacks, start_spool
+
 MASTERS = 3
 
 
@@ -83,6 +85,10 @@ class Cluster:
             if start <= slot <= end:
                 return next(n for n in self.nodes if n.port == int(master[1]))
         raise LookupError(f"no node serves slot {slot}")
+
+    def node_client(self, node: Node) -> redis.Redis:
+        """A plain client of one node: what it holds, whatever slots it serves."""
+        return redis.Redis(port=node.port)
 
     def wait_ok(self) -> None:
         def ok() -> bool:
@@ -154,3 +160,17 @@ def redis_cluster(tmp_path_factory):
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_spool(redis_cluster, django_db_setup, django_db_blocker, tmp_path_factory) -> Spool:
+    """A Spool (web + worker) whose chunk log, wake-ups and limits are on the Redis Cluster; its
+    broker stays on the test Redis."""
+    running = start_spool(
+        django_db_blocker, tmp_path_factory.mktemp("cluster-spool-logs"), **redis_cluster.env()
+    )
+    try:
+        yield running
+    finally:
+        running.processes.stop()
+        keep_logs_with_tracebacks(running)
