@@ -116,16 +116,21 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # could sit behind a slow generation.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A message taken by a worker that then died comes back after this long. Long generations may
-# outlive it and be delivered twice; the runner's row guard makes the second delivery a no-op.
 # Remote control (celery inspect/control) is off: with a task in flight, kombu's pidbox channel
 # crashes the whole worker when the Redis broker restarts ("'NoneType' object has no attribute
 # 'hostname'"); without it the worker reconnects and the running generations carry on.
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
-# Only the Redis transport reads it; RabbitMQ redelivers when the consumer's connection closes,
-# never on a timer, which is why long generations are better served by RabbitMQ (README).
+# Redis transport only: a message taken by a worker that then died comes back after
+# visibility_timeout. Long generations may outlive it and be delivered twice; the runner's row
+# guard makes the second delivery a no-op (tests/e2e/test_brokers.py). RabbitMQ redelivers only
+# when the consumer's connection closes, never on a timer, so with it a long generation is
+# delivered once (README: which broker when).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("SPOOL_BROKER_VISIBILITY_TIMEOUT_SECONDS", 300)
+    "visibility_timeout": env_int("SPOOL_BROKER_VISIBILITY_TIMEOUT_SECONDS", 300),
+    # How often a worker looks for messages unacknowledged past that timeout: kombu's default
+    # (a sweep every 10th call, 10 s apart), expressed as one period a test can shorten.
+    "unacked_restore_interval": env_int("SPOOL_BROKER_RESTORE_EVERY_SECONDS", 100),
+    "unacked_restore_throttle": 1,
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
