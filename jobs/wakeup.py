@@ -45,6 +45,13 @@ class WakeHub:
         # one shard must not wait behind a quiet other one.
         self._pubsubs: dict[str, PubSub] = {} if self._cluster else {"": client.pubsub()}
         self._listeners: dict[str, asyncio.Task[None]] = {}
+        # One (un)subscribe at a time per connection, in the order they were asked for. Without
+        # it two first subscribes each opened a connection (redis-py's PubSub.connect awaits
+        # before it keeps one) and the channel sent on the connection that lost was never heard
+        # again; and a subscribe could overtake the unsubscribe of the waiter before it, leaving
+        # the channel unsubscribed while a reader waited on it. Seen as a reader waiting out its
+        # whole timeout in test_no_wake_up_is_missed_with_concurrent_writers_and_readers.
+        self._sending: dict[str, asyncio.Lock] = {}
         self._node_of: dict[str, str] = {}  # channel -> the node it was subscribed on
         self._events: dict[str, set[asyncio.Event]] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
@@ -76,7 +83,8 @@ class WakeHub:
             if confirmed is None:
                 confirmed = self._confirmed[channel] = asyncio.get_running_loop().create_future()
                 node = self._node_of[channel] = self._node_for(channel)
-                await self._pubsubs[node].ssubscribe(channel)
+                async with self._sending.setdefault(node, asyncio.Lock()):
+                    await self._pubsubs[node].ssubscribe(channel)
                 self._ensure_listener(node)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_CONFIRM_SECONDS)
@@ -87,9 +95,10 @@ class WakeHub:
                 del self._events[channel]
                 self._confirmed.pop(channel, None)
                 node = self._node_of.pop(channel, None)
-                with contextlib.suppress(Exception):
-                    if node is not None:
-                        await self._pubsubs[node].sunsubscribe(channel)
+                if node is not None:
+                    async with self._sending.setdefault(node, asyncio.Lock()):
+                        with contextlib.suppress(Exception):
+                            await self._pubsubs[node].sunsubscribe(channel)
 
     def _ensure_listener(self, node: str) -> None:
         listener = self._listeners.get(node)
