@@ -309,6 +309,14 @@ def parse_create(body: Any) -> ChatCreate:
         request, options = build_request(messages, params, known=ENGINE_PARAMS)
     except ParamError as exc:
         raise ApiError.from_param(exc) from None
+    if options.metadata is not None and not options.store:
+        # OpenAI's answer, found by running the official SDK against both: metadata lives only on
+        # a stored completion, so without store it would be silently dropped.
+        raise ApiError(
+            "The 'metadata' parameter is only allowed when 'store' is enabled.",
+            param="metadata",
+            code="invalid_value",
+        )
     include_usage = _stream_options(body, options.stream)
     stored = {**options.to_dict(), "include_usage": include_usage}
     if tier is not None:
