@@ -67,6 +67,13 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+# DRF is the request pipeline of every API face (jobs/faces/common); views set their own
+# authentication, throttle and parsers, and errors go through one handler.
+REST_FRAMEWORK = {
+    "EXCEPTION_HANDLER": "jobs.faces.common.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "run" / "static"
 
@@ -113,6 +120,9 @@ SPOOL = {
     "MAX_MESSAGES": env_int("SPOOL_MAX_MESSAGES", 2048),
     "MAX_OUTPUT_TOKENS": env_int("SPOOL_MAX_OUTPUT_TOKENS", 32768),
     # Pace of the built-in offline engine registered by `manage.py spool_bootstrap`.
+    # How long this process trusts an API key (or session) it has looked up: a revoked key is
+    # refused within this time, and a poll loop costs no Postgres query per request.
+    "KEY_CACHE_SECONDS": env_float("SPOOL_KEY_CACHE_SECONDS", 2.0),
     "OFFLINE_TOKENS_PER_SECOND": env_float("SPOOL_OFFLINE_TOKENS_PER_SECOND", 30.0),
 }
 SPOOL_JOB_MAX_SECONDS = env_float("SPOOL_JOB_MAX_SECONDS", 900.0)

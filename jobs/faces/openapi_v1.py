@@ -14,10 +14,10 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
 
 from jobs.completions import DEFAULT_LIMIT, MAX_LIMIT
 from jobs.faces.native import openapi as native
-from jobs.faces.native.views import endpoint
 from jobs.faces.openai.chat import SERVICE_TIERS, TOOL_CHOICES
 from jobs.params import (
     MAX_METADATA_KEY,
@@ -733,6 +733,6 @@ def document() -> dict[str, Any]:
     }
 
 
-@endpoint("GET", auth=False)
+@require_GET
 async def openapi(request: HttpRequest) -> JsonResponse:
     return JsonResponse(document())

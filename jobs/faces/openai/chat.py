@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.types import GenerationRequest
-from jobs.faces.openai.errors import ApiError
+from jobs.faces.common.errors import FaceError
+from jobs.faces.common.serializers import kind
+from jobs.faces.openai.errors import from_param
 from jobs.params import ParamError, build_request
 
 # Parameters jobs.params validates the same way for every face.
@@ -44,38 +46,23 @@ class ChatCreate:
     options: dict[str, Any]  # kept on the job: stream, store, metadata, service_tier, include_usage
 
 
-def kind(value: Any) -> str:
-    """OpenAI's name for a JSON value's type, as its error messages use it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a decimal"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
+def _missing(param: str) -> FaceError:
+    return FaceError(
+        f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+    )
 
 
-def _missing(param: str) -> ApiError:
-    return ApiError(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
-
-
-def _wrong_type(param: str, expected: str, value: Any) -> ApiError:
-    return ApiError(
+def _wrong_type(param: str, expected: str, value: Any) -> FaceError:
+    return FaceError(
         f"Invalid type for '{param}': expected {expected}, but got {kind(value)} instead.",
         param=param,
         code="invalid_type",
     )
 
 
-def _not_one_of(param: str, value: Any, allowed: tuple[str, ...]) -> ApiError:
+def _not_one_of(param: str, value: Any, allowed: tuple[str, ...]) -> FaceError:
     listed = ", ".join(f"'{a}'" for a in allowed[:-1]) + f", and '{allowed[-1]}'"
-    return ApiError(
+    return FaceError(
         f"Invalid value: '{value}'. Supported values are: {listed}.", param=param, code="invalid_value"
     )
 
@@ -122,7 +109,7 @@ def messages_of(body: dict[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(messages, list):
         raise _wrong_type("messages", "an array", messages)
     if not messages:
-        raise ApiError(
+        raise FaceError(
             "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an "
             "empty array instead.",
             param="messages",
@@ -138,7 +125,7 @@ def messages_of(body: dict[str, Any]) -> list[dict[str, Any]]:
         if role not in ROLES:
             raise _not_one_of(f"{where}.role", role, ROLES)
         if role == "function":
-            raise ApiError(
+            raise FaceError(
                 "The 'function' role is deprecated and not supported; use 'tool' messages.",
                 param=f"{where}.role",
                 code="unsupported_value",
@@ -158,7 +145,7 @@ def messages_of(body: dict[str, Any]) -> list[dict[str, Any]]:
                 raise _missing(f"{where}.tool_call_id")
             before = next((m for m in reversed(messages[:i]) if m.get("role") != "tool"), None)
             if not (before and before.get("role") == "assistant" and before.get("tool_calls")):
-                raise ApiError(
+                raise FaceError(
                     "Invalid parameter: messages with role 'tool' must be a response to a preceding "
                     "message with 'tool_calls'.",
                     param=f"{where}.role",
@@ -195,7 +182,7 @@ def _tools(body: dict[str, Any]) -> None:
                 raise _missing(f"{where}.function.name")
     for name in ("tool_choice", "parallel_tool_calls"):
         if body.get(name) is not None and not tools:
-            raise ApiError(
+            raise FaceError(
                 f"Invalid value for '{name}': '{name}' is only allowed when 'tools' are specified.",
                 param=name,
                 code="invalid_value",
@@ -213,7 +200,7 @@ def _tools(body: dict[str, Any]) -> None:
         if not isinstance(name, str):
             raise _wrong_type("tool_choice.function.name", "a string", name)
         if name not in {t["function"]["name"] for t in tools or []}:
-            raise ApiError(
+            raise FaceError(
                 f"Invalid value for 'tool_choice': no function named '{name}' was specified in the "
                 "'tools' parameter.",
                 param="tool_choice",
@@ -237,14 +224,14 @@ def _stream_options(body: dict[str, Any], stream: bool) -> bool:
     if not isinstance(options, dict):
         raise _wrong_type("stream_options", "an object", options)
     if not stream:
-        raise ApiError(
+        raise FaceError(
             "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
             param="stream_options",
             code="invalid_value",
         )
     for name in options:
         if name != "include_usage":
-            raise ApiError(
+            raise FaceError(
                 f"Unrecognized request argument supplied: stream_options.{name}",
                 param=f"stream_options.{name}",
                 code="unknown_parameter",
@@ -264,13 +251,13 @@ def _modalities(body: dict[str, Any]) -> None:
             if value not in ("text", "audio"):
                 raise _not_one_of(f"modalities[{m}]", value, ("text", "audio"))
         if "audio" in modalities:
-            raise ApiError(
+            raise FaceError(
                 'Audio output is not supported: Spool\'s engines write text only; use modalities ["text"].',
                 param="modalities",
                 code="unsupported_value",
             )
     if body.get("audio") is not None:
-        raise ApiError(
+        raise FaceError(
             "The 'audio' parameter is not supported: Spool's engines write text only.",
             param="audio",
             code="unsupported_parameter",
@@ -286,10 +273,10 @@ def _service_tier(body: dict[str, Any]) -> str | None:
 
 def parse_create(body: Any) -> ChatCreate:
     if not isinstance(body, dict):
-        raise ApiError("The request body must be a JSON object.", code="invalid_type")
+        raise FaceError("The request body must be a JSON object.", code="invalid_type")
     unknown = sorted(set(body) - ENGINE_PARAMS - FACE_PARAMS)
     if unknown:
-        raise ApiError(
+        raise FaceError(
             f"Unrecognized request argument supplied: {unknown[0]}",
             param=unknown[0],
             code="unknown_parameter",
@@ -308,11 +295,11 @@ def parse_create(body: Any) -> ChatCreate:
     try:
         request, options = build_request(messages, params, known=ENGINE_PARAMS)
     except ParamError as exc:
-        raise ApiError.from_param(exc) from None
+        raise from_param(exc) from None
     if options.metadata is not None and not options.store:
         # OpenAI's answer, found by running the official SDK against both: metadata lives only on
         # a stored completion, so without store it would be silently dropped.
-        raise ApiError(
+        raise FaceError(
             "The 'metadata' parameter is only allowed when 'store' is enabled.",
             param="metadata",
             code="invalid_value",

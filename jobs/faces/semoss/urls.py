@@ -5,13 +5,13 @@ from django.urls import path
 from jobs.faces.semoss import views
 
 urlpatterns = [
-    path("config", views.config),
-    path("logout/all", views.logout_all),
-    path("engine/runPixel", views.run_pixel),
-    path("engine/runPixelAsync", views.run_pixel_async),
-    path("engine/pixelJobStreaming", views.pixel_job_streaming),
-    path("engine/partial", views.partial),
-    path("engine/result", views.result),
-    path("engine/status", views.status),
-    path("engine/terminate", views.terminate),
+    path("config", views.Config.as_view()),
+    path("logout/all", views.LogoutAll.as_view()),
+    path("engine/runPixel", views.RunPixel.as_view()),
+    path("engine/runPixelAsync", views.RunPixelAsync.as_view()),
+    path("engine/pixelJobStreaming", views.PixelJobStreaming.as_view()),
+    path("engine/partial", views.Partial.as_view()),
+    path("engine/result", views.Result.as_view()),
+    path("engine/status", views.Status.as_view()),
+    path("engine/terminate", views.Terminate.as_view()),
 ]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from functools import wraps
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -14,44 +12,48 @@ from django.contrib.auth import alogin, alogout
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 
 from jobs import jsonbody, services
-from jobs.auth import request_user
+from jobs.faces.common.auth import ApiKeyAuthentication, SemossSessionAuthentication
+from jobs.faces.common.errors import FaceError
+from jobs.faces.common.views import FaceView
 from jobs.faces.semoss import reactors, render
 from jobs.faces.semoss.partial import partial_text
 from jobs.models import Job
 from jobs.pixel import PixelError, parse_pixel, validate_pixel
 from jobs.selectors import job_chunks_since, job_for_owner, job_wait_until_finished
 
-View = Callable[..., Awaitable[JsonResponse]]
 LLM = "LLM"
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 JSON = "application/json"
 
 
-class BadBody(Exception):
-    """A body that cannot be read as a form or a JSON object; answered {"errorMessage"}."""
+class SemossView(FaceView):
+    """Keys first (a wrong one is refused even with a session), then the SDK's login session."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message, self.status = message, status
+    face = "semoss"
+    authentication_classes = [ApiKeyAuthentication, SemossSessionAuthentication]
+    parser_classes = [FormParser, MultiPartParser, JSONParser]  # read by _form, with its own rules
 
 
 def _form(request: HttpRequest) -> dict[str, Any]:
-    """Form-encoded as the SDK sends it; JSON accepted too."""
+    """Form-encoded as the SDK sends it; JSON accepted too. SEMOSS form values are text and keep
+    their own rules (the pixel parser reads them), so no serializer coerces them here."""
     if request.content_type == JSON:
         try:
             body = jsonbody.loads(request.body or b"{}")
         except ValueError as exc:
-            raise BadBody(f"The JSON body could not be parsed ({exc}): send a JSON object.") from None
+            raise FaceError(f"The JSON body could not be parsed ({exc}): send a JSON object.") from None
         if not isinstance(body, dict):
-            raise BadBody("The JSON body must be an object.")
+            raise FaceError("The JSON body must be an object.")
         return body
     if request.content_type not in (FORM, MULTIPART) and request.body:
-        raise BadBody(
+        raise FaceError(
             f"Unsupported Content-Type {request.content_type or 'none'!r}: send the parameters "
             f"form-encoded ({FORM}) or as a JSON object ({JSON}).",
             status=415,
@@ -62,57 +64,58 @@ def _form(request: HttpRequest) -> dict[str, Any]:
         try:
             parse_qsl(request.body.decode(), keep_blank_values=True, errors="strict")
         except UnicodeDecodeError:
-            raise BadBody("The form body is not valid UTF-8 (after percent-decoding).") from None
+            raise FaceError("The form body is not valid UTF-8 (after percent-decoding).") from None
     try:
         return request.POST.dict()
     except RequestDataTooBig:
         raise  # the middleware's 413
     except (SuspiciousOperation, MultiPartParserError) as exc:  # too many fields, bad multipart
-        raise BadBody(f"The form body could not be read: {exc}") from None
+        raise FaceError(f"The form body could not be read: {exc}") from None
 
 
-def authenticated(view: View) -> View:
-    @wraps(view)
-    async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-        user = await request_user(request)
-        if user is None:
-            return JsonResponse(
-                {"errorMessage": "Not authenticated: send Basic access_key:secret_key or log in."},
-                status=401,
-            )
-        try:
-            return await view(request, user, *args, **kwargs)
-        except BadBody as exc:
-            return JsonResponse({"errorMessage": exc.message}, status=exc.status)
+class Config(SemossView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
 
-    return csrf_exempt(wrapper)
-
-
-@csrf_exempt
-@require_GET
-async def config(request: HttpRequest) -> JsonResponse:
-    body: dict[str, Any] = {"csrf": False, "version": "spool-0.1"}
-    user = await request_user(request)
-    if user is not None:
-        if request.headers.get("Authorization"):
-            # The SDK logs in once with its keys, then sends the session cookie this sets.
-            await alogin(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        body["loginDetails"] = {"SPOOL": user.get_username()}
-    return JsonResponse(body)
+    async def get(self, request: Request) -> JsonResponse:
+        body: dict[str, Any] = {"csrf": False, "version": "spool-0.1"}
+        user = None
+        for authenticator in (ApiKeyAuthentication(), SemossSessionAuthentication()):
+            try:
+                found = await authenticator.authenticate(request)
+            except AuthenticationFailed:
+                break  # a wrong key: not logged in, and not by a session either
+            if found is not None:
+                user = found[0]
+                break
+        if user is not None:
+            if request.headers.get("Authorization"):
+                # The SDK logs in once with its keys, then sends the session cookie this sets.
+                await alogin(request._request, user, backend="django.contrib.auth.backends.ModelBackend")
+            body["loginDetails"] = {"SPOOL": user.get_username()}
+        return JsonResponse(body)
 
 
-@csrf_exempt
-async def logout_all(request: HttpRequest) -> JsonResponse:
-    await alogout(request)
-    return JsonResponse({"success": True})
+class LogoutAll(SemossView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    async def get(self, request: Request) -> JsonResponse:
+        await alogout(request._request)
+        return JsonResponse({"success": True})
+
+    post = get
 
 
 def _error_return(insight_id: str, expression: str, message: str) -> JsonResponse:
     return JsonResponse(render.pixel_return(insight_id, expression, message, error=True))
 
 
-@require_POST
-@authenticated
+class RunPixel(SemossView):
+    async def post(self, request: Request) -> JsonResponse:
+        return await run_pixel(request._request, request.user)
+
+
 async def run_pixel(request: HttpRequest, user: Any) -> JsonResponse:
     form = _form(request)
     expression = str(form.get("expression", ""))
@@ -141,8 +144,11 @@ async def run_pixel(request: HttpRequest, user: Any) -> JsonResponse:
     return JsonResponse(render.pixel_return(insight_id, expression, output))
 
 
-@require_POST
-@authenticated
+class RunPixelAsync(SemossView):
+    async def post(self, request: Request) -> JsonResponse:
+        return await run_pixel_async(request._request, request.user)
+
+
 async def run_pixel_async(request: HttpRequest, user: Any) -> JsonResponse:
     form = _form(request)
     expression = str(form.get("expression", ""))
@@ -173,8 +179,11 @@ def _cursor(form: dict[str, Any]) -> int | None | str:
     return value if value >= 0 else "cursor must be a non-negative integer"
 
 
-@require_POST
-@authenticated
+class PixelJobStreaming(SemossView):
+    async def post(self, request: Request) -> JsonResponse:
+        return await pixel_job_streaming(request._request, request.user)
+
+
 async def pixel_job_streaming(request: HttpRequest, user: Any) -> JsonResponse:
     form = _form(request)
     job = await job_for_owner(form.get("jobId"), user.pk)
@@ -195,8 +204,11 @@ async def pixel_job_streaming(request: HttpRequest, user: Any) -> JsonResponse:
     )
 
 
-@require_POST
-@authenticated
+class Partial(SemossView):
+    async def post(self, request: Request) -> JsonResponse:
+        return await partial(request._request, request.user)
+
+
 async def partial(request: HttpRequest, user: Any) -> JsonResponse:
     job = await job_for_owner(_form(request).get("jobId"), user.pk)
     if job is None:
@@ -205,8 +217,11 @@ async def partial(request: HttpRequest, user: Any) -> JsonResponse:
     return JsonResponse({"message": {"new": new, "total": total}, "status": status})
 
 
-@require_POST
-@authenticated
+class Result(SemossView):
+    async def post(self, request: Request) -> JsonResponse:
+        return await result(request._request, request.user)
+
+
 async def result(request: HttpRequest, user: Any) -> JsonResponse:
     form = _form(request)
     job = await job_for_owner(form.get("jobId"), user.pk)
@@ -222,8 +237,11 @@ async def result(request: HttpRequest, user: Any) -> JsonResponse:
     return JsonResponse({"status": render.status(job), **body})
 
 
-@require_POST
-@authenticated
+class Status(SemossView):
+    async def post(self, request: Request) -> JsonResponse:
+        return await status(request._request, request.user)
+
+
 async def status(request: HttpRequest, user: Any) -> JsonResponse:
     job = await job_for_owner(_form(request).get("jobId"), user.pk)
     if job is None:
@@ -232,8 +250,11 @@ async def status(request: HttpRequest, user: Any) -> JsonResponse:
     return JsonResponse({"jobId": str(job.pk), "status": render.status(job, page)})
 
 
-@require_POST
-@authenticated
+class Terminate(SemossView):
+    async def post(self, request: Request) -> JsonResponse:
+        return await terminate(request._request, request.user)
+
+
 async def terminate(request: HttpRequest, user: Any) -> JsonResponse:
     job = await job_for_owner(_form(request).get("jobId"), user.pk)
     if job is None:
