@@ -24,15 +24,18 @@ INSTALLED_APPS = [
     "jobs",
 ]
 
+# Django's stock middleware and WhiteNoise, each run on the event loop under ASGI (jobs/onloop.py
+# says why that is safe): no thread hop per hook on every request.
 MIDDLEWARE = [
     "jobs.middleware.FaceErrorsMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "jobs.onloop.SecurityMiddleware",
+    "jobs.onloop.WhiteNoiseMiddleware",
+    "jobs.onloop.SessionMiddleware",
+    "jobs.onloop.CommonMiddleware",
+    "jobs.onloop.CsrfViewMiddleware",
+    "jobs.onloop.AuthenticationMiddleware",
+    "jobs.onloop.MessageMiddleware",
+    "jobs.onloop.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -75,7 +78,11 @@ REST_FRAMEWORK = {
 }
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "run" / "static"
+# WhiteNoise serves the admin's, the playground's and the API docs' files from the apps' own
+# directories (no collectstatic step before `make run`); it indexes them once at start. A
+# deployment that runs collectstatic sets SPOOL_STATIC_ROOT, and WhiteNoise serves that too.
+STATIC_ROOT = env_str("SPOOL_STATIC_ROOT", "") or None
+WHITENOISE_USE_FINDERS = True
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
