@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -19,12 +20,40 @@ def parse_uuid(value: Any) -> uuid.UUID | None:
         return None
 
 
-async def job_for_owner(job_id: Any, owner_id: int) -> Job | None:
-    """The job if it exists and belongs to owner_id; None otherwise (no hint which)."""
+async def job_for_owner(job_id: Any, owner_id: int, *, live: bool = True) -> Job | None:
+    """The job if it exists and belongs to owner_id; None otherwise (no hint which).
+
+    A job still live in Redis (its meta there, its log without a terminal chunk) is built from
+    Redis alone, with the status its log says: a worker's heartbeat => running, else queued.
+    It is not saved, and has no messages, timings or result; `live=False` reads Postgres."""
     key = parse_uuid(job_id)
     if key is None:
         return None
+    if live:
+        state = await chunklog.read_live(str(key))
+        if state.meta is not None and (state.last is None or not chunklog.is_terminal(state.last)):
+            return _live_job(key, state) if state.meta["owner"] == owner_id else None
     return await Job.objects.select_related("engine").filter(id=key, owner_id=owner_id).afirst()
+
+
+def _live_job(key: uuid.UUID, state: chunklog.LiveState) -> Job:
+    meta = state.meta or {}
+    engine = Engine(
+        id=uuid.UUID(meta["engine"]["id"]), name=meta["engine"]["name"], kind=meta["engine"]["kind"]
+    )
+    job = Job(
+        id=key,
+        owner_id=meta["owner"],
+        engine=engine,
+        room_id=meta["room"],
+        face=meta["face"],
+        request=meta["request"],
+        options=meta["options"],
+        status=Job.Status.RUNNING if state.alive else Job.Status.QUEUED,
+        created_at=datetime.fromisoformat(meta["created"]),
+    )
+    job.is_live = True  # type: ignore[attr-defined]
+    return job
 
 
 def _encodable(text: str) -> bool:
@@ -80,13 +109,22 @@ async def job_chunks_since(job: Job, *, cursor: int | None, reader: str, wait: f
         return await chunklog.claim_chunks(job_id, reader)
 
     start, chunks = await wakeup.wait_for(job_id, fetch, lambda got: bool(got[1]), wait)
-    if not chunks and wait > 0 and job.status == Job.Status.RUNNING:
-        await _end_if_dead(job)
+    if not chunks and wait > 0 and (job.status == Job.Status.RUNNING or getattr(job, "is_live", False)):
+        await _end_if_dead(job_id)
     return ChunkPage(start, chunks, bool(chunks) and chunklog.is_terminal(chunks[-1]))
 
 
-async def _end_if_dead(job: Job) -> None:
-    await sync_to_async(sweeper.end_if_dead)(job)
+async def _end_if_dead(job_id: str) -> None:
+    """A reader heard nothing: end the job if its worker is gone. The heartbeat is asked on the
+    loop first, so a quiet live job costs no thread and no Postgres."""
+    if not await chunklog.ais_alive(job_id):
+        await sync_to_async(_end_if_dead_sync)(job_id)
+
+
+def _end_if_dead_sync(job_id: str) -> None:
+    job = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).first()
+    if job is not None:
+        sweeper.end_if_dead(job)
 
 
 async def job_wait_until_finished(job: Job, *, timeout: float) -> Job:

@@ -171,8 +171,8 @@ def _create(
         ) from None
 
 
-async def _owned(job_id: str, user: AbstractBaseUser) -> Job:
-    job = await job_for_owner(job_id, user.pk)
+async def _owned(job_id: str, user: AbstractBaseUser, *, live: bool = True) -> Job:
+    job = await job_for_owner(job_id, user.pk, live=live)
     if job is None:
         # The same answer for an unknown, malformed or another user's id: nothing says which.
         raise FaceError(f"No job found with id '{job_id}'.", code="job_not_found", status=404)
@@ -213,7 +213,8 @@ class Jobs(NativeView):
 
 class JobDetail(NativeView):
     async def get(self, request: Request, job_id: str) -> JsonResponse:
-        found = await _owned(job_id, request.user)
+        # From Postgres: the job object carries timings a live job's Redis meta does not.
+        found = await _owned(job_id, request.user, live=False)
         wait = _wait(request)
         if wait and not found.is_finished:
             found = await job_wait_until_finished(found, timeout=wait)
