@@ -21,6 +21,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served offline
     "jobs",
 ]
 
@@ -75,6 +77,25 @@ USE_TZ = True
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "jobs.faces.common.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_SCHEMA_CLASS": "jobs.faces.common.schema.FaceSchema",
+}
+# The OpenAPI documents are generated from the faces' serializers and views (drf-spectacular);
+# each document view keeps its own face's routes (jobs/faces/common/schema.py).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Spool",
+    "DESCRIPTION": "LLM generations as asynchronous jobs.",
+    "VERSION": "1.0.0",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "jobs.faces.openai.serializers.STATUSES",
+        "SemossStatusEnum": "jobs.faces.semoss.serializers.STATUSES",
+    },
 }
 
 STATIC_URL = "static/"

@@ -55,12 +55,3 @@ class AfterLimitPagination(BasePagination):
             param="after",
             code="invalid_value",
         )
-
-    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        return [
-            {"name": "after", "in": "query", "required": False, "schema": {"type": "string"}},
-            {"name": "limit", "in": "query", "required": False,
-             "schema": {"type": "integer", "minimum": 1, "maximum": completions.MAX_LIMIT}},
-            {"name": "order", "in": "query", "required": False,
-             "schema": {"type": "string", "enum": ["asc", "desc"]}},
-        ]  # fmt: skip

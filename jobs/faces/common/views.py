@@ -35,8 +35,8 @@ class AnyAccept(BaseContentNegotiation):
 
 
 class FaceView(APIView):
-    """Set `face` (openai, jobs, semoss): errors are rendered in its envelope."""
-
+    # Set `face` (openai, jobs, semoss): errors are rendered in its envelope. (A comment, not a
+    # docstring: drf-spectacular would put a docstring in every operation's description.)
     face = OPENAI
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsAuthenticated]

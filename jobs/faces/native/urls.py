@@ -2,12 +2,17 @@
 
 from django.urls import path
 
+from jobs.faces.common.schema import document_view
 from jobs.faces.native import views
 
 urlpatterns = [
     path("jobs", views.Jobs.as_view(), name="native-jobs"),
     # Before "jobs/<job_id>", which would take it for a job id.
-    path("jobs/openapi.json", views.OpenAPI.as_view(), name="native-openapi"),
+    path(
+        "jobs/openapi.json",
+        document_view("only_native", TITLE="Spool native jobs API"),
+        name="native-openapi",
+    ),
     # Ids are matched as text so a malformed one gets the same 404 envelope as an unknown one.
     path("jobs/<str:job_id>", views.JobDetail.as_view(), name="native-job"),
     path("jobs/<str:job_id>/chunks", views.Chunks.as_view(), name="native-job-chunks"),

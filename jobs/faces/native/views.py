@@ -10,16 +10,18 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpResponse, JsonResponse
-from rest_framework.permissions import AllowAny
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 
 from engine.types import GenerationRequest, UnsupportedParameter
 from jobs import services
 from jobs.faces.common import sse
 from jobs.faces.common.errors import FaceError
+from jobs.faces.common.schema import errors
 from jobs.faces.common.views import FaceView
 from jobs.faces.native import render
-from jobs.faces.native.openapi import SPEC
+from jobs.faces.native import serializers as shapes
 from jobs.models import Engine, Job
 from jobs.params import ParamError, build_request
 from jobs.selectors import engine_find, job_chunks_since, job_for_owner, job_wait_until_finished
@@ -186,7 +188,40 @@ async def _reloaded(job: Job) -> Job:
 # ---- endpoints -------------------------------------------------------------------------------
 
 
+CREATE_EXAMPLES = [
+    OpenApiExample(
+        "command",
+        summary="One user message.",
+        value={"engine": "spool-offline", "command": "Tell me of the king.", "parameters": {"max_tokens": 8}},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "messages",
+        summary="Chat messages, stored with metadata.",
+        value={"model": "spool-offline",
+               "messages": [{"role": "system", "content": "Be brief."},
+                            {"role": "user", "content": "Speak."}],
+               "parameters": {"max_completion_tokens": 6, "seed": 3, "logprobs": True, "top_logprobs": 2},
+               "store": True, "metadata": {"suite": "openapi"}},
+        request_only=True,
+    ),
+]  # fmt: skip
+EVENTS = """Server-sent events, in order: `chunk` (`id: <seq>`, a Chunk); `error` (`id: <seq>`, the
+error Chunk that ends a failed or cancelled job); `result` (the final Job); `done` (`{}`). Comments
+(`: keep-alive`) come during silences. Reconnect with `Last-Event-ID: <seq>` (or `?after=<seq>`)
+to resume after that chunk. An `error` event without an id is a failure of the stream itself (an
+Error envelope); no `done` follows, so a client reconnects."""
+JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+
+
 class Jobs(NativeView):
+    @extend_schema(
+        operation_id="createJob",
+        summary="Start a job; answers at once.",
+        request=shapes.JobCreate,
+        responses={202: OpenApiResponse(shapes.Job, description="The job, queued."), **errors(404, 413)},
+        examples=CREATE_EXAMPLES,
+    )
     async def post(self, request: Request) -> JsonResponse:
         body = _body(self, request)
         unknown = sorted(set(body) - BODY_FIELDS)
@@ -212,6 +247,12 @@ class Jobs(NativeView):
 
 
 class JobDetail(NativeView):
+    @extend_schema(
+        operation_id="getJob",
+        summary="Status, timings, usage, and the result once it ended.",
+        parameters=[JOB_ID, shapes.WaitQuery],
+        responses={200: shapes.Job, **errors(404)},
+    )
     async def get(self, request: Request, job_id: str) -> JsonResponse:
         # From Postgres: the job object carries timings a live job's Redis meta does not.
         found = await _owned(job_id, request.user, live=False)
@@ -222,6 +263,12 @@ class JobDetail(NativeView):
 
 
 class Chunks(NativeView):
+    @extend_schema(
+        operation_id="getJobChunks",
+        summary="Long-poll for the chunks after sequence number `after`.",
+        parameters=[JOB_ID, shapes.ChunksQuery],
+        responses={200: shapes.ChunkPage, **errors(404)},
+    )
     async def get(self, request: Request, job_id: str) -> JsonResponse:
         found = await _owned(job_id, request.user)
         after = _integer(request.query_params.get("after"), "after", default=-1, low=-1)
@@ -268,6 +315,24 @@ async def _event_stream(job: Job, after: int) -> AsyncIterator[str]:
 
 
 class Events(NativeView):
+    @extend_schema(
+        operation_id="streamJobEvents",
+        summary="Stream the job's chunks, then its result, as server-sent events.",
+        parameters=[
+            JOB_ID,
+            shapes.EventsQuery,
+            OpenApiParameter(
+                "Last-Event-ID",
+                OpenApiTypes.INT,
+                OpenApiParameter.HEADER,
+                description="Resume after this sequence number; wins over `after`.",
+            ),
+        ],  # fmt: skip
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(shapes.JobEvent, description=EVENTS),
+            **errors(404),
+        },
+    )
     async def get(self, request: Request, job_id: str) -> HttpResponse:
         found = await _owned(job_id, request.user)
         # A reconnecting EventSource sends Last-Event-ID and repeats the original URL: the header wins.
@@ -280,6 +345,14 @@ class Events(NativeView):
 
 
 class Cancel(NativeView):
+    @extend_schema(
+        operation_id="cancelJob",
+        summary="Cancel; the output so far is kept. Cancelling an ended job changes nothing.",
+        parameters=[JOB_ID],
+        request=None,
+        responses={200: OpenApiResponse(shapes.Job, description="The job, cancelled once it stopped."),
+                   **errors(404)},
+    )  # fmt: skip
     async def post(self, request: Request, job_id: str) -> JsonResponse:
         found = await _owned(job_id, request.user)
         if not found.is_finished:
@@ -287,11 +360,3 @@ class Cancel(NativeView):
             # A running job stops at the worker's next write; answer with the end when it comes soon.
             found = await job_wait_until_finished(found, timeout=settings.SPOOL["LONG_POLL_SECONDS"] * 5)
         return JsonResponse(render.job(found))
-
-
-class OpenAPI(NativeView):
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-
-    async def get(self, request: Request) -> JsonResponse:
-        return JsonResponse(SPEC)

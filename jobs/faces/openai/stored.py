@@ -7,11 +7,14 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpResponse, JsonResponse
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 
 from jobs import completions
 from jobs.faces.common.errors import FaceError
-from jobs.faces.common.pagination import AfterLimitPagination
+from jobs.faces.common.pagination import AfterLimitPagination, PageQuery
+from jobs.faces.common.schema import errors
+from jobs.faces.openai import serializers as shapes
 from jobs.faces.openai.base import OpenAIView
 from jobs.faces.openai.errors import from_param, not_found
 from jobs.models import StoredCompletion
@@ -82,15 +85,25 @@ def _new_metadata(body: Any) -> dict[str, str]:
 
 
 class Completion(OpenAIView):
+    @extend_schema(operation_id="getChatCompletion", summary="A stored completion.",
+                   responses={200: shapes.StoredChatCompletion, **errors(404)})  # fmt: skip
     async def get(self, request: Request, completion_id: str) -> HttpResponse:
         return JsonResponse(completions.completion_object(await _owned(request.user, completion_id)))
 
+    @extend_schema(
+        operation_id="updateChatCompletion",
+        summary="Replace a stored completion's metadata.",
+        request=shapes.CompletionUpdate,
+        responses={200: shapes.StoredChatCompletion, **errors(404, 413)},
+    )
     async def post(self, request: Request, completion_id: str) -> HttpResponse:
         stored = await _owned(request.user, completion_id)
         metadata = _new_metadata(self.json_body(request))
         stored = await sync_to_async(completions.completion_update)(stored=stored, metadata=metadata)
         return JsonResponse(completions.completion_object(stored))
 
+    @extend_schema(operation_id="deleteChatCompletion", summary="Delete a stored completion (the job stays).",
+                   responses={200: shapes.ChatCompletionDeleted, **errors(404)})  # fmt: skip
     async def delete(self, request: Request, completion_id: str) -> HttpResponse:
         stored = await _owned(request.user, completion_id)
         await sync_to_async(completions.completion_delete)(stored=stored)
@@ -98,6 +111,12 @@ class Completion(OpenAIView):
 
 
 class Messages(OpenAIView):
+    @extend_schema(
+        operation_id="getChatCompletionMessages",
+        summary="The messages a stored completion was asked with.",
+        parameters=[PageQuery],
+        responses={200: shapes.StoredMessageList, **errors(404)},
+    )
     async def get(self, request: Request, completion_id: str) -> HttpResponse:
         stored = await _owned(request.user, completion_id)
         try:

@@ -8,13 +8,17 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpResponse, JsonResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 
 from engine.types import UnsupportedParameter
 from jobs import services
 from jobs.faces.common import sse as common_sse
 from jobs.faces.common.errors import FaceError
+from jobs.faces.common.schema import errors
 from jobs.faces.openai import render, sse, stored
+from jobs.faces.openai import serializers as shapes
 from jobs.faces.openai.base import OpenAIView
 from jobs.faces.openai.chat import ChatCreate, media_part, parse_create
 from jobs.faces.openai.errors import job_error, not_found
@@ -93,9 +97,58 @@ async def _wait(job: Job) -> HttpResponse:
     raise error
 
 
+OFFLINE = "spool-offline"
+JOB_ID_HEADER = OpenApiParameter(
+    JOB_HEADER, OpenApiTypes.UUID, OpenApiParameter.HEADER, response=[200], required=True,
+    description="The job behind the completion.",
+)  # fmt: skip
+CREATE_EXAMPLES = [
+    OpenApiExample(
+        "plain",
+        summary="A short completion.",
+        value={"model": OFFLINE, "messages": [{"role": "user", "content": "Tell me of the king."}],
+               "max_completion_tokens": 8, "seed": 7},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "streamed",
+        summary="Streamed, with usage at the end.",
+        value={"model": OFFLINE, "messages": [{"role": "user", "content": "Speak."}],
+               "max_completion_tokens": 8, "stream": True, "stream_options": {"include_usage": True}},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "stored",
+        summary="Two choices with log-probabilities, stored with metadata.",
+        value={"model": OFFLINE,
+               "messages": [{"role": "user", "content": [{"type": "text", "text": "The sea."}]}],
+               "max_completion_tokens": 6, "n": 2, "logprobs": True, "top_logprobs": 2, "store": True,
+               "metadata": {"suite": "openapi"}},
+        request_only=True,
+    ),
+]  # fmt: skip
+EVENTS = (
+    "With stream: true, data-only server-sent events: each a ChatCompletionChunk, or an Error "
+    "envelope when the generation fails mid-stream; then `data: [DONE]`. `: keep-alive` comments "
+    "come during silences."
+)
+
+
 class ChatCompletions(OpenAIView):
     """POST creates a completion; GET lists stored ones (same path, as in OpenAI's API)."""
 
+    @extend_schema(
+        operation_id="createChatCompletion",
+        summary="Run a completion as one job: wait for it, or stream it (stream: true).",
+        request=shapes.ChatCompletionCreate,
+        responses={
+            (200, "application/json"): OpenApiResponse(shapes.ChatCompletion, description="The completion."),
+            (200, "text/event-stream"): OpenApiResponse(shapes.ChatCompletionEvent, description=EVENTS),
+            **errors(404, 409, 413, 502, 504),
+        },
+        parameters=[JOB_ID_HEADER],
+        examples=CREATE_EXAMPLES,
+    )
     async def post(self, request: Request) -> HttpResponse:
         chat = parse_create(self.json_body(request))
         engine = await engine_find(chat.model)
@@ -104,11 +157,33 @@ class ChatCompletions(OpenAIView):
         job = await _start(request.user, engine, chat)
         return await (_stream(job) if chat.stream else _wait(job))
 
+    @extend_schema(
+        operation_id="listChatCompletions",
+        summary="The caller's stored completions, oldest first by default.",
+        parameters=[
+            shapes.ListQuery,
+            OpenApiParameter(
+                "metadata",
+                {"type": "object", "additionalProperties": {"type": "string"}},
+                OpenApiParameter.QUERY,
+                style="deepObject",
+                explode=True,
+                description="metadata[key]=value; every pair must match.",
+            ),
+        ],  # fmt: skip
+        responses={200: shapes.ChatCompletionList, **errors()},
+    )
     async def get(self, request: Request) -> HttpResponse:
         return await stored.list_completions(request, request.user)
 
 
 class Cancel(OpenAIView):
+    @extend_schema(
+        operation_id="cancelChatCompletion",
+        summary="Stop a running completion; its output so far is kept. Twice is harmless.",
+        request=None,
+        responses={200: shapes.CancelledChatCompletion, **errors(404)},
+    )
     async def post(self, request: Request, completion_id: str) -> HttpResponse:
         """Cancel a running completion; its partial output is kept. Twice is harmless."""
         job = await job_for_owner(render.job_id_of(completion_id), request.user.pk)
@@ -131,12 +206,16 @@ def _model(engine: Engine) -> dict[str, Any]:
 
 
 class Models(OpenAIView):
+    @extend_schema(operation_id="listModels", summary="The active engines, by name.",
+                   responses={200: shapes.ModelList, **errors()})  # fmt: skip
     async def get(self, request: Request) -> HttpResponse:
         engines = [e async for e in Engine.objects.filter(is_active=True).order_by("name")]
         return JsonResponse({"object": "list", "data": [_model(e) for e in engines]})
 
 
 class Model(OpenAIView):
+    @extend_schema(operation_id="getModel", summary="One engine, by name or id.",
+                   responses={200: shapes.Model, **errors(404)})  # fmt: skip
     async def get(self, request: Request, model_id: str) -> HttpResponse:
         engine = await engine_find(model_id)
         if engine is None:

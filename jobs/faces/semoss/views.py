@@ -12,6 +12,7 @@ from django.contrib.auth import alogin, alogout
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
@@ -20,8 +21,10 @@ from rest_framework.request import Request
 from jobs import jsonbody, services
 from jobs.faces.common.auth import ApiKeyAuthentication, SemossSessionAuthentication
 from jobs.faces.common.errors import FaceError
+from jobs.faces.common.schema import SemossError, errors
 from jobs.faces.common.views import FaceView
 from jobs.faces.semoss import reactors, render
+from jobs.faces.semoss import serializers as shapes
 from jobs.faces.semoss.partial import partial_text
 from jobs.models import Job
 from jobs.pixel import PixelError, parse_pixel, validate_pixel
@@ -33,8 +36,27 @@ MULTIPART = "multipart/form-data"
 JSON = "application/json"
 
 
+def semoss_schema(
+    operation_id: str,
+    summary: str,
+    form: type,
+    answer: type,
+    refused: type | None = None,
+) -> Any:
+    """The document of a SEMOSS POST endpoint: its form (or the same as JSON) and its answers."""
+    responses: dict[Any, Any] = {200: answer, **errors(413, 415, envelope=SemossError)}
+    if refused is not None:
+        responses[400] = OpenApiResponse(refused, description="Refused: the answer says why.")
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        request={FORM: form, JSON: form},
+        responses=responses,
+    )
+
+
 class SemossView(FaceView):
-    """Keys first (a wrong one is refused even with a session), then the SDK's login session."""
+    # Keys first (a wrong one is refused even with a session), then the SDK's login session.
 
     face = "semoss"
     authentication_classes = [ApiKeyAuthentication, SemossSessionAuthentication]
@@ -77,6 +99,8 @@ class Config(SemossView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
+    @extend_schema(operation_id="config", summary="loginDetails when authenticated (and the session login).",
+                   responses={200: shapes.ConfigAnswer, **errors(envelope=SemossError)})  # fmt: skip
     async def get(self, request: Request) -> JsonResponse:
         body: dict[str, Any] = {"csrf": False, "version": "spool-0.1"}
         user = None
@@ -100,11 +124,16 @@ class LogoutAll(SemossView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
+    @extend_schema(operation_id="logoutAll", summary="End the session.", request=None,
+                   responses={200: shapes.LoggedOut, **errors(envelope=SemossError)})  # fmt: skip
     async def get(self, request: Request) -> JsonResponse:
         await alogout(request._request)
         return JsonResponse({"success": True})
 
-    post = get
+    @extend_schema(operation_id="logoutAllPost", summary="End the session.", request=None,
+                   responses={200: shapes.LoggedOut, **errors(envelope=SemossError)})  # fmt: skip
+    async def post(self, request: Request) -> JsonResponse:
+        return await self.get(request)
 
 
 def _error_return(insight_id: str, expression: str, message: str) -> JsonResponse:
@@ -112,6 +141,7 @@ def _error_return(insight_id: str, expression: str, message: str) -> JsonRespons
 
 
 class RunPixel(SemossView):
+    @semoss_schema("runPixel", "Run a pixel and wait for its output.", shapes.PixelForm, shapes.PixelReturn)
     async def post(self, request: Request) -> JsonResponse:
         return await run_pixel(request._request, request.user)
 
@@ -145,6 +175,13 @@ async def run_pixel(request: HttpRequest, user: Any) -> JsonResponse:
 
 
 class RunPixelAsync(SemossView):
+    @semoss_schema(
+        "runPixelAsync",
+        "Start an LLM pixel; answers its job id at once.",
+        shapes.PixelForm,
+        shapes.JobStarted,
+        refused=shapes.JobRefused,
+    )
     async def post(self, request: Request) -> JsonResponse:
         return await run_pixel_async(request._request, request.user)
 
@@ -180,6 +217,13 @@ def _cursor(form: dict[str, Any]) -> int | None | str:
 
 
 class PixelJobStreaming(SemossView):
+    @semoss_schema(
+        "pixelJobStreaming",
+        "The chunks not yet handed out (or those after `cursor`).",
+        shapes.StreamingForm,
+        shapes.Streaming,
+        refused=shapes.Streaming,
+    )
     async def post(self, request: Request) -> JsonResponse:
         return await pixel_job_streaming(request._request, request.user)
 
@@ -205,6 +249,9 @@ async def pixel_job_streaming(request: HttpRequest, user: Any) -> JsonResponse:
 
 
 class Partial(SemossView):
+    @semoss_schema(
+        "partial", "The text since the last poll, and all of it.", shapes.JobForm, shapes.PartialPoll
+    )
     async def post(self, request: Request) -> JsonResponse:
         return await partial(request._request, request.user)
 
@@ -218,6 +265,7 @@ async def partial(request: HttpRequest, user: Any) -> JsonResponse:
 
 
 class Result(SemossView):
+    @semoss_schema("result", "The finished job's pixel output.", shapes.ResultForm, shapes.PixelResult)
     async def post(self, request: Request) -> JsonResponse:
         return await result(request._request, request.user)
 
@@ -238,6 +286,7 @@ async def result(request: HttpRequest, user: Any) -> JsonResponse:
 
 
 class Status(SemossView):
+    @semoss_schema("status", "The job's status.", shapes.JobForm, shapes.JobStatus)
     async def post(self, request: Request) -> JsonResponse:
         return await status(request._request, request.user)
 
@@ -251,6 +300,7 @@ async def status(request: HttpRequest, user: Any) -> JsonResponse:
 
 
 class Terminate(SemossView):
+    @semoss_schema("terminate", "Cancel; the output so far is kept.", shapes.JobForm, shapes.JobStatus)
     async def post(self, request: Request) -> JsonResponse:
         return await terminate(request._request, request.user)
 
