@@ -5,7 +5,7 @@ DRF error code to OpenAI's message and code, so no field needs a hand-written ch
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from rest_framework import serializers
@@ -28,6 +28,13 @@ def kind(value: Any) -> str:
     if isinstance(value, list):
         return "an array"
     return "an object"
+
+
+def _finite(number: float) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -60,7 +67,7 @@ class StrictFloatField(serializers.FloatField):
     expected = "a decimal"
 
     def to_internal_value(self, data: Any) -> float:
-        if isinstance(data, bool) or not isinstance(data, int | float) or not math.isfinite(data):
+        if isinstance(data, bool) or not isinstance(data, int | float) or not _finite(data):
             self.fail("invalid")
         return super().to_internal_value(data)
 
@@ -77,9 +84,13 @@ class StrictBooleanField(serializers.BooleanField):
 
 
 class StrictCharField(serializers.CharField):
-    """A JSON string: no number turned into one."""
+    """A JSON string, kept as sent: no number turned into one, no whitespace trimmed."""
 
     expected = "a string"
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
@@ -128,26 +139,47 @@ WORDING: dict[str, Wording] = {
         "invalid_value",
     ),
     "max_length": lambda p, f, v: (
-        f"Invalid '{p}': string too long. Expected a string with maximum length {f.max_length}, but got "
-        f"a string with length {len(v)} instead.",
-        "string_above_max_length",
+        (
+            f"Invalid '{p}': array too long. Expected an array with maximum length {f.max_length}, but "
+            f"got an array with length {len(v)} instead.",
+            "array_above_max_length",
+        )
+        if isinstance(f, serializers.ListField)
+        else (
+            f"Invalid '{p}': string too long. Expected a string with maximum length {f.max_length}, but "
+            f"got a string with length {len(v)} instead.",
+            "string_above_max_length",
+        )
     ),
+    "min_length": lambda p, f, v: (
+        f"Invalid '{p}': empty array. Expected an array with minimum length {f.min_length}, but got an "
+        "empty array instead.",
+        "empty_array",
+    ),
+    "max_string_length": lambda p, f, v: (f"Invalid '{p}': the number is too long.", "invalid_value"),
 }
 
 
-def _first_error(
-    errors: Any, fields: Mapping[str, serializers.Field], data: Any
-) -> tuple[str, str, Any, Any]:
-    """(param, DRF code, field, value) of the first error."""
-    name, detail = next(iter(errors.items()))
-    if isinstance(detail, list):
-        detail = detail[0]
-    value = data.get(name) if isinstance(data, Mapping) else None
-    return name, getattr(detail, "code", "invalid"), fields.get(name), value
+def _first_error(errors: Any, field: serializers.Field, data: Any, param: str) -> tuple[str, Any, Any, Any]:
+    """(param path, the error, its field, its value), descending into nested fields: a dict
+    child's error is `name.key`, a list child's `name[i]`."""
+    if isinstance(errors, list):
+        return param, errors[0], field, data
+    key, inner = next(iter(errors.items()))
+    if isinstance(field, serializers.Serializer):
+        child, where = field.fields.get(key), f"{param}.{key}" if param else str(key)
+    else:  # DictField or ListField: the same child for every key or index
+        child = getattr(field, "child", None)
+        where = f"{param}[{key}]" if isinstance(field, serializers.ListField) else f"{param}.{key}"
+    value = data.get(key) if isinstance(data, dict) else data[key] if isinstance(data, list) else None
+    if child is None:
+        return where, inner[0] if isinstance(inner, list) else inner, field, value
+    return _first_error(inner, child, value, where)
 
 
 def check(serializer_class: type[serializers.Serializer], data: Any, **context: Any) -> dict[str, Any]:
-    """The serializer's validated data, or a FaceError worded as OpenAI words it."""
+    """The serializer's validated data, or a FaceError worded as OpenAI words it. `custom` in the
+    context maps (param, DRF code) to (message, code) for a serializer's own fields."""
     serializer = serializer_class(data=data, context=context)
     if serializer.is_valid():
         return dict(serializer.validated_data)
@@ -155,10 +187,13 @@ def check(serializer_class: type[serializers.Serializer], data: Any, **context: 
     if "non_field_errors" in errors:
         detail = errors["non_field_errors"][0]
         raise FaceError(str(detail), code=getattr(detail, "code", None))
-    param, code, field, value = _first_error(errors, serializer.fields, data)
+    param, detail, field, value = _first_error(errors, serializer, data, "")
+    code = getattr(detail, "code", "invalid")
+    custom = context.get("custom", {}).get((param, code))
+    if custom is not None:
+        raise FaceError(custom[0], param=param, code=custom[1])
     wording = WORDING.get(code)
     if wording is None or field is None:
-        detail = errors[param][0] if isinstance(errors[param], list) else errors[param]
         raise FaceError(str(detail), param=param, code=code)
     message, openai_code = wording(param, field, value)
     raise FaceError(message, param=param, code=openai_code)

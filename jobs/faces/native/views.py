@@ -18,12 +18,12 @@ from engine.types import GenerationRequest, UnsupportedParameter
 from jobs import services
 from jobs.faces.common import sse
 from jobs.faces.common.errors import FaceError
+from jobs.faces.common.params import build_request
 from jobs.faces.common.schema import errors
 from jobs.faces.common.views import FaceView
 from jobs.faces.native import render
 from jobs.faces.native import serializers as shapes
 from jobs.models import Engine, Job
-from jobs.params import ParamError, build_request
 from jobs.selectors import engine_find, job_chunks_since, job_for_owner, job_wait_until_finished
 
 log = logging.getLogger(__name__)
@@ -233,10 +233,7 @@ class Jobs(NativeView):
             )
         field, ref = _engine_ref(body)
         messages = _messages(body)
-        try:
-            generation, options = build_request(messages, _params(body), known=KNOWN_PARAMS)
-        except ParamError as exc:
-            raise FaceError(exc.message, param=exc.param, code=exc.code) from None
+        generation, options = build_request(messages, _params(body), known=KNOWN_PARAMS)
         engine = await engine_find(ref)
         if engine is None:
             raise FaceError(

@@ -7,11 +7,10 @@ from typing import Any
 
 from engine.types import GenerationRequest
 from jobs.faces.common.errors import FaceError
+from jobs.faces.common.params import build_request
 from jobs.faces.common.serializers import kind
-from jobs.faces.openai.errors import from_param
-from jobs.params import ParamError, build_request
 
-# Parameters jobs.params validates the same way for every face.
+# Parameters jobs.faces.common.params validates the same way for every face.
 ENGINE_PARAMS = frozenset(
     {
         "temperature", "top_p", "n", "stop", "max_tokens", "max_completion_tokens",
@@ -292,10 +291,7 @@ def parse_create(body: Any) -> ChatCreate:
     _modalities(body)
     tier = _service_tier(body)
     params = {k: v for k, v in body.items() if k in ENGINE_PARAMS and v is not None}
-    try:
-        request, options = build_request(messages, params, known=ENGINE_PARAMS)
-    except ParamError as exc:
-        raise from_param(exc) from None
+    request, options = build_request(messages, params, known=ENGINE_PARAMS)
     if options.metadata is not None and not options.store:
         # OpenAI's answer, found by running the official SDK against both: metadata lives only on
         # a stored completion, so without store it would be silently dropped.

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from jobs.faces.common.errors import INVALID_REQUEST, SERVER_ERROR, FaceError, error_body
-from jobs.params import ParamError
 
-__all__ = ["FaceError", "error_body", "from_param", "job_error", "not_found", "stream_error_type"]
+__all__ = ["FaceError", "error_body", "job_error", "not_found", "stream_error_type"]
 
 # How a job that ended in error before any output maps onto an HTTP status.
 JOB_ERROR_STATUS = {
@@ -18,10 +17,6 @@ JOB_ERROR_STATUS = {
     "upstream_error": 502,
     "engine_unavailable": 503,
 }
-
-
-def from_param(exc: ParamError) -> FaceError:
-    return FaceError(exc.message, param=exc.param, code=exc.code)
 
 
 def job_error(data: dict[str, Any]) -> FaceError:

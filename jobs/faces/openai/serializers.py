@@ -7,13 +7,13 @@ from django.conf import settings
 from rest_framework import serializers
 
 from jobs import completions
+from jobs.faces.common.params import MAX_METADATA_VALUE, MAX_N, MAX_STOP, MAX_TOP_LOGPROBS
 from jobs.faces.common.serializers import (
     StrictBooleanField,
     StrictCharField,
     StrictFloatField,
     StrictIntegerField,
 )
-from jobs.params import MAX_METADATA_VALUE, MAX_N, MAX_STOP, MAX_TOP_LOGPROBS
 
 SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")

@@ -13,12 +13,12 @@ from rest_framework.request import Request
 from jobs import completions
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.pagination import AfterLimitPagination, PageQuery
+from jobs.faces.common.params import build_request
 from jobs.faces.common.schema import errors
 from jobs.faces.openai import serializers as shapes
 from jobs.faces.openai.base import OpenAIView
-from jobs.faces.openai.errors import from_param, not_found
+from jobs.faces.openai.errors import not_found
 from jobs.models import StoredCompletion
-from jobs.params import ParamError, build_request
 
 paging = AfterLimitPagination()
 
@@ -77,10 +77,7 @@ def _new_metadata(body: Any) -> dict[str, str]:
             param=unknown[0],
             code="unknown_parameter",
         )
-    try:
-        _, options = build_request([], {"metadata": body["metadata"]}, known=frozenset({"metadata"}))
-    except ParamError as exc:
-        raise from_param(exc) from None
+    _, options = build_request([], {"metadata": body["metadata"]}, known=frozenset({"metadata"}))
     return options.metadata or {}
 
 

@@ -10,8 +10,9 @@ from django.core.exceptions import ValidationError
 
 from engine.types import UnsupportedParameter
 from jobs import services
+from jobs.faces.common.errors import FaceError
+from jobs.faces.common.params import build_request
 from jobs.models import Engine, Job, Room, RoomMessage
-from jobs.params import ParamError, build_request
 from jobs.pixel import LLMCall, Pixel, PixelError, llm_call, model_api_call, room_messages_call
 from jobs.selectors import engine_find, parse_uuid
 
@@ -88,7 +89,7 @@ def _create_llm_job(user: AbstractBaseUser, engine: Engine, call: LLMCall) -> Jo
             known=PARAM_VALUES - {"full_prompt"},
             max_tokens_aliases=("max_completion_tokens", "max_new_tokens", "max_tokens"),
         )
-    except ParamError as exc:
+    except FaceError as exc:
         raise ReactorError(exc.message) from None
     try:
         return services.job_create(
