@@ -8,7 +8,10 @@ import pytest
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.params import build_request
 
-KNOWN = frozenset({"temperature", "n", "seed", "stop", "store", "metadata", "logprobs", "user", "max_tokens"})
+KNOWN = frozenset(
+    {"temperature", "n", "seed", "stop", "store", "metadata", "logprobs", "user", "max_tokens", "tools",
+     "response_format"}
+)  # fmt: skip
 HI = [{"role": "user", "content": "hi"}]
 
 
@@ -52,3 +55,13 @@ def test_strings_are_kept_as_sent():
     request, options = build_request(HI, {"stop": ["\n\n", ""], "user": " me ", "metadata": {"k": " v "}},
                                       known=KNOWN)  # fmt: skip
     assert request.stop == ["\n\n"] and request.user == " me " and options.metadata == {"k": " v "}
+
+
+@pytest.mark.parametrize("value", [[None, None], "json", {"schema": {}}])
+def test_a_response_format_that_is_not_an_object_with_a_type_is_a_400(value):
+    assert refusal({"response_format": value})[1:] == ("response_format", "invalid_type")
+
+
+@pytest.mark.parametrize("value", [{"type": "function"}, [1], "tool"])
+def test_tools_that_are_not_an_array_of_objects_are_a_400(value):
+    assert refusal({"tools": value})[1:] == ("tools", "invalid_type")

@@ -106,6 +106,7 @@ class LogitBiasField(serializers.DictField):
 
 class ResponseFormatField(serializers.DictField):
     expected = "an object with a 'type'"
+    default_error_messages = {"invalid": "expected an object with a 'type'"}
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not (isinstance(data, dict) and isinstance(data.get("type"), str)):
@@ -115,6 +116,7 @@ class ResponseFormatField(serializers.DictField):
 
 class ObjectListField(serializers.ListField):
     expected = "an array of objects"
+    default_error_messages = {"invalid": "expected an array of objects"}
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(child=serializers.DictField(), **kwargs)

@@ -156,6 +156,14 @@ WORDING: dict[str, Wording] = {
         "empty array instead.",
         "empty_array",
     ),
+    "not_a_list": lambda p, f, v: (
+        f"Invalid type for '{p}': expected {getattr(f, 'expected', 'an array')}, but got {kind(v)} instead.",
+        "invalid_type",
+    ),
+    "not_a_dict": lambda p, f, v: (
+        f"Invalid type for '{p}': expected {getattr(f, 'expected', 'an object')}, but got {kind(v)} instead.",
+        "invalid_type",
+    ),
     "max_string_length": lambda p, f, v: (f"Invalid '{p}': the number is too long.", "invalid_value"),
 }
 
@@ -166,6 +174,8 @@ def _first_error(errors: Any, field: serializers.Field, data: Any, param: str) -
     if isinstance(errors, list):
         return param, errors[0], field, data
     key, inner = next(iter(errors.items()))
+    if key == "non_field_errors":  # a nested serializer's own error (not an object, say)
+        return param, inner[0], field, data
     if isinstance(field, serializers.Serializer):
         child, where = field.fields.get(key), f"{param}.{key}" if param else str(key)
     else:  # DictField or ListField: the same child for every key or index

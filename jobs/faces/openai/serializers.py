@@ -3,21 +3,16 @@ wording) and the objects it answers with; drf-spectacular documents the face fro
 
 from __future__ import annotations
 
-from django.conf import settings
+from typing import Any
+
 from rest_framework import serializers
 
 from jobs import completions
-from jobs.faces.common.params import MAX_METADATA_VALUE, MAX_N, MAX_STOP, MAX_TOP_LOGPROBS
-from jobs.faces.common.serializers import (
-    StrictBooleanField,
-    StrictCharField,
-    StrictFloatField,
-    StrictIntegerField,
-)
+from jobs.faces.common.errors import FaceError
+from jobs.faces.common.params import MAX_METADATA_VALUE, GenerationParams
+from jobs.faces.common.serializers import StrictBooleanField, StrictCharField
 
 SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
-RESPONSE_FORMATS = ("text", "json_object", "json_schema")
-TOOL_CHOICES = ("none", "auto", "required")
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
@@ -32,54 +27,53 @@ def _metadata(**kwargs: object) -> serializers.DictField:
 
 
 class StreamOptions(serializers.Serializer):
+    expected = "an object"
     include_usage = StrictBooleanField(required=False, allow_null=True)
 
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in data:
+                if name not in self.fields:
+                    raise FaceError(
+                        f"Unrecognized request argument supplied: stream_options.{name}",
+                        param=f"stream_options.{name}",
+                        code="unknown_parameter",
+                    )
+        return super().to_internal_value(data)
 
-class ChatCompletionCreate(serializers.Serializer):
-    """POST /v1/chat/completions. Messages follow OpenAI's schema (roles system, developer, user,
-    assistant, tool; a tool message answers a preceding assistant message with tool_calls)."""
 
-    model = StrictCharField(help_text="An engine's name or id.")
-    messages = serializers.ListField(
-        child=serializers.DictField(), min_length=1, max_length=settings.SPOOL["MAX_MESSAGES"]
-    )
-    temperature = StrictFloatField(min_value=0, max_value=2, required=False, allow_null=True)
-    top_p = StrictFloatField(min_value=0, max_value=1, required=False, allow_null=True)
-    n = StrictIntegerField(min_value=1, max_value=MAX_N, required=False, allow_null=True)
-    stop = serializers.JSONField(required=False, allow_null=True, help_text=f"A string or up to {MAX_STOP}.")
-    max_completion_tokens = StrictIntegerField(
-        min_value=1, max_value=settings.SPOOL["MAX_OUTPUT_TOKENS"], required=False, allow_null=True
-    )
-    max_tokens = StrictIntegerField(
-        min_value=1, max_value=settings.SPOOL["MAX_OUTPUT_TOKENS"], required=False, allow_null=True,
-        help_text="Give one of max_completion_tokens and max_tokens.",
-    )  # fmt: skip
-    presence_penalty = StrictFloatField(min_value=-2, max_value=2, required=False, allow_null=True)
-    frequency_penalty = StrictFloatField(min_value=-2, max_value=2, required=False, allow_null=True)
-    seed = StrictIntegerField(min_value=-(2**63), max_value=2**63 - 1, required=False, allow_null=True)
-    logit_bias = serializers.DictField(
-        child=StrictFloatField(min_value=-100, max_value=100), required=False, allow_null=True,
-        help_text="Token id -> bias, -100 to 100.",
-    )  # fmt: skip
-    logprobs = StrictBooleanField(required=False, allow_null=True)
-    top_logprobs = StrictIntegerField(
-        min_value=0, max_value=MAX_TOP_LOGPROBS, required=False, allow_null=True
-    )
-    tools = serializers.ListField(child=serializers.DictField(), required=False, allow_null=True)
-    tool_choice = serializers.JSONField(required=False, allow_null=True, help_text="Only with tools.")
-    parallel_tool_calls = StrictBooleanField(required=False, allow_null=True, help_text="Only with tools.")
-    response_format = serializers.DictField(required=False, allow_null=True)
-    stream = StrictBooleanField(required=False, allow_null=True)
-    stream_options = StreamOptions(required=False, allow_null=True, help_text="Only with stream: true.")
-    store = StrictBooleanField(required=False, allow_null=True)
-    metadata = _metadata(required=False, allow_null=True)
-    user = StrictCharField(required=False, allow_null=True)
-    safety_identifier = StrictCharField(required=False, allow_null=True)
+class MessagesField(serializers.ListField):
+    """OpenAI chat messages, each checked by the rules of its role (jobs.faces.openai.chat)."""
+
+    expected = "an array"
+
+    def to_internal_value(self, data: Any) -> list[dict[str, Any]]:
+        from jobs.faces.openai.chat import check_messages
+
+        messages = super().to_internal_value(data)
+        check_messages(data)
+        return messages
+
+
+class ChatFace(serializers.Serializer):
+    """The parameters only the OpenAI face knows, checked before the shared generation ones."""
+
+    model = StrictCharField()
+    messages = MessagesField(child=serializers.JSONField(), min_length=1)
+    stream_options = StreamOptions(required=False, allow_null=True)
     service_tier = serializers.ChoiceField(choices=SERVICE_TIERS, required=False, allow_null=True)
     modalities = serializers.ListField(
-        child=serializers.ChoiceField(choices=["text"]), required=False, allow_null=True,
-        help_text="Spool's engines write text only; audio is refused.",
-    )  # fmt: skip
+        child=serializers.ChoiceField(choices=["text", "audio"]), required=False, allow_null=True
+    )
+
+
+class ChatCompletionCreate(ChatFace, GenerationParams):
+    """POST /v1/chat/completions: the face's own fields and the shared generation parameters,
+    the same serializers the view checks a body with. Messages follow OpenAI's schema (roles
+    system, developer, user, assistant, tool; a tool message answers a preceding assistant
+    message with tool_calls). Metadata needs store: true."""
+
+    audio = serializers.JSONField(required=False, allow_null=True, help_text="Not supported: text only.")
 
 
 class CompletionUpdate(serializers.Serializer):

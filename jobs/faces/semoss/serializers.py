@@ -55,9 +55,13 @@ class JobStarted(serializers.Serializer):
     jobId = serializers.CharField()  # noqa: N815
 
 
-class JobRefused(PixelReturn):
-    jobId = serializers.CharField(allow_null=True)  # noqa: N815
+class JobRefused(serializers.Serializer):
+    """A refused start: the message, and for a pixel that does not run, its ERROR pixelReturn."""
+
     errorMessage = serializers.CharField()  # noqa: N815
+    jobId = serializers.CharField(allow_null=True, required=False)  # noqa: N815
+    insightID = serializers.CharField(allow_blank=True, required=False)  # noqa: N815
+    pixelReturn = PixelOutput(many=True, required=False)  # noqa: N815
 
 
 class StreamMessage(serializers.Serializer):

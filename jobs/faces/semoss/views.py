@@ -222,7 +222,7 @@ class PixelJobStreaming(SemossView):
         "The chunks not yet handed out (or those after `cursor`).",
         shapes.StreamingForm,
         shapes.Streaming,
-        refused=shapes.Streaming,
+        refused=SemossError,
     )
     async def post(self, request: Request) -> JsonResponse:
         return await pixel_job_streaming(request._request, request.user)
