@@ -1,9 +1,10 @@
 """Runs the Celery worker with each chunk-log append timed, for delivery latency; else untouched."""
 
-# The product records no per-chunk write time, so this wraps jobs.chunklog.append (what the runner
-# calls for every batch) and appends "job first_seq count t_before t_after end" lines to the file
-# named by SPOOL_BENCH_APPEND_LOG. The hot path only stores a tuple; a thread writes the file every
-# half second and reports its own CPU time ("# cpu <s>") so the benchmark can subtract it.
+# The product records no per-chunk write time, so this wraps jobs.chunklog.append_many (what the
+# worker's log writer calls for every batch of every job) and appends "job first_seq count t_before
+# t_after end" lines to the file named by SPOOL_BENCH_APPEND_LOG. The hot path only stores a
+# tuple; a thread writes the file every half second and reports its own CPU time ("# cpu <s>") so
+# the benchmark can subtract it.
 
 from __future__ import annotations
 
@@ -20,19 +21,19 @@ _END = {"finish": 1, "error": 2}
 def _install() -> None:
     from jobs import chunklog
 
-    original = chunklog.append
+    original = chunklog.append_many
 
-    def timed_append(job_id: str, chunks: Any) -> Any:
+    async def timed_append_many(batch: Any) -> Any:
         before = time.monotonic()
-        appended = original(job_id, chunks)
-        if chunks:
-            end = _END.get(chunks[-1]["type"], 0)
-            _records.append(
-                (job_id, appended.length - len(chunks), len(chunks), before, time.monotonic(), end)
-            )
-        return appended
+        replies = await original(batch)
+        after = time.monotonic()
+        for (job_id, chunks), appended in zip(batch, replies, strict=True):
+            if chunks:
+                end = _END.get(chunks[-1]["type"], 0)
+                _records.append((job_id, appended.length - len(chunks), len(chunks), before, after, end))
+        return replies
 
-    chunklog.append = timed_append  # the runner calls it as chunklog.append(...)
+    chunklog.append_many = timed_append_many  # the writer calls it as chunklog.append_many(...)
 
 
 def _writer(path: str) -> None:

@@ -62,5 +62,12 @@ def database_from_url(name: str, default: str) -> dict:
         # or job step: hundreds of concurrent requests (each async view's ORM calls run on a
         # thread of their own) and worker threads must not open a Postgres connection each.
         "CONN_MAX_AGE": 0,
-        "OPTIONS": {"pool": {"min_size": 1, "max_size": env_int("SPOOL_DB_POOL_SIZE", 16), "timeout": 30}},
+        "OPTIONS": {
+            "pool": {
+                "min_size": 1,
+                "max_size": env_int("SPOOL_DB_POOL_SIZE", 16),
+                # Past it, a request is answered 503 "overloaded" (jobs/overload.py).
+                "timeout": env_float("SPOOL_DB_POOL_TIMEOUT_SECONDS", 10.0),
+            }
+        },
     }

@@ -136,6 +136,11 @@ SPOOL = {
     "REDIS_PREFIX": env_str("SPOOL_REDIS_PREFIX", "spool"),
     # How long a job's live chunk log stays in Redis after its last write; Postgres answers after.
     "CHUNK_LOG_TTL_SECONDS": env_int("SPOOL_CHUNK_LOG_TTL_SECONDS", 3600),
+    # Redis connections per pool (one pool per process and event loop). A caller that finds them
+    # all busy waits up to REDIS_POOL_TIMEOUT_SECONDS, then gets a 503 that says "overloaded".
+    # Sized from measurement: see docs/RELIABILITY.md (500 concurrent clients, one web process).
+    "REDIS_MAX_CONNECTIONS": env_int("SPOOL_REDIS_MAX_CONNECTIONS", 32),
+    "REDIS_POOL_TIMEOUT_SECONDS": env_float("SPOOL_REDIS_POOL_TIMEOUT_SECONDS", 10.0),
     # How long a poll with nothing new waits for the next chunk before answering empty.
     "LONG_POLL_SECONDS": env_float("SPOOL_LONG_POLL_SECONDS", 1.0),
     # How long a synchronous runPixel LLM call waits for its job to end.

@@ -5,7 +5,7 @@ Every API face renders these chunks; no engine knows about HTTP faces.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -122,14 +122,19 @@ class UnsupportedParameter(EngineError):
 class Engine(Protocol):
     """An engine turns a request into canonical chunks.
 
-    stream() must be a generator (or return an iterator with close()) so a cancelled job can stop
-    the work by closing it. It raises UnsupportedParameter from check() for parameters it cannot
-    honour, and EngineError (or any exception) when generation fails.
+    stream() returns an async generator of chunks, run on the caller's event loop. A cancelled
+    job stops the work by closing it (aclose()) or by cancelling the task consuming it; consume it
+    inside contextlib.aclosing() so that a cancel arriving between chunks closes it too, rather
+    than whenever the generator is garbage collected. Each step between two awaits must be short
+    (about a millisecond at most): one loop runs every generation of a worker process, and a
+    step that holds it delays them all. stream() raises UnsupportedParameter (from check(), before
+    any chunk) for parameters it cannot honour, and EngineError (or any exception) when
+    generation fails. check() and describe() are plain calls that do no I/O.
     """
 
     def check(self, request: GenerationRequest) -> None: ...
 
-    def stream(self, request: GenerationRequest) -> Iterator[Chunk]: ...
+    def stream(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]: ...
 
     def describe(self) -> dict[str, Any]:
         """A small, secret-free description for GetModelAPI and /v1/models."""

@@ -87,7 +87,7 @@ class Lua:
             return await client.evalsha(self.sha, len(keys), *keys, *args)
 
 
-# ---- writing (worker side, sync) -------------------------------------------------------------
+# ---- writing (worker side) ---------------------------------------------------------------
 
 
 # The runner refreshes its heartbeat at least this often; the key lives for
@@ -120,25 +120,54 @@ return {length, redis.call('EXISTS', KEYS[4])}
 """)
 
 
-def append(job_id: str, chunks: Sequence[dict[str, Any]]) -> Appended:
-    """Append chunks (possibly none), refresh the worker's heartbeat and wake readers, in one
-    round trip of one command."""
+def _append_args(job_id: str, chunks: Sequence[dict[str, Any]]) -> tuple[Any, ...]:
+    """EVALSHA's arguments for appending chunks to one job's log."""
     text = "".join(c["data"]["content"] for c in chunks if c["type"] == CONTENT and not c.get("choice"))
-    length, cancelled = _APPEND.run(
-        sync_redis(),
-        (chunks_key(job_id), text_key(job_id), alive_key(job_id), cancel_key(job_id)),
-        (_ttl(), settings.SPOOL_HEARTBEAT_TTL_SECONDS, text.encode(), wake_channel(job_id),
-         *[encode(c) for c in chunks]),
+    return (
+        _APPEND.sha, 4,
+        chunks_key(job_id), text_key(job_id), alive_key(job_id), cancel_key(job_id),
+        _ttl(), settings.SPOOL_HEARTBEAT_TTL_SECONDS, text.encode(), wake_channel(job_id),
+        *[encode(c) for c in chunks],
     )  # fmt: skip
+
+
+def append(job_id: str, chunks: Sequence[dict[str, Any]]) -> Appended:
+    """Append chunks (possibly none), refresh the heartbeat and wake readers, in one command:
+    the sweeper's and a cancel's single writes, outside the worker's event loop."""
+    sha, numkeys, *rest = _append_args(job_id, chunks)
+    length, cancelled = _APPEND.run(sync_redis(), rest[:numkeys], rest[numkeys:])
     return Appended(bool(cancelled), length)
 
 
-def rewrite(job_id: str, chunks: Sequence[dict[str, Any]]) -> None:
+async def append_many(batch: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> list[Appended]:
+    """The worker's write: the appends (and heartbeats, for empty ones) of many jobs in one round
+    trip, one pipeline of the append script; each job's cancel flag comes back in the reply.
+
+    Pipelined EVALSHA rather than redis-py's register_script: its pipeline path sends SCRIPT
+    EXISTS before every execute, a second round trip per batch. A NOSCRIPT reply (Redis
+    restarted) loads the script once and sends the batch again; nothing was appended by it."""
+    client = async_redis()
+    for attempt in (1, 2):
+        pipe = client.pipeline(transaction=False)
+        for job_id, chunks in batch:
+            pipe.execute_command("EVALSHA", *_append_args(job_id, chunks))
+        replies = await pipe.execute(raise_on_error=False)
+        if attempt == 1 and any(isinstance(r, NoScriptError) for r in replies):
+            await client.script_load(_APPEND.source)
+            continue
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return [Appended(bool(cancelled), length) for length, cancelled in replies]
+    raise AssertionError("unreachable")
+
+
+async def rewrite(job_id: str, chunks: Sequence[dict[str, Any]]) -> None:
     """Put back a whole log that Redis lost (it restarted without persistence), with the same
     sequence numbers, so readers with cursors go on where they were."""
     ttl = _ttl()
     text = "".join(c["data"]["content"] for c in chunks if c["type"] == CONTENT and not c.get("choice"))
-    pipe = sync_redis().pipeline(transaction=True)
+    pipe = async_redis().pipeline(transaction=True)
     pipe.delete(chunks_key(job_id), text_key(job_id))
     if chunks:
         pipe.rpush(chunks_key(job_id), *[encode(c) for c in chunks])
@@ -146,7 +175,7 @@ def rewrite(job_id: str, chunks: Sequence[dict[str, Any]]) -> None:
     if text:
         pipe.set(text_key(job_id), text.encode(), ex=ttl)
     pipe.publish(wake_channel(job_id), b"1")
-    pipe.execute()
+    await pipe.execute()
 
 
 def read_all(job_id: str) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from jobs.limits import LimitExceeded
+from jobs.overload import is_overload
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,9 @@ API_PREFIXES = ("/Monolith/", "/v1/")
 # A SEMOSS poller keeps polling on any status it does not know as terminal, which is what it
 # should do during an outage or a rate limit.
 UNAVAILABLE = "Unavailable"
+# A pool busy past its timeout frees up within seconds; a client that waits this long before
+# trying again does not add to the queue it met.
+OVERLOAD_RETRY_AFTER = 2
 
 
 def face_error(
@@ -45,6 +49,10 @@ def error_response(request: HttpRequest, exc: BaseException) -> HttpResponse | N
         return face_error(request, 429, exc.message, code=exc.code, retry_after=exc.retry_after)
     if isinstance(exc, RequestDataTooBig):
         return face_error(request, 413, "The request body is too large.", code="request_too_large")
+    if isinstance(exc, OUTAGES) and is_overload(exc):
+        log.warning("overloaded on %s: %s", request.path, exc)
+        message = "Spool is overloaded right now; try again shortly."
+        return face_error(request, 503, message, code="server_overloaded", retry_after=OVERLOAD_RETRY_AFTER)
     if isinstance(exc, OUTAGES):
         log.warning("outage on %s: %s", request.path, exc)
         which = "Redis" if isinstance(exc, redis.RedisError) else "the database"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from celery import shared_task
 from celery.signals import worker_ready
 
-from jobs.runner import job_run
 from jobs.sweeper import start_background_sweeper
+from jobs.worker import runtime
+from jobs.worker.runner import job_run
 
 
 @shared_task(name="spool.run_job", ignore_result=True)
@@ -15,5 +16,11 @@ def run_job(job_id: str) -> None:
 
 
 @worker_ready.connect
-def _start_sweeper(**kwargs: object) -> None:
+def _start_worker_runtime(**kwargs: object) -> None:
+    from engine.offline.model import default_model
+
+    # Built here, once: the first offline generation would otherwise build it on the event loop
+    # and hold every other generation of this process meanwhile.
+    default_model()
+    runtime.loop()
     start_background_sweeper()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator
 
 from engine.types import Chunk, EngineError, GenerationRequest
 from jobs import chunklog
+from jobs.redis_clients import async_redis
 
 # Seed 000's tool, as clients send it.
 WEATHER_TOOL = {
@@ -28,7 +29,8 @@ WEATHER_TOOL = {
 
 class ScriptedEngine:
     """An engine that plays back config["script"]: chunk dicts ({"type", "data", "choice",
-    "logprobs"}), or steps {"raise": message}, {"cancel": job_id}, {"sleep": seconds}.
+    "logprobs"}), or steps {"raise": message}, {"cancel": job_id}, {"sleep": seconds},
+    {"forget": job_id} (drop the job's live log, as a Redis restart would).
     Register it for a test with monkeypatch.setitem(engine.registry.KINDS, "scripted", ScriptedEngine)."""
 
     def __init__(self, config: dict) -> None:
@@ -40,13 +42,16 @@ class ScriptedEngine:
     def describe(self) -> dict:
         return {"kind": "scripted"}
 
-    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         for step in self.script:
             if "raise" in step:
                 raise EngineError(step["raise"], code="upstream_error")
             if "cancel" in step:
-                chunklog.request_cancel(step["cancel"])
+                await chunklog.arequest_cancel(step["cancel"])
+            elif "forget" in step:  # what a Redis restart without persistence does to a log
+                job_id = step["forget"]
+                await async_redis().delete(chunklog.chunks_key(job_id), chunklog.text_key(job_id))
             elif "sleep" in step:
-                time.sleep(step["sleep"])
+                await asyncio.sleep(step["sleep"])
             else:
                 yield Chunk(step["type"], step["data"], step.get("choice", 0), step.get("logprobs"))

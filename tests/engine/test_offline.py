@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import subprocess
 import sys
@@ -39,7 +41,10 @@ def engine() -> OfflineEngine:
 
 
 def run(engine: OfflineEngine, req: GenerationRequest) -> list:
-    return list(engine.stream(req))
+    async def collect() -> list:
+        return [chunk async for chunk in engine.stream(req)]
+
+    return asyncio.run(collect())
 
 
 def contents(chunks, choice: int = 0) -> list:
@@ -123,12 +128,14 @@ def test_different_seeds_give_different_text(engine):
 
 def test_the_same_seed_gives_the_same_text_in_another_process(engine):
     script = (
+        "import asyncio\n"
         "from engine.offline import OfflineEngine\n"
         "from engine.types import GenerationRequest\n"
         f"req = GenerationRequest(messages=[{{'role': 'user', 'content': {PROMPT!r}}}],"
         " seed=5, max_tokens=40, n=2)\n"
-        "chunks = OfflineEngine({}).stream(req)\n"
-        "print(repr([c.to_dict() for c in chunks]))\n"
+        "async def main():\n"
+        "    return [c async for c in OfflineEngine({}).stream(req)]\n"
+        "print(repr([c.to_dict() for c in asyncio.run(main())]))\n"
     )
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=True)
@@ -373,25 +380,86 @@ def test_prompt_tokens_count_every_message_text(engine):
 
 
 def test_closing_the_stream_stops_the_work(engine):
-    stream = engine.stream(request(seed=1, max_tokens=200, logit_bias=NO_END))
-    first = next(stream)
-    assert first.type == CONTENT
-    stream.close()
-    with pytest.raises(StopIteration):
-        next(stream)
+    async def main() -> None:
+        stream = engine.stream(request(seed=1, max_tokens=200, logit_bias=NO_END))
+        first = await anext(stream)
+        assert first.type == CONTENT
+        await stream.aclose()
+        with pytest.raises(StopAsyncIteration):
+            await anext(stream)
+
+    asyncio.run(main())
+
+
+def test_cancelling_the_consuming_task_stops_the_work(engine):
+    async def main() -> tuple[list, bool]:
+        got: list = []
+        reading = asyncio.Event()
+        stream = engine.stream(request(seed=1, max_tokens=100_000, logit_bias=NO_END))
+
+        async def consume() -> None:
+            async for chunk in stream:
+                got.append(chunk)
+                reading.set()
+
+        task = asyncio.create_task(consume())
+        await reading.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        seen = len(got)
+        await asyncio.sleep(0.05)  # a generator still running would keep sampling on this loop
+        return got[seen:], stream.ag_frame is None
+
+    after, finished = asyncio.run(main())
+    assert after == []
+    assert finished  # the cancel ended the generator itself, not only the task reading it
 
 
 def test_tokens_per_second_paces_the_stream():
     paced = OfflineEngine({"tokens_per_second": 50})
     started = time.monotonic()
-    chunks = list(paced.stream(request(seed=1, max_tokens=6, logit_bias=NO_END)))
+    chunks = run(paced, request(seed=1, max_tokens=6, logit_bias=NO_END))
     assert len(contents(chunks)) == 6
     assert time.monotonic() - started >= 5 / 50
 
 
+def test_other_tasks_on_the_loop_keep_running_while_it_generates_at_full_speed(engine):
+    async def main(req: GenerationRequest) -> tuple[list, int, float]:
+        wakeups = 0
+        longest = 0.0
+        done = False
+
+        async def probe() -> None:
+            nonlocal wakeups, longest
+            last = time.perf_counter()
+            while not done:
+                await asyncio.sleep(0)
+                now = time.perf_counter()
+                wakeups += 1
+                longest = max(longest, now - last)
+                last = now
+
+        task = asyncio.create_task(probe())
+        await asyncio.sleep(0)  # the probe starts before the generation does
+        wakeups = 0
+        chunks = [chunk async for chunk in engine.stream(req)]
+        done = True
+        await task
+        return chunks, wakeups, longest
+
+    for n in (1, 8):
+        req = request(seed=1, n=n, max_tokens=2000 // n, logit_bias=NO_END)
+        chunks, wakeups, longest = asyncio.run(main(req))
+        assert len(contents(chunks)) == 2000 // n
+        # A generation that never gave the loop back would let the probe in 0 or 1 times.
+        # How often it may is a speed, judged by bench.loop_hold, not here.
+        assert wakeups >= 20, f"n={n}: the probe ran {wakeups} times, longest gap {longest * 1000:.1f} ms"
+
+
 def test_max_tokens_defaults_to_the_configured_value():
     short = OfflineEngine({"max_tokens": 3})
-    chunks = list(short.stream(request(seed=1, logit_bias=NO_END)))
+    chunks = run(short, request(seed=1, logit_bias=NO_END))
     assert len(contents(chunks)) == 3
     assert finishes(chunks) == {0: "length"}
 
@@ -412,7 +480,7 @@ def test_check_rejects_tools(engine):
 
 def test_stream_rejects_unsupported_parameters_before_any_chunk(engine):
     with pytest.raises(UnsupportedParameter) as raised:
-        next(engine.stream(request(response_format={"type": "json_object"})))
+        asyncio.run(anext(engine.stream(request(response_format={"type": "json_object"}))))
     assert raised.value.param == "response_format"
     engine.check(request(response_format={"type": "text"}))
 

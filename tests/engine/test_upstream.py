@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
 import json
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 import fakeupstream
+from engine import upstream
 from engine.types import (
     CONTENT,
     FINISH,
@@ -30,6 +34,7 @@ from tests.support import WEATHER_TOOL as WEATHER
 
 SEED = Path(__file__).resolve().parents[2] / "fakeupstream" / "transcripts" / "seed000.sse"
 MESSAGES = [{"role": "user", "content": "What is the weather like in Boston?"}]
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -53,18 +58,49 @@ def keyed(model: str) -> tuple[str, str]:
     return f"{model}{'&' if '?' in model else '?'}key={key}", key
 
 
+def run(work: Awaitable[T]) -> T:
+    """Runs work on a fresh loop, closing that loop's shared client when done."""
+
+    async def main() -> T:
+        try:
+            return await work
+        finally:
+            await upstream.close_shared_client()
+
+    return asyncio.run(main())
+
+
 def collect(engine: UpstreamEngine, req: GenerationRequest | None = None) -> list[Chunk]:
-    return list(engine.stream(req or request()))
+    async def chunks() -> list[Chunk]:
+        return [chunk async for chunk in engine.stream(req or request())]
+
+    return run(chunks())
 
 
 def collect_until_error(
     engine: UpstreamEngine, req: GenerationRequest | None = None
 ) -> tuple[list[Chunk], EngineError]:
     got: list[Chunk] = []
-    with pytest.raises(EngineError) as caught:  # the partial chunks come before the error
-        for chunk in engine.stream(req or request()):
+
+    async def chunks() -> None:
+        async for chunk in engine.stream(req or request()):
             got.append(chunk)
+
+    with pytest.raises(EngineError) as caught:  # the partial chunks come before the error
+        run(chunks())
     return got, caught.value
+
+
+async def status_once_settled(base_url: str, key: str) -> dict[str, Any]:
+    """The fake's record of a request, once it stopped streaming (or after 10 s). Polled from a
+    thread so the loop that ran the engine keeps running: a response closed only when the loop
+    shuts down would not count."""
+    deadline = time.monotonic() + 10
+    while True:
+        (record,) = await asyncio.to_thread(fakeupstream.recorded, base_url, key)
+        if record["status"] != "streaming" or time.monotonic() > deadline:
+            return record
+        await asyncio.sleep(0.05)
 
 
 def text(chunks: list[Chunk], choice: int = 0) -> str:
@@ -448,19 +484,116 @@ def test_keepalive_comments_are_ignored(base_url: str) -> None:
 
 def test_closing_the_generator_mid_stream_closes_the_response(base_url: str) -> None:
     model, key = keyed("fake?tokens=500&tps=50")
-    stream = make(base_url, model).stream(request())
-    assert [next(stream).type for _ in range(3)] == [CONTENT] * 3
-    stream.close()
-    deadline = time.monotonic() + 10
-    status = None
-    while time.monotonic() < deadline:
-        (record,) = fakeupstream.recorded(base_url, key)
-        status = record["status"]
-        if status != "streaming":
-            break
-        time.sleep(0.05)
-    assert status == "disconnected"
+
+    async def main() -> dict[str, Any]:
+        stream = make(base_url, model).stream(request())
+        assert [(await anext(stream)).type for _ in range(3)] == [CONTENT] * 3
+        await stream.aclose()
+        return await status_once_settled(base_url, key)
+
+    record = run(main())
+    assert record["status"] == "disconnected"
     assert record["events_sent"] < 100
+
+
+def test_cancelling_the_consuming_task_mid_stream_closes_the_response(base_url: str) -> None:
+    model, key = keyed("fake?tokens=500&tps=50")
+
+    async def main() -> tuple[list[Chunk], dict[str, Any], bool]:
+        got: list[Chunk] = []
+        three = asyncio.Event()
+        stream = make(base_url, model).stream(request())
+
+        async def consume() -> None:
+            async for chunk in stream:
+                got.append(chunk)
+                if len(got) == 3:
+                    three.set()
+
+        task = asyncio.create_task(consume())
+        await three.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        record = await status_once_settled(base_url, key)
+        return got, record, stream.ag_frame is None
+
+    got, record, finished = run(main())
+    assert [c.type for c in got[:3]] == [CONTENT] * 3
+    assert record["status"] == "disconnected"
+    assert record["events_sent"] < 100
+    assert finished  # the cancel ended the generator, not only the task reading it
+
+
+def test_two_streams_run_at_once_over_the_loops_one_client(base_url: str) -> None:
+    model_a, key_a = keyed("fake?tokens=10&tps=50")
+    model_b, key_b = keyed("fake?tokens=10&tps=50")
+    engine_a = make(base_url, model_a, api_key="sk-a")
+    engine_b = make(base_url, model_b, headers={"X-Org": "b"})
+    arrivals: list[str] = []
+
+    async def read(name: str, engine: UpstreamEngine) -> list[Chunk]:
+        got = []
+        async for chunk in engine.stream(request()):
+            arrivals.append(name)
+            got.append(chunk)
+        return got
+
+    async def main() -> tuple[list[Chunk], list[Chunk], int]:
+        client = upstream.shared_client()
+        a, b = await asyncio.gather(read("a", engine_a), read("b", engine_b))
+        assert upstream.shared_client() is client
+        # Both connections went back to the one pool for the next generations to reuse.
+        idle = len(client._transport._pool.connections)  # type: ignore[attr-defined]
+        return a, b, idle
+
+    a, b, idle = run(main())
+    assert text(a) == text(b) == " ".join(WORDS[:10])
+    # Each stream took 0.2 s; read one after the other, neither would start before the other ended.
+    assert arrivals.index("b") < len(arrivals) - 1 - arrivals[::-1].index("a")
+    assert arrivals.index("a") < len(arrivals) - 1 - arrivals[::-1].index("b")
+    assert idle == 2
+    # One client, yet each request carried its own engine's headers and no other's.
+    (record_a,) = fakeupstream.recorded(base_url, key_a)
+    (record_b,) = fakeupstream.recorded(base_url, key_b)
+    assert record_a["headers"]["authorization"] == "Bearer sk-a" and "x-org" not in record_a["headers"]
+    assert record_b["headers"]["x-org"] == "b" and "authorization" not in record_b["headers"]
+
+
+def test_a_finished_stream_leaves_its_connection_to_the_next_one(base_url: str) -> None:
+    engine = make(base_url, "fake?tokens=3")
+
+    async def main() -> list[int]:
+        client = upstream.shared_client()
+        pool = client._transport._pool  # type: ignore[attr-defined]
+        sizes = []
+        for _ in range(3):
+            assert text([chunk async for chunk in engine.stream(request())]) == " ".join(WORDS[:3])
+            sizes.append(len(pool.connections))
+        return sizes
+
+    assert run(main()) == [1, 1, 1]
+
+
+def test_each_event_loop_has_its_own_client() -> None:
+    async def client() -> object:
+        return upstream.shared_client()
+
+    assert run(client()) is not run(client())
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")  # the sockets of loops never closed
+def test_the_client_of_a_loop_that_ended_without_closing_it_is_let_go(base_url: str) -> None:
+    engine = make(base_url, "fake?tokens=2")
+
+    async def stream_once() -> list[Chunk]:
+        return [chunk async for chunk in engine.stream(request())]
+
+    for _ in range(3):
+        asyncio.run(stream_once())  # no close_shared_client(): its idle connection stays
+    assert len(upstream._clients) == 1  # the last loop's, until the next loop makes its own
+    upstream._clients.clear()
+    gc.collect()  # its sockets close here, under this test's warning filter
 
 
 # -- wire parsing details --------------------------------------------------------------------
@@ -469,7 +602,15 @@ def test_closing_the_generator_mid_stream_closes_the_response(base_url: str) -> 
 def test_sse_events_are_split_on_blank_lines_and_also_when_a_server_omits_them() -> None:
     lines = [": ping", "event: message", 'data: {"a":', "data: 1}", "", "id: 7", "data: {}"]
     lines += ["data: [DONE]"]
-    assert list(_sse_data(iter(lines))) == ['{"a":\n1}', "{}", "[DONE]"]
+
+    async def feed() -> AsyncIterator[str]:
+        for line in lines:
+            yield line
+
+    async def main() -> list[str]:
+        return [data async for data in _sse_data(feed())]
+
+    assert asyncio.run(main()) == ['{"a":\n1}', "{}", "[DONE]"]
 
 
 def test_a_tool_name_arriving_after_its_id_is_held_until_known() -> None:

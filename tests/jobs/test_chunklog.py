@@ -144,9 +144,9 @@ def test_a_rewritten_log_keeps_its_sequence_numbers_and_text(job_id):
     from tests.conftest import clear_redis
 
     clear_redis()  # what a Redis restart without persistence does
-    chunklog.rewrite(job_id, [content("a"), content("b"), content("c")])
 
     async def main():
+        await chunklog.rewrite(job_id, [content("a"), content("b"), content("c")])
         return await chunklog.read_since(job_id, 2), await chunklog.claim_text(job_id, "p")
 
     tail, (new, total, _) = asyncio.run(main())
@@ -242,3 +242,26 @@ def test_a_chunk_written_between_the_read_and_the_wait_still_wakes_the_reader(jo
     got, waited = asyncio.run(main())
     assert got == [content("raced")]
     assert waited < 5
+
+
+def test_one_batch_appends_for_many_jobs_and_brings_back_each_ones_length_and_cancel(job_id):
+    other = str(uuid.uuid4())
+    chunklog.append(other, [content("x")])
+    chunklog.request_cancel(other)
+
+    async def main():
+        return await chunklog.append_many([(job_id, [content("a"), content("b")]), (other, [content("y")])])
+
+    assert asyncio.run(main()) == [(False, 2), (True, 2)]
+
+
+def test_a_batch_reloads_the_script_when_redis_has_forgotten_it(job_id):
+    from jobs.redis_clients import sync_redis
+
+    sync_redis().script_flush()
+
+    async def main():
+        return await chunklog.append_many([(job_id, [content("a")])])
+
+    assert asyncio.run(main()) == [(False, 1)]
+    assert chunklog.read_all(job_id) == [content("a")]

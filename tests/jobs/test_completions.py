@@ -19,7 +19,7 @@ from jobs.faces.common.errors import FaceError
 from jobs.faces.openai import render
 from jobs.faces.openai.chat import parse_create
 from jobs.models import Engine, Job, StoredCompletion
-from jobs.runner import job_run
+from jobs.worker.runner import job_run
 from tests.support import ScriptedEngine
 
 pytestmark = pytest.mark.django_db

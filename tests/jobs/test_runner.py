@@ -12,7 +12,7 @@ from engine import registry
 from engine.types import CONTENT, FINISH, TOOL, USAGE, GenerationRequest
 from jobs import chunklog, services
 from jobs.models import Engine, Job, Room
-from jobs.runner import job_run
+from jobs.worker.runner import job_run
 from tests.support import ScriptedEngine
 
 pytestmark = pytest.mark.django_db
@@ -129,14 +129,17 @@ def test_n_choices_end_with_one_terminal_chunk_listing_each_reason():
 
 def test_chunks_that_are_ready_together_are_logged_in_one_write(monkeypatch):
     writes = []
-    real_append = chunklog.append
-    monkeypatch.setattr(
-        chunklog, "append", lambda job_id, chunks: writes.append(len(chunks)) or real_append(job_id, chunks)
-    )
+    real_append_many = chunklog.append_many
+
+    async def counting(batch):
+        writes.extend(len(chunks) for job_id, chunks in batch if job_id == str(job.pk))
+        return await real_append_many(batch)
+
+    monkeypatch.setattr(chunklog, "append_many", counting)
     job = make_job([C("a"), C("b"), C("c"), {"sleep": 0.2}, C("d"), F("stop"), U])
     job_run(job_id=str(job.pk))
-    # heartbeat, then a+b+c as one batch, d alone after the pause, then usage and the finish
-    assert writes[0] == 0 and writes[1] == 3 and 1 in writes[2:4]
+    # a+b+c as one batch (with the first heartbeat), d alone after the pause, then the ending
+    assert writes[0] == 3 and 1 in writes[1:3]
     assert [c["data"].get("content") for c in log_of(job) if c["type"] == "content"] == ["a", "b", "c", "d"]
 
 
@@ -180,3 +183,37 @@ def test_a_job_past_its_time_limit_ends_with_a_timeout_error(settings, monkeypat
     assert log_of(job)[-1]["data"] == {"code": "timeout", "message": "The job ran past its limit of 0.3 s."}
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED and job.result["choices"][0]["content"] == "a"
+
+
+def test_a_log_redis_lost_mid_stream_is_written_back_with_the_same_sequence_numbers():
+    job = make_job([])
+    job_id = str(job.pk)
+    script = [
+        C("a"),
+        C("b"),
+        {"sleep": 0.1},
+        {"forget": job_id},
+        C("c"),
+        {"sleep": 0.1},
+        C("d"),
+        F("stop"),
+        U,
+    ]
+    job.engine.config = {"script": script}
+    job.engine.save()
+    job_run(job_id=job_id)
+    assert [c["data"].get("content") for c in log_of(job)] == ["a", "b", "c", "d", None, None]
+    job.refresh_from_db()
+    assert job.chunks == log_of(job)
+
+
+@pytest.mark.django_db(transaction=True)  # the task threads must see the jobs: commit them
+def test_one_jobs_engine_bug_does_not_end_another_job_on_the_same_loop():
+    from concurrent.futures import ThreadPoolExecutor
+
+    broken = make_job([C("x"), {"sleep": 0.1}, {"raise": "boom"}])
+    healthy = make_job([C("a"), {"sleep": 0.3}, C("b"), F("stop"), U])
+    with ThreadPoolExecutor(2) as pool:  # two Celery task threads, one event loop
+        list(pool.map(lambda job: job_run(job_id=str(job.pk)), [broken, healthy]))
+    assert log_of(broken)[-1]["type"] == "error"
+    assert [c["type"] for c in log_of(healthy)] == ["content", "content", "usage", "finish"]

@@ -1,0 +1,1 @@
+"""The worker: one asyncio event loop per process runs every generation; Celery feeds it jobs."""

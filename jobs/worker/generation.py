@@ -1,0 +1,137 @@
+"""One job's generation on the worker's event loop: the engine's chunks go to the job's log as
+they come, folded into the result on the way; it ends in exactly one terminal chunk."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from engine.types import CONTENT, ERROR, FINISH, USAGE, Chunk, Engine, EngineError, GenerationRequest
+from jobs.results import ResultBuilder
+from jobs.worker.writer import JobLog, writer
+
+log = logging.getLogger(__name__)
+
+
+def error_chunk(code: str, message: str) -> dict[str, Any]:
+    return {"type": ERROR, "data": {"code": code, "message": message}}
+
+
+CANCELLED = error_chunk("cancelled", "The job was cancelled.")
+
+
+class Generation:
+    def __init__(self, job_id: str, request: GenerationRequest) -> None:
+        self.job_id = job_id
+        self.request = request
+        self.builder = ResultBuilder(request.n)
+        self.finish_reasons: list[str | None] = [None] * request.n
+        self.usage: dict[str, Any] | None = None
+        self.first_chunk_at: datetime | None = None
+        self.terminal: dict[str, Any] | None = None
+        self._consume: asyncio.Task[None] | None = None
+        self.log = JobLog(job_id, on_cancel=self._cancel)
+
+    @property
+    def written(self) -> list[dict[str, Any]]:
+        return self.log.written
+
+    def _cancel(self) -> None:
+        if self._consume is not None:
+            self._consume.cancel()
+
+    async def run(self, engine: Engine, max_seconds: float) -> None:
+        """Stream the engine into the log until it ends, fails, is cancelled or runs too long."""
+        try:
+            engine.check(self.request)
+        except EngineError as exc:
+            self.terminal = error_chunk(exc.code, str(exc))
+            return
+        out = writer()
+        out.open(self.log)
+        self._consume = asyncio.get_running_loop().create_task(self._stream(engine, out))
+        try:
+            done, _ = await asyncio.wait({self._consume}, timeout=max_seconds)
+            if not done:
+                self._consume.cancel()
+                await asyncio.wait({self._consume})
+                self.terminal = error_chunk("timeout", f"The job ran past its limit of {max_seconds:g} s.")
+            elif self.log.cancelled:
+                self.terminal = CANCELLED
+            else:
+                self.terminal = self._ending(self._consume.exception())
+        finally:
+            out.close(self.log)
+
+    async def _stream(self, engine: Engine, out: Any) -> None:
+        # aclosing: a cancelled job closes the engine's generator at once (an upstream request
+        # is closed with it), not whenever it is collected.
+        async with contextlib.aclosing(engine.stream(self.request)) as chunks:
+            async for chunk in chunks:
+                raw = self._take(chunk)
+                if raw is not None:
+                    if self.first_chunk_at is None:
+                        self.first_chunk_at = timezone.now()
+                    self.log.add(raw)
+                    out.ready(self.log)
+
+    def _ending(self, exc: BaseException | None) -> dict[str, Any]:
+        if isinstance(exc, EngineError):
+            return error_chunk(exc.code, str(exc))
+        if exc is not None:  # an engine bug ends this job only
+            log.error("engine failed on job %s", self.job_id, exc_info=exc)
+            return error_chunk("engine_error", f"{type(exc).__name__}: {exc}")
+        if any(reason is None for reason in self.finish_reasons):
+            return error_chunk("engine_error", "The engine ended without a finish_reason.")
+        data: dict[str, Any] = {"finish_reason": self.finish_reasons[0]}
+        if self.request.n > 1:
+            data["choices"] = self.finish_reasons
+        return {"type": FINISH, "data": data}
+
+    def _take(self, chunk: Chunk) -> dict[str, Any] | None:
+        """Fold one engine chunk into the result; the dict to log, or None for the per-choice
+        finish and usage chunks, which the job's single ending replaces."""
+        if chunk.type == FINISH:
+            if chunk.choice < len(self.finish_reasons):
+                self.finish_reasons[chunk.choice] = chunk.data["finish_reason"]
+            return None
+        if chunk.type == USAGE:
+            self.usage = chunk.data
+            return None
+        raw = chunk.to_dict()
+        self.builder.add(raw)
+        return raw
+
+    def ending(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(usage chunk, terminal chunk)."""
+        if self.terminal is None:
+            self.terminal = error_chunk("engine_error", "The job stopped without an ending.")
+        if self.usage is None:
+            # The engine gave none (it failed early): count what was streamed, and say so.
+            produced = sum(1 for c in self.written if c["type"] == CONTENT)
+            self.usage = {"input_tokens": 0, "output_tokens": produced, "estimated": True}
+        return {"type": USAGE, "data": self.usage}, self.terminal
+
+    def result(self) -> dict[str, Any]:
+        return self.builder.build(self.finish_reasons, self.usage)
+
+    async def close_log(self, ending: list[dict[str, Any]], patience: float) -> bool:
+        """Append the ending and wait until Redis has all of the log (True), or give up after
+        `patience` seconds of outage (False): readers then get the job from Postgres."""
+        out = writer()
+        for chunk in ending:
+            self.log.add(chunk)
+        out.open(self.log)
+        try:
+            async with asyncio.timeout(patience):
+                await self.log.drained.wait()
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            out.close(self.log)
