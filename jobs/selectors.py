@@ -64,14 +64,25 @@ def _encodable(text: str) -> bool:
     return True
 
 
+def _engine_query(ref: str) -> Any:
+    key = parse_uuid(ref)
+    query = Engine.objects.filter(is_active=True)
+    return query.filter(id=key) if key else query.filter(name=ref)
+
+
 async def engine_find(ref: str) -> Engine | None:
     """An active engine by UUID or by name."""
     if "\x00" in ref or not _encodable(ref):
         return None  # no name Postgres holds has a NUL or an unpaired surrogate; it would raise
-    key = parse_uuid(ref)
-    query = Engine.objects.filter(is_active=True)
-    query = query.filter(id=key) if key else query.filter(name=ref)
-    return await query.afirst()
+    return await _engine_query(ref).afirst()
+
+
+def engine_lookup(ref: str) -> Engine | None:
+    """engine_find for sync code: a job start looks its engine up in the thread that creates
+    the job, so the two cost one thread hop, not two."""
+    if "\x00" in ref or not _encodable(ref):
+        return None
+    return _engine_query(ref).first()
 
 
 # Longer than any Redis list can be (2**32 - 1 items).

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from jobs import services
 from jobs.faces.common import auth
+from jobs.ttlcache import TtlCache, ttl
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +29,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch):
     clock = Clock()
-    monkeypatch.setattr(auth, "cache", auth._TtlCache(clock))
+    monkeypatch.setattr(auth, "cache", TtlCache(clock))
     return clock
 
 
@@ -49,7 +50,7 @@ def test_a_key_is_looked_up_once_while_its_entry_is_fresh(clock, key, scheme):
     header = key[scheme]
     assert lookup(header).username == "cached"
     with CaptureQueriesContext(connection) as queries:
-        clock.now += auth._ttl() - 0.1
+        clock.now += ttl() - 0.1
         assert lookup(header).username == "cached"
     assert len(queries) == 0
 

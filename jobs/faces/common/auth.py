@@ -4,8 +4,6 @@ so a poll loop costs no Postgres query per request and a revoked key is refused 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -16,42 +14,9 @@ from rest_framework.request import Request
 
 from jobs.keys import hash_secret, parse_basic, parse_bearer, secrets_match
 from jobs.models import ApiKey
+from jobs.ttlcache import TtlCache, ttl
 
-# Bounds the cache of one process: at this many entries it starts again empty.
-MAX_CACHED = 10_000
-
-
-class _TtlCache:
-    """Credentials -> user, each entry trusted for `ttl` seconds. Only hits are kept: a key made
-    a moment ago is never refused for a miss cached before it existed."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self._entries: dict[str, tuple[float, AbstractBaseUser]] = {}
-
-    def get(self, credentials: str) -> AbstractBaseUser | None:
-        entry = self._entries.get(credentials)
-        if entry is None:
-            return None
-        if entry[0] <= self.clock():
-            del self._entries[credentials]
-            return None
-        return entry[1]
-
-    def put(self, credentials: str, user: AbstractBaseUser, ttl: float) -> None:
-        if len(self._entries) >= MAX_CACHED:
-            self._entries.clear()
-        self._entries[credentials] = (self.clock() + ttl, user)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-
-cache = _TtlCache()
-
-
-def _ttl() -> float:
-    return float(settings.SPOOL.get("KEY_CACHE_SECONDS", 2.0))
+cache: TtlCache[AbstractBaseUser] = TtlCache()
 
 
 async def _user_of_basic(header: str) -> AbstractBaseUser | None:
@@ -86,7 +51,7 @@ async def user_of_key(header: str) -> AbstractBaseUser | None:
         is_basic = header[:6].lower() == "basic "
         user = await (_user_of_basic(header) if is_basic else _user_of_bearer(header))
         if user is not None:
-            cache.put(credentials, user, _ttl())
+            cache.put(credentials, user, ttl())
     return user
 
 
@@ -129,7 +94,7 @@ class SemossSessionAuthentication(BaseAuthentication):
             if not found.is_authenticated:
                 return None
             user = found
-            cache.put(credentials, user, _ttl())
+            cache.put(credentials, user, ttl())
         return user, None
 
     def authenticate_header(self, request: Request) -> str:

@@ -23,8 +23,8 @@ from jobs.faces.common.schema import errors
 from jobs.faces.common.views import FaceView
 from jobs.faces.native import render
 from jobs.faces.native import serializers as shapes
-from jobs.models import Engine, Job
-from jobs.selectors import engine_find, job_chunks_since, job_for_owner, job_wait_until_finished
+from jobs.models import Job
+from jobs.selectors import engine_lookup, job_chunks_since, job_for_owner, job_wait_until_finished
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,14 @@ def _engine_ref(body: dict[str, Any]) -> tuple[str, str]:
 
 @sync_to_async
 def _create(
-    user: AbstractBaseUser, engine: Engine, request: GenerationRequest, options: dict[str, Any]
+    user: AbstractBaseUser, field: str, ref: str, request: GenerationRequest, options: dict[str, Any]
 ) -> Job:
+    """Find the engine and create the job: one thread hop for both."""
+    engine = engine_lookup(ref)
+    if engine is None:
+        raise FaceError(
+            f"No engine found with id or name '{ref}'.", param=field, code="engine_not_found", status=404
+        )
     try:
         return services.job_create(owner=user, engine=engine, request=request, options=options, face=FACE)
     except UnsupportedParameter as exc:
@@ -234,12 +240,7 @@ class Jobs(NativeView):
         field, ref = _engine_ref(body)
         messages = _messages(body)
         generation, options = build_request(messages, _params(body), known=KNOWN_PARAMS)
-        engine = await engine_find(ref)
-        if engine is None:
-            raise FaceError(
-                f"No engine found with id or name '{ref}'.", param=field, code="engine_not_found", status=404
-            )
-        job = await _create(request.user, engine, generation, options.to_dict())
+        job = await _create(request.user, field, ref, generation, options.to_dict())
         return JsonResponse(render.job(job), status=202, headers={"Location": f"/v1/jobs/{job.pk}"})
 
 

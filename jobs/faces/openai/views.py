@@ -23,7 +23,7 @@ from jobs.faces.openai.base import OpenAIView
 from jobs.faces.openai.chat import ChatCreate, media_part, parse_create
 from jobs.faces.openai.errors import job_error, not_found
 from jobs.models import Engine, Job
-from jobs.selectors import engine_find, job_for_owner, job_wait_until_finished
+from jobs.selectors import engine_find, engine_lookup, job_for_owner, job_wait_until_finished
 
 FACE = "openai"
 JOB_HEADER = "X-Spool-Job-Id"
@@ -39,8 +39,12 @@ def _model_not_found(model: str) -> FaceError:
 
 
 @sync_to_async
-def _start(user: AbstractBaseUser, engine: Engine, chat: ChatCreate) -> Job:
-    """Refuse what the engine cannot honour, then create the job (queued once committed)."""
+def _start(user: AbstractBaseUser, chat: ChatCreate) -> Job:
+    """Find the engine, refuse what it cannot honour, then create the job (queued once
+    committed): one thread hop for all of it."""
+    engine = engine_lookup(chat.model)
+    if engine is None:
+        raise _model_not_found(chat.model)
     media = media_part(chat.request.messages)
     # Only an upstream server can read images, audio or files; the built-in model reads text.
     if media is not None and engine.kind != Engine.Kind.OPENAI:
@@ -151,10 +155,7 @@ class ChatCompletions(OpenAIView):
     )
     async def post(self, request: Request) -> HttpResponse:
         chat = parse_create(self.json_body(request))
-        engine = await engine_find(chat.model)
-        if engine is None:
-            raise _model_not_found(chat.model)
-        job = await _start(request.user, engine, chat)
+        job = await _start(request.user, chat)
         return await (_stream(job) if chat.stream else _wait(job))
 
     @extend_schema(
