@@ -62,6 +62,17 @@ class FaceError(Exception):
         return response
 
 
+def refuse_unknown(given: Any, known: Any) -> None:
+    """OpenAI's 400 for the first (in sorted order) argument not in `known`."""
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise FaceError(
+            f"Unrecognized request argument supplied: {unknown[0]}",
+            param=unknown[0],
+            code="unknown_parameter",
+        )
+
+
 def _openai_unauthorized(header: str) -> FaceError:
     if not header:
         message = (

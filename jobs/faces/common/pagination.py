@@ -25,6 +25,15 @@ class PageQuery(serializers.Serializer):
     order = serializers.ChoiceField(choices=["asc", "desc"], required=False, allow_blank=True)
 
 
+class ListPage(serializers.Serializer):
+    """The page's envelope; a subclass names its items: data = Item(many=True)."""
+
+    object = serializers.ChoiceField(choices=["list"])
+    first_id = serializers.CharField(allow_null=True)
+    last_id = serializers.CharField(allow_null=True)
+    has_more = serializers.BooleanField()
+
+
 class AfterLimitPagination(BasePagination):
     """Reads the page query; `respond` renders a completions.Page."""
 

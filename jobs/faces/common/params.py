@@ -12,7 +12,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from engine.types import GenerationRequest
-from jobs.faces.common.errors import FaceError
+from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.serializers import (
     StrictBooleanField,
     StrictCharField,
@@ -260,13 +260,7 @@ def build_request(
             param="messages",
             code="array_above_max_length",
         )
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise FaceError(
-            f"Unrecognized request argument supplied: {unknown[0]}",
-            param=unknown[0],
-            code="unknown_parameter",
-        )
+    refuse_unknown(params, known)
     check_storable("messages", messages)
     for name, value in params.items():
         check_storable(name, value)

@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from engine.types import GenerationRequest, UnsupportedParameter
 from jobs import services
 from jobs.faces.common import sse
-from jobs.faces.common.errors import FaceError
+from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.params import build_request
 from jobs.faces.common.schema import errors
 from jobs.faces.common.views import FaceView
@@ -230,13 +230,7 @@ class Jobs(NativeView):
     )
     async def post(self, request: Request) -> JsonResponse:
         body = _body(self, request)
-        unknown = sorted(set(body) - BODY_FIELDS)
-        if unknown:
-            raise FaceError(
-                f"Unrecognized request argument supplied: {unknown[0]}",
-                param=unknown[0],
-                code="unknown_parameter",
-            )
+        refuse_unknown(body, BODY_FIELDS)
         field, ref = _engine_ref(body)
         messages = _messages(body)
         generation, options = build_request(messages, _params(body), known=KNOWN_PARAMS)

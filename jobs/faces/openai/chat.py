@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.types import GenerationRequest
-from jobs.faces.common.errors import FaceError
+from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.params import build_request
 from jobs.faces.common.serializers import check, kind
 from jobs.faces.openai.serializers import ChatFace
@@ -237,13 +237,7 @@ def _no_audio(body: dict[str, Any], modalities: list[str] | None) -> None:
 def parse_create(body: Any) -> ChatCreate:
     if not isinstance(body, dict):
         raise FaceError("The request body must be a JSON object.", code="invalid_type")
-    unknown = sorted(set(body) - ENGINE_PARAMS - FACE_PARAMS)
-    if unknown:
-        raise FaceError(
-            f"Unrecognized request argument supplied: {unknown[0]}",
-            param=unknown[0],
-            code="unknown_parameter",
-        )
+    refuse_unknown(body, ENGINE_PARAMS | FACE_PARAMS)
     face = check(ChatFace, {name: body[name] for name in FACE_PARAMS if name in body})
     model, messages, tier = face["model"], face["messages"], face.get("service_tier")
     _tools(body)

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from jobs import completions
 from jobs.faces.common.errors import FaceError
+from jobs.faces.common.pagination import ListPage
 from jobs.faces.common.params import MAX_METADATA_VALUE, GenerationParams
 from jobs.faces.common.serializers import StrictBooleanField, StrictCharField
 
@@ -163,12 +164,8 @@ class CancelledChatCompletion(ChatCompletion):
     status = serializers.ChoiceField(choices=STATUSES)
 
 
-class ChatCompletionList(serializers.Serializer):
-    object = serializers.ChoiceField(choices=["list"])
+class ChatCompletionList(ListPage):
     data = StoredChatCompletion(many=True)
-    first_id = serializers.CharField(allow_null=True)
-    last_id = serializers.CharField(allow_null=True)
-    has_more = serializers.BooleanField()
 
 
 class ChatCompletionDeleted(serializers.Serializer):
@@ -188,12 +185,8 @@ class StoredMessage(serializers.Serializer):
     refusal = serializers.JSONField(required=False)
 
 
-class StoredMessageList(serializers.Serializer):
-    object = serializers.ChoiceField(choices=["list"])
+class StoredMessageList(ListPage):
     data = StoredMessage(many=True)
-    first_id = serializers.CharField(allow_null=True)
-    last_id = serializers.CharField(allow_null=True)
-    has_more = serializers.BooleanField()
 
 
 class Model(serializers.Serializer):

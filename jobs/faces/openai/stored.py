@@ -11,7 +11,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 
 from jobs import completions
-from jobs.faces.common.errors import FaceError
+from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.pagination import AfterLimitPagination, PageQuery
 from jobs.faces.common.params import build_request
 from jobs.faces.common.schema import errors
@@ -70,13 +70,7 @@ def _new_metadata(body: Any) -> dict[str, str]:
         raise FaceError(
             "Missing required parameter: 'metadata'.", param="metadata", code="missing_required_parameter"
         )
-    unknown = sorted(set(body) - {"metadata"})
-    if unknown:
-        raise FaceError(
-            f"Unrecognized request argument supplied: {unknown[0]}",
-            param=unknown[0],
-            code="unknown_parameter",
-        )
+    refuse_unknown(body, {"metadata"})
     _, options = build_request([], {"metadata": body["metadata"]}, known=frozenset({"metadata"}))
     return options.metadata or {}
 
