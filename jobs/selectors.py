@@ -24,7 +24,8 @@ async def job_for_owner(job_id: Any, owner_id: int, *, live: bool = True) -> Job
     """The job if it exists and belongs to owner_id; None otherwise (no hint which).
 
     A job still live in Redis (its meta there, its log without a terminal chunk) is built from
-    Redis alone, with the status its log says: a worker's heartbeat => running, else queued.
+    Redis alone, with the status its log says: output or a worker's heartbeat => running, else
+    queued.
     It is not saved, and has no messages, timings or result; `live=False` reads Postgres."""
     key = parse_uuid(job_id)
     if key is None:
@@ -49,7 +50,10 @@ def _live_job(key: uuid.UUID, state: chunklog.LiveState) -> Job:
         face=meta["face"],
         request=meta["request"],
         options=meta["options"],
-        status=Job.Status.RUNNING if state.alive else Job.Status.QUEUED,
+        # Output or a heartbeat means a worker took it (and one that wrote and went silent may be
+        # dead: readers check); with neither it waits in the queue (the sweeper handles a worker
+        # that died between its claim and its first heartbeat).
+        status=Job.Status.RUNNING if state.alive or state.last is not None else Job.Status.QUEUED,
         created_at=datetime.fromisoformat(meta["created"]),
     )
     job.is_live = True  # type: ignore[attr-defined]
@@ -120,7 +124,7 @@ async def job_chunks_since(job: Job, *, cursor: int | None, reader: str, wait: f
         return await chunklog.claim_chunks(job_id, reader)
 
     start, chunks = await wakeup.wait_for(job_id, fetch, lambda got: bool(got[1]), wait)
-    if not chunks and wait > 0 and (job.status == Job.Status.RUNNING or getattr(job, "is_live", False)):
+    if not chunks and wait > 0 and job.status == Job.Status.RUNNING:
         await _end_if_dead(job_id)
     return ChunkPage(start, chunks, bool(chunks) and chunklog.is_terminal(chunks[-1]))
 

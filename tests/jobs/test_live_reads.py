@@ -65,3 +65,17 @@ def test_once_the_live_meta_has_expired_postgres_answers(job, redis_clean):
     redis_clean.delete(chunklog.meta_key(str(job.pk)))
     found, queries = read(str(job.pk), job.owner_id)
     assert queries == 1 and found.pk == job.pk and found.status == Job.Status.QUEUED
+
+
+def test_a_job_with_output_but_no_heartbeat_reads_as_running(job, redis_clean):
+    chunklog.append(str(job.pk), [{"type": "content", "data": {"content": "a"}}])
+    redis_clean.delete(chunklog.alive_key(str(job.pk)))
+    found, queries = read(str(job.pk), job.owner_id)
+    assert queries == 0 and found.status == Job.Status.RUNNING
+
+
+def test_an_idle_long_poll_of_a_queued_job_touches_no_postgres(job):
+    found, _ = read(str(job.pk), job.owner_id)
+    with CaptureQueriesContext(connection) as queries:
+        page = async_to_sync(selectors.job_chunks_since)(found, cursor=0, reader="test", wait=0.05)
+    assert page.chunks == [] and not page.ended and len(queries) == 0
