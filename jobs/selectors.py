@@ -37,6 +37,15 @@ async def job_for_owner(job_id: Any, owner_id: int, *, live: bool = True) -> Job
     return await Job.objects.select_related("engine").filter(id=key, owner_id=owner_id).afirst()
 
 
+async def job_refreshed(job: Job) -> Job:
+    """The job as it is now: from Redis while it is live, else from Postgres. A stream's idle
+    turn calls this, so a quiet live stream costs no query and no thread."""
+    fresh = await job_for_owner(job.pk, job.owner_id)
+    if fresh is None:  # deleted meanwhile: the caller's copy is all there is
+        return job
+    return fresh
+
+
 def _live_job(key: uuid.UUID, state: chunklog.LiveState) -> Job:
     meta = state.meta or {}
     engine = Engine(

@@ -24,7 +24,13 @@ from jobs.faces.common.views import FaceView
 from jobs.faces.native import render
 from jobs.faces.native import serializers as shapes
 from jobs.models import Job
-from jobs.selectors import engine_lookup, job_chunks_since, job_for_owner, job_wait_until_finished
+from jobs.selectors import (
+    engine_lookup,
+    job_chunks_since,
+    job_for_owner,
+    job_refreshed,
+    job_wait_until_finished,
+)
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +301,7 @@ async def _event_stream(job: Job, after: int) -> AsyncIterator[str]:
                 yield sse.KEEPALIVE.decode()
                 # A job that ended meanwhile is then read from Postgres, also if its live log
                 # expired or the cursor was past its end.
-                job = await _reloaded(job)
+                job = await job_refreshed(job)
         yield render.sse(render.EVENT_RESULT, render.job(await _reloaded(job)))
         yield render.sse(render.EVENT_DONE, {})
     except Exception:

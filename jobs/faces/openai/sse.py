@@ -11,7 +11,7 @@ from engine.types import CONTENT, THINKING, TOOL
 from jobs.faces.common import sse
 from jobs.faces.openai.render import StreamRenderer
 from jobs.models import Job
-from jobs.selectors import job_chunks_since
+from jobs.selectors import job_chunks_since, job_refreshed
 
 READER = "openai"
 DONE = b"data: [DONE]\n\n"
@@ -70,4 +70,4 @@ async def events(job: Job, prefetched: list[dict[str, Any]]) -> AsyncIterator[by
             yield sse.KEEPALIVE
             # A fresh status lets the selector notice a dead worker, or serve a finished job
             # from Postgres if its Redis log is gone.
-            job = await Job.objects.select_related("engine").aget(pk=job.pk)
+            job = await job_refreshed(job)
