@@ -29,11 +29,13 @@ RESULTS = ROOT / "docs" / "dashboard-bench.json"
 BEGIN, END = "<!-- BENCH:BEGIN -->", "<!-- BENCH:END -->"
 LIST = "/admin/jobs/storedcompletion/"
 HEADLINE = "metadata filter: team=search"
+SEARCH_HEADLINE = "content search: a word 'daughter'"
 
 
 def scenarios(sample: dict[str, Any]) -> list[tuple[str, str, int]]:
-    """(name, URL, repetitions). Content search reads every row's JSON: fewer repetitions."""
+    """(name, URL, repetitions); 0 repetitions means --repetitions."""
     meta = lambda *pairs: urlencode([("meta", p) for p in pairs])  # noqa: E731
+    search = lambda text: urlencode({"q": text})  # noqa: E731
     return [
         (HEADLINE, f"{LIST}?{meta('team=search')}", 0),
         ("metadata filter: team=search & env=prod", f"{LIST}?{meta('team=search', 'env=prod')}", 0),
@@ -53,8 +55,18 @@ def scenarios(sample: dict[str, Any]) -> list[tuple[str, str, int]]:
         ("unfiltered list, page 200", f"{LIST}?p=200", 0),
         ("completion detail page", f"{LIST}{sample['completion_id']}/change/", 0),
         ("jobs list", "/admin/jobs/job/", 0),
-        ("content search + metadata: 'daughter' & team=legal", f"{LIST}?q=daughter+team%3Dlegal", 5),
-        ("content search alone: 'daughter' (reads every row)", f"{LIST}?q=daughter", 3),
+        # Full-text search (jobs/search.py): the GIN index on the search vector.
+        (SEARCH_HEADLINE, f"{LIST}?{search('daughter')}", 0),
+        ("content search: a phrase '\"good lord\"'", LIST + "?" + search('"good lord"'), 0),
+        ("content search + metadata: 'daughter' & team=legal", f"{LIST}?{search('daughter team=legal')}", 0),
+        ("content search: a word less one 'daughter -rome'", f"{LIST}?{search('daughter -rome')}", 0),
+        ("content search: either word 'daughter or antium'", f"{LIST}?{search('daughter or antium')}", 0),
+        ("content search: a rare word 'Antium'", f"{LIST}?{search('Antium')}", 0),
+        ("content search: a common word 'lord'", f"{LIST}?{search('lord')}", 0),
+        ("content search: a word, page 5", f"{LIST}?{search('daughter')}&p=5", 0),
+        # Most relevant first ranks every match (ts_rank_cd): cost grows with their number.
+        ("ranked search: 'Antium', most relevant first", f"{LIST}?{search('Antium')}&by=relevance", 5),
+        ("ranked search: 'daughter', most relevant first", f"{LIST}?{search('daughter')}&by=relevance", 5),
     ]
 
 
@@ -169,6 +181,24 @@ def measure(client: Any, url: str, repetitions: int) -> dict[str, Any]:
     }
 
 
+TABLE_SIZE = "(table with TOAST)"
+
+
+def relation_sizes() -> dict[str, int]:
+    """Bytes of the stored-completions table (rows and TOAST) and of each index, largest first."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_table_size('jobs_storedcompletion')")
+        sizes = {TABLE_SIZE: cursor.fetchone()[0]}
+        cursor.execute(
+            "SELECT c.relname, pg_relation_size(c.oid) FROM pg_index i"
+            " JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE i.indrelid = 'jobs_storedcompletion'::regclass ORDER BY 2 DESC"
+        )
+        return {**sizes, **dict(cursor.fetchall())}
+
+
 def environment(rows: int, database: str) -> dict[str, Any]:
     from django.db import connection
 
@@ -179,10 +209,14 @@ def environment(rows: int, database: str) -> dict[str, Any]:
         size = cursor.fetchone()[0]
         cursor.execute("SHOW shared_buffers")
         buffers = cursor.fetchone()[0]
+    sizes = relation_sizes()
+    heap = sizes.pop(TABLE_SIZE)
     return {
         "rows": rows,
         "database": database,
         "table_size": size,
+        "heap_size": f"{heap / 2**20:,.0f} MB",
+        "index_sizes": {name: f"{size / 2**20:,.0f} MB" for name, size in sizes.items()},
         "postgres": version,
         "shared_buffers": buffers,
         "python": platform.python_version(),
@@ -203,6 +237,10 @@ def markdown(env: dict[str, Any], results: dict[str, dict[str, Any]]) -> str:
         "admin, template rendering, 100 rows a page), the filter-choice caches warm; *cold* is the "
         "first request after clearing them.",
         "",
+        f"The table is {env['heap_size']} (rows and TOAST); its indexes: "
+        + ", ".join(f"`{name}` {size}" for name, size in env["index_sizes"].items())
+        + ".",
+        "",
         "| page | median | p95 | cold | queries | SQL time | full COUNT(*) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
@@ -212,10 +250,11 @@ def markdown(env: dict[str, Any], results: dict[str, dict[str, Any]]) -> str:
             f"| {r['queries_warm']} ({r['queries_cold']} cold) | {r['sql_ms_warm']} ms "
             f"| {'**yes**' if r['full_counts'] else 'none'} |"
         )
-    head = results[HEADLINE]
-    lines += ["", f"Queries of one warm `{HEADLINE}` page:", "", "```sql"]
-    lines += [f"-- {q['ms']} ms\n{q['sql']}" for q in head["queries"]]
-    lines += ["```", END]
+    for shown in (HEADLINE, SEARCH_HEADLINE):
+        lines += ["", f"Queries of one warm `{shown}` page:", "", "```sql"]
+        lines += [f"-- {q['ms']} ms\n{q['sql']}" for q in results[shown]["queries"]]
+        lines += ["```"]
+    lines += [END]
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -30,6 +31,7 @@ IDLE = int(os.environ.get("HOTPATH_IDLE", "500"))
 IDLE_SECONDS = float(os.environ.get("HOTPATH_IDLE_SECONDS", "15"))
 ENV = {
     **os.environ,
+    "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50),
     "DJANGO_SETTINGS_MODULE": "config.settings",
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/spool_hotpath",
     "REDIS_URL": "redis://127.0.0.1:6379/11",

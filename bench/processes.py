@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -14,11 +15,11 @@ import redis
 from tests.servers import free_port, start_logged, stop_groups, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 DB_NAME = "spool_bench"
 # Redis DB 12 and the spoolbench prefix/queue: nothing else on this machine uses them (dev: 0, tests: 15).
 REDIS_URL = "redis://127.0.0.1:6379/12"
 PREFIX = QUEUE = "spoolbench"
+_BENCH_SECRET = secrets.token_urlsafe(50)
 
 
 @dataclass
@@ -41,6 +42,8 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         return {
+            # Outside DEBUG Spool refuses to start without a real key; the bench's own, per run.
+            "DJANGO_SECRET_KEY": _BENCH_SECRET,
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
@@ -103,22 +106,33 @@ class Stack:
         self._start("upstream", [sys.executable, "-m", "fakeupstream", "--port", str(self.upstream_port)])
         self._wait_for(f"http://127.0.0.1:{self.upstream_port}/health")
 
+    def _start_script(self, name: str, script: str, **env: str) -> None:
+        # The same scripts as `make run`, so the figures are those of `make run`.
+        argv = ["bash", str(ROOT / "scripts" / script)]
+        self.procs[name] = start_logged(
+            self.run_dir / f"{name}.log",
+            argv,
+            {
+                **self.env(),
+                "SPOOL_PYTHON": sys.executable,
+                "SPOOL_METRICS_DIR": str(self.run_dir / "metrics"),
+                **env,
+            },
+        )
+
     def start_web(self) -> None:
-        # The same command line as scripts/run.sh, so the figures are those of `make run`.
-        self._start(
-            "web",
-            [str(BIN / "uvicorn"), "config.asgi:application", "--host", "127.0.0.1",
-             "--port", str(self.web_port), "--no-access-log", "--timeout-keep-alive", "75"],
-        )  # fmt: skip
+        # One web process: the benchmark reads its CPU by pid, and uvicorn's supervisor would
+        # hide its workers' time behind another pid.
+        self._start_script("web", "web.sh", PORT=str(self.web_port), SPOOL_WEB_CONCURRENCY="1")
         self._wait_for(f"http://127.0.0.1:{self.web_port}/Monolith/api/config")
 
     def start_worker(self) -> None:
-        self._start(
+        self._start_script(
             "worker",
-            [sys.executable, "-m", "bench.workershim", "-A", "config", "worker", "--pool", "threads",
-             "--concurrency", str(self.worker_concurrency), "--without-gossip", "--without-mingle",
-             "--loglevel", "WARNING"],
-        )  # fmt: skip
+            "worker.sh",
+            SPOOL_WORKER_CONCURRENCY=str(self.worker_concurrency),
+            SPOOL_WORKER_MAIN="bench.workershim",  # times each chunk-log append, else untouched
+        )
 
     def stop(self, name: str) -> None:
         proc = self.procs.pop(name, None)

@@ -11,3 +11,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("spool")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Logging, liveness and metrics of a worker process, on Celery's signals.
+import jobs.worker_hooks  # noqa: E402, F401

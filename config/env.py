@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -71,3 +72,30 @@ def database_from_url(name: str, default: str) -> dict:
             }
         },
     }
+
+
+# What DEBUG falls back to; never accepted outside DEBUG.
+DEV_SECRET_KEY = "spool-dev-only-not-secret"
+SECRET_KEY_HELP = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+
+
+def secret_key(name: str, *, debug: bool, fallback_file: Path) -> str:
+    """The variable's value, else the contents of `fallback_file` (which `make run` writes once),
+    else, under DEBUG only, a development key. Outside DEBUG a missing or weak key is refused:
+    the SEMOSS session cookie and the admin's sessions are signed with it, so anyone who knows
+    it can sign in as anyone."""
+    value = os.environ.get(name, "").strip()
+    if not value and fallback_file.is_file():
+        value = fallback_file.read_text().strip()
+    if debug:
+        return value or DEV_SECRET_KEY
+    if not value or value == DEV_SECRET_KEY:
+        raise ImproperlyConfigured(
+            f"{name} is not set. With DJANGO_DEBUG off Spool needs a real secret key; {SECRET_KEY_HELP}"
+        )
+    # Django's own bar for a key (its security.W009 check): long and not repetitive.
+    if len(value) < 50 or len(set(value)) < 5 or value.startswith("django-insecure-"):
+        raise ImproperlyConfigured(
+            f"{name} is too weak: use at least 50 random characters; {SECRET_KEY_HELP}"
+        )
+    return value

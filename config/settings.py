@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from config.env import database_from_url, env_bool, env_float, env_int, env_str
+from django.core.exceptions import ImproperlyConfigured
+from pythonjsonlogger.core import RESERVED_ATTRS
+
+from config.env import database_from_url, env_bool, env_float, env_int, env_str, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "spool-dev-only-not-secret")
 DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = secret_key(
+    "DJANGO_SECRET_KEY",
+    debug=DEBUG,
+    fallback_file=Path(env_str("SPOOL_SECRET_KEY_FILE", str(BASE_DIR / "run" / "secret-key"))),
+)
 ALLOWED_HOSTS = env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
 
 INSTALLED_APPS = [
@@ -29,6 +36,8 @@ INSTALLED_APPS = [
 # Django's stock middleware and WhiteNoise, each run on the event loop under ASGI (jobs/onloop.py
 # says why that is safe): no thread hop per hook on every request.
 MIDDLEWARE = [
+    # First, so that every line of a request that names a job carries its id (jobs/logcontext.py).
+    "jobs.logcontext.job_log_middleware",
     "jobs.middleware.FaceErrorsMiddleware",
     "jobs.onloop.SecurityMiddleware",
     "jobs.onloop.WhiteNoiseMiddleware",
@@ -67,6 +76,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Signed-cookie sessions: the SEMOSS login cookie costs no database write per client.
 SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 SESSION_COOKIE_HTTPONLY = True
+
+# The production profile: Spool behind a TLS-terminating proxy that sets X-Forwarded-Proto.
+# Under it `manage.py check --deploy` reports nothing (tests/test_deploy_settings.py).
+SPOOL_HTTPS = env_bool("SPOOL_HTTPS", False)
+if SPOOL_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # Probes and scrapes come over plain HTTP from inside the cluster, not through the proxy.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SPOOL_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SPOOL_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SPOOL_HSTS_PRELOAD", True)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -157,7 +180,12 @@ SPOOL = {
     # refused within this time, and a poll loop costs no Postgres query per request.
     "KEY_CACHE_SECONDS": env_float("SPOOL_KEY_CACHE_SECONDS", 2.0),
     "OFFLINE_TOKENS_PER_SECOND": env_float("SPOOL_OFFLINE_TOKENS_PER_SECOND", 30.0),
+    # Text search configuration (language) of stored-completion search: a pg_ts_config name.
+    # A change takes effect with `manage.py spool_search_index --rebuild` (jobs/search.py).
+    "SEARCH_CONFIG": env_str("SPOOL_SEARCH_CONFIG", "english"),
 }
+# How long /readyz waits for each of Postgres, Redis and the broker before calling it down.
+SPOOL_READY_TIMEOUT_SECONDS = env_float("SPOOL_READY_TIMEOUT_SECONDS", 2.0)
 SPOOL_JOB_MAX_SECONDS = env_float("SPOOL_JOB_MAX_SECONDS", 900.0)
 # A running job whose worker has not refreshed its heartbeat for this long is ended (or, with
 # no output yet, run again) by the sweeper that every worker runs, or by a reader waiting on it.
@@ -167,9 +195,54 @@ SPOOL_SWEEP_EVERY_SECONDS = env_float("SPOOL_SWEEP_EVERY_SECONDS", 10.0)
 # persistence): it is sent again; the runner's row guard drops duplicates.
 SPOOL_REQUEUE_AFTER_SECONDS = env_float("SPOOL_REQUEUE_AFTER_SECONDS", 120.0)
 
+# Worker liveness (jobs/liveness.py): the worker touches this file every few seconds while it is
+# well, and removes it when it stops; scripts/worker-alive.sh probes its age. Empty: off.
+SPOOL_WORKER_HEARTBEAT_FILE = env_str("SPOOL_WORKER_HEARTBEAT_FILE", "")
+SPOOL_WORKER_HEARTBEAT_SECONDS = env_float("SPOOL_WORKER_HEARTBEAT_SECONDS", 5.0)
+# The worker's Prometheus exporter (jobs/metrics.py); 0: none. The web serves /metrics itself.
+SPOOL_WORKER_METRICS_PORT = env_int("SPOOL_WORKER_METRICS_PORT", 0)
+
+# `text` for people, `json` (one object per line) for a log pipeline. Every line logged while a
+# job is in context (jobs/logcontext.py) carries its id. Web (uvicorn's own lines included) and
+# worker (config/celery.py hands Celery's logging to this) write the same way.
+SPOOL_LOG_FORMAT = env_str("SPOOL_LOG_FORMAT", "text")
+if SPOOL_LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"SPOOL_LOG_FORMAT must be text or json, got {SPOOL_LOG_FORMAT!r}")
+_LOG_LEVEL = env_str("SPOOL_LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("SPOOL_LOG_LEVEL", "INFO")},
+    "filters": {"job_id": {"()": "jobs.logcontext.JobIdFilter"}},
+    "formatters": {
+        "text": {
+            "()": "logging.Formatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s [job %(job_id)s] %(message)s",
+            "defaults": {"job_id": "-"},
+        },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "{levelname}{name}{message}",
+            "style": "{",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": True,
+            # uvicorn's copy of its message with terminal colours has no place in a log pipeline.
+            "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": SPOOL_LOG_FORMAT,
+            "filters": ["job_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": _LOG_LEVEL},
+    # uvicorn set up its own handlers before Django started; these replace them. No access log
+    # (as scripts/web.sh asks): a poller makes a request per chunk batch. uvicorn writes one when
+    # its logger has a handler, and configuring "uvicorn" would make the child propagate to one.
+    "loggers": {
+        "uvicorn": {"handlers": ["console"], "level": _LOG_LEVEL, "propagate": False},
+        "uvicorn.error": {"level": _LOG_LEVEL},
+        "uvicorn.access": {"handlers": [], "propagate": False},
+    },
 }

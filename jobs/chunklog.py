@@ -12,10 +12,10 @@ Keys (prefix from settings.SPOOL["REDIS_PREFIX"]):
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import orjson
 from django.conf import settings
 from redis.exceptions import NoScriptError
 
@@ -60,7 +60,10 @@ def is_terminal(chunk: dict[str, Any]) -> bool:
 
 
 def encode(chunk: dict[str, Any]) -> bytes:
-    return json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode()
+    # orjson: compact UTF-8 like json.dumps(ensure_ascii=False, separators=(",", ":")), keys in
+    # insertion order ("type" first, which the text-claim script relies on), at a fraction of the
+    # CPU: encoding was 7% of a busy worker's samples with the json module.
+    return orjson.dumps(chunk)
 
 
 class Lua:
@@ -180,7 +183,7 @@ async def rewrite(job_id: str, chunks: Sequence[dict[str, Any]]) -> None:
 
 def read_all(job_id: str) -> list[dict[str, Any]]:
     """The whole live log (worker side): what a dead worker left behind."""
-    return [json.loads(raw) for raw in sync_redis().lrange(chunks_key(job_id), 0, -1)]
+    return [orjson.loads(raw) for raw in sync_redis().lrange(chunks_key(job_id), 0, -1)]
 
 
 def alive(job_ids: Sequence[str]) -> list[bool]:
@@ -249,7 +252,7 @@ return start
 
 
 def _decode_all(items: Sequence[bytes]) -> list[dict[str, Any]]:
-    return [json.loads(item) for item in items]
+    return [orjson.loads(item) for item in items]
 
 
 async def read_since(job_id: str, cursor: int) -> list[dict[str, Any]]:
@@ -277,7 +280,7 @@ async def claim_text(job_id: str, reader: str) -> tuple[str, str, dict[str, Any]
     return (
         total_bytes[int(handed) :].decode(errors="replace"),
         total_bytes.decode(errors="replace"),
-        json.loads(last) if last else None,
+        orjson.loads(last) if last else None,
     )
 
 
@@ -294,7 +297,7 @@ async def ais_alive(job_id: str) -> bool:
 
 async def last_chunk(job_id: str) -> dict[str, Any] | None:
     raw = await async_redis().lindex(chunks_key(job_id), -1)
-    return json.loads(raw) if raw else None
+    return orjson.loads(raw) if raw else None
 
 
 # ---- what a read of a live job needs (web side) ----------------------------------------------
@@ -323,4 +326,4 @@ async def read_live(job_id: str) -> LiveState:
     pipe = async_redis().pipeline(transaction=False)
     pipe.get(meta_key(job_id)).lindex(chunks_key(job_id), -1).exists(alive_key(job_id))
     meta, last, alive = await pipe.execute()
-    return LiveState(json.loads(meta) if meta else None, json.loads(last) if last else None, bool(alive))
+    return LiveState(orjson.loads(meta) if meta else None, orjson.loads(last) if last else None, bool(alive))

@@ -9,10 +9,12 @@ from typing import Any
 from django.db.models import Q
 
 from engine.types import GenerationRequest
+from jobs import search
 from jobs.models import Job, StoredCompletion
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+RELEVANCE = "relevance"  # an order for searches: best match first
 _DEFAULTS = GenerationRequest(messages=[]).to_dict()
 
 
@@ -33,7 +35,8 @@ def _request(job: Job) -> dict[str, Any]:
 
 def completion_store(*, job: Job) -> StoredCompletion:
     """Keep a finished job as a stored completion. Called by the runner inside the transaction
-    that ends the job, so the job row read here already has its result."""
+    that ends the job, so the job row read here already has its result. The row's search vector
+    is computed by a database trigger from request and response (jobs/search.py)."""
     from jobs.faces.openai.render import completion, completion_id
 
     job = Job.objects.select_related("engine").get(pk=job.pk)
@@ -98,28 +101,45 @@ async def completion_page(
     *,
     model: str | None = None,
     metadata: dict[str, str] | None = None,
+    q: str | None = None,
     after: str | None = None,
     limit: int = DEFAULT_LIMIT,
     order: str = "asc",
 ) -> Page:
-    """One page of the owner's stored completions, ordered by (created_at, id)."""
+    """One page of the owner's stored completions, ordered by (created_at, id) ("asc", "desc").
+
+    `q` keeps those whose messages or answer match it, in websearch_to_tsquery syntax (words,
+    "a phrase", `or`, `-excluded`; jobs/search.py), as the admin's search box does. With `q`,
+    order "relevance" puts the best match (ts_rank_cd) first, then newest first; it ranks every
+    match, so its cost grows with their number. `after` continues any of these orders."""
     query = StoredCompletion.objects.filter(owner_id=owner_id)
     if model:
         query = query.filter(model=model)
     if metadata:
         query = query.filter(metadata__contains=metadata)  # JSONB @>, served by the GIN index
+    text = q.strip() if q else ""
+    fields: tuple[str, ...] = ("created_at", "id")
+    if text and order == RELEVANCE:
+        query = search.ranked(query, text)
+        fields = ("rank", *fields)
+    elif text:
+        query = search.matching(query, text)  # served by the GIN index on the search vector
+    descending = order != "asc"
     if after:
-        anchor = await query.filter(id=after).values("created_at", "id").afirst()
+        anchor = await query.filter(id=after).values(*fields).afirst()
         if anchor is None:
             raise UnknownCursor(after)
-        op = "gt" if order == "asc" else "lt"
-        query = query.filter(
-            Q(**{f"created_at__{op}": anchor["created_at"]})
-            | Q(created_at=anchor["created_at"], **{f"id__{op}": anchor["id"]})
-        )
-    fields = ("created_at", "id") if order == "asc" else ("-created_at", "-id")
-    rows = [row async for row in query.order_by(*fields)[: limit + 1]]
+        query = query.filter(_after(anchor, fields, "lt" if descending else "gt"))
+    rows = [row async for row in query.order_by(*(f"-{f}" if descending else f for f in fields))[: limit + 1]]
     return Page(rows[:limit], len(rows) > limit)
+
+
+def _after(anchor: dict[str, Any], fields: tuple[str, ...], op: str) -> Q:
+    """Rows past `anchor` in the order of `fields` (a keyset condition)."""
+    condition = Q()
+    for i, name in enumerate(fields):
+        condition |= Q(**{f: anchor[f] for f in fields[:i]}, **{f"{name}__{op}": anchor[name]})
+    return condition
 
 
 def message_items(stored: StoredCompletion) -> list[dict[str, Any]]:

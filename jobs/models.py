@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 
 from engine.registry import cached_engine
@@ -130,6 +131,12 @@ class Job(models.Model):
         return self.status in self.TERMINAL
 
 
+class StoredCompletionManager(models.Manager):
+    def get_queryset(self) -> models.QuerySet[StoredCompletion]:
+        # The search vector is as large as the text it indexes; nothing reads it back.
+        return super().get_queryset().defer("search")
+
+
 class StoredCompletion(models.Model):
     """A finished job kept as an OpenAI stored chat completion (`store: true`, from any face).
 
@@ -158,6 +165,11 @@ class StoredCompletion(models.Model):
     created_at = models.DateTimeField(help_text="When the request came in (the job's creation).")
     first_token_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Request to first chunk.")
     duration_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Request to end.")
+    # What was said, as a tsvector: kept by a database trigger on every write of request or
+    # response (jobs/search.py); never set from Python.
+    search = SearchVectorField(null=True, editable=False)
+
+    objects = StoredCompletionManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -170,6 +182,8 @@ class StoredCompletion(models.Model):
             models.Index(fields=["created_at", "id"], name="storedcmpl_created"),
             # metadata[key]=value filters are JSONB containment (@>), which jsonb_path_ops serves.
             GinIndex(fields=["metadata"], name="storedcmpl_metadata", opclasses=["jsonb_path_ops"]),
+            # Full-text search: `search @@ websearch_to_tsquery(...)` (jobs/search.py).
+            GinIndex(fields=["search"], name="storedcmpl_search"),
         ]
 
     def __str__(self) -> str:

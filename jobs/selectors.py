@@ -10,6 +10,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from jobs import chunklog, sweeper, wakeup
+from jobs.logcontext import bind_job_id
 from jobs.models import Engine, Job
 
 
@@ -33,8 +34,14 @@ async def job_for_owner(job_id: Any, owner_id: int, *, live: bool = True) -> Job
     if live:
         state = await chunklog.read_live(str(key))
         if state.meta is not None and (state.last is None or not chunklog.is_terminal(state.last)):
-            return _live_job(key, state) if state.meta["owner"] == owner_id else None
-    return await Job.objects.select_related("engine").filter(id=key, owner_id=owner_id).afirst()
+            if state.meta["owner"] != owner_id:
+                return None
+            bind_job_id(key)  # awaited, not copied: the calling request logs with the job's id
+            return _live_job(key, state)
+    job = await Job.objects.select_related("engine").filter(id=key, owner_id=owner_id).afirst()
+    if job is not None:
+        bind_job_id(job.pk)  # awaited, not copied: the calling request logs with the job's id
+    return job
 
 
 async def job_refreshed(job: Job) -> Job:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -11,11 +12,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from engine.types import ERROR, GenerationRequest, UnsupportedParameter
-from jobs import chunklog, limits
+from jobs import chunklog, limits, metrics
 from jobs.keys import hash_secret, new_key_pair
+from jobs.logcontext import bind_job_id
 from jobs.models import ApiKey, Engine, Job, Room, RoomMessage
 
 OFFLINE_ENGINE_NAME = "spool-offline"
+
+log = logging.getLogger(__name__)
 
 
 def user_ensure(*, username: str, staff: bool = False) -> AbstractBaseUser:
@@ -77,6 +81,9 @@ def job_create(
     # What a poll or a stream of this job needs while it is live, so that reading it touches
     # Redis only (selectors.job_for_owner).
     chunklog.write_meta(str(job.id), live_meta(job))
+    bind_job_id(job.id)  # the rest of this request logs with the job's id
+    log.info("job created (engine %s, face %s)", engine.name, face)
+    metrics.job_created(engine=engine.name, face=face)
     from jobs.tasks import run_job
 
     # Enqueue only once the row is committed, so the worker never looks for a missing job.

@@ -18,6 +18,7 @@ import redis
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.db import connection
 
+from jobs import metrics
 from jobs.chunklog import wake_channel
 from jobs.redis_clients import async_redis
 
@@ -145,7 +146,7 @@ async def wait_for(
     await _release_db()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    async with hub().watch(wake_channel(job_id)) as event:
+    async with hub().watch(wake_channel(job_id)) as event, metrics.reader_waiting():
         while True:
             # Clear before fetching: a wake-up that lands during the fetch then ends the wait
             # below at once instead of being lost.

@@ -3,8 +3,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PORT="${PORT:-8000}"
-CONCURRENCY="${SPOOL_WORKER_CONCURRENCY:-64}"
+export PORT="${PORT:-8000}"
+mkdir -p run
+# Outside DEBUG Spool refuses to start on a made-up secret key; a development machine gets a
+# random one, made once and kept beside the dev keys so sessions survive a restart.
+if [ -z "${DJANGO_SECRET_KEY:-}" ]; then
+  if [ ! -s run/secret-key ]; then
+    (umask 077 && .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(50))' >run/secret-key)
+  fi
+  DJANGO_SECRET_KEY="$(cat run/secret-key)"
+  export DJANGO_SECRET_KEY
+fi
 
 .venv/bin/python manage.py migrate --no-input -v0
 .venv/bin/python manage.py spool_bootstrap
@@ -14,10 +23,6 @@ echo
 
 # One process group: Ctrl-C (or either process dying) stops both.
 trap 'trap - EXIT; kill 0 2>/dev/null' EXIT INT TERM
-# Threads, not processes: generations are I/O-bound, so one worker runs many at once.
-.venv/bin/celery -A config worker --pool threads --concurrency "$CONCURRENCY" \
-  --without-gossip --without-mingle --loglevel INFO &
-# Pollers reuse their connections between polls; a keep-alive longer than uvicorn's 5 s default
-# keeps a client from racing the server's close when it reuses one. Django answers no ASGI lifespan.
-.venv/bin/uvicorn config.asgi:application --host 127.0.0.1 --port "$PORT" --no-access-log --timeout-keep-alive 75 --lifespan off &
+bash scripts/worker.sh &
+bash scripts/web.sh &
 wait -n

@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
@@ -55,7 +54,8 @@ def wait_until_up(url: str, procs: list[subprocess.Popen | None], timeout: float
     while time.monotonic() < deadline:
         for proc in procs:
             if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} during start-up")
+                command = " ".join(map(str, proc.args))
+                raise RuntimeError(f"{command} exited with {proc.returncode} during start-up")
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
@@ -87,23 +87,34 @@ class Processes:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _start(self, name: str, argv: list[str]) -> subprocess.Popen:
-        return start_logged(self.logs / f"{name}.log", [str(BIN / argv[0]), *argv[1:]], self.env)
+    def _start(self, name: str, script: str, **env: str) -> subprocess.Popen:
+        # Through the same scripts as `make run` and the image, on this interpreter.
+        argv = ["bash", str(ROOT / "scripts" / script)]
+        env = {
+            **self.env,
+            "SPOOL_PYTHON": sys.executable,
+            "SPOOL_METRICS_DIR": str(self.logs / "metrics"),
+            **env,
+        }
+        return start_logged(self.logs / f"{name}.log", argv, env)
 
     def start_worker(self) -> None:
         self.worker = self._start(
             "worker",
-            ["celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", str(self.concurrency),
-             "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
-        )  # fmt: skip
+            "worker.sh",
+            SPOOL_WORKER_CONCURRENCY=str(self.concurrency),
+            SPOOL_LOG_LEVEL=self.env.get("SPOOL_LOG_LEVEL", "WARNING"),
+        )
 
     def start_web(self) -> None:
-        self.web = self._start(
-            "web",
-            ["uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(self.port),
-             "--timeout-keep-alive", "75", "--no-access-log"],
-        )  # fmt: skip
+        # One web process: the tests share two cores with the worker and the test runner.
+        self.web = self._start("web", "web.sh", PORT=str(self.port), SPOOL_WEB_CONCURRENCY="1")
         wait_until_up(f"{self.base_url}/Monolith/api/config", [self.web, self.worker])
+
+    def stop_worker(self) -> None:
+        """SIGTERM, as `docker stop` sends: a warm shutdown."""
+        if self.worker is not None:
+            stop_groups([self.worker])
 
     def kill_worker(self) -> None:
         """SIGKILL: no clean shutdown, no acknowledgements, as when a machine dies."""

@@ -7,21 +7,27 @@ from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.views.main import SEARCH_VAR
 from django.db.models import F, Func, QuerySet, TextField, Value
-from django.db.models.functions import Cast, Concat, Left
-from django.db.models.lookups import IContains
+from django.db.models.functions import Left
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html_join
 from django.utils.text import smart_split, unescape_string_literal
 
+from jobs import search
 from jobs.admin import export, readable
 from jobs.admin.filters import MetadataFilter, RecentValuesFilter, parse_pair
 from jobs.admin.largetable import LargeTableAdmin
 from jobs.models import StoredCompletion
 
 PREVIEW_CHARS = 90
+# Search results count only as far as the page shown plus one row ("more than 100": there is a
+# next page), not ten pages ahead: each candidate of a phrase or an exclusion is checked against
+# its stored vector, and counting 1,101 matches of '"good lord"' at 1M rows read 73,000 rows
+# (240-490 ms) where 101 read about 5,000 (docs/DASHBOARD.md).
+SEARCH_PAGES_AHEAD = 0
 # A bulk delete lists this many of the rows it will delete; it states how many in all.
 DELETE_SAMPLE = 20
 
@@ -31,18 +37,6 @@ class JsonPathArray(Func):
 
     function = "jsonb_path_query_array"
     output_field = TextField()
-
-
-def _texts(column: str, json_path: str) -> Cast:
-    return Cast(JsonPathArray(F(column), Value(json_path)), TextField())
-
-
-# The words a person typed and read: message contents only, never keys or parameters.
-CONTENT = Concat(
-    _texts("request", "$.messages[*].content"),
-    _texts("response", "$.choices[*].message.content"),
-    output_field=TextField(),
-)
 
 
 LAST_USER_TEXT = Func(
@@ -61,19 +55,53 @@ ANSWER_TEXT = Func(
 )
 
 
-def split_search(query: str) -> tuple[dict[str, str], list[str]]:
-    """`key=value` terms become a metadata filter; the other terms search message content."""
+def split_search(query: str) -> tuple[dict[str, str], str]:
+    """`key=value` terms (quoted or not) become a metadata filter; the other terms, as typed
+    ("phrases" keep their quotes, `or`, `-word`), are the full-text query."""
     pairs: dict[str, str] = {}
     words: list[str] = []
     for raw in smart_split(query):
-        if raw[:1] in "\"'" and raw[-1:] == raw[:1] and len(raw) > 1:
-            raw = unescape_string_literal(raw)
-        pair = parse_pair(raw)
+        quoted = raw[:1] in "\"'" and raw[-1:] == raw[:1] and len(raw) > 1
+        pair = parse_pair(unescape_string_literal(raw) if quoted else raw)
         if pair is not None:
             pairs[pair[0]] = pair[1]
         elif raw.strip():
             words.append(raw)
-    return pairs, words
+    return pairs, " ".join(words)
+
+
+def search_text(request: HttpRequest) -> str:
+    """The full-text part of what the search box holds."""
+    return split_search(request.GET.get(SEARCH_VAR, ""))[1]
+
+
+class SearchOrder(admin.SimpleListFilter):
+    """How search results are ordered: newest first, as every list here is (the page is an index
+    walk that stops at 100 matches), or most relevant first (ts_rank_cd of every match: its cost
+    grows with the number of matches: 0.4-0.8 s for 46,000 at 1M rows; docs/DASHBOARD.md)."""
+
+    title = "order of search results"
+    parameter_name = "by"
+    RELEVANCE = "relevance"
+
+    def __init__(self, request: HttpRequest, params: dict, model: Any, model_admin: Any) -> None:
+        super().__init__(request, params, model, model_admin)
+        self.searching = bool(search_text(request))
+
+    def has_output(self) -> bool:
+        return self.searching
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(self.RELEVANCE, "most relevant first")]
+
+    def choices(self, changelist: Any) -> Any:
+        for choice in super().choices(changelist):
+            if choice["display"] == "All":
+                choice["display"] = "newest first"
+            yield choice
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset  # get_search_results ranks and orders
 
 
 @admin.register(StoredCompletion)
@@ -85,6 +113,7 @@ class StoredCompletionAdmin(LargeTableAdmin):
         "metadata_pairs", "tokens", "first_token", "duration",
     ]  # fmt: skip
     list_filter = [
+        SearchOrder,
         MetadataFilter,
         ("model", RecentValuesFilter),
         "engine",
@@ -92,9 +121,14 @@ class StoredCompletionAdmin(LargeTableAdmin):
         ("finish_reason", RecentValuesFilter),
     ]
     list_select_related = ["owner"]
-    list_defer = ("request", "response")
+    list_defer = ("request", "response", "search")
+    # "Show all" only within one page: a search then counts 101 rows, not 201 (SEARCH_PAGES_AHEAD).
+    list_max_show_all = 100
     search_fields = ["id"]  # only so the search box shows; get_search_results does the work
-    search_help_text = "Words search message content; key=value terms filter metadata (team=search)."
+    search_help_text = (
+        'Words search what was said (stemmed: "daughters" finds daughter); "a phrase", or, -exclude; '
+        "key=value terms filter metadata (team=search)."
+    )
     actions = ["delete_selected"]
     fields = [
         "id", "job", "owner", "engine", "model", "face", "status", "finish_reason", "created_at",
@@ -147,14 +181,20 @@ class StoredCompletionAdmin(LargeTableAdmin):
     def duration(self, stored: StoredCompletion) -> str:
         return "-" if stored.duration_ms is None else f"{stored.duration_ms / 1000:,.2f} s"
 
+    def pages_ahead(self, request: HttpRequest) -> int:
+        if search_text(request):
+            return SEARCH_PAGES_AHEAD
+        return super().pages_ahead(request)
+
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple:
-        pairs, words = split_search(search_term)
+        pairs, text = split_search(search_term)
         if pairs:
             queryset = queryset.filter(metadata__contains=pairs)
-        if words:
-            queryset = queryset.alias(message_text=CONTENT)
-            for word in words:
-                queryset = queryset.filter(IContains(F("message_text"), word))
+        if text and request.GET.get(SearchOrder.parameter_name) == SearchOrder.RELEVANCE:
+            # The changelist set its ordering before searching: replace it.
+            queryset = search.ranked(queryset, text).order_by("-rank", "-created_at", "-id")
+        elif text:
+            queryset = search.matching(queryset, text)
         return queryset, False
 
     # -- detail ----------------------------------------------------------------------------------

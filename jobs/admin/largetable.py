@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from jobs.admin import dates
-from jobs.admin.paging import BoundedPaginator, page_number
+from jobs.admin.paging import PAGES_AHEAD, BoundedPaginator, page_number
 
 
 class LargeTableChangeList(ChangeList):
@@ -42,6 +42,10 @@ class LargeTableAdmin(admin.ModelAdmin):
     def list_rows(self, queryset: QuerySet) -> QuerySet:
         return queryset.defer(*self.list_defer) if self.list_defer else queryset
 
+    def pages_ahead(self, request: HttpRequest) -> int:
+        """How many pages past the one shown the paginator counts."""
+        return PAGES_AHEAD
+
     def decorate_page(self, rows: list[Any]) -> list[Any]:
         """Add to the rows of the page shown what is too costly to compute for every matching row."""
         return rows
@@ -61,6 +65,11 @@ class LargeTableAdmin(admin.ModelAdmin):
             queryset,
             per_page,
             page_number=page_number(request),
+            pages_ahead=self.pages_ahead(request),
+            # The admin offers "Show all" (every row on one page) when the count is at most
+            # list_max_show_all; a count past the limit is only a floor, so the limit must not
+            # be below it, or "Show all" would render every matching row.
+            at_least=self.list_max_show_all,
             orphans=orphans,
             allow_empty_first_page=allow_empty_first_page,
         )

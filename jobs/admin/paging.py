@@ -28,9 +28,18 @@ class BoundedPaginator(Paginator):
     past the current one. When there are more, the whole table's estimate stands in for an
     unfiltered list ("about N"), and a filtered list says "more than N"."""
 
-    def __init__(self, object_list: QuerySet, per_page: int, *, page_number: int = 1, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        object_list: QuerySet,
+        per_page: int,
+        *,
+        page_number: int = 1,
+        pages_ahead: int = PAGES_AHEAD,
+        at_least: int = 0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(object_list, per_page, **kwargs)
-        self.limit = (max(page_number, 1) + PAGES_AHEAD) * per_page
+        self.limit = max((max(page_number, 1) + pages_ahead) * per_page, at_least)
         self.more = False  # rows exist past `limit`: the count is a floor
         self.estimated = False  # the count is the planner's estimate for the whole table
 

@@ -9,10 +9,11 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 
 import fakeupstream
@@ -28,7 +29,7 @@ from engine.types import (
     GenerationRequest,
     UnsupportedParameter,
 )
-from engine.upstream import UpstreamEngine, _sse_data, _Stream
+from engine.upstream import SSEParser, UpstreamEngine, _Stream
 from fakeupstream.scenarios import TEXT_TOOL_CALLS, WORDS, prompt_tokens
 from tests.support import WEATHER_TOOL as WEATHER
 
@@ -121,6 +122,12 @@ def calls(chunks: list[Chunk]) -> list[dict[str, Any]]:
             assert c.data["arguments"], "empty argument fragments are dropped"
         out[k]["arguments"] += c.data.get("arguments", "")
     return [out[k] for k in sorted(out)]
+
+
+def idle_connections(client: aiohttp.ClientSession) -> int:
+    """Connections the session's pool keeps for the next request (aiohttp keeps no public count)."""
+    assert client.connector is not None
+    return sum(len(idle) for idle in client.connector._conns.values())  # type: ignore[attr-defined]
 
 
 def only(chunks: list[Chunk], kind: str) -> list[Chunk]:
@@ -544,7 +551,7 @@ def test_two_streams_run_at_once_over_the_loops_one_client(base_url: str) -> Non
         a, b = await asyncio.gather(read("a", engine_a), read("b", engine_b))
         assert upstream.shared_client() is client
         # Both connections went back to the one pool for the next generations to reuse.
-        idle = len(client._transport._pool.connections)  # type: ignore[attr-defined]
+        idle = idle_connections(client)
         return a, b, idle
 
     a, b, idle = run(main())
@@ -560,16 +567,32 @@ def test_two_streams_run_at_once_over_the_loops_one_client(base_url: str) -> Non
     assert record_b["headers"]["x-org"] == "b" and "authorization" not in record_b["headers"]
 
 
+def test_each_engine_keeps_its_own_read_timeout_on_the_loops_one_client(base_url: str) -> None:
+    stalling = "fake?tokens=5&stall_after=2&stall=1"  # one second of silence after the first token
+    impatient = make(base_url, keyed(stalling)[0], read_timeout=0.3)
+    patient = make(base_url, keyed(stalling)[0], read_timeout=3)
+
+    async def outcome(engine: UpstreamEngine) -> str:
+        try:
+            return text([chunk async for chunk in engine.stream(request())])
+        except EngineError as exc:
+            return exc.code
+
+    async def main() -> list[str]:
+        return list(await asyncio.gather(outcome(impatient), outcome(patient)))
+
+    assert run(main()) == ["upstream_timeout", " ".join(WORDS[:5])]
+
+
 def test_a_finished_stream_leaves_its_connection_to_the_next_one(base_url: str) -> None:
     engine = make(base_url, "fake?tokens=3")
 
     async def main() -> list[int]:
         client = upstream.shared_client()
-        pool = client._transport._pool  # type: ignore[attr-defined]
         sizes = []
         for _ in range(3):
             assert text([chunk async for chunk in engine.stream(request())]) == " ".join(WORDS[:3])
-            sizes.append(len(pool.connections))
+            sizes.append(idle_connections(client))
         return sizes
 
     assert run(main()) == [1, 1, 1]
@@ -599,18 +622,18 @@ def test_the_client_of_a_loop_that_ended_without_closing_it_is_let_go(base_url: 
 # -- wire parsing details --------------------------------------------------------------------
 
 
-def test_sse_events_are_split_on_blank_lines_and_also_when_a_server_omits_them() -> None:
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+@pytest.mark.parametrize("piece", [1, 3, 1000])
+def test_sse_events_are_split_on_blank_lines_and_also_when_a_server_omits_them(
+    newline: str, piece: int
+) -> None:
     lines = [": ping", "event: message", 'data: {"a":', "data: 1}", "", "id: 7", "data: {}"]
     lines += ["data: [DONE]"]
-
-    async def feed() -> AsyncIterator[str]:
-        for line in lines:
-            yield line
-
-    async def main() -> list[str]:
-        return [data async for data in _sse_data(feed())]
-
-    assert asyncio.run(main()) == ['{"a":\n1}', "{}", "[DONE]"]
+    raw = newline.join(lines).encode()  # no line end after the last line: the body just ends
+    sse = SSEParser()
+    events = [data for i in range(0, len(raw), piece) for data in sse.feed(raw[i : i + piece])]
+    events += sse.close()
+    assert events == [b'{"a":\n1}', b"{}", b"[DONE]"]
 
 
 def test_a_tool_name_arriving_after_its_id_is_held_until_known() -> None:

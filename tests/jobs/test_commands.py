@@ -78,3 +78,15 @@ def test_key_command_prints_a_secret_that_matches_the_stored_hash():
     lines = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     key = ApiKey.objects.get(access_key=lines["ACCESS_KEY"])
     assert key.owner.username == "carol" and key.secret_hash == hash_secret(lines["SECRET_KEY"])
+
+
+def test_seeding_prints_a_line_per_batch_with_counts_and_rate():
+    from jobs.models import StoredCompletion
+
+    out = run("spool_seed_completions", "250", "--batch", "100", "--days", "3")
+    lines = out.splitlines()
+    assert StoredCompletion.objects.count() == 250
+    assert [line.split(" rows")[0] for line in lines[:3]] == ["100/250", "200/250", "250/250"]
+    assert all(" rows/s" in line and "(" in line for line in lines[:3])
+    assert "left" in lines[0] and "left" not in lines[2]
+    assert lines[-1] == "Generated 250 stored completions."

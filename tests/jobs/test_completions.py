@@ -98,6 +98,14 @@ def test_a_job_without_store_is_not_kept():
     assert not StoredCompletion.objects.exists()
 
 
+def test_a_stored_job_is_found_by_what_the_model_said():
+    job = run_job([C("Ships "), C("of Tyre"), F("stop")], {"store": True})
+    user = services.user_ensure(username="ann")
+    page = async_to_sync(completions.completion_page)(user.pk, q='"ships of tyre"')
+    assert [row.id for row in page.items] == [render.completion_id(job.pk)]
+    assert async_to_sync(completions.completion_page)(user.pk, q='"tyre of ships"').items == []
+
+
 def test_a_failed_job_with_store_is_kept_with_its_status_and_partial_output():
     job = run_job([C("par"), {"raise": "boom"}], {"store": True})
     stored = StoredCompletion.objects.get(job=job)

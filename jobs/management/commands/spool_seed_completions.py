@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,15 @@ def copy_rows(model: type[models.Model], rows: list[dict[str, Any]]) -> None:
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row([_copy_value(f, row) for f in fields])
+
+
+def progress(done: int, total: int, seconds: float) -> str:
+    """One line per batch, so minutes of seeding show how far along they are, and a log keeps it."""
+    rate = done / seconds if seconds > 0 else 0.0
+    left = f", about {(total - done) / rate:,.0f} s left" if rate and done < total else ""
+    return (
+        f"{done:,}/{total:,} rows ({100 * done / total:.0f}%) in {seconds:,.1f} s, {rate:,.0f} rows/s{left}"
+    )
 
 
 class Command(BaseCommand):
@@ -67,6 +77,7 @@ class Command(BaseCommand):
             newest = timezone.make_aware(newest)
         times = timestamps(count, newest - timedelta(days=days), newest, rng)
         done = 0
+        started = time.monotonic()
         while done < count:
             size = min(batch, count - done)
             pairs = [generator.row(created) for created in itertools.islice(times, size)]
@@ -74,7 +85,7 @@ class Command(BaseCommand):
                 copy_rows(Job, [job for job, _ in pairs])
                 copy_rows(StoredCompletion, [stored for _, stored in pairs])
             done += size
-            self.stdout.write(f"{done:,}/{count:,}", ending="\r" if done < count else "\n")
+            self.stdout.write(progress(done, count, time.monotonic() - started))
             self.stdout.flush()
         with connection.cursor() as cursor:  # fresh planner statistics for the new rows
             cursor.execute(f"ANALYZE {Job._meta.db_table}, {StoredCompletion._meta.db_table}")

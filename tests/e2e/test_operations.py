@@ -1,0 +1,181 @@
+"""What an operator runs Spool with, on real processes started by the same scripts as `make run`:
+probes, worker liveness, JSON logs carrying the job id."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.helpers import Frontend
+from tests.servers import ROOT, free_port, keep_logs_with_tracebacks, start_spool, wait_until_up
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def ops(django_db_setup, django_db_blocker, tmp_path_factory):
+    logs = tmp_path_factory.mktemp("ops-logs")
+    running = start_spool(
+        django_db_blocker,
+        logs,
+        SPOOL_LOG_FORMAT="json",
+        SPOOL_LOG_LEVEL="INFO",
+        SPOOL_WORKER_HEARTBEAT_FILE=str(logs / "worker.alive"),
+        SPOOL_WORKER_HEARTBEAT_SECONDS="0.5",
+        SPOOL_WORKER_METRICS_PORT=str(free_port()),
+    )
+    try:
+        yield running
+    finally:
+        running.processes.stop()
+        keep_logs_with_tracebacks(running)
+
+
+def worker_alive(spool, **env: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "SPOOL_WORKER_HEARTBEAT_FILE": spool.processes.env["SPOOL_WORKER_HEARTBEAT_FILE"],
+        **env,
+    }
+    return subprocess.run(
+        ["bash", str(ROOT / "scripts" / "worker-alive.sh")], env=env, capture_output=True, text=True
+    )
+
+
+def json_lines(log: Path) -> list[dict]:
+    """Every line of the log that is a JSON object; the banner Celery prints is not logging."""
+    lines = []
+    for line in log.read_text().splitlines():
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+def test_the_probes_answer_over_http(ops):
+    assert httpx.get(f"{ops.base_url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{ops.base_url}/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"postgres": "ok", "redis": "ok", "broker": "ok"}
+
+
+def test_every_log_line_is_json_and_a_jobs_lines_carry_its_id(ops):
+    client = Frontend(ops, ops.alice)
+    job_id = client.submit(ops.engine_id, "windmills", {"max_completion_tokens": 5})
+    polls = client.stream(job_id)
+    assert polls[-1]["status"] == "ProgressComplete"
+
+    web_log, worker_log = ops.processes.logs / "web.log", ops.processes.logs / "worker.log"
+    deadline = time.monotonic() + 10  # the worker's last lines may still be on their way
+    while time.monotonic() < deadline:
+        web, worker = json_lines(web_log), json_lines(worker_log)
+        if any(line.get("job_id") == job_id and "succeeded" in line["message"] for line in worker):
+            break
+        time.sleep(0.2)
+    for line in web + worker:
+        assert {"timestamp", "level", "logger", "message"} <= line.keys(), line
+    created = [line for line in web if line.get("job_id") == job_id]
+    assert [line["message"] for line in created] == ["job created (engine spool-offline, face semoss)"]
+    ran = [line for line in worker if line.get("job_id") == job_id]
+    assert any("succeeded" in line["message"] for line in ran), worker
+    # Lines of no job carry no job id (uvicorn's start-up, Celery's "ready").
+    assert any("job_id" not in line for line in web) and any("job_id" not in line for line in worker)
+    # Nothing else is printed: no line a log pipeline would fail to parse.
+    stray = [x for x in web_log.read_text().splitlines() if x.strip() and not x.startswith("{")]
+    assert stray == []
+
+
+def wait_for_liveness(spool, alive: bool, **env: str) -> subprocess.CompletedProcess[str]:
+    deadline = time.monotonic() + 30
+    while (probe := worker_alive(spool, **env)).returncode != (0 if alive else 1):
+        assert time.monotonic() < deadline, probe
+        time.sleep(0.2)
+    return probe
+
+
+def test_the_worker_is_alive_until_it_stops(ops):
+    alive = wait_for_liveness(ops, True)  # it touches the file once it is ready
+    assert alive.stdout.startswith("worker alive: heartbeat")
+
+    ops.processes.stop_worker()  # a warm shutdown removes the file at once
+    dead = worker_alive(ops)
+    assert dead.returncode == 1
+    assert "does not exist (not started yet, or stopped)" in dead.stderr
+    ops.processes.start_worker()
+    wait_for_liveness(ops, True)
+
+
+def test_a_killed_worker_is_dead_once_its_heartbeat_is_old(ops):
+    wait_for_liveness(ops, True)
+    ops.processes.kill_worker()  # no shutdown: the file stays behind and ages
+    dead = wait_for_liveness(ops, False, SPOOL_WORKER_ALIVE_SECONDS="1")
+    assert "last touched" in dead.stderr
+    # A new container starts with a fresh /tmp; here the stale file would pass for the new worker.
+    Path(ops.processes.env["SPOOL_WORKER_HEARTBEAT_FILE"]).unlink()
+    ops.processes.start_worker()
+    wait_for_liveness(ops, True)
+
+
+def scrape(url: str) -> dict[tuple[str, frozenset], float]:
+    response = httpx.get(url)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_web_and_worker_metrics_move_when_a_job_runs(ops):
+    web_url = f"{ops.base_url}/metrics"
+    worker_url = f"http://127.0.0.1:{ops.processes.env['SPOOL_WORKER_METRICS_PORT']}/metrics"
+    engine = {"engine": "spool-offline"}
+    done = {**engine, "status": "succeeded"}
+    wait_until_up(worker_url, [ops.processes.worker])
+    web_before, worker_before = scrape(web_url), scrape(worker_url)
+
+    client = Frontend(ops, ops.alice)
+    job_id = client.submit(ops.engine_id, "windmills", {"max_completion_tokens": 5})
+    assert client.stream(job_id)[-1]["status"] == "ProgressComplete"
+
+    web_after = scrape(web_url)
+    created = {**engine, "face": "semoss"}
+    assert value(web_after, "spool_jobs_created_total", **created) == (
+        value(web_before, "spool_jobs_created_total", **created) + 1
+    )
+    # The polls above waited on the job's wake channel; none is waiting now.
+    assert value(web_after, "spool_readers_waiting") == 0
+    assert ("spool_queue_depth", frozenset({("queue", ops.processes.env["SPOOL_CELERY_QUEUE"])})) in web_after
+
+    deadline = time.monotonic() + 10  # the worker counts the job once its task has returned
+    while True:
+        worker_after = scrape(worker_url)
+        if value(worker_after, "spool_jobs_ended_total", **done) > value(
+            worker_before, "spool_jobs_ended_total", **done
+        ):
+            break
+        assert time.monotonic() < deadline, worker_after
+        time.sleep(0.2)
+    assert value(worker_after, "spool_jobs_ended_total", **done) == (
+        value(worker_before, "spool_jobs_ended_total", **done) + 1
+    )
+    assert value(worker_after, "spool_jobs_started_total", **engine) == (
+        value(worker_before, "spool_jobs_started_total", **engine) + 1
+    )
+    for name, labels in (
+        ("spool_job_duration_seconds_count", done),
+        ("spool_job_time_to_first_token_seconds_count", engine),
+    ):
+        assert value(worker_after, name, **labels) == value(worker_before, name, **labels) + 1, name
+    running = [v for (name, _), v in worker_after.items() if name == "spool_worker_generations_running"]
+    assert running and sum(running) == 0

@@ -1,0 +1,91 @@
+"""Metrics read at scrape time (queue depth from the broker) and the bookkeeping of processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import redis
+from django.conf import settings
+from kombu import Connection
+from prometheus_client import CollectorRegistry
+
+from jobs import metrics
+from tests.servers import free_port
+
+
+def depth_of(collector: metrics.QueueDepth) -> dict[str, float]:
+    return {
+        sample.labels["queue"]: sample.value for family in collector.collect() for sample in family.samples
+    }
+
+
+def test_queue_depth_counts_the_messages_waiting_on_a_redis_broker():
+    queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}-depth"
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.delete(queue)
+    client.lpush(queue, "a", "b", "c")  # kombu's Redis transport keeps a queue as a list
+    try:
+        depth = metrics.QueueDepth(settings.REDIS_URL, [queue, f"{queue}-never-used"])
+        assert depth_of(depth) == {queue: 3, f"{queue}-never-used": 0}
+    finally:
+        client.delete(queue)
+
+
+def test_queue_depth_gives_no_sample_rather_than_a_wrong_zero_when_the_broker_is_down():
+    depth = metrics.QueueDepth(f"redis://127.0.0.1:{free_port()}/0", ["celery"], timeout=0.5)
+    assert depth_of(depth) == {}
+
+
+def _rabbitmq_answers() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _rabbitmq_answers(), reason="no RabbitMQ on 127.0.0.1:5672")
+def test_queue_depth_counts_the_messages_waiting_on_rabbitmq():
+    url, queue = "amqp://guest:guest@127.0.0.1:5672//", f"{settings.CELERY_TASK_DEFAULT_QUEUE}-depth"
+    with Connection(url) as conn:
+        simple = conn.SimpleQueue(queue)
+        simple.clear()
+        try:
+            simple.put({"n": 1})
+            simple.put({"n": 2})
+            assert depth_of(metrics.QueueDepth(url, [queue])) == {queue: 2}
+        finally:
+            simple.queue.delete()
+            simple.close()
+
+
+def test_exposition_adds_the_scrape_time_collectors_after_the_process_metrics():
+    queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}-empty"
+    text = metrics.exposition(metrics.QueueDepth(settings.REDIS_URL, [queue])).decode()
+    assert "# TYPE spool_jobs_created_total counter" in text
+    assert f'spool_queue_depth{{queue="{queue}"}} 0.0' in text
+
+
+def test_a_reader_counts_as_waiting_only_while_inside():
+    def waiting() -> float:
+        return CollectorRegistry.get_sample_value(metrics.REGISTRY, "spool_readers_waiting") or 0.0
+
+    before = waiting()
+    with metrics.reader_waiting():
+        assert waiting() == before + 1
+    assert waiting() == before
+
+
+def test_reaping_drops_the_live_gauges_of_dead_processes_and_keeps_their_counters(tmp_path, monkeypatch):
+    monkeypatch.setattr(metrics, "MULTIPROC_DIR", str(tmp_path))
+    dead = 2**22 + 1  # above the largest pid_max Linux allows: no process has it
+    files = [f"gauge_liveall_{dead}.db", f"gauge_livesum_{dead}.db", f"counter_{dead}.db"]
+    files.append(f"gauge_liveall_{os.getpid()}.db")
+    for name in files:
+        (tmp_path / name).write_bytes(b"")
+    metrics.reap_dead_processes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"counter_{dead}.db", f"gauge_liveall_{os.getpid()}.db"]
+    )
