@@ -33,20 +33,20 @@ INSTALLED_APPS = [
     "jobs",
 ]
 
-# Django's stock middleware and WhiteNoise, each run on the event loop under ASGI (jobs/onloop.py
-# says why that is safe): no thread hop per hook on every request.
+# Django's stock middleware and WhiteNoise run on the event loop under ASGI (jobs/onloop.py says
+# why that is safe): no thread hop per hook on every request.
 MIDDLEWARE = [
     # First, so that every line of a request that names a job carries its id (jobs/logcontext.py).
     "jobs.logcontext.job_log_middleware",
     "jobs.middleware.FaceErrorsMiddleware",
-    "jobs.onloop.SecurityMiddleware",
+    "django.middleware.security.SecurityMiddleware",
     "jobs.onloop.WhiteNoiseMiddleware",
-    "jobs.onloop.SessionMiddleware",
-    "jobs.onloop.CommonMiddleware",
-    "jobs.onloop.CsrfViewMiddleware",
-    "jobs.onloop.AuthenticationMiddleware",
-    "jobs.onloop.MessageMiddleware",
-    "jobs.onloop.XFrameOptionsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -118,6 +118,12 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.faces.openai.serializers.STATUSES",
         "SemossStatusEnum": "jobs.faces.semoss.serializers.STATUSES",
+        # The `object` of each OpenAI-style answer is a constant: one name each.
+        "ListObjectEnum": ["list"],
+        "JobObjectEnum": ["job"],
+        "ChatCompletionObjectEnum": ["chat.completion"],
+        "ChatCompletionDeletedObjectEnum": ["chat.completion.deleted"],
+        "ModelObjectEnum": ["model"],
     },
 }
 

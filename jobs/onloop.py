@@ -1,11 +1,12 @@
-"""Django's stock middleware, and WhiteNoise, run on the event loop.
+"""Django's stock middleware, and WhiteNoise, run on the event loop under ASGI.
 
 Under ASGI, Django runs each MiddlewareMixin hook (process_request, process_view,
-process_response) through sync_to_async: a thread hop each, several per request, all through the
-request's one sync thread. With signed-cookie sessions none of these hooks does I/O (the session
-is the cookie, the user is loaded lazily, messages live in the cookie or that session), so they
-run inline here: microseconds each instead of a hop. Sync views (the admin) still get their
-thread from Django's handler."""
+process_response) through sync_to_async: a thread hop each, about a dozen per request, all through
+the request's one sync thread (bench/hops.py: ~150 µs of CPU each). With signed-cookie sessions
+none of these hooks does I/O (the session is the cookie, the user is loaded lazily, messages live
+in the cookie or that session), so `install()` has them called inline on the loop. MIDDLEWARE
+keeps naming Django's own classes, so `check --deploy` and readers see what they expect; sync
+views (the admin) still get their thread from Django's handler, and WSGI is unchanged."""
 
 from __future__ import annotations
 
@@ -13,63 +14,62 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.contrib.auth.middleware import AuthenticationMiddleware as _Authentication
-from django.contrib.messages.middleware import MessageMiddleware as _Messages
-from django.contrib.sessions.middleware import SessionMiddleware as _Session
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponseBase
-from django.middleware.clickjacking import XFrameOptionsMiddleware as _XFrame
-from django.middleware.common import CommonMiddleware as _Common
-from django.middleware.csrf import CsrfViewMiddleware as _Csrf
-from django.middleware.security import SecurityMiddleware as _Security
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.common import CommonMiddleware
+from django.middleware.csrf import CsrfViewMiddleware
+from django.middleware.security import SecurityMiddleware
+from django.utils.deprecation import MiddlewareMixin
 from whitenoise.middleware import WhiteNoiseMiddleware as _WhiteNoise
 
-
-class _OnLoop:
-    """Mixed into a MiddlewareMixin subclass: under ASGI its hooks are called directly, on the
-    loop (MiddlewareMixin's own __acall__ would hop to a thread for each)."""
-
-    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        response = self.process_request(request) if hasattr(self, "process_request") else None
-        if response is None:
-            response = await self.get_response(request)
-        if hasattr(self, "process_response"):
-            response = self.process_response(request, response)
-        return response
+ON_LOOP = (
+    SecurityMiddleware,
+    SessionMiddleware,
+    CommonMiddleware,
+    CsrfViewMiddleware,
+    AuthenticationMiddleware,
+    MessageMiddleware,
+    XFrameOptionsMiddleware,
+)
 
 
-class SecurityMiddleware(_OnLoop, _Security):
-    pass
+async def _acall_inline(self: MiddlewareMixin, request: HttpRequest) -> HttpResponseBase:
+    """MiddlewareMixin.__acall__ without its sync_to_async around each hook."""
+    response = self.process_request(request) if hasattr(self, "process_request") else None
+    if response is None:
+        response = await self.get_response(request)
+    if hasattr(self, "process_response"):
+        response = self.process_response(request, response)
+    return response
 
 
-class SessionMiddleware(_OnLoop, _Session):
-    def __init__(self, get_response: Any) -> None:
+_csrf_init = CsrfViewMiddleware.__init__
+
+
+def _csrf_init_on_loop(self: CsrfViewMiddleware, get_response: Any) -> None:
+    _csrf_init(self, get_response)
+    if self.async_mode:
+        # Django's handler calls process_view itself, through sync_to_async unless it is async.
+        sync_view = self.process_view
+
+        async def process_view(request: HttpRequest, callback: Any, args: Any, kwargs: Any) -> Any:
+            return sync_view(request, callback, args, kwargs)
+
+        self.process_view = process_view  # type: ignore[method-assign]
+
+
+def install() -> None:
+    """Called once at start (JobsConfig.ready)."""
+    if settings.SESSION_ENGINE != "django.contrib.sessions.backends.signed_cookies":
         # Inline is safe only while loading and saving a session does no I/O.
-        if settings.SESSION_ENGINE != "django.contrib.sessions.backends.signed_cookies":
-            raise ImproperlyConfigured("jobs.onloop.SessionMiddleware needs signed-cookie sessions.")
-        super().__init__(get_response)
-
-
-class CommonMiddleware(_OnLoop, _Common):
-    pass
-
-
-class CsrfViewMiddleware(_OnLoop, _Csrf):
-    # Django's handler calls process_view itself, through sync_to_async unless it is async.
-    async def process_view(self, request: HttpRequest, callback: Any, args: Any, kwargs: Any) -> Any:
-        return super().process_view(request, callback, args, kwargs)
-
-
-class AuthenticationMiddleware(_OnLoop, _Authentication):
-    pass
-
-
-class MessageMiddleware(_OnLoop, _Messages):
-    pass
-
-
-class XFrameOptionsMiddleware(_OnLoop, _XFrame):
-    pass
+        raise ImproperlyConfigured("jobs.onloop needs signed-cookie sessions.")
+    for middleware in ON_LOOP:
+        middleware.__acall__ = _acall_inline  # type: ignore[method-assign]
+    CsrfViewMiddleware.__init__ = _csrf_init_on_loop  # type: ignore[method-assign]
 
 
 class WhiteNoiseMiddleware(_WhiteNoise):
@@ -86,9 +86,8 @@ class WhiteNoiseMiddleware(_WhiteNoise):
             markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> Any:
-        static_file = (
-            self.find_file(request.path_info) if self.autorefresh else self.files.get(request.path_info)
-        )
+        path = request.path_info
+        static_file = self.find_file(path) if self.autorefresh else self.files.get(path)
         if static_file is not None:
             response = self.serve(static_file, request)
             return self._answer(response) if self.async_mode else response
