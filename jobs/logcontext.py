@@ -66,36 +66,30 @@ class JobIdFilter(logging.Filter):
 
 @sync_and_async_middleware
 def job_log_middleware(get_response: Callable) -> Callable:
-    """Opens a scope per request, so the views' bind_job_id labels that request's lines only.
-    A streamed response (SSE) is sent after the view returned: its scope stays open for it,
-    which under ASGI ends with the request's own task."""
-
-    def enter() -> tuple:
-        return _scope.set(True), _job_id.set(None)
-
-    def leave(tokens: tuple, response: HttpResponseBase, *, own_task: bool) -> None:
-        if own_task and response.streaming:
-            return
-        _scope.reset(tokens[0])
-        _job_id.reset(tokens[1])
+    """Opens a scope per request, so the views' bind_job_id labels that request's lines only,
+    and closes it when the view returns. A streamed body (SSE) is sent after that, so what is
+    logged while it streams goes unlabelled: the alternative, a scope left open, would label a
+    sync server thread's next requests."""
 
     if iscoroutinefunction(get_response):
 
         async def middleware(request: HttpRequest) -> HttpResponseBase:
-            tokens = enter()
-            response = await get_response(request)
-            leave(tokens, response, own_task=True)
-            return response
+            scope, job_id = _scope.set(True), _job_id.set(None)
+            try:
+                return await get_response(request)
+            finally:
+                _job_id.reset(job_id)
+                _scope.reset(scope)
 
         markcoroutinefunction(middleware)
         return middleware
 
     def sync_middleware(request: HttpRequest) -> HttpResponseBase:
-        tokens = enter()
-        response = get_response(request)
-        # Under WSGI (and Django's test client) the thread outlives the request: a scope left
-        # open for the streamed body would label the thread's later lines, so it closes here.
-        leave(tokens, response, own_task=False)
-        return response
+        scope, job_id = _scope.set(True), _job_id.set(None)
+        try:
+            return get_response(request)
+        finally:
+            _job_id.reset(job_id)
+            _scope.reset(scope)
 
     return sync_middleware

@@ -7,6 +7,7 @@
 #                             it the default queue, so the web sends jobs to the same one)
 #   SPOOL_WORKER_CONCURRENCY  generations one process carries at once (256)
 #   SPOOL_LOG_LEVEL           DEBUG, INFO, WARNING, ... (INFO)
+#   SPOOL_LOG_FORMAT          text or json (text)
 #   SPOOL_WORKER_METRICS_PORT the worker's Prometheus exporter (config/settings.py; 0: none)
 #   SPOOL_METRICS_DIR         where processes keep their metrics (${TMPDIR:-/tmp}/spool-metrics)
 #   SPOOL_PYTHON              interpreter (.venv/bin/python if there, else python3)
@@ -26,6 +27,10 @@ fi
 export PROMETHEUS_MULTIPROC_DIR="${SPOOL_METRICS_DIR:-${TMPDIR:-/tmp}/spool-metrics}/worker-${SPOOL_CELERY_QUEUE:-celery}"
 mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 
+# In JSON mode only log lines reach the output: no start-up banner.
+quiet=()
+if [ "${SPOOL_LOG_FORMAT:-text}" = json ]; then quiet=(--quiet); fi
+
 # The threads pool: each task's thread claims its job, hands the generation to the process's one
 # event loop (jobs/worker/runtime.py) and waits on it without using CPU, then commits the result.
 # So the concurrency is the number of generations this process carries, and prefetch (1 per
@@ -33,7 +38,7 @@ mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 # No gossip or mingle: workers never talk to each other, and both cost start-up time.
 # exec: the worker is this process, so a signal sent to it (Ctrl-C, docker stop, SIGKILL in the
 # fault tests) reaches celery itself.
-exec "$SPOOL_PYTHON" -m "${SPOOL_WORKER_MAIN:-celery}" -A config worker \
+exec "$SPOOL_PYTHON" -m "${SPOOL_WORKER_MAIN:-celery}" -A config "${quiet[@]}" worker \
   --pool threads --concurrency "${SPOOL_WORKER_CONCURRENCY:-256}" \
   --without-gossip --without-mingle \
   --loglevel "${SPOOL_LOG_LEVEL:-INFO}" \

@@ -172,6 +172,10 @@ def test_the_scripts_start_web_processes_and_a_worker_that_pass_their_probes(
         assert scraped.status_code == 200 and "spool_readers_waiting 0.0" in scraped.text
         assert len(list(Path(env["SPOOL_METRICS_DIR"]).glob(f"web-{env['PORT']}/*.db"))) >= 2
 
+        # The image logs JSON: uvicorn's supervisor and its web processes alike, nothing else.
+        web_lines = [line for line in (tmp_path / "web.log").read_text().splitlines() if line.strip()]
+        assert web_lines and all(line.startswith("{") for line in web_lines), web_lines
+
         alive = compose_file()["services"]["worker"]["healthcheck"]["test"][1:]
         for _ in range(150):  # the worker touches its file once it is ready
             done = subprocess.run(alive, cwd=ROOT, env=env, capture_output=True, text=True)

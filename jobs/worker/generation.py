@@ -12,6 +12,8 @@ from typing import Any
 from django.utils import timezone
 
 from engine.types import CONTENT, ERROR, FINISH, USAGE, Chunk, Engine, EngineError, GenerationRequest
+from jobs import metrics
+from jobs.logcontext import job_log_context
 from jobs.results import ResultBuilder
 from jobs.worker.writer import JobLog, writer
 
@@ -47,6 +49,15 @@ class Generation:
 
     async def run(self, engine: Engine, max_seconds: float) -> None:
         """Stream the engine into the log until it ends, fails, is cancelled or runs too long."""
+        # Every line logged on the loop for this generation carries its job id.
+        with job_log_context(self.job_id):
+            await self._run(engine, max_seconds)
+        if self.terminal is not None and self.terminal["type"] == ERROR:
+            code = self.terminal["data"]["code"]
+            if code.startswith("upstream"):
+                metrics.upstream_error(code)
+
+    async def _run(self, engine: Engine, max_seconds: float) -> None:
         try:
             engine.check(self.request)
         except EngineError as exc:

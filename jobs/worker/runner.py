@@ -19,6 +19,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from engine.types import FINISH, GenerationRequest
+from jobs import metrics
 from jobs.completions import completion_store
 from jobs.models import Job, RoomMessage
 from jobs.worker import runtime
@@ -118,6 +119,7 @@ def _retry_while_down(action: Callable[[], Any], what: str) -> Any:
         except (OperationalError, InterfaceError, redis.RedisError) as exc:
             if time.monotonic() + pause > deadline:
                 raise
+            metrics.backend_error("redis" if isinstance(exc, redis.RedisError) else "postgres")
             log.warning("%s unavailable (%s); retrying in %.1f s", what, exc, pause)
             _release_connection()
             time.sleep(pause)

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from jobs import chunklog
+from jobs import chunklog, metrics
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ class LogWriter:
             try:
                 await self._write(batch)
             except redis.RedisError as exc:
+                metrics.backend_error("redis")
                 for job_log in batch:
                     if not job_log.failing:
                         log.warning("job %s: cannot write to Redis (%s); keeping chunks", job_log.job_id, exc)
@@ -115,6 +116,7 @@ class LogWriter:
             job_log.in_flight = len(pending)
             sends.append((job_log.job_id, pending))
         replies = await chunklog.append_many(sends)
+        metrics.chunks_appended(sum(len(chunks) for _, chunks in sends))
         now = time.monotonic()
         for job_log, reply in zip(batch, replies, strict=True):
             job_log.failing = False
