@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import redis
-from asgiref.sync import sync_to_async
+from asgiref.sync import SyncToAsync, sync_to_async
 from django.db import connection
 
 from jobs import metrics
@@ -35,6 +35,17 @@ class WakeHub:
         self._events: dict[str, set[asyncio.Event]] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._connecting = asyncio.Lock()
+
+    async def _connect(self) -> None:
+        """The pub/sub connection, made once. redis-py's PubSub.connect() takes a connection from
+        the pool whenever it has none yet, so a burst of first subscribes would each take one
+        (and leak all but the last), draining the bounded pool: every other Redis call of the
+        process then waits for the pool's timeout (seconds per poll, measured with 100 waiters)."""
+        if self._pubsub.connection is None:
+            async with self._connecting:
+                if self._pubsub.connection is None:
+                    await self._pubsub.connect()
 
     @contextlib.asynccontextmanager
     async def watch(self, channel: str) -> AsyncIterator[asyncio.Event]:
@@ -45,6 +56,7 @@ class WakeHub:
             confirmed = self._confirmed.get(channel)
             if confirmed is None:
                 confirmed = self._confirmed[channel] = asyncio.get_running_loop().create_future()
+                await self._connect()
                 await self._pubsub.subscribe(channel)
                 self._ensure_listener()
             with contextlib.suppress(TimeoutError):
@@ -92,10 +104,25 @@ _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WakeHub] = weakref.W
 
 
 @sync_to_async
-def _release_db() -> None:
+def _close_db() -> None:
     # Runs on the request's thread-sensitive thread, the one whose connection the ORM used.
     if not connection.in_atomic_block:
         connection.close()
+
+
+def _ran_sync_code() -> bool:
+    """Whether this request has run sync code (the ORM) in a thread of its own. asgiref gives
+    each request's ThreadSensitiveContext its executor on the first sync_to_async call, so no
+    executor means no thread, hence no database connection to give back."""
+    context = SyncToAsync.thread_sensitive_context.get(None)
+    return context is None or context in SyncToAsync.context_to_thread_executor
+
+
+async def _release_db() -> None:
+    # A read of a live job touches Redis only: then there is nothing to give back, and the hop
+    # to a thread (which starts one, ~180 µs of CPU: bench/hops.py) is skipped.
+    if _ran_sync_code():
+        await _close_db()
 
 
 def hub() -> WakeHub:

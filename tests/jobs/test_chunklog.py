@@ -265,3 +265,19 @@ def test_a_batch_reloads_the_script_when_redis_has_forgotten_it(job_id):
 
     assert asyncio.run(main()) == [(False, 1)]
     assert chunklog.read_all(job_id) == [content("a")]
+
+
+def test_a_burst_of_first_waiters_shares_one_pub_sub_connection(redis_clean, settings):
+    # A pool this small was drained by the burst before (each first subscribe took a connection),
+    # and every Redis call after it waited for the pool's timeout, then failed.
+    settings.SPOOL = {**settings.SPOOL, "REDIS_MAX_CONNECTIONS": 4, "REDIS_POOL_TIMEOUT_SECONDS": 0.5}
+
+    async def watch(channel: str) -> None:
+        async with wakeup.hub().watch(channel):
+            pass
+
+    async def main() -> list:
+        await asyncio.gather(*(watch(f"burst-{uuid.uuid4()}") for _ in range(50)))
+        return await chunklog.read_since(str(uuid.uuid4()), 0)
+
+    assert asyncio.run(main()) == []
