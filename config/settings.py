@@ -28,14 +28,19 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served offline
     "jobs",
 ]
 
+# Django's stock middleware and WhiteNoise run on the event loop under ASGI (jobs/onloop.py says
+# why that is safe): no thread hop per hook on every request.
 MIDDLEWARE = [
     # First, so that every line of a request that names a job carries its id (jobs/logcontext.py).
     "jobs.logcontext.job_log_middleware",
     "jobs.middleware.FaceErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "jobs.onloop.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -90,8 +95,46 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+# DRF is the request pipeline of every API face (jobs/faces/common); views set their own
+# authentication, throttle and parsers, and errors go through one handler.
+REST_FRAMEWORK = {
+    "EXCEPTION_HANDLER": "jobs.faces.common.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_SCHEMA_CLASS": "jobs.faces.common.schema.FaceSchema",
+}
+# The OpenAPI documents are generated from the faces' serializers and views (drf-spectacular);
+# each document view keeps its own face's routes (jobs/faces/common/schema.py).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Spool",
+    "DESCRIPTION": "LLM generations as asynchronous jobs.",
+    "VERSION": "1.0.0",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    # No badge from the public validator: the docs pages fetch nothing from outside Spool.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "jobs.faces.openai.serializers.STATUSES",
+        "SemossStatusEnum": "jobs.faces.semoss.serializers.STATUSES",
+        # The `object` of each OpenAI-style answer is a constant: one name each.
+        "ListObjectEnum": ["list"],
+        "JobObjectEnum": ["job"],
+        "ChatCompletionObjectEnum": ["chat.completion"],
+        "ChatCompletionDeletedObjectEnum": ["chat.completion.deleted"],
+        "ModelObjectEnum": ["model"],
+    },
+}
+
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "run" / "static"
+# WhiteNoise serves the admin's, the playground's and the API docs' files from the apps' own
+# directories (no collectstatic step before `make run`); it indexes them once at start. A
+# deployment that runs collectstatic sets SPOOL_STATIC_ROOT, and WhiteNoise serves that too.
+STATIC_ROOT = env_str("SPOOL_STATIC_ROOT", "") or None
+WHITENOISE_USE_FINDERS = True
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 # Spool's own Redis (chunk logs, wake-ups, abuse-limit counters): REDIS_URL unless it is set. It
@@ -156,6 +199,9 @@ SPOOL = {
     "MAX_MESSAGES": env_int("SPOOL_MAX_MESSAGES", 2048),
     "MAX_OUTPUT_TOKENS": env_int("SPOOL_MAX_OUTPUT_TOKENS", 32768),
     # Pace of the built-in offline engine registered by `manage.py spool_bootstrap`.
+    # How long this process trusts an API key (or session) it has looked up: a revoked key is
+    # refused within this time, and a poll loop costs no Postgres query per request.
+    "KEY_CACHE_SECONDS": env_float("SPOOL_KEY_CACHE_SECONDS", 2.0),
     "OFFLINE_TOKENS_PER_SECOND": env_float("SPOOL_OFFLINE_TOKENS_PER_SECOND", 30.0),
     # Text search configuration (language) of stored-completion search: a pg_ts_config name.
     # A change takes effect with `manage.py spool_search_index --rebuild` (jobs/search.py).

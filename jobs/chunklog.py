@@ -8,6 +8,7 @@ scripts touch one node (no CROSSSLOT):
   <p>:job:{<id>}:handed:<who> how many chunks (or text bytes) a stateful poll has handed out
   <p>:job:{<id>}:cancel       set when someone asked to cancel; the writer sees it on its next append
   <p>:job:{<id>}:alive        the running worker's heartbeat; expires when the worker is gone
+  <p>:job:{<id>}:meta         what a read of a live job needs (below)
   <p>:wake:{<id>}             sharded pub/sub channel (SPUBLISH) published after every append
 """
 
@@ -319,3 +320,32 @@ async def ais_alive(job_id: str) -> bool:
 async def last_chunk(job_id: str) -> dict[str, Any] | None:
     raw = await async_redis().lindex(chunks_key(job_id), -1)
     return orjson.loads(raw) if raw else None
+
+
+# ---- what a read of a live job needs (web side) ----------------------------------------------
+#   <p>:job:{<id>}:meta JSON: owner, engine, face, room, created, the request without its
+#                       messages, the options. Written once by job_create, so polling or
+#                       streaming a live job reads Redis only; it lives as long as the log can
+#                       outlive it from creation, and Postgres answers once it is gone.
+
+
+def meta_key(job_id: str) -> str:
+    return f"{_prefix()}:job:{{{job_id}}}:meta"
+
+
+def write_meta(job_id: str, meta: dict[str, Any]) -> None:
+    sync_redis().set(meta_key(job_id), encode(meta), ex=_ttl())
+
+
+class LiveState(NamedTuple):
+    meta: dict[str, Any] | None  # None: never written, or expired
+    last: dict[str, Any] | None  # the log's last chunk
+    alive: bool  # a worker's heartbeat is fresh
+
+
+async def read_live(job_id: str) -> LiveState:
+    """The meta, the log's last chunk and the heartbeat, in one round trip."""
+    pipe = async_redis().pipeline(transaction=False)
+    pipe.get(meta_key(job_id)).lindex(chunks_key(job_id), -1).exists(alive_key(job_id))
+    meta, last, alive = await pipe.execute()
+    return LiveState(orjson.loads(meta) if meta else None, orjson.loads(last) if last else None, bool(alive))

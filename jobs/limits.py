@@ -62,14 +62,6 @@ async def count_request(who: str) -> None:
         _check(used, limit, "requests", retry_after)
 
 
-def count_request_sync(who: str) -> None:
-    limit = settings.SPOOL["REQUESTS_PER_MINUTE"]
-    if limit > 0:
-        key, retry_after = _incr("req", who)
-        used, _ = sync_redis().pipeline(transaction=False).incr(key).expire(key, 61).execute()
-        _check(used, limit, "requests", retry_after)
-
-
 def check_job_start(owner_id: int) -> None:
     """Called by job_create before it writes anything."""
     from jobs.models import Job

@@ -1,7 +1,7 @@
 """Renders what can go wrong around any view in the calling face's own shape, never as a 500:
 an outage of Redis or Postgres (503), a caller over its limits (429), a body too large (413),
-a NUL in the query string (400).
-It also counts each API request against the caller's rate limit."""
+a NUL in the query string (400). Views' own errors go through the DRF exception handler
+(jobs/faces/common/errors.py), which renders these the same way."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from jobs.limits import LimitExceeded, caller_of, count_request, count_request_sync
+from jobs.limits import LimitExceeded
 from jobs.overload import is_overload
 
 log = logging.getLogger(__name__)
@@ -87,9 +87,6 @@ class FaceErrorsMiddleware:
         if _nul_in_query(request):
             return _nul_response(request)
         try:
-            who = self._caller(request)
-            if who is not None:
-                count_request_sync(who)
             return self.get_response(request)
         except (LimitExceeded, RequestDataTooBig, *OUTAGES) as exc:
             return error_response(request, exc)
@@ -98,18 +95,9 @@ class FaceErrorsMiddleware:
         if _nul_in_query(request):
             return _nul_response(request)
         try:
-            who = self._caller(request)
-            if who is not None:
-                await count_request(who)
             return await self.get_response(request)
         except (LimitExceeded, RequestDataTooBig, *OUTAGES) as exc:
             return error_response(request, exc)
-
-    @staticmethod
-    def _caller(request: HttpRequest) -> str | None:
-        if not request.path.startswith(API_PREFIXES):
-            return None
-        return caller_of(request.headers.get("Authorization", ""), request.COOKIES.get("sessionid"))
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         # Views' exceptions arrive here (Django turns them into responses before __call__

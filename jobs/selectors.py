@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -20,14 +21,58 @@ def parse_uuid(value: Any) -> uuid.UUID | None:
         return None
 
 
-async def job_for_owner(job_id: Any, owner_id: int) -> Job | None:
-    """The job if it exists and belongs to owner_id; None otherwise (no hint which)."""
+async def job_for_owner(job_id: Any, owner_id: int, *, live: bool = True) -> Job | None:
+    """The job if it exists and belongs to owner_id; None otherwise (no hint which).
+
+    A job still live in Redis (its meta there, its log without a terminal chunk) is built from
+    Redis alone, with the status its log says: output or a worker's heartbeat => running, else
+    queued.
+    It is not saved, and has no messages, timings or result; `live=False` reads Postgres."""
     key = parse_uuid(job_id)
     if key is None:
         return None
+    if live:
+        state = await chunklog.read_live(str(key))
+        if state.meta is not None and (state.last is None or not chunklog.is_terminal(state.last)):
+            if state.meta["owner"] != owner_id:
+                return None
+            bind_job_id(key)  # awaited, not copied: the calling request logs with the job's id
+            return _live_job(key, state)
     job = await Job.objects.select_related("engine").filter(id=key, owner_id=owner_id).afirst()
     if job is not None:
         bind_job_id(job.pk)  # awaited, not copied: the calling request logs with the job's id
+    return job
+
+
+async def job_refreshed(job: Job) -> Job:
+    """The job as it is now: from Redis while it is live, else from Postgres. A stream's idle
+    turn calls this, so a quiet live stream costs no query and no thread."""
+    fresh = await job_for_owner(job.pk, job.owner_id)
+    if fresh is None:  # deleted meanwhile: the caller's copy is all there is
+        return job
+    return fresh
+
+
+def _live_job(key: uuid.UUID, state: chunklog.LiveState) -> Job:
+    meta = state.meta or {}
+    engine = Engine(
+        id=uuid.UUID(meta["engine"]["id"]), name=meta["engine"]["name"], kind=meta["engine"]["kind"]
+    )
+    job = Job(
+        id=key,
+        owner_id=meta["owner"],
+        engine=engine,
+        room_id=meta["room"],
+        face=meta["face"],
+        request=meta["request"],
+        options=meta["options"],
+        # Output or a heartbeat means a worker took it (and one that wrote and went silent may be
+        # dead: readers check); with neither it waits in the queue (the sweeper handles a worker
+        # that died between its claim and its first heartbeat).
+        status=Job.Status.RUNNING if state.alive or state.last is not None else Job.Status.QUEUED,
+        created_at=datetime.fromisoformat(meta["created"]),
+    )
+    job.is_live = True  # type: ignore[attr-defined]
     return job
 
 
@@ -39,14 +84,25 @@ def _encodable(text: str) -> bool:
     return True
 
 
+def _engine_query(ref: str) -> Any:
+    key = parse_uuid(ref)
+    query = Engine.objects.filter(is_active=True)
+    return query.filter(id=key) if key else query.filter(name=ref)
+
+
 async def engine_find(ref: str) -> Engine | None:
     """An active engine by UUID or by name."""
     if "\x00" in ref or not _encodable(ref):
         return None  # no name Postgres holds has a NUL or an unpaired surrogate; it would raise
-    key = parse_uuid(ref)
-    query = Engine.objects.filter(is_active=True)
-    query = query.filter(id=key) if key else query.filter(name=ref)
-    return await query.afirst()
+    return await _engine_query(ref).afirst()
+
+
+def engine_lookup(ref: str) -> Engine | None:
+    """engine_find for sync code: a job start looks its engine up in the thread that creates
+    the job, so the two cost one thread hop, not two."""
+    if "\x00" in ref or not _encodable(ref):
+        return None
+    return _engine_query(ref).first()
 
 
 # Longer than any Redis list can be (2**32 - 1 items).
@@ -85,12 +141,21 @@ async def job_chunks_since(job: Job, *, cursor: int | None, reader: str, wait: f
 
     start, chunks = await wakeup.wait_for(job_id, fetch, lambda got: bool(got[1]), wait)
     if not chunks and wait > 0 and job.status == Job.Status.RUNNING:
-        await _end_if_dead(job)
+        await _end_if_dead(job_id)
     return ChunkPage(start, chunks, bool(chunks) and chunklog.is_terminal(chunks[-1]))
 
 
-async def _end_if_dead(job: Job) -> None:
-    await sync_to_async(sweeper.end_if_dead)(job)
+async def _end_if_dead(job_id: str) -> None:
+    """A reader heard nothing: end the job if its worker is gone. The heartbeat is asked on the
+    loop first, so a quiet live job costs no thread and no Postgres."""
+    if not await chunklog.ais_alive(job_id):
+        await sync_to_async(_end_if_dead_sync)(job_id)
+
+
+def _end_if_dead_sync(job_id: str) -> None:
+    job = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).first()
+    if job is not None:
+        sweeper.end_if_dead(job)
 
 
 async def job_wait_until_finished(job: Job, *, timeout: float) -> Job:

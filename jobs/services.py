@@ -78,6 +78,9 @@ def job_create(
     )
     if room is not None and user_message is not None:
         RoomMessage.objects.create(room=room, job=job, role="user", content=user_message)
+    # What a poll or a stream of this job needs while it is live, so that reading it touches
+    # Redis only (selectors.job_for_owner).
+    chunklog.write_meta(str(job.id), live_meta(job))
     bind_job_id(job.id)  # the rest of this request logs with the job's id
     log.info("job created (engine %s, face %s)", engine.name, face)
     metrics.job_created(engine=engine.name, face=face)
@@ -86,6 +89,19 @@ def job_create(
     # Enqueue only once the row is committed, so the worker never looks for a missing job.
     transaction.on_commit(lambda: run_job.delay(str(job.id)))
     return job
+
+
+def live_meta(job: Job) -> dict[str, Any]:
+    return {
+        "owner": job.owner_id,
+        "engine": {"id": str(job.engine.id), "name": job.engine.name, "kind": job.engine.kind},
+        "room": str(job.room_id) if job.room_id else None,
+        "face": job.face,
+        "created": job.created_at.isoformat(),
+        # The messages stay in Postgres: no face renders them from a live job.
+        "request": {k: v for k, v in job.request.items() if k != "messages"},
+        "options": job.options,
+    }
 
 
 def refusal(engine: Engine, exc: UnsupportedParameter) -> str:

@@ -15,7 +15,7 @@ from spool_client.stream import JobStream
 __version__ = "0.1.0"
 
 # Reads wait up to a minute: a long-poll waits at most 30 s, and an idle event stream gets a
-# keep-alive every 15 s, so a longer silence means the connection is gone.
+# keep-alive every 10 s, so a longer silence means the connection is gone.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, read=60.0)
 # GET /v1/jobs/{id}?wait= takes at most this many seconds per call.
 MAX_WAIT_SECONDS = 30.0

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.e2e.helpers import NO_EOT, Frontend, record_figures, text_of
+from tests.e2e.helpers import NO_EOT, Frontend, llm_pixel, record_figures, text_of
 from tests.faults import CuttableProxy, OwnRedis
 from tests.servers import keep_logs_with_tracebacks, start_spool
 
@@ -110,7 +110,13 @@ def test_postgres_unreachable_gets_a_503_and_recovers(outages):
 
     proxy.cut()
     try:
-        response = client.http.post("/engine/status", data={"jobId": job_id})
+        # A live job is read from Redis alone: its polls carry on while the database is away.
+        live = client.http.post("/engine/status", data={"jobId": job_id})
+        assert live.status_code == 200 and live.json()["status"] in ("Submitted", "InProgress", "Streaming")
+        response = client.http.post(
+            "/engine/runPixelAsync",
+            data={"expression": llm_pixel(spool.engine_id, "another", {}), "insightId": "new"},
+        )
         assert response.status_code == 503
         assert response.json()["status"] == "Unavailable" and "database" in response.json()["errorMessage"]
         v1 = httpx.get(

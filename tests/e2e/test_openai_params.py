@@ -118,7 +118,7 @@ def test_the_parameters_the_offline_engine_honours_are_all_accepted_together(spo
         top_logprobs=1,
         response_format={"type": "text"},
         tool_choice=None,
-        store=False,
+        store=True,
         metadata={"suite": "params"},
         user="user-1",
         safety_identifier="user-1",

@@ -62,13 +62,19 @@ def test_a_streamed_completion_is_stored_under_the_id_its_chunks_carried(spool, 
     assert row.first_token_ms is not None and row.duration_ms >= row.first_token_ms
 
 
-def test_a_completion_without_store_is_never_listed_or_retrievable(spool):
+def test_a_completion_without_store_is_never_retrievable(spool):
     sdk = client(spool)
     run = tag()
-    done = sdk.chat.completions.create(model=OFFLINE, messages=HI, max_tokens=2, metadata={"run": run})
-    assert list(sdk.chat.completions.list(metadata={"run": run})) == []
+    done = sdk.chat.completions.create(model=OFFLINE, messages=HI, max_tokens=2, user=run)
     with pytest.raises(openai.NotFoundError):
         sdk.chat.completions.retrieve(done.id)
+
+
+def test_metadata_without_store_is_refused_as_openai_refuses_it(spool):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(spool).chat.completions.create(model=OFFLINE, messages=HI, max_tokens=2, metadata={"k": "v"})
+    assert (caught.value.param, caught.value.code) == ("metadata", "invalid_value")
+    assert caught.value.body["message"] == "The 'metadata' parameter is only allowed when 'store' is enabled."
 
 
 def test_listing_filters_by_metadata_and_auto_paginates_in_creation_order(spool):

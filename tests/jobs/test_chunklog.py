@@ -298,3 +298,19 @@ def test_a_batch_over_jobs_on_every_shard_appends_each_on_its_own_node(redis_cle
     if chunklog_redis == "cluster":
         nodes = {redis_clean.get_node_from_key(chunklog.chunks_key(job)).name for job in jobs}
         assert len(nodes) == 3
+
+
+def test_a_burst_of_first_waiters_shares_one_pub_sub_connection(redis_clean, settings):
+    # A pool this small was drained by the burst before (each first subscribe took a connection),
+    # and every Redis call after it waited for the pool's timeout, then failed.
+    settings.SPOOL = {**settings.SPOOL, "REDIS_MAX_CONNECTIONS": 4, "REDIS_POOL_TIMEOUT_SECONDS": 0.5}
+
+    async def watch(channel: str) -> None:
+        async with wakeup.hub().watch(channel):
+            pass
+
+    async def main() -> list:
+        await asyncio.gather(*(watch(f"burst-{uuid.uuid4()}") for _ in range(50)))
+        return await chunklog.read_since(str(uuid.uuid4()), 0)
+
+    assert asyncio.run(main()) == []

@@ -15,9 +15,9 @@ from django.utils import timezone
 from engine import registry
 from engine.types import CONTENT, ERROR, FINISH, TOOL, USAGE, GenerationRequest
 from jobs import completions, services
+from jobs.faces.common.errors import FaceError
 from jobs.faces.openai import render
 from jobs.faces.openai.chat import parse_create
-from jobs.faces.openai.errors import ApiError
 from jobs.models import Engine, Job, StoredCompletion
 from jobs.worker.runner import job_run
 from tests.support import ScriptedEngine
@@ -352,7 +352,7 @@ HI = [{"role": "user", "content": "x"}]
     ],
 )
 def test_request_rules_name_the_param_and_code(body, param, code):
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(FaceError) as caught:
         parse_create(body)
     assert (caught.value.param, caught.value.code, caught.value.status) == (param, code, 400)
 

@@ -8,7 +8,8 @@ import pytest
 
 from engine.types import GenerationRequest
 from jobs import services
-from jobs.params import ParamError, build_request
+from jobs.faces.common.errors import FaceError as ParamError
+from jobs.faces.common.params import build_request
 
 pytestmark = pytest.mark.django_db
 

@@ -9,9 +9,6 @@ from typing import Any
 from engine.types import ERROR
 from jobs.models import Job
 
-# A comment line: ignored by every SSE parser, but it keeps proxies from closing a quiet stream.
-KEEPALIVE = ": keep-alive\n\n"
-
 # SSE event names. A chunk is `chunk`, except the error chunk that ends a failed job, which is
 # `error`; both carry `id: <seq>`. After the last chunk come `result` (the final job) and `done`.
 EVENT_CHUNK = "chunk"

@@ -2,15 +2,21 @@
 
 from django.urls import path
 
-from jobs.faces.native import views
+from jobs.faces.common.schema import document_view
+from jobs.faces.native import completions, views
 
 urlpatterns = [
-    path("jobs", views.jobs, name="native-jobs"),
+    path("jobs", views.Jobs.as_view(), name="native-jobs"),
     # Before "jobs/<job_id>", which would take it for a job id.
-    path("jobs/openapi.json", views.openapi, name="native-openapi"),
+    path(
+        "jobs/openapi.json",
+        document_view("only_native", TITLE="Spool native jobs API"),
+        name="native-openapi",
+    ),
+    path("jobs/completions", completions.StoredCompletions.as_view(), name="native-completions"),
     # Ids are matched as text so a malformed one gets the same 404 envelope as an unknown one.
-    path("jobs/<str:job_id>", views.job, name="native-job"),
-    path("jobs/<str:job_id>/chunks", views.chunks, name="native-job-chunks"),
-    path("jobs/<str:job_id>/events", views.events, name="native-job-events"),
-    path("jobs/<str:job_id>/cancel", views.cancel, name="native-job-cancel"),
+    path("jobs/<str:job_id>", views.JobDetail.as_view(), name="native-job"),
+    path("jobs/<str:job_id>/chunks", views.Chunks.as_view(), name="native-job-chunks"),
+    path("jobs/<str:job_id>/events", views.Events.as_view(), name="native-job-events"),
+    path("jobs/<str:job_id>/cancel", views.Cancel.as_view(), name="native-job-cancel"),
 ]

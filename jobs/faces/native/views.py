@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from functools import wraps
+from collections.abc import AsyncIterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.views.decorators.csrf import csrf_exempt
+from django.http import HttpResponse, JsonResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.request import Request
 
 from engine.types import GenerationRequest, UnsupportedParameter
-from jobs import jsonbody, services
-from jobs.auth import user_from_key
+from jobs import services
+from jobs.faces.common import sse
+from jobs.faces.common.errors import FaceError, refuse_unknown
+from jobs.faces.common.params import build_request
+from jobs.faces.common.schema import errors
+from jobs.faces.common.views import FaceView
 from jobs.faces.native import render
-from jobs.faces.native.openapi import SPEC
-from jobs.models import Engine, Job
-from jobs.params import ParamError, build_request
-from jobs.selectors import engine_find, job_chunks_since, job_for_owner, job_wait_until_finished
+from jobs.faces.native import serializers as shapes
+from jobs.models import Job
+from jobs.selectors import (
+    engine_lookup,
+    job_chunks_since,
+    job_for_owner,
+    job_refreshed,
+    job_wait_until_finished,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,69 +49,21 @@ BODY_FIELDS = frozenset(
 FACE = "jobs"
 # A long-poll (chunks, or a job's end) waits at most this long; proxies often cut at 60 s.
 MAX_WAIT_SECONDS = 30.0
-# An SSE stream with nothing new sends a comment this often, so idle proxies keep it open.
-KEEPALIVE_SECONDS = 15.0
-
-View = Callable[..., Awaitable[HttpResponse]]
 
 
-class BadRequest(Exception):
-    """Becomes the error envelope with this status."""
-
-    def __init__(
-        self, message: str, *, param: str | None = None, code: str | None = None, status: int = 400
-    ) -> None:
-        super().__init__(message)
-        self.message, self.param, self.code, self.status = message, param, code, status
-
-    def response(self) -> JsonResponse:
-        return JsonResponse(render.error(self.message, param=self.param, code=self.code), status=self.status)
-
-
-def endpoint(*methods: str, auth: bool = True) -> Callable[[View], View]:
-    """Method check and (unless auth=False) API key check, both answered in the error envelope.
-    The view gets the caller as its second argument; `allowed_methods` lets a test compare the
-    routes with the OpenAPI document."""
-
-    def decorate(view: View) -> View:
-        @wraps(view)
-        async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if request.method not in methods:
-                body = render.error(
-                    f"Method {request.method} is not allowed here.", code="method_not_allowed"
-                )
-                return JsonResponse(body, status=405, headers={"Allow": ", ".join(methods)})
-            if not auth:
-                return await view(request, *args, **kwargs)
-            # Keys only, never the session cookie: these endpoints are not CSRF-protected.
-            user = await user_from_key(request)
-            if user is None:
-                message = "Invalid or missing API key: send 'Authorization: Bearer <secret key>'."
-                body = render.error(message, code="invalid_api_key")
-                return JsonResponse(body, status=401, headers={"WWW-Authenticate": "Bearer"})
-            try:
-                return await view(request, user, *args, **kwargs)
-            except BadRequest as exc:
-                return exc.response()
-
-        wrapper.allowed_methods = methods  # type: ignore[attr-defined]
-        return csrf_exempt(wrapper)
-
-    return decorate
+class NativeView(FaceView):
+    # Keys only, never the session cookie: these endpoints are not CSRF-protected.
+    face = FACE
+    invalid_json = "We could not parse the JSON body of your request: send a JSON object."
 
 
 # ---- parsing ---------------------------------------------------------------------------------
 
 
-def _body(request: HttpRequest) -> dict[str, Any]:
-    try:
-        body = jsonbody.loads(request.body)
-    except ValueError:
-        raise BadRequest(
-            "We could not parse the JSON body of your request: send a JSON object.", code="invalid_json"
-        ) from None
+def _body(view: NativeView, request: Request) -> dict[str, Any]:
+    body = view.json_body(request)
     if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object.", code="invalid_json")
+        raise FaceError("The request body must be a JSON object.", code="invalid_json")
     return body
 
 
@@ -113,12 +75,12 @@ def _integer(raw: str | None, name: str, *, default: int, low: int) -> int:
     except ValueError:
         value = low - 1
     if value < low:
-        raise BadRequest(f"Invalid '{name}': expected an integer >= {low}.", param=name, code="invalid_value")
+        raise FaceError(f"Invalid '{name}': expected an integer >= {low}.", param=name, code="invalid_value")
     return value
 
 
-def _wait(request: HttpRequest) -> float:
-    raw = request.GET.get("wait")
+def _wait(request: Request) -> float:
+    raw = request.query_params.get("wait")
     if raw in (None, ""):
         return 0.0
     try:
@@ -126,7 +88,7 @@ def _wait(request: HttpRequest) -> float:
     except ValueError:
         value = -1.0
     if not 0 <= value <= MAX_WAIT_SECONDS:
-        raise BadRequest(
+        raise FaceError(
             f"Invalid 'wait': expected seconds from 0 to {MAX_WAIT_SECONDS:g}.",
             param="wait",
             code="invalid_value",
@@ -138,19 +100,19 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     messages, command, context = body.get("messages"), body.get("command"), body.get("context")
     if (messages is None) == (command is None):
         both = messages is not None
-        raise BadRequest(
+        raise FaceError(
             "Give exactly one of 'messages' and 'command'.",
             param="messages",
             code="invalid_parameter_combination" if both else "missing_required_parameter",
         )
     if context is not None and not isinstance(context, str):
-        raise BadRequest(
+        raise FaceError(
             "Invalid type for 'context': expected a string.", param="context", code="invalid_type"
         )
     system = [{"role": "system", "content": context}] if context else []
     if command is not None:
         if not isinstance(command, str):
-            raise BadRequest(
+            raise FaceError(
                 "Invalid type for 'command': expected a string.", param="command", code="invalid_type"
             )
         return [*system, {"role": "user", "content": command}]
@@ -159,7 +121,7 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
         or not messages
         or not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages)
     ):
-        raise BadRequest(
+        raise FaceError(
             "Invalid 'messages': expected a non-empty array of objects, each with a 'role'.",
             param="messages",
             code="invalid_value",
@@ -172,14 +134,14 @@ def _params(body: dict[str, Any]) -> dict[str, Any]:
     if params is None:
         params = {}
     if not isinstance(params, dict):
-        raise BadRequest(
+        raise FaceError(
             "Invalid type for 'parameters': expected an object.", param="parameters", code="invalid_type"
         )
     params = dict(params)
     for name in ("store", "metadata"):
         if name in body:
             if name in params:
-                raise BadRequest(
+                raise FaceError(
                     f"'{name}' is given both at the top level and in 'parameters'; give it once.",
                     param=name,
                     code="invalid_parameter_combination",
@@ -192,14 +154,14 @@ def _engine_ref(body: dict[str, Any]) -> tuple[str, str]:
     """(the field that named the engine, its value)."""
     given = [name for name in ("engine", "model") if body.get(name) is not None]
     if len(given) != 1:
-        raise BadRequest(
+        raise FaceError(
             "Give exactly one of 'engine' (an engine id or name) and 'model'.",
             param="engine",
             code="invalid_parameter_combination" if given else "missing_required_parameter",
         )
     ref = body[given[0]]
     if not isinstance(ref, str) or not ref:
-        raise BadRequest(
+        raise FaceError(
             f"Invalid type for '{given[0]}': expected a string.", param=given[0], code="invalid_type"
         )
     return given[0], ref
@@ -207,21 +169,27 @@ def _engine_ref(body: dict[str, Any]) -> tuple[str, str]:
 
 @sync_to_async
 def _create(
-    user: AbstractBaseUser, engine: Engine, request: GenerationRequest, options: dict[str, Any]
+    user: AbstractBaseUser, field: str, ref: str, request: GenerationRequest, options: dict[str, Any]
 ) -> Job:
+    """Find the engine and create the job: one thread hop for both."""
+    engine = engine_lookup(ref)
+    if engine is None:
+        raise FaceError(
+            f"No engine found with id or name '{ref}'.", param=field, code="engine_not_found", status=404
+        )
     try:
         return services.job_create(owner=user, engine=engine, request=request, options=options, face=FACE)
     except UnsupportedParameter as exc:
-        raise BadRequest(
+        raise FaceError(
             services.refusal(engine, exc), param=exc.param, code="unsupported_parameter"
         ) from None
 
 
-async def _owned(job_id: str, user: AbstractBaseUser) -> Job:
-    job = await job_for_owner(job_id, user.pk)
+async def _owned(job_id: str, user: AbstractBaseUser, *, live: bool = True) -> Job:
+    job = await job_for_owner(job_id, user.pk, live=live)
     if job is None:
         # The same answer for an unknown, malformed or another user's id: nothing says which.
-        raise BadRequest(f"No job found with id '{job_id}'.", code="job_not_found", status=404)
+        raise FaceError(f"No job found with id '{job_id}'.", code="job_not_found", status=404)
     return job
 
 
@@ -232,65 +200,97 @@ async def _reloaded(job: Job) -> Job:
 # ---- endpoints -------------------------------------------------------------------------------
 
 
-@endpoint("POST")
-async def jobs(request: HttpRequest, user: AbstractBaseUser) -> JsonResponse:
-    body = _body(request)
-    unknown = sorted(set(body) - BODY_FIELDS)
-    if unknown:
-        raise BadRequest(
-            f"Unrecognized request argument supplied: {unknown[0]}",
-            param=unknown[0],
-            code="unknown_parameter",
-        )
-    field, ref = _engine_ref(body)
-    messages = _messages(body)
-    try:
-        generation, options = build_request(messages, _params(body), known=KNOWN_PARAMS)
-    except ParamError as exc:
-        raise BadRequest(exc.message, param=exc.param, code=exc.code) from None
-    engine = await engine_find(ref)
-    if engine is None:
-        raise BadRequest(
-            f"No engine found with id or name '{ref}'.", param=field, code="engine_not_found", status=404
-        )
-    job = await _create(user, engine, generation, options.to_dict())
-    return JsonResponse(render.job(job), status=202, headers={"Location": f"/v1/jobs/{job.pk}"})
+CREATE_EXAMPLES = [
+    OpenApiExample(
+        "command",
+        summary="One user message.",
+        value={"engine": "spool-offline", "command": "Tell me of the king.", "parameters": {"max_tokens": 8}},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "messages",
+        summary="Chat messages, stored with metadata.",
+        value={"model": "spool-offline",
+               "messages": [{"role": "system", "content": "Be brief."},
+                            {"role": "user", "content": "Speak."}],
+               "parameters": {"max_completion_tokens": 6, "seed": 3, "logprobs": True, "top_logprobs": 2},
+               "store": True, "metadata": {"suite": "openapi"}},
+        request_only=True,
+    ),
+]  # fmt: skip
+EVENTS = """Server-sent events, in order: `chunk` (`id: <seq>`, a Chunk); `error` (`id: <seq>`, the
+error Chunk that ends a failed or cancelled job); `result` (the final Job); `done` (`{}`). Comments
+(`: keep-alive`) come during silences. Reconnect with `Last-Event-ID: <seq>` (or `?after=<seq>`)
+to resume after that chunk. An `error` event without an id is a failure of the stream itself (an
+Error envelope); no `done` follows, so a client reconnects."""
+JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
 
-@endpoint("GET")
-async def job(request: HttpRequest, user: AbstractBaseUser, job_id: str) -> JsonResponse:
-    found = await _owned(job_id, user)
-    wait = _wait(request)
-    if wait and not found.is_finished:
-        found = await job_wait_until_finished(found, timeout=wait)
-    return JsonResponse(render.job(found))
-
-
-@endpoint("GET")
-async def chunks(request: HttpRequest, user: AbstractBaseUser, job_id: str) -> JsonResponse:
-    found = await _owned(job_id, user)
-    after = _integer(request.GET.get("after"), "after", default=-1, low=-1)
-    page = await job_chunks_since(found, cursor=after + 1, reader="native", wait=_wait(request))
-    if page.ended and not found.is_finished:
-        # The worker commits the job before it writes the terminal chunk: reread for the status.
-        found = await _reloaded(found)
-    return JsonResponse(
-        {
-            "object": "list",
-            "job_id": str(found.pk),
-            "status": found.status,
-            "chunks": [render.chunk(page.start + i, c) for i, c in enumerate(page.chunks)],
-            "last_seq": page.next_cursor - 1 if page.chunks else after,
-            "done": page.ended,
-        }
+class Jobs(NativeView):
+    @extend_schema(
+        operation_id="createJob",
+        summary="Start a job; answers at once.",
+        request=shapes.JobCreate,
+        responses={202: OpenApiResponse(shapes.Job, description="The job, queued."), **errors(404, 413)},
+        examples=CREATE_EXAMPLES,
     )
+    async def post(self, request: Request) -> JsonResponse:
+        body = _body(self, request)
+        refuse_unknown(body, BODY_FIELDS)
+        field, ref = _engine_ref(body)
+        messages = _messages(body)
+        generation, options = build_request(messages, _params(body), known=KNOWN_PARAMS)
+        job = await _create(request.user, field, ref, generation, options.to_dict())
+        return JsonResponse(render.job(job), status=202, headers={"Location": f"/v1/jobs/{job.pk}"})
+
+
+class JobDetail(NativeView):
+    @extend_schema(
+        operation_id="getJob",
+        summary="Status, timings, usage, and the result once it ended.",
+        parameters=[JOB_ID, shapes.WaitQuery],
+        responses={200: shapes.Job, **errors(404)},
+    )
+    async def get(self, request: Request, job_id: str) -> JsonResponse:
+        # From Postgres: the job object carries timings a live job's Redis meta does not.
+        found = await _owned(job_id, request.user, live=False)
+        wait = _wait(request)
+        if wait and not found.is_finished:
+            found = await job_wait_until_finished(found, timeout=wait)
+        return JsonResponse(render.job(found))
+
+
+class Chunks(NativeView):
+    @extend_schema(
+        operation_id="getJobChunks",
+        summary="Long-poll for the chunks after sequence number `after`.",
+        parameters=[JOB_ID, shapes.ChunksQuery],
+        responses={200: shapes.ChunkPage, **errors(404)},
+    )
+    async def get(self, request: Request, job_id: str) -> JsonResponse:
+        found = await _owned(job_id, request.user)
+        after = _integer(request.query_params.get("after"), "after", default=-1, low=-1)
+        page = await job_chunks_since(found, cursor=after + 1, reader="native", wait=_wait(request))
+        if page.ended and not found.is_finished:
+            # The worker commits the job before it writes the terminal chunk: reread for the status.
+            found = await _reloaded(found)
+        return JsonResponse(
+            {
+                "object": "list",
+                "job_id": str(found.pk),
+                "status": found.status,
+                "chunks": [render.chunk(page.start + i, c) for i, c in enumerate(page.chunks)],
+                "last_seq": page.next_cursor - 1 if page.chunks else after,
+                "done": page.ended,
+            }
+        )
 
 
 async def _event_stream(job: Job, after: int) -> AsyncIterator[str]:
     cursor = after + 1
     try:
         while True:
-            page = await job_chunks_since(job, cursor=cursor, reader="native", wait=KEEPALIVE_SECONDS)
+            page = await job_chunks_since(job, cursor=cursor, reader="native", wait=sse.KEEPALIVE_SECONDS)
             if page.chunks:
                 # One write per page, not per chunk: each yield is an ASGI message and a send.
                 yield "".join(render.sse_chunk(page.start + i, raw) for i, raw in enumerate(page.chunks))
@@ -298,10 +298,10 @@ async def _event_stream(job: Job, after: int) -> AsyncIterator[str]:
             if page.ended:
                 break
             if not page.chunks:
-                yield render.KEEPALIVE
+                yield sse.KEEPALIVE.decode()
                 # A job that ended meanwhile is then read from Postgres, also if its live log
                 # expired or the cursor was past its end.
-                job = await _reloaded(job)
+                job = await job_refreshed(job)
         yield render.sse(render.EVENT_RESULT, render.job(await _reloaded(job)))
         yield render.sse(render.EVENT_DONE, {})
     except Exception:
@@ -312,31 +312,49 @@ async def _event_stream(job: Job, after: int) -> AsyncIterator[str]:
         yield render.sse(render.EVENT_ERROR, failure)
 
 
-@endpoint("GET")
-async def events(request: HttpRequest, user: AbstractBaseUser, job_id: str) -> HttpResponse:
-    found = await _owned(job_id, user)
-    # A reconnecting EventSource sends Last-Event-ID and repeats the original URL: the header wins.
-    last_event_id = request.headers.get("Last-Event-ID")
-    if last_event_id not in (None, ""):
-        after = _integer(last_event_id, "Last-Event-ID", default=-1, low=-1)
-    else:
-        after = _integer(request.GET.get("after"), "after", default=-1, low=-1)
-    response = StreamingHttpResponse(_event_stream(found, after), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
-    return response
+class Events(NativeView):
+    @extend_schema(
+        operation_id="streamJobEvents",
+        summary="Stream the job's chunks, then its result, as server-sent events.",
+        parameters=[
+            JOB_ID,
+            shapes.EventsQuery,
+            OpenApiParameter(
+                "Last-Event-ID",
+                OpenApiTypes.INT,
+                OpenApiParameter.HEADER,
+                description="Resume after this sequence number; wins over `after`.",
+            ),
+        ],  # fmt: skip
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(shapes.JobEvent, description=EVENTS),
+            **errors(404),
+        },
+    )
+    async def get(self, request: Request, job_id: str) -> HttpResponse:
+        found = await _owned(job_id, request.user)
+        # A reconnecting EventSource sends Last-Event-ID and repeats the original URL: the header wins.
+        last_event_id = request.headers.get("Last-Event-ID")
+        if last_event_id not in (None, ""):
+            after = _integer(last_event_id, "Last-Event-ID", default=-1, low=-1)
+        else:
+            after = _integer(request.query_params.get("after"), "after", default=-1, low=-1)
+        return sse.stream(_event_stream(found, after))
 
 
-@endpoint("POST")
-async def cancel(request: HttpRequest, user: AbstractBaseUser, job_id: str) -> JsonResponse:
-    found = await _owned(job_id, user)
-    if not found.is_finished:
-        await sync_to_async(services.job_cancel)(job=found)
-        # A running job stops at the worker's next write; answer with the end when it comes soon.
-        found = await job_wait_until_finished(found, timeout=settings.SPOOL["LONG_POLL_SECONDS"] * 5)
-    return JsonResponse(render.job(found))
-
-
-@endpoint("GET", auth=False)
-async def openapi(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(SPEC)
+class Cancel(NativeView):
+    @extend_schema(
+        operation_id="cancelJob",
+        summary="Cancel; the output so far is kept. Cancelling an ended job changes nothing.",
+        parameters=[JOB_ID],
+        request=None,
+        responses={200: OpenApiResponse(shapes.Job, description="The job, cancelled once it stopped."),
+                   **errors(404)},
+    )  # fmt: skip
+    async def post(self, request: Request, job_id: str) -> JsonResponse:
+        found = await _owned(job_id, request.user)
+        if not found.is_finished:
+            await sync_to_async(services.job_cancel)(job=found)
+            # A running job stops at the worker's next write; answer with the end when it comes soon.
+            found = await job_wait_until_finished(found, timeout=settings.SPOOL["LONG_POLL_SECONDS"] * 5)
+        return JsonResponse(render.job(found))

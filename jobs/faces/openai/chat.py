@@ -1,4 +1,6 @@
-"""Validates a POST /v1/chat/completions body with OpenAI's rules and wording."""
+"""Validates a POST /v1/chat/completions body with OpenAI's rules and wording: the face's own
+fields through its serializer (ChatFace), the generation parameters through the shared one,
+and the rules no field type says (each message by its role, tools and tool_choice together)."""
 
 from __future__ import annotations
 
@@ -6,10 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.types import GenerationRequest
-from jobs.faces.openai.errors import ApiError
-from jobs.params import ParamError, build_request
+from jobs.faces.common.errors import FaceError, refuse_unknown
+from jobs.faces.common.params import build_request
+from jobs.faces.common.serializers import check, kind
+from jobs.faces.openai.serializers import ChatFace
 
-# Parameters jobs.params validates the same way for every face.
+# Parameters jobs.faces.common.params validates the same way for every face.
 ENGINE_PARAMS = frozenset(
     {
         "temperature", "top_p", "n", "stop", "max_tokens", "max_completion_tokens",
@@ -30,7 +34,6 @@ PART_TYPES = {
     "tool": ("text",),
     "assistant": ("text", "refusal"),
 }
-SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 TOOL_CHOICES = ("none", "auto", "required")
 
@@ -44,38 +47,23 @@ class ChatCreate:
     options: dict[str, Any]  # kept on the job: stream, store, metadata, service_tier, include_usage
 
 
-def kind(value: Any) -> str:
-    """OpenAI's name for a JSON value's type, as its error messages use it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a decimal"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
+def _missing(param: str) -> FaceError:
+    return FaceError(
+        f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+    )
 
 
-def _missing(param: str) -> ApiError:
-    return ApiError(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
-
-
-def _wrong_type(param: str, expected: str, value: Any) -> ApiError:
-    return ApiError(
+def _wrong_type(param: str, expected: str, value: Any) -> FaceError:
+    return FaceError(
         f"Invalid type for '{param}': expected {expected}, but got {kind(value)} instead.",
         param=param,
         code="invalid_type",
     )
 
 
-def _not_one_of(param: str, value: Any, allowed: tuple[str, ...]) -> ApiError:
+def _not_one_of(param: str, value: Any, allowed: tuple[str, ...]) -> FaceError:
     listed = ", ".join(f"'{a}'" for a in allowed[:-1]) + f", and '{allowed[-1]}'"
-    return ApiError(
+    return FaceError(
         f"Invalid value: '{value}'. Supported values are: {listed}.", param=param, code="invalid_value"
     )
 
@@ -115,19 +103,9 @@ def _tool_calls(param: str, calls: Any) -> None:
                 raise _missing(f"{where}.function.{name}")
 
 
-def messages_of(body: dict[str, Any]) -> list[dict[str, Any]]:
-    messages = body.get("messages")
-    if messages is None:
-        raise _missing("messages")
-    if not isinstance(messages, list):
-        raise _wrong_type("messages", "an array", messages)
-    if not messages:
-        raise ApiError(
-            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an "
-            "empty array instead.",
-            param="messages",
-            code="empty_array",
-        )
+def check_messages(messages: list[Any]) -> None:
+    """Each message by the rules of its role, as OpenAI's schema has them (MessagesField calls
+    this once the serializer has seen a non-empty array)."""
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(message, dict):
@@ -138,7 +116,7 @@ def messages_of(body: dict[str, Any]) -> list[dict[str, Any]]:
         if role not in ROLES:
             raise _not_one_of(f"{where}.role", role, ROLES)
         if role == "function":
-            raise ApiError(
+            raise FaceError(
                 "The 'function' role is deprecated and not supported; use 'tool' messages.",
                 param=f"{where}.role",
                 code="unsupported_value",
@@ -158,13 +136,12 @@ def messages_of(body: dict[str, Any]) -> list[dict[str, Any]]:
                 raise _missing(f"{where}.tool_call_id")
             before = next((m for m in reversed(messages[:i]) if m.get("role") != "tool"), None)
             if not (before and before.get("role") == "assistant" and before.get("tool_calls")):
-                raise ApiError(
+                raise FaceError(
                     "Invalid parameter: messages with role 'tool' must be a response to a preceding "
                     "message with 'tool_calls'.",
                     param=f"{where}.role",
                     code="invalid_value",
                 )
-    return messages
 
 
 def media_part(messages: list[dict[str, Any]]) -> tuple[str, str] | None:
@@ -195,7 +172,7 @@ def _tools(body: dict[str, Any]) -> None:
                 raise _missing(f"{where}.function.name")
     for name in ("tool_choice", "parallel_tool_calls"):
         if body.get(name) is not None and not tools:
-            raise ApiError(
+            raise FaceError(
                 f"Invalid value for '{name}': '{name}' is only allowed when 'tools' are specified.",
                 param=name,
                 code="invalid_value",
@@ -213,7 +190,7 @@ def _tools(body: dict[str, Any]) -> None:
         if not isinstance(name, str):
             raise _wrong_type("tool_choice.function.name", "a string", name)
         if name not in {t["function"]["name"] for t in tools or []}:
-            raise ApiError(
+            raise FaceError(
                 f"Invalid value for 'tool_choice': no function named '{name}' was specified in the "
                 "'tools' parameter.",
                 param="tool_choice",
@@ -229,87 +206,54 @@ def _response_format(body: dict[str, Any]) -> None:
         raise _not_one_of("response_format.type", value.get("type"), RESPONSE_FORMATS)
 
 
-def _stream_options(body: dict[str, Any], stream: bool) -> bool:
-    """include_usage, after checking stream_options."""
-    options = body.get("stream_options")
+def _stream_options(options: dict[str, Any] | None, stream: bool) -> bool:
+    """include_usage, once the serializer has checked stream_options' shape."""
     if options is None:
         return False
-    if not isinstance(options, dict):
-        raise _wrong_type("stream_options", "an object", options)
     if not stream:
-        raise ApiError(
+        raise FaceError(
             "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
             param="stream_options",
             code="invalid_value",
         )
-    for name in options:
-        if name != "include_usage":
-            raise ApiError(
-                f"Unrecognized request argument supplied: stream_options.{name}",
-                param=f"stream_options.{name}",
-                code="unknown_parameter",
-            )
-    include = options.get("include_usage")
-    if include is not None and not isinstance(include, bool):
-        raise _wrong_type("stream_options.include_usage", "a boolean", include)
-    return bool(include)
+    return bool(options.get("include_usage"))
 
 
-def _modalities(body: dict[str, Any]) -> None:
-    modalities = body.get("modalities")
-    if modalities is not None:
-        if not isinstance(modalities, list) or not all(isinstance(m, str) for m in modalities):
-            raise _wrong_type("modalities", "an array of strings", modalities)
-        for m, value in enumerate(modalities):
-            if value not in ("text", "audio"):
-                raise _not_one_of(f"modalities[{m}]", value, ("text", "audio"))
-        if "audio" in modalities:
-            raise ApiError(
-                'Audio output is not supported: Spool\'s engines write text only; use modalities ["text"].',
-                param="modalities",
-                code="unsupported_value",
-            )
+def _no_audio(body: dict[str, Any], modalities: list[str] | None) -> None:
+    if modalities and "audio" in modalities:
+        raise FaceError(
+            'Audio output is not supported: Spool\'s engines write text only; use modalities ["text"].',
+            param="modalities",
+            code="unsupported_value",
+        )
     if body.get("audio") is not None:
-        raise ApiError(
+        raise FaceError(
             "The 'audio' parameter is not supported: Spool's engines write text only.",
             param="audio",
             code="unsupported_parameter",
         )
 
 
-def _service_tier(body: dict[str, Any]) -> str | None:
-    tier = body.get("service_tier")
-    if tier is not None and tier not in SERVICE_TIERS:
-        raise _not_one_of("service_tier", tier, SERVICE_TIERS)
-    return tier
-
-
 def parse_create(body: Any) -> ChatCreate:
     if not isinstance(body, dict):
-        raise ApiError("The request body must be a JSON object.", code="invalid_type")
-    unknown = sorted(set(body) - ENGINE_PARAMS - FACE_PARAMS)
-    if unknown:
-        raise ApiError(
-            f"Unrecognized request argument supplied: {unknown[0]}",
-            param=unknown[0],
-            code="unknown_parameter",
-        )
-    model = body.get("model")
-    if model is None:
-        raise _missing("model")
-    if not isinstance(model, str):
-        raise _wrong_type("model", "a string", model)
-    messages = messages_of(body)
+        raise FaceError("The request body must be a JSON object.", code="invalid_type")
+    refuse_unknown(body, ENGINE_PARAMS | FACE_PARAMS)
+    face = check(ChatFace, {name: body[name] for name in FACE_PARAMS if name in body})
+    model, messages, tier = face["model"], face["messages"], face.get("service_tier")
     _tools(body)
     _response_format(body)
-    _modalities(body)
-    tier = _service_tier(body)
+    _no_audio(body, face.get("modalities"))
     params = {k: v for k, v in body.items() if k in ENGINE_PARAMS and v is not None}
-    try:
-        request, options = build_request(messages, params, known=ENGINE_PARAMS)
-    except ParamError as exc:
-        raise ApiError.from_param(exc) from None
-    include_usage = _stream_options(body, options.stream)
+    request, options = build_request(messages, params, known=ENGINE_PARAMS)
+    if options.metadata is not None and not options.store:
+        # OpenAI's answer, found by running the official SDK against both: metadata lives only on
+        # a stored completion, so without store it would be silently dropped.
+        raise FaceError(
+            "The 'metadata' parameter is only allowed when 'store' is enabled.",
+            param="metadata",
+            code="invalid_value",
+        )
+    include_usage = _stream_options(face.get("stream_options"), options.stream)
     stored = {**options.to_dict(), "include_usage": include_usage}
     if tier is not None:
         stored["service_tier"] = tier

@@ -8,14 +8,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from engine.types import CONTENT, THINKING, TOOL
+from jobs.faces.common import sse
 from jobs.faces.openai.render import StreamRenderer
 from jobs.models import Job
-from jobs.selectors import job_chunks_since
+from jobs.selectors import job_chunks_since, job_refreshed
 
 READER = "openai"
-# A stream with nothing new sends a comment this often, so idle proxies keep it open.
-KEEPALIVE_SECONDS = 10.0
-KEEPALIVE = b": keep-alive\n\n"
 DONE = b"data: [DONE]\n\n"
 VISIBLE = frozenset({CONTENT, TOOL, THINKING})
 
@@ -53,7 +51,7 @@ async def events(job: Job, prefetched: list[dict[str, Any]]) -> AsyncIterator[by
     cursor = 0
     chunks = prefetched
     if not chunks:
-        yield KEEPALIVE  # the view already waited one keep-alive period for the first chunk
+        yield sse.KEEPALIVE  # the view already waited one keep-alive period for the first chunk
     while True:
         cursor += len(chunks)
         # One write per page of chunks, not per chunk: each yield is an ASGI message and a
@@ -66,10 +64,10 @@ async def events(job: Job, prefetched: list[dict[str, Any]]) -> AsyncIterator[by
                 return
         if out:
             yield b"".join(out)
-        page = await job_chunks_since(job, cursor=cursor, reader=READER, wait=KEEPALIVE_SECONDS)
+        page = await job_chunks_since(job, cursor=cursor, reader=READER, wait=sse.KEEPALIVE_SECONDS)
         chunks = page.chunks
         if not chunks:
-            yield KEEPALIVE
+            yield sse.KEEPALIVE
             # A fresh status lets the selector notice a dead worker, or serve a finished job
             # from Postgres if its Redis log is gone.
-            job = await Job.objects.select_related("engine").aget(pk=job.pk)
+            job = await job_refreshed(job)

@@ -6,36 +6,36 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
 
 from jobs import completions
-from jobs.faces.openai.errors import ApiError, not_found
-from jobs.faces.openai.http import api_view, json_body, query_int, query_order
+from jobs.faces.common.errors import FaceError, refuse_unknown
+from jobs.faces.common.pagination import AfterLimitPagination, PageQuery
+from jobs.faces.common.params import build_request
+from jobs.faces.common.schema import errors
+from jobs.faces.openai import serializers as shapes
+from jobs.faces.openai.base import OpenAIView
+from jobs.faces.openai.errors import not_found
 from jobs.models import StoredCompletion
-from jobs.params import ParamError, build_request
+
+paging = AfterLimitPagination()
 
 
-def _page(page: completions.Page, item_id: Any, render: Any) -> JsonResponse:
-    data = [render(item) for item in page.items]
-    return JsonResponse(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": item_id(data[0]) if data else None,
-            "last_id": item_id(data[-1]) if data else None,
-            "has_more": page.has_more,
-        }
-    )
+def query_values(request: Request) -> dict[str, str]:
+    # A blank value means the default, as OpenAI reads it.
+    return {name: value for name, value in request.query_params.items() if value != ""}
 
 
-def _metadata_filter(request: HttpRequest) -> dict[str, str]:
+def metadata_filter(request: Request) -> dict[str, str]:
     """metadata[key]=value query pairs; every one must match."""
     found = {}
-    for name, value in request.GET.items():
+    for name, value in request.query_params.items():
         if name.startswith("metadata[") and name.endswith("]"):
             found[name[len("metadata[") : -1]] = value
         elif name.startswith("metadata"):
-            raise ApiError(
+            raise FaceError(
                 f"Invalid query parameter '{name}': filter metadata as metadata[key]=value.",
                 param="metadata",
                 code="invalid_value",
@@ -43,26 +43,19 @@ def _metadata_filter(request: HttpRequest) -> dict[str, str]:
     return found
 
 
-def _unknown_after(after: str) -> ApiError:
-    return ApiError(
-        f"Invalid 'after': no item with id '{after}' in this listing.", param="after", code="invalid_value"
-    )
-
-
-async def list_completions(request: HttpRequest, user: AbstractBaseUser) -> HttpResponse:
-    """GET /v1/chat/completions (dispatched from the view that also serves POST)."""
+async def list_completions(request: Request, user: AbstractBaseUser) -> HttpResponse:
+    """GET /v1/chat/completions (served by the view that also serves POST)."""
+    query = query_values(request)
     try:
         page = await completions.completion_page(
             user.pk,
-            model=request.GET.get("model") or None,
-            metadata=_metadata_filter(request),
-            after=request.GET.get("after") or None,
-            limit=query_int(request, "limit", completions.DEFAULT_LIMIT, 1, completions.MAX_LIMIT),
-            order=query_order(request),
+            model=query.get("model") or None,
+            metadata=metadata_filter(request),
+            **paging.read(query),
         )
     except completions.UnknownCursor as exc:
-        raise _unknown_after(str(exc)) from None
-    return _page(page, lambda item: item["id"], completions.completion_object)
+        raise paging.unknown_after(str(exc)) from None
+    return paging.respond(page, completions.completion_object)
 
 
 async def _owned(user: AbstractBaseUser, completion_id: str) -> StoredCompletion:
@@ -74,45 +67,51 @@ async def _owned(user: AbstractBaseUser, completion_id: str) -> StoredCompletion
 
 def _new_metadata(body: Any) -> dict[str, str]:
     if not isinstance(body, dict) or "metadata" not in body:
-        raise ApiError(
+        raise FaceError(
             "Missing required parameter: 'metadata'.", param="metadata", code="missing_required_parameter"
         )
-    unknown = sorted(set(body) - {"metadata"})
-    if unknown:
-        raise ApiError(
-            f"Unrecognized request argument supplied: {unknown[0]}",
-            param=unknown[0],
-            code="unknown_parameter",
-        )
-    try:
-        _, options = build_request([], {"metadata": body["metadata"]}, known=frozenset({"metadata"}))
-    except ParamError as exc:
-        raise ApiError.from_param(exc) from None
+    refuse_unknown(body, {"metadata"})
+    _, options = build_request([], {"metadata": body["metadata"]}, known=frozenset({"metadata"}))
     return options.metadata or {}
 
 
-@api_view("GET", "POST", "DELETE")
-async def completion(request: HttpRequest, user: AbstractBaseUser, completion_id: str) -> HttpResponse:
-    stored = await _owned(user, completion_id)
-    if request.method == "POST":
-        metadata = _new_metadata(json_body(request))
+class Completion(OpenAIView):
+    @extend_schema(operation_id="getChatCompletion", summary="A stored completion.",
+                   responses={200: shapes.StoredChatCompletion, **errors(404)})  # fmt: skip
+    async def get(self, request: Request, completion_id: str) -> HttpResponse:
+        return JsonResponse(completions.completion_object(await _owned(request.user, completion_id)))
+
+    @extend_schema(
+        operation_id="updateChatCompletion",
+        summary="Replace a stored completion's metadata.",
+        request=shapes.CompletionUpdate,
+        responses={200: shapes.StoredChatCompletion, **errors(404, 413)},
+    )
+    async def post(self, request: Request, completion_id: str) -> HttpResponse:
+        stored = await _owned(request.user, completion_id)
+        metadata = _new_metadata(self.json_body(request))
         stored = await sync_to_async(completions.completion_update)(stored=stored, metadata=metadata)
-    elif request.method == "DELETE":
+        return JsonResponse(completions.completion_object(stored))
+
+    @extend_schema(operation_id="deleteChatCompletion", summary="Delete a stored completion (the job stays).",
+                   responses={200: shapes.ChatCompletionDeleted, **errors(404)})  # fmt: skip
+    async def delete(self, request: Request, completion_id: str) -> HttpResponse:
+        stored = await _owned(request.user, completion_id)
         await sync_to_async(completions.completion_delete)(stored=stored)
         return JsonResponse({"object": "chat.completion.deleted", "id": completion_id, "deleted": True})
-    return JsonResponse(completions.completion_object(stored))
 
 
-@api_view("GET")
-async def messages(request: HttpRequest, user: AbstractBaseUser, completion_id: str) -> HttpResponse:
-    stored = await _owned(user, completion_id)
-    try:
-        page = completions.messages_page(
-            stored,
-            after=request.GET.get("after") or None,
-            limit=query_int(request, "limit", completions.DEFAULT_LIMIT, 1, completions.MAX_LIMIT),
-            order=query_order(request),
-        )
-    except completions.UnknownCursor as exc:
-        raise _unknown_after(str(exc)) from None
-    return _page(page, lambda item: item["id"], lambda item: item)
+class Messages(OpenAIView):
+    @extend_schema(
+        operation_id="getChatCompletionMessages",
+        summary="The messages a stored completion was asked with.",
+        parameters=[PageQuery],
+        responses={200: shapes.StoredMessageList, **errors(404)},
+    )
+    async def get(self, request: Request, completion_id: str) -> HttpResponse:
+        stored = await _owned(request.user, completion_id)
+        try:
+            page = completions.messages_page(stored, **paging.read(query_values(request)))
+        except completions.UnknownCursor as exc:
+            raise paging.unknown_after(str(exc)) from None
+        return paging.respond(page, lambda item: item)

@@ -1,16 +1,33 @@
 """URLs of the OpenAI face, mounted at /v1/ (the native face owns /v1/jobs)."""
 
 from django.urls import path
+from drf_spectacular.views import SpectacularSwaggerView
 
-from jobs.faces import openapi_v1
+from jobs.faces.common.schema import document_view
 from jobs.faces.openai import stored, views
 
 urlpatterns = [
-    path("chat/completions", views.chat_completions, name="openai-chat-completions"),
-    path("chat/completions/<str:completion_id>", stored.completion, name="openai-chat-completion"),
-    path("chat/completions/<str:completion_id>/messages", stored.messages, name="openai-chat-messages"),
-    path("chat/completions/<str:completion_id>/cancel", views.cancel, name="openai-chat-cancel"),
-    path("models", views.models, name="openai-models"),
-    path("models/<str:model_id>", views.model, name="openai-model"),
-    path("openapi.json", openapi_v1.openapi, name="v1-openapi"),
+    path("chat/completions", views.ChatCompletions.as_view(), name="openai-chat-completions"),
+    path("chat/completions/<str:completion_id>", stored.Completion.as_view(), name="openai-chat-completion"),
+    path(
+        "chat/completions/<str:completion_id>/messages",
+        stored.Messages.as_view(),
+        name="openai-chat-messages",
+    ),
+    path("chat/completions/<str:completion_id>/cancel", views.Cancel.as_view(), name="openai-chat-cancel"),
+    path("models", views.Models.as_view(), name="openai-models"),
+    path("models/<str:model_id>", views.Model.as_view(), name="openai-model"),
+    path(
+        "openapi.json",
+        document_view(
+            "only_v1",
+            TITLE="Spool /v1",
+            DESCRIPTION=(
+                "The OpenAI API (chat completions, stored completions, models) and the native jobs API, "
+                "on one key: `Authorization: Bearer <secret key>` (or Basic access:secret)."
+            ),
+        ),
+        name="v1-openapi",
+    ),  # fmt: skip
+    path("docs", SpectacularSwaggerView.as_view(url_name="v1-openapi"), name="v1-docs"),
 ]

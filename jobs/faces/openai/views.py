@@ -7,23 +7,30 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponse, JsonResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.request import Request
 
 from engine.types import UnsupportedParameter
 from jobs import services
+from jobs.faces.common import sse as common_sse
+from jobs.faces.common.errors import FaceError
+from jobs.faces.common.schema import errors
 from jobs.faces.openai import render, sse, stored
+from jobs.faces.openai import serializers as shapes
+from jobs.faces.openai.base import OpenAIView
 from jobs.faces.openai.chat import ChatCreate, media_part, parse_create
-from jobs.faces.openai.errors import ApiError, job_error, not_found
-from jobs.faces.openai.http import api_view, json_body
+from jobs.faces.openai.errors import job_error, not_found
 from jobs.models import Engine, Job
-from jobs.selectors import engine_find, job_for_owner, job_wait_until_finished
+from jobs.selectors import engine_find, engine_lookup, job_for_owner, job_wait_until_finished
 
 FACE = "openai"
 JOB_HEADER = "X-Spool-Job-Id"
 
 
-def _model_not_found(model: str) -> ApiError:
-    return ApiError(
+def _model_not_found(model: str) -> FaceError:
+    return FaceError(
         f"The model `{model}` does not exist or you do not have access to it.",
         status=404,
         code="model_not_found",
@@ -32,13 +39,17 @@ def _model_not_found(model: str) -> ApiError:
 
 
 @sync_to_async
-def _start(user: AbstractBaseUser, engine: Engine, chat: ChatCreate) -> Job:
-    """Refuse what the engine cannot honour, then create the job (queued once committed)."""
+def _start(user: AbstractBaseUser, chat: ChatCreate) -> Job:
+    """Find the engine, refuse what it cannot honour, then create the job (queued once
+    committed): one thread hop for all of it."""
+    engine = engine_lookup(chat.model)
+    if engine is None:
+        raise _model_not_found(chat.model)
     media = media_part(chat.request.messages)
     # Only an upstream server can read images, audio or files; the built-in model reads text.
     if media is not None and engine.kind != Engine.Kind.OPENAI:
         param, kind = media
-        raise ApiError(
+        raise FaceError(
             f"Engine '{engine.name}' reads text only; it cannot take '{kind}' content parts.",
             param=param,
             code="unsupported_parameter",
@@ -48,10 +59,12 @@ def _start(user: AbstractBaseUser, engine: Engine, chat: ChatCreate) -> Job:
             owner=user, engine=engine, request=chat.request, options=chat.options, face=FACE
         )
     except UnsupportedParameter as exc:
-        raise ApiError(services.refusal(engine, exc), param=exc.param, code="unsupported_parameter") from None
+        raise FaceError(
+            services.refusal(engine, exc), param=exc.param, code="unsupported_parameter"
+        ) from None
 
 
-def _error_of(job: Job) -> ApiError:
+def _error_of(job: Job) -> FaceError:
     last = (job.chunks or [{}])[-1]
     if last.get("type") == "error":
         return job_error(last["data"])
@@ -59,23 +72,19 @@ def _error_of(job: Job) -> ApiError:
 
 
 async def _stream(job: Job) -> HttpResponse:
-    chunks = await sse.prefetch(job, sse.KEEPALIVE_SECONDS)
+    chunks = await sse.prefetch(job, common_sse.KEEPALIVE_SECONDS)
     failure = sse.failed_silently(chunks)
     if failure is not None:
         error = job_error(failure)
         error.headers[JOB_HEADER] = str(job.pk)
         raise error
-    response = StreamingHttpResponse(sse.events(job, chunks), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # nginx would otherwise buffer the whole stream
-    response[JOB_HEADER] = str(job.pk)
-    return response
+    return common_sse.stream(sse.events(job, chunks), {JOB_HEADER: str(job.pk)})
 
 
 async def _wait(job: Job) -> HttpResponse:
     job = await job_wait_until_finished(job, timeout=settings.SPOOL["SYNC_WAIT_SECONDS"])
     if not job.is_finished:
-        error = ApiError(
+        error = FaceError(
             f"The generation is still running after {settings.SPOOL['SYNC_WAIT_SECONDS']:g} s; "
             f"its job id is in the {JOB_HEADER} header.",
             status=504,
@@ -92,34 +101,100 @@ async def _wait(job: Job) -> HttpResponse:
     raise error
 
 
-async def _create(request: HttpRequest, user: AbstractBaseUser) -> HttpResponse:
-    chat = parse_create(json_body(request))
-    engine = await engine_find(chat.model)
-    if engine is None:
-        raise _model_not_found(chat.model)
-    job = await _start(user, engine, chat)
-    return await (_stream(job) if chat.stream else _wait(job))
+OFFLINE = "spool-offline"
+JOB_ID_HEADER = OpenApiParameter(
+    JOB_HEADER, OpenApiTypes.UUID, OpenApiParameter.HEADER, response=[200], required=True,
+    description="The job behind the completion.",
+)  # fmt: skip
+CREATE_EXAMPLES = [
+    OpenApiExample(
+        "plain",
+        summary="A short completion.",
+        value={"model": OFFLINE, "messages": [{"role": "user", "content": "Tell me of the king."}],
+               "max_completion_tokens": 8, "seed": 7},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "streamed",
+        summary="Streamed, with usage at the end.",
+        value={"model": OFFLINE, "messages": [{"role": "user", "content": "Speak."}],
+               "max_completion_tokens": 8, "stream": True, "stream_options": {"include_usage": True}},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "stored",
+        summary="Two choices with log-probabilities, stored with metadata.",
+        value={"model": OFFLINE,
+               "messages": [{"role": "user", "content": [{"type": "text", "text": "The sea."}]}],
+               "max_completion_tokens": 6, "n": 2, "logprobs": True, "top_logprobs": 2, "store": True,
+               "metadata": {"suite": "openapi"}},
+        request_only=True,
+    ),
+]  # fmt: skip
+EVENTS = (
+    "With stream: true, data-only server-sent events: each a ChatCompletionChunk, or an Error "
+    "envelope when the generation fails mid-stream; then `data: [DONE]`. `: keep-alive` comments "
+    "come during silences."
+)
 
 
-@api_view("GET", "POST")
-async def chat_completions(request: HttpRequest, user: AbstractBaseUser) -> HttpResponse:
+class ChatCompletions(OpenAIView):
     """POST creates a completion; GET lists stored ones (same path, as in OpenAI's API)."""
-    if request.method == "GET":
-        return await stored.list_completions(request, user)
-    return await _create(request, user)
+
+    @extend_schema(
+        operation_id="createChatCompletion",
+        summary="Run a completion as one job: wait for it, or stream it (stream: true).",
+        request=shapes.ChatCompletionCreate,
+        responses={
+            (200, "application/json"): OpenApiResponse(shapes.ChatCompletion, description="The completion."),
+            (200, "text/event-stream"): OpenApiResponse(shapes.ChatCompletionEvent, description=EVENTS),
+            **errors(404, 409, 413, 502, 504),
+        },
+        parameters=[JOB_ID_HEADER],
+        examples=CREATE_EXAMPLES,
+    )
+    async def post(self, request: Request) -> HttpResponse:
+        chat = parse_create(self.json_body(request))
+        job = await _start(request.user, chat)
+        return await (_stream(job) if chat.stream else _wait(job))
+
+    @extend_schema(
+        operation_id="listChatCompletions",
+        summary="The caller's stored completions, oldest first by default.",
+        parameters=[
+            shapes.ListQuery,
+            OpenApiParameter(
+                "metadata",
+                {"type": "object", "additionalProperties": {"type": "string"}},
+                OpenApiParameter.QUERY,
+                style="deepObject",
+                explode=True,
+                description="metadata[key]=value; every pair must match.",
+            ),
+        ],  # fmt: skip
+        responses={200: shapes.ChatCompletionList, **errors()},
+    )
+    async def get(self, request: Request) -> HttpResponse:
+        return await stored.list_completions(request, request.user)
 
 
-@api_view("POST")
-async def cancel(request: HttpRequest, user: AbstractBaseUser, completion_id: str) -> HttpResponse:
-    """Cancel a running completion; its partial output is kept. Twice is harmless."""
-    job = await job_for_owner(render.job_id_of(completion_id), user.pk)
-    if job is None:
-        raise not_found(f"No chat completion found with id '{completion_id}'.")
-    if not job.is_finished:
-        await sync_to_async(services.job_cancel)(job=job)
-        job = await job_wait_until_finished(job, timeout=settings.SPOOL["LONG_POLL_SECONDS"] * 5)
-    body: dict[str, Any] = {**render.completion(job), "status": job.status}
-    return JsonResponse(body)
+class Cancel(OpenAIView):
+    @extend_schema(
+        operation_id="cancelChatCompletion",
+        summary="Stop a running completion; its output so far is kept. Twice is harmless.",
+        request=None,
+        responses={200: shapes.CancelledChatCompletion, **errors(404)},
+    )
+    async def post(self, request: Request, completion_id: str) -> HttpResponse:
+        """Cancel a running completion; its partial output is kept. Twice is harmless."""
+        job = await job_for_owner(render.job_id_of(completion_id), request.user.pk)
+        if job is None:
+            raise not_found(f"No chat completion found with id '{completion_id}'.")
+        if not job.is_finished:
+            await sync_to_async(services.job_cancel)(job=job)
+            job = await job_wait_until_finished(job, timeout=settings.SPOOL["LONG_POLL_SECONDS"] * 5)
+        body: dict[str, Any] = {**render.completion(job), "status": job.status}
+        return JsonResponse(body)
 
 
 def _model(engine: Engine) -> dict[str, Any]:
@@ -131,15 +206,19 @@ def _model(engine: Engine) -> dict[str, Any]:
     }
 
 
-@api_view("GET")
-async def models(request: HttpRequest, user: AbstractBaseUser) -> HttpResponse:
-    engines = [e async for e in Engine.objects.filter(is_active=True).order_by("name")]
-    return JsonResponse({"object": "list", "data": [_model(e) for e in engines]})
+class Models(OpenAIView):
+    @extend_schema(operation_id="listModels", summary="The active engines, by name.",
+                   responses={200: shapes.ModelList, **errors()})  # fmt: skip
+    async def get(self, request: Request) -> HttpResponse:
+        engines = [e async for e in Engine.objects.filter(is_active=True).order_by("name")]
+        return JsonResponse({"object": "list", "data": [_model(e) for e in engines]})
 
 
-@api_view("GET")
-async def model(request: HttpRequest, user: AbstractBaseUser, model_id: str) -> HttpResponse:
-    engine = await engine_find(model_id)
-    if engine is None:
-        raise _model_not_found(model_id)
-    return JsonResponse(_model(engine))
+class Model(OpenAIView):
+    @extend_schema(operation_id="getModel", summary="One engine, by name or id.",
+                   responses={200: shapes.Model, **errors(404)})  # fmt: skip
+    async def get(self, request: Request, model_id: str) -> HttpResponse:
+        engine = await engine_find(model_id)
+        if engine is None:
+            raise _model_not_found(model_id)
+        return JsonResponse(_model(engine))

@@ -10,10 +10,11 @@ from django.core.exceptions import ValidationError
 
 from engine.types import UnsupportedParameter
 from jobs import services
+from jobs.faces.common.errors import FaceError
+from jobs.faces.common.params import build_request
 from jobs.models import Engine, Job, Room, RoomMessage
-from jobs.params import ParamError, build_request
 from jobs.pixel import LLMCall, Pixel, PixelError, llm_call, model_api_call, room_messages_call
-from jobs.selectors import engine_find, parse_uuid
+from jobs.selectors import engine_find, engine_lookup, parse_uuid
 
 PARAM_VALUES = frozenset(
     {
@@ -71,7 +72,11 @@ def _messages(call: LLMCall, full_prompt: Any, room: Room) -> tuple[list[dict[st
 
 
 @sync_to_async
-def _create_llm_job(user: AbstractBaseUser, engine: Engine, call: LLMCall) -> Job:
+def _create_llm_job(user: AbstractBaseUser, call: LLMCall) -> Job:
+    """Find the engine and create the job: one thread hop for both."""
+    engine = engine_lookup(call.engine)
+    if engine is None:
+        raise ReactorError(f"Unknown engine {call.engine!r}.")
     params = dict(call.param_values)
     full_prompt = params.pop("full_prompt", None)
     if call.image or call.url:
@@ -88,7 +93,7 @@ def _create_llm_job(user: AbstractBaseUser, engine: Engine, call: LLMCall) -> Jo
             known=PARAM_VALUES - {"full_prompt"},
             max_tokens_aliases=("max_completion_tokens", "max_new_tokens", "max_tokens"),
         )
-    except ParamError as exc:
+    except FaceError as exc:
         raise ReactorError(exc.message) from None
     try:
         return services.job_create(
@@ -109,10 +114,7 @@ async def start_llm(user: AbstractBaseUser, pixel: Pixel) -> Job:
         call = llm_call(pixel)
     except PixelError as exc:
         raise ReactorError(str(exc)) from None
-    engine = await engine_find(call.engine)
-    if engine is None:
-        raise ReactorError(f"Unknown engine {call.engine!r}.")
-    return await _create_llm_job(user, engine, call)
+    return await _create_llm_job(user, call)
 
 
 async def model_api(pixel: Pixel) -> str:

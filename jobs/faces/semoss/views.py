@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from functools import wraps
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -14,44 +12,70 @@ from django.contrib.auth import alogin, alogout
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 
 from jobs import jsonbody, services
-from jobs.auth import request_user
+from jobs.faces.common.auth import ApiKeyAuthentication, SemossSessionAuthentication
+from jobs.faces.common.errors import FaceError
+from jobs.faces.common.schema import SemossError, errors
+from jobs.faces.common.views import FaceView
 from jobs.faces.semoss import reactors, render
+from jobs.faces.semoss import serializers as shapes
 from jobs.faces.semoss.partial import partial_text
 from jobs.models import Job
 from jobs.pixel import PixelError, parse_pixel, validate_pixel
 from jobs.selectors import job_chunks_since, job_for_owner, job_wait_until_finished
 
-View = Callable[..., Awaitable[JsonResponse]]
 LLM = "LLM"
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 JSON = "application/json"
 
 
-class BadBody(Exception):
-    """A body that cannot be read as a form or a JSON object; answered {"errorMessage"}."""
+def semoss_schema(
+    operation_id: str,
+    summary: str,
+    form: type,
+    answer: type,
+    refused: type | None = None,
+) -> Any:
+    """The document of a SEMOSS POST endpoint: its form (or the same as JSON) and its answers."""
+    responses: dict[Any, Any] = {200: answer, **errors(413, 415, envelope=SemossError)}
+    if refused is not None:
+        responses[400] = OpenApiResponse(refused, description="Refused: the answer says why.")
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        request={FORM: form, JSON: form},
+        responses=responses,
+    )
 
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message, self.status = message, status
+
+class SemossView(FaceView):
+    # Keys first (a wrong one is refused even with a session), then the SDK's login session.
+
+    face = "semoss"
+    authentication_classes = [ApiKeyAuthentication, SemossSessionAuthentication]
+    parser_classes = [FormParser, MultiPartParser, JSONParser]  # read by _form, with its own rules
 
 
 def _form(request: HttpRequest) -> dict[str, Any]:
-    """Form-encoded as the SDK sends it; JSON accepted too."""
+    """Form-encoded as the SDK sends it; JSON accepted too. SEMOSS form values are text and keep
+    their own rules (the pixel parser reads them), so no serializer coerces them here."""
     if request.content_type == JSON:
         try:
             body = jsonbody.loads(request.body or b"{}")
         except ValueError as exc:
-            raise BadBody(f"The JSON body could not be parsed ({exc}): send a JSON object.") from None
+            raise FaceError(f"The JSON body could not be parsed ({exc}): send a JSON object.") from None
         if not isinstance(body, dict):
-            raise BadBody("The JSON body must be an object.")
+            raise FaceError("The JSON body must be an object.")
         return body
     if request.content_type not in (FORM, MULTIPART) and request.body:
-        raise BadBody(
+        raise FaceError(
             f"Unsupported Content-Type {request.content_type or 'none'!r}: send the parameters "
             f"form-encoded ({FORM}) or as a JSON object ({JSON}).",
             status=415,
@@ -62,57 +86,66 @@ def _form(request: HttpRequest) -> dict[str, Any]:
         try:
             parse_qsl(request.body.decode(), keep_blank_values=True, errors="strict")
         except UnicodeDecodeError:
-            raise BadBody("The form body is not valid UTF-8 (after percent-decoding).") from None
+            raise FaceError("The form body is not valid UTF-8 (after percent-decoding).") from None
     try:
         return request.POST.dict()
     except RequestDataTooBig:
         raise  # the middleware's 413
     except (SuspiciousOperation, MultiPartParserError) as exc:  # too many fields, bad multipart
-        raise BadBody(f"The form body could not be read: {exc}") from None
+        raise FaceError(f"The form body could not be read: {exc}") from None
 
 
-def authenticated(view: View) -> View:
-    @wraps(view)
-    async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-        user = await request_user(request)
-        if user is None:
-            return JsonResponse(
-                {"errorMessage": "Not authenticated: send Basic access_key:secret_key or log in."},
-                status=401,
-            )
-        try:
-            return await view(request, user, *args, **kwargs)
-        except BadBody as exc:
-            return JsonResponse({"errorMessage": exc.message}, status=exc.status)
+class Config(SemossView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
 
-    return csrf_exempt(wrapper)
-
-
-@csrf_exempt
-@require_GET
-async def config(request: HttpRequest) -> JsonResponse:
-    body: dict[str, Any] = {"csrf": False, "version": "spool-0.1"}
-    user = await request_user(request)
-    if user is not None:
-        if request.headers.get("Authorization"):
-            # The SDK logs in once with its keys, then sends the session cookie this sets.
-            await alogin(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        body["loginDetails"] = {"SPOOL": user.get_username()}
-    return JsonResponse(body)
+    @extend_schema(operation_id="config", summary="loginDetails when authenticated (and the session login).",
+                   responses={200: shapes.ConfigAnswer, **errors(envelope=SemossError)})  # fmt: skip
+    async def get(self, request: Request) -> JsonResponse:
+        body: dict[str, Any] = {"csrf": False, "version": "spool-0.1"}
+        user = None
+        for authenticator in (ApiKeyAuthentication(), SemossSessionAuthentication()):
+            try:
+                found = await authenticator.authenticate(request)
+            except AuthenticationFailed:
+                break  # a wrong key: not logged in, and not by a session either
+            if found is not None:
+                user = found[0]
+                break
+        if user is not None:
+            if request.headers.get("Authorization"):
+                # The SDK logs in once with its keys, then sends the session cookie this sets.
+                await alogin(request._request, user, backend="django.contrib.auth.backends.ModelBackend")
+            body["loginDetails"] = {"SPOOL": user.get_username()}
+        return JsonResponse(body)
 
 
-@csrf_exempt
-async def logout_all(request: HttpRequest) -> JsonResponse:
-    await alogout(request)
-    return JsonResponse({"success": True})
+class LogoutAll(SemossView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="logoutAll", summary="End the session.", request=None,
+                   responses={200: shapes.LoggedOut, **errors(envelope=SemossError)})  # fmt: skip
+    async def get(self, request: Request) -> JsonResponse:
+        await alogout(request._request)
+        return JsonResponse({"success": True})
+
+    @extend_schema(operation_id="logoutAllPost", summary="End the session.", request=None,
+                   responses={200: shapes.LoggedOut, **errors(envelope=SemossError)})  # fmt: skip
+    async def post(self, request: Request) -> JsonResponse:
+        return await self.get(request)
 
 
 def _error_return(insight_id: str, expression: str, message: str) -> JsonResponse:
     return JsonResponse(render.pixel_return(insight_id, expression, message, error=True))
 
 
-@require_POST
-@authenticated
+class RunPixel(SemossView):
+    @semoss_schema("runPixel", "Run a pixel and wait for its output.", shapes.PixelForm, shapes.PixelReturn)
+    async def post(self, request: Request) -> JsonResponse:
+        return await run_pixel(request._request, request.user)
+
+
 async def run_pixel(request: HttpRequest, user: Any) -> JsonResponse:
     form = _form(request)
     expression = str(form.get("expression", ""))
@@ -141,8 +174,18 @@ async def run_pixel(request: HttpRequest, user: Any) -> JsonResponse:
     return JsonResponse(render.pixel_return(insight_id, expression, output))
 
 
-@require_POST
-@authenticated
+class RunPixelAsync(SemossView):
+    @semoss_schema(
+        "runPixelAsync",
+        "Start an LLM pixel; answers its job id at once.",
+        shapes.PixelForm,
+        shapes.JobStarted,
+        refused=shapes.JobRefused,
+    )
+    async def post(self, request: Request) -> JsonResponse:
+        return await run_pixel_async(request._request, request.user)
+
+
 async def run_pixel_async(request: HttpRequest, user: Any) -> JsonResponse:
     form = _form(request)
     expression = str(form.get("expression", ""))
@@ -173,8 +216,18 @@ def _cursor(form: dict[str, Any]) -> int | None | str:
     return value if value >= 0 else "cursor must be a non-negative integer"
 
 
-@require_POST
-@authenticated
+class PixelJobStreaming(SemossView):
+    @semoss_schema(
+        "pixelJobStreaming",
+        "The chunks not yet handed out (or those after `cursor`).",
+        shapes.StreamingForm,
+        shapes.Streaming,
+        refused=SemossError,
+    )
+    async def post(self, request: Request) -> JsonResponse:
+        return await pixel_job_streaming(request._request, request.user)
+
+
 async def pixel_job_streaming(request: HttpRequest, user: Any) -> JsonResponse:
     form = _form(request)
     job = await job_for_owner(form.get("jobId"), user.pk)
@@ -195,8 +248,14 @@ async def pixel_job_streaming(request: HttpRequest, user: Any) -> JsonResponse:
     )
 
 
-@require_POST
-@authenticated
+class Partial(SemossView):
+    @semoss_schema(
+        "partial", "The text since the last poll, and all of it.", shapes.JobForm, shapes.PartialPoll
+    )
+    async def post(self, request: Request) -> JsonResponse:
+        return await partial(request._request, request.user)
+
+
 async def partial(request: HttpRequest, user: Any) -> JsonResponse:
     job = await job_for_owner(_form(request).get("jobId"), user.pk)
     if job is None:
@@ -205,8 +264,12 @@ async def partial(request: HttpRequest, user: Any) -> JsonResponse:
     return JsonResponse({"message": {"new": new, "total": total}, "status": status})
 
 
-@require_POST
-@authenticated
+class Result(SemossView):
+    @semoss_schema("result", "The finished job's pixel output.", shapes.ResultForm, shapes.PixelResult)
+    async def post(self, request: Request) -> JsonResponse:
+        return await result(request._request, request.user)
+
+
 async def result(request: HttpRequest, user: Any) -> JsonResponse:
     form = _form(request)
     job = await job_for_owner(form.get("jobId"), user.pk)
@@ -222,8 +285,12 @@ async def result(request: HttpRequest, user: Any) -> JsonResponse:
     return JsonResponse({"status": render.status(job), **body})
 
 
-@require_POST
-@authenticated
+class Status(SemossView):
+    @semoss_schema("status", "The job's status.", shapes.JobForm, shapes.JobStatus)
+    async def post(self, request: Request) -> JsonResponse:
+        return await status(request._request, request.user)
+
+
 async def status(request: HttpRequest, user: Any) -> JsonResponse:
     job = await job_for_owner(_form(request).get("jobId"), user.pk)
     if job is None:
@@ -232,8 +299,12 @@ async def status(request: HttpRequest, user: Any) -> JsonResponse:
     return JsonResponse({"jobId": str(job.pk), "status": render.status(job, page)})
 
 
-@require_POST
-@authenticated
+class Terminate(SemossView):
+    @semoss_schema("terminate", "Cancel; the output so far is kept.", shapes.JobForm, shapes.JobStatus)
+    async def post(self, request: Request) -> JsonResponse:
+        return await terminate(request._request, request.user)
+
+
 async def terminate(request: HttpRequest, user: Any) -> JsonResponse:
     job = await job_for_owner(_form(request).get("jobId"), user.pk)
     if job is None:

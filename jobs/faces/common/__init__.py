@@ -1,0 +1,1 @@
+"""What the three API faces share: DRF authentication, throttle, errors, SSE, paging, base view."""

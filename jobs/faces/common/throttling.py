@@ -1,0 +1,31 @@
+"""The one throttle of every face: requests per caller per minute, counted in Redis (jobs.limits
+holds the limits and the counters); over the limit, a 429 with Retry-After."""
+
+from __future__ import annotations
+
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+from jobs.limits import LimitExceeded, caller_of, count_request
+
+
+class RequestRateThrottle(BaseThrottle):
+    def __init__(self) -> None:
+        self.exceeded: LimitExceeded | None = None
+
+    async def allow_request(self, request: Request, view: object) -> bool:
+        django_request = request._request
+        who = caller_of(
+            django_request.headers.get("Authorization", ""), django_request.COOKIES.get("sessionid")
+        )
+        if who is None:
+            return True
+        try:
+            await count_request(who)
+        except LimitExceeded as exc:
+            self.exceeded = exc
+            return False
+        return True
+
+    def wait(self) -> float | None:
+        return float(self.exceeded.retry_after) if self.exceeded is not None else None

@@ -1,0 +1,101 @@
+"""The base of every face's API view: adrf's async APIView, with authentication and throttling
+awaited on the event loop instead of adrf's sync_to_async(initial), which costs a thread hop
+(and async_to_sync inside it) on every request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adrf.views import APIView
+from asgiref.sync import iscoroutinefunction
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest, HttpResponseBase
+from rest_framework import exceptions
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+
+from jobs import jsonbody
+from jobs.faces.common.auth import ApiKeyAuthentication
+from jobs.faces.common.errors import OPENAI, FaceError
+from jobs.faces.common.throttling import RequestRateThrottle
+
+
+class AnyAccept(BaseContentNegotiation):
+    """Every face answers in one format (JSON, or SSE for a stream, whatever the client's Accept
+    says: an EventSource sends text/event-stream); a 406 would help nobody."""
+
+    def select_parser(self, request: Request, parsers: list) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> Any:
+        return renderers[0], renderers[0].media_type
+
+
+class FaceView(APIView):
+    # Set `face` (openai, jobs, semoss): errors are rendered in its envelope. (A comment, not a
+    # docstring: drf-spectacular would put a docstring in every operation's description.)
+    face = OPENAI
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [RequestRateThrottle]
+    renderer_classes = [JSONRenderer]
+    parser_classes = [JSONParser]  # for the schema; bodies are read by json_body (strict)
+    content_negotiation_class = AnyAccept
+    # Message of the 400 for a body that is not JSON.
+    invalid_json = "We could not parse the JSON body of your request: send a JSON object."
+
+    @property
+    def default_response_headers(self) -> dict[str, str]:
+        # No Allow and Vary on every answer: a 405 names what is allowed (errors.py).
+        return {}
+
+    async def async_dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        self.args, self.kwargs = args, kwargs
+        drf_request = self.initialize_request(request, *args, **kwargs)
+        self.request = drf_request
+        self.headers = self.default_response_headers
+        try:
+            await self.ainitial(drf_request)
+            name = drf_request.method.lower()
+            handler = getattr(self, name, None) if name in self.http_method_names else None
+            if handler is None:
+                handler = self.http_method_not_allowed
+            if iscoroutinefunction(handler):
+                response = await handler(drf_request, *args, **kwargs)
+            else:
+                response = handler(drf_request, *args, **kwargs)
+        except Exception as exc:
+            response = self.handle_exception(exc)
+        self.response = self.finalize_response(drf_request, response, *args, **kwargs)
+        return self.response
+
+    async def ainitial(self, request: Request) -> None:
+        self.format_kwarg = None
+        request.accepted_renderer, request.accepted_media_type = self.perform_content_negotiation(request)
+        user, auth, authenticator = AnonymousUser(), None, None
+        for candidate in self.get_authenticators():
+            try:
+                found = await candidate.authenticate(request)
+            except exceptions.APIException:
+                request._authenticator = candidate  # so DRF answers 401, not 403
+                raise
+            if found is not None:
+                (user, auth), authenticator = found, candidate
+                break
+        request._authenticator = authenticator
+        request.user, request.auth = user, auth
+        self.check_permissions(request)
+        for throttle in self.get_throttles():
+            if not await throttle.allow_request(request, self):
+                raise exceptions.Throttled(wait=throttle.wait(), detail=throttle.exceeded.message)
+
+    def json_body(self, request: Request) -> Any:
+        """The body as strict JSON (jobs.jsonbody: no NaN, no 1e999, no stray surrogates), whatever
+        its Content-Type says, as OpenAI's API reads it."""
+        try:
+            return jsonbody.loads(request._request.body)
+        except ValueError:
+            raise FaceError(self.invalid_json, code="invalid_json") from None

@@ -1,0 +1,131 @@
+"""The shapes of the native /v1/jobs face, for its checks and its generated document."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from jobs.faces.openai.serializers import STATUSES
+
+
+class JobCreate(serializers.Serializer):
+    """Give engine (or model) and messages (or command)."""
+
+    engine = serializers.CharField(required=False, help_text="An engine id or name.")
+    model = serializers.CharField(required=False, help_text="Another name for `engine`.")
+    messages = serializers.ListField(
+        child=serializers.DictField(), required=False, help_text="OpenAI messages."
+    )
+    command = serializers.CharField(required=False, help_text="One user message.")
+    context = serializers.CharField(required=False, help_text="A system prompt put first.")
+    parameters = serializers.DictField(
+        required=False,
+        help_text=(
+            "OpenAI parameters: temperature, top_p, max_completion_tokens (or max_tokens), stop, seed, n, "
+            "presence_penalty, frequency_penalty, logprobs, top_logprobs, logit_bias, tools, tool_choice, "
+            "parallel_tool_calls, response_format, user, store, metadata."
+        ),
+    )
+    store = serializers.BooleanField(required=False)
+    metadata = serializers.DictField(child=serializers.CharField(), required=False)
+
+
+class WaitQuery(serializers.Serializer):
+    wait = serializers.FloatField(
+        required=False,
+        min_value=0,
+        max_value=30,
+        default=0,
+        help_text="Seconds to wait; answers at once when it happens.",
+    )
+
+
+class ChunksQuery(WaitQuery):
+    after = serializers.IntegerField(
+        required=False, min_value=-1, default=-1,
+        help_text="The sequence number of the last chunk seen; -1 starts at the beginning.",
+    )  # fmt: skip
+
+
+class EventsQuery(serializers.Serializer):
+    after = serializers.IntegerField(required=False, min_value=-1, default=-1, help_text="Resume after it.")
+
+
+class UsageData(serializers.Serializer):
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    estimated = serializers.BooleanField(required=False)
+
+
+class ToolCall(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    arguments = serializers.CharField()
+
+
+class ResultChoice(serializers.Serializer):
+    content = serializers.CharField(allow_blank=True)
+    thinking = serializers.CharField(allow_blank=True)
+    tool_calls = ToolCall(many=True)
+    finish_reason = serializers.CharField(allow_null=True)
+
+
+class Result(serializers.Serializer):
+    choices = ResultChoice(many=True)
+    usage = UsageData(allow_null=True)
+
+
+class EngineRef(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+
+
+class JobError(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class Job(serializers.Serializer):
+    id = serializers.UUIDField()
+    object = serializers.ChoiceField(choices=["job"])
+    status = serializers.ChoiceField(choices=STATUSES)
+    engine = EngineRef()
+    created_at = serializers.DateTimeField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    first_chunk_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    finish_reason = serializers.CharField(
+        allow_null=True, help_text="stop, length, tool_calls, ...; for a failed job its error code."
+    )
+    usage = UsageData(allow_null=True)
+    error = JobError(allow_null=True)
+    result = Result(allow_null=True, help_text="Set once the job ended.")
+    store = serializers.BooleanField()
+    metadata = serializers.DictField(child=serializers.CharField())
+
+
+class Chunk(serializers.Serializer):
+    """One piece of output; `seq` is its index in the job's log. Every log ends with exactly one
+    finish or error chunk."""
+
+    seq = serializers.IntegerField(min_value=0)
+    type = serializers.ChoiceField(choices=["content", "tool", "thinking", "usage", "finish", "error"])
+    data = serializers.DictField()
+    choice = serializers.IntegerField(min_value=1, required=False, help_text="Absent for choice 0.")
+    logprobs = serializers.ListField(child=serializers.DictField(), required=False)
+
+
+class ChunkPage(serializers.Serializer):
+    object = serializers.ChoiceField(choices=["list"])
+    job_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=STATUSES)
+    chunks = Chunk(many=True)
+    last_seq = serializers.IntegerField(min_value=-1, help_text="The next call's `after`.")
+    done = serializers.BooleanField(help_text="The terminal chunk has been returned.")
+
+
+class JobEvent(serializers.Serializer):
+    """One server-sent event of a job's stream; `data` is JSON, by `event`."""
+
+    event = serializers.ChoiceField(choices=["chunk", "error", "result", "done"])
+    id = serializers.CharField(required=False, help_text="The chunk's seq (chunk and error events).")
+    data = serializers.CharField()

@@ -1,0 +1,209 @@
+"""The shapes of the OpenAI face: request bodies and query parameters (checked strictly, OpenAI's
+wording) and the objects it answers with; drf-spectacular documents the face from these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from jobs import completions
+from jobs.faces.common.errors import FaceError
+from jobs.faces.common.pagination import ListPage
+from jobs.faces.common.params import MAX_METADATA_VALUE, GenerationParams
+from jobs.faces.common.serializers import StrictBooleanField, StrictCharField
+
+SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+def _metadata(**kwargs: object) -> serializers.DictField:
+    kwargs.setdefault(
+        "help_text", "Up to 16 string pairs (keys up to 64 characters), kept with a stored completion."
+    )
+    return serializers.DictField(child=serializers.CharField(max_length=MAX_METADATA_VALUE), **kwargs)
+
+
+# ---- requests ---------------------------------------------------------------------------------
+
+
+class StreamOptions(serializers.Serializer):
+    expected = "an object"
+    include_usage = StrictBooleanField(required=False, allow_null=True)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in data:
+                if name not in self.fields:
+                    raise FaceError(
+                        f"Unrecognized request argument supplied: stream_options.{name}",
+                        param=f"stream_options.{name}",
+                        code="unknown_parameter",
+                    )
+        return super().to_internal_value(data)
+
+
+class MessagesField(serializers.ListField):
+    """OpenAI chat messages, each checked by the rules of its role (jobs.faces.openai.chat)."""
+
+    expected = "an array"
+
+    def to_internal_value(self, data: Any) -> list[dict[str, Any]]:
+        from jobs.faces.openai.chat import check_messages
+
+        messages = super().to_internal_value(data)
+        check_messages(data)
+        return messages
+
+
+class ChatFace(serializers.Serializer):
+    """The parameters only the OpenAI face knows, checked before the shared generation ones."""
+
+    model = StrictCharField()
+    messages = MessagesField(child=serializers.JSONField(), min_length=1)
+    stream_options = StreamOptions(required=False, allow_null=True)
+    service_tier = serializers.ChoiceField(choices=SERVICE_TIERS, required=False, allow_null=True)
+    modalities = serializers.ListField(
+        child=serializers.ChoiceField(choices=["text", "audio"]), required=False, allow_null=True
+    )
+
+
+class ChatCompletionCreate(ChatFace, GenerationParams):
+    """POST /v1/chat/completions: the face's own fields and the shared generation parameters,
+    the same serializers the view checks a body with. Messages follow OpenAI's schema (roles
+    system, developer, user, assistant, tool; a tool message answers a preceding assistant
+    message with tool_calls). Metadata needs store: true."""
+
+    audio = serializers.JSONField(required=False, allow_null=True, help_text="Not supported: text only.")
+
+
+class CompletionUpdate(serializers.Serializer):
+    metadata = _metadata(allow_null=True, help_text="Replaces it; null clears it.")
+
+
+class ListQuery(serializers.Serializer):
+    model = serializers.CharField(required=False)
+    after = serializers.CharField(required=False, help_text="The id of the last item of the previous page.")
+    limit = serializers.IntegerField(
+        required=False, min_value=1, max_value=completions.MAX_LIMIT, default=completions.DEFAULT_LIMIT
+    )
+    order = serializers.ChoiceField(choices=["asc", "desc"], required=False, default="asc")
+
+
+# ---- answers ----------------------------------------------------------------------------------
+
+
+class Usage(serializers.Serializer):
+    prompt_tokens = serializers.IntegerField(min_value=0)
+    completion_tokens = serializers.IntegerField(min_value=0)
+    total_tokens = serializers.IntegerField(min_value=0)
+
+
+class TopLogprob(serializers.Serializer):
+    token = serializers.CharField()
+    logprob = serializers.FloatField(max_value=0)
+    bytes = serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=255), allow_null=True)
+
+
+class TokenLogprob(TopLogprob):
+    top_logprobs = TopLogprob(many=True)
+
+
+class Logprobs(serializers.Serializer):
+    content = TokenLogprob(many=True, allow_null=True)
+    refusal = TokenLogprob(many=True, allow_null=True)
+
+
+class FunctionCall(serializers.Serializer):
+    name = serializers.CharField()
+    arguments = serializers.CharField()
+
+
+class ToolCallOut(serializers.Serializer):
+    id = serializers.CharField()
+    type = serializers.ChoiceField(choices=["function"])
+    function = FunctionCall()
+
+
+class AssistantMessage(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["assistant"])
+    content = serializers.CharField(allow_null=True)
+    refusal = serializers.CharField(allow_null=True)
+    tool_calls = ToolCallOut(many=True, required=False)
+    reasoning_content = serializers.CharField(required=False, help_text="Thinking.")
+
+
+class Choice(serializers.Serializer):
+    index = serializers.IntegerField(min_value=0)
+    message = AssistantMessage()
+    logprobs = Logprobs(allow_null=True)
+    finish_reason = serializers.CharField(
+        allow_null=True, help_text="stop, length, tool_calls; cancelled or an error code."
+    )
+
+
+class CompletionHead(serializers.Serializer):
+    id = serializers.RegexField(r"^chatcmpl-[0-9a-f]{32}$")
+    created = serializers.IntegerField(help_text="Unix seconds.")
+    model = serializers.CharField(help_text="The engine's name.")
+    system_fingerprint = serializers.CharField(allow_null=True)
+    service_tier = serializers.CharField(required=False, help_text="Echoed from the request when given.")
+
+
+class ChatCompletion(CompletionHead):
+    object = serializers.ChoiceField(choices=["chat.completion"])
+    choices = Choice(many=True)
+    usage = Usage(allow_null=True)
+
+
+class StoredChatCompletion(ChatCompletion):
+    metadata = _metadata()
+
+
+class CancelledChatCompletion(ChatCompletion):
+    status = serializers.ChoiceField(choices=STATUSES)
+
+
+class ChatCompletionList(ListPage):
+    data = StoredChatCompletion(many=True)
+
+
+class ChatCompletionDeleted(serializers.Serializer):
+    object = serializers.ChoiceField(choices=["chat.completion.deleted"])
+    id = serializers.CharField()
+    deleted = serializers.BooleanField()
+
+
+class StoredMessage(serializers.Serializer):
+    id = serializers.CharField(help_text="<completion id>-<index>")
+    role = serializers.CharField()
+    content = serializers.JSONField(help_text="For array content, its text parts joined (or null).")
+    name = serializers.JSONField(help_text="As sent; null when absent.")
+    content_parts = serializers.ListField(child=serializers.JSONField(), allow_null=True)
+    tool_calls = serializers.JSONField(required=False)
+    tool_call_id = serializers.JSONField(required=False)
+    refusal = serializers.JSONField(required=False)
+
+
+class StoredMessageList(ListPage):
+    data = StoredMessage(many=True)
+
+
+class Model(serializers.Serializer):
+    id = serializers.CharField(help_text="The engine's name.")
+    object = serializers.ChoiceField(choices=["model"])
+    created = serializers.IntegerField()
+    owned_by = serializers.ChoiceField(choices=["spool"])
+
+
+class ModelList(serializers.Serializer):
+    object = serializers.ChoiceField(choices=["list"])
+    data = Model(many=True)
+
+
+class ChatCompletionEvent(serializers.Serializer):
+    """One data-only server-sent event: `data` is a ChatCompletionChunk as JSON, or an Error
+    envelope when the generation fails mid-stream; the last is `[DONE]`."""
+
+    event = serializers.ChoiceField(choices=["message"], required=False)
+    data = serializers.CharField()

@@ -1,0 +1,81 @@
+"""Reading a live job (owner, status, what the faces render) touches Redis only; a finished or
+expired one is read from Postgres."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from engine.types import GenerationRequest
+from jobs import chunklog, selectors, services
+from jobs.models import Job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def job(redis_clean) -> Job:
+    owner = services.user_ensure(username="live-reader")
+    request = GenerationRequest(messages=[{"role": "user", "content": "hi"}], n=2)
+    return services.job_create(
+        owner=owner, engine=services.engine_ensure_offline(), request=request,
+        options={"stream": True, "include_usage": True}, face="openai",
+    )  # fmt: skip
+
+
+def read(job_id, owner_id):
+    with CaptureQueriesContext(connection) as queries:
+        found = async_to_sync(selectors.job_for_owner)(job_id, owner_id)
+    return found, len(queries)
+
+
+def test_a_queued_job_is_read_from_redis_with_no_query(job):
+    found, queries = read(str(job.pk), job.owner_id)
+    assert queries == 0
+    assert found.status == Job.Status.QUEUED and not found.is_finished
+    assert (found.engine.name, found.request["n"], found.options["include_usage"]) == (
+        "spool-offline",
+        2,
+        True,
+    )
+    assert found.created_at == job.created_at and found.face == "openai"
+
+
+def test_a_job_with_a_worker_heartbeat_reads_as_running(job):
+    chunklog.append(str(job.pk), [{"type": "content", "data": {"content": "a"}}])
+    found, queries = read(str(job.pk), job.owner_id)
+    assert queries == 0 and found.status == Job.Status.RUNNING
+
+
+def test_another_owner_is_told_nothing_without_a_query(job):
+    found, queries = read(str(job.pk), job.owner_id + 1000)
+    assert found is None and queries == 0
+
+
+def test_a_job_whose_log_has_ended_is_read_from_postgres(job):
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.SUCCEEDED)
+    chunklog.append(str(job.pk), [{"type": "finish", "data": {"finish_reason": "stop"}}])
+    found, queries = read(str(job.pk), job.owner_id)
+    assert queries == 1 and found.status == Job.Status.SUCCEEDED
+
+
+def test_once_the_live_meta_has_expired_postgres_answers(job, redis_clean):
+    redis_clean.delete(chunklog.meta_key(str(job.pk)))
+    found, queries = read(str(job.pk), job.owner_id)
+    assert queries == 1 and found.pk == job.pk and found.status == Job.Status.QUEUED
+
+
+def test_a_job_with_output_but_no_heartbeat_reads_as_running(job, redis_clean):
+    chunklog.append(str(job.pk), [{"type": "content", "data": {"content": "a"}}])
+    redis_clean.delete(chunklog.alive_key(str(job.pk)))
+    found, queries = read(str(job.pk), job.owner_id)
+    assert queries == 0 and found.status == Job.Status.RUNNING
+
+
+def test_an_idle_long_poll_of_a_queued_job_touches_no_postgres(job):
+    found, _ = read(str(job.pk), job.owner_id)
+    with CaptureQueriesContext(connection) as queries:
+        page = async_to_sync(selectors.job_chunks_since)(found, cursor=0, reader="test", wait=0.05)
+    assert page.chunks == [] and not page.ended and len(queries) == 0
