@@ -11,7 +11,7 @@ from django.conf import settings
 from tests.e2e.helpers import NO_EOT, Frontend
 from tests.e2e.test_infra_faults import assert_read_once, read_across_an_outage
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
 
 def test_all_keys_of_a_job_live_on_the_one_master_that_serves_its_slot(cluster_spool, redis_cluster):
