@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from kombu import Connection
 
 from tests.servers import Spool, keep_logs_with_tracebacks, start_spool
@@ -20,6 +21,16 @@ BROKERS = ["redis", "amqp"]
 def broker_env(broker: str) -> dict[str, str]:
     """start_spool's overrides for a broker named in BROKERS."""
     return {"CELERY_BROKER_URL": AMQP_URL} if broker == "amqp" else {}
+
+
+def _require_rabbitmq() -> None:
+    """Fail at once, saying why, rather than let a worker retry an absent broker until the test
+    times out. A missing RabbitMQ fails these runs instead of skipping them: a skip shows nothing."""
+    try:
+        with Connection(AMQP_URL, connect_timeout=5) as conn:
+            conn.connect()
+    except Exception as exc:
+        pytest.fail(f"the RabbitMQ runs need RabbitMQ at {AMQP_URL} (SPOOL_TEST_AMQP_URL): {exc}")
 
 
 def forget_queue(spool: Spool) -> None:
@@ -60,6 +71,8 @@ def spool_on(
 ) -> Iterator[Spool]:
     """A Spool of a test module's own on `broker`; stopped, its queue deleted and its logs kept
     (when they hold a traceback) at the end."""
+    if broker == "amqp":
+        _require_rabbitmq()
     running = start_spool(django_db_blocker, logs, concurrency=concurrency, **env, **broker_env(broker))
     try:
         yield running
