@@ -55,9 +55,9 @@ class _WaitingPool(aioredis.BlockingConnectionPool):
             raise
 
 
-# Set while a task holds one of a cluster client's slots, so the commands redis-py itself sends
+# Set while a task holds a turn of a cluster client, so the commands redis-py itself sends
 # inside a pipeline (redirections) do not queue for a second one.
-_holding = contextvars.ContextVar("spool_redis_slot", default=False)
+_holding = contextvars.ContextVar("spool_redis_turn", default=False)
 
 
 class _WaitingCluster(AsyncRedisCluster):
@@ -81,7 +81,8 @@ class _WaitingCluster(AsyncRedisCluster):
         self._discovery = asyncio.Lock()
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> Any:
+    async def turn(self) -> Any:
+        """Wait for one of the bounded connections (and for the slot map, when it is stale)."""
         if _holding.get():
             yield
             return
@@ -105,7 +106,7 @@ class _WaitingCluster(AsyncRedisCluster):
             self._free.release()
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        async with self.slot():
+        async with self.turn():
             return await super().execute_command(*args, **kwargs)
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
@@ -114,7 +115,7 @@ class _WaitingCluster(AsyncRedisCluster):
 
 class _WaitingPipeline(ClusterPipeline):
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
-        async with self.cluster_client.slot():
+        async with self.cluster_client.turn():
             return await super().execute(raise_on_error, allow_redirections)
 
 

@@ -67,7 +67,7 @@ class WakeHub:
         long-poll timeouts until their channel is subscribed again (on its next first watch)."""
         if self._cluster is None:
             return ""
-        async with self._cluster.slot():  # which discovers the cluster if nothing else has yet
+        async with self._cluster.turn():  # which discovers the cluster if nothing else has yet
             node = self._cluster.get_node_from_key(channel)
         if node.name not in self._pubsubs:
             pool = aioredis.ConnectionPool(**node.connection_kwargs)
