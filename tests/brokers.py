@@ -61,7 +61,9 @@ def broker_of(spool: Spool) -> str:
 
 
 def figures_name(spool: Spool, name: str) -> str:
-    """The artifacts name of a test's figures: the Redis run keeps the plain name."""
+    """The artifacts name of a test's figures: the run on Redis alone keeps the plain name."""
+    if spool.processes.env.get("SPOOL_CHUNKLOG_REDIS_CLUSTER") == "1":
+        name = f"{name}-cluster"
     return name if broker_of(spool) == "redis" else f"{name}-{broker_of(spool)}"
 
 

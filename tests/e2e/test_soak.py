@@ -24,17 +24,19 @@ JOBS = int(os.environ.get("SPOOL_SOAK_JOBS", "200"))
 TOKENS = int(os.environ.get("SPOOL_SOAK_TOKENS", "30"))
 
 
-@pytest.fixture(scope="module", params=BROKERS)
+@pytest.fixture(scope="module", params=[*BROKERS, "cluster"])
 def soak_spool(request, django_db_setup, django_db_blocker, tmp_path_factory):
-    """On each broker (tests/brokers.py)."""
+    """On each broker (tests/brokers.py), and with the chunk log on a Redis Cluster."""
+    cluster = request.param == "cluster"
     with spool_on(
-        request.param,
+        "redis" if cluster else request.param,
         django_db_blocker,
         tmp_path_factory.mktemp(f"soak-{request.param}-logs"),
         concurrency=JOBS,
         SPOOL_REQUESTS_PER_MINUTE="0",
         SPOOL_JOBS_PER_MINUTE="0",
         SPOOL_MAX_ACTIVE_JOBS="0",
+        **(request.getfixturevalue("redis_cluster").env() if cluster else {}),
     ) as running:
         yield running
 
