@@ -23,12 +23,12 @@ from jobs.models import StoredCompletion
 paging = AfterLimitPagination()
 
 
-def _query(request: Request) -> dict[str, str]:
+def query_values(request: Request) -> dict[str, str]:
     # A blank value means the default, as OpenAI reads it.
     return {name: value for name, value in request.query_params.items() if value != ""}
 
 
-def _metadata_filter(request: Request) -> dict[str, str]:
+def metadata_filter(request: Request) -> dict[str, str]:
     """metadata[key]=value query pairs; every one must match."""
     found = {}
     for name, value in request.query_params.items():
@@ -45,12 +45,12 @@ def _metadata_filter(request: Request) -> dict[str, str]:
 
 async def list_completions(request: Request, user: AbstractBaseUser) -> HttpResponse:
     """GET /v1/chat/completions (served by the view that also serves POST)."""
-    query = _query(request)
+    query = query_values(request)
     try:
         page = await completions.completion_page(
             user.pk,
             model=query.get("model") or None,
-            metadata=_metadata_filter(request),
+            metadata=metadata_filter(request),
             **paging.read(query),
         )
     except completions.UnknownCursor as exc:
@@ -111,7 +111,7 @@ class Messages(OpenAIView):
     async def get(self, request: Request, completion_id: str) -> HttpResponse:
         stored = await _owned(request.user, completion_id)
         try:
-            page = completions.messages_page(stored, **paging.read(_query(request)))
+            page = completions.messages_page(stored, **paging.read(query_values(request)))
         except completions.UnknownCursor as exc:
             raise paging.unknown_after(str(exc)) from None
         return paging.respond(page, lambda item: item)
