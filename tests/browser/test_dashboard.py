@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.support import browser_test, sign_in_admin
 from tests.e2e.helpers import NO_EOT, Frontend
@@ -48,7 +49,8 @@ def test_an_operator_filters_stored_completions_by_metadata_and_reads_one(spool,
     # A second pair on another key combines with the first.
     page.click('[data-metadata-key="env"]')
     page.click('[data-metadata-value="prod"]')
-    assert page.locator(".spool-active-pair").count() == 2
+    # The click navigates: wait for the new page rather than count on the old one.
+    expect(page.locator(".spool-active-pair")).to_have_count(2)
     assert page.locator("#result_list tbody tr").count() == 1
     page.screenshot(path=shots / "admin-completions-filtered.png")
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser.support import browser_test
+
+pytestmark = browser_test
+
 
 @pytest.mark.parametrize(
     ("url", "operation"),

@@ -187,8 +187,9 @@ def test_web_and_worker_metrics_move_when_a_job_runs(ops):
     ):
         assert value(worker_after, name, **labels) == value(worker_before, name, **labels) + 1, name
     # at least the usage and finish chunks went through the worker's batched writer
-    assert value(worker_after, "spool_chunks_appended_total") >= value(
-        worker_before, "spool_chunks_appended_total"
-    ) + 2
+    assert (
+        value(worker_after, "spool_chunks_appended_total")
+        >= value(worker_before, "spool_chunks_appended_total") + 2
+    )
     running = [v for (name, _), v in worker_after.items() if name == "spool_worker_generations_running"]
     assert running and sum(running) == 0

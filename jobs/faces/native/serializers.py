@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from jobs.faces.common.serializers import StrictQueryInteger
 from jobs.faces.openai.serializers import STATUSES
+
+# A long-poll (chunks, or a job's end) waits at most this long; proxies often cut at 60 s.
+MAX_WAIT_SECONDS = 30.0
 
 
 class JobCreate(serializers.Serializer):
@@ -33,21 +37,34 @@ class WaitQuery(serializers.Serializer):
     wait = serializers.FloatField(
         required=False,
         min_value=0,
-        max_value=30,
+        max_value=MAX_WAIT_SECONDS,
         default=0,
         help_text="Seconds to wait; answers at once when it happens.",
     )
 
 
-class ChunksQuery(WaitQuery):
-    after = serializers.IntegerField(
+def _after() -> StrictQueryInteger:
+    return StrictQueryInteger(
         required=False, min_value=-1, default=-1,
-        help_text="The sequence number of the last chunk seen; -1 starts at the beginning.",
+        help_text="The sequence number of the last chunk seen; -1 (the default) starts at the beginning.",
     )  # fmt: skip
 
 
+class ChunksQuery(WaitQuery):
+    after = _after()
+
+
 class EventsQuery(serializers.Serializer):
-    after = serializers.IntegerField(required=False, min_value=-1, default=-1, help_text="Resume after it.")
+    after = _after()
+
+
+# This face's wording of a bad query value: one message per parameter, code invalid_value.
+_BAD = ("invalid", "min_value", "max_value", "max_string_length")
+QUERY_WORDING = {
+    **{("wait", code): (f"Invalid 'wait': expected seconds from 0 to {MAX_WAIT_SECONDS:g}.", "invalid_value")
+       for code in _BAD},
+    **{("after", code): ("Invalid 'after': expected an integer >= -1.", "invalid_value") for code in _BAD},
+}  # fmt: skip
 
 
 class UsageData(serializers.Serializer):

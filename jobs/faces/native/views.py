@@ -20,6 +20,7 @@ from jobs.faces.common import sse
 from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.params import build_request
 from jobs.faces.common.schema import errors
+from jobs.faces.common.serializers import check
 from jobs.faces.common.views import FaceView
 from jobs.faces.native import render
 from jobs.faces.native import serializers as shapes
@@ -47,8 +48,6 @@ BODY_FIELDS = frozenset(
     {"engine", "model", "messages", "command", "context", "parameters", "store", "metadata"}
 )
 FACE = "jobs"
-# A long-poll (chunks, or a job's end) waits at most this long; proxies often cut at 60 s.
-MAX_WAIT_SECONDS = 30.0
 
 
 class NativeView(FaceView):
@@ -79,21 +78,12 @@ def _integer(raw: str | None, name: str, *, default: int, low: int) -> int:
     return value
 
 
-def _wait(request: Request) -> float:
-    raw = request.query_params.get("wait")
-    if raw in (None, ""):
-        return 0.0
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= MAX_WAIT_SECONDS:
-        raise FaceError(
-            f"Invalid 'wait': expected seconds from 0 to {MAX_WAIT_SECONDS:g}.",
-            param="wait",
-            code="invalid_value",
-        )
-    return value
+def _query(request: Request, shape: type) -> dict[str, Any]:
+    """The query parameters through the view's serializer; a blank value means the default."""
+    given = {
+        name: value for name, value in request.query_params.items() if value != "" and name in shape().fields
+    }
+    return check(shape, given, custom=shapes.QUERY_WORDING)
 
 
 def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -254,7 +244,7 @@ class JobDetail(NativeView):
     async def get(self, request: Request, job_id: str) -> JsonResponse:
         # From Postgres: the job object carries timings a live job's Redis meta does not.
         found = await _owned(job_id, request.user, live=False)
-        wait = _wait(request)
+        wait = _query(request, shapes.WaitQuery)["wait"]
         if wait and not found.is_finished:
             found = await job_wait_until_finished(found, timeout=wait)
         return JsonResponse(render.job(found))
@@ -269,8 +259,9 @@ class Chunks(NativeView):
     )
     async def get(self, request: Request, job_id: str) -> JsonResponse:
         found = await _owned(job_id, request.user)
-        after = _integer(request.query_params.get("after"), "after", default=-1, low=-1)
-        page = await job_chunks_since(found, cursor=after + 1, reader="native", wait=_wait(request))
+        query = _query(request, shapes.ChunksQuery)
+        after = query["after"]
+        page = await job_chunks_since(found, cursor=after + 1, reader="native", wait=query["wait"])
         if page.ended and not found.is_finished:
             # The worker commits the job before it writes the terminal chunk: reread for the status.
             found = await _reloaded(found)
@@ -338,7 +329,7 @@ class Events(NativeView):
         if last_event_id not in (None, ""):
             after = _integer(last_event_id, "Last-Event-ID", default=-1, low=-1)
         else:
-            after = _integer(request.query_params.get("after"), "after", default=-1, low=-1)
+            after = _query(request, shapes.EventsQuery)["after"]
         return sse.stream(_event_stream(found, after))
 
 
