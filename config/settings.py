@@ -137,6 +137,12 @@ STATIC_ROOT = env_str("SPOOL_STATIC_ROOT", "") or None
 WHITENOISE_USE_FINDERS = True
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Spool's own Redis (chunk logs, wake-ups, abuse-limit counters): REDIS_URL unless it is set. It
+# can be a Redis Cluster (SPOOL_CHUNKLOG_REDIS_CLUSTER=1, the URL names any one node): every key
+# of a job carries a {<job id>} hash tag, so each job lives on one shard. Redis 7 or later: the
+# wake-ups are sharded pub/sub (SPUBLISH/SSUBSCRIBE), on one node as on a cluster.
+CHUNKLOG_REDIS_URL = env_str("SPOOL_CHUNKLOG_REDIS_URL", REDIS_URL)
+CHUNKLOG_REDIS_CLUSTER = env_bool("SPOOL_CHUNKLOG_REDIS_CLUSTER", False)
 
 # Largest request body accepted (bytes); a larger one gets 413 in the face's shape.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("SPOOL_MAX_BODY_BYTES", 1024 * 1024)
@@ -153,13 +159,22 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # could sit behind a slow generation.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A message taken by a worker that then died comes back after this long. Long generations may
-# outlive it and be delivered twice; the runner's row guard makes the second delivery a no-op.
 # Remote control (celery inspect/control) is off: with a task in flight, kombu's pidbox channel
 # crashes the whole worker when the Redis broker restarts ("'NoneType' object has no attribute
 # 'hostname'"); without it the worker reconnects and the running generations carry on.
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+# Redis transport only: a message taken by a worker that then died comes back after
+# visibility_timeout. Long generations may outlive it and be delivered twice; the runner's row
+# guard makes the second delivery a no-op (tests/e2e/test_brokers.py). RabbitMQ redelivers only
+# when the consumer's connection closes, never on a timer, so with it a long generation is
+# delivered once (README: which broker when).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("SPOOL_BROKER_VISIBILITY_TIMEOUT_SECONDS", 300),
+    # How often a worker looks for messages unacknowledged past that timeout: kombu's default
+    # (a sweep every 10th call, 10 s apart), expressed as one period a test can shorten.
+    "unacked_restore_interval": env_int("SPOOL_BROKER_RESTORE_EVERY_SECONDS", 100),
+    "unacked_restore_throttle": 1,
+}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 SPOOL = {

@@ -1,12 +1,15 @@
 """The per-job chunk log in Redis: a list of JSON chunks, a wake-up channel, handout cursors.
 
-Keys (prefix from settings.SPOOL["REDIS_PREFIX"]):
-  <p>:job:<id>:chunks       list of canonical chunks; a chunk's sequence number is its index
-  <p>:job:<id>:text         choice 0's content so far (the SEMOSS /engine/partial poll reads it)
-  <p>:job:<id>:handed:<who> how many chunks (or text bytes) a stateful poll has handed out
-  <p>:job:<id>:cancel       set when someone asked to cancel; the writer sees it on its next append
-  <p>:job:<id>:alive        the running worker's heartbeat; expires when the worker is gone
-  <p>:wake:<id>             pub/sub channel published after every append
+Keys (prefix from settings.SPOOL["REDIS_PREFIX"]). The {<id>} hash tag puts every key and the
+channel of one job in one hash slot, so on a Redis Cluster a job lives on one shard and its
+scripts touch one node (no CROSSSLOT):
+  <p>:job:{<id>}:chunks       list of canonical chunks; a chunk's sequence number is its index
+  <p>:job:{<id>}:text         choice 0's content so far (the SEMOSS /engine/partial poll reads it)
+  <p>:job:{<id>}:handed:<who> how many chunks (or text bytes) a stateful poll has handed out
+  <p>:job:{<id>}:cancel       set when someone asked to cancel; the writer sees it on its next append
+  <p>:job:{<id>}:alive        the running worker's heartbeat; expires when the worker is gone
+  <p>:job:{<id>}:meta         what a read of a live job needs (below)
+  <p>:wake:{<id>}             sharded pub/sub channel (SPUBLISH) published after every append
 """
 
 from __future__ import annotations
@@ -32,27 +35,27 @@ def _ttl() -> int:
 
 
 def chunks_key(job_id: str) -> str:
-    return f"{_prefix()}:job:{job_id}:chunks"
+    return f"{_prefix()}:job:{{{job_id}}}:chunks"
 
 
 def text_key(job_id: str) -> str:
-    return f"{_prefix()}:job:{job_id}:text"
+    return f"{_prefix()}:job:{{{job_id}}}:text"
 
 
 def handed_key(job_id: str, reader: str) -> str:
-    return f"{_prefix()}:job:{job_id}:handed:{reader}"
+    return f"{_prefix()}:job:{{{job_id}}}:handed:{reader}"
 
 
 def cancel_key(job_id: str) -> str:
-    return f"{_prefix()}:job:{job_id}:cancel"
+    return f"{_prefix()}:job:{{{job_id}}}:cancel"
 
 
 def alive_key(job_id: str) -> str:
-    return f"{_prefix()}:job:{job_id}:alive"
+    return f"{_prefix()}:job:{{{job_id}}}:alive"
 
 
 def wake_channel(job_id: str) -> str:
-    return f"{_prefix()}:wake:{job_id}"
+    return f"{_prefix()}:wake:{{{job_id}}}"
 
 
 def is_terminal(chunk: dict[str, Any]) -> bool:
@@ -103,12 +106,14 @@ class Appended(NamedTuple):
     length: int  # the log's length after the append (-1 when nothing was appended)
 
 
-# ARGV: log TTL, heartbeat TTL, new text of choice 0, wake-up channel, then the chunks. RPUSH in
-# slices: Lua's unpack() has a stack limit, and a batch held back while Redis was away can be long.
+# KEYS: chunks, text, alive, cancel, and the wake-up channel: not a key, but declared with them
+# so that on a cluster the script is routed by, and may SPUBLISH to, the job's one slot.
+# ARGV: log TTL, heartbeat TTL, new text of choice 0, then the chunks. RPUSH in slices: Lua's
+# unpack() has a stack limit, and a batch held back while Redis was away can be long.
 _APPEND = Lua("""
 local length = -1
-if #ARGV > 4 then
-  for first = 5, #ARGV, 1000 do
+if #ARGV > 3 then
+  for first = 4, #ARGV, 1000 do
     length = redis.call('RPUSH', KEYS[1], unpack(ARGV, first, math.min(first + 999, #ARGV)))
   end
   redis.call('EXPIRE', KEYS[1], ARGV[1])
@@ -116,20 +121,45 @@ if #ARGV > 4 then
     redis.call('APPEND', KEYS[2], ARGV[3])
     redis.call('EXPIRE', KEYS[2], ARGV[1])
   end
-  redis.call('PUBLISH', ARGV[4], '1')
+  redis.call('SPUBLISH', KEYS[5], '1')
 end
 redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
 return {length, redis.call('EXISTS', KEYS[4])}
 """)
 
+# Replaces a job's log (and its text when ARGV[2] is not empty) and wakes its readers, in one
+# step on the job's one node: the worker's rewrite after Redis lost a log, and the web side's
+# end of a job that never reached a worker (ARGV[3] = "append": keep what is there).
+# KEYS: chunks, text, wake-up channel. ARGV: log TTL, text, mode, then the chunks.
+_PUT = Lua("""
+if ARGV[3] ~= 'append' then
+  redis.call('DEL', KEYS[1], KEYS[2])
+end
+for first = 4, #ARGV, 1000 do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+end
+if #ARGV > 3 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+if #ARGV[2] > 0 then
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1])
+end
+redis.call('SPUBLISH', KEYS[3], '1')
+return 1
+""")
+
+
+def _content_text(chunks: Sequence[dict[str, Any]]) -> str:
+    return "".join(c["data"]["content"] for c in chunks if c["type"] == CONTENT and not c.get("choice"))
+
 
 def _append_args(job_id: str, chunks: Sequence[dict[str, Any]]) -> tuple[Any, ...]:
     """EVALSHA's arguments for appending chunks to one job's log."""
-    text = "".join(c["data"]["content"] for c in chunks if c["type"] == CONTENT and not c.get("choice"))
     return (
-        _APPEND.sha, 4,
+        _APPEND.sha, 5,
         chunks_key(job_id), text_key(job_id), alive_key(job_id), cancel_key(job_id),
-        _ttl(), settings.SPOOL_HEARTBEAT_TTL_SECONDS, text.encode(), wake_channel(job_id),
+        wake_channel(job_id),
+        _ttl(), settings.SPOOL_HEARTBEAT_TTL_SECONDS, _content_text(chunks).encode(),
         *[encode(c) for c in chunks],
     )  # fmt: skip
 
@@ -144,11 +174,13 @@ def append(job_id: str, chunks: Sequence[dict[str, Any]]) -> Appended:
 
 async def append_many(batch: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> list[Appended]:
     """The worker's write: the appends (and heartbeats, for empty ones) of many jobs in one round
-    trip, one pipeline of the append script; each job's cancel flag comes back in the reply.
+    trip, one pipeline of the append script; each job's cancel flag comes back in the reply. On a
+    cluster redis-py splits the pipeline by node and sends the parts at once.
 
     Pipelined EVALSHA rather than redis-py's register_script: its pipeline path sends SCRIPT
-    EXISTS before every execute, a second round trip per batch. A NOSCRIPT reply (Redis
-    restarted) loads the script once and sends the batch again; nothing was appended by it."""
+    EXISTS before every execute, a second round trip per batch. A NOSCRIPT reply (a Redis, or one
+    cluster node, restarted) loads the script (on every primary of a cluster) and sends the batch
+    again; nothing was appended by it."""
     client = async_redis()
     for attempt in (1, 2):
         pipe = client.pipeline(transaction=False)
@@ -165,20 +197,15 @@ async def append_many(batch: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> 
     raise AssertionError("unreachable")
 
 
+async def _put(job_id: str, chunks: Sequence[dict[str, Any]], *, text: str, mode: str) -> None:
+    keys = (chunks_key(job_id), text_key(job_id), wake_channel(job_id))
+    await _PUT.arun(async_redis(), keys, (_ttl(), text.encode(), mode, *[encode(c) for c in chunks]))
+
+
 async def rewrite(job_id: str, chunks: Sequence[dict[str, Any]]) -> None:
     """Put back a whole log that Redis lost (it restarted without persistence), with the same
     sequence numbers, so readers with cursors go on where they were."""
-    ttl = _ttl()
-    text = "".join(c["data"]["content"] for c in chunks if c["type"] == CONTENT and not c.get("choice"))
-    pipe = async_redis().pipeline(transaction=True)
-    pipe.delete(chunks_key(job_id), text_key(job_id))
-    if chunks:
-        pipe.rpush(chunks_key(job_id), *[encode(c) for c in chunks])
-        pipe.expire(chunks_key(job_id), ttl)
-    if text:
-        pipe.set(text_key(job_id), text.encode(), ex=ttl)
-    pipe.publish(wake_channel(job_id), b"1")
-    await pipe.execute()
+    await _put(job_id, chunks, text=_content_text(chunks), mode="replace")
 
 
 def read_all(job_id: str) -> list[dict[str, Any]]:
@@ -203,12 +230,7 @@ async def arequest_cancel(job_id: str) -> None:
 
 async def aappend(job_id: str, chunks: Sequence[dict[str, Any]]) -> None:
     """The web side's append, used only to end a job that never reached a worker."""
-    client = async_redis()
-    pipe = client.pipeline(transaction=False)
-    pipe.rpush(chunks_key(job_id), *[encode(c) for c in chunks])
-    pipe.expire(chunks_key(job_id), _ttl())
-    pipe.publish(wake_channel(job_id), b"1")
-    await pipe.execute()
+    await _put(job_id, chunks, text="", mode="append")
 
 
 # ---- reading (web side, async) ---------------------------------------------------------------
@@ -301,14 +323,14 @@ async def last_chunk(job_id: str) -> dict[str, Any] | None:
 
 
 # ---- what a read of a live job needs (web side) ----------------------------------------------
-#   <p>:job:<id>:meta   JSON: owner, engine, face, room, created, the request without its
+#   <p>:job:{<id>}:meta JSON: owner, engine, face, room, created, the request without its
 #                       messages, the options. Written once by job_create, so polling or
 #                       streaming a live job reads Redis only; it lives as long as the log can
 #                       outlive it from creation, and Postgres answers once it is gone.
 
 
 def meta_key(job_id: str) -> str:
-    return f"{_prefix()}:job:{job_id}:meta"
+    return f"{_prefix()}:job:{{{job_id}}}:meta"
 
 
 def write_meta(job_id: str, meta: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from kombu import Connection
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 # Each probe opens a connection of its own rather than borrowing the app's: a probe that times
 # out must not leave a half-read reply on a pooled connection a request would use next, and a
@@ -42,7 +43,17 @@ async def _redis_ping(url: str, timeout: float) -> None:
 
 
 async def _redis(timeout: float) -> None:
-    await _redis_ping(settings.REDIS_URL, timeout)
+    url = settings.CHUNKLOG_REDIS_URL
+    if not settings.CHUNKLOG_REDIS_CLUSTER:
+        await _redis_ping(url, timeout)
+        return
+    # Discovers the cluster from the URL's node, then PINGs every node: a shard that is down
+    # holds the logs of a share of the jobs.
+    client = AsyncRedisCluster.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        await client.ping(target_nodes=AsyncRedisCluster.ALL_NODES)
+    finally:
+        await client.aclose()
 
 
 def _broker_connect(url: str, timeout: float) -> None:

@@ -1,9 +1,14 @@
-"""One sync Redis client per process and one asyncio client per event loop, each over a bounded
-pool that makes a caller wait for a free connection instead of failing."""
+"""One sync Redis client per process and one asyncio client per event loop, for Spool's own Redis
+(settings.CHUNKLOG_REDIS_URL: chunk logs, wake-ups, limits), a single node or a Redis Cluster.
+
+Each client has a bounded pool that makes a caller wait for a free connection instead of failing,
+and a wait past the pool timeout raises RedisPoolExhausted ("overloaded", not "Redis is down")."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import threading
 import weakref
 from typing import Any
@@ -11,16 +16,17 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.asyncio.cluster import ClusterPipeline
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
 
 from jobs.overload import RedisPoolExhausted
 
-_sync_client: redis.Redis | None = None
+_sync_client: redis.Redis | RedisCluster | None = None
 _sync_lock = threading.Lock()
 # Keyed by loop: an asyncio connection cannot be shared between event loops (tests and
 # async_to_sync create their own loops).
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
-    weakref.WeakKeyDictionary()
-)
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
 
 def _pool_options() -> dict[str, Any]:
@@ -31,6 +37,10 @@ def _pool_options() -> dict[str, Any]:
         "max_connections": settings.SPOOL["REDIS_MAX_CONNECTIONS"],
         "timeout": settings.SPOOL["REDIS_POOL_TIMEOUT_SECONDS"],
     }
+
+
+def is_cluster(client: Any) -> bool:
+    return isinstance(client, RedisCluster | AsyncRedisCluster)
 
 
 class _WaitingPool(aioredis.BlockingConnectionPool):
@@ -45,19 +55,110 @@ class _WaitingPool(aioredis.BlockingConnectionPool):
             raise
 
 
-def sync_redis() -> redis.Redis:
+# Set while a task holds a turn of a cluster client, so the commands redis-py itself sends
+# inside a pipeline (redirections) do not queue for a second one.
+_holding = contextvars.ContextVar("spool_redis_turn", default=False)
+
+
+class _WaitingCluster(AsyncRedisCluster):
+    """redis-py's asyncio cluster client with a waiting bound, and one (re)initialisation at a
+    time. Its node pools have no waiting: past max_connections a node raises
+    MaxConnectionsError at once. A semaphore of max_connections over every command and
+    pipeline keeps each node below its bound (a pipeline takes at most one connection per
+    node), so callers wait instead, as on a single node.
+
+    The lock: when many tasks send their first command at once (or after a node restarted and
+    redis-py flagged its slot map stale), each one started its own discovery of the cluster,
+    most were answered MOVED, and the rediscoveries closed connections other tasks were using
+    ("'NoneType' object has no attribute 'writelines'", redis-py 8.1). One task refreshes the
+    map while the others wait for it."""
+
+    def __init__(self, *args: Any, pool_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._bound = kwargs["max_connections"]
+        self._free = asyncio.Semaphore(self._bound)
+        self._pool_timeout = pool_timeout
+        self._discovery = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> Any:
+        """Wait for one of the bounded connections (and for the slot map, when it is stale)."""
+        if _holding.get():
+            yield
+            return
+        try:
+            await asyncio.wait_for(self._free.acquire(), self._pool_timeout)
+        except TimeoutError as exc:
+            raise RedisPoolExhausted(self._bound) from exc
+        try:
+            if self._initialize:  # redis-py's own flag: the slot map is missing or stale
+                async with self._discovery:
+                    if self._initialize:
+                        await self.initialize()
+        except BaseException:
+            self._free.release()
+            raise
+        token = _holding.set(True)
+        try:
+            yield
+        finally:
+            _holding.reset(token)
+            self._free.release()
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.turn():
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        return _WaitingPipeline(self, transaction)
+
+
+class _WaitingPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        async with self.cluster_client.turn():
+            return await super().execute(raise_on_error, allow_redirections)
+
+
+def sync_redis() -> Any:
+    """redis.Redis, or redis.cluster.RedisCluster when the chunk log's Redis is a cluster."""
     global _sync_client
     with _sync_lock:
         if _sync_client is None:
-            pool = redis.BlockingConnectionPool.from_url(settings.REDIS_URL, **_pool_options())
-            _sync_client = redis.Redis(connection_pool=pool, health_check_interval=30)
+            url = settings.CHUNKLOG_REDIS_URL
+            if settings.CHUNKLOG_REDIS_CLUSTER:
+                # Each node's pool waits for a free connection, as on a single node.
+                _sync_client = RedisCluster.from_url(
+                    url, connection_pool_class=redis.BlockingConnectionPool, **_pool_options()
+                )
+            else:
+                pool = redis.BlockingConnectionPool.from_url(url, **_pool_options())
+                _sync_client = redis.Redis(connection_pool=pool, health_check_interval=30)
         return _sync_client
 
 
-def async_redis() -> aioredis.Redis:
+def async_redis() -> Any:
+    """redis.asyncio.Redis, or redis.asyncio.cluster.RedisCluster on a cluster."""
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        pool = _WaitingPool.from_url(settings.REDIS_URL, **_pool_options())
-        client = _async_clients[loop] = aioredis.Redis(connection_pool=pool)
+        url = settings.CHUNKLOG_REDIS_URL
+        options = _pool_options()
+        if settings.CHUNKLOG_REDIS_CLUSTER:
+            client = _WaitingCluster.from_url(
+                url, max_connections=options["max_connections"], pool_timeout=options["timeout"]
+            )
+        else:
+            client = aioredis.Redis(connection_pool=_WaitingPool.from_url(url, **options))
+        _async_clients[loop] = client
     return client
+
+
+def forget_clients() -> None:
+    """Drop the clients so the next call builds them from the settings again (tests that point
+    the chunk log at another Redis)."""
+    global _sync_client
+    with _sync_lock:
+        if _sync_client is not None:
+            _sync_client.close()
+        _sync_client = None
+    _async_clients.clear()

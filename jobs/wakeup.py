@@ -1,8 +1,13 @@
 """Waiting for a job's next chunk without a thread or a Redis connection per waiting client.
 
-Each event loop (web process) holds one pub/sub connection. A waiter subscribes to its job's
-wake channel, and only once Redis has confirmed the subscription does it read the log: a chunk
-appended after that read publishes a wake-up the waiter is sure to see, so none is missed.
+Each event loop (web process) holds one pub/sub connection per Redis node (one on a single
+Redis, one per shard on a cluster, each with its own listener task). A waiter subscribes to its
+job's wake channel, and only once Redis has confirmed the subscription does it read the log: a
+chunk appended after that read publishes a wake-up the waiter is sure to see, so none is missed.
+
+The channels are sharded (SSUBSCRIBE; the append script SPUBLISHes): on a cluster a wake-up
+travels only to the shard that holds the job instead of being broadcast over the cluster bus to
+every node, and it works the same on one Redis 7.
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import redis
+import redis.asyncio as aioredis
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.db import connection
+from redis.asyncio.client import PubSub
 
 from jobs import metrics
 from jobs.chunklog import wake_channel
-from jobs.redis_clients import async_redis
+from jobs.redis_clients import async_redis, is_cluster
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -31,21 +38,41 @@ SUBSCRIBE_CONFIRM_SECONDS = 2.0
 
 class WakeHub:
     def __init__(self) -> None:
-        self._pubsub = async_redis().pubsub()
+        client = async_redis()
+        self._cluster = client if is_cluster(client) else None
+        # Per node ("" on a single Redis): its pub/sub connection and the task that reads it.
+        # One listener per node because its reads block for up to a second, and a wake-up on
+        # one shard must not wait behind a quiet other one.
+        self._pubsubs: dict[str, PubSub] = {} if self._cluster else {"": client.pubsub()}
+        self._listeners: dict[str, asyncio.Task[None]] = {}
+        # One (un)subscribe at a time per connection, in the order they were asked for. Without
+        # it a burst of first subscribes each took a connection (redis-py's PubSub.connect
+        # awaits before it keeps one): all but the last leaked, draining the bounded pool (every
+        # other Redis call then waited for the pool's timeout), and a channel sent on a leaked
+        # connection was never heard again; and a subscribe could overtake the unsubscribe of
+        # the waiter before it, leaving the channel unsubscribed while a reader waited on it.
+        self._sending: dict[str, asyncio.Lock] = {}
+        self._node_of: dict[str, str] = {}  # channel -> the node it was subscribed on
         self._events: dict[str, set[asyncio.Event]] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
-        self._listener: asyncio.Task[None] | None = None
-        self._connecting = asyncio.Lock()
 
-    async def _connect(self) -> None:
-        """The pub/sub connection, made once. redis-py's PubSub.connect() takes a connection from
-        the pool whenever it has none yet, so a burst of first subscribes would each take one
-        (and leak all but the last), draining the bounded pool: every other Redis call of the
-        process then waits for the pool's timeout (seconds per poll, measured with 100 waiters)."""
-        if self._pubsub.connection is None:
-            async with self._connecting:
-                if self._pubsub.connection is None:
-                    await self._pubsub.connect()
+    async def _node_for(self, channel: str) -> str:
+        """The node that serves the channel's slot, with a pub/sub connection of our own there.
+
+        Not redis-py's ClusterPubSub: in redis-py 8.1 its per-node subscriptions borrow
+        connections from the node's command pool, and under concurrent subscribes and
+        unsubscribes a regular command was handed a connection being closed
+        ("'NoneType' object has no attribute 'writelines'"). What it would add is following a
+        slot to a new owner; here, after a failover or resharding, readers fall back on their
+        long-poll timeouts until their channel is subscribed again (on its next first watch)."""
+        if self._cluster is None:
+            return ""
+        async with self._cluster.turn():  # which discovers the cluster if nothing else has yet
+            node = self._cluster.get_node_from_key(channel)
+        if node.name not in self._pubsubs:
+            pool = aioredis.ConnectionPool(**node.connection_kwargs)
+            self._pubsubs[node.name] = aioredis.Redis(connection_pool=pool).pubsub()
+        return node.name
 
     @contextlib.asynccontextmanager
     async def watch(self, channel: str) -> AsyncIterator[asyncio.Event]:
@@ -56,9 +83,10 @@ class WakeHub:
             confirmed = self._confirmed.get(channel)
             if confirmed is None:
                 confirmed = self._confirmed[channel] = asyncio.get_running_loop().create_future()
-                await self._connect()
-                await self._pubsub.subscribe(channel)
-                self._ensure_listener()
+                node = self._node_of[channel] = await self._node_for(channel)
+                async with self._sending.setdefault(node, asyncio.Lock()):
+                    await self._pubsubs[node].ssubscribe(channel)
+                self._ensure_listener(node)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_CONFIRM_SECONDS)
             yield event
@@ -67,35 +95,40 @@ class WakeHub:
             if not waiters and self._events.get(channel) is waiters:
                 del self._events[channel]
                 self._confirmed.pop(channel, None)
-                with contextlib.suppress(Exception):
-                    await self._pubsub.unsubscribe(channel)
+                node = self._node_of.pop(channel, None)
+                if node is not None:
+                    async with self._sending.setdefault(node, asyncio.Lock()):
+                        with contextlib.suppress(Exception):
+                            await self._pubsubs[node].sunsubscribe(channel)
 
-    def _ensure_listener(self) -> None:
-        if self._listener is None or self._listener.done():
-            self._listener = asyncio.get_running_loop().create_task(self._listen())
+    def _ensure_listener(self, node: str) -> None:
+        listener = self._listeners.get(node)
+        if listener is None or listener.done():
+            self._listeners[node] = asyncio.get_running_loop().create_task(self._listen(node))
 
-    async def _listen(self) -> None:
+    async def _listen(self, node: str) -> None:
         try:
-            await self._dispatch()
+            await self._dispatch(self._pubsubs[node])
         except redis.RedisError as exc:
-            # Redis went away. Waiters fall back on their timeouts; the next watch() restarts
-            # this listener, and redis-py re-subscribes its channels when it reconnects.
+            # Redis (or this shard) went away. Waiters fall back on their timeouts; the next
+            # watch() restarts this listener, and redis-py re-subscribes its channels when it
+            # reconnects.
             log.warning("wake-up listener lost Redis: %s", exc)
             for confirmed in self._confirmed.values():
                 if not confirmed.done():
                     confirmed.set_result(None)
 
-    async def _dispatch(self) -> None:
+    async def _dispatch(self, pubsub: PubSub) -> None:
         while self._events:
-            message = await self._pubsub.get_message(timeout=1.0)
+            message = await pubsub.get_message(timeout=1.0)
             if message is None:
                 continue
             channel = message["channel"].decode()
-            if message["type"] == "subscribe":
+            if message["type"] == "ssubscribe":
                 confirmed = self._confirmed.get(channel)
                 if confirmed is not None and not confirmed.done():
                     confirmed.set_result(None)
-            elif message["type"] == "message":
+            elif message["type"] == "smessage":
                 for event in self._events.get(channel, ()):
                     event.set()
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Start the local Postgres and Redis when they are not answering (a fresh machine, or after a
-# reboot), and make sure the `spool` database exists. Safe to run again.
+# reboot), and RabbitMQ too where it is installed (the tests run the worker on it as well),
+# and make sure the `spool` database exists. Safe to run again.
 set -euo pipefail
 
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
 redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
+rabbitmq_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
 
 if ! pg_up; then
   echo "starting PostgreSQL" >&2
@@ -15,6 +17,11 @@ if ! redis_up; then
   echo "starting Redis" >&2
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
   for _ in $(seq 1 30); do redis_up && break; sleep 0.5; done
+fi
+if ! rabbitmq_up && command -v rabbitmq-server >/dev/null; then
+  echo "starting RabbitMQ" >&2
+  rabbitmq-server -detached
+  for _ in $(seq 1 60); do rabbitmq_up && break; sleep 1; done
 fi
 pg_up || { echo "PostgreSQL is not answering on 127.0.0.1:5432" >&2; exit 1; }
 redis_up || { echo "Redis is not answering on 127.0.0.1:6379" >&2; exit 1; }

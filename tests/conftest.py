@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.servers import Spool, spool  # noqa: F401  (the e2e server fixture)
+from tests.cluster import cluster_spool, redis_cluster  # noqa: F401  (a real Redis Cluster, on demand)
+from tests.servers import Spool, single_spool, spool  # noqa: F401  (the e2e server fixtures)
 
 
 @pytest.fixture(scope="session")

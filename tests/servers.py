@@ -192,7 +192,16 @@ def keep_logs_with_tracebacks(spool: Spool) -> None:
 
 
 @pytest.fixture(scope="session")
-def spool(django_db_setup, django_db_blocker, tmp_path_factory) -> Spool:
+def spool(request) -> Spool:
+    """A running Spool (web + worker) with the offline engine and two users, alice and bob; its
+    chunk log on the test Redis, or on a Redis Cluster for the `cluster` run of a test marked
+    `cluster` (tests/e2e/conftest.py). Both stay up for the session: this only picks one."""
+    cluster = getattr(request, "param", "redis") == "cluster"
+    return request.getfixturevalue("cluster_spool" if cluster else "single_spool")
+
+
+@pytest.fixture(scope="session")
+def single_spool(django_db_setup, django_db_blocker, tmp_path_factory) -> Spool:
     """A running Spool (web + worker) with the offline engine and two users, alice and bob."""
     from tests.conftest import clear_redis
 
@@ -205,4 +214,13 @@ def spool(django_db_setup, django_db_blocker, tmp_path_factory) -> Spool:
         keep_logs_with_tracebacks(running)
 
 
-__all__ = ["Processes", "Spool", "User", "free_port", "keep_logs_with_tracebacks", "spool", "start_spool"]
+__all__ = [
+    "Processes",
+    "Spool",
+    "User",
+    "free_port",
+    "keep_logs_with_tracebacks",
+    "single_spool",
+    "spool",
+    "start_spool",
+]

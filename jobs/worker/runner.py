@@ -50,7 +50,11 @@ def job_run(*, job_id: str) -> None:
         "Postgres",
     )
     if not claimed:
-        return  # cancelled while queued, or already taken by another delivery of the task
+        # Cancelled while queued, or taken by an earlier delivery of the task: the Redis broker
+        # delivers a message again once it has been unacknowledged past its visibility timeout,
+        # also while its first delivery is still running. Logged, so a test can count them.
+        log.info("job %s: not queued any more (cancelled, or run by an earlier delivery); skipped", job_id)
+        return
     job = _retry_while_down(lambda: Job.objects.select_related("engine").get(id=job_id), "Postgres")
     request = GenerationRequest.from_dict(job.request)
     generation = Generation(job_id, request)

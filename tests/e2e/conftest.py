@@ -7,6 +7,13 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
+def pytest_generate_tests(metafunc):
+    """A test marked `cluster` runs twice: against the Spool on one Redis, and against one whose
+    chunk log is on a 3-master Redis Cluster (tests/cluster.py)."""
+    if metafunc.definition.get_closest_marker("cluster") and "spool" in metafunc.fixturenames:
+        metafunc.parametrize("spool", ["redis", "cluster"], indirect=True, scope="session")
+
+
 @pytest.fixture
 def pg(django_db_blocker):
     """Read and write the test database the running server uses (committed data, no rollback)."""

@@ -225,6 +225,7 @@ def test_chunks_returns_those_after_the_given_sequence_number(api, engines):
     assert nothing["chunks"] == [] and nothing["last_seq"] == 49 and nothing["done"] is True
 
 
+@pytest.mark.cluster
 def test_a_long_poll_loop_with_after_and_wait_collects_the_whole_log_once(api, engines):
     job_id = create(api, engines["slow"], parameters={"max_completion_tokens": 20, "seed": 4, **NO_EOT})["id"]
     seen: list[dict] = []
@@ -260,6 +261,7 @@ def test_the_event_stream_sends_every_chunk_with_its_seq_as_id_then_result_and_d
     assert result["status"] == "succeeded" and result["result"]["choices"][0]["content"] == text
 
 
+@pytest.mark.cluster
 def test_the_event_stream_of_a_running_job_follows_it_to_the_end(api, engines):
     job_id = create(api, engines["slow"], parameters={"max_completion_tokens": 15, "seed": 8, **NO_EOT})["id"]
     frames = events(api, job_id)
@@ -267,6 +269,7 @@ def test_the_event_stream_of_a_running_job_follows_it_to_the_end(api, engines):
     assert frames[16]["data"]["type"] == "finish" and frames[-1]["event"] == "done"
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("last", [0, 17, 48, 49])
 def test_last_event_id_resumes_exactly_after_that_chunk(api, engines, last):
     job_id = create(api, engines["fast"], parameters=FIFTY)["id"]
@@ -316,7 +319,7 @@ def test_a_silent_stream_sends_keep_alive_comments_until_a_chunk_comes(pg, monke
     finally:
         job.delete()
         redis = chunklog.sync_redis()
-        for key in redis.scan_iter(f"{settings.SPOOL['REDIS_PREFIX']}:job:{job.pk}:*"):
+        for key in redis.scan_iter(f"{settings.SPOOL['REDIS_PREFIX']}:job:{{{job.pk}}}:*"):
             redis.delete(key)
     assert frames[:2] == [": keep-alive\n\n"] * 2
     assert frames[2] == 'id: 0\nevent: chunk\ndata: {"seq":0,"type":"content","data":{"content":"hi"}}\n\n'
@@ -328,7 +331,7 @@ def test_a_finished_job_is_served_from_postgres_once_its_redis_keys_expire(api, 
     job_id = create(api, engines["fast"], parameters=FIFTY)["id"]
     frames, page = events(api, job_id), api.get(f"/v1/jobs/{job_id}/chunks").json()
     redis = sync_redis()
-    keys = list(redis.scan_iter(f"{settings.SPOOL['REDIS_PREFIX']}:job:{job_id}:*"))
+    keys = list(redis.scan_iter(f"{settings.SPOOL['REDIS_PREFIX']}:job:{{{job_id}}}:*"))
     assert keys, "the live log should be in Redis before it expires"
     redis.delete(*keys)
 
@@ -340,6 +343,7 @@ def test_a_finished_job_is_served_from_postgres_once_its_redis_keys_expire(api, 
 # ---- cancel ----------------------------------------------------------------------------------
 
 
+@pytest.mark.cluster
 def test_cancel_ends_a_running_job_with_an_error_chunk_and_keeps_its_output(api, engines):
     job_id = create(api, engines["slow"], parameters={"max_completion_tokens": 2000, "seed": 5, **NO_EOT})[
         "id"
@@ -361,6 +365,7 @@ def test_cancel_ends_a_running_job_with_an_error_chunk_and_keeps_its_output(api,
     assert api.post(f"/v1/jobs/{job_id}/cancel").json()["status"] == "cancelled"  # twice is harmless
 
 
+@pytest.mark.cluster
 def test_cancelling_a_queued_job_ends_it_before_it_runs(api, spool, pg):
     from django.contrib.auth import get_user_model
 

@@ -58,6 +58,7 @@ def test_a_non_streamed_completion_is_a_chat_completion_object(spool):
     assert done.usage.total_tokens == done.usage.prompt_tokens + 12
 
 
+@pytest.mark.cluster
 def test_a_streamed_completion_yields_chunks_that_add_up_to_the_same_answer(spool):
     params = dict(model=OFFLINE, messages=ASK, max_completion_tokens=15, seed=11, logit_bias=NO_EOT)
     sdk = client(spool)
@@ -71,6 +72,7 @@ def test_a_streamed_completion_yields_chunks_that_add_up_to_the_same_answer(spoo
     assert chunks[-1].choices[0].finish_reason == "length"
 
 
+@pytest.mark.cluster
 def test_the_stream_helper_snapshot_equals_the_non_streamed_answer_with_n_2_and_logprobs(spool):
     params = dict(
         model=OFFLINE,
@@ -122,6 +124,7 @@ def test_the_stream_helper_snapshot_equals_the_non_streamed_answer_with_tools(sp
     assert [e.name for e in done] == [t.function.name for t in want.message.tool_calls]
 
 
+@pytest.mark.cluster
 def test_the_wire_format_is_data_only_with_one_id_and_role_once_and_done_last(spool):
     response, lines = raw_stream(
         spool,
@@ -286,6 +289,7 @@ def test_a_conversation_with_system_developer_tool_and_content_parts_is_accepted
     assert done.choices[0].message.content.split() == ["so", "tell", "me", "plainly"]
 
 
+@pytest.mark.cluster
 def test_cancel_ends_a_running_stream_with_a_cancelled_error(spool):
     sdk = client(spool)
     stream = sdk.chat.completions.with_raw_response.create(

@@ -22,6 +22,7 @@ def bob(spool) -> Frontend:
     return Frontend(spool, spool.bob)
 
 
+@pytest.mark.cluster
 def test_it_streams_a_job_in_polls_until_finish_reason_and_stores_the_same_text(spool, alice, pg):
     from jobs.models import Job
 
@@ -69,6 +70,7 @@ def test_a_natural_end_finishes_with_stop(spool, alice):
     assert "." not in text_of(messages)
 
 
+@pytest.mark.cluster
 def test_two_readers_with_cursors_both_get_every_chunk(spool, alice):
     job_id = alice.submit(spool.engine_id, "the sea", {"max_completion_tokens": 25, "seed": 5, **NO_EOT})
     cursors, seen = {"a": 0, "b": 0}, {"a": [], "b": []}
@@ -98,6 +100,7 @@ def test_a_tight_polling_loop_gets_no_empty_answers_while_tokens_flow(spool, ali
     assert empty_while_streaming == []
 
 
+@pytest.mark.cluster
 def test_status_result_and_terminate(spool, alice):
     job_id = alice.submit(spool.engine_id, "a very long story", {"max_completion_tokens": 3000, **NO_EOT})
     first = alice.post("/engine/pixelJobStreaming", jobId=job_id)
@@ -115,6 +118,7 @@ def test_status_result_and_terminate(spool, alice):
     assert result["pixelReturn"][0]["operationType"] == ["ERROR"]
 
 
+@pytest.mark.cluster
 def test_a_cancelled_job_keeps_its_partial_output(spool, alice, pg):
     from jobs.models import Job
 

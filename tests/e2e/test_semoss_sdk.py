@@ -18,6 +18,7 @@ def model(spool) -> ModelEngine:
     return ModelEngine(engine_id=spool.engine_id)
 
 
+@pytest.mark.cluster
 def test_ask_returns_the_llm_output_dict(spool, model, pg):
     from jobs.models import Job
 
@@ -33,6 +34,7 @@ def test_ask_returns_the_llm_output_dict(spool, model, pg):
     assert job.result["choices"][0]["content"] == out["response"]
 
 
+@pytest.mark.cluster
 def test_stream_ask_yields_text_while_it_is_generated(spool, model, pg):
     from jobs.models import RoomMessage
 

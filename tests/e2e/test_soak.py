@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from jobs.faces.semoss import render
+from tests.brokers import BROKERS, figures_name, spool_on
 from tests.e2e.helpers import NO_EOT, llm_pixel
-from tests.servers import keep_logs_with_tracebacks, start_spool
 
 pytestmark = pytest.mark.e2e
 
@@ -24,21 +24,21 @@ JOBS = int(os.environ.get("SPOOL_SOAK_JOBS", "200"))
 TOKENS = int(os.environ.get("SPOOL_SOAK_TOKENS", "30"))
 
 
-@pytest.fixture(scope="module")
-def soak_spool(django_db_setup, django_db_blocker, tmp_path_factory):
-    running = start_spool(
+@pytest.fixture(scope="module", params=[*BROKERS, "cluster"])
+def soak_spool(request, django_db_setup, django_db_blocker, tmp_path_factory):
+    """On each broker (tests/brokers.py), and with the chunk log on a Redis Cluster."""
+    cluster = request.param == "cluster"
+    with spool_on(
+        "redis" if cluster else request.param,
         django_db_blocker,
-        tmp_path_factory.mktemp("soak-logs"),
+        tmp_path_factory.mktemp(f"soak-{request.param}-logs"),
         concurrency=JOBS,
         SPOOL_REQUESTS_PER_MINUTE="0",
         SPOOL_JOBS_PER_MINUTE="0",
         SPOOL_MAX_ACTIVE_JOBS="0",
-    )
-    try:
+        **(request.getfixturevalue("redis_cluster").env() if cluster else {}),
+    ) as running:
         yield running
-    finally:
-        running.processes.stop()
-        keep_logs_with_tracebacks(running)
 
 
 def finished(messages: list[dict]) -> bool:
@@ -119,4 +119,5 @@ def test_every_reader_of_every_job_gets_every_chunk_once_in_order(soak_spool, pg
 
     figures = {"jobs": JOBS, "tokens_per_job": TOKENS, "readers": 3 * JOBS, "seconds": round(elapsed, 2),
                "messages_delivered": delivered, "lost": 0, "duplicated": 0}  # fmt: skip
-    (soak_spool.artifacts / "soak.json").write_text(json.dumps(figures, indent=2))
+    name = figures_name(soak_spool, "soak")
+    (soak_spool.artifacts / f"{name}.json").write_text(json.dumps(figures, indent=2))

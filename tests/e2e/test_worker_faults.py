@@ -1,4 +1,5 @@
-"""A worker killed with SIGKILL: its jobs end (or run again) within a bounded time, once."""
+"""A worker killed with SIGKILL: its jobs end (or run again) within a bounded time, once; with
+Redis and with RabbitMQ as the broker."""
 
 from __future__ import annotations
 
@@ -6,27 +7,25 @@ import time
 
 import pytest
 
+from tests.brokers import BROKERS, figures_name, spool_on
 from tests.e2e.helpers import NO_EOT, Frontend, messages_of, record_figures, text_of
-from tests.servers import keep_logs_with_tracebacks, start_spool
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def fragile(django_db_setup, django_db_blocker, tmp_path_factory):
-    """A Spool of its own (its worker gets killed), with a short heartbeat so the test is quick."""
-    running = start_spool(
+@pytest.fixture(scope="module", params=BROKERS)
+def fragile(request, django_db_setup, django_db_blocker, tmp_path_factory):
+    """A Spool of its own (its worker gets killed), with a short heartbeat so the test is quick;
+    on each broker (tests/brokers.py)."""
+    with spool_on(
+        request.param,
         django_db_blocker,
-        tmp_path_factory.mktemp("fragile-logs"),
+        tmp_path_factory.mktemp(f"fragile-{request.param}-logs"),
         SPOOL_HEARTBEAT_TTL_SECONDS="2",
         SPOOL_SWEEP_EVERY_SECONDS="0.5",
         SPOOL_REQUEUE_AFTER_SECONDS="3",
-    )
-    try:
+    ) as running:
         yield running
-    finally:
-        running.processes.stop()
-        keep_logs_with_tracebacks(running)
 
 
 def test_a_job_whose_worker_is_killed_mid_stream_ends_once_with_an_error(fragile, pg):
@@ -55,7 +54,7 @@ def test_a_job_whose_worker_is_killed_mid_stream_ends_once_with_an_error(fragile
     assert job.result["choices"][0]["content"] == text_of(messages)
     record_figures(
         fragile,
-        "worker-killed",
+        figures_name(fragile, "worker-killed"),
         heartbeat_ttl_s=2,
         seconds_from_kill_to_end=round(ended_after, 2),
         terminal_chunks=len(finishes),

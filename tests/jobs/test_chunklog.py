@@ -1,4 +1,5 @@
-"""The Redis chunk log: order, cursors, stateful handout, and wake-ups that are never missed."""
+"""The Redis chunk log: order, cursors, stateful handout, and wake-ups that are never missed; every
+test runs on a single Redis and on a real 3-master Redis Cluster."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import time
 import uuid
 
 import pytest
+from redis.cluster import key_slot
 
-from jobs import chunklog, wakeup
+from jobs import chunklog, redis_clients, wakeup
 
 
 def content(text: str) -> dict:
@@ -17,6 +19,18 @@ def content(text: str) -> dict:
 
 
 FINISH = {"type": "finish", "data": {"finish_reason": "stop"}}
+
+
+@pytest.fixture(autouse=True, params=["redis", "cluster"])
+def chunklog_redis(request, settings):
+    """The chunk log on the test Redis, then on a Redis Cluster (tests/cluster.py)."""
+    if request.param == "cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        settings.CHUNKLOG_REDIS_URL = cluster.url
+        settings.CHUNKLOG_REDIS_CLUSTER = True
+    redis_clients.forget_clients()
+    yield request.param
+    redis_clients.forget_clients()
 
 
 @pytest.fixture
@@ -265,6 +279,25 @@ def test_a_batch_reloads_the_script_when_redis_has_forgotten_it(job_id):
 
     assert asyncio.run(main()) == [(False, 1)]
     assert chunklog.read_all(job_id) == [content("a")]
+
+
+def test_a_batch_over_jobs_on_every_shard_appends_each_on_its_own_node(redis_clean, chunklog_redis):
+    """The worker's one pipeline, split by redis-py into one per node on a cluster: every job's
+    keys sit on one node (the {id} hash tag), and each gets its own length back."""
+    jobs = [str(uuid.uuid4()) for _ in range(30)]
+
+    async def main():
+        return await chunklog.append_many([(job, [content(job[:4])] * (i + 1)) for i, job in enumerate(jobs)])
+
+    replies = asyncio.run(main())
+    assert [r.length for r in replies] == list(range(1, 31))
+    for job in jobs:
+        keys = [chunklog.chunks_key(job), chunklog.text_key(job), chunklog.alive_key(job)]
+        assert len({key_slot(key.encode()) for key in [*keys, chunklog.wake_channel(job)]}) == 1
+        assert redis_clean.get(chunklog.text_key(job)).decode() == job[:4] * (jobs.index(job) + 1)
+    if chunklog_redis == "cluster":
+        nodes = {redis_clean.get_node_from_key(chunklog.chunks_key(job)).name for job in jobs}
+        assert len(nodes) == 3
 
 
 def test_a_burst_of_first_waiters_shares_one_pub_sub_connection(redis_clean, settings):

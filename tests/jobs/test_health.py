@@ -37,7 +37,7 @@ def test_readyz_names_redis_once_it_is_stopped():
     own.start()
     try:
         # The broker stays on the suite's Redis, so only the stopped one may be named.
-        with override_settings(REDIS_URL=own.url):
+        with override_settings(CHUNKLOG_REDIS_URL=own.url):
             assert probe(health.readyz)[0] == 200
             own.kill()
             status, body = probe(health.readyz)
@@ -47,6 +47,19 @@ def test_readyz_names_redis_once_it_is_stopped():
     assert body["status"] == "unavailable"
     assert body["failed"] == ["redis"]
     assert "onnect" in body["checks"]["redis"]  # "ConnectionError: ... connecting to 127.0.0.1:port"
+
+
+def test_readyz_pings_every_node_of_a_redis_cluster(settings, redis_cluster):
+    settings.CHUNKLOG_REDIS_URL = redis_cluster.url
+    settings.CHUNKLOG_REDIS_CLUSTER = True
+    assert probe(health.readyz)[0] == 200
+    node = redis_cluster.nodes[2]  # not the one the URL names: discovery still finds it
+    node.kill()
+    try:
+        status, body = probe(health.readyz)
+    finally:
+        redis_cluster.restart(node)
+    assert (status, body["failed"]) == (503, ["redis"])
 
 
 def test_readyz_names_postgres_when_it_does_not_answer(settings, monkeypatch):
@@ -61,7 +74,7 @@ def test_readyz_gives_up_on_a_server_that_accepts_and_never_answers(settings):
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        settings.REDIS_URL = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        settings.CHUNKLOG_REDIS_URL = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
         settings.SPOOL_READY_TIMEOUT_SECONDS = 0.5
         status, body = probe(health.readyz)
     assert (status, body["failed"]) == (503, ["redis"])
