@@ -8,7 +8,7 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.renderers import OpenApiJsonRenderer2
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
@@ -54,6 +54,17 @@ MEANINGS = {
     503: "Redis or Postgres is unreachable or overloaded for now; see Retry-After.",
     504: "The generation timed out, upstream or waiting for it; its id is in X-Spool-Job-Id.",
 }
+
+
+# The metadata[key]=value filter of stored-completion lists, as OpenAI documents it.
+METADATA_FILTER = OpenApiParameter(
+    "metadata",
+    {"type": "object", "additionalProperties": {"type": "string"}},
+    OpenApiParameter.QUERY,
+    style="deepObject",
+    explode=True,
+    description="metadata[key]=value; every pair must match.",
+)
 
 
 def errors(*statuses: int, envelope: type[serializers.Serializer] = Error) -> dict[int, OpenApiResponse]:

@@ -4,14 +4,14 @@ filtered by model and metadata, paged like OpenAI's lists. A thin call to comple
 from __future__ import annotations
 
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 
 from jobs import completions
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.pagination import AfterLimitPagination, PageQuery
-from jobs.faces.common.schema import errors
+from jobs.faces.common.schema import METADATA_FILTER, errors
 from jobs.faces.common.serializers import check
 from jobs.faces.native.views import NativeView
 from jobs.faces.openai import serializers as openai_shapes
@@ -41,14 +41,7 @@ class StoredCompletions(NativeView):
         summary="The caller's stored completions, searched by what was said.",
         parameters=[
             SearchQuery,
-            OpenApiParameter(
-                "metadata",
-                {"type": "object", "additionalProperties": {"type": "string"}},
-                OpenApiParameter.QUERY,
-                style="deepObject",
-                explode=True,
-                description="metadata[key]=value; every pair must match.",
-            ),
+            METADATA_FILTER,
         ],
         responses={200: openai_shapes.ChatCompletionList, **errors()},
     )

@@ -16,7 +16,7 @@ from engine.types import UnsupportedParameter
 from jobs import services
 from jobs.faces.common import sse as common_sse
 from jobs.faces.common.errors import FaceError
-from jobs.faces.common.schema import errors
+from jobs.faces.common.schema import METADATA_FILTER, errors
 from jobs.faces.openai import render, sse, stored
 from jobs.faces.openai import serializers as shapes
 from jobs.faces.openai.base import OpenAIView
@@ -163,14 +163,7 @@ class ChatCompletions(OpenAIView):
         summary="The caller's stored completions, oldest first by default.",
         parameters=[
             shapes.ListQuery,
-            OpenApiParameter(
-                "metadata",
-                {"type": "object", "additionalProperties": {"type": "string"}},
-                OpenApiParameter.QUERY,
-                style="deepObject",
-                explode=True,
-                description="metadata[key]=value; every pair must match.",
-            ),
+            METADATA_FILTER,
         ],  # fmt: skip
         responses={200: shapes.ChatCompletionList, **errors()},
     )
