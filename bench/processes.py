@@ -126,9 +126,10 @@ class Stack:
         self._start_script("web", "web.sh", PORT=str(self.web_port), SPOOL_WEB_CONCURRENCY="1")
         self._wait_for(f"http://127.0.0.1:{self.web_port}/Monolith/api/config")
 
-    def start_worker(self) -> None:
+    def start_worker(self, name: str = "worker") -> None:
+        """One worker process; a second name starts another on the same queue."""
         self._start_script(
-            "worker",
+            name,
             "worker.sh",
             SPOOL_WORKER_CONCURRENCY=str(self.worker_concurrency),
             SPOOL_WORKER_MAIN="bench.workershim",  # times each chunk-log append, else untouched
@@ -140,7 +141,7 @@ class Stack:
             stop_groups([proc], timeout=20)
 
     def stop_all(self) -> None:
-        for name in ("web", "worker", "upstream"):
+        for name in ("web", *sorted(n for n in self.procs if n.startswith("worker")), "upstream"):
             self.stop(name)
 
     def check_alive(self) -> None:
