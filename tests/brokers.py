@@ -23,7 +23,7 @@ def broker_env(broker: str) -> dict[str, str]:
     return {"CELERY_BROKER_URL": AMQP_URL} if broker == "amqp" else {}
 
 
-def _require_rabbitmq() -> None:
+def require_rabbitmq() -> None:
     """Fail at once, saying why, rather than let a worker retry an absent broker until the test
     times out. A missing RabbitMQ fails these runs instead of skipping them: a skip shows nothing."""
     try:
@@ -74,7 +74,7 @@ def spool_on(
     """A Spool of a test module's own on `broker`; stopped, its queue deleted and its logs kept
     (when they hold a traceback) at the end."""
     if broker == "amqp":
-        _require_rabbitmq()
+        require_rabbitmq()
     running = start_spool(django_db_blocker, logs, concurrency=concurrency, **env, **broker_env(broker))
     try:
         yield running

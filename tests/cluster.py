@@ -16,7 +16,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster, key_slot
 
-from tests.servers import Spool, keep_logs_with_tracebacks, start_spool
+from tests.servers import Spool, running_spool
 
 MASTERS = 3
 
@@ -166,11 +166,6 @@ def redis_cluster(tmp_path_factory):
 def cluster_spool(redis_cluster, django_db_setup, django_db_blocker, tmp_path_factory) -> Spool:
     """A Spool (web + worker) whose chunk log, wake-ups and limits are on the Redis Cluster; its
     broker stays on the test Redis."""
-    running = start_spool(
-        django_db_blocker, tmp_path_factory.mktemp("cluster-spool-logs"), **redis_cluster.env()
-    )
-    try:
+    logs = tmp_path_factory.mktemp("cluster-spool-logs")
+    with running_spool(django_db_blocker, logs, **redis_cluster.env()) as running:
         yield running
-    finally:
-        running.processes.stop()
-        keep_logs_with_tracebacks(running)

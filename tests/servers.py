@@ -3,14 +3,17 @@ against the test Postgres database and the test Redis database."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -200,13 +203,10 @@ def spool(request) -> Spool:
     return request.getfixturevalue("cluster_spool" if cluster else "single_spool")
 
 
-@pytest.fixture(scope="session")
-def single_spool(django_db_setup, django_db_blocker, tmp_path_factory) -> Spool:
-    """A running Spool (web + worker) with the offline engine and two users, alice and bob."""
-    from tests.conftest import clear_redis
-
-    clear_redis()
-    running = start_spool(django_db_blocker, tmp_path_factory.mktemp("spool-logs"))
+@contextlib.contextmanager
+def running_spool(django_db_blocker, logs: Path, **kwargs: Any) -> Iterator[Spool]:
+    """start_spool for a with-block: stopped at its end, its logs kept when they hold a traceback."""
+    running = start_spool(django_db_blocker, logs, **kwargs)
     try:
         yield running
     finally:
@@ -214,8 +214,19 @@ def single_spool(django_db_setup, django_db_blocker, tmp_path_factory) -> Spool:
         keep_logs_with_tracebacks(running)
 
 
+@pytest.fixture(scope="session")
+def single_spool(django_db_setup, django_db_blocker, tmp_path_factory) -> Spool:
+    """A running Spool (web + worker) with the offline engine and two users, alice and bob."""
+    from tests.conftest import clear_redis
+
+    clear_redis()
+    with running_spool(django_db_blocker, tmp_path_factory.mktemp("spool-logs")) as running:
+        yield running
+
+
 __all__ = [
     "Processes",
+    "running_spool",
     "Spool",
     "User",
     "free_port",

@@ -20,7 +20,7 @@ import openai
 import pytest
 
 from tests.e2e.helpers import NO_EOT, llm_pixel
-from tests.servers import keep_logs_with_tracebacks, start_spool
+from tests.servers import running_spool
 
 pytestmark = pytest.mark.e2e
 
@@ -37,18 +37,14 @@ def loaded_spool(django_db_setup, django_db_blocker, tmp_path_factory):
         # Its own engine row: the shared offline engine is paced for the other e2e tests.
         pace = {"tokens_per_second": float(os.environ.get("SPOOL_LOAD_TPS", "0"))}
         services.engine_upsert(name="offline-full-speed", kind=Engine.Kind.OFFLINE, config=pace)
-    running = start_spool(
+    with running_spool(
         django_db_blocker,
         tmp_path_factory.mktemp("load-logs"),
         SPOOL_REQUESTS_PER_MINUTE="0",
         SPOOL_JOBS_PER_MINUTE="0",
         SPOOL_MAX_ACTIVE_JOBS="0",
-    )
-    try:
+    ) as running:
         yield running
-    finally:
-        running.processes.stop()
-        keep_logs_with_tracebacks(running)
 
 
 class Tally:
@@ -141,17 +137,14 @@ def starved_spool(django_db_setup, django_db_blocker, tmp_path_factory):
     """One Redis connection per process, given up on after 0.2 s. A long-poll's wake-up
     subscription holds that one connection while it waits, so meanwhile every other request
     (each counts against its caller's rate limit in Redis first) finds the pool busy."""
-    running = start_spool(
+    with running_spool(
         django_db_blocker,
         tmp_path_factory.mktemp("starved-logs"),
         SPOOL_REDIS_MAX_CONNECTIONS="1",
         SPOOL_REDIS_POOL_TIMEOUT_SECONDS="0.2",
         SPOOL_LONG_POLL_SECONDS="20",
-    )
-    try:
+    ) as running:
         yield running
-    finally:
-        running.processes.stop()
 
 
 def _hold_the_only_connection(spool) -> threading.Thread:

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.helpers import Frontend
-from tests.servers import ROOT, free_port, keep_logs_with_tracebacks, start_spool, wait_until_up
+from tests.servers import ROOT, free_port, running_spool, wait_until_up
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +27,7 @@ ROOT_WARNING = (
 @pytest.fixture(scope="module")
 def ops(django_db_setup, django_db_blocker, tmp_path_factory):
     logs = tmp_path_factory.mktemp("ops-logs")
-    running = start_spool(
+    with running_spool(
         django_db_blocker,
         logs,
         SPOOL_LOG_FORMAT="json",
@@ -35,12 +35,8 @@ def ops(django_db_setup, django_db_blocker, tmp_path_factory):
         SPOOL_WORKER_HEARTBEAT_FILE=str(logs / "worker.alive"),
         SPOOL_WORKER_HEARTBEAT_SECONDS="0.5",
         SPOOL_WORKER_METRICS_PORT=str(free_port()),
-    )
-    try:
+    ) as running:
         yield running
-    finally:
-        running.processes.stop()
-        keep_logs_with_tracebacks(running)
 
 
 def worker_alive(spool, **env: str) -> subprocess.CompletedProcess[str]:

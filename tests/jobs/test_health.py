@@ -11,6 +11,7 @@ import pytest
 from django.test import RequestFactory, override_settings
 
 from jobs import health
+from tests.brokers import AMQP_URL, require_rabbitmq
 from tests.faults import OwnRedis
 from tests.servers import free_port
 
@@ -86,16 +87,8 @@ def test_readyz_names_an_unreachable_rabbitmq_broker(settings):
     assert (status, body["failed"]) == (503, ["broker"])
 
 
-def _rabbitmq_answers() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 5672), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _rabbitmq_answers(), reason="no RabbitMQ on 127.0.0.1:5672")
 def test_readyz_reaches_a_rabbitmq_broker(settings):
-    settings.CELERY_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
+    require_rabbitmq()
+    settings.CELERY_BROKER_URL = AMQP_URL
     status, body = probe(health.readyz)
     assert (status, body["checks"]["broker"]) == (200, "ok"), body

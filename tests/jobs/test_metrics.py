@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 
-import pytest
 import redis
 from django.conf import settings
 from kombu import Connection
 from prometheus_client import CollectorRegistry
 
 from jobs import metrics
+from tests.brokers import AMQP_URL, require_rabbitmq
 from tests.servers import free_port
 
 
@@ -38,17 +37,9 @@ def test_queue_depth_gives_no_sample_rather_than_a_wrong_zero_when_the_broker_is
     assert depth_of(depth) == {}
 
 
-def _rabbitmq_answers() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 5672), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _rabbitmq_answers(), reason="no RabbitMQ on 127.0.0.1:5672")
 def test_queue_depth_counts_the_messages_waiting_on_rabbitmq():
-    url, queue = "amqp://guest:guest@127.0.0.1:5672//", f"{settings.CELERY_TASK_DEFAULT_QUEUE}-depth"
+    require_rabbitmq()
+    url, queue = AMQP_URL, f"{settings.CELERY_TASK_DEFAULT_QUEUE}-depth"
     with Connection(url) as conn:
         simple = conn.SimpleQueue(queue)
         simple.clear()
