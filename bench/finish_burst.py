@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from typing import Any
 
@@ -68,16 +67,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=200)
     args = parser.parse_args()
     stack = Stack(run_dir=ROOT / "run" / "bench", worker_concurrency=args.running + args.burst + 20)
-    stack.prepare()
-    try:
-        stack.start_upstream()
-        stack.start_web()
-        stack.start_worker()
-        figures = asyncio.run(measure(stack, args.running, args.burst))
-    finally:
-        stack.stop_all()
-    (stack.run_dir / "finish_burst.json").write_text(json.dumps(figures, indent=2))
-    print(json.dumps(figures, indent=2))
+    stack.measure(lambda s: measure(s, args.running, args.burst), "finish_burst")
 
 
 if __name__ == "__main__":

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import secrets
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -134,6 +138,23 @@ class Stack:
             SPOOL_WORKER_CONCURRENCY=str(self.worker_concurrency),
             SPOOL_WORKER_MAIN="bench.workershim",  # times each chunk-log append, else untouched
         )
+
+    def measure(
+        self, measure: Callable[[Stack], Awaitable[dict[str, Any]]], name: str, workers: int = 1
+    ) -> None:
+        """For the one-off benchmarks: prepare, start upstream, web and `workers` workers, run
+        measure(stack), stop everything, then print the figures and keep them in run_dir/name.json."""
+        self.prepare()
+        try:
+            self.start_upstream()
+            self.start_web()
+            for i in range(workers):
+                self.start_worker("worker" if i == 0 else f"worker{i + 1}")
+            figures = asyncio.run(measure(self))
+        finally:
+            self.stop_all()
+        (self.run_dir / f"{name}.json").write_text(json.dumps(figures, indent=2))
+        print(json.dumps(figures, indent=2))
 
     def stop(self, name: str) -> None:
         proc = self.procs.pop(name, None)

@@ -9,8 +9,6 @@ Prints the figures as JSON and writes them to run/bench/workers.json."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 from typing import Any
 
 from bench import procstat
@@ -49,17 +47,7 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=500)
     args = parser.parse_args()
     stack = Stack(run_dir=ROOT / "run" / "bench", worker_concurrency=args.generations // args.workers + 50)
-    stack.prepare()
-    try:
-        stack.start_upstream()
-        stack.start_web()
-        for i in range(args.workers):
-            stack.start_worker("worker" if i == 0 else f"worker{i + 1}")
-        figures = asyncio.run(measure(stack, args.workers, args.generations))
-    finally:
-        stack.stop_all()
-    (stack.run_dir / "workers.json").write_text(json.dumps(figures, indent=2))
-    print(json.dumps(figures, indent=2))
+    stack.measure(lambda s: measure(s, args.workers, args.generations), "workers", workers=args.workers)
 
 
 if __name__ == "__main__":

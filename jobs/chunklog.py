@@ -228,11 +228,6 @@ async def arequest_cancel(job_id: str) -> None:
     await async_redis().set(cancel_key(job_id), b"1", ex=_ttl())
 
 
-async def aappend(job_id: str, chunks: Sequence[dict[str, Any]]) -> None:
-    """The web side's append, used only to end a job that never reached a worker."""
-    await _put(job_id, chunks, text="", mode="append")
-
-
 # ---- reading (web side, async) ---------------------------------------------------------------
 
 # Hand out the chunks after a reader's cursor and move the cursor, atomically, so two
