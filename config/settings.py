@@ -182,6 +182,9 @@ SPOOL = {
     "REDIS_PREFIX": env_str("SPOOL_REDIS_PREFIX", "spool"),
     # How long a job's live chunk log stays in Redis after its last write; Postgres answers after.
     "CHUNK_LOG_TTL_SECONDS": env_int("SPOOL_CHUNK_LOG_TTL_SECONDS", 3600),
+    # How long a stored response (POST /v1/responses, store: true) is kept; `manage.py
+    # spool_purge_responses` deletes older ones (run it daily from cron or a CronJob).
+    "RESPONSES_RETENTION_DAYS": env_int("SPOOL_RESPONSES_RETENTION_DAYS", 30),
     # Redis connections per pool (one pool per process and event loop). A caller that finds them
     # all busy waits up to REDIS_POOL_TIMEOUT_SECONDS, then gets a 503 that says "overloaded".
     # Sized from measurement: see docs/RELIABILITY.md (500 concurrent clients, one web process).

@@ -188,3 +188,41 @@ class StoredCompletion(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+class StoredResponse(models.Model):
+    """A response of the Responses API (`store: true`, the default), kept once its job ends.
+
+    The id is the job's ("resp_" + its hex), so the stream, the retrieve and this row agree. The
+    response object itself is rendered from the job's archived chunk log (jobs.responses.events);
+    this row keeps what the dashboard, its filters and retention need (the input items stay in
+    the job's options).
+    Deleting it deletes the response (its job stays, as a stored completion's does)."""
+
+    id = models.CharField(primary_key=True, max_length=64, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="stored_responses"
+    )
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="stored_response")
+    engine = models.ForeignKey(
+        Engine, on_delete=models.SET_NULL, null=True, blank=True, related_name="stored_responses"
+    )
+    model = models.CharField(max_length=100, help_text="The engine's name when the job ran.")
+    metadata = models.JSONField(default=dict, blank=True)
+    # The response object as it ended (what the dashboard shows; the API renders the job's log).
+    response = models.JSONField()
+    usage = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=16)
+    created_at = models.DateTimeField(help_text="When the request came in (the job's creation).")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "created_at", "id"], name="storedresp_owner_created"),
+            # The dashboard's newest-first list and the retention sweep walk created_at.
+            models.Index(fields=["created_at", "id"], name="storedresp_created"),
+            GinIndex(fields=["metadata"], name="storedresp_metadata", opclasses=["jsonb_path_ops"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.id

@@ -100,7 +100,8 @@ def live_meta(job: Job) -> dict[str, Any]:
         "created": job.created_at.isoformat(),
         # The messages stay in Postgres: no face renders them from a live job.
         "request": {k: v for k, v in job.request.items() if k != "messages"},
-        "options": job.options,
+        # A response's input items stay in Postgres too (only GET .../input_items reads them).
+        "options": {k: v for k, v in job.options.items() if k != "input"},
     }
 
 

@@ -19,9 +19,10 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from engine.types import FINISH, GenerationRequest
-from jobs import metrics
+from jobs import metrics, responses
 from jobs.completions import completion_store
 from jobs.models import Job, RoomMessage
+from jobs.responses.store import response_store
 from jobs.worker import runtime
 from jobs.worker.generation import Generation, error_chunk
 
@@ -105,7 +106,11 @@ def _commit(
                 tool_calls=first["tool_calls"] or None,
             )
         if updated and job.options.get("store"):
-            completion_store(job=job)
+            # A response is kept as a stored response; every other face's job as a completion.
+            if job.face == responses.FACE:
+                response_store(job=job)
+            else:
+                completion_store(job=job)
     return bool(updated)
 
 

@@ -47,13 +47,13 @@ class ChatCreate:
     options: dict[str, Any]  # kept on the job: stream, store, metadata, service_tier, include_usage
 
 
-def _missing(param: str) -> FaceError:
+def missing(param: str) -> FaceError:
     return FaceError(
         f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
     )
 
 
-def _wrong_type(param: str, expected: str, value: Any) -> FaceError:
+def wrong_type(param: str, expected: str, value: Any) -> FaceError:
     return FaceError(
         f"Invalid type for '{param}': expected {expected}, but got {kind(value)} instead.",
         param=param,
@@ -61,7 +61,7 @@ def _wrong_type(param: str, expected: str, value: Any) -> FaceError:
     )
 
 
-def _not_one_of(param: str, value: Any, allowed: tuple[str, ...]) -> FaceError:
+def not_one_of(param: str, value: Any, allowed: tuple[str, ...]) -> FaceError:
     listed = ", ".join(f"'{a}'" for a in allowed[:-1]) + f", and '{allowed[-1]}'"
     return FaceError(
         f"Invalid value: '{value}'. Supported values are: {listed}.", param=param, code="invalid_value"
@@ -72,35 +72,35 @@ def _content(param: str, role: str, content: Any) -> None:
     if isinstance(content, str):
         return
     if not isinstance(content, list):
-        raise _wrong_type(param, "one of a string or array of objects", content)
+        raise wrong_type(param, "one of a string or array of objects", content)
     for j, part in enumerate(content):
         where = f"{param}[{j}]"
         if not isinstance(part, dict):
-            raise _wrong_type(where, "an object", part)
+            raise wrong_type(where, "an object", part)
         if "type" not in part:
-            raise _missing(f"{where}.type")
+            raise missing(f"{where}.type")
         if part["type"] not in PART_TYPES[role]:
-            raise _not_one_of(f"{where}.type", part["type"], PART_TYPES[role])
+            raise not_one_of(f"{where}.type", part["type"], PART_TYPES[role])
         if part["type"] in ("text", "refusal") and not isinstance(part.get(part["type"]), str):
-            raise _wrong_type(f"{where}.{part['type']}", "a string", part.get(part["type"]))
+            raise wrong_type(f"{where}.{part['type']}", "a string", part.get(part["type"]))
 
 
 def _tool_calls(param: str, calls: Any) -> None:
     if not isinstance(calls, list):
-        raise _wrong_type(param, "an array", calls)
+        raise wrong_type(param, "an array", calls)
     for k, call in enumerate(calls):
         where = f"{param}[{k}]"
         if not isinstance(call, dict):
-            raise _wrong_type(where, "an object", call)
+            raise wrong_type(where, "an object", call)
         for name in ("id", "function"):
             if name not in call:
-                raise _missing(f"{where}.{name}")
+                raise missing(f"{where}.{name}")
         function = call["function"]
         if not isinstance(function, dict):
-            raise _wrong_type(f"{where}.function", "an object", function)
+            raise wrong_type(f"{where}.function", "an object", function)
         for name in ("name", "arguments"):
             if not isinstance(function.get(name), str):
-                raise _missing(f"{where}.function.{name}")
+                raise missing(f"{where}.function.{name}")
 
 
 def check_messages(messages: list[Any]) -> None:
@@ -109,12 +109,12 @@ def check_messages(messages: list[Any]) -> None:
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(message, dict):
-            raise _wrong_type(where, "an object", message)
+            raise wrong_type(where, "an object", message)
         role = message.get("role")
         if role is None:
-            raise _missing(f"{where}.role")
+            raise missing(f"{where}.role")
         if role not in ROLES:
-            raise _not_one_of(f"{where}.role", role, ROLES)
+            raise not_one_of(f"{where}.role", role, ROLES)
         if role == "function":
             raise FaceError(
                 "The 'function' role is deprecated and not supported; use 'tool' messages.",
@@ -126,14 +126,14 @@ def check_messages(messages: list[Any]) -> None:
             if message.get("tool_calls") is not None:
                 _tool_calls(f"{where}.tool_calls", message["tool_calls"])
             if content is None and not message.get("tool_calls") and message.get("refusal") is None:
-                raise _missing(f"{where}.content")
+                raise missing(f"{where}.content")
         elif "content" not in message:
-            raise _missing(f"{where}.content")
+            raise missing(f"{where}.content")
         if content is not None or role != "assistant":
             _content(f"{where}.content", role, content)
         if role == "tool":
             if not isinstance(message.get("tool_call_id"), str):
-                raise _missing(f"{where}.tool_call_id")
+                raise missing(f"{where}.tool_call_id")
             before = next((m for m in reversed(messages[:i]) if m.get("role") != "tool"), None)
             if not (before and before.get("role") == "assistant" and before.get("tool_calls")):
                 raise FaceError(
@@ -158,18 +158,18 @@ def _tools(body: dict[str, Any]) -> None:
     tools = body.get("tools")
     if tools is not None:
         if not isinstance(tools, list):
-            raise _wrong_type("tools", "an array", tools)
+            raise wrong_type("tools", "an array", tools)
         for k, tool in enumerate(tools):
             where = f"tools[{k}]"
             if not isinstance(tool, dict):
-                raise _wrong_type(where, "an object", tool)
+                raise wrong_type(where, "an object", tool)
             if tool.get("type") != "function":
-                raise _not_one_of(f"{where}.type", tool.get("type"), ("function",))
+                raise not_one_of(f"{where}.type", tool.get("type"), ("function",))
             function = tool.get("function")
             if not isinstance(function, dict):
-                raise _missing(f"{where}.function")
+                raise missing(f"{where}.function")
             if not isinstance(function.get("name"), str) or not function["name"]:
-                raise _missing(f"{where}.function.name")
+                raise missing(f"{where}.function.name")
     for name in ("tool_choice", "parallel_tool_calls"):
         if body.get(name) is not None and not tools:
             raise FaceError(
@@ -179,16 +179,16 @@ def _tools(body: dict[str, Any]) -> None:
             )
     choice = body.get("tool_choice")
     if isinstance(choice, str) and choice not in TOOL_CHOICES:
-        raise _not_one_of("tool_choice", choice, TOOL_CHOICES)
+        raise not_one_of("tool_choice", choice, TOOL_CHOICES)
     if isinstance(choice, dict):
         if choice.get("type") != "function":
-            raise _not_one_of("tool_choice.type", choice.get("type"), ("function",))
+            raise not_one_of("tool_choice.type", choice.get("type"), ("function",))
         function = choice.get("function")
         name = function.get("name") if isinstance(function, dict) else None
         if name is None:
-            raise _missing("tool_choice.function.name")
+            raise missing("tool_choice.function.name")
         if not isinstance(name, str):
-            raise _wrong_type("tool_choice.function.name", "a string", name)
+            raise wrong_type("tool_choice.function.name", "a string", name)
         if name not in {t["function"]["name"] for t in tools or []}:
             raise FaceError(
                 f"Invalid value for 'tool_choice': no function named '{name}' was specified in the "
@@ -197,13 +197,13 @@ def _tools(body: dict[str, Any]) -> None:
                 code="invalid_value",
             )
     elif choice is not None and not isinstance(choice, str):
-        raise _wrong_type("tool_choice", "one of a string or object", choice)
+        raise wrong_type("tool_choice", "one of a string or object", choice)
 
 
 def _response_format(body: dict[str, Any]) -> None:
     value = body.get("response_format")
     if isinstance(value, dict) and value.get("type") not in RESPONSE_FORMATS:
-        raise _not_one_of("response_format.type", value.get("type"), RESPONSE_FORMATS)
+        raise not_one_of("response_format.type", value.get("type"), RESPONSE_FORMATS)
 
 
 def _stream_options(options: dict[str, Any] | None, stream: bool) -> bool:

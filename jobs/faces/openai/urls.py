@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularSwaggerView
 
 from jobs.faces.common.schema import document_view
 from jobs.faces.openai import stored, views
+from jobs.faces.openai.responses import views as responses
 
 urlpatterns = [
     path("chat/completions", views.ChatCompletions.as_view(), name="openai-chat-completions"),
@@ -15,6 +16,14 @@ urlpatterns = [
         name="openai-chat-messages",
     ),
     path("chat/completions/<str:completion_id>/cancel", views.Cancel.as_view(), name="openai-chat-cancel"),
+    path("responses", responses.Responses.as_view(), name="openai-responses"),
+    path("responses/<str:response_id>", responses.Response.as_view(), name="openai-response"),
+    path("responses/<str:response_id>/cancel", responses.Cancel.as_view(), name="openai-response-cancel"),
+    path(
+        "responses/<str:response_id>/input_items",
+        responses.InputItems.as_view(),
+        name="openai-response-input-items",
+    ),
     path("models", views.Models.as_view(), name="openai-models"),
     path("models/<str:model_id>", views.Model.as_view(), name="openai-model"),
     path(
@@ -23,7 +32,7 @@ urlpatterns = [
             "only_v1",
             TITLE="Spool /v1",
             DESCRIPTION=(
-                "The OpenAI API (chat completions, stored completions, models) and the native jobs API, "
+                "The OpenAI API (chat completions, stored completions, responses, models) and the native jobs API, "
                 "on one key: `Authorization: Bearer <secret key>` (or Basic access:secret)."
             ),
         ),

@@ -29,7 +29,7 @@ FACE = "openai"
 JOB_HEADER = "X-Spool-Job-Id"
 
 
-def _model_not_found(model: str) -> FaceError:
+def model_not_found(model: str) -> FaceError:
     return FaceError(
         f"The model `{model}` does not exist or you do not have access to it.",
         status=404,
@@ -44,7 +44,7 @@ def _start(user: AbstractBaseUser, chat: ChatCreate) -> Job:
     committed): one thread hop for all of it."""
     engine = engine_lookup(chat.model)
     if engine is None:
-        raise _model_not_found(chat.model)
+        raise model_not_found(chat.model)
     media = media_part(chat.request.messages)
     # Only an upstream server can read images, audio or files; the built-in model reads text.
     if media is not None and engine.kind != Engine.Kind.OPENAI:
@@ -213,5 +213,5 @@ class Model(OpenAIView):
     async def get(self, request: Request, model_id: str) -> HttpResponse:
         engine = await engine_find(model_id)
         if engine is None:
-            raise _model_not_found(model_id)
+            raise model_not_found(model_id)
         return JsonResponse(_model(engine))

@@ -1,0 +1,44 @@
+"""A response's event stream: the job's chunk log folded into Responses events
+(jobs.responses.events), written as `event:` and `data:` lines, from any sequence number on."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from jobs.faces.common import sse
+from jobs.models import Job
+from jobs.responses.events import ResponseFold
+from jobs.selectors import job_chunks_since, job_refreshed
+
+READER = "responses"
+
+
+def event(obj: dict[str, Any]) -> bytes:
+    data = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {obj['type']}\ndata: {data}\n\n".encode()
+
+
+async def events(job: Job, starting_after: int = -1) -> AsyncIterator[bytes]:
+    """Every event after `starting_after` until the response ends. The log is folded from its
+    first chunk whatever the start, so the numbering never depends on where a reader joined."""
+    fold = ResponseFold(job)
+    pending = fold.prologue()
+    cursor = 0
+    while True:
+        # One write per page of chunks: each yield is an ASGI message and a socket send.
+        out = b"".join(event(e) for e in pending if e["sequence_number"] > starting_after)
+        if fold.ended:
+            yield out
+            return
+        if out:
+            yield out
+        page = await job_chunks_since(job, cursor=cursor, reader=READER, wait=sse.KEEPALIVE_SECONDS)
+        cursor = page.next_cursor
+        pending = [e for chunk in page.chunks for e in fold.feed(chunk)]
+        if not page.chunks:
+            yield sse.KEEPALIVE
+            # A fresh status lets the selector notice a dead worker, or serve a finished job
+            # from Postgres once its Redis log is gone.
+            job = await job_refreshed(job)

@@ -1,0 +1,187 @@
+"""/v1/responses: create (wait, stream, or background), retrieve (or resume its stream),
+cancel, delete, and the input items. A response is a job of face "responses"; its id is
+"resp_" + the job's hex (jobs.responses)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpResponse, JsonResponse
+from rest_framework.request import Request
+
+from engine.types import UnsupportedParameter
+from jobs import chunklog, responses, services
+from jobs.completions import UnknownCursor
+from jobs.faces.common import sse as common_sse
+from jobs.faces.common.errors import FaceError
+from jobs.faces.common.params import build_request
+from jobs.faces.common.serializers import check
+from jobs.faces.openai.base import OpenAIView
+from jobs.faces.openai.errors import not_found
+from jobs.faces.openai.responses import create, shapes, sse
+from jobs.faces.openai.stored import paging, query_values
+from jobs.faces.openai.views import JOB_HEADER, model_not_found
+from jobs.models import Job, StoredResponse
+from jobs.responses.events import response_object
+from jobs.responses.store import input_page
+from jobs.selectors import engine_lookup, job_for_owner, job_wait_until_finished
+
+KNOWN = create.GENERATION_PARAMS | {"tools", "tool_choice", "response_format", "stream", "store"}
+
+
+def _previous_messages(user: AbstractBaseUser, previous_id: str) -> list[dict[str, Any]]:
+    """The conversation of a stored response: its messages (without its instructions, which do
+    not carry over) and its output."""
+    stored = (
+        StoredResponse.objects.select_related("job", "job__engine")
+        .filter(id=previous_id, owner_id=user.pk)
+        .first()
+        if "\x00" not in previous_id
+        else None
+    )
+    if stored is None:
+        raise FaceError(
+            f"Previous response with id '{previous_id}' not found.",
+            param="previous_response_id",
+            code="previous_response_not_found",
+        )
+    job = stored.job
+    messages = list(job.request.get("messages") or [])
+    if job.options.get("instructions"):
+        messages = messages[1:]
+    output = response_object(job, job.chunks or [])["output"]
+    return messages + create.chat_messages(output)
+
+
+@sync_to_async
+def _start(user: AbstractBaseUser, asked: create.ResponseCreate) -> Job:
+    """Resolve the conversation and the engine, refuse what it cannot honour, create the job:
+    one thread hop for all of it."""
+    messages = list(asked.messages)
+    if asked.previous_response_id is not None:
+        messages = _previous_messages(user, asked.previous_response_id) + messages
+    if asked.options.get("instructions"):
+        messages.insert(0, {"role": "system", "content": asked.options["instructions"]})
+    request, job_options = build_request(
+        messages, asked.params, known=KNOWN, max_tokens_aliases=create.MAX_TOKENS_ALIASES
+    )
+    engine = engine_lookup(asked.model)
+    if engine is None:
+        raise model_not_found(asked.model)
+    options = {**job_options.to_dict(), **asked.options}
+    try:
+        return services.job_create(
+            owner=user, engine=engine, request=request, options=options, face=responses.FACE
+        )
+    except UnsupportedParameter as exc:
+        param = create.PARAM_NAMES.get(exc.param, exc.param)
+        raise FaceError(services.refusal(engine, exc), param=param, code="unsupported_parameter") from None
+
+
+async def _owned(user: AbstractBaseUser, value: str, *, live: bool = True) -> Job:
+    """The caller's response: a job of this face that is running and to be stored, or whose
+    stored response exists (deleted ones and `store: false` ones are gone once they end)."""
+    job = await job_for_owner(responses.job_id_of(value), user.pk, live=live)
+    if job is not None and job.face == responses.FACE:
+        if not job.is_finished and job.options.get("store"):
+            return job
+        if job.is_finished and await StoredResponse.objects.filter(job_id=job.pk).aexists():
+            return job
+    raise not_found(f"Response with id '{value}' not found.")
+
+
+async def _object(job: Job) -> dict[str, Any]:
+    chunks = job.chunks if job.is_finished else await chunklog.read_since(str(job.pk), 0)
+    return response_object(job, chunks or [])
+
+
+def _stream(job: Job, starting_after: int = -1) -> HttpResponse:
+    return common_sse.stream(sse.events(job, starting_after), {JOB_HEADER: str(job.pk)})
+
+
+async def _wait(job: Job) -> HttpResponse:
+    job = await job_wait_until_finished(job, timeout=settings.SPOOL["SYNC_WAIT_SECONDS"])
+    if not job.is_finished:
+        raise FaceError(
+            f"The response is still running after {settings.SPOOL['SYNC_WAIT_SECONDS']:g} s; "
+            f"retrieve it as {responses.response_id(job.pk)}.",
+            status=504,
+            code="timeout",
+            retry=False,
+            headers={JOB_HEADER: str(job.pk)},
+        )
+    return _json(await _object(job), job)
+
+
+def _json(body: dict[str, Any], job: Job) -> JsonResponse:
+    response = JsonResponse(body)
+    response[JOB_HEADER] = str(job.pk)
+    return response
+
+
+class Responses(OpenAIView):
+    @shapes.create_schema
+    async def post(self, request: Request) -> HttpResponse:
+        asked = create.parse_create(self.json_body(request))
+        job = await _start(request.user, asked)
+        if asked.stream:
+            return _stream(job)
+        if asked.background:
+            return _json(await _object(job), job)
+        return await _wait(job)
+
+
+class Response(OpenAIView):
+    @shapes.retrieve_schema
+    async def get(self, request: Request, response_id: str) -> HttpResponse:
+        query = check(shapes.RetrieveQuery, query_values(request))
+        job = await _owned(request.user, response_id)
+        if query.get("stream"):
+            return _stream(job, query.get("starting_after", -1))
+        if query.get("starting_after") is not None:
+            raise FaceError(
+                "The 'starting_after' parameter is only allowed when 'stream' is true.",
+                param="starting_after",
+                code="invalid_value",
+            )
+        return _json(await _object(job), job)
+
+    @shapes.delete_schema
+    async def delete(self, request: Request, response_id: str) -> HttpResponse:
+        job = await _owned(request.user, response_id)
+        if not job.is_finished:
+            # Its stored response is written when it ends: end it first.
+            job = await _cancelled(job)
+        await StoredResponse.objects.filter(job_id=job.pk).adelete()
+        return JsonResponse({"id": response_id, "object": "response", "deleted": True})
+
+
+async def _cancelled(job: Job) -> Job:
+    await sync_to_async(services.job_cancel)(job=job)
+    return await job_wait_until_finished(job, timeout=settings.SPOOL["LONG_POLL_SECONDS"] * 5)
+
+
+class Cancel(OpenAIView):
+    @shapes.cancel_schema
+    async def post(self, request: Request, response_id: str) -> HttpResponse:
+        job = await _owned(request.user, response_id)
+        if not job.is_finished:
+            job = await _cancelled(job)
+        return _json(await _object(job), job)
+
+
+class InputItems(OpenAIView):
+    @shapes.input_items_schema
+    async def get(self, request: Request, response_id: str) -> HttpResponse:
+        query = query_values(request)
+        job = await _owned(request.user, response_id, live=False)
+        # OpenAI lists input items newest first unless asked otherwise.
+        page_query = {**paging.read(query), "order": query.get("order") or "desc"}
+        try:
+            page = input_page(job, **page_query)
+        except UnknownCursor as exc:
+            raise paging.unknown_after(str(exc)) from None
+        return paging.respond(page, lambda item: item)

@@ -1,0 +1,57 @@
+"""Stored responses: kept at job end (store: true), read by their owner, deleted, and purged
+after SPOOL_RESPONSES_RETENTION_DAYS."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from jobs.completions import Page, UnknownCursor
+from jobs.models import Job, StoredResponse
+from jobs.responses import response_id
+from jobs.responses.events import fold
+
+
+def response_store(*, job: Job) -> StoredResponse:
+    """Keep a finished job as a stored response. Called by the runner inside the transaction
+    that ends the job, so the job row read here already has its archived log."""
+    job = Job.objects.select_related("engine").get(pk=job.pk)
+    state, _ = fold(job, job.chunks or [])
+    stored, _ = StoredResponse.objects.update_or_create(
+        id=response_id(job.pk),
+        defaults={
+            "owner_id": job.owner_id,
+            "job": job,
+            "engine": job.engine,
+            "model": job.engine.name,
+            "metadata": job.options.get("metadata") or {},
+            "response": state.snapshot(),
+            "usage": job.usage,
+            "status": state.status,
+            "created_at": job.created_at,
+        },
+    )
+    return stored
+
+
+def input_page(job: Job, *, after: str | None, limit: int, order: str) -> Page:
+    """One page of the input items a response was asked with."""
+    items = list(job.options.get("input") or [])
+    if order == "desc":
+        items.reverse()
+    if after:
+        ids = [item["id"] for item in items]
+        if after not in ids:
+            raise UnknownCursor(after)
+        items = items[ids.index(after) + 1 :]
+    return Page(items[:limit], len(items) > limit)
+
+
+def purge_expired(*, now: timezone.datetime | None = None) -> int:
+    """Delete the stored responses older than the retention setting; how many went."""
+    days = settings.SPOOL["RESPONSES_RETENTION_DAYS"]
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    deleted, by_model = StoredResponse.objects.filter(created_at__lt=cutoff).delete()
+    return by_model.get(StoredResponse._meta.label, 0)
