@@ -32,8 +32,8 @@ urlpatterns = [
             "only_v1",
             TITLE="Spool /v1",
             DESCRIPTION=(
-                "The OpenAI API (chat completions, stored completions, responses, models) and the native jobs API, "
-                "on one key: `Authorization: Bearer <secret key>` (or Basic access:secret)."
+                "The OpenAI API (chat completions, stored completions, responses, models) and the native "
+                "jobs API, on one key: `Authorization: Bearer <secret key>` (or Basic access:secret)."
             ),
         ),
         name="v1-openapi",

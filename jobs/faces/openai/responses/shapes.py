@@ -8,9 +8,8 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import serializers
 
 from jobs.faces.common.pagination import ListPage, PageQuery
-from jobs.faces.common.params import GenerationParams
 from jobs.faces.common.schema import errors
-from jobs.faces.common.serializers import StrictBooleanField, StrictQueryInteger
+from jobs.faces.common.serializers import StrictBooleanField, StrictFloatField, StrictQueryInteger
 from jobs.faces.openai.responses.create import ResponsesFace
 
 STATUSES = ("queued", "in_progress", "completed", "failed", "cancelled", "incomplete")
@@ -33,16 +32,8 @@ class ResponseCreate(ResponsesFace):
 
     input = serializers.JSONField(help_text="A string, or an array of input items.")
     max_output_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    temperature = (
-        GenerationParams()
-        .fields["temperature"]
-        .__class__(min_value=0, max_value=2, required=False, allow_null=True)
-    )
-    top_p = (
-        GenerationParams()
-        .fields["top_p"]
-        .__class__(min_value=0, max_value=1, required=False, allow_null=True)
-    )
+    temperature = StrictFloatField(min_value=0, max_value=2, required=False, allow_null=True)
+    top_p = StrictFloatField(min_value=0, max_value=1, required=False, allow_null=True)
     tools = serializers.ListField(child=serializers.JSONField(), required=False, allow_null=True)
     tool_choice = serializers.JSONField(required=False, allow_null=True)
     parallel_tool_calls = StrictBooleanField(required=False, allow_null=True)
@@ -145,7 +136,8 @@ create_schema = extend_schema(
             request_only=True,
         ),
         OpenApiExample(
-            "background", value={"model": OFFLINE, "input": "Speak.", "background": True, "max_output_tokens": 8},
+            "background",
+            value={"model": OFFLINE, "input": "Speak.", "background": True, "max_output_tokens": 8},
             request_only=True,
         ),
     ],
