@@ -55,7 +55,7 @@ class ResponsesFace(serializers.Serializer):
 @dataclass(frozen=True, slots=True)
 class ResponseCreate:
     model: str
-    messages: list[dict[str, Any]]  # instructions and this request's input, as chat messages
+    messages: list[dict[str, Any]]  # this request's input as chat messages (instructions apart)
     params: dict[str, Any]  # for jobs.faces.common.params.build_request
     options: dict[str, Any]  # kept on the job (jobs.responses.events.head reads them)
     previous_response_id: str | None
@@ -264,14 +264,11 @@ def parse_create(body: Any) -> ResponseCreate:
             params["response_format"] = response_format
             options["text_format"] = body["text"]["format"]
     params["stream"], params["store"] = stream, store
-    messages = chat_messages(items)
-    instructions = face.get("instructions")
-    if instructions:
-        options["instructions"] = instructions
-        messages.insert(0, {"role": "system", "content": instructions})
+    if face.get("instructions"):
+        options["instructions"] = face["instructions"]
     for name in ("parallel_tool_calls", "user", "safety_identifier", "previous_response_id"):
         if body.get(name) is not None:
             options[name] = body[name]
     return ResponseCreate(
-        face["model"], messages, params, options, face.get("previous_response_id"), stream, background
+        face["model"], chat_messages(items), params, options, face.get("previous_response_id"), stream, background
     )

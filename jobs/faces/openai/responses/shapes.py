@@ -17,12 +17,12 @@ ID = r"^resp_[0-9a-f]{32}$"
 
 
 class RetrieveQuery(serializers.Serializer):
-    stream = StrictBooleanField(required=False, help_text="Stream the response's events.")
+    stream = serializers.BooleanField(required=False, help_text="Stream the response's events.")
     starting_after = StrictQueryInteger(
         required=False, min_value=-1, help_text="With stream: the events after this sequence number."
     )
     include = serializers.CharField(required=False, help_text="Accepted; nothing extra to include.")
-    include_obfuscation = StrictBooleanField(required=False, help_text="Accepted; events are not padded.")
+    include_obfuscation = serializers.BooleanField(required=False, help_text="Accepted; events are not padded.")
 
 
 class ResponseCreate(ResponsesFace):

@@ -45,6 +45,7 @@ def _previous_messages(user: AbstractBaseUser, previous_id: str) -> list[dict[st
     if stored is None:
         raise FaceError(
             f"Previous response with id '{previous_id}' not found.",
+            status=404,
             param="previous_response_id",
             code="previous_response_not_found",
         )
