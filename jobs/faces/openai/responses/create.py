@@ -270,5 +270,11 @@ def parse_create(body: Any) -> ResponseCreate:
         if body.get(name) is not None:
             options[name] = body[name]
     return ResponseCreate(
-        face["model"], chat_messages(items), params, options, face.get("previous_response_id"), stream, background
+        face["model"],
+        chat_messages(items),
+        params,
+        options,
+        face.get("previous_response_id"),
+        stream,
+        background,
     )

@@ -22,7 +22,9 @@ class RetrieveQuery(serializers.Serializer):
         required=False, min_value=-1, help_text="With stream: the events after this sequence number."
     )
     include = serializers.CharField(required=False, help_text="Accepted; nothing extra to include.")
-    include_obfuscation = serializers.BooleanField(required=False, help_text="Accepted; events are not padded.")
+    include_obfuscation = serializers.BooleanField(
+        required=False, help_text="Accepted; events are not padded."
+    )
 
 
 class ResponseCreate(ResponsesFace):
