@@ -126,6 +126,8 @@ SPECTACULAR_SETTINGS = {
         "ChatCompletionObjectEnum": ["chat.completion"],
         "ChatCompletionDeletedObjectEnum": ["chat.completion.deleted"],
         "ModelObjectEnum": ["model"],
+        "ResponseObjectEnum": ["response"],
+        "ResponseStatusEnum": "jobs.faces.openai.responses.shapes.STATUSES",
     },
 }
 

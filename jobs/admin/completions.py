@@ -20,7 +20,7 @@ from jobs import search
 from jobs.admin import export, readable
 from jobs.admin.filters import MetadataFilter, RecentValuesFilter, parse_pair
 from jobs.admin.largetable import LargeTableAdmin
-from jobs.models import StoredCompletion
+from jobs.models import StoredCompletion, StoredResponse
 
 PREVIEW_CHARS = 90
 # Search results count only as far as the page shown plus one row ("more than 100": there is a
@@ -104,8 +104,24 @@ class SearchOrder(admin.SimpleListFilter):
         return queryset  # get_search_results ranks and orders
 
 
+class StoredColumns:
+    """The list columns every stored object (completion, response) shows the same way."""
+
+    @admin.display(description="metadata")
+    def metadata_pairs(self, stored: StoredCompletion | StoredResponse) -> str:
+        pairs = sorted((stored.metadata or {}).items()) if isinstance(stored.metadata, dict) else []
+        return format_html_join(" ", '<span class="spool-pair">{}={}</span>', pairs)
+
+    @admin.display(description="tokens in/out")
+    def tokens(self, stored: StoredCompletion | StoredResponse) -> str:
+        usage = stored.usage or {}
+        if not usage:
+            return "-"
+        return f"{usage.get('input_tokens', 0):,} / {usage.get('output_tokens', 0):,}"
+
+
 @admin.register(StoredCompletion)
-class StoredCompletionAdmin(LargeTableAdmin):
+class StoredCompletionAdmin(StoredColumns, LargeTableAdmin):
     change_list_template = "admin/jobs/storedcompletion/change_list.html"
     change_form_template = "admin/jobs/storedcompletion/change_form.html"
     list_display = [
@@ -160,18 +176,6 @@ class StoredCompletionAdmin(LargeTableAdmin):
     @admin.display(description="answer")
     def answer(self, stored: StoredCompletion) -> str:
         return getattr(stored, "answer_preview", "") or ""
-
-    @admin.display(description="metadata")
-    def metadata_pairs(self, stored: StoredCompletion) -> str:
-        pairs = sorted((stored.metadata or {}).items()) if isinstance(stored.metadata, dict) else []
-        return format_html_join(" ", '<span class="spool-pair">{}={}</span>', pairs)
-
-    @admin.display(description="tokens in/out")
-    def tokens(self, stored: StoredCompletion) -> str:
-        usage = stored.usage or {}
-        if not usage:
-            return "-"
-        return f"{usage.get('input_tokens', 0):,} / {usage.get('output_tokens', 0):,}"
 
     @admin.display(description="first token")
     def first_token(self, stored: StoredCompletion) -> str:

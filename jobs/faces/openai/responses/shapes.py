@@ -45,16 +45,16 @@ class ResponseCreate(ResponsesFace):
     safety_identifier = serializers.CharField(required=False, allow_null=True, allow_blank=True)
 
 
-class ResponseError(serializers.Serializer):
+class ResponseErrorDetail(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
 
 
-class IncompleteDetails(serializers.Serializer):
+class ResponseIncompleteDetails(serializers.Serializer):
     reason = serializers.ChoiceField(choices=["max_output_tokens"])
 
 
-class Usage(serializers.Serializer):
+class ResponseUsage(serializers.Serializer):
     input_tokens = serializers.IntegerField(min_value=0)
     input_tokens_details = serializers.DictField()
     output_tokens = serializers.IntegerField(min_value=0)
@@ -62,18 +62,18 @@ class Usage(serializers.Serializer):
     total_tokens = serializers.IntegerField(min_value=0)
 
 
-class Response(serializers.Serializer):
+class ResponseObject(serializers.Serializer):
     id = serializers.RegexField(ID)
     object = serializers.ChoiceField(choices=["response"])
     created_at = serializers.IntegerField(help_text="Unix seconds.")
     model = serializers.CharField(help_text="The engine's name.")
     status = serializers.ChoiceField(choices=STATUSES)
-    error = ResponseError(allow_null=True)
-    incomplete_details = IncompleteDetails(allow_null=True)
+    error = ResponseErrorDetail(allow_null=True)
+    incomplete_details = ResponseIncompleteDetails(allow_null=True)
     output = serializers.ListField(
         child=serializers.DictField(), help_text="message items (output_text parts) and function_call items."
     )
-    usage = Usage(allow_null=True)
+    usage = ResponseUsage(allow_null=True)
     background = serializers.BooleanField()
     instructions = serializers.CharField(allow_null=True)
     max_output_tokens = serializers.IntegerField(allow_null=True)
@@ -122,7 +122,7 @@ JOB_ID_HEADER = OpenApiParameter(
     description="The job behind the response.",
 )  # fmt: skip
 ANSWERS = {
-    (200, "application/json"): OpenApiResponse(Response, description="The response."),
+    (200, "application/json"): OpenApiResponse(ResponseObject, description="The response."),
     (200, "text/event-stream"): OpenApiResponse(ResponseEvent, description=EVENTS),
 }
 
@@ -160,7 +160,7 @@ cancel_schema = extend_schema(
     summary="Stop a running response; its output so far is kept. A finished one answers as it is.",
     request=None,
     parameters=[JOB_ID_HEADER],
-    responses={200: Response, **errors(404)},
+    responses={200: ResponseObject, **errors(404)},
 )
 input_items_schema = extend_schema(
     operation_id="listInputItems",
