@@ -167,7 +167,12 @@ def message_items(stored: StoredCompletion) -> list[dict[str, Any]]:
 
 
 def messages_page(stored: StoredCompletion, *, after: str | None, limit: int, order: str) -> Page:
-    items = message_items(stored)
+    return items_page(message_items(stored), after=after, limit=limit, order=order)
+
+
+def items_page(items: list[dict[str, Any]], *, after: str | None, limit: int, order: str) -> Page:
+    """One page of a list kept in one row (items with ids), in its order ("asc") or reversed."""
+    items = list(items)
     if order == "desc":
         items.reverse()
     if after:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from jobs.completions import Page, UnknownCursor
+from jobs.completions import Page, items_page
 from jobs.models import Job, StoredResponse
 from jobs.responses import response_id
 from jobs.responses.events import fold
@@ -38,15 +38,7 @@ def response_store(*, job: Job) -> StoredResponse:
 
 def input_page(job: Job, *, after: str | None, limit: int, order: str) -> Page:
     """One page of the input items a response was asked with."""
-    items = list(job.options.get("input") or [])
-    if order == "desc":
-        items.reverse()
-    if after:
-        ids = [item["id"] for item in items]
-        if after not in ids:
-            raise UnknownCursor(after)
-        items = items[ids.index(after) + 1 :]
-    return Page(items[:limit], len(items) > limit)
+    return items_page(job.options.get("input") or [], after=after, limit=limit, order=order)
 
 
 def purge_expired(*, now: timezone.datetime | None = None) -> int:

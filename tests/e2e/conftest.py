@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+
 import pytest
+
+import fakeupstream
+from tests.e2e.openai_helpers import upstream_engine
 
 pytestmark = pytest.mark.e2e
 
@@ -19,3 +25,20 @@ def pg(django_db_blocker):
     """Read and write the test database the running server uses (committed data, no rollback)."""
     with django_db_blocker.unblock():
         yield
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[str]:
+    """The fake OpenAI-compatible upstream (fakeupstream), for this module; its base URL."""
+    with fakeupstream.running(port=0) as url:
+        yield url
+
+
+@pytest.fixture
+def engine_for(upstream, pg):
+    """An engine on the fake upstream playing a scenario; returns its model name."""
+
+    def make(scenario: str) -> str:
+        return upstream_engine(f"fake-{uuid.uuid4().hex[:8]}", upstream, scenario)
+
+    return make

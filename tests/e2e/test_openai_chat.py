@@ -5,41 +5,22 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 
 import openai
 import pytest
 
-import fakeupstream
 from tests.e2e.openai_helpers import (
     NO_EOT,
     OFFLINE,
     client,
     data_events,
     raw_stream,
-    upstream_engine,
 )
 from tests.support import WEATHER_TOOL
 
 pytestmark = pytest.mark.e2e
 
 ASK = [{"role": "user", "content": "Tell me of the king and his daughters."}]
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[str]:
-    with fakeupstream.running(port=0) as url:
-        yield url
-
-
-@pytest.fixture
-def engine_for(upstream, pg):
-    """An engine on the fake upstream playing a scenario; returns its model name."""
-
-    def make(scenario: str) -> str:
-        return upstream_engine(f"fake-{uuid.uuid4().hex[:8]}", upstream, scenario)
-
-    return make
 
 
 def test_a_non_streamed_completion_is_a_chat_completion_object(spool):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,7 +16,7 @@ import pytest
 from django.conf import settings
 
 import fakeupstream
-from tests.e2e.openai_helpers import OFFLINE, client, upstream_engine
+from tests.e2e.openai_helpers import OFFLINE, client
 
 pytestmark = pytest.mark.e2e
 
@@ -31,22 +30,6 @@ FUNCTION_TOOL = {
         "required": ["location"],
     },
 }
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[str]:
-    with fakeupstream.running(port=0) as url:
-        yield url
-
-
-@pytest.fixture
-def engine_for(upstream, pg):
-    """An engine on the fake upstream playing a scenario; returns its model name."""
-
-    def make(scenario: str) -> str:
-        return upstream_engine(f"fake-{uuid.uuid4().hex[:8]}", upstream, scenario)
-
-    return make
 
 
 def _words(count: int) -> str:
