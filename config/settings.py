@@ -117,6 +117,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "jobs.faces.openai.responses.shapes.link_operations",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.faces.openai.serializers.STATUSES",
         "SemossStatusEnum": "jobs.faces.semoss.serializers.STATUSES",

@@ -3,6 +3,8 @@ retrieve (checked strictly)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -168,3 +170,21 @@ input_items_schema = extend_schema(
     parameters=[PageQuery],
     responses={200: InputItemList, **errors(404)},
 )
+
+
+# What a created response's id opens: OpenAPI links, so clients and schemathesis's stateful phase
+# follow a POST /v1/responses to the operations on that response.
+LINKED = ("getResponse", "cancelResponse", "listInputItems", "deleteResponse")
+
+
+def link_operations(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: links from createResponse to the operations on the
+    response it made (drf-spectacular has no per-response links of its own)."""
+    for item in result.get("paths", {}).values():
+        post = item.get("post") or {}
+        if post.get("operationId") == "createResponse":
+            post["responses"]["200"]["links"] = {
+                name: {"operationId": name, "parameters": {"response_id": "$response.body#/id"}}
+                for name in LINKED
+            }
+    return result
