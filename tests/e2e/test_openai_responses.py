@@ -330,3 +330,16 @@ def test_the_wire_format_has_event_and_data_lines(spool, engine_for):
         kind, data = frame.split("\n")
         payload = json.loads(data.removeprefix("data: "))
         assert kind == f"event: {payload['type']}" and payload["sequence_number"] == number
+
+
+def test_text_format_reaches_an_upstream_as_its_response_format(spool, engine_for, upstream):
+    model = engine_for("fake?tokens=3")
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    fmt = {"type": "json_schema", "name": "place", "schema": schema, "strict": True}
+    response = client(spool).responses.create(model=model, input="Where?", text={"format": fmt})
+    assert response.text.format.type == "json_schema" and response.text.format.name == "place"
+    sent = fakeupstream.recorded(upstream)[-1]["body"]
+    assert sent["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "place", "schema": schema, "strict": True},
+    }
