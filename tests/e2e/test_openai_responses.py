@@ -343,3 +343,17 @@ def test_text_format_reaches_an_upstream_as_its_response_format(spool, engine_fo
         "type": "json_schema",
         "json_schema": {"name": "place", "schema": schema, "strict": True},
     }
+
+
+def test_an_upstream_failure_midway_is_a_failed_response_with_its_error_and_partial_output(spool, engine_for):
+    model = engine_for("fake?tokens=20&error_after=4")
+    sdk = client(spool)
+    events = list(sdk.responses.create(model=model, input="Speak.", stream=True))
+    assert events[-1].type == "response.failed"
+    failed = events[-1].response
+    assert failed.status == "failed" and failed.error.code == "upstream_error" and failed.error.message
+    assert failed.output[0].status == "incomplete" and failed.output_text == _text_of(events) != ""
+    again = sdk.responses.retrieve(failed.id)
+    assert again.status == "failed" and again.output_text == failed.output_text
+    waited = sdk.responses.create(model=model, input="Speak.")
+    assert waited.status == "failed" and waited.error.code == "upstream_error"
