@@ -91,6 +91,9 @@ class ResponseFold:
         self.sequence = 0
         self.output: list[dict[str, Any]] = []
         self.open_tool: int | None = None  # the tool-call index of the open function_call item
+        # The open message's text, joined only when a snapshot or its .done events need it:
+        # adding each delta to one string copied the whole text per chunk (quadratic).
+        self.text_parts: list[str] = []
         self.started = False
         self.status = QUEUED if self.head["background"] else IN_PROGRESS
         self.usage: dict[str, Any] | None = None
@@ -103,6 +106,7 @@ class ResponseFold:
         """The response object as the chunks so far make it (status: the job's, when it is
         live and known better than the log says)."""
         status = status or self.status
+        self._join_text()
         incomplete = {"reason": "max_output_tokens"} if status == INCOMPLETE else None
         return {
             **self.head,
@@ -180,6 +184,7 @@ class ResponseFold:
             )
             part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
             item["content"].append(part)
+            self.text_parts = []
             out.append(
                 self._event(
                     "response.content_part.added",
@@ -189,7 +194,7 @@ class ResponseFold:
                     part=dict(part),
                 )
             )
-        item["content"][0]["text"] += text
+        self.text_parts.append(text)
         out.append(
             self._event(
                 "response.output_text.delta",
@@ -239,6 +244,7 @@ class ResponseFold:
         """The .done events of the open item, if any, which ends with `status`."""
         if not self.output or self.output[-1]["status"] != IN_PROGRESS:
             return []
+        self._join_text()
         item, index = self.output[-1], self._index()
         item["status"] = status
         out: list[dict[str, Any]] = []
@@ -261,7 +267,13 @@ class ResponseFold:
         out.append(self._event("response.output_item.done", output_index=index, item=_copy(item)))
         return out
 
+    def _join_text(self) -> None:
+        item = self._current(MESSAGE)
+        if item is not None:
+            item["content"][0]["text"] = "".join(self.text_parts)
+
     def _end(self, status: str) -> list[dict[str, Any]]:
+        self._join_text()
         for item in self.output:
             if item["status"] == IN_PROGRESS:
                 item["status"] = INCOMPLETE  # a failed or cancelled response's unfinished item

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
+
+import orjson
 
 from jobs.faces.common import sse
 from jobs.models import Job
@@ -16,8 +17,9 @@ READER = "responses"
 
 
 def event(obj: dict[str, Any]) -> bytes:
-    data = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    return f"event: {obj['type']}\ndata: {data}\n\n".encode()
+    # orjson: compact UTF-8, several times faster than the json module; a resume encodes every
+    # event after its starting point.
+    return b"event: " + obj["type"].encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
 
 
 async def events(job: Job, starting_after: int = -1) -> AsyncIterator[bytes]:
