@@ -16,6 +16,7 @@ from jobs import chunklog, limits, metrics
 from jobs.keys import hash_secret, new_key_pair
 from jobs.logcontext import bind_job_id
 from jobs.models import ApiKey, Engine, Job, Room, RoomMessage
+from jobs.responses.store import keep_if_stored
 
 OFFLINE_ENGINE_NAME = "spool-offline"
 
@@ -123,6 +124,7 @@ def job_cancel(*, job: Job) -> None:
         chunks=[terminal],
     )
     if ended_here:
+        keep_if_stored(str(job.id))
         chunklog.append(str(job.id), [terminal])
 
 

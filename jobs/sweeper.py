@@ -15,6 +15,7 @@ from django.utils import timezone
 from engine.types import ERROR, USAGE
 from jobs import chunklog
 from jobs.models import Job
+from jobs.responses.store import keep_if_stored
 from jobs.results import ResultBuilder
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ def _end_or_retry(job_id: str, n: int) -> bool:
     )
     if updated:
         log.warning("job %s lost its worker after %d chunks; ended it", job_id, len(written))
+        keep_if_stored(job_id)
         chunklog.append(job_id, [usage, terminal])
     return True
 

@@ -84,3 +84,30 @@ def test_the_dashboard_lists_stored_responses_and_filters_them_by_metadata(admin
     assert responses.response_id(other.pk).removeprefix("resp_")[:12] not in filtered
     detail = admin_client.get(f"/admin/jobs/storedresponse/{responses.response_id(search.pk)}/change/")
     assert detail.status_code == 200
+
+
+def test_a_response_cancelled_while_queued_is_kept_cancelled():
+    user = services.user_ensure(username="ann")
+    engine = Engine.objects.create(name="scripted-q", kind="scripted", config={"script": SCRIPT})
+    job = services.job_create(
+        owner=user,
+        engine=engine,
+        request=GenerationRequest(messages=[{"role": "user", "content": "hi"}]),
+        options={"store": True, "background": True},
+        face=responses.FACE,
+    )
+    services.job_cancel(job=job)
+    stored = StoredResponse.objects.get(job=job)
+    assert stored.status == "cancelled" and stored.response["status"] == "cancelled"
+
+
+def test_a_response_whose_worker_was_lost_is_kept_failed(monkeypatch):
+    from jobs import chunklog, sweeper
+
+    job = run_response({"store": True})
+    StoredResponse.objects.filter(job=job).delete()
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING)
+    monkeypatch.setattr(chunklog, "read_all", lambda job_id: SCRIPT[:2])
+    assert sweeper._end_or_retry(str(job.pk), 1)
+    stored = StoredResponse.objects.get(job=job)
+    assert stored.status == "failed" and stored.response["error"]["code"] == "worker_lost"
