@@ -357,3 +357,15 @@ def test_an_upstream_failure_midway_is_a_failed_response_with_its_error_and_part
     assert again.status == "failed" and again.output_text == failed.output_text
     waited = sdk.responses.create(model=model, input="Speak.")
     assert waited.status == "failed" and waited.error.code == "upstream_error"
+
+
+def test_the_stream_helper_resumes_an_existing_response(spool, engine_for):
+    model = engine_for("fake?tokens=12&tps=100")
+    sdk = client(spool)
+    started = sdk.responses.create(model=model, input="Speak.", background=True)
+    with sdk.responses.stream(response_id=started.id, starting_after=3) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    assert events[0].sequence_number == 4
+    assert [e.sequence_number for e in events] == list(range(4, 4 + len(events)))
+    assert final.status == "completed" and final.output_text == sdk.responses.retrieve(started.id).output_text

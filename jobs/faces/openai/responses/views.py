@@ -35,13 +35,9 @@ KNOWN = create.GENERATION_PARAMS | {"tools", "tool_choice", "response_format", "
 def _previous_messages(user: AbstractBaseUser, previous_id: str) -> list[dict[str, Any]]:
     """The conversation of a stored response: its messages (without its instructions, which do
     not carry over) and its output."""
-    stored = (
-        StoredResponse.objects.select_related("job", "job__engine")
-        .filter(id=previous_id, owner_id=user.pk)
-        .first()
-        if "\x00" not in previous_id
-        else None
-    )
+    job_id = responses.job_id_of(previous_id)
+    query = StoredResponse.objects.select_related("job", "job__engine")
+    stored = None if job_id is None else query.filter(job_id=job_id, owner_id=user.pk).first()
     if stored is None:
         raise FaceError(
             f"Previous response with id '{previous_id}' not found.",
