@@ -255,12 +255,14 @@ def test_function_calls_come_out_as_function_call_items_and_their_outputs_go_bac
     ]
 
 
-def test_max_output_tokens_makes_an_incomplete_response(spool):
+def test_max_output_tokens_makes_an_incomplete_response(spool, engine_for):
+    model = engine_for("fake?tokens=20")
     sdk = client(spool)
-    response = sdk.responses.create(model=OFFLINE, input="Tell me of the king.", max_output_tokens=3)
+    response = sdk.responses.create(model=model, input="Tell me of the king.", max_output_tokens=3)
     assert response.status == "incomplete" and response.incomplete_details.reason == "max_output_tokens"
-    assert response.usage.output_tokens == 3
-    events = list(sdk.responses.create(model=OFFLINE, input="Tell me.", max_output_tokens=3, stream=True))
+    assert response.usage.output_tokens == 3 and len(response.output_text.split()) == 3
+    assert response.output[0].status == "incomplete"
+    events = list(sdk.responses.create(model=model, input="Tell me.", max_output_tokens=3, stream=True))
     assert events[-1].type == "response.incomplete"
     assert events[-1].response.incomplete_details.reason == "max_output_tokens"
 
