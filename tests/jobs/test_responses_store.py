@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.core.cache import cache
 from django.core.management import call_command
 from django.utils import timezone
@@ -82,7 +83,8 @@ def test_the_dashboard_lists_stored_responses_and_filters_them_by_metadata(admin
     filtered = admin_client.get("/admin/jobs/storedresponse/?meta=team=search").content.decode()
     assert responses.response_id(search.pk).removeprefix("resp_")[:12] in filtered
     assert responses.response_id(other.pk).removeprefix("resp_")[:12] not in filtered
-    detail = admin_client.get(f"/admin/jobs/storedresponse/{responses.response_id(search.pk)}/change/")
+    # As the admin links it: quote() escapes the "_" in the id.
+    detail = admin_client.get(f"/admin/jobs/storedresponse/{quote(responses.response_id(search.pk))}/change/")
     assert detail.status_code == 200
 
 

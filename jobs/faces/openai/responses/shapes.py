@@ -172,19 +172,20 @@ input_items_schema = extend_schema(
 )
 
 
-# What a created response's id opens: OpenAPI links, so clients and schemathesis's stateful phase
-# follow a POST /v1/responses to the operations on that response.
+# What a response's id opens: OpenAPI links from every answer that carries one, so clients and
+# schemathesis's stateful phase follow a response to the operations on it.
 LINKED = ("getResponse", "cancelResponse", "listInputItems", "deleteResponse")
+LINKED_FROM = ("createResponse", "getResponse", "cancelResponse")
 
 
 def link_operations(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    """drf-spectacular postprocessing hook: links from createResponse to the operations on the
-    response it made (drf-spectacular has no per-response links of its own)."""
+    """drf-spectacular postprocessing hook: the links above (drf-spectacular has no per-response
+    links of its own)."""
+    links = {
+        name: {"operationId": name, "parameters": {"response_id": "$response.body#/id"}} for name in LINKED
+    }
     for item in result.get("paths", {}).values():
-        post = item.get("post") or {}
-        if post.get("operationId") == "createResponse":
-            post["responses"]["200"]["links"] = {
-                name: {"operationId": name, "parameters": {"response_id": "$response.body#/id"}}
-                for name in LINKED
-            }
+        for operation in item.values():
+            if isinstance(operation, dict) and operation.get("operationId") in LINKED_FROM:
+                operation["responses"]["200"]["links"] = links
     return result
