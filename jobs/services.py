@@ -16,6 +16,7 @@ from jobs import chunklog, limits, metrics
 from jobs.keys import hash_secret, new_key_pair
 from jobs.logcontext import bind_job_id
 from jobs.models import ApiKey, Engine, Job, Room, RoomMessage
+from jobs.webhooks.events import job_ended
 
 OFFLINE_ENGINE_NAME = "spool-offline"
 
@@ -113,14 +114,17 @@ def job_cancel(*, job: Job) -> None:
     """Ask the worker to stop; a job still queued is ended here. Cancelling twice is harmless."""
     chunklog.request_cancel(str(job.id))
     terminal = {"type": ERROR, "data": {"code": "cancelled", "message": "The job was cancelled."}}
-    ended_here = Job.objects.filter(id=job.id, status=Job.Status.QUEUED).update(
-        status=Job.Status.CANCELLED,
-        finished_at=timezone.now(),
-        finish_reason="cancelled",
-        error="The job was cancelled before it started.",
-        result={"choices": [], "usage": None},
-        chunks=[terminal],
-    )
+    with transaction.atomic():
+        ended_here = Job.objects.filter(id=job.id, status=Job.Status.QUEUED).update(
+            status=Job.Status.CANCELLED,
+            finished_at=timezone.now(),
+            finish_reason="cancelled",
+            error="The job was cancelled before it started.",
+            result={"choices": [], "usage": None},
+            chunks=[terminal],
+        )
+        if ended_here:
+            job_ended(job.id)
     if ended_here:
         chunklog.append(str(job.id), [terminal])
 

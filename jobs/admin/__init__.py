@@ -1,7 +1,8 @@
-"""The operator dashboard: engines, API keys, rooms, jobs and stored completions in the admin."""
+"""The operator dashboard: engines, API keys, rooms, jobs, stored completions and webhooks in the
+admin."""
 
 from __future__ import annotations
 
-from jobs.admin import completions, engines, jobs
+from jobs.admin import completions, engines, jobs, webhooks
 
-__all__ = ["completions", "engines", "jobs"]
+__all__ = ["completions", "engines", "jobs", "webhooks"]

@@ -22,6 +22,7 @@ from engine.types import FINISH, GenerationRequest
 from jobs import metrics
 from jobs.completions import completion_store
 from jobs.models import Job, RoomMessage
+from jobs.webhooks.events import job_ended
 from jobs.worker import runtime
 from jobs.worker.generation import Generation, error_chunk
 
@@ -106,6 +107,8 @@ def _commit(
             )
         if updated and job.options.get("store"):
             completion_store(job=job)
+        if updated:
+            job_ended(job.pk)
     return bool(updated)
 
 

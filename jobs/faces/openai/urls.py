@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularSwaggerView
 
 from jobs.faces.common.schema import document_view
-from jobs.faces.openai import stored, views
+from jobs.faces.openai import stored, views, webhooks
 
 urlpatterns = [
     path("chat/completions", views.ChatCompletions.as_view(), name="openai-chat-completions"),
@@ -15,6 +15,27 @@ urlpatterns = [
         name="openai-chat-messages",
     ),
     path("chat/completions/<str:completion_id>/cancel", views.Cancel.as_view(), name="openai-chat-cancel"),
+    path("webhook_endpoints", webhooks.Endpoints.as_view(), name="openai-webhook-endpoints"),
+    path(
+        "webhook_endpoints/<str:webhook_endpoint_id>",
+        webhooks.Endpoint.as_view(),
+        name="openai-webhook-endpoint",
+    ),
+    path(
+        "webhook_endpoints/<str:webhook_endpoint_id>/rotate_secret",
+        webhooks.RotateSecret.as_view(),
+        name="openai-webhook-rotate-secret",
+    ),
+    path(
+        "webhook_endpoints/<str:webhook_endpoint_id>/deliveries",
+        webhooks.Deliveries.as_view(),
+        name="openai-webhook-deliveries",
+    ),
+    path(
+        "webhook_endpoints/<str:webhook_endpoint_id>/deliveries/<str:delivery_id>/resend",
+        webhooks.Resend.as_view(),
+        name="openai-webhook-resend",
+    ),
     path("models", views.Models.as_view(), name="openai-models"),
     path("models/<str:model_id>", views.Model.as_view(), name="openai-model"),
     path(
@@ -23,7 +44,8 @@ urlpatterns = [
             "only_v1",
             TITLE="Spool /v1",
             DESCRIPTION=(
-                "The OpenAI API (chat completions, stored completions, models) and the native jobs API, "
+                "The OpenAI API (chat completions, stored completions, models, webhook endpoints) and the "
+                "native jobs API, "
                 "on one key: `Authorization: Bearer <secret key>` (or Basic access:secret)."
             ),
         ),
