@@ -18,6 +18,7 @@ from jobs.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoin
 
 
 class EndpointForm(forms.ModelForm):
+    url = forms.URLField(max_length=2000, assume_scheme="https")
     event_types = forms.MultipleChoiceField(
         choices=[(t, t) for t in EVENT_TYPES], widget=forms.CheckboxSelectMultiple
     )
