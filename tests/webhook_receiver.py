@@ -22,8 +22,8 @@ class Received:
 class Receiver:
     base_url: str
     received: list[Received] = field(default_factory=list)
-    # path -> the statuses of its next answers, in order; 200 once they are used up.
-    scripts: dict[str, list[int]] = field(default_factory=dict)
+    # path -> its next answers, in order: a status, or (status, headers); 200 once used up.
+    scripts: dict[str, list[int | tuple[int, dict[str, str]]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, path: str) -> str:
@@ -58,8 +58,11 @@ def running_receiver() -> Iterator[Receiver]:
                     Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 )
                 script = receiver.scripts.get(self.path) or []
-                status = script.pop(0) if script else 200
+                answer = script.pop(0) if script else 200
+            status, headers = answer if isinstance(answer, tuple) else (answer, {})
             self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.send_header("content-length", "0")
             self.end_headers()
 

@@ -30,12 +30,13 @@ def _forbidden(address: IPAddress) -> str | None:
     """What kind of address it is, when it is one Spool must not call."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return _forbidden(address.ipv4_mapped)
+    # The narrower kinds first: Python counts 0.0.0.0, 127/8 and 169.254/16 as private too.
     for kind, flagged in (
+        ("unspecified", address.is_unspecified),
         ("loopback", address.is_loopback),
         ("link-local", address.is_link_local),
-        ("private", address.is_private),
         ("multicast", address.is_multicast),
-        ("unspecified", address.is_unspecified),
+        ("private", address.is_private),
         ("reserved", address.is_reserved),
     ):
         if flagged:

@@ -173,7 +173,7 @@ def attempt(*, delivery_id: str, number: int) -> None:
     _record(delivery, number, now, outcome, give_up=give_up, due=due)
     _endpoint_failed(endpoint, outcome)
     if not give_up:
-        transaction.on_commit(lambda: _enqueue(delivery_id, number + 1, countdown=wait))
+        _enqueue(delivery_id, number + 1, countdown=wait)  # after _record's commit
 
 
 @transaction.atomic
