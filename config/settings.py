@@ -18,6 +18,9 @@ SECRET_KEY = secret_key(
     debug=DEBUG,
     fallback_file=Path(env_str("SPOOL_SECRET_KEY_FILE", str(BASE_DIR / "run" / "secret-key"))),
 )
+# Earlier secret keys, comma-separated: what they signed or encrypted (sessions, webhook signing
+# secrets) still opens while it is replaced.
+SECRET_KEY_FALLBACKS = [key for key in env_str("DJANGO_SECRET_KEY_FALLBACKS", "").split(",") if key.strip()]
 ALLOWED_HOSTS = env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
 
 INSTALLED_APPS = [

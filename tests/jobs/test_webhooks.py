@@ -162,9 +162,11 @@ def test_only_the_owners_enabled_endpoints_that_want_the_type_get_a_delivery(
     assert not WebhookDelivery.objects.filter(endpoint=bobs).exists()
 
 
-def test_a_job_whose_owner_has_no_endpoint_makes_nothing():
+def test_a_job_whose_owner_has_no_endpoint_makes_nothing_for_one_query(django_assert_num_queries):
     job = finished_job(face="jobs")
     assert not WebhookDelivery.objects.filter(job=job).exists()
+    with django_assert_num_queries(1):  # what webhooks add to every job's end
+        events.job_ended(job.pk)
 
 
 def test_cancelling_a_queued_job_makes_job_cancelled(sent, django_capture_on_commit_callbacks):

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.http import HttpResponse, JsonResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.request import Request
 
 from jobs import completions
@@ -33,6 +33,17 @@ from jobs.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoin
 paging = AfterLimitPagination()
 ENDPOINT_ID = OpenApiParameter("webhook_endpoint_id", OpenApiTypes.STR, OpenApiParameter.PATH)
 DELIVERY_ID = OpenApiParameter("delivery_id", OpenApiTypes.STR, OpenApiParameter.PATH)
+CREATE_EXAMPLES = [
+    OpenApiExample(
+        "job events",
+        value={
+            "url": "https://93.184.215.14/hooks/spool",
+            "event_types": ["job.succeeded", "job.failed", "job.cancelled"],
+            "name": "my receiver",
+        },
+        request_only=True,
+    )
+]
 
 
 def _unix(moment: datetime | None) -> int | None:
@@ -127,6 +138,7 @@ class Endpoints(OpenAIView):
         summary="Register a webhook endpoint; its signing secret is in this answer only.",
         request=shapes.EndpointCreate,
         responses={200: shapes.EndpointWithSecret, **errors(413)},
+        examples=CREATE_EXAMPLES,
     )
     async def post(self, request: Request) -> HttpResponse:
         values = _body(self, request, shapes.EndpointCreate, set(shapes.EndpointCreate().fields))
@@ -140,7 +152,7 @@ class Endpoints(OpenAIView):
         operation_id="listWebhookEndpoints",
         summary="The caller's webhook endpoints.",
         parameters=[PageQuery],
-        responses={200: shapes.EndpointList},
+        responses={200: shapes.EndpointList, **errors()},
     )
     async def get(self, request: Request) -> HttpResponse:
         def read(**page_args: Any) -> HttpResponse:
