@@ -56,6 +56,13 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     actions = ["rotate_secret"]
 
     def save_model(self, request: HttpRequest, obj: WebhookEndpoint, form: Any, change: bool) -> None:
+        if change and "enabled" in form.changed_data:
+            # As through the API: enabling starts afresh; disabling says who did it.
+            obj.failing_since = None
+            if obj.enabled:
+                obj.disabled_reason = ""
+            elif not obj.disabled_reason:
+                obj.disabled_reason = "Disabled by an operator."
         if not change:
             secret = secrets.new_secret()
             obj.secret_encrypted = secrets.encrypt(secret)

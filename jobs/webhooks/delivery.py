@@ -159,7 +159,13 @@ def attempt(*, delivery_id: str, number: int) -> None:
         outcome = Outcome(None, None, f"The endpoint is disabled: {endpoint.disabled_reason}")
         _record(delivery, number, now, outcome, give_up=True)
         return
-    outcome = _post(delivery, endpoint)
+    try:
+        outcome = _post(delivery, endpoint)
+    except Exception as exc:
+        # Recorded and retried like a failed answer (a secret encrypted under a secret key no
+        # longer configured, say), instead of a task that fails until the sweeper sends it again.
+        log.exception("webhook delivery %s: attempt %d failed", delivery_id, number)
+        outcome = Outcome(None, None, f"{type(exc).__name__}: {exc}")
     if outcome.ok:
         _record(delivery, number, now, outcome, give_up=False)
         WebhookEndpoint.objects.filter(id=endpoint.pk).exclude(failing_since=None).update(failing_since=None)

@@ -45,7 +45,8 @@ def test_a_job_whose_worker_died_mid_stream_ends_once_with_its_partial_output(en
     sync_redis().delete(chunklog.alive_key(str(job.pk)))  # the heartbeat ran out
 
     assert sweeper.sweep() == {"ended": 1, "retried": 0, "requeued": 0, "webhooks_resent": 0}
-    assert sweeper.sweep() == {"ended": 0, "retried": 0, "requeued": 0, "webhooks_resent": 0}  # ended exactly once
+    # Ended exactly once.
+    assert sweeper.sweep() == {"ended": 0, "retried": 0, "requeued": 0, "webhooks_resent": 0}
 
     log = [json.loads(raw) for raw in sync_redis().lrange(chunklog.chunks_key(str(job.pk)), 0, -1)]
     assert [c["type"] for c in log] == ["content", "usage", "error"]
