@@ -16,6 +16,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = 0.0  # time.time() when it arrived
 
 
 @dataclass
@@ -55,7 +56,7 @@ def running_receiver() -> Iterator[Receiver]:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
             with receiver.lock:
                 receiver.received.append(
-                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time())
                 )
                 script = receiver.scripts.get(self.path) or []
                 answer = script.pop(0) if script else 200

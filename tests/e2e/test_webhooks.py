@@ -14,7 +14,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.e2e.helpers import NO_EOT, Frontend
+from tests.e2e.helpers import NO_EOT, Frontend, record_figures
 from tests.servers import Spool, User, running_spool
 from tests.webhook_receiver import Received, Receiver, running_receiver
 
@@ -96,7 +96,9 @@ def test_a_semoss_job_that_succeeds_and_one_cancelled_are_delivered_signed(spool
     assert events[cancelled]["data"]["status"] == "cancelled"
 
 
-def test_a_native_job_that_succeeds_and_one_cancelled_are_delivered_signed(spool, receiver):
+def test_a_native_job_that_succeeds_and_one_cancelled_are_delivered_signed(spool, receiver, pg):
+    from jobs.models import Job
+
     secret = register(spool, spool.alice, receiver, "/native", JOB_EVENTS)
     with native(spool, spool.alice) as http:
         done = http.post(
@@ -114,6 +116,10 @@ def test_a_native_job_that_succeeds_and_one_cancelled_are_delivered_signed(spool
     assert events[done]["type"] == "job.succeeded"
     assert events[done]["data"]["face"] == "jobs" and events[done]["data"]["face_id"] == done
     assert events[cancelled]["type"] == "job.cancelled"
+    # How long after the job's final commit its event arrived (recorded, not asserted).
+    [arrived] = [g for g in receiver.at("/native") if json.loads(g.body)["data"]["id"] == done]
+    ended = Job.objects.get(pk=done).finished_at.timestamp()
+    record_figures(spool, "webhooks", job_end_to_delivery_seconds=round(arrived.at - ended, 3))
 
 
 def test_an_openai_face_job_names_its_chat_completion_id(spool, receiver):

@@ -213,6 +213,25 @@ def test_a_job_ended_by_the_sweeper_makes_job_failed(monkeypatch, sent):
     assert failed.payload["data"]["finish_reason"] == "worker_lost"
 
 
+def test_a_final_commit_retried_through_a_postgres_outage_makes_its_events_once(monkeypatch, sent):
+    from django.db import OperationalError
+
+    from jobs.worker import runner
+
+    user = owner()
+    endpoint(user)
+    failures = [OperationalError("the connection dropped mid-commit")]
+
+    def flaky_job_ended(job_id: Any) -> None:
+        events.job_ended(job_id)  # written, then rolled back with the rest of the commit
+        if failures:
+            raise failures.pop()
+
+    monkeypatch.setattr(runner, "job_ended", flaky_job_ended)
+    job = finished_job(face="jobs", user=user)
+    assert [d.event_type for d in WebhookDelivery.objects.filter(job=job)] == ["job.succeeded"]
+
+
 def test_a_terminal_transition_rolled_back_sends_nothing(sent, django_capture_on_commit_callbacks):
     user = owner()
     endpoint(user)
