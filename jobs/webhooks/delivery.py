@@ -170,8 +170,10 @@ def attempt(*, delivery_id: str, number: int) -> None:
         _record(delivery, number, now, outcome, give_up=False)
         WebhookEndpoint.objects.filter(id=endpoint.pk).exclude(failing_since=None).update(failing_since=None)
         return
+    # Counted from the start of this day of retries: a "send again" starts the backoff afresh.
+    tries = delivery.attempts.filter(started_at__gte=delivery.retrying_since).count() + 1
     wait = max(
-        backoff_seconds(number), min(outcome.retry_after or 0.0, settings.SPOOL_WEBHOOK_BACKOFF_MAX_SECONDS)
+        backoff_seconds(tries), min(outcome.retry_after or 0.0, settings.SPOOL_WEBHOOK_BACKOFF_MAX_SECONDS)
     )
     due = timezone.now() + timedelta(seconds=wait)
     window_ends = delivery.retrying_since + timedelta(seconds=settings.SPOOL_WEBHOOK_RETRY_FOR_SECONDS)

@@ -361,6 +361,21 @@ def test_send_again_keeps_the_event_id_and_starts_a_new_day(
     assert OpenAI(api_key="x", webhook_secret=secret).webhooks.unwrap(second.body, second.headers)
 
 
+def test_after_send_again_the_backoff_starts_afresh(
+    receiver, sent, settings, django_capture_on_commit_callbacks
+):
+    settings.SPOOL_WEBHOOK_BACKOFF_SECONDS = 10.0
+    receiver.scripts["/afresh"] = [500, 500, 500]
+    made, _ = pending(receiver, "/afresh")
+    delivery.attempt(delivery_id=str(made.pk), number=1)
+    delivery.attempt(delivery_id=str(made.pk), number=2)
+    assert 10.0 <= sent[-1][2] <= 20.0  # the second wait
+    with django_capture_on_commit_callbacks(execute=True):
+        endpoints.delivery_resend(delivery=made)
+    delivery.attempt(delivery_id=str(made.pk), number=3)
+    assert 5.0 <= sent[-1][2] <= 10.0  # the first wait again
+
+
 def test_the_sweeper_sends_again_a_delivery_whose_message_was_lost(receiver, sent):
     made, _ = pending(receiver, "/lost")
     WebhookDelivery.objects.filter(pk=made.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=5))
