@@ -231,7 +231,7 @@ SPOOL_REQUEUE_AFTER_SECONDS = env_float("SPOOL_REQUEUE_AFTER_SECONDS", 120.0)
 # Webhooks (jobs/webhooks/). A failed delivery is tried again after WEBHOOK_BACKOFF_SECONDS,
 # doubling up to WEBHOOK_BACKOFF_MAX_SECONDS, each wait drawn at random from its upper half
 # (jitter) or what Retry-After asks, until WEBHOOK_RETRY_FOR_SECONDS after the event: about a day,
-# as OpenAI retries its own (5 s doubling to an hour: about 35 attempts). An endpoint that has
+# as OpenAI retries its own (5 s doubling to an hour: 34 to 42 attempts). An endpoint that has
 # failed every delivery for WEBHOOK_DISABLE_AFTER_SECONDS is disabled, saying why.
 SPOOL_WEBHOOK_BACKOFF_SECONDS = env_float("SPOOL_WEBHOOK_BACKOFF_SECONDS", 5.0)
 SPOOL_WEBHOOK_BACKOFF_MAX_SECONDS = env_float("SPOOL_WEBHOOK_BACKOFF_MAX_SECONDS", 3600.0)

@@ -269,3 +269,44 @@ def test_the_endpoint_api_never_shows_the_secret_again_and_rotates_it(spool, rec
     assert disabled.to_dict()["enabled"] is False
     assert disabled.to_dict()["disabled_reason"] == "Disabled by its owner."
     assert client.webhooks.delete(created.id).deleted is True
+
+
+# ---- the README's receiver -------------------------------------------------------------------
+
+
+def test_the_readme_receiver_keeps_a_verified_event_once_and_refuses_a_forged_one(
+    spool, receiver, monkeypatch
+):
+    import importlib.util
+    from pathlib import Path
+
+    from django.test import RequestFactory
+
+    path = Path(__file__).resolve().parents[2] / "client" / "examples" / "webhook_receiver.py"
+    assert path.read_text() in (path.parents[2] / "README.md").read_text()
+    spec = importlib.util.spec_from_file_location("spool_webhook_receiver_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+
+    secret = register(spool, spool.alice, receiver, "/readme", ["job.succeeded"])
+    monkeypatch.setattr(example, "verifier", OpenAI(api_key="unused", webhook_secret=secret))
+    with native(spool, spool.alice) as http:
+        job = http.post(
+            "/jobs", json={"engine": "spool-offline", "command": "Hi.", "parameters": {"max_tokens": 2}}
+        )
+    [got] = receiver.wait_for("/readme", lambda r: len(r) >= 1)
+
+    def post(body: bytes, headers: dict[str, str]) -> int:
+        meta = {"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()}
+        meta.pop("HTTP_CONTENT_TYPE", None)
+        meta.pop("HTTP_CONTENT_LENGTH", None)
+        request = RequestFactory().post("/hooks/spool", data=body, content_type="application/json", **meta)
+        return example.spool_webhook(request).status_code
+
+    assert post(got.body, got.headers) == 200
+    assert post(got.body, got.headers) == 200  # a retry of the same event: kept once
+    [kept] = example.events.values()
+    assert kept["type"] == "job.succeeded" and kept["data"]["id"] == job.json()["id"]
+    assert post(got.body.replace(b"succeeded", b"failed"), got.headers) == 400
+    assert post(got.body, {}) == 400
+    assert len(example.events) == 1
