@@ -130,6 +130,9 @@ SPECTACULAR_SETTINGS = {
         "ChatCompletionObjectEnum": ["chat.completion"],
         "ChatCompletionDeletedObjectEnum": ["chat.completion.deleted"],
         "ModelObjectEnum": ["model"],
+        "WebhookEndpointObjectEnum": ["webhook_endpoint"],
+        "WebhookEndpointDeletedObjectEnum": ["webhook_endpoint.deleted"],
+        "WebhookDeliveryObjectEnum": ["webhook_delivery"],
     },
 }
 
