@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 from pythonjsonlogger.core import RESERVED_ATTRS
 
 from config.env import database_from_url, env_bool, env_float, env_int, env_str, secret_key
@@ -17,6 +18,9 @@ SECRET_KEY = secret_key(
     debug=DEBUG,
     fallback_file=Path(env_str("SPOOL_SECRET_KEY_FILE", str(BASE_DIR / "run" / "secret-key"))),
 )
+# Earlier secret keys, comma-separated: what they signed or encrypted (sessions, webhook signing
+# secrets) still opens while it is replaced.
+SECRET_KEY_FALLBACKS = [key for key in env_str("DJANGO_SECRET_KEY_FALLBACKS", "").split(",") if key.strip()]
 ALLOWED_HOSTS = env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
 
 INSTALLED_APPS = [
@@ -132,6 +136,9 @@ SPECTACULAR_SETTINGS = {
         "ModelObjectEnum": ["model"],
         "ResponseObjectEnum": ["response"],
         "ResponseStatusEnum": "jobs.faces.openai.responses.shapes.STATUSES",
+        "WebhookEndpointObjectEnum": ["webhook_endpoint"],
+        "WebhookEndpointDeletedObjectEnum": ["webhook_endpoint.deleted"],
+        "WebhookDeliveryObjectEnum": ["webhook_delivery"],
     },
 }
 
@@ -182,6 +189,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Webhook deliveries (jobs/webhooks/) go to a queue of their own beside the jobs' queue, so a
+# backlog of retries never waits in line ahead of generations (nor the reverse). Workers started
+# without -Q consume both; `-Q <queue>-webhooks` makes a worker that only delivers.
+SPOOL_WEBHOOK_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-webhooks"
+CELERY_TASK_QUEUES = [Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(SPOOL_WEBHOOK_QUEUE)]
+CELERY_TASK_ROUTES = {"spool.deliver_webhook": {"queue": SPOOL_WEBHOOK_QUEUE}}
 
 SPOOL = {
     # Key prefix of every Redis key Spool writes, so several deployments can share one Redis.
@@ -226,6 +239,25 @@ SPOOL_SWEEP_EVERY_SECONDS = env_float("SPOOL_SWEEP_EVERY_SECONDS", 10.0)
 # A queued job this old has probably lost its queue message (Redis restarted without
 # persistence): it is sent again; the runner's row guard drops duplicates.
 SPOOL_REQUEUE_AFTER_SECONDS = env_float("SPOOL_REQUEUE_AFTER_SECONDS", 120.0)
+
+# Webhooks (jobs/webhooks/). A failed delivery is tried again after WEBHOOK_BACKOFF_SECONDS,
+# doubling up to WEBHOOK_BACKOFF_MAX_SECONDS, each wait drawn at random from its upper half
+# (jitter) or what Retry-After asks, until WEBHOOK_RETRY_FOR_SECONDS after the event: about a day,
+# as OpenAI retries its own (5 s doubling to an hour: 34 to 42 attempts). An endpoint that has
+# failed every delivery for WEBHOOK_DISABLE_AFTER_SECONDS is disabled, saying why.
+SPOOL_WEBHOOK_BACKOFF_SECONDS = env_float("SPOOL_WEBHOOK_BACKOFF_SECONDS", 5.0)
+SPOOL_WEBHOOK_BACKOFF_MAX_SECONDS = env_float("SPOOL_WEBHOOK_BACKOFF_MAX_SECONDS", 3600.0)
+SPOOL_WEBHOOK_RETRY_FOR_SECONDS = env_float("SPOOL_WEBHOOK_RETRY_FOR_SECONDS", 86400.0)
+SPOOL_WEBHOOK_DISABLE_AFTER_SECONDS = env_float("SPOOL_WEBHOOK_DISABLE_AFTER_SECONDS", 86400.0)
+# A receiver should answer at once and do its work later; a slow one is a failed attempt.
+SPOOL_WEBHOOK_CONNECT_TIMEOUT_SECONDS = env_float("SPOOL_WEBHOOK_CONNECT_TIMEOUT_SECONDS", 3.0)
+SPOOL_WEBHOOK_READ_TIMEOUT_SECONDS = env_float("SPOOL_WEBHOOK_READ_TIMEOUT_SECONDS", 10.0)
+# Networks webhooks may reach although they are loopback, private, link-local, multicast or
+# unspecified: CIDRs, comma-separated (e.g. 10.1.0.0/16 for receivers inside the cluster). Empty:
+# none, so a registered URL cannot make Spool call its own infrastructure.
+SPOOL_WEBHOOK_ALLOWED_NETWORKS = [
+    net.strip() for net in env_str("SPOOL_WEBHOOK_ALLOWED_NETWORKS", "").split(",") if net.strip()
+]
 
 # Worker liveness (jobs/liveness.py): the worker touches this file every few seconds while it is
 # well, and removes it when it stops; scripts/worker-alive.sh probes its age. Empty: off.

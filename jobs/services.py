@@ -17,6 +17,7 @@ from jobs.keys import hash_secret, new_key_pair
 from jobs.logcontext import bind_job_id
 from jobs.models import ApiKey, Engine, Job, Room, RoomMessage
 from jobs.responses.store import keep_if_stored
+from jobs.webhooks.events import job_ended
 
 OFFLINE_ENGINE_NAME = "spool-offline"
 
@@ -115,16 +116,19 @@ def job_cancel(*, job: Job) -> None:
     """Ask the worker to stop; a job still queued is ended here. Cancelling twice is harmless."""
     chunklog.request_cancel(str(job.id))
     terminal = {"type": ERROR, "data": {"code": "cancelled", "message": "The job was cancelled."}}
-    ended_here = Job.objects.filter(id=job.id, status=Job.Status.QUEUED).update(
-        status=Job.Status.CANCELLED,
-        finished_at=timezone.now(),
-        finish_reason="cancelled",
-        error="The job was cancelled before it started.",
-        result={"choices": [], "usage": None},
-        chunks=[terminal],
-    )
+    with transaction.atomic():
+        ended_here = Job.objects.filter(id=job.id, status=Job.Status.QUEUED).update(
+            status=Job.Status.CANCELLED,
+            finished_at=timezone.now(),
+            finish_reason="cancelled",
+            error="The job was cancelled before it started.",
+            result={"choices": [], "usage": None},
+            chunks=[terminal],
+        )
+        if ended_here:
+            keep_if_stored(str(job.id))
+            job_ended(job.id)
     if ended_here:
-        keep_if_stored(str(job.id))
         chunklog.append(str(job.id), [terminal])
 
 

@@ -1,5 +1,6 @@
-"""Ends jobs whose worker is gone (its heartbeat expired) and re-sends jobs whose queue message
-was lost. Safe to run anywhere, any number of times: every change is guarded by a row count."""
+"""Ends jobs whose worker is gone (its heartbeat expired) and re-sends jobs and webhook
+deliveries whose queue message was lost. Safe to run anywhere, any number of times: every
+change is guarded by a row count."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from jobs import chunklog
 from jobs.models import Job
 from jobs.responses.store import keep_if_stored
 from jobs.results import ResultBuilder
+from jobs.webhooks import delivery as webhook_delivery
+from jobs.webhooks.events import job_ended
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,12 @@ def sweep() -> dict:
     )
     for job_id in stale:
         _enqueue(str(job_id))
-    return {"ended": ended, "retried": retried, "requeued": len(stale)}
+    return {
+        "ended": ended,
+        "retried": retried,
+        "requeued": len(stale),
+        "webhooks_resent": webhook_delivery.send_overdue(),
+    }
 
 
 def _enqueue(job_id: str) -> None:
@@ -79,18 +87,21 @@ def _end_or_retry(job_id: str, n: int) -> bool:
     usage_data = {"input_tokens": 0, "output_tokens": produced, "estimated": True}
     usage = {"type": USAGE, "data": usage_data}
     terminal = {"type": ERROR, "data": {"code": "worker_lost", "message": DEAD_WORKER}}
-    updated = Job.objects.filter(id=job_id, status=Job.Status.RUNNING).update(
-        status=Job.Status.FAILED,
-        finished_at=timezone.now(),
-        finish_reason="worker_lost",
-        error=DEAD_WORKER,
-        usage=usage_data,
-        result=builder.build([None] * n, usage_data),
-        chunks=[*written, usage, terminal],
-    )
+    with transaction.atomic():
+        updated = Job.objects.filter(id=job_id, status=Job.Status.RUNNING).update(
+            status=Job.Status.FAILED,
+            finished_at=timezone.now(),
+            finish_reason="worker_lost",
+            error=DEAD_WORKER,
+            usage=usage_data,
+            result=builder.build([None] * n, usage_data),
+            chunks=[*written, usage, terminal],
+        )
+        if updated:
+            keep_if_stored(job_id)
+            job_ended(job_id)
     if updated:
         log.warning("job %s lost its worker after %d chunks; ended it", job_id, len(written))
-        keep_if_stored(job_id)
         chunklog.append(job_id, [usage, terminal])
     return True
 

@@ -6,6 +6,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from jobs.sweeper import start_background_sweeper
+from jobs.webhooks import delivery
 from jobs.worker import runtime
 from jobs.worker.runner import job_run
 
@@ -13,6 +14,14 @@ from jobs.worker.runner import job_run
 @shared_task(name="spool.run_job", ignore_result=True)
 def run_job(job_id: str) -> None:
     job_run(job_id=job_id)
+
+
+# Retries are the delivery's own (jobs.webhooks.delivery: backoff, Retry-After, a day), each a
+# new task message, so none waits inside a worker; acks_late keeps the message of an attempt
+# whose worker died, and the attempt's row claim makes its second delivery harmless.
+@shared_task(name="spool.deliver_webhook", ignore_result=True, acks_late=True)
+def deliver_webhook(delivery_id: str, attempt: int) -> None:
+    delivery.attempt(delivery_id=delivery_id, number=attempt)
 
 
 @worker_ready.connect

@@ -173,6 +173,8 @@ def start_spool(django_db_blocker, logs: Path, *, concurrency: int = 64, **env_o
     env_overrides.setdefault(
         "SPOOL_CELERY_QUEUE", f"{os.environ.get('SPOOL_CELERY_QUEUE', 'celery')}-{logs.name}"
     )
+    # Webhooks may reach receivers on loopback only: no test sends one off this machine.
+    env_overrides.setdefault("SPOOL_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
     env = {
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",

@@ -23,6 +23,7 @@ from jobs import metrics, responses
 from jobs.completions import completion_store
 from jobs.models import Job, RoomMessage
 from jobs.responses.store import response_store
+from jobs.webhooks.events import job_ended
 from jobs.worker import runtime
 from jobs.worker.generation import Generation, error_chunk
 
@@ -111,6 +112,8 @@ def _commit(
                 response_store(job=job)
             else:
                 completion_store(job=job)
+        if updated:
+            job_ended(job.pk)
     return bool(updated)
 
 

@@ -44,8 +44,9 @@ def test_a_job_whose_worker_died_mid_stream_ends_once_with_its_partial_output(en
     chunklog.append(str(job.pk), [{"type": "content", "data": {"content": "half a sen"}}])
     sync_redis().delete(chunklog.alive_key(str(job.pk)))  # the heartbeat ran out
 
-    assert sweeper.sweep() == {"ended": 1, "retried": 0, "requeued": 0}
-    assert sweeper.sweep() == {"ended": 0, "retried": 0, "requeued": 0}  # ended exactly once
+    assert sweeper.sweep() == {"ended": 1, "retried": 0, "requeued": 0, "webhooks_resent": 0}
+    # Ended exactly once.
+    assert sweeper.sweep() == {"ended": 0, "retried": 0, "requeued": 0, "webhooks_resent": 0}
 
     log = [json.loads(raw) for raw in sync_redis().lrange(chunklog.chunks_key(str(job.pk)), 0, -1)]
     assert [c["type"] for c in log] == ["content", "usage", "error"]
@@ -68,7 +69,7 @@ def test_a_live_worker_or_a_fresh_job_is_left_alone(enqueued):
     alive = running_job()
     chunklog.append(str(alive.pk), [])  # a heartbeat
     fresh = running_job(minutes_ago=0)
-    assert sweeper.sweep() == {"ended": 0, "retried": 0, "requeued": 0}
+    assert sweeper.sweep() == {"ended": 0, "retried": 0, "requeued": 0, "webhooks_resent": 0}
     assert {j.status for j in Job.objects.filter(pk__in=[alive.pk, fresh.pk])} == {Job.Status.RUNNING}
 
 

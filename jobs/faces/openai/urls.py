@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularSwaggerView
 
 from jobs.faces.common.schema import document_view
-from jobs.faces.openai import stored, views
+from jobs.faces.openai import stored, views, webhooks
 from jobs.faces.openai.responses import views as responses
 
 urlpatterns = [
@@ -24,6 +24,27 @@ urlpatterns = [
         responses.InputItems.as_view(),
         name="openai-response-input-items",
     ),
+    path("webhook_endpoints", webhooks.Endpoints.as_view(), name="openai-webhook-endpoints"),
+    path(
+        "webhook_endpoints/<str:webhook_endpoint_id>",
+        webhooks.Endpoint.as_view(),
+        name="openai-webhook-endpoint",
+    ),
+    path(
+        "webhook_endpoints/<str:webhook_endpoint_id>/rotate_secret",
+        webhooks.RotateSecret.as_view(),
+        name="openai-webhook-rotate-secret",
+    ),
+    path(
+        "webhook_endpoints/<str:webhook_endpoint_id>/deliveries",
+        webhooks.Deliveries.as_view(),
+        name="openai-webhook-deliveries",
+    ),
+    path(
+        "webhook_endpoints/<str:webhook_endpoint_id>/deliveries/<str:delivery_id>/resend",
+        webhooks.Resend.as_view(),
+        name="openai-webhook-resend",
+    ),
     path("models", views.Models.as_view(), name="openai-models"),
     path("models/<str:model_id>", views.Model.as_view(), name="openai-model"),
     path(
@@ -32,8 +53,9 @@ urlpatterns = [
             "only_v1",
             TITLE="Spool /v1",
             DESCRIPTION=(
-                "The OpenAI API (chat completions, stored completions, responses, models) and the native "
-                "jobs API, on one key: `Authorization: Bearer <secret key>` (or Basic access:secret)."
+                "The OpenAI API (chat completions, stored completions, responses, models, webhook "
+                "endpoints) and the native jobs API, on one key: `Authorization: Bearer <secret key>` "
+                "(or Basic access:secret)."
             ),
         ),
         name="v1-openapi",

@@ -1,0 +1,71 @@
+"""The guard against server-side request forgery: a webhook URL may only lead to a public
+address, unless its network is in SPOOL_WEBHOOK_ALLOWED_NETWORKS.
+
+Checked when an endpoint is registered (so its owner hears at once) and again before every
+attempt, since what a name resolves to can change after registration.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class RefusedAddress(ValueError):
+    """The URL leads somewhere Spool does not send webhooks; the message says why."""
+
+
+def _allowed(address: IPAddress) -> bool:
+    return any(
+        address in ipaddress.ip_network(net, strict=False) for net in settings.SPOOL_WEBHOOK_ALLOWED_NETWORKS
+    )
+
+
+def _forbidden(address: IPAddress) -> str | None:
+    """What kind of address it is, when it is one Spool must not call."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return _forbidden(address.ipv4_mapped)
+    # The narrower kinds first: Python counts 0.0.0.0, 127/8 and 169.254/16 as private too.
+    for kind, flagged in (
+        ("unspecified", address.is_unspecified),
+        ("loopback", address.is_loopback),
+        ("link-local", address.is_link_local),
+        ("multicast", address.is_multicast),
+        ("private", address.is_private),
+        ("reserved", address.is_reserved),
+    ):
+        if flagged:
+            return kind
+    return None
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise RefusedAddress(f"The host {host!r} cannot be resolved ({exc}).") from None
+    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in found]
+
+
+def check_url(url: str) -> None:
+    """Raises RefusedAddress unless url is http(s) and every address its host resolves to is
+    public or allowed (one forbidden address is enough to refuse: a resolver may hand out any)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RefusedAddress("The URL must be an http or https URL with a host.")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise RefusedAddress("The URL's port is not a valid port number.") from None
+    for address in resolve(parts.hostname, port):
+        kind = _forbidden(address)
+        if kind is not None and not _allowed(address):
+            raise RefusedAddress(
+                f"The URL's host {parts.hostname!r} resolves to {address}, a {kind} address; webhooks "
+                "are only sent to public addresses."
+            )

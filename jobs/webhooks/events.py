@@ -1,0 +1,127 @@
+"""The events a job's end makes, and the one function every terminal transition calls.
+
+`job.succeeded`, `job.failed`, `job.cancelled` for every job of every face; for a job of the
+Responses face also OpenAI's own `response.completed`, `response.incomplete`, `response.failed`,
+`response.cancelled`, with OpenAI's payload (`data: {"id": "resp_..."}`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, TypedDict
+
+from django.db import transaction
+from django.utils import timezone
+
+from jobs.models import Job
+from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+JOB_EVENTS = {
+    Job.Status.SUCCEEDED: "job.succeeded",
+    Job.Status.FAILED: "job.failed",
+    Job.Status.CANCELLED: "job.cancelled",
+}
+RESPONSE_COMPLETED, RESPONSE_INCOMPLETE = "response.completed", "response.incomplete"
+RESPONSE_EVENTS = {
+    Job.Status.FAILED: "response.failed",
+    Job.Status.CANCELLED: "response.cancelled",
+}
+EVENT_TYPES = sorted(
+    {*JOB_EVENTS.values(), *RESPONSE_EVENTS.values(), RESPONSE_COMPLETED, RESPONSE_INCOMPLETE}
+)
+RESPONSES_FACE = "responses"
+
+
+class Event(TypedDict):
+    id: str
+    object: str
+    type: str
+    created_at: int
+    data: dict[str, Any]
+
+
+def response_id(job_id: Any) -> str:
+    return "resp_" + uuid.UUID(str(job_id)).hex
+
+
+def face_id(job: Job) -> str:
+    """The id the job's face gave its client: SEMOSS jobId and native job id are the job's id."""
+    if job.face == "openai":
+        from jobs.faces.openai.render import completion_id  # the face owns its id's format
+
+        return completion_id(job.pk)
+    if job.face == RESPONSES_FACE:
+        return response_id(job.pk)
+    return str(job.pk)
+
+
+def _response_event_type(job: Job) -> str:
+    if job.status == Job.Status.SUCCEEDED:
+        return RESPONSE_INCOMPLETE if job.finish_reason == "length" else RESPONSE_COMPLETED
+    return RESPONSE_EVENTS[Job.Status(job.status)]
+
+
+def _event(type: str, created_at: int, data: dict[str, Any]) -> Event:
+    return {
+        "id": "evt_" + uuid.uuid4().hex,
+        "object": "event",
+        "type": type,
+        "created_at": created_at,
+        "data": data,
+    }
+
+
+def events_for(job: Job) -> list[Event]:
+    """The events of an ended job."""
+    ended = int((job.finished_at or timezone.now()).timestamp())
+    events = [
+        _event(
+            JOB_EVENTS[Job.Status(job.status)],
+            ended,
+            {
+                "id": str(job.pk),
+                "object": "job",
+                "face": job.face,
+                "face_id": face_id(job),
+                "status": job.status,
+                "finish_reason": job.finish_reason or None,
+                "usage": job.usage,
+            },
+        )
+    ]
+    if job.face == RESPONSES_FACE:
+        events.append(_event(_response_event_type(job), ended, {"id": response_id(job.pk)}))
+    return events
+
+
+def job_ended(job_id: Any) -> None:
+    """Called by every transition of a job to a terminal status, inside the transaction that
+    makes it (runner, sweeper, cancel of a queued job): writes one delivery per event and
+    endpoint of the job's owner that wants it, and sends them to the queue once committed. So a
+    rollback sends nothing, and a crash after the commit leaves rows the sweeper sends."""
+    endpoints = list(WebhookEndpoint.objects.filter(owner__jobs__id=job_id, enabled=True))
+    if not endpoints:
+        return
+    job = Job.objects.get(id=job_id)
+    now = timezone.now()
+    deliveries = [
+        WebhookDelivery(
+            endpoint=endpoint,
+            event_id=event["id"],
+            event_type=event["type"],
+            job=job,
+            payload=event,
+            retrying_since=now,
+            next_attempt_at=now,
+        )
+        for event in events_for(job)
+        for endpoint in endpoints
+        if event["type"] in endpoint.event_types
+    ]
+    if not deliveries:
+        return
+    WebhookDelivery.objects.bulk_create(deliveries)
+    from jobs.webhooks.delivery import send_first_attempts
+
+    ids = [str(d.pk) for d in deliveries]
+    transaction.on_commit(lambda: send_first_attempts(ids))
