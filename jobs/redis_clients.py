@@ -2,7 +2,10 @@
 (settings.CHUNKLOG_REDIS_URL: chunk logs, wake-ups, limits), a single node or a Redis Cluster.
 
 Each client has a bounded pool that makes a caller wait for a free connection instead of failing,
-and a wait past the pool timeout raises RedisPoolExhausted ("overloaded", not "Redis is down")."""
+and a wait past the pool timeout raises RedisPoolExhausted ("overloaded", not "Redis is down").
+On a cluster, a command or pipeline that meets a transient cluster error (a stale slot map, a
+node restarting, a slot in migration) is sent again after a short, bounded backoff; an outage
+that outlasts it still raises, and the faces answer "cannot reach Redis"."""
 
 from __future__ import annotations
 
@@ -18,7 +21,16 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from redis.asyncio.cluster import ClusterPipeline
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import RedisCluster
+from redis.exceptions import (
+    AskError,
+    ClusterError,
+    MaxConnectionsError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 from jobs.overload import RedisPoolExhausted
 
@@ -55,6 +67,29 @@ class _WaitingPool(aioredis.BlockingConnectionPool):
             raise
 
 
+# What a cluster client sends again. redis-py's own cluster retries (10 attempts) come with no
+# pause for a command and a 0.25 s pause plus a close of every connection (other tasks' too) for a
+# pipeline, and MOVED / ASK / TRYAGAIN end in "TTL exhausted" when a slot map refresh is under
+# way: a poll met them as "cannot reach Redis" in the middle of a healthy cluster's restart of one
+# node. Ours: 5 retries after 25, 50, 100, 200, 400 ms (under 1 s in all, then the outage is
+# real), each after the slot map was refreshed once for every task waiting (see turn()).
+# ClusterError covers CLUSTERDOWN and "TTL exhausted"; AskError covers MOVED.
+_TRANSIENT_CLUSTER_ERRORS = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    ClusterError,
+    TryAgainError,
+    AskError,
+    SlotNotCoveredError,
+)
+_CLUSTER_RETRIES = 5
+
+
+def _transient(exc: Exception) -> bool:
+    # Not the waiting bound's verdict: a busy client is not cured by asking again at once.
+    return not isinstance(exc, RedisPoolExhausted | MaxConnectionsError)
+
+
 # Set while a task holds a turn of a cluster client, so the commands redis-py itself sends
 # inside a pipeline (redirections) do not queue for a second one.
 _holding = contextvars.ContextVar("spool_redis_turn", default=False)
@@ -74,11 +109,16 @@ class _WaitingCluster(AsyncRedisCluster):
     map while the others wait for it."""
 
     def __init__(self, *args: Any, pool_timeout: float, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        # redis-py's retries off (one attempt, no close-everything between attempts): ours wrap
+        # each command and pipeline, with a backoff.
+        super().__init__(*args, retry=Retry(NoBackoff(), 0), **kwargs)
         self._bound = kwargs["max_connections"]
         self._free = asyncio.Semaphore(self._bound)
         self._pool_timeout = pool_timeout
         self._discovery = asyncio.Lock()
+        self.transient_retry = Retry(
+            ExponentialBackoff(cap=0.4, base=0.025), _CLUSTER_RETRIES, _TRANSIENT_CLUSTER_ERRORS
+        )
 
     @contextlib.asynccontextmanager
     async def turn(self) -> Any:
@@ -91,10 +131,7 @@ class _WaitingCluster(AsyncRedisCluster):
         except TimeoutError as exc:
             raise RedisPoolExhausted(self._bound) from exc
         try:
-            if self._initialize:  # redis-py's own flag: the slot map is missing or stale
-                async with self._discovery:
-                    if self._initialize:
-                        await self.initialize()
+            await self._rediscover_if_stale()
         except BaseException:
             self._free.release()
             raise
@@ -105,18 +142,61 @@ class _WaitingCluster(AsyncRedisCluster):
             _holding.reset(token)
             self._free.release()
 
+    async def _rediscover_if_stale(self) -> None:
+        if self._initialize:  # redis-py's own flag: the slot map is missing or stale
+            async with self._discovery:
+                if self._initialize:
+                    await self.initialize()
+
+    async def before_retry(self, error: Exception) -> None:
+        """Refresh a stale slot map before trying again; if that fails too, the next attempt
+        (or the last error) says so."""
+        with contextlib.suppress(redis.RedisError, SlotNotCoveredError):
+            await self._rediscover_if_stale()
+
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         async with self.turn():
-            return await super().execute_command(*args, **kwargs)
+            return await self.transient_retry.call_with_retry(
+                lambda: super(_WaitingCluster, self).execute_command(*args, **dict(kwargs)),
+                self.before_retry,
+                is_retryable=_transient,
+            )
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
         return _WaitingPipeline(self, transaction)
 
 
 class _WaitingPipeline(ClusterPipeline):
+    """Keeps what was queued, since redis-py empties the pipeline after a failed execute, so a
+    retry sends the same commands again. Sending an append batch twice is safe: the worker's
+    writer compares the log's length in the reply with what it expected and rewrites the log
+    when they differ."""
+
+    def __init__(self, client: _WaitingCluster, transaction: Any) -> None:
+        super().__init__(client, transaction)
+        self._queued: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        self._queued.append((args, dict(kwargs)))
+        return super().execute_command(*args, **kwargs)
+
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
-        async with self.cluster_client.turn():
-            return await super().execute(raise_on_error, allow_redirections)
+        client: _WaitingCluster = self.cluster_client
+        queued, self._queued = self._queued, []
+        first = True
+
+        async def attempt() -> Any:
+            nonlocal first
+            if not first:  # the failed execute emptied redis-py's queue
+                for args, kwargs in queued:
+                    super(_WaitingPipeline, self).execute_command(*args, **dict(kwargs))
+            first = False
+            return await super(_WaitingPipeline, self).execute(raise_on_error, allow_redirections)
+
+        async with client.turn():
+            return await client.transient_retry.call_with_retry(
+                attempt, client.before_retry, is_retryable=_transient
+            )
 
 
 def sync_redis() -> Any:
