@@ -4,8 +4,9 @@ loop turn) to a redis-server this script starts on a spare loopback port and sto
 With --readers sse|semoss each generation also has one reader making the web's Redis calls: an
 SSE stream (wait on the wake-up channel, LRANGE from its cursor, again) or a SEMOSS poller with
 a cursor (per poll: the request-limit INCR, the live-state read, then the same wait and read).
-Reports redis-server CPU per chunk from /proc, chunks per EVALSHA, this process's CPU per chunk
-(the worker's append path, and the readers'), and MEMORY USAGE of every key of a finished job.
+The readers run in a process of their own, as in a web process. Reports redis-server CPU per
+chunk from /proc, chunks per EVALSHA and per read, the CPU per chunk of this process (the
+worker's append path) and of the readers', and MEMORY USAGE of every key of a finished job.
 
     .venv/bin/python -m bench.redis_capacity [--jobs 100 300] [--seconds 10] [--repeats 3] [--readers sse]
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import socket
 import statistics
@@ -69,7 +71,7 @@ def setup_django(redis_url: str) -> None:
     django.setup()
 
 
-async def read_to_the_end(job_id: str, kind: str, reads: list[int]) -> None:
+async def read_to_the_end(job_id: str, kind: str, reads: Any) -> None:
     """One reader of a job, making the Redis calls the web makes for it (jobs/faces)."""
     from jobs import chunklog, limits, wakeup
 
@@ -81,24 +83,42 @@ async def read_to_the_end(job_id: str, kind: str, reads: list[int]) -> None:
         chunks = await wakeup.wait_for(
             job_id, lambda c=cursor: chunklog.read_since(job_id, c), bool, 1.0 if kind == "semoss" else 10.0
         )
-        reads[0] += 1
+        with reads.get_lock():
+            reads.value += 1
         cursor += len(chunks)
         if chunks and chunklog.is_terminal(chunks[-1]):
             return
 
 
-async def run_cell(jobs: int, seconds: float, redis_pid: int, info: Any, readers: str) -> dict[str, Any]:
+def read_in_a_process(redis_url: str, kind: str, job_ids: list[str], reads: Any, ready: Any) -> None:
+    """The readers, in a process of their own as in a web process, on one event loop."""
+    setup_django(redis_url)
+    ready.set()
+
+    async def read_all() -> None:
+        await asyncio.gather(*(read_to_the_end(job_id, kind, reads) for job_id in job_ids))
+
+    asyncio.run(read_all())
+
+
+async def run_cell(
+    jobs: int, seconds: float, redis_pid: int, info: Any, readers: str, redis_url: str
+) -> dict[str, Any]:
     """`jobs` generations appending at PACE for `seconds`, measured after one second of warm-up."""
     from jobs.worker.writer import JobLog, writer
 
     log_writer = writer()
     logs = [JobLog(str(uuid.uuid4()), lambda: None) for _ in range(jobs)]
+    spawn = multiprocessing.get_context("spawn")
+    reads, ready = spawn.Value("q", 0), spawn.Event()
+    reader = None
+    if readers:
+        job_ids = [j.job_id for j in logs]
+        reader = spawn.Process(target=read_in_a_process, args=(redis_url, readers, job_ids, reads, ready))
+        reader.start()
+        await asyncio.to_thread(ready.wait, 60)
     for job_log in logs:
         log_writer.open(job_log)
-    reads = [0]
-    reading = (
-        [asyncio.create_task(read_to_the_end(j.job_id, readers, reads)) for j in logs] if readers else []
-    )
     loop = asyncio.get_running_loop()
     period = 1.0 / PACE
     produced = 0
@@ -117,14 +137,16 @@ async def run_cell(jobs: int, seconds: float, redis_pid: int, info: Any, readers
                 log_writer.ready(job_log)
                 produced += 1
             if not measuring and loop.time() - start >= 1:
-                measuring.update(_snapshot(redis_pid, info, produced, reads[0]))
+                measuring.update(_snapshot(redis_pid, info, produced, reads.value, reader))
 
     await produce()
-    end = _snapshot(redis_pid, info, produced, reads[0])
+    end = _snapshot(redis_pid, info, produced, reads.value, reader)
     for job_log in logs:
         job_log.add({"type": "finish", "data": {"finish_reason": "stop"}})
         log_writer.ready(job_log)
-    await asyncio.gather(*(job_log.drained.wait() for job_log in logs), *reading)
+    await asyncio.gather(*(job_log.drained.wait() for job_log in logs))
+    if reader is not None:
+        await asyncio.to_thread(reader.join, 60)
     for job_log in logs:
         log_writer.close(job_log)
     chunks = end["produced"] - measuring["produced"]
@@ -139,7 +161,10 @@ async def run_cell(jobs: int, seconds: float, redis_pid: int, info: Any, readers
         "target_chunks_per_s": round(jobs * PACE),
         "redis_us_per_chunk": round((end["redis_cpu"] - measuring["redis_cpu"]) / chunks * 1e6, 2),
         "redis_cores": round((end["redis_cpu"] - measuring["redis_cpu"]) / wall, 3),
-        "python_us_per_chunk": round((end["own_cpu"] - measuring["own_cpu"]) / chunks * 1e6, 2),
+        "writer_us_per_chunk": round((end["own_cpu"] - measuring["own_cpu"]) / chunks * 1e6, 2),
+        "readers_us_per_chunk": round((end["reader_cpu"] - measuring["reader_cpu"]) / chunks * 1e6, 2)
+        if readers
+        else None,
         "chunks_per_evalsha": round(chunks / evalsha, 2) if evalsha else None,
         "finished_log_tokens": len(logs[0].written) - 1,
         "finished_log_bytes": job_memory(info, finished),
@@ -177,7 +202,7 @@ async def one_log(tokens: int) -> str:
     return job_id
 
 
-def _snapshot(redis_pid: int, info: Any, produced: int, reads: int) -> dict[str, float]:
+def _snapshot(redis_pid: int, info: Any, produced: int, reads: int, reader: Any) -> dict[str, float]:
     stats = info.info("commandstats").get("cmdstat_evalsha", {"calls": 0})
     return {
         "wall": time.monotonic(),
@@ -186,6 +211,7 @@ def _snapshot(redis_pid: int, info: Any, produced: int, reads: int) -> dict[str,
         "own_cpu": procstat.cpu_seconds(os.getpid()),
         "evalsha": stats["calls"],
         "reads": reads,
+        "reader_cpu": procstat.cpu_seconds(reader.pid) if reader is not None else 0.0,
     }
 
 
@@ -203,14 +229,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         proc, port = start_redis(Path(directory))
         try:
-            setup_django(f"redis://127.0.0.1:{port}/0")
+            url = f"redis://127.0.0.1:{port}/0"
+            setup_django(url)
             import redis
 
             info = redis.Redis(port=port)
             runs = []
             for _ in range(args.repeats):
                 for jobs in args.jobs:
-                    runs.append(asyncio.run(run_cell(jobs, args.seconds, proc.pid, info, args.readers)))
+                    runs.append(asyncio.run(run_cell(jobs, args.seconds, proc.pid, info, args.readers, url)))
                     print(json.dumps(runs[-1]), flush=True)
             from django.conf import settings
 
@@ -228,9 +255,12 @@ def main() -> None:
                         for key in (
                             "redis_us_per_chunk",
                             "writer_us_per_chunk",
+                            "readers_us_per_chunk",
                             "chunks_per_evalsha",
+                            "chunks_per_read",
                             "chunks_per_s",
                         )
+                        if runs[0][key] is not None
                     }
                     for jobs in args.jobs
                 },  # fmt: skip

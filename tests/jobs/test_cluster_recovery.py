@@ -12,6 +12,8 @@ import redis
 
 from jobs import chunklog, redis_clients, wakeup
 
+pytestmark = pytest.mark.cluster
+
 # Bounds each wait so a broken listener fails the test instead of hanging it; not a measurement.
 BOUND_SECONDS = 30
 
