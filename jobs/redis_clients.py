@@ -28,6 +28,7 @@ from redis.exceptions import (
     AskError,
     ClusterError,
     MaxConnectionsError,
+    RedisClusterException,
     SlotNotCoveredError,
     TryAgainError,
 )
@@ -68,11 +69,11 @@ class _WaitingPool(aioredis.BlockingConnectionPool):
 
 
 # What a cluster client sends again. redis-py's own cluster retries (10 attempts) come with no
-# pause for a command and a 0.25 s pause plus a close of every connection (other tasks' too) for a
-# pipeline, and MOVED / ASK / TRYAGAIN end in "TTL exhausted" when a slot map refresh is under
-# way: a poll met them as "cannot reach Redis" in the middle of a healthy cluster's restart of one
-# node. Ours: 5 retries after 25, 50, 100, 200, 400 ms (under 1 s in all, then the outage is
-# real), each after the slot map was refreshed once for every task waiting (see turn()).
+# pause for a command, and with a 0.25 s pause plus a close of every connection (other tasks'
+# too) for a pipeline; MOVED / ASK / TRYAGAIN end in "TTL exhausted" when they outlast a slot map
+# refresh. The e2e suite once saw a poll on the cluster answered "cannot reach Redis" while the
+# cluster was healthy. Ours: 5 retries after 25, 50, 100, 200, 400 ms (under 1 s in all, then
+# the outage is real), each after one slot map refresh shared by every waiting task.
 # ClusterError covers CLUSTERDOWN and "TTL exhausted"; AskError covers MOVED.
 _TRANSIENT_CLUSTER_ERRORS = (
     redis.ConnectionError,
@@ -88,6 +89,10 @@ _CLUSTER_RETRIES = 5
 def _transient(exc: Exception) -> bool:
     # Not the waiting bound's verdict: a busy client is not cured by asking again at once.
     return not isinstance(exc, RedisPoolExhausted | MaxConnectionsError)
+
+
+async def _nothing_to_undo(error: Exception) -> None:
+    """Retry's cleanup between attempts: each attempt refreshes a stale slot map itself."""
 
 
 # Set while a task holds a turn of a cluster client, so the commands redis-py itself sends
@@ -131,7 +136,7 @@ class _WaitingCluster(AsyncRedisCluster):
         except TimeoutError as exc:
             raise RedisPoolExhausted(self._bound) from exc
         try:
-            await self._rediscover_if_stale()
+            await self.rediscover_if_stale()
         except BaseException:
             self._free.release()
             raise
@@ -142,24 +147,26 @@ class _WaitingCluster(AsyncRedisCluster):
             _holding.reset(token)
             self._free.release()
 
-    async def _rediscover_if_stale(self) -> None:
+    async def rediscover_if_stale(self) -> None:
+        """Refresh the slot map if redis-py flagged it, one task for all."""
         if self._initialize:  # redis-py's own flag: the slot map is missing or stale
             async with self._discovery:
                 if self._initialize:
-                    await self.initialize()
-
-    async def before_retry(self, error: Exception) -> None:
-        """Refresh a stale slot map before trying again; if that fails too, the next attempt
-        (or the last error) says so."""
-        with contextlib.suppress(redis.RedisError, SlotNotCoveredError):
-            await self._rediscover_if_stale()
+                    try:
+                        await self.initialize()
+                    except RedisClusterException as exc:
+                        # No node answered (or the slots are not all served): an outage, which
+                        # the faces answer 503 "cannot reach Redis", not a bug's 500.
+                        raise redis.ConnectionError(f"cannot discover the Redis Cluster: {exc}") from exc
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async def attempt() -> Any:
+            await self.rediscover_if_stale()
+            return await super(_WaitingCluster, self).execute_command(*args, **dict(kwargs))
+
         async with self.turn():
             return await self.transient_retry.call_with_retry(
-                lambda: super(_WaitingCluster, self).execute_command(*args, **dict(kwargs)),
-                self.before_retry,
-                is_retryable=_transient,
+                attempt, _nothing_to_undo, is_retryable=_transient
             )
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
@@ -191,11 +198,12 @@ class _WaitingPipeline(ClusterPipeline):
                 for args, kwargs in queued:
                     super(_WaitingPipeline, self).execute_command(*args, **dict(kwargs))
             first = False
+            await client.rediscover_if_stale()
             return await super(_WaitingPipeline, self).execute(raise_on_error, allow_redirections)
 
         async with client.turn():
             return await client.transient_retry.call_with_retry(
-                attempt, client.before_retry, is_retryable=_transient
+                attempt, _nothing_to_undo, is_retryable=_transient
             )
 
 

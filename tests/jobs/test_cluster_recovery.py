@@ -74,3 +74,27 @@ def test_a_read_while_the_master_is_down_raises_and_reads_go_on_once_it_is_back(
     assert not isinstance(outage, redis_clients.RedisPoolExhausted)  # an outage, not "overloaded"
     assert chunks == [content("after")]  # the restarted master came back empty
     assert live.last == content("after")
+
+
+def test_a_read_with_every_master_down_is_an_outage_not_a_bug(redis_cluster):
+    """With no node to rediscover the cluster from, redis-py raises RedisClusterException, which
+    is not a RedisError: the faces would answer 500. It must reach them as a connection error."""
+    job_id = str(uuid.uuid4())
+
+    async def main() -> BaseException | None:
+        await chunklog.append_many([(job_id, [content("before")])])
+        for node in redis_cluster.nodes:
+            node.kill()
+        try:
+            await chunklog.read_since(job_id, 0)
+        except Exception as exc:  # what reaches the faces, whatever it is
+            return exc
+        finally:
+            for node in redis_cluster.nodes:
+                node.start()
+            redis_cluster.wait_ok()
+        return None
+
+    outage = asyncio.run(main())
+    assert isinstance(outage, redis.ConnectionError)
+    assert not isinstance(outage, redis_clients.RedisPoolExhausted)
