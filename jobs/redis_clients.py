@@ -175,9 +175,8 @@ class _WaitingCluster(AsyncRedisCluster):
 
 class _WaitingPipeline(ClusterPipeline):
     """Keeps what was queued, since redis-py empties the pipeline after a failed execute, so a
-    retry sends the same commands again. Sending an append batch twice is safe: the worker's
-    writer compares the log's length in the reply with what it expected and rewrites the log
-    when they differ."""
+    retry sends the same commands again. An append batch sent twice appends once: each append
+    names the log length it expects (chunklog.append_many), and the second finds the first's."""
 
     def __init__(self, client: _WaitingCluster, transaction: Any) -> None:
         super().__init__(client, transaction)
