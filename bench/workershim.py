@@ -23,9 +23,9 @@ def _install() -> None:
 
     original = chunklog.append_many
 
-    async def timed_append_many(batch: Any) -> Any:
+    async def timed_append_many(batch: Any, **options: Any) -> Any:
         before = time.monotonic()
-        replies = await original(batch)
+        replies = await original(batch, **options)
         after = time.monotonic()
         for (job_id, chunks), appended in zip(batch, replies, strict=True):
             if chunks:

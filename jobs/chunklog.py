@@ -108,20 +108,30 @@ class Appended(NamedTuple):
 
 # KEYS: chunks, text, alive, cancel, and the wake-up channel: not a key, but declared with them
 # so that on a cluster the script is routed by, and may SPUBLISH to, the job's one slot.
-# ARGV: log TTL, heartbeat TTL, new text of choice 0, then the chunks. RPUSH in slices: Lua's
-# unpack() has a stack limit, and a batch held back while Redis was away can be long.
+# ARGV: log TTL, heartbeat TTL, new text of choice 0, the length the log must have (-1: any),
+# then the chunks. A log of another length lost chunks (Redis restarted empty): nothing is
+# appended and its length comes back, so the writer puts the whole log back instead. Appended
+# there, the chunks would sit at the wrong sequence numbers until then, and a reader woken by
+# this append would read them there. RPUSH in slices: Lua's unpack() has a stack limit, and a
+# batch held back while Redis was away can be long.
 _APPEND = Lua("""
 local length = -1
-if #ARGV > 3 then
-  for first = 4, #ARGV, 1000 do
-    length = redis.call('RPUSH', KEYS[1], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+if #ARGV > 4 then
+  local expected = tonumber(ARGV[4])
+  local found = redis.call('LLEN', KEYS[1])
+  if expected >= 0 and found ~= expected then
+    length = found
+  else
+    for first = 5, #ARGV, 1000 do
+      length = redis.call('RPUSH', KEYS[1], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+    end
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+    if #ARGV[3] > 0 then
+      redis.call('APPEND', KEYS[2], ARGV[3])
+      redis.call('EXPIRE', KEYS[2], ARGV[1])
+    end
+    redis.call('SPUBLISH', KEYS[5], '1')
   end
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
-  if #ARGV[3] > 0 then
-    redis.call('APPEND', KEYS[2], ARGV[3])
-    redis.call('EXPIRE', KEYS[2], ARGV[1])
-  end
-  redis.call('SPUBLISH', KEYS[5], '1')
 end
 redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
 return {length, redis.call('EXISTS', KEYS[4])}
@@ -153,13 +163,13 @@ def _content_text(chunks: Sequence[dict[str, Any]]) -> str:
     return "".join(c["data"]["content"] for c in chunks if c["type"] == CONTENT and not c.get("choice"))
 
 
-def _append_args(job_id: str, chunks: Sequence[dict[str, Any]]) -> tuple[Any, ...]:
-    """EVALSHA's arguments for appending chunks to one job's log."""
+def _append_args(job_id: str, chunks: Sequence[dict[str, Any]], length: int) -> tuple[Any, ...]:
+    """EVALSHA's arguments for appending chunks to one job's log of `length` chunks (-1: any)."""
     return (
         _APPEND.sha, 5,
         chunks_key(job_id), text_key(job_id), alive_key(job_id), cancel_key(job_id),
         wake_channel(job_id),
-        _ttl(), settings.SPOOL_HEARTBEAT_TTL_SECONDS, _content_text(chunks).encode(),
+        _ttl(), settings.SPOOL_HEARTBEAT_TTL_SECONDS, _content_text(chunks).encode(), length,
         *[encode(c) for c in chunks],
     )  # fmt: skip
 
@@ -167,15 +177,19 @@ def _append_args(job_id: str, chunks: Sequence[dict[str, Any]]) -> tuple[Any, ..
 def append(job_id: str, chunks: Sequence[dict[str, Any]]) -> Appended:
     """Append chunks (possibly none), refresh the heartbeat and wake readers, in one command:
     the sweeper's and a cancel's single writes, outside the worker's event loop."""
-    sha, numkeys, *rest = _append_args(job_id, chunks)
+    sha, numkeys, *rest = _append_args(job_id, chunks, -1)
     length, cancelled = _APPEND.run(sync_redis(), rest[:numkeys], rest[numkeys:])
     return Appended(bool(cancelled), length)
 
 
-async def append_many(batch: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> list[Appended]:
+async def append_many(
+    batch: Sequence[tuple[str, Sequence[dict[str, Any]]]], *, lengths: Sequence[int] | None = None
+) -> list[Appended]:
     """The worker's write: the appends (and heartbeats, for empty ones) of many jobs in one round
     trip, one pipeline of the append script; each job's cancel flag comes back in the reply. On a
-    cluster redis-py splits the pipeline by node and sends the parts at once.
+    cluster redis-py splits the pipeline by node and sends the parts at once. `lengths`: the
+    length each job's log must have for its chunks to be appended (the writer's confirmed
+    count); a log of another length is left alone and its length comes back.
 
     Pipelined EVALSHA rather than redis-py's register_script: its pipeline path sends SCRIPT
     EXISTS before every execute, a second round trip per batch. A NOSCRIPT reply (a Redis, or one
@@ -184,8 +198,8 @@ async def append_many(batch: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> 
     client = async_redis()
     for attempt in (1, 2):
         pipe = client.pipeline(transaction=False)
-        for job_id, chunks in batch:
-            pipe.execute_command("EVALSHA", *_append_args(job_id, chunks))
+        for (job_id, chunks), length in zip(batch, lengths or [-1] * len(batch), strict=True):
+            pipe.execute_command("EVALSHA", *_append_args(job_id, chunks, length))
         replies = await pipe.execute(raise_on_error=False)
         if attempt == 1 and any(isinstance(r, NoScriptError) for r in replies):
             await client.script_load(_APPEND.source)

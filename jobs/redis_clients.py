@@ -2,7 +2,10 @@
 (settings.CHUNKLOG_REDIS_URL: chunk logs, wake-ups, limits), a single node or a Redis Cluster.
 
 Each client has a bounded pool that makes a caller wait for a free connection instead of failing,
-and a wait past the pool timeout raises RedisPoolExhausted ("overloaded", not "Redis is down")."""
+and a wait past the pool timeout raises RedisPoolExhausted ("overloaded", not "Redis is down").
+On a cluster, a command or pipeline that meets a transient cluster error (a stale slot map, a
+node restarting, a slot in migration) is sent again after a short, bounded backoff; an outage
+that outlasts it still raises, and the faces answer "cannot reach Redis"."""
 
 from __future__ import annotations
 
@@ -18,7 +21,17 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from redis.asyncio.cluster import ClusterPipeline
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import RedisCluster
+from redis.exceptions import (
+    AskError,
+    ClusterError,
+    MaxConnectionsError,
+    RedisClusterException,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 from jobs.overload import RedisPoolExhausted
 
@@ -55,6 +68,33 @@ class _WaitingPool(aioredis.BlockingConnectionPool):
             raise
 
 
+# What a cluster client sends again. redis-py's own cluster retries (10 attempts) come with no
+# pause for a command, and with a 0.25 s pause plus a close of every connection (other tasks'
+# too) for a pipeline; MOVED / ASK / TRYAGAIN end in "TTL exhausted" when they outlast a slot map
+# refresh. The e2e suite once saw a poll on the cluster answered "cannot reach Redis" while the
+# cluster was healthy. Ours: 5 retries after 25, 50, 100, 200, 400 ms (under 1 s in all, then
+# the outage is real), each after one slot map refresh shared by every waiting task.
+# ClusterError covers CLUSTERDOWN and "TTL exhausted"; AskError covers MOVED.
+_TRANSIENT_CLUSTER_ERRORS = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    ClusterError,
+    TryAgainError,
+    AskError,
+    SlotNotCoveredError,
+)
+_CLUSTER_RETRIES = 5
+
+
+def _transient(exc: Exception) -> bool:
+    # Not the waiting bound's verdict: a busy client is not cured by asking again at once.
+    return not isinstance(exc, RedisPoolExhausted | MaxConnectionsError)
+
+
+async def _nothing_to_undo(error: Exception) -> None:
+    """Retry's cleanup between attempts: each attempt refreshes a stale slot map itself."""
+
+
 # Set while a task holds a turn of a cluster client, so the commands redis-py itself sends
 # inside a pipeline (redirections) do not queue for a second one.
 _holding = contextvars.ContextVar("spool_redis_turn", default=False)
@@ -74,11 +114,16 @@ class _WaitingCluster(AsyncRedisCluster):
     map while the others wait for it."""
 
     def __init__(self, *args: Any, pool_timeout: float, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        # redis-py's retries off (one attempt, no close-everything between attempts): ours wrap
+        # each command and pipeline, with a backoff.
+        super().__init__(*args, retry=Retry(NoBackoff(), 0), **kwargs)
         self._bound = kwargs["max_connections"]
         self._free = asyncio.Semaphore(self._bound)
         self._pool_timeout = pool_timeout
         self._discovery = asyncio.Lock()
+        self.transient_retry = Retry(
+            ExponentialBackoff(cap=0.4, base=0.025), _CLUSTER_RETRIES, _TRANSIENT_CLUSTER_ERRORS
+        )
 
     @contextlib.asynccontextmanager
     async def turn(self) -> Any:
@@ -91,10 +136,7 @@ class _WaitingCluster(AsyncRedisCluster):
         except TimeoutError as exc:
             raise RedisPoolExhausted(self._bound) from exc
         try:
-            if self._initialize:  # redis-py's own flag: the slot map is missing or stale
-                async with self._discovery:
-                    if self._initialize:
-                        await self.initialize()
+            await self.rediscover_if_stale()
         except BaseException:
             self._free.release()
             raise
@@ -105,18 +147,63 @@ class _WaitingCluster(AsyncRedisCluster):
             _holding.reset(token)
             self._free.release()
 
+    async def rediscover_if_stale(self) -> None:
+        """Refresh the slot map if redis-py flagged it, one task for all."""
+        if self._initialize:  # redis-py's own flag: the slot map is missing or stale
+            async with self._discovery:
+                if self._initialize:
+                    try:
+                        await self.initialize()
+                    except RedisClusterException as exc:
+                        # No node answered (or the slots are not all served): an outage, which
+                        # the faces answer 503 "cannot reach Redis", not a bug's 500.
+                        raise redis.ConnectionError(f"cannot discover the Redis Cluster: {exc}") from exc
+
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async def attempt() -> Any:
+            await self.rediscover_if_stale()
+            return await super(_WaitingCluster, self).execute_command(*args, **dict(kwargs))
+
         async with self.turn():
-            return await super().execute_command(*args, **kwargs)
+            return await self.transient_retry.call_with_retry(
+                attempt, _nothing_to_undo, is_retryable=_transient
+            )
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
         return _WaitingPipeline(self, transaction)
 
 
 class _WaitingPipeline(ClusterPipeline):
+    """Keeps what was queued, since redis-py empties the pipeline after a failed execute, so a
+    retry sends the same commands again. An append batch sent twice appends once: each append
+    names the log length it expects (chunklog.append_many), and the second finds the first's."""
+
+    def __init__(self, client: _WaitingCluster, transaction: Any) -> None:
+        super().__init__(client, transaction)
+        self._queued: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        self._queued.append((args, dict(kwargs)))
+        return super().execute_command(*args, **kwargs)
+
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
-        async with self.cluster_client.turn():
-            return await super().execute(raise_on_error, allow_redirections)
+        client: _WaitingCluster = self.cluster_client
+        queued, self._queued = self._queued, []
+        first = True
+
+        async def attempt() -> Any:
+            nonlocal first
+            if not first:  # the failed execute emptied redis-py's queue
+                for args, kwargs in queued:
+                    super(_WaitingPipeline, self).execute_command(*args, **dict(kwargs))
+            first = False
+            await client.rediscover_if_stale()
+            return await super(_WaitingPipeline, self).execute(raise_on_error, allow_redirections)
+
+        async with client.turn():
+            return await client.transient_retry.call_with_retry(
+                attempt, _nothing_to_undo, is_retryable=_transient
+            )
 
 
 def sync_redis() -> Any:

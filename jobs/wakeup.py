@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.db import connection
 from redis.asyncio.client import PubSub
+from redis.backoff import ExponentialBackoff
 
 from jobs import metrics
 from jobs.chunklog import wake_channel
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 
 # How long a waiter trusts a subscription request to be confirmed before reading anyway.
 SUBSCRIBE_CONFIRM_SECONDS = 2.0
+# A listener that lost its Redis tries again after 50 ms, doubling up to 1 s while it is away.
+RECONNECT_FIRST_SECONDS = 0.05
+RECONNECT_MAX_SECONDS = 1.0
 
 
 class WakeHub:
@@ -64,7 +68,8 @@ class WakeHub:
         unsubscribes a regular command was handed a connection being closed
         ("'NoneType' object has no attribute 'writelines'"). What it would add is following a
         slot to a new owner; here, after a failover or resharding, readers fall back on their
-        long-poll timeouts until their channel is subscribed again (on its next first watch)."""
+        long-poll timeouts until their channel is subscribed again (on its next first watch).
+        A node restarted in place is followed: see _listen."""
         if self._cluster is None:
             return ""
         async with self._cluster.turn():  # which discovers the cluster if nothing else has yet
@@ -107,16 +112,31 @@ class WakeHub:
             self._listeners[node] = asyncio.get_running_loop().create_task(self._listen(node))
 
     async def _listen(self, node: str) -> None:
-        try:
-            await self._dispatch(self._pubsubs[node])
-        except redis.RedisError as exc:
-            # Redis (or this shard) went away. Waiters fall back on their timeouts; the next
-            # watch() restarts this listener, and redis-py re-subscribes its channels when it
-            # reconnects.
-            log.warning("wake-up listener lost Redis: %s", exc)
-            for confirmed in self._confirmed.values():
-                if not confirmed.done():
-                    confirmed.set_result(None)
+        """Read the node's wake-ups while anyone waits. When Redis (or this shard) goes away,
+        reconnect with a backoff: redis-py's PubSub sends SSUBSCRIBE again for every channel it
+        holds when its connection comes back, and the waiters of each channel are woken when it
+        is confirmed again, to read what was appended while nobody could hear."""
+        pubsub = self._pubsubs[node]
+        backoff = ExponentialBackoff(cap=RECONNECT_MAX_SECONDS, base=RECONNECT_FIRST_SECONDS)
+        failures = 0
+        while self._events:
+            try:
+                if failures:
+                    async with self._sending.setdefault(node, asyncio.Lock()):
+                        await pubsub.connect()
+                    log.warning("wake-up listener back on Redis after %d failed tries", failures)
+                    failures = 0
+                await self._dispatch(pubsub)
+            except redis.RedisError as exc:
+                failures += 1
+                if failures == 1:
+                    log.warning("wake-up listener lost Redis: %s", exc)
+                    # Waiters that have not had their subscription confirmed read anyway; they
+                    # fall back on their timeouts until the connection is back.
+                    for confirmed in self._confirmed.values():
+                        if not confirmed.done():
+                            confirmed.set_result(None)
+                await asyncio.sleep(backoff.compute(failures))
 
     async def _dispatch(self, pubsub: PubSub) -> None:
         while self._events:
@@ -128,9 +148,14 @@ class WakeHub:
                 confirmed = self._confirmed.get(channel)
                 if confirmed is not None and not confirmed.done():
                     confirmed.set_result(None)
+                else:  # subscribed again after a reconnect (ours or redis-py's own)
+                    self._wake(channel)
             elif message["type"] == "smessage":
-                for event in self._events.get(channel, ()):
-                    event.set()
+                self._wake(channel)
+
+    def _wake(self, channel: str) -> None:
+        for event in self._events.get(channel, ()):
+            event.set()
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WakeHub] = weakref.WeakKeyDictionary()

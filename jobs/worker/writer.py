@@ -115,7 +115,9 @@ class LogWriter:
             pending = job_log.pending()
             job_log.in_flight = len(pending)
             sends.append((job_log.job_id, pending))
-        replies = await chunklog.append_many(sends)
+        # Appended only where the log still has what Redis confirmed: a log that lost chunks
+        # comes back with another length, and is rewritten whole below.
+        replies = await chunklog.append_many(sends, lengths=[j.confirmed for j in batch])
         metrics.chunks_appended(sum(len(chunks) for _, chunks in sends))
         now = time.monotonic()
         for job_log, reply in zip(batch, replies, strict=True):

@@ -269,6 +269,21 @@ def test_one_batch_appends_for_many_jobs_and_brings_back_each_ones_length_and_ca
     assert asyncio.run(main()) == [(False, 2), (True, 2)]
 
 
+def test_an_append_lands_only_on_a_log_of_the_length_the_writer_expects(job_id):
+    """A log that lost chunks (Redis restarted empty) is left alone and its length comes back,
+    so the worker rewrites it whole; a batch sent twice (a retry after a lost reply) appends once."""
+
+    async def main():
+        first = await chunklog.append_many([(job_id, [content("a"), content("b")])], lengths=[0])
+        lost = await chunklog.append_many([(job_id, [content("z")])], lengths=[5])
+        sent = await chunklog.append_many([(job_id, [content("c")])], lengths=[2])
+        again = await chunklog.append_many([(job_id, [content("c")])], lengths=[2])
+        return first, lost, sent, again
+
+    assert asyncio.run(main()) == ([(False, 2)], [(False, 2)], [(False, 3)], [(False, 3)])
+    assert chunklog.read_all(job_id) == [content("a"), content("b"), content("c")]
+
+
 def test_a_batch_reloads_the_script_when_redis_has_forgotten_it(job_id):
     from jobs.redis_clients import sync_redis
 

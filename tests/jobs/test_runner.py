@@ -131,9 +131,9 @@ def test_chunks_that_are_ready_together_are_logged_in_one_write(monkeypatch):
     writes = []
     real_append_many = chunklog.append_many
 
-    async def counting(batch):
+    async def counting(batch, **options):
         writes.extend(len(chunks) for job_id, chunks in batch if job_id == str(job.pk))
-        return await real_append_many(batch)
+        return await real_append_many(batch, **options)
 
     monkeypatch.setattr(chunklog, "append_many", counting)
     job = make_job([C("a"), C("b"), C("c"), {"sleep": 0.2}, C("d"), F("stop"), U])
