@@ -21,7 +21,8 @@ from django.utils import timezone
 from engine.types import FINISH, GenerationRequest
 from jobs import metrics
 from jobs.completions import completion_store
-from jobs.models import Job, RoomMessage
+from jobs.models import Engine, Job, RoomMessage
+from jobs.ttlcache import TtlCache, ttl
 from jobs.worker import runtime
 from jobs.worker.generation import Generation, error_chunk
 
@@ -42,20 +43,42 @@ def _status_of(terminal: dict[str, Any]) -> str:
     return Job.Status.FAILED
 
 
+# Claims a queued job and loads it in one statement: the row-count guard (a job taken by an
+# earlier delivery, or cancelled while queued, returns no row) and the read are one round trip.
+_CLAIM = (
+    f"UPDATE {Job._meta.db_table} SET status = %s, started_at = %s"
+    " WHERE id = %s AND status = %s RETURNING *"
+)
+
+# Engines by id, trusted for a few seconds (like the web's key cache): a job reads no engine row,
+# and an engine edited in the admin is used by jobs claimed a few seconds later.
+_engines: TtlCache[Engine] = TtlCache()
+
+
+def _claim(job_id: str) -> Job | None:
+    params = (Job.Status.RUNNING, timezone.now(), job_id, Job.Status.QUEUED)
+    return next(iter(Job.objects.raw(_CLAIM, params)), None)
+
+
+def _engine(engine_id: Any) -> Engine:
+    key = str(engine_id)
+    engine = _engines.get(key)
+    if engine is None:
+        engine = Engine.objects.get(pk=engine_id)
+        _engines.put(key, engine, ttl())
+    return engine
+
+
 def job_run(*, job_id: str) -> None:
-    claimed = _retry_while_down(
-        lambda: Job.objects.filter(id=job_id, status=Job.Status.QUEUED).update(
-            status=Job.Status.RUNNING, started_at=timezone.now()
-        ),
-        "Postgres",
-    )
-    if not claimed:
+    job = _retry_while_down(lambda: _claim(job_id), "Postgres")
+    if job is None:
         # Cancelled while queued, or taken by an earlier delivery of the task: the Redis broker
         # delivers a message again once it has been unacknowledged past its visibility timeout,
         # also while its first delivery is still running. Logged, so a test can count them.
         log.info("job %s: not queued any more (cancelled, or run by an earlier delivery); skipped", job_id)
         return
-    job = _retry_while_down(lambda: Job.objects.select_related("engine").get(id=job_id), "Postgres")
+    job.engine = _retry_while_down(lambda: _engine(job.engine_id), "Postgres")
+    metrics.job_started(engine=job.engine.name)
     request = GenerationRequest.from_dict(job.request)
     generation = Generation(job_id, request)
     try:
@@ -74,6 +97,12 @@ def _finish(job: Job, generation: Generation) -> None:
     updated = _retry_while_down(lambda: _commit(job, generation, usage_chunk, terminal, result), "Postgres")
     if not updated:
         return
+    metrics.job_ended(
+        engine=job.engine.name,
+        status=job.status,
+        duration=metrics.seconds_between(job.started_at, job.finished_at),
+        ttft=metrics.seconds_between(job.started_at, job.first_chunk_at),
+    )
     # Postgres has the result before the log shows the end: a reader that sees the terminal
     # chunk can always read the result.
     if not runtime.run(generation.close_log([usage_chunk, terminal], OUTAGE_PATIENCE_SECONDS)):
@@ -83,12 +112,15 @@ def _finish(job: Job, generation: Generation) -> None:
 def _commit(
     job: Job, generation: Generation, usage_chunk: dict, terminal: dict, result: dict[str, Any]
 ) -> bool:
-    status = _status_of(terminal)
+    job.status = _status_of(terminal)
+    job.finished_at = timezone.now()
+    job.first_chunk_at = generation.first_chunk_at
+    status = job.status
     with transaction.atomic():
         updated = Job.objects.filter(id=job.pk, status=Job.Status.RUNNING).update(
             status=status,
-            finished_at=timezone.now(),
-            first_chunk_at=generation.first_chunk_at,
+            finished_at=job.finished_at,
+            first_chunk_at=job.first_chunk_at,
             finish_reason=terminal["data"].get("finish_reason") or terminal["data"].get("code", ""),
             usage=generation.usage,
             error="" if terminal["type"] == FINISH else terminal["data"]["message"],
