@@ -19,6 +19,7 @@ from django.conf import settings
 from redis.asyncio.cluster import ClusterPipeline
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
+from redis.connection import HiredisRespSerializer
 
 from jobs.overload import RedisPoolExhausted
 
@@ -53,6 +54,21 @@ class _WaitingPool(aioredis.BlockingConnectionPool):
             if isinstance(exc.__cause__, asyncio.TimeoutError):
                 raise RedisPoolExhausted(self.max_connections) from exc
             raise
+
+
+class _HiredisPackingConnection(aioredis.Connection):
+    """Packs commands in C with hiredis, as redis-py's sync client does; its asyncio client packs
+    them in Python, which was 6% of a busy worker's samples (one EVALSHA per job per batch)."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        return HiredisRespSerializer().pack(*args)
+
+
+def _waiting_pool(url: str, options: dict[str, Any]) -> _WaitingPool:
+    pool = _WaitingPool.from_url(url, **options)
+    if pool.connection_class is aioredis.Connection:  # not TLS or a Unix socket
+        pool.connection_class = _HiredisPackingConnection
+    return pool
 
 
 # Set while a task holds a turn of a cluster client, so the commands redis-py itself sends
@@ -148,7 +164,7 @@ def async_redis() -> Any:
                 url, max_connections=options["max_connections"], pool_timeout=options["timeout"]
             )
         else:
-            client = aioredis.Redis(connection_pool=_WaitingPool.from_url(url, **options))
+            client = aioredis.Redis(connection_pool=_waiting_pool(url, options))
         _async_clients[loop] = client
     return client
 
