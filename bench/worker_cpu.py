@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shutil
 import statistics
+from pathlib import Path
 from typing import Any
 
-from bench import processes
+from bench import processes, procstat
 from bench.capacity import worker_pace
 from bench.clients import Target
 from bench.processes import ROOT, Stack
@@ -52,14 +54,46 @@ async def _profiled(stack: Stack, target: Target, log: AppendLog, n: int, tokens
     return top_frames(out, n=25) if out.exists() else {"error": "py-spy wrote nothing"}
 
 
+def _thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each live thread of a process."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            raw = (task / "stat").read_text()
+            fields = raw[raw.rindex(")") + 2 :].split()
+            out[int(task.name)] = (int(fields[11]) + int(fields[12])) / procstat.TICKS
+    return out
+
+
+def _by_thread(pid: int, before: dict[int, float], after: dict[int, float]) -> dict[str, float]:
+    """Where a run's CPU went: the main thread (Celery's consumer: fetching messages, acks), the
+    busiest other thread (the event loop), and every other thread (Celery's task threads: claim,
+    load, commit; the sweeper, metrics)."""
+    used = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
+    main = used.pop(pid, 0.0)
+    loop_tid = max(used, key=lambda tid: used[tid], default=None)
+    loop = used.pop(loop_tid, 0.0) if loop_tid is not None else 0.0
+    return {"main": round(main, 2), "loop": round(loop, 2), "other_threads": round(sum(used.values()), 2)}
+
+
+async def _run(
+    stack: Stack, target: Target, log: AppendLog, n: int, tokens: int, tps: float
+) -> dict[str, Any]:
+    pid = stack.pid("worker")
+    before = _thread_cpu(pid)
+    # worker_pace uses the pace only for its deadline.
+    row = await worker_pace(stack, target, log, n, tokens, tps or 1000.0)
+    row["cpu_seconds_by_thread"] = _by_thread(pid, before, _thread_cpu(pid))
+    return row
+
+
 async def measure(stack: Stack, n: int, repeat: int, profile: bool) -> dict[str, Any]:
     log = AppendLog(stack.append_log)
     figures: dict[str, Any] = {"generations": n, "shapes": {}}
     targets = {(tokens, tps): _target(stack, tokens, tps) for tokens, tps in SHAPES}
     await worker_pace(stack, targets[SHAPES[0]], log, 20, *SHAPES[0])  # warm-up: imports, pools
     for (tokens, tps), target in targets.items():
-        # worker_pace uses the pace only for its deadline.
-        runs = [await worker_pace(stack, target, log, n, tokens, tps or 1000.0) for _ in range(repeat)]
+        runs = [await _run(stack, target, log, n, tokens, tps) for _ in range(repeat)]
         per_chunk = [r["worker_cpu_us_per_chunk"] for r in runs]
         figures["shapes"][f"{tokens} tokens at {f'{tps:g} tok/s' if tps else 'full speed'}"] = {
             "worker_cpu_us_per_chunk": per_chunk,
@@ -67,6 +101,7 @@ async def measure(stack: Stack, n: int, repeat: int, profile: bool) -> dict[str,
             "errors": [r["errors"] for r in runs],
             "rate_p10": [r["worker_rate_tok_s"]["p10"] for r in runs],
             "start_delay_ms_p50": [r["start_delay_ms"]["p50"] for r in runs],
+            "cpu_seconds_by_thread": [r["cpu_seconds_by_thread"] for r in runs],
         }
     if profile:
         figures["profile"] = await _profiled(stack, targets[SHAPES[0]], log, n, *SHAPES[0])

@@ -13,6 +13,7 @@ import threading
 import weakref
 from typing import Any
 
+import hiredis
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
@@ -61,7 +62,12 @@ class _HiredisPackingConnection(aioredis.Connection):
     them in Python, which was 6% of a busy worker's samples (one EVALSHA per job per batch)."""
 
     def pack_command(self, *args: Any) -> list[bytes]:
-        return HiredisRespSerializer().pack(*args)
+        if isinstance(args[0], str) and " " in args[0]:  # "SCRIPT LOAD": two words on the wire
+            args = (*args[0].split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:  # a memoryview or bytearray: redis-py's own serializer converts them
+            return HiredisRespSerializer().pack(*args)
 
 
 def _waiting_pool(url: str, options: dict[str, Any]) -> _WaitingPool:
