@@ -46,7 +46,7 @@ async def _profiled(stack: Stack, target: Target, log: AppendLog, n: int, tokens
     out = stack.run_dir / "profile-worker-cpu.txt"
     spy = await asyncio.create_subprocess_exec(
         str(PY_SPY), "record", "--pid", str(stack.pid("worker")), "--duration", "6", "--rate", "200",
-        "--nonblocking", "--function", "--gil", "--format", "raw", "--output", str(out),
+        "--nonblocking", "--function", "--gil", "--threads", "--format", "raw", "--output", str(out),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     await worker_pace(stack, target, log, n, tokens, tps)
