@@ -54,26 +54,33 @@ async def _profiled(stack: Stack, target: Target, log: AppendLog, n: int, tokens
     return top_frames(out, n=25) if out.exists() else {"error": "py-spy wrote nothing"}
 
 
-def _thread_cpu(pid: int) -> dict[int, float]:
-    """CPU seconds of each live thread of a process."""
+def _thread_cpu(pid: int) -> dict[int, tuple[float, float]]:
+    """(user, system) CPU seconds of each live thread of a process."""
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(FileNotFoundError):
             raw = (task / "stat").read_text()
             fields = raw[raw.rindex(")") + 2 :].split()
-            out[int(task.name)] = (int(fields[11]) + int(fields[12])) / procstat.TICKS
+            out[int(task.name)] = (int(fields[11]) / procstat.TICKS, int(fields[12]) / procstat.TICKS)
     return out
 
 
-def _by_thread(pid: int, before: dict[int, float], after: dict[int, float]) -> dict[str, float]:
-    """Where a run's CPU went: the main thread (Celery's consumer: fetching messages, acks), the
+def _by_thread(
+    pid: int, before: dict[int, tuple[float, float]], after: dict[int, tuple[float, float]]
+) -> dict[str, tuple[float, float]]:
+    """Where a run's CPU went: the main thread (Celery's consumer, taking messages from the broker), the
     busiest other thread (the event loop), and every other thread (Celery's task threads: claim,
-    load, commit; the sweeper, metrics)."""
-    used = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
-    main = used.pop(pid, 0.0)
-    loop_tid = max(used, key=lambda tid: used[tid], default=None)
-    loop = used.pop(loop_tid, 0.0) if loop_tid is not None else 0.0
-    return {"main": round(main, 2), "loop": round(loop, 2), "other_threads": round(sum(used.values()), 2)}
+    load, commit; the sweeper, metrics). Each as (user, system) seconds."""
+    used = {
+        tid: (u - before.get(tid, (0.0, 0.0))[0], s - before.get(tid, (0.0, 0.0))[1])
+        for tid, (u, s) in after.items()
+    }
+    main = used.pop(pid, (0.0, 0.0))
+    loop_tid = max(used, key=lambda tid: sum(used[tid]), default=None)
+    loop = used.pop(loop_tid, (0.0, 0.0)) if loop_tid is not None else (0.0, 0.0)
+    rest = (sum(u for u, _ in used.values()), sum(s for _, s in used.values()))
+    return {name: (round(u, 2), round(s, 2)) for name, (u, s) in
+            (("main", main), ("loop", loop), ("other_threads", rest))}  # fmt: skip
 
 
 async def _run(
