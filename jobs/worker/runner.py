@@ -10,23 +10,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import redis
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from engine.types import FINISH, GenerationRequest
 from jobs import metrics
 from jobs.completions import completion_store
 from jobs.models import Engine, Job, RoomMessage
-from jobs.ttlcache import TtlCache, ttl
 from jobs.worker import runtime
 from jobs.worker.generation import Generation, error_chunk
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=Model)
 
 
 def _release_connection() -> None:
@@ -43,19 +44,26 @@ def _status_of(terminal: dict[str, Any]) -> str:
     return Job.Status.FAILED
 
 
-# What the runner reads of a job; any other field is loaded on access (Django's deferred fields).
-_CLAIMED_FIELDS = ("id", "engine_id", "room_id", "request", "options", "status", "started_at")
+# What the runner reads of a job and its engine; any other field is loaded on access (Django's
+# deferred fields).
+_JOB_FIELDS = ("id", "engine_id", "room_id", "request", "options", "status", "started_at")
+_ENGINE_FIELDS = ("id", "name", "kind", "config", "secret")
 
-# Claims a queued job and loads it in one statement: the row-count guard (a job taken by an
-# earlier delivery, or cancelled while queued, returns no row) and the read are one round trip.
+
+def _columns(model: type[Model], names: tuple[str, ...], table: str) -> str:
+    return ", ".join(f"{table}.{model._meta.get_field(name).column}" for name in names)
+
+
+# Claims a queued job and loads it with its engine in one statement: the row-count guard (a job
+# taken by an earlier delivery, or cancelled while queued, returns no row) and the read are one
+# round trip. The engine is read with the job, never cached: an edit applies to the next job.
 _CLAIM = (
-    f"UPDATE {Job._meta.db_table} SET status = %s, started_at = %s WHERE id = %s AND status = %s"
-    f" RETURNING {', '.join(Job._meta.get_field(name).column for name in _CLAIMED_FIELDS)}"
+    f"WITH claimed AS (UPDATE {Job._meta.db_table} SET status = %s, started_at = %s"
+    f" WHERE id = %s AND status = %s RETURNING {_columns(Job, _JOB_FIELDS, Job._meta.db_table)})"
+    f" SELECT {_columns(Job, _JOB_FIELDS, 'claimed')}, {_columns(Engine, _ENGINE_FIELDS, 'engine')}"
+    f" FROM claimed JOIN {Engine._meta.db_table} engine"
+    f" ON engine.{Engine._meta.pk.column} = claimed.{Job._meta.get_field('engine_id').column}"
 )
-
-# Engines by id, trusted for a few seconds (like the web's key cache): a job reads no engine row,
-# and an engine edited in the admin is used by jobs claimed a few seconds later.
-_engines: TtlCache[Engine] = TtlCache()
 
 
 def _claim(job_id: str) -> Job | None:
@@ -66,25 +74,21 @@ def _claim(job_id: str) -> Job | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    values = [_from_db(name, value) for name, value in zip(_CLAIMED_FIELDS, row, strict=True)]
-    return Job.from_db(connection.alias, _CLAIMED_FIELDS, values)
+    job = _from_db(Job, _JOB_FIELDS, row[: len(_JOB_FIELDS)])
+    job.engine = _from_db(Engine, _ENGINE_FIELDS, row[len(_JOB_FIELDS) :])
+    return job
 
 
-def _from_db(name: str, value: Any) -> Any:
-    """A column's value as the model field holds it (JSON columns come back as text)."""
-    field = Job._meta.get_field(name)
-    if value is not None and hasattr(field, "from_db_value"):
-        return field.from_db_value(value, None, connection)
-    return value
-
-
-def _engine(engine_id: Any) -> Engine:
-    key = str(engine_id)
-    engine = _engines.get(key)
-    if engine is None:
-        engine = Engine.objects.get(pk=engine_id)
-        _engines.put(key, engine, ttl())
-    return engine
+def _from_db(model: type[M], names: tuple[str, ...], row: Sequence[Any]) -> M:
+    """A model instance from some of its columns, each converted as the field does (JSON
+    columns come back as text)."""
+    values = {}
+    for name, value in zip(names, row, strict=True):
+        convert = getattr(model._meta.get_field(name), "from_db_value", None)
+        values[name] = convert(value, None, connection) if convert and value is not None else value
+    # from_db takes a subset of the fields in the model's field order.
+    ordered = [f.attname for f in model._meta.concrete_fields if f.attname in values]
+    return model.from_db(connection.alias, ordered, [values[name] for name in ordered])
 
 
 def job_run(*, job_id: str) -> None:
@@ -95,7 +99,6 @@ def job_run(*, job_id: str) -> None:
         # also while its first delivery is still running. Logged, so a test can count them.
         log.info("job %s: not queued any more (cancelled, or run by an earlier delivery); skipped", job_id)
         return
-    job.engine = _retry_while_down(lambda: _engine(job.engine_id), "Postgres")
     metrics.job_started(engine=job.engine.name)
     request = GenerationRequest.from_dict(job.request)
     generation = Generation(job_id, request)
