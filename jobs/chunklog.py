@@ -14,6 +14,7 @@ scripts touch one node (no CROSSSLOT):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -163,12 +164,18 @@ def _content_text(chunks: Sequence[dict[str, Any]]) -> str:
     return "".join(c["data"]["content"] for c in chunks if c["type"] == CONTENT and not c.get("choice"))
 
 
+@functools.lru_cache(maxsize=4096)
+def _append_keys(prefix: str, job_id: str) -> tuple[str, ...]:
+    # Built once per job and prefix (the prefix is part of the cache key, so a changed setting
+    # is seen): the worker appends for each job many times a second, and each key built afresh
+    # read Django's settings again, which was half of the arguments' cost.
+    return chunks_key(job_id), text_key(job_id), alive_key(job_id), cancel_key(job_id), wake_channel(job_id)
+
+
 def _append_args(job_id: str, chunks: Sequence[dict[str, Any]], length: int) -> tuple[Any, ...]:
     """EVALSHA's arguments for appending chunks to one job's log of `length` chunks (-1: any)."""
     return (
-        _APPEND.sha, 5,
-        chunks_key(job_id), text_key(job_id), alive_key(job_id), cancel_key(job_id),
-        wake_channel(job_id),
+        _APPEND.sha, 5, *_append_keys(_prefix(), job_id),
         _ttl(), settings.SPOOL_HEARTBEAT_TTL_SECONDS, _content_text(chunks).encode(), length,
         *[encode(c) for c in chunks],
     )  # fmt: skip
