@@ -20,7 +20,7 @@ SECRET_KEY = secret_key(
 ALLOWED_HOSTS = env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "jobs.apps.SpoolAdminConfig",  # django.contrib.admin, with the overview as its index
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
