@@ -51,9 +51,10 @@ DECLARE
   -- A failed or cancelled job's finish_reason is its error code (jobs/worker/runner.py).
   error_code text := CASE WHEN job.status = 'succeeded' THEN ''
                     ELSE coalesce(nullif(job.finish_reason, ''), 'unknown') END;
-  ttft_ms float8 := extract(epoch FROM job.first_chunk_at - job.created_at) * 1000;
-  -- greatest() skips a NULL: no first chunk must stay no bucket, not the first.
-  ttft_bucket int := CASE WHEN ttft_ms IS NOT NULL THEN width_bucket(greatest(ttft_ms, 0), {_BOUNDS_SQL}) END;
+  -- NULL when no chunk came (greatest() alone would make that 0); never below 0 on clock skew.
+  ttft_ms float8 := CASE WHEN job.first_chunk_at IS NOT NULL
+    THEN greatest(extract(epoch FROM job.first_chunk_at - job.created_at) * 1000, 0) END;
+  ttft_bucket int := width_bucket(ttft_ms, {_BOUNDS_SQL});
   job_input bigint := coalesce((job.usage ->> 'input_tokens')::numeric, 0)::bigint;
   job_output bigint := coalesce((job.usage ->> 'output_tokens')::numeric, 0)::bigint;
   one_bucket int[] := array_fill(0, ARRAY[{len(BUCKETS_MS)}]);
