@@ -64,7 +64,7 @@ def nice_ceiling(value: float) -> float:
 
 
 def _number(value: float) -> str:
-    return f"{value:,.0f}" if value == int(value) else f"{value:,.1f}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 def line_chart(
@@ -94,7 +94,10 @@ def line_chart(
             if value is None:
                 pen_down = False
                 continue
-            parts.append(f"{'L' if pen_down else 'M'}{x(index):.1f},{y(value):.1f}")
+            # A zero-length "l0,0" after each move: a value with no neighbour still shows as a dot.
+            parts.append(
+                f"L{x(index):.1f},{y(value):.1f}" if pen_down else f"M{x(index):.1f},{y(value):.1f}l0,0"
+            )
             pen_down = True
         total = sum(v for v in values if v is not None)
         lines.append(Line(name, css_class, " ".join(parts), total))

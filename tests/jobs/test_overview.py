@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from jobs import metrics, overview
 from jobs.models import Job
-from tests.jobs.test_rollup import engine, ended_job, queued_job
+from tests.jobs.test_rollup import ended_job, engine, queued_job
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the rollup's trigger runs at commit
 
@@ -22,7 +22,14 @@ def day():
     fast, slow = engine("fast"), engine("slow")
     now = timezone.now()
     for minutes in (2, 2, 90):
-        ended_job(fast, status="succeeded", ended=now - timedelta(minutes=minutes), ttft_ms=300, input_tokens=10, output_tokens=4)
+        ended_job(
+            fast,
+            status="succeeded",
+            ended=now - timedelta(minutes=minutes),
+            ttft_ms=300,
+            input_tokens=10,
+            output_tokens=4,
+        )
     ended_job(slow, status="succeeded", ended=now - timedelta(hours=5), ttft_ms=2100, output_tokens=50)
     ended_job(slow, status="failed", ended=now - timedelta(hours=5), ttft_ms=None, code="upstream_timeout")
     ended_job(fast, status="cancelled", ended=now - timedelta(minutes=3), ttft_ms=None, code="cancelled")
@@ -52,7 +59,9 @@ def test_the_last_24_hours_count_each_ended_job_once_by_status_code_and_engine(d
 
 
 def figure(body: str, name: str) -> str:
-    found = re.search(rf'data-figure="{name}"[^>]*><dt>[^<]*</dt><dd class="spool-figure-value">([^<]*)<', body)
+    found = re.search(
+        rf'data-figure="{name}"[^>]*><dt>[^<]*</dt><dd class="spool-figure-value">([^<]*)<', body
+    )
     assert found, f"no {name} figure"
     return found.group(1)
 

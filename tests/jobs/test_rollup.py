@@ -33,10 +33,14 @@ def engine(name: str = "scripted", script: list[dict] | None = None) -> Engine:
 
 def queued_job(on: Engine) -> Job:
     owner = services.user_ensure(username="roll")
-    return Job.objects.create(owner=owner, engine=on, request={"messages": [{"role": "user", "content": "hi"}]})
+    return Job.objects.create(
+        owner=owner, engine=on, request={"messages": [{"role": "user", "content": "hi"}]}
+    )
 
 
-def ended_job(on: Engine, *, status: str, ended: datetime, ttft_ms: float | None, code: str = "", **usage: int) -> Job:
+def ended_job(
+    on: Engine, *, status: str, ended: datetime, ttft_ms: float | None, code: str = "", **usage: int
+) -> Job:
     """A job ended by one UPDATE, as the worker ends them, with the timings given."""
     created = ended - timedelta(seconds=3)
     job = queued_job(on)
@@ -73,7 +77,10 @@ def test_a_job_the_worker_ends_counts_in_its_minute_with_tokens_and_first_token_
     row = JobMinute.objects.get()
     ttft = (job.first_chunk_at - job.created_at).total_seconds() * 1000
     assert (row.minute, row.engine_id, row.status, row.code) == (
-        minute_of(job.finished_at), job.engine_id, "succeeded", ""
+        minute_of(job.finished_at),
+        job.engine_id,
+        "succeeded",
+        "",
     )
     assert (row.jobs, row.ttft_jobs, row.input_tokens, row.output_tokens) == (1, 1, 7, 5)
     assert row.ttft_ms_sum == round(ttft)
@@ -133,7 +140,9 @@ def test_the_backfill_counts_earlier_ends_in_batches_and_leaves_later_ones_to_th
     try:
         for minutes in range(7):
             ended_job(on, status="succeeded", ended=now - timedelta(minutes=minutes, seconds=1), ttft_ms=200)
-        ended_job(on, status="failed", ended=now - timedelta(days=9), ttft_ms=None, code="x")  # before `since`
+        ended_job(
+            on, status="failed", ended=now - timedelta(days=9), ttft_ms=None, code="x"
+        )  # before `since`
         queued_job(on)  # not ended
     finally:
         rollup.install()
