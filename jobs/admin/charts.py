@@ -15,7 +15,7 @@ PLOT_WIDTH, PLOT_HEIGHT = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
 @dataclass(frozen=True)
 class Tick:
-    at: float  # pixels along the axis
+    at: str  # pixels along the axis, formatted for the SVG (a template filter per tick is slow)
     label: str
 
 
@@ -107,8 +107,8 @@ def line_chart(
         x_label=x_label,
         y_label=y_label,
         lines=lines,
-        x_ticks=[Tick(x(index), label) for index, label in x_labels],
-        y_ticks=[Tick(y(top * f), _number(top * f)) for f in (0, 0.25, 0.5, 0.75, 1)],
+        x_ticks=[Tick(f"{x(index):.1f}", label) for index, label in x_labels],
+        y_ticks=[Tick(f"{y(top * f):.1f}", _number(top * f)) for f in (0, 0.25, 0.5, 0.75, 1)],
     )
 
 
@@ -117,8 +117,8 @@ class Segment:
     name: str
     css_class: str
     value: float
-    x: float
-    width: float
+    x: str  # formatted for the SVG, as Tick.at
+    width: str
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def bar_chart(
         at, drawn = float(chart.left), []
         for name, css_class, value in segments:
             width = chart.plot_width * value / scale
-            drawn.append(Segment(name, css_class, value, at, width))
+            drawn.append(Segment(name, css_class, value, f"{at:.1f}", f"{width:.1f}"))
             legend.setdefault(name, css_class)
             at += width
         chart.bars.append(Bar(label, value_text, 4 + index * row_height, drawn))

@@ -43,10 +43,10 @@ def jobs_chart(day: overview.Day) -> LineChart:
 def ttft_chart(day: overview.Day) -> LineChart:
     bins = day.ttft
     return line_chart(
-        title="Time to first token, p50 and p95",
+        title="Time to first token of succeeded jobs, p50 and p95",
         description=(
-            "From the request to its first chunk, per 15 minutes, read from histogram buckets "
-            "(within a bucket's width)."
+            "From the request to its first chunk, of the jobs that succeeded, per 15 minutes; "
+            "read from histogram buckets (within a bucket's width)."
         ),
         x_label=f"time ({timezone.get_current_timezone_name()})",
         y_label="milliseconds",
