@@ -24,7 +24,7 @@ SECRET_KEY_FALLBACKS = [key for key in env_str("DJANGO_SECRET_KEY_FALLBACKS", ""
 ALLOWED_HOSTS = env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "jobs.apps.SpoolAdminConfig",  # django.contrib.admin, with the overview as its index
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -1,6 +1,7 @@
-"""App config for jobs."""
+"""App configs for jobs, and the admin whose default site is Spool's (the overview first)."""
 
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class JobsConfig(AppConfig):
@@ -11,3 +12,8 @@ class JobsConfig(AppConfig):
         from jobs import onloop
 
         onloop.install()
+
+
+class SpoolAdminConfig(admin_apps.AdminConfig):
+    default = False  # named in INSTALLED_APPS; "jobs" alone still means JobsConfig
+    default_site = "jobs.adminsite.SpoolAdminSite"

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
@@ -129,6 +130,33 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.TERMINAL
+
+
+class JobMinute(models.Model):
+    """Jobs that ended in one minute on one engine with one outcome: what the admin overview's
+    charts read. Kept by a database trigger on Job (jobs/rollup.py); never written from Python."""
+
+    minute = models.DateTimeField()
+    engine = models.ForeignKey(Engine, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=16, choices=Job.Status.choices)
+    # A failed or cancelled job's finish_reason ("upstream_timeout", "cancelled"...); "" on success.
+    code = models.CharField(max_length=32, blank=True)
+    jobs = models.PositiveIntegerField()
+    ttft_jobs = models.PositiveIntegerField(help_text="Jobs that sent a first chunk.")
+    ttft_ms_sum = models.BigIntegerField()
+    # Counts per time-to-first-token bucket; the bounds are jobs.rollup.BUCKETS_MS.
+    ttft_buckets = ArrayField(models.PositiveIntegerField())
+    input_tokens = models.BigIntegerField()
+    output_tokens = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            # The trigger's upsert key; its leading minute serves the overview's 24-hour range.
+            models.UniqueConstraint(fields=["minute", "engine", "status", "code"], name="jobminute_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.minute:%Y-%m-%d %H:%M} {self.engine_id} {self.status} {self.code}"
 
 
 class StoredCompletionManager(models.Manager):

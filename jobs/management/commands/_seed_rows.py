@@ -103,6 +103,15 @@ TOOLS = {
 }
 
 
+# (code, share of failed jobs, message): what the worker records on failure (finish_reason).
+FAILURES = [
+    ("upstream_error", 0.55, "upstream error: Upstream answered 502 Bad Gateway."),
+    ("upstream_timeout", 0.30, "upstream did not answer within 60 s"),
+    ("engine_error", 0.10, "RuntimeError: the engine stopped"),
+    ("worker_lost", 0.05, "The worker running this job stopped; it was ended."),
+]
+
+
 def zipf_weights(n: int, s: float = 1.1) -> list[float]:
     return list(itertools.accumulate(1 / (rank**s) for rank in range(1, n + 1)))
 
@@ -153,6 +162,10 @@ class Generator:
             ("verdict", 0.03, pick(["good", "bad", "unsure"], [0.6, 0.9, 1.0])),
         ]
         self.face = pick(["openai", "semoss", "native"], [0.6, 0.95, 1.0])
+        self.failure = pick(
+            [(code, message) for code, _, message in FAILURES],
+            list(itertools.accumulate(share for _, share, _ in FAILURES)),
+        )
 
     def text(self, median_chars: float, sigma: float = 0.9, cap: int = 12000) -> str:
         length = min(int(self.rng.lognormvariate(math.log(median_chars), sigma)) + 1, cap)
@@ -237,7 +250,7 @@ class Generator:
             else:
                 content = self.text(60 if wants_logprobs else 420, cap=240 if wants_logprobs else 12000)
         else:
-            finish = "error" if status == "failed" else "cancelled"
+            finish, error = self.failure() if status == "failed" else ("cancelled", "The job was cancelled.")
             content = self.text(80) if status == "cancelled" else ""
         prompt_chars = sum(len(m.get("content") or "") for m in messages)
         usage = {
@@ -303,10 +316,7 @@ class Generator:
             "finished_at": created + total,
             "finish_reason": finish,
             "usage": usage,
-            "error": {
-                "failed": "Upstream answered 502 Bad Gateway.",
-                "cancelled": "The job was cancelled.",
-            }.get(status, ""),
+            "error": "" if status == "succeeded" else error,
             "result": {
                 "choices": [
                     {"content": content, "tool_calls": calls, "thinking": "", "finish_reason": finish}
