@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ('jobs', '0004_storedcompletion_search'),
+        ('jobs', '0006_webhooks'),
     ]
 
     operations = [
