@@ -200,11 +200,12 @@ class QueueDepth(Collector):
     def _depth(conn: Connection, queue: str) -> int:
         channel = conn.channel()
         try:
-            return channel.queue_declare(queue=queue, passive=True).message_count
+            # celery-types declares the abstract StdChannel; every transport's has these.
+            return channel.queue_declare(queue=queue, passive=True).message_count  # type: ignore[attr-defined]
         except conn.channel_errors:
             return 0  # never declared (no worker yet) or, on Redis, no message ever left
         finally:
-            channel.close()
+            channel.close()  # type: ignore[attr-defined]
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> bool:

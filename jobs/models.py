@@ -131,7 +131,7 @@ class Job(models.Model):
         return self.status in self.TERMINAL
 
 
-class StoredCompletionManager(models.Manager):
+class StoredCompletionManager(models.Manager["StoredCompletion"]):
     def get_queryset(self) -> models.QuerySet[StoredCompletion]:
         # The search vector is as large as the text it indexes; nothing reads it back.
         return super().get_queryset().defer("search")

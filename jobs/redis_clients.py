@@ -11,7 +11,7 @@ import contextlib
 import contextvars
 import threading
 import weakref
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -110,12 +110,13 @@ class _WaitingCluster(AsyncRedisCluster):
             return await super().execute_command(*args, **kwargs)
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
-        return _WaitingPipeline(self, transaction)
+        # redis-py's annotations leave an attribute abstract that its __init__ sets.
+        return _WaitingPipeline(self, transaction)  # type: ignore[abstract]
 
 
 class _WaitingPipeline(ClusterPipeline):
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
-        async with self.cluster_client.turn():
+        async with cast(_WaitingCluster, self.cluster_client).turn():
             return await super().execute(raise_on_error, allow_redirections)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,14 +22,14 @@ OFFLINE_ENGINE_NAME = "spool-offline"
 log = logging.getLogger(__name__)
 
 
-def user_ensure(*, username: str, staff: bool = False) -> AbstractBaseUser:
+def user_ensure(*, username: str, staff: bool = False) -> User:
     user, _ = get_user_model().objects.get_or_create(
         username=username, defaults={"is_staff": staff, "is_superuser": staff}
     )
     return user
 
 
-def key_create(*, owner: AbstractBaseUser, name: str = "") -> tuple[ApiKey, str]:
+def key_create(*, owner: User, name: str = "") -> tuple[ApiKey, str]:
     """Returns the key row and its secret; the secret is never stored and cannot be shown again."""
     access, secret = new_key_pair()
     key = ApiKey.objects.create(owner=owner, name=name, access_key=access, secret_hash=hash_secret(secret))
@@ -47,7 +47,7 @@ def engine_ensure_offline() -> Engine:
     return engine
 
 
-def room_resolve(*, owner: AbstractBaseUser, room_id: str | None) -> Room:
+def room_resolve(*, owner: User, room_id: str | None) -> Room:
     """The caller's room with that id, created on first use; another user's id is refused."""
     if room_id is None:
         return Room.objects.create(owner=owner)
@@ -60,7 +60,7 @@ def room_resolve(*, owner: AbstractBaseUser, room_id: str | None) -> Room:
 @transaction.atomic
 def job_create(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     engine: Engine,
     request: GenerationRequest,
     options: dict[str, Any],

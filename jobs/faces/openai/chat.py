@@ -184,8 +184,8 @@ def _tools(body: dict[str, Any]) -> None:
         if choice.get("type") != "function":
             raise _not_one_of("tool_choice.type", choice.get("type"), ("function",))
         function = choice.get("function")
-        name = function.get("name") if isinstance(function, dict) else None
-        if name is None:
+        chosen = function.get("name") if isinstance(function, dict) else None
+        if chosen is None:
             raise _missing("tool_choice.function.name")
         if not isinstance(name, str):
             raise _wrong_type("tool_choice.function.name", "a string", name)

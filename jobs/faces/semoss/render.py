@@ -16,7 +16,7 @@ CANCELED = "Canceled"
 ERROR_STATUS = "Error"
 UNKNOWN = "UnknownJob"
 
-_FINISHED_STATUS = {
+_FINISHED_STATUS: dict[str, str] = {
     Job.Status.SUCCEEDED: COMPLETE,
     Job.Status.FAILED: ERROR_STATUS,
     Job.Status.CANCELLED: CANCELED,
