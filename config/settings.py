@@ -179,7 +179,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 
-
 class SpoolSettings(TypedDict):
     """The shape of SPOOL below, so that each knob has its type where code reads it."""
 

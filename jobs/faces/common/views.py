@@ -55,7 +55,8 @@ class FaceView(APIView):
     permission_classes: list[type[BasePermission]] = [IsAuthenticated]
     throttle_classes = [RequestRateThrottle]
     renderer_classes = [JSONRenderer]
-    parser_classes: list[type[BaseParser]] = [JSONParser]  # for the schema; bodies are read by json_body (strict)
+    # For the schema; bodies are read by json_body (strict).
+    parser_classes: list[type[BaseParser]] = [JSONParser]
     content_negotiation_class = AnyAccept
     # Message of the 400 for a body that is not JSON.
     invalid_json = "We could not parse the JSON body of your request: send a JSON object."

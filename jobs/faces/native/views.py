@@ -9,7 +9,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponseBase, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -158,9 +158,7 @@ def _engine_ref(body: dict[str, Any]) -> tuple[str, str]:
 
 
 @sync_to_async
-def _create(
-    user: User, field: str, ref: str, request: GenerationRequest, options: dict[str, Any]
-) -> Job:
+def _create(user: User, field: str, ref: str, request: GenerationRequest, options: dict[str, Any]) -> Job:
     """Find the engine and create the job: one thread hop for both."""
     engine = engine_lookup(ref)
     if engine is None:
@@ -322,7 +320,7 @@ class Events(NativeView):
             **errors(404),
         },
     )
-    async def get(self, request: Request, job_id: str) -> HttpResponse:
+    async def get(self, request: Request, job_id: str) -> HttpResponseBase:
         found = await _owned(job_id, caller(request))
         # A reconnecting EventSource sends Last-Event-ID and repeats the original URL: the header wins.
         last_event_id = request.headers.get("Last-Event-ID")

@@ -7,7 +7,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponseBase, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -72,7 +72,7 @@ def _error_of(job: Job) -> FaceError:
     return job_error({"code": job.finish_reason or "engine_error", "message": job.error})
 
 
-async def _stream(job: Job) -> HttpResponse:
+async def _stream(job: Job) -> HttpResponseBase:
     chunks = await sse.prefetch(job, common_sse.KEEPALIVE_SECONDS)
     failure = sse.failed_silently(chunks)
     if failure is not None:
@@ -154,7 +154,7 @@ class ChatCompletions(OpenAIView):
         parameters=[JOB_ID_HEADER],
         examples=CREATE_EXAMPLES,
     )
-    async def post(self, request: Request) -> HttpResponse:
+    async def post(self, request: Request) -> HttpResponseBase:
         chat = parse_create(self.json_body(request))
         job = await _start(caller(request), chat)
         return await (_stream(job) if chat.stream else _wait(job))
