@@ -15,6 +15,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from jobs import metrics
 from jobs.limits import LimitExceeded
 from jobs.overload import is_overload
 
@@ -57,6 +58,7 @@ def error_response(request: HttpRequest, exc: BaseException) -> HttpResponse | N
         return face_error(request, 503, message, code="server_overloaded", retry_after=OVERLOAD_RETRY_AFTER)
     if isinstance(exc, OUTAGES):
         log.warning("outage on %s: %s", request.path, exc)
+        metrics.backend_error("redis" if isinstance(exc, redis.RedisError) else "postgres")
         which = "Redis" if isinstance(exc, redis.RedisError) else "the database"
         message = f"Spool cannot reach {which} right now; try again shortly."
         return face_error(request, 503, message, code="service_unavailable", retry_after=1)
