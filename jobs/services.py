@@ -11,11 +11,12 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from engine.types import ERROR, GenerationRequest, UnsupportedParameter
+from engine.types import ERROR, ChunkDict, GenerationRequest, UnsupportedParameter
 from jobs import chunklog, limits, metrics
 from jobs.keys import hash_secret, new_key_pair
 from jobs.logcontext import bind_job_id
 from jobs.models import ApiKey, Engine, Job, Room, RoomMessage
+from jobs.types import LiveMeta
 
 OFFLINE_ENGINE_NAME = "spool-offline"
 
@@ -91,7 +92,7 @@ def job_create(
     return job
 
 
-def live_meta(job: Job) -> dict[str, Any]:
+def live_meta(job: Job) -> LiveMeta:
     return {
         "owner": job.owner_id,
         "engine": {"id": str(job.engine.id), "name": job.engine.name, "kind": job.engine.kind},
@@ -112,7 +113,7 @@ def refusal(engine: Engine, exc: UnsupportedParameter) -> str:
 def job_cancel(*, job: Job) -> None:
     """Ask the worker to stop; a job still queued is ended here. Cancelling twice is harmless."""
     chunklog.request_cancel(str(job.id))
-    terminal = {"type": ERROR, "data": {"code": "cancelled", "message": "The job was cancelled."}}
+    terminal: ChunkDict = {"type": ERROR, "data": {"code": "cancelled", "message": "The job was cancelled."}}
     ended_here = Job.objects.filter(id=job.id, status=Job.Status.QUEUED).update(
         status=Job.Status.CANCELLED,
         finished_at=timezone.now(),

@@ -18,10 +18,11 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from engine.types import FINISH, GenerationRequest
+from engine.types import FINISH, ChunkDict, GenerationRequest
 from jobs import metrics
 from jobs.completions import completion_store
 from jobs.models import Job, RoomMessage
+from jobs.types import JobResult
 from jobs.worker import runtime
 from jobs.worker.generation import Generation, error_chunk
 
@@ -34,7 +35,7 @@ def _release_connection() -> None:
         connection.close()
 
 
-def _status_of(terminal: dict[str, Any]) -> str:
+def _status_of(terminal: ChunkDict) -> str:
     if terminal["type"] == FINISH:
         return Job.Status.SUCCEEDED
     if terminal["data"].get("code") == "cancelled":
@@ -81,7 +82,7 @@ def _finish(job: Job, generation: Generation) -> None:
 
 
 def _commit(
-    job: Job, generation: Generation, usage_chunk: dict, terminal: dict, result: dict[str, Any]
+    job: Job, generation: Generation, usage_chunk: ChunkDict, terminal: ChunkDict, result: JobResult
 ) -> bool:
     status = _status_of(terminal)
     with transaction.atomic():

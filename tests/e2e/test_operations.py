@@ -237,7 +237,7 @@ def test_upstream_retries_and_errors_are_counted_by_code(ops, django_db_blocker)
         )
 
 
-def test_a_running_generation_shows_in_the_workers_gauge(ops):
+def test_a_running_generation_shows_in_the_workers_gauge(ops, django_db_blocker):
     worker_url = f"http://127.0.0.1:{ops.processes.env['SPOOL_WORKER_METRICS_PORT']}/metrics"
     wait_until_up(worker_url, [ops.processes.worker])
 
@@ -245,8 +245,11 @@ def test_a_running_generation_shows_in_the_workers_gauge(ops):
         return sum(v for (name, _), v in samples.items() if name == "spool_worker_generations_running")
 
     client = Frontend(ops, ops.alice)
-    # 300 tokens at the offline engine's 30 a second: ten seconds of generation to see it in.
-    job_id = client.submit(ops.engine_id, "windmills", {"max_completion_tokens": 300})
-    worker_scrape_until(worker_url, lambda s: running(s) == 1)
-    client.post("/engine/terminate", jobId=job_id)
-    worker_scrape_until(worker_url, lambda s: running(s) == 0)
+    with fakeupstream.running(port=0, api_key=API_KEY) as base_url:
+        # 100 tokens at 5 a second: twenty seconds of generation, ended by the cancel below.
+        upstream = Upstream(base_url, django_db_blocker)
+        slow = upstream.engine("ops-slow", f"fake?tokens=100&tps=5&key={new_key()}")
+        job_id = client.submit(slow, "slowly", {"max_completion_tokens": 100})
+        worker_scrape_until(worker_url, lambda s: running(s) == 1)
+        client.post("/engine/terminate", jobId=job_id)
+        worker_scrape_until(worker_url, lambda s: running(s) == 0)
