@@ -187,11 +187,11 @@ def _tools(body: dict[str, Any]) -> None:
         chosen = function.get("name") if isinstance(function, dict) else None
         if chosen is None:
             raise _missing("tool_choice.function.name")
-        if not isinstance(name, str):
-            raise _wrong_type("tool_choice.function.name", "a string", name)
-        if name not in {t["function"]["name"] for t in tools or []}:
+        if not isinstance(chosen, str):
+            raise _wrong_type("tool_choice.function.name", "a string", chosen)
+        if chosen not in {t["function"]["name"] for t in tools or []}:
             raise FaceError(
-                f"Invalid value for 'tool_choice': no function named '{name}' was specified in the "
+                f"Invalid value for 'tool_choice': no function named '{chosen}' was specified in the "
                 "'tools' parameter.",
                 param="tool_choice",
                 code="invalid_value",
