@@ -23,8 +23,12 @@ run: install services
 test: install services
 	$(VENV)/bin/pytest
 
+# mypy's Django plugin loads the settings, which want a real secret key outside DEBUG; type
+# checking runs nothing, so DEBUG it is.
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	DJANGO_DEBUG=1 $(VENV)/bin/mypy
 
 bench: install services
 	$(VENV)/bin/python -m bench.pipeline

@@ -9,6 +9,7 @@ from typing import Any
 from bench import procstat
 from bench.clients import Gen, Target, direct, fan_out, start_semoss_job
 from bench.processes import Stack
+from bench.progress import Progress
 from bench.stats import AppendLog, ms, pct
 from bench.wire import Connection
 
@@ -81,10 +82,17 @@ async def worker_pace(
 
 
 async def capacity(
-    stack: Stack, target: Target, log: AppendLog, ns: tuple[int, ...], tokens: int, tps: float
+    stack: Stack,
+    target: Target,
+    log: AppendLog,
+    ns: tuple[int, ...],
+    tokens: int,
+    tps: float,
+    progress: Progress,
 ) -> list[dict[str, Any]]:
     rows = []
     for n in ns:
+        progress.start(f"worker capacity: {n} generations of {tokens} tokens at {tps:g} tok/s")
         upstream = await direct_pace(target, n)
         busy0 = procstat.machine_busy_seconds()
         t0 = time.monotonic()
@@ -99,6 +107,9 @@ async def capacity(
         row["kept_up"] = bool(ours and theirs and ours >= 0.95 * theirs and row["errors"] == 0)
         row["tokens_per_generation"], row["pace_tok_s"] = tokens, tps
         rows.append(row)
+        progress.done(
+            row["finished"], "generations finished", errors=row["errors"], detail=f"kept up: {row['kept_up']}"
+        )
         if not row["kept_up"]:
             break  # more would only fall further behind, and take long to drain
     return rows

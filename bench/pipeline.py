@@ -17,6 +17,7 @@ from bench.clients import FACES, Gen, Target, port_for
 from bench.idle import long_pollers, sse_clients
 from bench.processes import DB_NAME, ROOT, Stack
 from bench.profile import profiled_cell
+from bench.progress import Progress
 from bench.stats import AppendLog
 from bench.wire import Connection
 
@@ -97,11 +98,16 @@ async def run(stack: Stack, plan: Plan, profile: bool, wait_quiet: float) -> dic
     targets = {tps: target(stack.engine(tokens, tps), tokens, tps) for tokens, tps in paces}
     cap = target(stack.engine(plan.capacity_tokens, plan.pace), plan.capacity_tokens, plan.pace)
     log_ = AppendLog(stack.append_log)
-    log("warming up")
+    cell_count = len(paces) * len(plan.concurrencies) * len(FACE_ORDER)
+    profiled_cells = 3 if profile else 0
+    progress = Progress(2 + cell_count + profiled_cells + len(plan.capacity_ns) + 2)
+    progress.start("warming up: one generation per face and engine")
     await warm_up([*targets.values(), cap])
+    progress.done(len(FACE_ORDER) * (len(targets) + 1), "generations")
     await asyncio.sleep(2.0)
+    progress.start("idle CPU, 5 s")
     baseline = await idle_baseline(stack, 5.0)
-    log(f"idle CPU (cores): {baseline}")
+    progress.done(detail=f"cores: {baseline}")
     if baseline["rest_of_machine"] > 0.2:
         log("WARNING: something else is using the CPU; the figures will be noisy (see rest_of_machine)")
     cells = []
@@ -110,12 +116,15 @@ async def run(stack: Stack, plan: Plan, profile: bool, wait_quiet: float) -> dic
             for face in FACE_ORDER:
                 spec = Spec(face, c, tokens, tps, plan.duration)
                 busy = await wait_until_quiet(0.3, min(wait_quiet, 120))
-                log(f"cell {face} c={c} {spec.pace}")
+                progress.start(f"cell {face} c={c} {spec.pace}, {plan.duration:g} s")
                 cell = await run_cell(stack, targets[tps], spec, log_)
                 cell["machine_cores_busy_before"] = round(busy, 2)
-                log(
-                    f"  {cell['generations']} gens, {cell['errors']} errors, ttft {cell['ttft_ms']}, "
-                    f"{cell['throughput_chunks_s']} chunks/s, delivery {cell.get('delivery_ms')}"
+                progress.done(
+                    cell["generations"],
+                    "generations",
+                    errors=cell["errors"],
+                    detail=f"ttft {cell['ttft_ms']}, {cell['throughput_chunks_s']} chunks/s, "
+                    f"delivery {cell.get('delivery_ms')}",
                 )
                 cells.append(cell)
                 await asyncio.sleep(1.0)
@@ -126,18 +135,25 @@ async def run(stack: Stack, plan: Plan, profile: bool, wait_quiet: float) -> dic
         for face, tps in (("sse", 0.0), ("semoss", 0.0), ("sse", plan.pace)):
             tokens = plan.paced_tokens if tps else plan.full_tokens
             spec = Spec(face, c, tokens, tps, plan.duration)
-            log(f"profiling {face} c={c} {spec.pace}")
-            profiles[f"{face}, c={c}, {spec.pace}"] = await profiled_cell(
+            progress.start(f"profiling {face} c={c} {spec.pace}")
+            profiles[f"{face}, c={c}, {spec.pace}"] = profiled = await profiled_cell(
                 stack, targets[tps], spec, stack.run_dir, log_
             )
-    log(f"worker capacity {plan.capacity_ns} at {plan.pace:g} tok/s")
-    cap_rows = await capacity(stack, cap, log_, plan.capacity_ns, plan.capacity_tokens, plan.pace)
-    log("idle waiters (worker stopped, so every job stays queued)")
-    stack.stop("worker")
-    idle = [
-        await long_pollers(stack, targets[plan.pace], plan.idle_waiters, plan.idle_hold),
-        await sse_clients(stack, targets[plan.pace], plan.idle_waiters, plan.idle_hold),
-    ]
+            sampled = profiled.get("cell", {})  # none when py-spy is missing: the error says so
+            progress.done(
+                sampled.get("generations", 0),
+                "generations",
+                errors=sampled.get("errors", 0),
+                detail=profiled.get("error", ""),
+            )
+    cap_rows = await capacity(stack, cap, log_, plan.capacity_ns, plan.capacity_tokens, plan.pace, progress)
+    stack.stop("worker")  # so every job the idle waiters wait on stays queued
+    idle = []
+    for kind, waiters in (("long-polls", long_pollers), ("SSE streams", sse_clients)):
+        progress.start(f"{plan.idle_waiters} idle {kind} for {plan.idle_hold:g} s (worker stopped)")
+        held = await waiters(stack, targets[plan.pace], plan.idle_waiters, plan.idle_hold)
+        progress.done(held["requests"], "requests", errors=held["errors"])
+        idle.append(held)
     return {
         "idle_cpu_cores": baseline,
         "cells": cells,

@@ -15,6 +15,7 @@ from bench import procstat
 from bench.capacity import direct_pace, worker_pace
 from bench.clients import Target
 from bench.processes import ROOT, Stack
+from bench.progress import Progress
 from bench.stats import AppendLog
 
 PACE, TOKENS = 100.0, 500
@@ -24,9 +25,14 @@ async def measure(stack: Stack, workers: int, n: int) -> dict[str, Any]:
     target = Target(stack.web_port, stack.upstream_port, stack.access_key, stack.secret_key,
                     stack.engine(TOKENS, PACE), f"fake?tokens={TOKENS}&tps={PACE:g}")  # fmt: skip
     log = AppendLog(stack.append_log)
+    progress = Progress(2)
+    progress.start(f"the upstream alone: {n} streams of {TOKENS} tokens at {PACE:g} tok/s")
     upstream = await direct_pace(target, n)
+    progress.done(n, "streams")
     cpu0 = {name: procstat.cpu_seconds(stack.pid(name)) for name in stack.procs if name.startswith("worker")}
+    progress.start(f"{workers} workers: {n} generations through the web")
     row = await worker_pace(stack, target, log, n, TOKENS, PACE)
+    progress.done(row["finished"], "generations finished", errors=row["errors"])
     cpu1 = {name: procstat.cpu_seconds(stack.pid(name)) for name in cpu0}
     ours, theirs = row["worker_rate_tok_s"]["p10"], upstream["p10"]
     return {

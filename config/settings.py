@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
 
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
@@ -196,7 +197,27 @@ SPOOL_WEBHOOK_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-webhooks"
 CELERY_TASK_QUEUES = [Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(SPOOL_WEBHOOK_QUEUE)]
 CELERY_TASK_ROUTES = {"spool.deliver_webhook": {"queue": SPOOL_WEBHOOK_QUEUE}}
 
-SPOOL = {
+
+class SpoolSettings(TypedDict):
+    """The shape of SPOOL below, so that each knob has its type where code reads it."""
+
+    REDIS_PREFIX: str
+    CHUNK_LOG_TTL_SECONDS: int
+    REDIS_MAX_CONNECTIONS: int
+    REDIS_POOL_TIMEOUT_SECONDS: float
+    LONG_POLL_SECONDS: float
+    SYNC_WAIT_SECONDS: float
+    REQUESTS_PER_MINUTE: int
+    JOBS_PER_MINUTE: int
+    MAX_ACTIVE_JOBS: int
+    MAX_MESSAGES: int
+    MAX_OUTPUT_TOKENS: int
+    KEY_CACHE_SECONDS: float
+    OFFLINE_TOKENS_PER_SECOND: float
+    SEARCH_CONFIG: str
+
+
+SPOOL: SpoolSettings = {
     # Key prefix of every Redis key Spool writes, so several deployments can share one Redis.
     "REDIS_PREFIX": env_str("SPOOL_REDIS_PREFIX", "spool"),
     # How long a job's live chunk log stays in Redis after its last write; Postgres answers after.

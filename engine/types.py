@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, NotRequired, Protocol, TypedDict
 
 # Chunk types. An engine yields CONTENT, TOOL, THINKING (any choice), one FINISH per choice and
 # one USAGE. The job runner turns the per-choice FINISH chunks into the single terminal FINISH of
@@ -19,6 +19,16 @@ USAGE = "usage"
 FINISH = "finish"
 ERROR = "error"
 TERMINAL_TYPES = frozenset({FINISH, ERROR})
+
+
+class ChunkDict(TypedDict):
+    """A Chunk as it travels once an engine has yielded it: in a job's Redis log, in Postgres
+    (Job.chunks), into the result and out to every face (see Chunk for `data` by type)."""
+
+    type: str
+    data: dict[str, Any]
+    choice: NotRequired[int]  # only for choices after the first
+    logprobs: NotRequired[list[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +53,8 @@ class Chunk:
     choice: int = 0
     logprobs: list[dict[str, Any]] | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type, "data": self.data}
+    def to_dict(self) -> ChunkDict:
+        out: ChunkDict = {"type": self.type, "data": self.data}
         if self.choice:
             out["choice"] = self.choice
         if self.logprobs is not None:
@@ -52,7 +62,7 @@ class Chunk:
         return out
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Chunk:
+    def from_dict(cls, raw: ChunkDict) -> Chunk:
         return cls(
             type=raw["type"],
             data=raw["data"],

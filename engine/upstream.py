@@ -14,7 +14,7 @@ import re
 import ssl
 import urllib.request
 import weakref
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -132,6 +132,19 @@ def _close_at_exit() -> None:
         client.detach()
 
 
+# Told of every failed attempt that is about to be retried, with its code: the HTTP status
+# ("429", "503") or "connect_timeout" / "connection_error". engine/ knows no metrics: the worker
+# sets this to count them (jobs/worker_hooks.py).
+RetryListener = Callable[[str], None]
+_retry_listener: RetryListener | None = None
+
+
+def on_retry(listener: RetryListener | None) -> None:
+    """Set (or, with None, clear) the one listener told of each retry."""
+    global _retry_listener
+    _retry_listener = listener
+
+
 def estimate_tokens(text: str) -> int:
     return len(_TOKEN_RE.findall(text))
 
@@ -149,10 +162,12 @@ def _prompt_text(request: GenerationRequest, messages: list[dict[str, Any]]) -> 
 
 
 class _Retry(Exception):
-    """A failure worth another attempt, if nothing was yielded yet."""
+    """A failure worth another attempt, if nothing was yielded yet; `code` names it for the
+    retry listener (an HTTP status, or the kind of connection failure)."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, code: str, retry_after: float | None = None) -> None:
         super().__init__(message)
+        self.code = code
         self.retry_after = retry_after
 
 
@@ -455,6 +470,8 @@ class UpstreamEngine:
                         f"upstream failed after {tries} attempt{'s' * (tries > 1)}: {exc}",
                         code="upstream_error",
                     ) from exc
+                if _retry_listener is not None:
+                    _retry_listener(exc.code)
                 await asyncio.sleep(delay)
                 waited += delay
                 attempt += 1
@@ -477,20 +494,20 @@ class UpstreamEngine:
                 allow_redirects=False,
             )
         except aiohttp.ConnectionTimeoutError as exc:
-            raise _Retry(f"connect timeout on {url}") from exc
+            raise _Retry(f"connect timeout on {url}", "connect_timeout") from exc
         except aiohttp.ServerTimeoutError as exc:
             raise EngineError(
                 f"upstream sent no response within the read timeout ({url})",
                 code="upstream_timeout",
             ) from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise _Retry(f"{type(exc).__name__} on {url}: {exc}") from exc
+            raise _Retry(f"{type(exc).__name__} on {url}: {exc}", "connection_error") from exc
         try:
             if response.status != 200:
                 raw = await response.read()
                 message = f"upstream answered {response.status}: {_error_message(raw, response.reason)}"
                 if response.status == 429 or response.status >= 500:
-                    raise _Retry(message, _retry_after(response.headers))
+                    raise _Retry(message, str(response.status), _retry_after(response.headers))
                 raise EngineError(message, code="upstream_error")
             kind = response.headers.get("Content-Type", "")
             if kind.startswith("application/json"):  # a server that ignored stream=true
@@ -510,7 +527,7 @@ class UpstreamEngine:
         except (aiohttp.ClientError, OSError) as exc:
             if state.complete():
                 return
-            raise _Retry(f"{type(exc).__name__}: {exc}") from exc
+            raise _Retry(f"{type(exc).__name__}: {exc}", "connection_error") from exc
         finally:
             # Also on GeneratorExit and CancelledError: closing the generator, or cancelling the
             # task consuming it, closes the connection, which cancels the upstream request. A body

@@ -23,8 +23,9 @@ import orjson
 from django.conf import settings
 from redis.exceptions import NoScriptError
 
-from engine.types import CONTENT, TERMINAL_TYPES
+from engine.types import CONTENT, TERMINAL_TYPES, ChunkDict
 from jobs.redis_clients import async_redis, sync_redis
+from jobs.types import LiveMeta
 
 
 def _prefix() -> str:
@@ -59,11 +60,11 @@ def wake_channel(job_id: str) -> str:
     return f"{_prefix()}:wake:{{{job_id}}}"
 
 
-def is_terminal(chunk: dict[str, Any]) -> bool:
+def is_terminal(chunk: ChunkDict) -> bool:
     return chunk["type"] in TERMINAL_TYPES
 
 
-def encode(chunk: dict[str, Any]) -> bytes:
+def encode(chunk: ChunkDict | LiveMeta) -> bytes:
     # orjson: compact UTF-8 like json.dumps(ensure_ascii=False, separators=(",", ":")), keys in
     # insertion order ("type" first, which the text-claim script relies on), at a fraction of the
     # CPU: encoding was 7% of a busy worker's samples with the json module.
@@ -160,7 +161,7 @@ return 1
 """)
 
 
-def _content_text(chunks: Sequence[dict[str, Any]]) -> str:
+def _content_text(chunks: Sequence[ChunkDict]) -> str:
     return "".join(c["data"]["content"] for c in chunks if c["type"] == CONTENT and not c.get("choice"))
 
 
@@ -172,7 +173,7 @@ def _append_keys(prefix: str, job_id: str) -> tuple[str, ...]:
     return chunks_key(job_id), text_key(job_id), alive_key(job_id), cancel_key(job_id), wake_channel(job_id)
 
 
-def _append_args(job_id: str, chunks: Sequence[dict[str, Any]], length: int) -> tuple[Any, ...]:
+def _append_args(job_id: str, chunks: Sequence[ChunkDict], length: int) -> tuple[Any, ...]:
     """EVALSHA's arguments for appending chunks to one job's log of `length` chunks (-1: any)."""
     return (
         _APPEND.sha, 5, *_append_keys(_prefix(), job_id),
@@ -181,7 +182,7 @@ def _append_args(job_id: str, chunks: Sequence[dict[str, Any]], length: int) -> 
     )  # fmt: skip
 
 
-def append(job_id: str, chunks: Sequence[dict[str, Any]]) -> Appended:
+def append(job_id: str, chunks: Sequence[ChunkDict]) -> Appended:
     """Append chunks (possibly none), refresh the heartbeat and wake readers, in one command:
     the sweeper's and a cancel's single writes, outside the worker's event loop."""
     sha, numkeys, *rest = _append_args(job_id, chunks, -1)
@@ -190,7 +191,7 @@ def append(job_id: str, chunks: Sequence[dict[str, Any]]) -> Appended:
 
 
 async def append_many(
-    batch: Sequence[tuple[str, Sequence[dict[str, Any]]]], *, lengths: Sequence[int] | None = None
+    batch: Sequence[tuple[str, Sequence[ChunkDict]]], *, lengths: Sequence[int] | None = None
 ) -> list[Appended]:
     """The worker's write: the appends (and heartbeats, for empty ones) of many jobs in one round
     trip, one pipeline of the append script; each job's cancel flag comes back in the reply. On a
@@ -218,18 +219,18 @@ async def append_many(
     raise AssertionError("unreachable")
 
 
-async def _put(job_id: str, chunks: Sequence[dict[str, Any]], *, text: str, mode: str) -> None:
+async def _put(job_id: str, chunks: Sequence[ChunkDict], *, text: str, mode: str) -> None:
     keys = (chunks_key(job_id), text_key(job_id), wake_channel(job_id))
     await _PUT.arun(async_redis(), keys, (_ttl(), text.encode(), mode, *[encode(c) for c in chunks]))
 
 
-async def rewrite(job_id: str, chunks: Sequence[dict[str, Any]]) -> None:
+async def rewrite(job_id: str, chunks: Sequence[ChunkDict]) -> None:
     """Put back a whole log that Redis lost (it restarted without persistence), with the same
     sequence numbers, so readers with cursors go on where they were."""
     await _put(job_id, chunks, text=_content_text(chunks), mode="replace")
 
 
-def read_all(job_id: str) -> list[dict[str, Any]]:
+def read_all(job_id: str) -> list[ChunkDict]:
     """The whole live log (worker side): what a dead worker left behind."""
     return [orjson.loads(raw) for raw in sync_redis().lrange(chunks_key(job_id), 0, -1)]
 
@@ -289,15 +290,15 @@ return start
 """)
 
 
-def _decode_all(items: Sequence[bytes]) -> list[dict[str, Any]]:
+def _decode_all(items: Sequence[bytes]) -> list[ChunkDict]:
     return [orjson.loads(item) for item in items]
 
 
-async def read_since(job_id: str, cursor: int) -> list[dict[str, Any]]:
+async def read_since(job_id: str, cursor: int) -> list[ChunkDict]:
     return _decode_all(await async_redis().lrange(chunks_key(job_id), cursor, -1))
 
 
-async def claim_chunks(job_id: str, reader: str) -> tuple[int, list[dict[str, Any]]]:
+async def claim_chunks(job_id: str, reader: str) -> tuple[int, list[ChunkDict]]:
     start, items = await _CLAIM_CHUNKS.arun(
         async_redis(), (chunks_key(job_id), handed_key(job_id, reader)), (_ttl(),)
     )
@@ -309,7 +310,7 @@ async def claim_up_to(job_id: str, reader: str, end: int) -> int:
     return int(await _CLAIM_TO.arun(async_redis(), (handed_key(job_id, reader),), (end, _ttl())))
 
 
-async def claim_text(job_id: str, reader: str) -> tuple[str, str, dict[str, Any] | None]:
+async def claim_text(job_id: str, reader: str) -> tuple[str, str, ChunkDict | None]:
     """(new text since this reader's last claim, all text so far, the log's last chunk)."""
     handed, total, last = await _CLAIM_TEXT.arun(
         async_redis(), (text_key(job_id), handed_key(job_id, reader), chunks_key(job_id)), (_ttl(),)
@@ -333,7 +334,7 @@ async def ais_alive(job_id: str) -> bool:
     return bool(await async_redis().exists(alive_key(job_id)))
 
 
-async def last_chunk(job_id: str) -> dict[str, Any] | None:
+async def last_chunk(job_id: str) -> ChunkDict | None:
     raw = await async_redis().lindex(chunks_key(job_id), -1)
     return orjson.loads(raw) if raw else None
 
@@ -349,13 +350,13 @@ def meta_key(job_id: str) -> str:
     return f"{_prefix()}:job:{{{job_id}}}:meta"
 
 
-def write_meta(job_id: str, meta: dict[str, Any]) -> None:
+def write_meta(job_id: str, meta: LiveMeta) -> None:
     sync_redis().set(meta_key(job_id), encode(meta), ex=_ttl())
 
 
 class LiveState(NamedTuple):
-    meta: dict[str, Any] | None  # None: never written, or expired
-    last: dict[str, Any] | None  # the log's last chunk
+    meta: LiveMeta | None  # None: never written, or expired
+    last: ChunkDict | None  # the log's last chunk
     alive: bool  # a worker's heartbeat is fresh
 
 

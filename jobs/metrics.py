@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 
 from kombu import Connection
@@ -97,21 +96,11 @@ def job_ended(*, engine: str, status: str, duration: float | None, ttft: float |
 
 
 def generations_running() -> Gauge:
-    """This worker's gauge; the worker runtime calls .inc() and .dec() around each generation
-    (or uses `with generation_running():`)."""
+    """This worker's gauge; the worker's task signals call .inc() and .dec() around each job
+    (jobs/worker_hooks.py)."""
     from django.conf import settings
 
     return GENERATIONS_RUNNING.labels(queue=settings.CELERY_TASK_DEFAULT_QUEUE)
-
-
-@contextmanager
-def generation_running() -> Iterator[None]:
-    gauge = generations_running()
-    gauge.inc()
-    try:
-        yield
-    finally:
-        gauge.dec()
 
 
 def chunks_appended(count: int) -> None:
@@ -122,8 +111,9 @@ def upstream_error(code: str) -> None:
     UPSTREAM_ERRORS.labels(code=code).inc()
 
 
-def upstream_retry(code: str | int) -> None:
-    UPSTREAM_RETRIES.labels(code=str(code)).inc()
+def upstream_retry(code: str) -> None:
+    """engine.upstream's retry listener in a worker: `code` is an HTTP status or a failure kind."""
+    UPSTREAM_RETRIES.labels(code=code).inc()
 
 
 class reader_waiting:  # noqa: N801 (used as a function: `with reader_waiting():`)
@@ -200,11 +190,12 @@ class QueueDepth(Collector):
     def _depth(conn: Connection, queue: str) -> int:
         channel = conn.channel()
         try:
-            return channel.queue_declare(queue=queue, passive=True).message_count
+            # celery-types declares the abstract StdChannel; every transport's has these.
+            return channel.queue_declare(queue=queue, passive=True).message_count  # type: ignore[attr-defined]
         except conn.channel_errors:
             return 0  # never declared (no worker yet) or, on Redis, no message ever left
         finally:
-            channel.close()
+            channel.close()  # type: ignore[attr-defined]
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> bool:

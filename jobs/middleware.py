@@ -6,6 +6,8 @@ a NUL in the query string (400). Views' own errors go through the DRF exception 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import redis
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -13,6 +15,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from jobs import metrics
 from jobs.limits import LimitExceeded
 from jobs.overload import is_overload
 
@@ -55,6 +58,7 @@ def error_response(request: HttpRequest, exc: BaseException) -> HttpResponse | N
         return face_error(request, 503, message, code="server_overloaded", retry_after=OVERLOAD_RETRY_AFTER)
     if isinstance(exc, OUTAGES):
         log.warning("outage on %s: %s", request.path, exc)
+        metrics.backend_error("redis" if isinstance(exc, redis.RedisError) else "postgres")
         which = "Redis" if isinstance(exc, redis.RedisError) else "the database"
         message = f"Spool cannot reach {which} right now; try again shortly."
         return face_error(request, 503, message, code="service_unavailable", retry_after=1)
@@ -76,13 +80,13 @@ class FaceErrorsMiddleware:
     async_capable = True
     sync_capable = True
 
-    def __init__(self, get_response) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest):
-        if iscoroutinefunction(self):
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse | None] | None:
+        if iscoroutinefunction(self.get_response):  # as marked in __init__
             return self._acall(request)
         if _nul_in_query(request):
             return _nul_response(request)
@@ -91,7 +95,7 @@ class FaceErrorsMiddleware:
         except (LimitExceeded, RequestDataTooBig, *OUTAGES) as exc:
             return error_response(request, exc)
 
-    async def _acall(self, request: HttpRequest) -> HttpResponse:
+    async def _acall(self, request: HttpRequest) -> HttpResponse | None:
         if _nul_in_query(request):
             return _nul_response(request)
         try:

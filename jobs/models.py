@@ -159,7 +159,7 @@ class JobMinute(models.Model):
         return f"{self.minute:%Y-%m-%d %H:%M} {self.engine_id} {self.status} {self.code}"
 
 
-class StoredCompletionManager(models.Manager):
+class StoredCompletionManager(models.Manager["StoredCompletion"]):
     def get_queryset(self) -> models.QuerySet[StoredCompletion]:
         # The search vector is as large as the text it indexes; nothing reads it back.
         return super().get_queryset().defer("search")

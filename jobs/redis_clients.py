@@ -14,7 +14,7 @@ import contextlib
 import contextvars
 import threading
 import weakref
-from typing import Any
+from typing import Any, cast
 
 import hiredis
 import redis
@@ -192,7 +192,8 @@ class _WaitingCluster(AsyncRedisCluster):
             )
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
-        return _WaitingPipeline(self, transaction)
+        # redis-py's annotations leave an attribute abstract that its __init__ sets.
+        return _WaitingPipeline(self, transaction)  # type: ignore[abstract]
 
 
 class _WaitingPipeline(ClusterPipeline):
@@ -209,7 +210,7 @@ class _WaitingPipeline(ClusterPipeline):
         return super().execute_command(*args, **kwargs)
 
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
-        client: _WaitingCluster = self.cluster_client
+        client = cast(_WaitingCluster, self.cluster_client)
         queued, self._queued = self._queued, []
         first = True
 

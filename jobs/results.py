@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from engine.types import CONTENT, THINKING, TOOL
+from engine.types import CONTENT, THINKING, TOOL, ChunkDict
+from jobs.types import ChoiceResult, JobResult, ToolCallResult, Usage
 
 
 class ResultBuilder:
     def __init__(self, n: int) -> None:
         self._content: list[list[str]] = [[] for _ in range(n)]
         self._thinking: list[list[str]] = [[] for _ in range(n)]
-        self._tools: list[dict[int, dict[str, str]]] = [{} for _ in range(n)]
+        self._tools: list[dict[int, ToolCallResult]] = [{} for _ in range(n)]
 
     def _grow(self, choice: int) -> None:
         while choice >= len(self._content):
@@ -19,7 +18,7 @@ class ResultBuilder:
             self._thinking.append([])
             self._tools.append({})
 
-    def add(self, chunk: dict[str, Any]) -> None:
+    def add(self, chunk: ChunkDict) -> None:
         choice = chunk.get("choice", 0)
         self._grow(choice)
         data = chunk["data"]
@@ -35,8 +34,8 @@ class ResultBuilder:
                 call["name"] = data["name"]
             call["arguments"] += data.get("arguments", "")
 
-    def build(self, finish_reasons: list[str | None], usage: dict[str, Any] | None) -> dict[str, Any]:
-        choices = []
+    def build(self, finish_reasons: list[str | None], usage: Usage | None) -> JobResult:
+        choices: list[ChoiceResult] = []
         for i, parts in enumerate(self._content):
             choices.append(
                 {

@@ -9,6 +9,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
+from engine.types import ChunkDict
 from jobs import chunklog, sweeper, wakeup
 from jobs.logcontext import bind_job_id
 from jobs.models import Engine, Job
@@ -54,7 +55,9 @@ async def job_refreshed(job: Job) -> Job:
 
 
 def _live_job(key: uuid.UUID, state: chunklog.LiveState) -> Job:
-    meta = state.meta or {}
+    meta = state.meta
+    if meta is None:  # job_for_owner calls this only with the meta in hand
+        raise ValueError(f"job {key} has no live meta")
     engine = Engine(
         id=uuid.UUID(meta["engine"]["id"]), name=meta["engine"]["name"], kind=meta["engine"]["kind"]
     )
@@ -112,7 +115,7 @@ MAX_CURSOR = 2**32
 @dataclass(frozen=True, slots=True)
 class ChunkPage:
     start: int  # sequence number of chunks[0]
-    chunks: list[dict[str, Any]]
+    chunks: list[ChunkDict]
     ended: bool  # the terminal chunk is in this page or was handed out before
 
     @property
@@ -134,7 +137,7 @@ async def job_chunks_since(job: Job, *, cursor: int | None, reader: str, wait: f
         start = min(max(cursor, 0), len(archive))
         return ChunkPage(start, archive[start:], True)
 
-    async def fetch() -> tuple[int, list[dict[str, Any]]]:
+    async def fetch() -> tuple[int, list[ChunkDict]]:
         if cursor is not None:
             return cursor, await chunklog.read_since(job_id, cursor)
         return await chunklog.claim_chunks(job_id, reader)
@@ -162,7 +165,7 @@ async def job_wait_until_finished(job: Job, *, timeout: float) -> Job:
     """Wait for the terminal chunk, then return the job as Postgres has it."""
     job_id = str(job.pk)
 
-    async def fetch() -> dict[str, Any] | None:
+    async def fetch() -> ChunkDict | None:
         return await chunklog.last_chunk(job_id)
 
     if not job.is_finished:

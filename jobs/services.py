@@ -7,16 +7,17 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from engine.types import ERROR, GenerationRequest, UnsupportedParameter
+from engine.types import ERROR, ChunkDict, GenerationRequest, UnsupportedParameter
 from jobs import chunklog, limits, metrics
 from jobs.keys import hash_secret, new_key_pair
 from jobs.logcontext import bind_job_id
 from jobs.models import ApiKey, Engine, Job, Room, RoomMessage
 from jobs.responses.store import keep_if_stored
+from jobs.types import LiveMeta
 from jobs.webhooks.events import job_ended
 
 OFFLINE_ENGINE_NAME = "spool-offline"
@@ -24,14 +25,14 @@ OFFLINE_ENGINE_NAME = "spool-offline"
 log = logging.getLogger(__name__)
 
 
-def user_ensure(*, username: str, staff: bool = False) -> AbstractBaseUser:
+def user_ensure(*, username: str, staff: bool = False) -> User:
     user, _ = get_user_model().objects.get_or_create(
         username=username, defaults={"is_staff": staff, "is_superuser": staff}
     )
     return user
 
 
-def key_create(*, owner: AbstractBaseUser, name: str = "") -> tuple[ApiKey, str]:
+def key_create(*, owner: User, name: str = "") -> tuple[ApiKey, str]:
     """Returns the key row and its secret; the secret is never stored and cannot be shown again."""
     access, secret = new_key_pair()
     key = ApiKey.objects.create(owner=owner, name=name, access_key=access, secret_hash=hash_secret(secret))
@@ -49,7 +50,7 @@ def engine_ensure_offline() -> Engine:
     return engine
 
 
-def room_resolve(*, owner: AbstractBaseUser, room_id: str | None) -> Room:
+def room_resolve(*, owner: User, room_id: str | None) -> Room:
     """The caller's room with that id, created on first use; another user's id is refused."""
     if room_id is None:
         return Room.objects.create(owner=owner)
@@ -62,7 +63,7 @@ def room_resolve(*, owner: AbstractBaseUser, room_id: str | None) -> Room:
 @transaction.atomic
 def job_create(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     engine: Engine,
     request: GenerationRequest,
     options: dict[str, Any],
@@ -93,7 +94,7 @@ def job_create(
     return job
 
 
-def live_meta(job: Job) -> dict[str, Any]:
+def live_meta(job: Job) -> LiveMeta:
     return {
         "owner": job.owner_id,
         "engine": {"id": str(job.engine.id), "name": job.engine.name, "kind": job.engine.kind},
@@ -115,7 +116,7 @@ def refusal(engine: Engine, exc: UnsupportedParameter) -> str:
 def job_cancel(*, job: Job) -> None:
     """Ask the worker to stop; a job still queued is ended here. Cancelling twice is harmless."""
     chunklog.request_cancel(str(job.id))
-    terminal = {"type": ERROR, "data": {"code": "cancelled", "message": "The job was cancelled."}}
+    terminal: ChunkDict = {"type": ERROR, "data": {"code": "cancelled", "message": "The job was cancelled."}}
     with transaction.atomic():
         ended_here = Job.objects.filter(id=job.id, status=Job.Status.QUEUED).update(
             status=Job.Status.CANCELLED,

@@ -13,11 +13,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from engine.types import ERROR, USAGE
+from engine.types import ERROR, USAGE, ChunkDict
 from jobs import chunklog
 from jobs.models import Job
 from jobs.responses.store import keep_if_stored
 from jobs.results import ResultBuilder
+from jobs.types import Usage
 from jobs.webhooks import delivery as webhook_delivery
 from jobs.webhooks.events import job_ended
 
@@ -84,9 +85,9 @@ def _end_or_retry(job_id: str, n: int) -> bool:
     for chunk in written:
         builder.add(chunk)
     produced = sum(1 for c in written if c["type"] == "content")
-    usage_data = {"input_tokens": 0, "output_tokens": produced, "estimated": True}
-    usage = {"type": USAGE, "data": usage_data}
-    terminal = {"type": ERROR, "data": {"code": "worker_lost", "message": DEAD_WORKER}}
+    usage_data: Usage = {"input_tokens": 0, "output_tokens": produced, "estimated": True}
+    usage: ChunkDict = {"type": USAGE, "data": dict(usage_data)}
+    terminal: ChunkDict = {"type": ERROR, "data": {"code": "worker_lost", "message": DEAD_WORKER}}
     with transaction.atomic():
         updated = Job.objects.filter(id=job_id, status=Job.Status.RUNNING).update(
             status=Job.Status.FAILED,

@@ -100,11 +100,11 @@ class WakeHub:
             if not waiters and self._events.get(channel) is waiters:
                 del self._events[channel]
                 self._confirmed.pop(channel, None)
-                node = self._node_of.pop(channel, None)
-                if node is not None:
-                    async with self._sending.setdefault(node, asyncio.Lock()):
+                subscribed_on = self._node_of.pop(channel, None)
+                if subscribed_on is not None:
+                    async with self._sending.setdefault(subscribed_on, asyncio.Lock()):
                         with contextlib.suppress(Exception):
-                            await self._pubsubs[node].sunsubscribe(channel)
+                            await self._pubsubs[subscribed_on].sunsubscribe(channel)
 
     def _ensure_listener(self, node: str) -> None:
         listener = self._listeners.get(node)

@@ -24,8 +24,10 @@ def _log_as_django_does(**_: Any) -> None:
 def _start_liveness_and_metrics(**_: Any) -> None:
     from django.conf import settings
 
+    from engine import upstream
     from jobs import liveness, metrics
 
+    upstream.on_retry(metrics.upstream_retry)
     liveness.start(settings.SPOOL_WORKER_HEARTBEAT_FILE, settings.SPOOL_WORKER_HEARTBEAT_SECONDS)
     metrics.reap_dead_processes()
     metrics.generations_running().set(0)  # a sample from the start, not only after a first job

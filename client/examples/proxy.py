@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Iterator
 
 from django.http import HttpRequest, StreamingHttpResponse
 from spool_client import Spool
@@ -11,7 +12,7 @@ spool = Spool(os.environ.get("SPOOL_URL", "http://127.0.0.1:8000"), os.environ.g
 ENGINE = os.environ.get("SPOOL_ENGINE", "spool-offline")
 
 
-def _sse(events) -> StreamingHttpResponse:
+def _sse(events: Iterator[str] | AsyncIterator[str]) -> StreamingHttpResponse:
     response = StreamingHttpResponse(events, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     return response

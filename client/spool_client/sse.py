@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,7 +104,7 @@ def parse(pieces: Iterable[str]) -> Iterator[ServerSentEvent]:
                 yield event
 
 
-async def aparse(pieces: AsyncIterator[str]) -> AsyncIterator[ServerSentEvent]:
+async def aparse(pieces: AsyncIterator[str]) -> AsyncGenerator[ServerSentEvent, None]:
     splitter, decoder = LineSplitter(), SSEDecoder()
     async for piece in pieces:
         for line in splitter.feed(piece):

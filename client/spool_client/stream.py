@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -106,7 +106,7 @@ def _decoded(pieces: Iterable[bytes]) -> Iterator[str]:
             yield text
 
 
-async def _adecoded(pieces: AsyncIterable[bytes]) -> AsyncIterator[str]:
+async def _adecoded(pieces: AsyncIterable[bytes]) -> AsyncGenerator[str, None]:
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     async for piece in pieces:
         text = decoder.decode(piece)
@@ -161,7 +161,7 @@ class JobStream:
                 cause = exc.error
             time.sleep(resume.delay(cause))
 
-    async def async_iter_sse(self) -> AsyncIterator[ServerSentEvent]:
+    async def async_iter_sse(self) -> AsyncGenerator[ServerSentEvent, None]:
         resume = self._resume()
         url = self.spool.url(f"/v1/jobs/{self.id}/events")
         while True:
@@ -193,7 +193,7 @@ class JobStream:
         for sse in self.iter_sse():
             yield sse.encode()
 
-    async def async_iter_events(self) -> AsyncIterator[str]:
+    async def async_iter_events(self) -> AsyncGenerator[str, None]:
         async with aclosing(self.async_iter_sse()) as events:
             async for sse in events:
                 yield sse.encode()
@@ -205,7 +205,7 @@ class JobStream:
         for sse in self.iter_sse():
             yield from assembler.feed(sse)
 
-    async def async_iter(self) -> AsyncIterator[Event]:
+    async def async_iter(self) -> AsyncGenerator[Event, None]:
         assembler = EventAssembler()
         async with aclosing(self.async_iter_sse()) as events:
             async for sse in events:

@@ -40,6 +40,8 @@ class NGramModel:
             for k in range(order):
                 key = key * v + seq[k : len(seq) - order + 1 + k]
             windows.append(key)
+        keys: np.ndarray
+        counts: np.ndarray
         keys, counts = np.unique(np.concatenate(windows), return_counts=True)
 
         # Top order uses raw counts. Each lower order counts distinct left neighbours instead

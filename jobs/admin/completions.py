@@ -10,7 +10,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.views.main import SEARCH_VAR
 from django.db.models import F, Func, QuerySet, TextField, Value
 from django.db.models.functions import Left
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html_join
@@ -150,7 +150,7 @@ class StoredCompletionAdmin(StoredColumns, LargeTableAdmin):
         "id", "job", "owner", "engine", "model", "face", "status", "finish_reason", "created_at",
         "first_token_ms", "duration_ms", "tokens",
     ]  # fmt: skip
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the same names, all plain strings
 
     # -- list ------------------------------------------------------------------------------------
 
@@ -162,7 +162,8 @@ class StoredCompletionAdmin(StoredColumns, LargeTableAdmin):
         )
         found = {pk: (prompt, answer) for pk, prompt, answer in excerpts}
         for row in rows:
-            row.prompt_preview, row.answer_preview = found.get(row.pk, ("", ""))
+            # Attributes of this page's rows only, read back by the two columns below.
+            row.prompt_preview, row.answer_preview = found.get(row.pk, ("", ""))  # type: ignore[attr-defined]
         return rows
 
     @admin.display(description="id", ordering="created_at")
@@ -211,10 +212,11 @@ class StoredCompletionAdmin(StoredColumns, LargeTableAdmin):
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
-    ):
+    ) -> HttpResponse:
         stored = self.get_object(request, object_id)
         if stored is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            # Django's own answer to an unknown id (a message and the list); not in the stubs.
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
         shown = readable.context(stored)
         list_url = reverse("admin:jobs_storedcompletion_changelist")
         links = [
@@ -229,7 +231,7 @@ class StoredCompletionAdmin(StoredColumns, LargeTableAdmin):
         view = self.admin_site.admin_view(self.export_view)
         return [path("export/<str:fmt>/", view, name="jobs_storedcompletion_export"), *super().get_urls()]
 
-    def export_view(self, request: HttpRequest, fmt: str) -> HttpResponse:
+    def export_view(self, request: HttpRequest, fmt: str) -> HttpResponseBase:
         if fmt not in export.FORMATS:
             raise Http404("Unknown export format.")
         if not self.has_view_permission(request):

@@ -83,7 +83,8 @@ class RecentValuesFilter(admin.AllValuesFieldListFilter):
         super().__init__(field, request, params, model, model_admin, field_path)
         choices = recent_values(model, field.column)
         chosen = [v for v in self.lookup_val or [] if v not in choices]
-        self.lookup_choices = sorted([*choices, *chosen])
+        # The template iterates the values; the stubs know the parent's queryset of them only.
+        self.lookup_choices = sorted([*choices, *chosen])  # type: ignore[assignment]
 
 
 def parse_pair(text: str) -> tuple[str, str] | None:
@@ -116,12 +117,13 @@ class MetadataFilter(admin.ListFilter):
         chosen = params.pop(self.KEY, [])
         self.key = chosen[-1] if chosen else None
         if self.pairs:
-            self.used_parameters[self.PAIR] = [f"{k}={v}" for k, v in self.pairs.items()]
+            # A list: the parameter repeats, as Django's own filters keep it since 5.0.
+            self.used_parameters[self.PAIR] = [f"{k}={v}" for k, v in self.pairs.items()]  # type: ignore[assignment]
 
     def has_output(self) -> bool:
         return True
 
-    def expected_parameters(self) -> list[str]:
+    def expected_parameters(self) -> list[str | None]:
         return [self.PAIR, self.KEY]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
@@ -131,7 +133,7 @@ class MetadataFilter(admin.ListFilter):
         encoded = [f"{k}={v}" for k, v in pairs.items()] or None
         return changelist.get_query_string({self.PAIR: encoded, self.KEY: key})
 
-    def choices(self, changelist: Any) -> list[dict[str, Any]]:
+    def choices(self, changelist: Any) -> list[dict[str, Any]]:  # type: ignore[override]  # a list iterates
         """Active pairs (each links to its removal), the keys, and the chosen key's values."""
         out: list[dict[str, Any]] = []
         for key, value in self.pairs.items():

@@ -78,7 +78,7 @@ class JobAdmin(LargeTableAdmin):
         "started_at", "first_chunk_at", "finished_at", "usage", "request_json", "options_json",
         "result_json",
     ]  # fmt: skip
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the same names, all plain strings
 
     @admin.display(description="id", ordering="created_at")
     def short_id(self, job: Job) -> str:
@@ -190,10 +190,11 @@ class JobAdmin(LargeTableAdmin):
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
-    ):
+    ) -> HttpResponse:
         job = self.get_object(request, object_id)
         if job is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+            # Django's own answer to an unknown id (a message and the list); not in the stubs.
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)  # type: ignore[attr-defined]
         chunks = chunks_since(job, 0)
         extra = {
             **(extra_context or {}),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
@@ -21,11 +21,11 @@ class LargeTableChangeList(ChangeList):
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
-        self.result_list = self.model_admin.decorate_page(list(self.result_list))
+        self.result_list = cast(LargeTableAdmin, self.model_admin).decorate_page(list(self.result_list))
 
     def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet:
         queryset = super().get_queryset(request, exclude_parameters)
-        return self.model_admin.list_rows(queryset)
+        return cast(LargeTableAdmin, self.model_admin).list_rows(queryset)
 
 
 class LargeTableAdmin(admin.ModelAdmin):

@@ -28,6 +28,8 @@ class BoundedPaginator(Paginator):
     past the current one. When there are more, the whole table's estimate stands in for an
     unfiltered list ("about N"), and a filtered list says "more than N"."""
 
+    object_list: QuerySet[Any]
+
     def __init__(
         self,
         object_list: QuerySet,

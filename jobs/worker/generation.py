@@ -7,20 +7,31 @@ import asyncio
 import contextlib
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.utils import timezone
 
-from engine.types import CONTENT, ERROR, FINISH, USAGE, Chunk, Engine, EngineError, GenerationRequest
+from engine.types import (
+    CONTENT,
+    ERROR,
+    FINISH,
+    USAGE,
+    Chunk,
+    ChunkDict,
+    Engine,
+    EngineError,
+    GenerationRequest,
+)
 from jobs import metrics
 from jobs.logcontext import job_log_context
 from jobs.results import ResultBuilder
+from jobs.types import JobResult, Usage
 from jobs.worker.writer import JobLog, writer
 
 log = logging.getLogger(__name__)
 
 
-def error_chunk(code: str, message: str) -> dict[str, Any]:
+def error_chunk(code: str, message: str) -> ChunkDict:
     return {"type": ERROR, "data": {"code": code, "message": message}}
 
 
@@ -33,14 +44,14 @@ class Generation:
         self.request = request
         self.builder = ResultBuilder(request.n)
         self.finish_reasons: list[str | None] = [None] * request.n
-        self.usage: dict[str, Any] | None = None
+        self.usage: Usage | None = None
         self.first_chunk_at: datetime | None = None
-        self.terminal: dict[str, Any] | None = None
+        self.terminal: ChunkDict | None = None
         self._consume: asyncio.Task[None] | None = None
         self.log = JobLog(job_id, on_cancel=self._cancel)
 
     @property
-    def written(self) -> list[dict[str, Any]]:
+    def written(self) -> list[ChunkDict]:
         return self.log.written
 
     def _cancel(self) -> None:
@@ -91,7 +102,7 @@ class Generation:
                     self.log.add(raw)
                     out.ready(self.log)
 
-    def _ending(self, exc: BaseException | None) -> dict[str, Any]:
+    def _ending(self, exc: BaseException | None) -> ChunkDict:
         if isinstance(exc, EngineError):
             return error_chunk(exc.code, str(exc))
         if exc is not None:  # an engine bug ends this job only
@@ -104,7 +115,7 @@ class Generation:
             data["choices"] = self.finish_reasons
         return {"type": FINISH, "data": data}
 
-    def _take(self, chunk: Chunk) -> dict[str, Any] | None:
+    def _take(self, chunk: Chunk) -> ChunkDict | None:
         """Fold one engine chunk into the result; the dict to log, or None for the per-choice
         finish and usage chunks, which the job's single ending replaces."""
         if chunk.type == FINISH:
@@ -112,13 +123,13 @@ class Generation:
                 self.finish_reasons[chunk.choice] = chunk.data["finish_reason"]
             return None
         if chunk.type == USAGE:
-            self.usage = chunk.data
+            self.usage = cast(Usage, chunk.data)  # an engine's usage chunk has this shape
             return None
         raw = chunk.to_dict()
         self.builder.add(raw)
         return raw
 
-    def ending(self) -> tuple[dict[str, Any], dict[str, Any]]:
+    def ending(self) -> tuple[ChunkDict, ChunkDict]:
         """(usage chunk, terminal chunk)."""
         if self.terminal is None:
             self.terminal = error_chunk("engine_error", "The job stopped without an ending.")
@@ -126,12 +137,12 @@ class Generation:
             # The engine gave none (it failed early): count what was streamed, and say so.
             produced = sum(1 for c in self.written if c["type"] == CONTENT)
             self.usage = {"input_tokens": 0, "output_tokens": produced, "estimated": True}
-        return {"type": USAGE, "data": self.usage}, self.terminal
+        return {"type": USAGE, "data": dict(self.usage)}, self.terminal
 
-    def result(self) -> dict[str, Any]:
+    def result(self) -> JobResult:
         return self.builder.build(self.finish_reasons, self.usage)
 
-    async def close_log(self, ending: list[dict[str, Any]], patience: float) -> bool:
+    async def close_log(self, ending: list[ChunkDict], patience: float) -> bool:
         """Append the ending and wait until Redis has all of the log (True), or give up after
         `patience` seconds of outage (False): readers then get the job from Postgres."""
         out = writer()

@@ -19,11 +19,12 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from engine.types import FINISH, GenerationRequest
+from engine.types import FINISH, ChunkDict, GenerationRequest
 from jobs import metrics, responses
 from jobs.completions import completion_store
 from jobs.models import Engine, Job, RoomMessage
 from jobs.responses.store import response_store
+from jobs.types import JobResult
 from jobs.webhooks.events import job_ended
 from jobs.worker import runtime
 from jobs.worker.generation import Generation, error_chunk
@@ -38,7 +39,7 @@ def _release_connection() -> None:
         connection.close()
 
 
-def _status_of(terminal: dict[str, Any]) -> str:
+def _status_of(terminal: ChunkDict) -> str:
     if terminal["type"] == FINISH:
         return Job.Status.SUCCEEDED
     if terminal["data"].get("code") == "cancelled":
@@ -133,7 +134,7 @@ def _finish(job: Job, generation: Generation) -> None:
 
 
 def _commit(
-    job: Job, generation: Generation, usage_chunk: dict, terminal: dict, result: dict[str, Any]
+    job: Job, generation: Generation, usage_chunk: ChunkDict, terminal: ChunkDict, result: JobResult
 ) -> bool:
     job.status = _status_of(terminal)
     job.finished_at = timezone.now()

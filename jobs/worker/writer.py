@@ -9,10 +9,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import redis
 
+from engine.types import ChunkDict
 from jobs import chunklog, metrics
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class JobLog:
 
     def __init__(self, job_id: str, on_cancel: Callable[[], None]) -> None:
         self.job_id = job_id
-        self.written: list[dict[str, Any]] = []
+        self.written: list[ChunkDict] = []
         self.confirmed = 0  # chunks Redis has acknowledged, a prefix of written
         self.in_flight = 0  # chunks of written sent in the batch awaiting its reply
         self.lost = False  # Redis came back empty: the whole log must be written again
@@ -38,11 +38,11 @@ class JobLog:
         self.drained.set()
         self.failing = False  # the last write failed: warn once per outage
 
-    def add(self, chunk: dict[str, Any]) -> None:
+    def add(self, chunk: ChunkDict) -> None:
         self.written.append(chunk)
         self.drained.clear()
 
-    def pending(self) -> list[dict[str, Any]]:
+    def pending(self) -> list[ChunkDict]:
         return self.written[self.confirmed :]
 
 

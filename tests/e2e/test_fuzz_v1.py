@@ -59,7 +59,8 @@ def _delete_one_real_response(spool, authorization: str) -> dict:
         timeout=60,
     )
     assert created.status_code == 200, created.text
-    return {"include-operation-id": "deleteResponse", "parameters": {"path.response_id": created.json()["id"]}}
+    response_id = created.json()["id"]
+    return {"include-operation-id": "deleteResponse", "parameters": {"path.response_id": response_id}}
 
 
 @pytest.mark.parametrize("face", ["v1", "semoss"])

@@ -8,13 +8,16 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import fakeupstream
 from tests.e2e.helpers import Frontend
+from tests.e2e.test_engines_semoss import API_KEY, Upstream, new_key
 from tests.servers import ROOT, free_port, running_spool, wait_until_up
 
 pytestmark = pytest.mark.e2e
@@ -189,3 +192,64 @@ def test_web_and_worker_metrics_move_when_a_job_runs(ops):
     )
     running = [v for (name, _), v in worker_after.items() if name == "spool_worker_generations_running"]
     assert running and sum(running) == 0
+
+
+def worker_scrape_until(url: str, moved: Callable[[dict], bool]) -> dict:
+    """Scrapes the worker until `moved` holds: it counts a job once its task has returned."""
+    deadline = time.monotonic() + 15
+    while not moved(samples := scrape(url)):
+        assert time.monotonic() < deadline, samples
+        time.sleep(0.2)
+    return samples
+
+
+def test_upstream_retries_and_errors_are_counted_by_code(ops, django_db_blocker):
+    worker_url = f"http://127.0.0.1:{ops.processes.env['SPOOL_WORKER_METRICS_PORT']}/metrics"
+    wait_until_up(worker_url, [ops.processes.worker])
+    client = Frontend(ops, ops.alice)
+    with fakeupstream.running(port=0, api_key=API_KEY) as base_url:
+        upstream = Upstream(base_url, django_db_blocker)
+        before = scrape(worker_url)
+        # A 503, then a stream: one retry (code 503), and the job succeeds.
+        retried = upstream.engine("ops-retry", f"fake?tokens=3&fail=503&fail_times=1&key={new_key()}")
+        assert client.stream(client.submit(retried, "again"))[-1]["status"] == "ProgressComplete"
+        after = worker_scrape_until(
+            worker_url,
+            lambda s: (
+                value(s, "spool_upstream_retries_total", code="503")
+                > value(before, "spool_upstream_retries_total", code="503")
+            ),
+        )
+        assert value(after, "spool_upstream_retries_total", code="503") == (
+            value(before, "spool_upstream_retries_total", code="503") + 1
+        )
+        # A 400 is not retried: the job fails, counted once as an upstream error.
+        refused = upstream.engine("ops-refused", f"fake?fail=400&message=no&key={new_key()}")
+        assert client.stream(client.submit(refused, "no"))[-1]["status"] == "Error"
+        errors_before = value(after, "spool_upstream_errors_total", code="upstream_error")
+        final = worker_scrape_until(
+            worker_url,
+            lambda s: value(s, "spool_upstream_errors_total", code="upstream_error") > errors_before,
+        )
+        assert value(final, "spool_upstream_errors_total", code="upstream_error") == errors_before + 1
+        assert sum(v for (name, _), v in final.items() if name == "spool_upstream_retries_total") == sum(
+            v for (name, _), v in after.items() if name == "spool_upstream_retries_total"
+        )
+
+
+def test_a_running_generation_shows_in_the_workers_gauge(ops, django_db_blocker):
+    worker_url = f"http://127.0.0.1:{ops.processes.env['SPOOL_WORKER_METRICS_PORT']}/metrics"
+    wait_until_up(worker_url, [ops.processes.worker])
+
+    def running(samples: dict) -> float:
+        return sum(v for (name, _), v in samples.items() if name == "spool_worker_generations_running")
+
+    client = Frontend(ops, ops.alice)
+    with fakeupstream.running(port=0, api_key=API_KEY) as base_url:
+        # 100 tokens at 5 a second: twenty seconds of generation, ended by the cancel below.
+        upstream = Upstream(base_url, django_db_blocker)
+        slow = upstream.engine("ops-slow", f"fake?tokens=100&tps=5&key={new_key()}")
+        job_id = client.submit(slow, "slowly", {"max_completion_tokens": 100})
+        worker_scrape_until(worker_url, lambda s: running(s) == 1)
+        client.post("/engine/terminate", jobId=job_id)
+        worker_scrape_until(worker_url, lambda s: running(s) == 0)

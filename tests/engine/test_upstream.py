@@ -418,6 +418,42 @@ def test_a_retry_after_beyond_the_wait_budget_fails_at_once(base_url: str) -> No
     assert len(fakeupstream.recorded(base_url, key)) == 1
 
 
+@pytest.fixture
+def retries() -> Iterator[list[str]]:
+    """The codes the retry listener is told, in order."""
+    heard: list[str] = []
+    upstream.on_retry(heard.append)
+    try:
+        yield heard
+    finally:
+        upstream.on_retry(None)
+
+
+def test_the_retry_listener_hears_each_retry_with_its_status(base_url: str, retries: list[str]) -> None:
+    model, _ = keyed("fake?tokens=3&fail=500&fail_times=2")
+    collect(make(base_url, model))
+    assert retries == ["500", "500"]
+
+
+def test_the_retry_listener_hears_nothing_of_the_attempt_that_is_not_retried(
+    base_url: str, retries: list[str]
+) -> None:
+    model, _ = keyed("fake?fail=503")
+    collect_until_error(make(base_url, model, max_retries=2))
+    assert retries == ["503", "503"]  # three attempts, two retries
+    model, _ = keyed("fake?fail=400")
+    collect_until_error(make(base_url, model))
+    assert retries == ["503", "503"]
+
+
+def test_the_retry_listener_hears_a_refused_connection_as_a_connection_error(retries: list[str]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    collect_until_error(make(f"http://127.0.0.1:{port}/v1", "fake", max_retries=1))
+    assert retries == ["connection_error"]
+
+
 def test_a_400_is_not_retried_and_carries_the_upstreams_message(base_url: str) -> None:
     model, key = keyed("fake?fail=400&message=temperature+is+too+high")
     _, error = collect_until_error(make(base_url, model))

@@ -6,10 +6,15 @@ import os
 
 import redis
 from django.conf import settings
+from django.db import OperationalError
+from django.test import RequestFactory
 from kombu import Connection
 from prometheus_client import CollectorRegistry
 
 from jobs import metrics
+from jobs.middleware import error_response
+from jobs.overload import RedisPoolExhausted
+from jobs.worker import runner
 from tests.brokers import AMQP_URL, require_rabbitmq
 from tests.servers import free_port
 
@@ -80,3 +85,34 @@ def test_reaping_drops_the_live_gauges_of_dead_processes_and_keeps_their_counter
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [f"counter_{dead}.db", f"gauge_liveall_{os.getpid()}.db"]
     )
+
+
+def backend_errors(backend: str) -> float:
+    return metrics.REGISTRY.get_sample_value("spool_backend_errors_total", {"backend": backend}) or 0.0
+
+
+def test_an_outage_a_web_request_meets_is_counted_by_backend():
+    request = RequestFactory().get("/v1/jobs/x")
+    before = backend_errors("redis"), backend_errors("postgres")
+    assert error_response(request, redis.ConnectionError("refused")).status_code == 503
+    assert error_response(request, OperationalError("gone")).status_code == 503
+    assert (backend_errors("redis"), backend_errors("postgres")) == (before[0] + 1, before[1] + 1)
+
+
+def test_an_overloaded_pool_is_not_counted_as_a_backend_error():
+    before = backend_errors("redis")
+    assert error_response(RequestFactory().get("/v1/jobs/x"), RedisPoolExhausted(2)).status_code == 503
+    assert backend_errors("redis") == before
+
+
+def test_an_outage_the_worker_waits_out_is_counted_once_per_failed_try():
+    failures = [redis.ConnectionError("refused"), OperationalError("gone")]
+
+    def finish() -> str:
+        if failures:
+            raise failures.pop(0)
+        return "committed"
+
+    before = backend_errors("redis"), backend_errors("postgres")
+    assert runner._retry_while_down(finish, "the test's write") == "committed"
+    assert (backend_errors("redis"), backend_errors("postgres")) == (before[0] + 1, before[1] + 1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
@@ -16,10 +16,10 @@ from jobs.keys import hash_secret, parse_basic, parse_bearer, secrets_match
 from jobs.models import ApiKey
 from jobs.ttlcache import TtlCache, ttl
 
-cache: TtlCache[AbstractBaseUser] = TtlCache()
+cache: TtlCache[User] = TtlCache()
 
 
-async def _user_of_basic(header: str) -> AbstractBaseUser | None:
+async def _user_of_basic(header: str) -> User | None:
     pair = parse_basic(header)
     if pair is None:
         return None
@@ -30,7 +30,7 @@ async def _user_of_basic(header: str) -> AbstractBaseUser | None:
     return key.owner
 
 
-async def _user_of_bearer(header: str) -> AbstractBaseUser | None:
+async def _user_of_bearer(header: str) -> User | None:
     secret = parse_bearer(header)
     if secret is None:
         return None
@@ -42,7 +42,7 @@ async def _user_of_bearer(header: str) -> AbstractBaseUser | None:
     return key.owner if key is not None and key.owner.is_active else None
 
 
-async def user_of_key(header: str) -> AbstractBaseUser | None:
+async def user_of_key(header: str) -> User | None:
     """The active owner of the key in an Authorization header, or None."""
     # Keyed by a hash, so the cache holds no secret in the clear.
     credentials = hash_secret(header)
@@ -60,7 +60,8 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     A wrong key is refused outright (401), also when a session cookie comes with it."""
 
-    async def authenticate(self, request: Request) -> tuple[AbstractBaseUser, Any] | None:
+    # Async where DRF's is sync: FaceView.ainitial awaits it on the loop.
+    async def authenticate(self, request: Request) -> tuple[User, Any] | None:  # type: ignore[override]
         header = request._request.headers.get("Authorization", "")
         if not header:
             return None
@@ -82,7 +83,8 @@ class SemossSessionAuthentication(BaseAuthentication):
     make a browser send it with a POST; every SEMOSS endpoint that acts is POST-only; and the
     cookie is a signed, HttpOnly session. The native and OpenAI faces take keys only."""
 
-    async def authenticate(self, request: Request) -> tuple[AbstractBaseUser, Any] | None:
+    # Async where DRF's is sync: FaceView.ainitial awaits it on the loop.
+    async def authenticate(self, request: Request) -> tuple[User, Any] | None:  # type: ignore[override]
         django_request = request._request
         cookie = django_request.COOKIES.get(settings.SESSION_COOKIE_NAME)
         if not cookie:

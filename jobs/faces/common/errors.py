@@ -130,11 +130,12 @@ def translate(exc: BaseException, face: str, request: HttpRequest, view: Any) ->
 def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
     """REST_FRAMEWORK["EXCEPTION_HANDLER"]: every face view's errors end here."""
     view = context["view"]
-    request = context["request"]._request if "request" in context else None
+    request: HttpRequest = context["request"]._request  # DRF's views always put it there
     face = getattr(view, "face", OPENAI)
     if isinstance(exc, exceptions.Throttled):
         # The same 429 as any other limit (jobs.middleware renders those), with Retry-After.
-        wait = max(1, math.ceil(exc.wait or 1))
+        # DRF sets wait in __init__; its stubs do not declare it.
+        wait = max(1, math.ceil(exc.wait or 1))  # type: ignore[attr-defined]
         return face_error(request, 429, str(exc.detail), code="rate_limit_exceeded", retry_after=wait)
     if isinstance(exc, FaceError):
         return exc.response(face)

@@ -106,14 +106,15 @@ def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _choices(field: serializers.Field) -> str:
+def _choices(field: serializers.ChoiceField) -> str:
     allowed = [str(c) for c in field.choices]
     if len(allowed) < 3:
         return " and ".join(f"'{a}'" for a in allowed)
     return ", ".join(f"'{a}'" for a in allowed[:-1]) + f", and '{allowed[-1]}'"
 
 
-Wording = Callable[[str, serializers.Field, Any], tuple[str, str]]
+# The field is the one that raised the code, so it has what the wording reads (min_value, choices...).
+Wording = Callable[[str, Any, Any], tuple[str, str]]
 
 # DRF's error code -> (OpenAI's message, OpenAI's code), given the param, the field and the value.
 WORDING: dict[str, Wording] = {

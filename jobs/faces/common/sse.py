@@ -13,7 +13,9 @@ KEEPALIVE_SECONDS = 10.0
 KEEPALIVE = b": keep-alive\n\n"
 
 
-def stream(events: AsyncIterator[bytes] | AsyncIterator[str], headers: dict[str, str] | None = None):
+def stream(
+    events: AsyncIterator[bytes] | AsyncIterator[str], headers: dict[str, str] | None = None
+) -> StreamingHttpResponse:
     response = StreamingHttpResponse(events, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx would otherwise buffer the whole stream

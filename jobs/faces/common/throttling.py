@@ -13,7 +13,8 @@ class RequestRateThrottle(BaseThrottle):
     def __init__(self) -> None:
         self.exceeded: LimitExceeded | None = None
 
-    async def allow_request(self, request: Request, view: object) -> bool:
+    # Async where DRF's is sync: FaceView.ainitial awaits it on the loop.
+    async def allow_request(self, request: Request, view: object) -> bool:  # type: ignore[override]
         django_request = request._request
         who = caller_of(
             django_request.headers.get("Authorization", ""), django_request.COOKIES.get("sessionid")

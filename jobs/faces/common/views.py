@@ -4,17 +4,19 @@ awaited on the event loop instead of adrf's sync_to_async(initial), which costs 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from adrf.views import APIView
 from asgiref.sync import iscoroutinefunction
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.http import HttpRequest, HttpResponseBase
 from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.parsers import JSONParser
-from rest_framework.permissions import IsAuthenticated
-from rest_framework.renderers import JSONRenderer
+from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 
 from jobs import jsonbody
@@ -23,26 +25,38 @@ from jobs.faces.common.errors import OPENAI, FaceError
 from jobs.faces.common.throttling import RequestRateThrottle
 
 
+def caller(request: Request) -> User:
+    """The signed-in user of a view whose permission class lets only signed-in users in."""
+    user = request.user
+    if not isinstance(user, User):
+        raise exceptions.NotAuthenticated()
+    return user
+
+
 class AnyAccept(BaseContentNegotiation):
     """Every face answers in one format (JSON, or SSE for a stream, whatever the client's Accept
     says: an EventSource sends text/event-stream); a 406 would help nobody."""
 
-    def select_parser(self, request: Request, parsers: list) -> Any:
-        return parsers[0] if parsers else None
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> Any:
+        return next(iter(parsers), None)
 
-    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> Any:
-        return renderers[0], renderers[0].media_type
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> Any:
+        first = next(iter(renderers))
+        return first, first.media_type
 
 
 class FaceView(APIView):
     # Set `face` (openai, jobs, semoss): errors are rendered in its envelope. (A comment, not a
     # docstring: drf-spectacular would put a docstring in every operation's description.)
     face = OPENAI
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [IsAuthenticated]
+    authentication_classes: list[type[BaseAuthentication]] = [ApiKeyAuthentication]
+    permission_classes: list[type[BasePermission]] = [IsAuthenticated]
     throttle_classes = [RequestRateThrottle]
     renderer_classes = [JSONRenderer]
-    parser_classes = [JSONParser]  # for the schema; bodies are read by json_body (strict)
+    # For the schema; bodies are read by json_body (strict).
+    parser_classes: list[type[BaseParser]] = [JSONParser]
     content_negotiation_class = AnyAccept
     # Message of the 400 for a body that is not JSON.
     invalid_json = "We could not parse the JSON body of your request: send a JSON object."
@@ -80,12 +94,13 @@ class FaceView(APIView):
             try:
                 found = await candidate.authenticate(request)
             except exceptions.APIException:
-                request._authenticator = candidate  # so DRF answers 401, not 403
+                # so DRF answers 401, not 403 (a private attribute of DRF's, not in its stubs)
+                request._authenticator = candidate  # type: ignore[attr-defined]
                 raise
             if found is not None:
                 (user, auth), authenticator = found, candidate
                 break
-        request._authenticator = authenticator
+        request._authenticator = authenticator  # type: ignore[attr-defined]
         request.user, request.auth = user, auth
         self.check_permissions(request)
         for throttle in self.get_throttles():

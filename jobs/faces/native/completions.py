@@ -13,6 +13,7 @@ from jobs.faces.common.errors import FaceError
 from jobs.faces.common.pagination import AfterLimitPagination, PageQuery
 from jobs.faces.common.schema import METADATA_FILTER, errors
 from jobs.faces.common.serializers import check
+from jobs.faces.common.views import caller
 from jobs.faces.native.views import NativeView
 from jobs.faces.openai import serializers as openai_shapes
 from jobs.faces.openai.stored import metadata_filter, query_values
@@ -56,7 +57,7 @@ class StoredCompletions(NativeView):
         page_args["order"] = order
         try:
             page = await completions.completion_page(
-                request.user.pk,
+                caller(request).pk,
                 model=values.get("model") or None,
                 metadata=metadata_filter(request),
                 q=text,

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from engine.types import ERROR
+from engine.types import ERROR, ChunkDict
 from jobs.models import Job
 
 # SSE event names. A chunk is `chunk`, except the error chunk that ends a failed job, which is
@@ -43,7 +43,7 @@ def _sorted(value: Any) -> Any:
     return value
 
 
-def chunk(seq: int, raw: dict[str, Any]) -> dict[str, Any]:
+def chunk(seq: int, raw: ChunkDict) -> dict[str, Any]:
     """A canonical chunk as served: seq, type, data, then choice and logprobs when set. Nested
     keys are sorted because Postgres (jsonb) reorders them: a chunk then reads byte for byte the
     same from the live log and from the archive."""
@@ -79,5 +79,5 @@ def sse(event: str, data: Any, *, seq: int | None = None) -> str:
     return f"{head}event: {event}\ndata: {_json(data).translate(_SPLITLINES_ONLY)}\n\n"
 
 
-def sse_chunk(seq: int, raw: dict[str, Any]) -> str:
+def sse_chunk(seq: int, raw: ChunkDict) -> str:
     return sse(EVENT_ERROR if raw["type"] == ERROR else EVENT_CHUNK, chunk(seq, raw), seq=seq)

@@ -20,7 +20,8 @@ class JobCreate(serializers.Serializer):
         child=serializers.DictField(), required=False, help_text="OpenAI messages."
     )
     command = serializers.CharField(required=False, help_text="One user message.")
-    context = serializers.CharField(required=False, help_text="A system prompt put first.")
+    # A field named as Field.context: the request's system prompt.
+    context = serializers.CharField(required=False, help_text="A system prompt put first.")  # type: ignore[assignment]
     parameters = serializers.DictField(
         required=False,
         help_text=(
@@ -126,7 +127,8 @@ class Chunk(serializers.Serializer):
 
     seq = serializers.IntegerField(min_value=0)
     type = serializers.ChoiceField(choices=["content", "tool", "thinking", "usage", "finish", "error"])
-    data = serializers.DictField()
+    # A field named as Serializer.data, which it shadows: the wire shape's name.
+    data = serializers.DictField()  # type: ignore[assignment]
     choice = serializers.IntegerField(min_value=1, required=False, help_text="Absent for choice 0.")
     logprobs = serializers.ListField(child=serializers.DictField(), required=False)
 
@@ -145,4 +147,5 @@ class JobEvent(serializers.Serializer):
 
     event = serializers.ChoiceField(choices=["chunk", "error", "result", "done"])
     id = serializers.CharField(required=False, help_text="The chunk's seq (chunk and error events).")
-    data = serializers.CharField()
+    # A field named as Serializer.data, which it shadows: the wire shape's name.
+    data = serializers.CharField()  # type: ignore[assignment]

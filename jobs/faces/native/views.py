@@ -8,8 +8,8 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
-from django.http import HttpResponse, JsonResponse
+from django.contrib.auth.models import User
+from django.http import HttpResponseBase, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -21,7 +21,7 @@ from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.params import build_request
 from jobs.faces.common.schema import errors
 from jobs.faces.common.serializers import check
-from jobs.faces.common.views import FaceView
+from jobs.faces.common.views import FaceView, caller
 from jobs.faces.native import render
 from jobs.faces.native import serializers as shapes
 from jobs.models import Job
@@ -67,7 +67,7 @@ def _body(view: NativeView, request: Request) -> dict[str, Any]:
 
 
 def _integer(raw: str | None, name: str, *, default: int, low: int) -> int:
-    if raw in (None, ""):
+    if not raw:
         return default
     try:
         value = int(raw)
@@ -158,9 +158,7 @@ def _engine_ref(body: dict[str, Any]) -> tuple[str, str]:
 
 
 @sync_to_async
-def _create(
-    user: AbstractBaseUser, field: str, ref: str, request: GenerationRequest, options: dict[str, Any]
-) -> Job:
+def _create(user: User, field: str, ref: str, request: GenerationRequest, options: dict[str, Any]) -> Job:
     """Find the engine and create the job: one thread hop for both."""
     engine = engine_lookup(ref)
     if engine is None:
@@ -175,7 +173,7 @@ def _create(
         ) from None
 
 
-async def _owned(job_id: str, user: AbstractBaseUser, *, live: bool = True) -> Job:
+async def _owned(job_id: str, user: User, *, live: bool = True) -> Job:
     job = await job_for_owner(job_id, user.pk, live=live)
     if job is None:
         # The same answer for an unknown, malformed or another user's id: nothing says which.
@@ -230,7 +228,7 @@ class Jobs(NativeView):
         field, ref = _engine_ref(body)
         messages = _messages(body)
         generation, options = build_request(messages, _params(body), known=KNOWN_PARAMS)
-        job = await _create(request.user, field, ref, generation, options.to_dict())
+        job = await _create(caller(request), field, ref, generation, options.to_dict())
         return JsonResponse(render.job(job), status=202, headers={"Location": f"/v1/jobs/{job.pk}"})
 
 
@@ -243,7 +241,7 @@ class JobDetail(NativeView):
     )
     async def get(self, request: Request, job_id: str) -> JsonResponse:
         # From Postgres: the job object carries timings a live job's Redis meta does not.
-        found = await _owned(job_id, request.user, live=False)
+        found = await _owned(job_id, caller(request), live=False)
         wait = _query(request, shapes.WaitQuery)["wait"]
         if wait and not found.is_finished:
             found = await job_wait_until_finished(found, timeout=wait)
@@ -258,7 +256,7 @@ class Chunks(NativeView):
         responses={200: shapes.ChunkPage, **errors(404)},
     )
     async def get(self, request: Request, job_id: str) -> JsonResponse:
-        found = await _owned(job_id, request.user)
+        found = await _owned(job_id, caller(request))
         query = _query(request, shapes.ChunksQuery)
         after = query["after"]
         page = await job_chunks_since(found, cursor=after + 1, reader="native", wait=query["wait"])
@@ -322,8 +320,8 @@ class Events(NativeView):
             **errors(404),
         },
     )
-    async def get(self, request: Request, job_id: str) -> HttpResponse:
-        found = await _owned(job_id, request.user)
+    async def get(self, request: Request, job_id: str) -> HttpResponseBase:
+        found = await _owned(job_id, caller(request))
         # A reconnecting EventSource sends Last-Event-ID and repeats the original URL: the header wins.
         last_event_id = request.headers.get("Last-Event-ID")
         if last_event_id not in (None, ""):
@@ -343,7 +341,7 @@ class Cancel(NativeView):
                    **errors(404)},
     )  # fmt: skip
     async def post(self, request: Request, job_id: str) -> JsonResponse:
-        found = await _owned(job_id, request.user)
+        found = await _owned(job_id, caller(request))
         if not found.is_finished:
             await sync_to_async(services.job_cancel)(job=found)
             # A running job stops at the worker's next write; answer with the end when it comes soon.

@@ -184,14 +184,14 @@ def _tools(body: dict[str, Any]) -> None:
         if choice.get("type") != "function":
             raise not_one_of("tool_choice.type", choice.get("type"), ("function",))
         function = choice.get("function")
-        name = function.get("name") if isinstance(function, dict) else None
-        if name is None:
+        chosen = function.get("name") if isinstance(function, dict) else None
+        if chosen is None:
             raise missing("tool_choice.function.name")
-        if not isinstance(name, str):
-            raise wrong_type("tool_choice.function.name", "a string", name)
-        if name not in {t["function"]["name"] for t in tools or []}:
+        if not isinstance(chosen, str):
+            raise wrong_type("tool_choice.function.name", "a string", chosen)
+        if chosen not in {t["function"]["name"] for t in tools or []}:
             raise FaceError(
-                f"Invalid value for 'tool_choice': no function named '{name}' was specified in the "
+                f"Invalid value for 'tool_choice': no function named '{chosen}' was specified in the "
                 "'tools' parameter.",
                 param="tool_choice",
                 code="invalid_value",

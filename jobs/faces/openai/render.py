@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from engine.types import CONTENT, ERROR, FINISH, THINKING, TOOL, USAGE
+from engine.types import CONTENT, ERROR, FINISH, THINKING, TOOL, USAGE, ChunkDict
 from jobs.faces.openai.errors import error_body, stream_error_type
 from jobs.models import Job
 
@@ -93,7 +93,7 @@ class StreamRenderer:
             self.opened += 1
         return out
 
-    def feed(self, raw: dict[str, Any]) -> list[dict[str, Any]]:
+    def feed(self, raw: ChunkDict) -> list[dict[str, Any]]:
         """The objects to send for one canonical chunk (error bodies included)."""
         kind, data, choice = raw["type"], raw["data"], raw.get("choice", 0)
         if kind == CONTENT:

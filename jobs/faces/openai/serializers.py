@@ -17,7 +17,7 @@ SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
-def _metadata(**kwargs: object) -> serializers.DictField:
+def _metadata(**kwargs: Any) -> serializers.DictField:
     kwargs.setdefault(
         "help_text", "Up to 16 string pairs (keys up to 64 characters), kept with a stored completion."
     )
@@ -165,7 +165,8 @@ class CancelledChatCompletion(ChatCompletion):
 
 
 class ChatCompletionList(ListPage):
-    data = StoredChatCompletion(many=True)
+    # A field named as Serializer.data, which it shadows: the wire shape's name.
+    data = StoredChatCompletion(many=True)  # type: ignore[assignment]
 
 
 class ChatCompletionDeleted(serializers.Serializer):
@@ -186,7 +187,8 @@ class StoredMessage(serializers.Serializer):
 
 
 class StoredMessageList(ListPage):
-    data = StoredMessage(many=True)
+    # A field named as Serializer.data, which it shadows: the wire shape's name.
+    data = StoredMessage(many=True)  # type: ignore[assignment]
 
 
 class Model(serializers.Serializer):
@@ -198,7 +200,8 @@ class Model(serializers.Serializer):
 
 class ModelList(serializers.Serializer):
     object = serializers.ChoiceField(choices=["list"])
-    data = Model(many=True)
+    # A field named as Serializer.data, which it shadows: the wire shape's name.
+    data = Model(many=True)  # type: ignore[assignment]
 
 
 class ChatCompletionEvent(serializers.Serializer):
@@ -206,4 +209,5 @@ class ChatCompletionEvent(serializers.Serializer):
     envelope when the generation fails mid-stream; the last is `[DONE]`."""
 
     event = serializers.ChoiceField(choices=["message"], required=False)
-    data = serializers.CharField()
+    # A field named as Serializer.data, which it shadows: the wire shape's name.
+    data = serializers.CharField()  # type: ignore[assignment]

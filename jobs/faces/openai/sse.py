@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from engine.types import CONTENT, THINKING, TOOL
+from engine.types import CONTENT, THINKING, TOOL, ChunkDict
 from jobs.faces.common import sse
 from jobs.faces.openai.render import StreamRenderer
 from jobs.models import Job
@@ -22,7 +22,7 @@ def event(obj: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
 
 
-async def prefetch(job: Job, wait: float) -> list[dict[str, Any]]:
+async def prefetch(job: Job, wait: float) -> list[ChunkDict]:
     """The log's first chunks, up to the first visible output or the end, waiting up to `wait`.
 
     The view looks at them before it answers: a job that fails before saying anything gets a
@@ -30,7 +30,7 @@ async def prefetch(job: Job, wait: float) -> list[dict[str, Any]]:
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    chunks: list[dict[str, Any]] = []
+    chunks: list[ChunkDict] = []
     while (remaining := deadline - loop.time()) > 0:
         page = await job_chunks_since(job, cursor=len(chunks), reader=READER, wait=remaining)
         chunks += page.chunks
@@ -39,14 +39,14 @@ async def prefetch(job: Job, wait: float) -> list[dict[str, Any]]:
     return chunks
 
 
-def failed_silently(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
+def failed_silently(chunks: list[ChunkDict]) -> dict[str, Any] | None:
     """The terminal error's data when the job ended with an error and no visible output."""
     if chunks and chunks[-1]["type"] == "error" and not any(c["type"] in VISIBLE for c in chunks):
         return chunks[-1]["data"]
     return None
 
 
-async def events(job: Job, prefetched: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+async def events(job: Job, prefetched: list[ChunkDict]) -> AsyncIterator[bytes]:
     renderer = StreamRenderer(job)
     cursor = 0
     chunks = prefetched

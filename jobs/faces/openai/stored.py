@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.http import HttpResponse, JsonResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
@@ -15,6 +15,7 @@ from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.pagination import AfterLimitPagination, PageQuery
 from jobs.faces.common.params import build_request
 from jobs.faces.common.schema import errors
+from jobs.faces.common.views import caller
 from jobs.faces.openai import serializers as shapes
 from jobs.faces.openai.base import OpenAIView
 from jobs.faces.openai.errors import not_found
@@ -25,15 +26,15 @@ paging = AfterLimitPagination()
 
 def query_values(request: Request) -> dict[str, str]:
     # A blank value means the default, as OpenAI reads it.
-    return {name: value for name, value in request.query_params.items() if value != ""}
+    return {name: value for name in request.query_params if (value := request.query_params.get(name, ""))}
 
 
 def metadata_filter(request: Request) -> dict[str, str]:
     """metadata[key]=value query pairs; every one must match."""
     found = {}
-    for name, value in request.query_params.items():
+    for name in request.query_params:
         if name.startswith("metadata[") and name.endswith("]"):
-            found[name[len("metadata[") : -1]] = value
+            found[name[len("metadata[") : -1]] = request.query_params.get(name, "")
         elif name.startswith("metadata"):
             raise FaceError(
                 f"Invalid query parameter '{name}': filter metadata as metadata[key]=value.",
@@ -43,7 +44,7 @@ def metadata_filter(request: Request) -> dict[str, str]:
     return found
 
 
-async def list_completions(request: Request, user: AbstractBaseUser) -> HttpResponse:
+async def list_completions(request: Request, user: User) -> HttpResponse:
     """GET /v1/chat/completions (served by the view that also serves POST)."""
     query = query_values(request)
     try:
@@ -58,7 +59,7 @@ async def list_completions(request: Request, user: AbstractBaseUser) -> HttpResp
     return paging.respond(page, completions.completion_object)
 
 
-async def _owned(user: AbstractBaseUser, completion_id: str) -> StoredCompletion:
+async def _owned(user: User, completion_id: str) -> StoredCompletion:
     stored = await completions.completion_for_owner(completion_id, user.pk)
     if stored is None:
         raise not_found(f"No chat completion found with id '{completion_id}'.")
@@ -79,7 +80,7 @@ class Completion(OpenAIView):
     @extend_schema(operation_id="getChatCompletion", summary="A stored completion.",
                    responses={200: shapes.StoredChatCompletion, **errors(404)})  # fmt: skip
     async def get(self, request: Request, completion_id: str) -> HttpResponse:
-        return JsonResponse(completions.completion_object(await _owned(request.user, completion_id)))
+        return JsonResponse(completions.completion_object(await _owned(caller(request), completion_id)))
 
     @extend_schema(
         operation_id="updateChatCompletion",
@@ -88,7 +89,7 @@ class Completion(OpenAIView):
         responses={200: shapes.StoredChatCompletion, **errors(404, 413)},
     )
     async def post(self, request: Request, completion_id: str) -> HttpResponse:
-        stored = await _owned(request.user, completion_id)
+        stored = await _owned(caller(request), completion_id)
         metadata = _new_metadata(self.json_body(request))
         stored = await sync_to_async(completions.completion_update)(stored=stored, metadata=metadata)
         return JsonResponse(completions.completion_object(stored))
@@ -96,7 +97,7 @@ class Completion(OpenAIView):
     @extend_schema(operation_id="deleteChatCompletion", summary="Delete a stored completion (the job stays).",
                    responses={200: shapes.ChatCompletionDeleted, **errors(404)})  # fmt: skip
     async def delete(self, request: Request, completion_id: str) -> HttpResponse:
-        stored = await _owned(request.user, completion_id)
+        stored = await _owned(caller(request), completion_id)
         await sync_to_async(completions.completion_delete)(stored=stored)
         return JsonResponse({"object": "chat.completion.deleted", "id": completion_id, "deleted": True})
 
@@ -109,7 +110,7 @@ class Messages(OpenAIView):
         responses={200: shapes.StoredMessageList, **errors(404)},
     )
     async def get(self, request: Request, completion_id: str) -> HttpResponse:
-        stored = await _owned(request.user, completion_id)
+        stored = await _owned(caller(request), completion_id)
         try:
             page = completions.messages_page(stored, **paging.read(query_values(request)))
         except completions.UnknownCursor as exc:

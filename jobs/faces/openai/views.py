@@ -6,8 +6,8 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
-from django.http import HttpResponse, JsonResponse
+from django.contrib.auth.models import User
+from django.http import HttpResponse, HttpResponseBase, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -17,6 +17,7 @@ from jobs import services
 from jobs.faces.common import sse as common_sse
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.schema import METADATA_FILTER, errors
+from jobs.faces.common.views import caller
 from jobs.faces.openai import render, sse, stored
 from jobs.faces.openai import serializers as shapes
 from jobs.faces.openai.base import OpenAIView
@@ -39,7 +40,7 @@ def model_not_found(model: str) -> FaceError:
 
 
 @sync_to_async
-def _start(user: AbstractBaseUser, chat: ChatCreate) -> Job:
+def _start(user: User, chat: ChatCreate) -> Job:
     """Find the engine, refuse what it cannot honour, then create the job (queued once
     committed): one thread hop for all of it."""
     engine = engine_lookup(chat.model)
@@ -71,7 +72,7 @@ def _error_of(job: Job) -> FaceError:
     return job_error({"code": job.finish_reason or "engine_error", "message": job.error})
 
 
-async def _stream(job: Job) -> HttpResponse:
+async def _stream(job: Job) -> HttpResponseBase:
     chunks = await sse.prefetch(job, common_sse.KEEPALIVE_SECONDS)
     failure = sse.failed_silently(chunks)
     if failure is not None:
@@ -153,9 +154,9 @@ class ChatCompletions(OpenAIView):
         parameters=[JOB_ID_HEADER],
         examples=CREATE_EXAMPLES,
     )
-    async def post(self, request: Request) -> HttpResponse:
+    async def post(self, request: Request) -> HttpResponseBase:
         chat = parse_create(self.json_body(request))
-        job = await _start(request.user, chat)
+        job = await _start(caller(request), chat)
         return await (_stream(job) if chat.stream else _wait(job))
 
     @extend_schema(
@@ -168,7 +169,7 @@ class ChatCompletions(OpenAIView):
         responses={200: shapes.ChatCompletionList, **errors()},
     )
     async def get(self, request: Request) -> HttpResponse:
-        return await stored.list_completions(request, request.user)
+        return await stored.list_completions(request, caller(request))
 
 
 class Cancel(OpenAIView):
@@ -180,7 +181,7 @@ class Cancel(OpenAIView):
     )
     async def post(self, request: Request, completion_id: str) -> HttpResponse:
         """Cancel a running completion; its partial output is kept. Twice is harmless."""
-        job = await job_for_owner(render.job_id_of(completion_id), request.user.pk)
+        job = await job_for_owner(render.job_id_of(completion_id), caller(request).pk)
         if job is None:
             raise not_found(f"No chat completion found with id '{completion_id}'.")
         if not job.is_finished:

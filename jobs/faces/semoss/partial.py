@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.types import ChunkDict
 from jobs import chunklog, wakeup
 from jobs.faces.semoss import render
 from jobs.models import Job
@@ -17,10 +18,10 @@ async def partial_text(job: Job, *, wait: float) -> tuple[str, str, str]:
         total = choices[0]["content"]
         return await chunklog.claim_text_up_to(job_id, READER, total), total, render.status(job)
 
-    async def fetch() -> tuple[str, str, dict | None]:
+    async def fetch() -> tuple[str, str, ChunkDict | None]:
         return await chunklog.claim_text(job_id, READER)
 
-    def ready(got: tuple[str, str, dict | None]) -> bool:
+    def ready(got: tuple[str, str, ChunkDict | None]) -> bool:
         new, _, last = got
         return bool(new) or (last is not None and chunklog.is_terminal(last))
 

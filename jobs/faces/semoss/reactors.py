@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 
 from engine.types import UnsupportedParameter
@@ -25,7 +25,7 @@ PARAM_VALUES = frozenset(
     }
 )  # fmt: skip
 
-MODEL_API = {Engine.Kind.OFFLINE: "SPOOL_OFFLINE", Engine.Kind.OPENAI: "OPEN_AI"}
+MODEL_API: dict[str, str] = {Engine.Kind.OFFLINE: "SPOOL_OFFLINE", Engine.Kind.OPENAI: "OPEN_AI"}
 
 
 class ReactorError(Exception):
@@ -72,7 +72,7 @@ def _messages(call: LLMCall, full_prompt: Any, room: Room) -> tuple[list[dict[st
 
 
 @sync_to_async
-def _create_llm_job(user: AbstractBaseUser, call: LLMCall) -> Job:
+def _create_llm_job(user: User, call: LLMCall) -> Job:
     """Find the engine and create the job: one thread hop for both."""
     engine = engine_lookup(call.engine)
     if engine is None:
@@ -109,7 +109,7 @@ def _create_llm_job(user: AbstractBaseUser, call: LLMCall) -> Job:
         raise ReactorError(services.refusal(engine, exc)) from None
 
 
-async def start_llm(user: AbstractBaseUser, pixel: Pixel) -> Job:
+async def start_llm(user: User, pixel: Pixel) -> Job:
     try:
         call = llm_call(pixel)
     except PixelError as exc:
@@ -125,7 +125,7 @@ async def model_api(pixel: Pixel) -> str:
     return MODEL_API.get(engine.kind, engine.kind.upper())
 
 
-async def room_messages(user: AbstractBaseUser, pixel: Pixel) -> list[dict[str, Any]]:
+async def room_messages(user: User, pixel: Pixel) -> list[dict[str, Any]]:
     wanted = room_messages_call(pixel).room_id
     room_id = parse_uuid(wanted)
     room = room_id and await Room.objects.filter(id=room_id, owner=user).afirst()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.types import CONTENT, ERROR, FINISH, THINKING, TOOL, USAGE
+from engine.types import CONTENT, ERROR, FINISH, THINKING, TOOL, USAGE, ChunkDict
 from jobs.models import Job
 from jobs.selectors import ChunkPage
 
@@ -16,7 +16,7 @@ CANCELED = "Canceled"
 ERROR_STATUS = "Error"
 UNKNOWN = "UnknownJob"
 
-_FINISHED_STATUS = {
+_FINISHED_STATUS: dict[str, str] = {
     Job.Status.SUCCEEDED: COMPLETE,
     Job.Status.FAILED: ERROR_STATUS,
     Job.Status.CANCELLED: CANCELED,
@@ -29,7 +29,7 @@ def _message(stream_type: str, data: dict[str, Any], choice: int) -> dict[str, A
     return {"stream_type": stream_type, "data": data}
 
 
-def messages(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def messages(chunks: list[ChunkDict]) -> list[dict[str, Any]]:
     """One chunk can become several messages: a tool call's start is sent as SEMOSS sends it,
     id, type and name each in their own fragment."""
     out: list[dict[str, Any]] = []
@@ -63,7 +63,7 @@ def messages(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def terminal_status(chunk: dict[str, Any]) -> str:
+def terminal_status(chunk: ChunkDict) -> str:
     if chunk["type"] == FINISH:
         return COMPLETE
     return CANCELED if chunk["data"].get("code") == "cancelled" else ERROR_STATUS

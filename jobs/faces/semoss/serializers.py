@@ -66,7 +66,8 @@ class JobRefused(serializers.Serializer):
 
 class StreamMessage(serializers.Serializer):
     stream_type = serializers.ChoiceField(choices=["content", "tool", "thinking", "usage"])
-    data = serializers.DictField()
+    # A field named as Serializer.data, which it shadows: the wire shape's name.
+    data = serializers.DictField()  # type: ignore[assignment]
 
 
 class Streaming(serializers.Serializer):

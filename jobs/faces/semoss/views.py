@@ -207,7 +207,7 @@ def _unknown() -> JsonResponse:
 
 def _cursor(form: dict[str, Any]) -> int | None | str:
     raw = form.get("cursor")
-    if raw in (None, ""):
+    if raw is None or raw == "":
         return None
     try:
         value = int(raw)

@@ -259,9 +259,10 @@ class Generator:
         }
 
         queued = timedelta(milliseconds=rng.lognormvariate(math.log(25), 0.8))
-        first = queued + timedelta(milliseconds=rng.lognormvariate(math.log(320), 0.6))
+        to_first = queued + timedelta(milliseconds=rng.lognormvariate(math.log(320), 0.6))
         generating = usage["output_tokens"] / tokens_per_second * rng.uniform(0.8, 1.3)
-        total = first + timedelta(seconds=generating)
+        total = to_first + timedelta(seconds=generating)
+        first: timedelta | None = to_first
         if status == "failed" and rng.random() < 0.5:
             first = None  # failed before the first chunk: an upstream refused or timed out
         metadata = self.metadata()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from jobs import services
 from jobs.keys import hash_secret
@@ -19,13 +20,13 @@ DEV_KEYS = Path(settings.BASE_DIR) / "run" / "dev-keys.json"
 class Command(BaseCommand):
     help = "Register engines and create (or reuse) a development user and key pair; print them."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--keys-file", default=str(DEV_KEYS), help="Where the dev key pair is kept.")
         parser.add_argument(
             "--json", dest="as_json", action="store_true", help="Print one JSON object, for scripts."
         )
 
-    def handle(self, *args, keys_file: str, as_json: bool, **options) -> None:
+    def handle(self, *args: Any, keys_file: str, as_json: bool, **options: Any) -> None:
         offline = services.engine_ensure_offline()
         upstream = self._upstream_from_env()
         access, secret = self._dev_keys(Path(keys_file))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs import services
 from jobs.models import Engine
@@ -13,7 +14,7 @@ from jobs.models import Engine
 class Command(BaseCommand):
     help = "Manage engines. The upstream API key is stored, never printed."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
         sub.add_parser("list", help="List engines with their ids.")
         add = sub.add_parser("add", help="Create or update an engine by name.")
@@ -28,15 +29,15 @@ class Command(BaseCommand):
         disable = sub.add_parser("disable", help="Stop offering an engine (its jobs stay).")
         disable.add_argument("name")
 
-    def handle(self, *args, action: str, **options) -> None:
+    def handle(self, *args: Any, action: str, **options: Any) -> None:
         getattr(self, f"_{action}")(**options)
 
-    def _list(self, **options) -> None:
+    def _list(self, **options: Any) -> None:
         for engine in Engine.objects.all():
             state = "" if engine.is_active else "  (disabled)"
             self.stdout.write(f"{engine.pk}  {engine.kind:8}  {engine.name}{state}")
 
-    def _add(self, *, name: str, kind: str, config: str, header: list[str], **options) -> None:
+    def _add(self, *, name: str, kind: str, config: str, header: list[str], **options: Any) -> None:
         try:
             values = json.loads(config)
         except ValueError as exc:
@@ -57,7 +58,7 @@ class Command(BaseCommand):
         engine = services.engine_upsert(name=name, kind=kind, config=values, secret=options["api_key"])
         self.stdout.write(f"engine_id={engine.pk}")
 
-    def _disable(self, *, name: str, **options) -> None:
+    def _disable(self, *, name: str, **options: Any) -> None:
         if not Engine.objects.filter(name=name).update(is_active=False):
             raise CommandError(f"no engine named {name!r}")
         self.stdout.write(f"disabled {name}")

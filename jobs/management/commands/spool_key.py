@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
 
 from jobs import services
 
@@ -10,11 +12,11 @@ from jobs import services
 class Command(BaseCommand):
     help = "Create an API key pair for USERNAME (the user is created if missing)."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
         parser.add_argument("--name", default="", help="A label for the key.")
 
-    def handle(self, *args, username: str, name: str, **options) -> None:
+    def handle(self, *args: Any, username: str, name: str, **options: Any) -> None:
         user = services.user_ensure(username=username)
         key, secret = services.key_create(owner=user, name=name)
         self.stdout.write(f"ACCESS_KEY={key.access_key}")

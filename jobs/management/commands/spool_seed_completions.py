@@ -77,7 +77,7 @@ class Command(BaseCommand):
         owners = [get_user_model().objects.get_or_create(username=name)[0].pk for name in OWNERS]
         engines = []
         for name, kind, _, tokens_per_second in ENGINES:
-            config = (
+            config: dict[str, Any] = (
                 {"tokens_per_second": tokens_per_second}
                 if kind == "offline"
                 else {"base_url": "https://llm.example.invalid/v1", "model": name}
