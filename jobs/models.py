@@ -255,6 +255,7 @@ class StoredResponse(models.Model):
     def __str__(self) -> str:
         return self.id
 
+
 # The webhook models live beside the code that uses them; imported here so that Django registers
 # them with this app.
 from jobs.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint  # noqa: E402, F401
