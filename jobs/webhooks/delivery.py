@@ -239,13 +239,25 @@ def resend(delivery: WebhookDelivery) -> None:
 
 
 def send_overdue() -> int:
-    """Send again the pending deliveries whose task message was lost (the sweeper calls this)."""
-    late = timezone.now() - timedelta(seconds=OVERDUE_SECONDS)
-    overdue = list(
-        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lt=late)
-        .values_list("id", "attempt_count")
-        .order_by("next_attempt_at")[:500]
-    )
+    """Send again the pending deliveries whose task message was lost (the sweeper calls this).
+
+    Each is claimed first by moving its due time a window ahead, so it is sent again once per
+    window whatever the number of sweepers: a backlog on the webhook queue (tasks late, not lost)
+    must not be answered with more messages on every sweep, which would only deepen it."""
+    now = timezone.now()
+    with transaction.atomic():
+        overdue = list(
+            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            .filter(
+                status=WebhookDelivery.Status.PENDING,
+                next_attempt_at__lt=now - timedelta(seconds=OVERDUE_SECONDS),
+            )
+            .order_by("next_attempt_at")
+            .values_list("id", "attempt_count")[:500]
+        )
+        WebhookDelivery.objects.filter(id__in=[delivery_id for delivery_id, _ in overdue]).update(
+            next_attempt_at=now + timedelta(seconds=OVERDUE_SECONDS)
+        )
     for delivery_id, made in overdue:
         _enqueue(str(delivery_id), made + 1)
     return len(overdue)

@@ -33,6 +33,12 @@ def spool(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Spoo
         SPOOL_WEBHOOK_BACKOFF_MAX_SECONDS="1",
     ) as running:
         yield running
+        # The test users live on in this run's database: their endpoints go with this module,
+        # or every later job of theirs would queue deliveries to a receiver that has stopped.
+        from jobs.webhooks.models import WebhookEndpoint
+
+        with django_db_blocker.unblock():
+            WebhookEndpoint.objects.all().delete()
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +137,27 @@ def test_an_openai_face_job_names_its_chat_completion_id(spool, receiver):
     assert event["type"] == "job.succeeded"
     assert event["data"]["face"] == "openai"
     assert event["data"]["face_id"] == completion.id
+
+
+def test_a_background_response_is_delivered_as_openais_response_completed(spool, receiver):
+    """OpenAI's own event for a background response, which the SDK unwraps into its typed
+    event; the job's event comes too, for an endpoint that asked for both."""
+    secret = register(spool, spool.alice, receiver, "/responses", ["response.completed", "job.succeeded"])
+    client = sdk(spool, spool.alice, webhook_secret=secret)
+    response = client.responses.create(
+        model="spool-offline", input="Tell me of the king.", background=True, max_output_tokens=4
+    )
+    assert response.status in ("queued", "in_progress")
+
+    got = receiver.wait_for("/responses", lambda r: len(r) >= 2)
+    events = {e.type: e for e in (client.webhooks.unwrap(g.body, g.headers) for g in got)}
+    completed = events["response.completed"]
+    assert isinstance(completed, openai.types.webhooks.ResponseCompletedWebhookEvent)
+    assert completed.data.id == response.id
+    # By the time it is told, the response reads as completed.
+    assert client.responses.retrieve(response.id).status == "completed"
+    [job_event] = [unwrapped(secret, g) for g in got if json.loads(g.body)["type"] == "job.succeeded"]
+    assert job_event["data"]["face"] == "responses" and job_event["data"]["face_id"] == response.id
 
 
 def test_a_receiver_that_fails_twice_gets_the_event_on_the_third_attempt_with_the_same_id(spool, receiver):

@@ -381,6 +381,9 @@ def test_the_sweeper_sends_again_a_delivery_whose_message_was_lost(receiver, sen
     WebhookDelivery.objects.filter(pk=made.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=5))
     assert delivery.send_overdue() == 1
     assert sent == [(str(made.pk), 1, 0.0)]
+    # Not again on the next sweep while that message waits its turn in a busy queue.
+    assert delivery.send_overdue() == 0
+    assert len(sent) == 1
 
 
 def test_a_rotation_that_keeps_the_old_secret_signs_with_both(receiver, sent):
