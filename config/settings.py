@@ -203,6 +203,7 @@ class SpoolSettings(TypedDict):
 
     REDIS_PREFIX: str
     CHUNK_LOG_TTL_SECONDS: int
+    RESPONSES_RETENTION_DAYS: int
     REDIS_MAX_CONNECTIONS: int
     REDIS_POOL_TIMEOUT_SECONDS: float
     LONG_POLL_SECONDS: float

@@ -71,7 +71,7 @@ class Day:
 
 
 def jobs_per_minute(window: Window) -> dict[str, list[int]]:
-    counts = {status: [0] * window.minutes for status in ENDED}
+    counts: dict[str, list[int]] = {status: [0] * window.minutes for status in ENDED}
     with connection.cursor() as cursor:
         # Minutes as offsets into the window, one array pair per status: ~4,000 timestamps
         # parsed into datetimes cost more than the query itself.
@@ -101,7 +101,8 @@ def ttft_bins(window: Window) -> list[TtftBin]:
             f"""SELECT date_bin(%s, minute, %s) AS bin, {sums} FROM {rollup.TABLE}
                 WHERE minute >= %s AND minute < %s AND status = 'succeeded' AND ttft_jobs > 0
                 GROUP BY bin""",
-            [TTFT_BIN, BIN_ORIGIN, window.start, window.end],
+            # django-stubs leave timedelta out of the parameter types; psycopg sends it as an interval.
+            [TTFT_BIN, BIN_ORIGIN, window.start, window.end],  # type: ignore[list-item]
         )
         found = {row[0]: [int(n) for n in row[1:]] for row in cursor.fetchall()}
     bins = []

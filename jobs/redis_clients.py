@@ -135,16 +135,21 @@ class _WaitingCluster(AsyncRedisCluster):
     ("'NoneType' object has no attribute 'writelines'", redis-py 8.1). One task refreshes the
     map while the others wait for it."""
 
-    def __init__(self, *args: Any, pool_timeout: float, **kwargs: Any) -> None:
+    def __init__(self, *, pool_timeout: float, **kwargs: Any) -> None:
+        # Keywords only, as from_url passes them: a positional argument could also fill `retry`.
         # redis-py's retries off (one attempt, no close-everything between attempts): ours wrap
         # each command and pipeline, with a backoff.
-        super().__init__(*args, retry=Retry(NoBackoff(), 0), **kwargs)
+        super().__init__(retry=Retry(NoBackoff(), 0), **kwargs)
         self._bound = kwargs["max_connections"]
         self._free = asyncio.Semaphore(self._bound)
         self._pool_timeout = pool_timeout
         self._discovery = asyncio.Lock()
         self.transient_retry = Retry(
-            ExponentialBackoff(cap=0.4, base=0.025), _CLUSTER_RETRIES, _TRANSIENT_CLUSTER_ERRORS
+            ExponentialBackoff(cap=0.4, base=0.025),
+            _CLUSTER_RETRIES,
+            # redis-py annotates RedisError types but catches any exception type it is given;
+            # SlotNotCoveredError is a RedisClusterException, which is not a RedisError.
+            _TRANSIENT_CLUSTER_ERRORS,  # type: ignore[arg-type]
         )
 
     @contextlib.asynccontextmanager

@@ -54,7 +54,7 @@ class StoredResponseAdmin(StoredColumns, LargeTableAdmin):
         "usage",
         "response",
     ]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the same names, all plain strings
     search_fields = ["id"]
 
     @admin.display(description="id", ordering="created_at")

@@ -100,7 +100,8 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 class AttemptInline(admin.TabularInline):
     model = WebhookAttempt
     extra = 0
-    fields = readonly_fields = ["number", "started_at", "status_code", "latency_ms", "error"]
+    fields = ["number", "started_at", "status_code", "latency_ms", "error"]
+    readonly_fields = fields  # type: ignore[assignment]  # the same names, all plain strings
     can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from engine.types import CONTENT, ERROR, FINISH, TOOL, USAGE
+from engine.types import CONTENT, ERROR, FINISH, TOOL, USAGE, ChunkDict
 from jobs.responses import (
     CANCELLED,
     COMPLETED,
@@ -131,7 +131,7 @@ class ResponseFold:
             out.append(self._event("response.queued", response=self.snapshot()))
         return out
 
-    def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+    def feed(self, chunk: ChunkDict) -> list[dict[str, Any]]:
         if self.ended or chunk.get("choice", 0) != 0:
             return []
         out: list[dict[str, Any]] = []
@@ -288,7 +288,7 @@ def _copy(item: dict[str, Any]) -> dict[str, Any]:
     return copied
 
 
-def fold(job: Any, chunks: list[dict[str, Any]]) -> tuple[ResponseFold, list[dict[str, Any]]]:
+def fold(job: Any, chunks: list[ChunkDict]) -> tuple[ResponseFold, list[dict[str, Any]]]:
     """Every event of a log (prologue included), and the fold that made them."""
     state = ResponseFold(job)
     events = state.prologue()
@@ -297,7 +297,7 @@ def fold(job: Any, chunks: list[dict[str, Any]]) -> tuple[ResponseFold, list[dic
     return state, events
 
 
-def response_object(job: Any, chunks: list[dict[str, Any]]) -> dict[str, Any]:
+def response_object(job: Any, chunks: list[ChunkDict]) -> dict[str, Any]:
     """The response object of a job as far as `chunks` (its log so far) go; while the log has
     not ended, with the job's own status (queued or in progress)."""
     state, _ = fold(job, chunks)

@@ -3,7 +3,7 @@ after SPOOL_RESPONSES_RETENTION_DAYS."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -50,7 +50,7 @@ def input_page(job: Job, *, after: str | None, limit: int, order: str) -> Page:
     return items_page(job.options.get("input") or [], after=after, limit=limit, order=order)
 
 
-def purge_expired(*, now: timezone.datetime | None = None) -> int:
+def purge_expired(*, now: datetime | None = None) -> int:
     """Delete the stored responses older than the retention setting; how many went."""
     days = settings.SPOOL["RESPONSES_RETENTION_DAYS"]
     cutoff = (now or timezone.now()) - timedelta(days=days)

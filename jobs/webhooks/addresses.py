@@ -49,7 +49,9 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise RefusedAddress(f"The host {host!r} cannot be resolved ({exc}).") from None
-    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in found]
+    # An inet sockaddr starts with its address as a string (typeshed also allows the (int, bytes)
+    # of a Python built without IPv6 support, which getaddrinfo does not return here).
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
 
 
 def check_url(url: str) -> None:

@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -36,7 +36,7 @@ def _pk_of(prefix: str, public: str) -> uuid.UUID | None:
 
 
 def endpoint_create(
-    *, owner: AbstractBaseUser, url: str, event_types: list[str], name: str = "", description: str = ""
+    *, owner: User, url: str, event_types: list[str], name: str = "", description: str = ""
 ) -> tuple[WebhookEndpoint, str]:
     """The endpoint and its signing secret, which is not shown again. Raises RefusedAddress."""
     addresses.check_url(url)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Model
+from django.db.models import Field, Model
 from django.utils import timezone
 
 from engine.types import FINISH, ChunkDict, GenerationRequest
@@ -54,7 +54,11 @@ _ENGINE_FIELDS = ("id", "name", "kind", "config", "secret")
 
 
 def _columns(model: type[Model], names: tuple[str, ...], table: str) -> str:
-    return ", ".join(f"{table}.{model._meta.get_field(name).column}" for name in names)
+    # Each name is a concrete field of the model (the tuples above; engine_id its foreign key's
+    # column), never a reverse relation or a generic foreign key, which have no column.
+    return ", ".join(
+        f"{table}.{cast('Field[Any, Any]', model._meta.get_field(name)).column}" for name in names
+    )
 
 
 # Claims a queued job and loads it with its engine in one statement: the row-count guard (a job

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.http import HttpResponse, JsonResponse
@@ -21,6 +21,7 @@ from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.pagination import AfterLimitPagination, PageQuery
 from jobs.faces.common.schema import errors
 from jobs.faces.common.serializers import check
+from jobs.faces.common.views import caller
 from jobs.faces.openai import webhook_serializers as shapes
 from jobs.faces.openai.base import OpenAIView
 from jobs.faces.openai.errors import not_found
@@ -118,7 +119,7 @@ def _refused(exc: RefusedAddress) -> FaceError:
     return FaceError(str(exc), param="url", code="invalid_url")
 
 
-async def _owned(user: AbstractBaseUser, endpoint_id: str) -> WebhookEndpoint:
+async def _owned(user: User, endpoint_id: str) -> WebhookEndpoint:
     found = await sync_to_async(endpoints.endpoint_for_owner)(endpoint_id, user.pk)
     if found is None:
         # Unknown, malformed or another owner's: the same answer, which says nothing of which.
@@ -144,7 +145,7 @@ class Endpoints(OpenAIView):
     async def post(self, request: Request) -> HttpResponse:
         values = _body(self, request, shapes.EndpointCreate, set(shapes.EndpointCreate().fields))
         try:
-            endpoint, secret = await sync_to_async(endpoints.endpoint_create)(owner=request.user, **values)
+            endpoint, secret = await sync_to_async(endpoints.endpoint_create)(owner=caller(request), **values)
         except RefusedAddress as exc:
             raise _refused(exc) from None
         return JsonResponse(render_endpoint(endpoint, secret))
@@ -156,8 +157,10 @@ class Endpoints(OpenAIView):
         responses={200: shapes.EndpointList, **errors()},
     )
     async def get(self, request: Request) -> HttpResponse:
+        owner = caller(request)
+
         def read(**page_args: Any) -> HttpResponse:
-            return paging.respond(endpoints.endpoint_page(request.user.pk, **page_args), render_endpoint)
+            return paging.respond(endpoints.endpoint_page(owner.pk, **page_args), render_endpoint)
 
         return await sync_to_async(_paged)(read, request)
 
@@ -170,7 +173,7 @@ class Endpoint(OpenAIView):
         responses={200: shapes.Endpoint, **errors(404)},
     )
     async def get(self, request: Request, webhook_endpoint_id: str) -> HttpResponse:
-        return JsonResponse(render_endpoint(await _owned(request.user, webhook_endpoint_id)))
+        return JsonResponse(render_endpoint(await _owned(caller(request), webhook_endpoint_id)))
 
     @extend_schema(
         operation_id="updateWebhookEndpoint",
@@ -180,7 +183,7 @@ class Endpoint(OpenAIView):
         responses={200: shapes.Endpoint, **errors(404, 413)},
     )
     async def post(self, request: Request, webhook_endpoint_id: str) -> HttpResponse:
-        endpoint = await _owned(request.user, webhook_endpoint_id)
+        endpoint = await _owned(caller(request), webhook_endpoint_id)
         values = _body(self, request, shapes.EndpointUpdate, set(shapes.EndpointUpdate().fields))
         try:
             endpoint = await sync_to_async(endpoints.endpoint_update)(endpoint=endpoint, changes=values)
@@ -195,7 +198,7 @@ class Endpoint(OpenAIView):
         responses={200: shapes.EndpointDeleted, **errors(404)},
     )
     async def delete(self, request: Request, webhook_endpoint_id: str) -> HttpResponse:
-        endpoint = await _owned(request.user, webhook_endpoint_id)
+        endpoint = await _owned(caller(request), webhook_endpoint_id)
         await sync_to_async(endpoints.endpoint_delete)(endpoint=endpoint)
         return JsonResponse(
             {"id": webhook_endpoint_id, "object": "webhook_endpoint.deleted", "deleted": True}
@@ -211,7 +214,7 @@ class RotateSecret(OpenAIView):
         responses={200: shapes.EndpointWithSecret, **errors(404, 413)},
     )
     async def post(self, request: Request, webhook_endpoint_id: str) -> HttpResponse:
-        endpoint = await _owned(request.user, webhook_endpoint_id)
+        endpoint = await _owned(caller(request), webhook_endpoint_id)
         body = request._request.body
         values = (
             _body(self, request, shapes.RotateSecret, {"keep_old_secret_active_for_24_hours"}) if body else {}
@@ -229,7 +232,7 @@ class Deliveries(OpenAIView):
         responses={200: shapes.DeliveryList, **errors(404)},
     )
     async def get(self, request: Request, webhook_endpoint_id: str) -> HttpResponse:
-        endpoint = await _owned(request.user, webhook_endpoint_id)
+        endpoint = await _owned(caller(request), webhook_endpoint_id)
 
         def read(**page_args: Any) -> HttpResponse:
             return paging.respond(endpoints.delivery_page(endpoint, **page_args), render_delivery)
@@ -246,7 +249,7 @@ class Resend(OpenAIView):
         responses={200: shapes.Delivery, **errors(404)},
     )
     async def post(self, request: Request, webhook_endpoint_id: str, delivery_id: str) -> HttpResponse:
-        endpoint = await _owned(request.user, webhook_endpoint_id)
+        endpoint = await _owned(caller(request), webhook_endpoint_id)
 
         def resend() -> dict[str, Any]:
             delivery = endpoints.delivery_of(endpoint, delivery_id)

@@ -100,7 +100,8 @@ class ResponseDeleted(serializers.Serializer):
 
 
 class InputItemList(ListPage):
-    data = serializers.ListField(child=serializers.DictField())
+    # A field named as Serializer.data, which it shadows: the wire shape's name.
+    data = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]
 
 
 class ResponseEvent(serializers.Serializer):
@@ -108,7 +109,8 @@ class ResponseEvent(serializers.Serializer):
     `sequence_number`."""
 
     event = serializers.CharField()
-    data = serializers.CharField()
+    # A field named as Serializer.data, which it shadows: the wire shape's name.
+    data = serializers.CharField()  # type: ignore[assignment]
 
 
 EVENTS = (

@@ -8,17 +8,18 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
-from django.http import HttpResponse, JsonResponse
+from django.contrib.auth.models import User
+from django.http import HttpResponse, HttpResponseBase, JsonResponse
 from rest_framework.request import Request
 
-from engine.types import UnsupportedParameter
+from engine.types import ChunkDict, UnsupportedParameter
 from jobs import chunklog, responses, services
 from jobs.completions import UnknownCursor
 from jobs.faces.common import sse as common_sse
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.params import build_request
 from jobs.faces.common.serializers import check
+from jobs.faces.common.views import caller
 from jobs.faces.openai.base import OpenAIView
 from jobs.faces.openai.errors import not_found
 from jobs.faces.openai.responses import create, shapes, sse
@@ -32,7 +33,7 @@ from jobs.selectors import engine_lookup, job_for_owner, job_wait_until_finished
 KNOWN = create.GENERATION_PARAMS | {"tools", "tool_choice", "response_format", "stream", "store"}
 
 
-def _previous_messages(user: AbstractBaseUser, previous_id: str) -> list[dict[str, Any]]:
+def _previous_messages(user: User, previous_id: str) -> list[dict[str, Any]]:
     """The conversation of a stored response: its messages (without its instructions, which do
     not carry over) and its output."""
     job_id = responses.job_id_of(previous_id)
@@ -54,7 +55,7 @@ def _previous_messages(user: AbstractBaseUser, previous_id: str) -> list[dict[st
 
 
 @sync_to_async
-def _start(user: AbstractBaseUser, asked: create.ResponseCreate) -> Job:
+def _start(user: User, asked: create.ResponseCreate) -> Job:
     """Resolve the conversation and the engine, refuse what it cannot honour, create the job:
     one thread hop for all of it."""
     messages = list(asked.messages)
@@ -78,7 +79,7 @@ def _start(user: AbstractBaseUser, asked: create.ResponseCreate) -> Job:
         raise FaceError(services.refusal(engine, exc), param=param, code="unsupported_parameter") from None
 
 
-async def _owned(user: AbstractBaseUser, value: str, *, live: bool = True) -> Job:
+async def _owned(user: User, value: str, *, live: bool = True) -> Job:
     """The caller's response: a job of this face that is running and to be stored, or whose
     stored response exists (deleted ones and `store: false` ones are gone once they end)."""
     job = await job_for_owner(responses.job_id_of(value), user.pk, live=live)
@@ -91,15 +92,17 @@ async def _owned(user: AbstractBaseUser, value: str, *, live: bool = True) -> Jo
 
 
 async def _object(job: Job) -> dict[str, Any]:
-    chunks = job.chunks if job.is_finished else await chunklog.read_since(str(job.pk), 0)
+    chunks: list[ChunkDict] | None = (
+        job.chunks if job.is_finished else await chunklog.read_since(str(job.pk), 0)
+    )
     return response_object(job, chunks or [])
 
 
-def _stream(job: Job, starting_after: int = -1) -> HttpResponse:
+def _stream(job: Job, starting_after: int = -1) -> HttpResponseBase:
     return common_sse.stream(sse.events(job, starting_after), {JOB_HEADER: str(job.pk)})
 
 
-async def _wait(job: Job) -> HttpResponse:
+async def _wait(job: Job) -> JsonResponse:
     job = await job_wait_until_finished(job, timeout=settings.SPOOL["SYNC_WAIT_SECONDS"])
     if not job.is_finished:
         raise FaceError(
@@ -121,9 +124,9 @@ def _json(body: dict[str, Any], job: Job) -> JsonResponse:
 
 class Responses(OpenAIView):
     @shapes.create_schema
-    async def post(self, request: Request) -> HttpResponse:
+    async def post(self, request: Request) -> HttpResponseBase:
         asked = create.parse_create(self.json_body(request))
-        job = await _start(request.user, asked)
+        job = await _start(caller(request), asked)
         if asked.stream:
             return _stream(job)
         if asked.background:
@@ -133,9 +136,9 @@ class Responses(OpenAIView):
 
 class Response(OpenAIView):
     @shapes.retrieve_schema
-    async def get(self, request: Request, response_id: str) -> HttpResponse:
+    async def get(self, request: Request, response_id: str) -> HttpResponseBase:
         query = check(shapes.RetrieveQuery, query_values(request))
-        job = await _owned(request.user, response_id)
+        job = await _owned(caller(request), response_id)
         if query.get("stream"):
             return _stream(job, query.get("starting_after", -1))
         if query.get("starting_after") is not None:
@@ -148,7 +151,7 @@ class Response(OpenAIView):
 
     @shapes.delete_schema
     async def delete(self, request: Request, response_id: str) -> HttpResponse:
-        job = await _owned(request.user, response_id)
+        job = await _owned(caller(request), response_id)
         if not job.is_finished:
             # Its stored response is written when it ends: end it first.
             job = await _cancelled(job)
@@ -164,7 +167,7 @@ async def _cancelled(job: Job) -> Job:
 class Cancel(OpenAIView):
     @shapes.cancel_schema
     async def post(self, request: Request, response_id: str) -> HttpResponse:
-        job = await _owned(request.user, response_id)
+        job = await _owned(caller(request), response_id)
         if not job.is_finished:
             job = await _cancelled(job)
         return _json(await _object(job), job)
@@ -174,7 +177,7 @@ class InputItems(OpenAIView):
     @shapes.input_items_schema
     async def get(self, request: Request, response_id: str) -> HttpResponse:
         query = query_values(request)
-        job = await _owned(request.user, response_id, live=False)
+        job = await _owned(caller(request), response_id, live=False)
         # OpenAI lists input items newest first unless asked otherwise.
         page_query = {**paging.read(query), "order": query.get("order") or "desc"}
         try:
