@@ -66,7 +66,11 @@ def database_from_url(name: str, default: str) -> dict:
         "OPTIONS": {
             "pool": {
                 "min_size": 1,
-                "max_size": env_int("SPOOL_DB_POOL_SIZE", 16),
+                # 16 starved on this 2-core machine: 500 clients arriving at once on one web
+                # process waited more than the 10 s timeout for a connection (tests/e2e/test_load.py
+                # failed at 16 and passed at 32 and 64, 2026-12-02). Web + worker at 32 each stay
+                # well under Postgres's default max_connections of 100 per pair of processes.
+                "max_size": env_int("SPOOL_DB_POOL_SIZE", 32),
                 # Past it, a request is answered 503 "overloaded" (jobs/overload.py).
                 "timeout": env_float("SPOOL_DB_POOL_TIMEOUT_SECONDS", 10.0),
             }
