@@ -22,6 +22,18 @@ METHODS = ("get", "post", "put", "patch", "delete")
 DOCS = ("openapi.json", "/docs")
 
 
+@pytest.fixture(autouse=True)
+def no_webhook_endpoints_left(django_db_blocker):
+    """The fuzzer registers webhook endpoints for alice on the session's Spool: they are disabled
+    when the test ends, or every later job of hers in the run would queue deliveries to them.
+    Disabled rather than deleted: that Spool's worker may be recording an attempt meanwhile."""
+    yield
+    from jobs.webhooks.models import WebhookEndpoint
+
+    with django_db_blocker.unblock():
+        WebhookEndpoint.objects.update(enabled=False, disabled_reason="The fuzz test is over.")
+
+
 def _config(spool, authorization: str, operations: list[dict] | None = None) -> schemathesis.Config:
     return schemathesis.Config.from_dict(
         {
