@@ -21,13 +21,12 @@ from typing import TypeVar
 
 import redis
 import redis.asyncio as aioredis
-from asgiref.sync import SyncToAsync, sync_to_async
-from django.db import connection
 from redis.asyncio.client import PubSub
 from redis.backoff import ExponentialBackoff
 
 from jobs import metrics
 from jobs.chunklog import wake_channel
+from jobs.dbwork import release_db
 from jobs.redis_clients import async_redis, is_cluster
 
 T = TypeVar("T")
@@ -161,28 +160,6 @@ class WakeHub:
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WakeHub] = weakref.WeakKeyDictionary()
 
 
-@sync_to_async
-def _close_db() -> None:
-    # Runs on the request's thread-sensitive thread, the one whose connection the ORM used.
-    if not connection.in_atomic_block:
-        connection.close()
-
-
-def _ran_sync_code() -> bool:
-    """Whether this request has run sync code (the ORM) in a thread of its own. asgiref gives
-    each request's ThreadSensitiveContext its executor on the first sync_to_async call, so no
-    executor means no thread, hence no database connection to give back."""
-    context = SyncToAsync.thread_sensitive_context.get(None)
-    return context is None or context in SyncToAsync.context_to_thread_executor
-
-
-async def _release_db() -> None:
-    # A read of a live job touches Redis only: then there is nothing to give back, and the hop
-    # to a thread (which starts one, ~180 µs of CPU: bench/hops.py) is skipped.
-    if _ran_sync_code():
-        await _close_db()
-
-
 def hub() -> WakeHub:
     loop = asyncio.get_running_loop()
     found = _hubs.get(loop)
@@ -201,7 +178,7 @@ async def wait_for(
         return result
     # Give this request's database connection back to the pool before waiting: a thousand idle
     # long-polls must not hold a thousand Postgres connections.
-    await _release_db()
+    await release_db()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     async with hub().watch(wake_channel(job_id)) as event, metrics.reader_waiting():

@@ -75,14 +75,19 @@ async def frontend(http: httpx.AsyncClient, tally: Tally, i: int) -> tuple[str, 
 
 
 async def sdk_stream(client: openai.AsyncOpenAI, tally: Tally, i: int) -> tuple[str, str]:
-    """A streamed chat completion read to its end: (job id, text streamed)."""
-    raw = await client.chat.completions.with_raw_response.create(
-        model="offline-full-speed",
-        messages=[{"role": "user", "content": f"load {i}"}],
-        max_completion_tokens=TOKENS,
-        logit_bias=NO_EOT["logit_bias"],
-        stream=True,
-    )
+    """A streamed chat completion read to its end: (job id, text streamed); a refusal is
+    tallied (so the test names every refusal and its reason, not only the first)."""
+    try:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="offline-full-speed",
+            messages=[{"role": "user", "content": f"load {i}"}],
+            max_completion_tokens=TOKENS,
+            logit_bias=NO_EOT["logit_bias"],
+            stream=True,
+        )
+    except openai.APIStatusError as refused:
+        tally.saw(refused.status_code, refused.message)
+        return "", ""
     tally.saw(raw.http_response.status_code, "")
     text = ""
     async for chunk in raw.parse():

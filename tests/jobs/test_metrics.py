@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import redis
 from django.conf import settings
@@ -51,7 +52,12 @@ def test_queue_depth_counts_the_messages_waiting_on_rabbitmq():
         try:
             simple.put({"n": 1})
             simple.put({"n": 2})
-            assert depth_of(metrics.QueueDepth(url, [queue])) == {queue: 2}
+            # Another connection asks: RabbitMQ counts a message published on the first one
+            # a moment later (no ordering across connections), so ask until it has both.
+            deadline, depth = time.monotonic() + 5, {}
+            while depth != {queue: 2} and time.monotonic() < deadline:
+                depth = depth_of(metrics.QueueDepth(url, [queue]))
+            assert depth == {queue: 2}
         finally:
             simple.queue.delete()
             simple.close()

@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.http import HttpResponseBase, JsonResponse
@@ -16,6 +15,7 @@ from rest_framework.request import Request
 
 from engine.types import GenerationRequest, UnsupportedParameter
 from jobs import services
+from jobs.dbwork import db_work
 from jobs.faces.common import sse
 from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.params import build_request
@@ -157,7 +157,7 @@ def _engine_ref(body: dict[str, Any]) -> tuple[str, str]:
     return given[0], ref
 
 
-@sync_to_async
+@db_work
 def _create(user: User, field: str, ref: str, request: GenerationRequest, options: dict[str, Any]) -> Job:
     """Find the engine and create the job: one thread hop for both."""
     engine = engine_lookup(ref)
@@ -343,7 +343,7 @@ class Cancel(NativeView):
     async def post(self, request: Request, job_id: str) -> JsonResponse:
         found = await _owned(job_id, caller(request))
         if not found.is_finished:
-            await sync_to_async(services.job_cancel)(job=found)
+            await db_work(services.job_cancel)(job=found)
             # A running job stops at the worker's next write; answer with the end when it comes soon.
             found = await job_wait_until_finished(found, timeout=settings.SPOOL["LONG_POLL_SECONDS"] * 5)
         return JsonResponse(render.job(found))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.http import HttpResponse, HttpResponseBase, JsonResponse
@@ -14,6 +13,7 @@ from rest_framework.request import Request
 
 from engine.types import UnsupportedParameter
 from jobs import services
+from jobs.dbwork import db_work
 from jobs.faces.common import sse as common_sse
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.schema import METADATA_FILTER, errors
@@ -39,7 +39,7 @@ def model_not_found(model: str) -> FaceError:
     )
 
 
-@sync_to_async
+@db_work
 def _start(user: User, chat: ChatCreate) -> Job:
     """Find the engine, refuse what it cannot honour, then create the job (queued once
     committed): one thread hop for all of it."""
@@ -185,7 +185,7 @@ class Cancel(OpenAIView):
         if job is None:
             raise not_found(f"No chat completion found with id '{completion_id}'.")
         if not job.is_finished:
-            await sync_to_async(services.job_cancel)(job=job)
+            await db_work(services.job_cancel)(job=job)
             job = await job_wait_until_finished(job, timeout=settings.SPOOL["LONG_POLL_SECONDS"] * 5)
         body: dict[str, Any] = {**render.completion(job), "status": job.status}
         return JsonResponse(body)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 
 from engine.types import UnsupportedParameter
 from jobs import services
+from jobs.dbwork import db_work
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.params import build_request
 from jobs.models import Engine, Job, Room, RoomMessage
@@ -71,7 +71,7 @@ def _messages(call: LLMCall, full_prompt: Any, room: Room) -> tuple[list[dict[st
     return messages, call.command
 
 
-@sync_to_async
+@db_work
 def _create_llm_job(user: User, call: LLMCall) -> Job:
     """Find the engine and create the job: one thread hop for both."""
     engine = engine_lookup(call.engine)

@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import alogin, alogout
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
@@ -19,6 +18,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 
 from jobs import jsonbody, services
+from jobs.dbwork import db_work
 from jobs.faces.common.auth import ApiKeyAuthentication, SemossSessionAuthentication
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.schema import SemossError, errors
@@ -310,6 +310,6 @@ async def terminate(request: HttpRequest, user: Any) -> JsonResponse:
     if job is None:
         return JsonResponse({"status": render.UNKNOWN})
     if not job.is_finished:
-        await sync_to_async(services.job_cancel)(job=job)
+        await db_work(services.job_cancel)(job=job)
         job = await job_wait_until_finished(job, timeout=settings.SPOOL["LONG_POLL_SECONDS"] * 5)
     return JsonResponse({"jobId": str(job.pk), "status": render.status(job)})

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.http import HttpResponse, HttpResponseBase, JsonResponse
@@ -15,6 +14,7 @@ from rest_framework.request import Request
 from engine.types import ChunkDict, UnsupportedParameter
 from jobs import chunklog, responses, services
 from jobs.completions import UnknownCursor
+from jobs.dbwork import db_work
 from jobs.faces.common import sse as common_sse
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.params import build_request
@@ -54,7 +54,7 @@ def _previous_messages(user: User, previous_id: str) -> list[dict[str, Any]]:
     return messages + create.chat_messages(output)
 
 
-@sync_to_async
+@db_work
 def _start(user: User, asked: create.ResponseCreate) -> Job:
     """Resolve the conversation and the engine, refuse what it cannot honour, create the job:
     one thread hop for all of it."""
@@ -160,7 +160,7 @@ class Response(OpenAIView):
 
 
 async def _cancelled(job: Job) -> Job:
-    await sync_to_async(services.job_cancel)(job=job)
+    await db_work(services.job_cancel)(job=job)
     return await job_wait_until_finished(job, timeout=settings.SPOOL["LONG_POLL_SECONDS"] * 5)
 
 
