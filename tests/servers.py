@@ -21,10 +21,20 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on, never one this process handed out before: the kernel may give
+    a closed probe's port to the next probe, and a worker's metrics port that was also its web's
+    port served the web's /metrics to a test that asked the worker (2026-12-02)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 # ---- processes (also used by bench/) ------------------------------------------------------
