@@ -24,7 +24,7 @@ from django.conf import settings
 from redis.exceptions import NoScriptError
 
 from engine.types import CONTENT, TERMINAL_TYPES, ChunkDict
-from jobs.redis_clients import async_redis, sync_redis
+from jobs.redis_clients import async_redis, is_cluster, sync_redis
 from jobs.types import LiveMeta
 
 
@@ -108,35 +108,48 @@ class Appended(NamedTuple):
     length: int  # the log's length after the append (-1 when nothing was appended)
 
 
-# KEYS: chunks, text, alive, cancel, and the wake-up channel: not a key, but declared with them
-# so that on a cluster the script is routed by, and may SPUBLISH to, the job's one slot.
-# ARGV: log TTL, heartbeat TTL, new text of choice 0, the length the log must have (-1: any),
-# then the chunks. A log of another length lost chunks (Redis restarted empty): nothing is
-# appended and its length comes back, so the writer puts the whole log back instead. Appended
-# there, the chunks would sit at the wrong sequence numbers until then, and a reader woken by
-# this append would read them there. RPUSH in slices: Lua's unpack() has a stack limit, and a
-# batch held back while Redis was away can be long.
+# Appends to the logs of one or many jobs, each with its heartbeat, and returns each job's log
+# length and cancel flag: the worker's whole batch is one command on a single Redis (per job
+# entry, a pipeline cost the worker ~16-19 µs of CPU more in redis-py: bench/append_calls.py).
+# On a cluster the jobs' keys lie in different slots, so there each call carries one job.
+# KEYS, five per job: chunks, text, alive, cancel, and the wake-up channel (not a key, but
+# declared with them so that on a cluster the call is routed by, and may SPUBLISH to, the job's
+# slot). ARGV: log TTL, heartbeat TTL, then per job: its new text of choice 0, the length its log
+# must have (-1: any), the number of chunks, the chunks. A log of another length lost chunks
+# (Redis restarted empty): nothing is appended and its length comes back, so the writer puts
+# the whole log back instead. Appended there, the chunks would sit at the wrong sequence numbers
+# until then, and a reader woken by this append would read them there. RPUSH in slices: Lua's
+# unpack() has a stack limit, and a batch held back while Redis was away can be long.
 _APPEND = Lua("""
-local length = -1
-if #ARGV > 4 then
-  local expected = tonumber(ARGV[4])
-  local found = redis.call('LLEN', KEYS[1])
-  if expected >= 0 and found ~= expected then
-    length = found
-  else
-    for first = 5, #ARGV, 1000 do
-      length = redis.call('RPUSH', KEYS[1], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+local ttl, beat = ARGV[1], ARGV[2]
+local replies = {}
+local at = 3
+for k = 1, #KEYS, 5 do
+  local text, expected, count = ARGV[at], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+  local first, last = at + 3, at + 2 + count
+  at = last + 1
+  local length = -1
+  if count > 0 then
+    local found = redis.call('LLEN', KEYS[k])
+    if expected >= 0 and found ~= expected then
+      length = found
+    else
+      for slice = first, last, 1000 do
+        length = redis.call('RPUSH', KEYS[k], unpack(ARGV, slice, math.min(slice + 999, last)))
+      end
+      redis.call('EXPIRE', KEYS[k], ttl)
+      if #text > 0 then
+        redis.call('APPEND', KEYS[k + 1], text)
+        redis.call('EXPIRE', KEYS[k + 1], ttl)
+      end
+      redis.call('SPUBLISH', KEYS[k + 4], '1')
     end
-    redis.call('EXPIRE', KEYS[1], ARGV[1])
-    if #ARGV[3] > 0 then
-      redis.call('APPEND', KEYS[2], ARGV[3])
-      redis.call('EXPIRE', KEYS[2], ARGV[1])
-    end
-    redis.call('SPUBLISH', KEYS[5], '1')
   end
+  redis.call('SET', KEYS[k + 2], '1', 'EX', beat)
+  replies[#replies + 1] = length
+  replies[#replies + 1] = redis.call('EXISTS', KEYS[k + 3])
 end
-redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
-return {length, redis.call('EXISTS', KEYS[4])}
+return replies
 """)
 
 # Replaces a job's log (and its text when ARGV[2] is not empty) and wakes its readers, in one
@@ -173,50 +186,76 @@ def _append_keys(prefix: str, job_id: str) -> tuple[str, ...]:
     return chunks_key(job_id), text_key(job_id), alive_key(job_id), cancel_key(job_id), wake_channel(job_id)
 
 
-def _append_args(job_id: str, chunks: Sequence[ChunkDict], length: int) -> tuple[Any, ...]:
-    """EVALSHA's arguments for appending chunks to one job's log of `length` chunks (-1: any)."""
-    return (
-        _APPEND.sha, 5, *_append_keys(_prefix(), job_id),
-        _ttl(), settings.SPOOL_HEARTBEAT_TTL_SECONDS, _content_text(chunks).encode(), length,
-        *[encode(c) for c in chunks],
-    )  # fmt: skip
+Batch = Sequence[tuple[str, Sequence[ChunkDict]]]
+
+
+def _append_keys_args(batch: Batch, lengths: Sequence[int]) -> tuple[list[Any], list[Any]]:
+    """The append script's keys and arguments for appending each job's chunks to its log of the
+    given length."""
+    prefix = _prefix()
+    keys: list[Any] = []
+    args: list[Any] = [_ttl(), settings.SPOOL_HEARTBEAT_TTL_SECONDS]
+    for (job_id, chunks), length in zip(batch, lengths, strict=True):
+        keys.extend(_append_keys(prefix, job_id))
+        args.extend((_content_text(chunks).encode(), length, len(chunks)))
+        args.extend([encode(c) for c in chunks])
+    return keys, args
+
+
+def _append_command(batch: Batch, lengths: Sequence[int]) -> list[Any]:
+    keys, args = _append_keys_args(batch, lengths)
+    return ["EVALSHA", _APPEND.sha, len(keys), *keys, *args]
+
+
+def _appended(reply: list[int]) -> list[Appended]:
+    return [Appended(bool(reply[i + 1]), reply[i]) for i in range(0, len(reply), 2)]
 
 
 def append(job_id: str, chunks: Sequence[ChunkDict]) -> Appended:
     """Append chunks (possibly none), refresh the heartbeat and wake readers, in one command:
     the sweeper's and a cancel's single writes, outside the worker's event loop."""
-    sha, numkeys, *rest = _append_args(job_id, chunks, -1)
-    length, cancelled = _APPEND.run(sync_redis(), rest[:numkeys], rest[numkeys:])
-    return Appended(bool(cancelled), length)
+    keys, args = _append_keys_args([(job_id, chunks)], [-1])
+    return _appended(_APPEND.run(sync_redis(), keys, args))[0]
 
 
-async def append_many(
-    batch: Sequence[tuple[str, Sequence[ChunkDict]]], *, lengths: Sequence[int] | None = None
-) -> list[Appended]:
+async def append_in_one_call(client: Any, batch: Batch, lengths: Sequence[int]) -> list[Appended]:
+    """Every job's append in one call of the script: one Redis holds all their keys."""
+    return _appended(await client.execute_command(*_append_command(batch, lengths)))
+
+
+async def append_per_job(client: Any, batch: Batch, lengths: Sequence[int]) -> list[Appended]:
+    """One call per job in a pipeline: on a cluster the jobs' keys lie in different slots, and
+    redis-py splits the pipeline by node and sends the parts at once."""
+    pipe = client.pipeline(transaction=False)
+    for entry, length in zip(batch, lengths, strict=True):
+        pipe.execute_command(*_append_command([entry], [length]))
+    replies = await pipe.execute(raise_on_error=False)
+    if any(isinstance(r, NoScriptError) for r in replies):
+        raise NoScriptError("NOSCRIPT from a node")
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return [found for reply in replies for found in _appended(reply)]
+
+
+async def append_many(batch: Batch, *, lengths: Sequence[int] | None = None) -> list[Appended]:
     """The worker's write: the appends (and heartbeats, for empty ones) of many jobs in one round
-    trip, one pipeline of the append script; each job's cancel flag comes back in the reply. On a
-    cluster redis-py splits the pipeline by node and sends the parts at once. `lengths`: the
-    length each job's log must have for its chunks to be appended (the writer's confirmed
-    count); a log of another length is left alone and its length comes back.
+    trip; each job's cancel flag comes back in the reply. `lengths`: the length each job's log
+    must have for its chunks to be appended (the writer's confirmed count); a log of another
+    length is left alone and its length comes back.
 
-    Pipelined EVALSHA rather than redis-py's register_script: its pipeline path sends SCRIPT
+    EVALSHA by hand rather than redis-py's register_script: its pipeline path sends SCRIPT
     EXISTS before every execute, a second round trip per batch. A NOSCRIPT reply (a Redis, or one
     cluster node, restarted) loads the script (on every primary of a cluster) and sends the batch
     again; nothing was appended by it."""
     client = async_redis()
-    for attempt in (1, 2):
-        pipe = client.pipeline(transaction=False)
-        for (job_id, chunks), length in zip(batch, lengths or [-1] * len(batch), strict=True):
-            pipe.execute_command("EVALSHA", *_append_args(job_id, chunks, length))
-        replies = await pipe.execute(raise_on_error=False)
-        if attempt == 1 and any(isinstance(r, NoScriptError) for r in replies):
-            await client.script_load(_APPEND.source)
-            continue
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return [Appended(bool(cancelled), length) for length, cancelled in replies]
-    raise AssertionError("unreachable")
+    lengths = lengths or [-1] * len(batch)
+    send = append_per_job if is_cluster(client) else append_in_one_call
+    try:
+        return await send(client, batch, lengths)
+    except NoScriptError:
+        await client.script_load(_APPEND.source)
+        return await send(client, batch, lengths)
 
 
 async def _put(job_id: str, chunks: Sequence[ChunkDict], *, text: str, mode: str) -> None:
