@@ -1,6 +1,7 @@
 """What one Redis node spends per chunk of the chunk log, with the worker's batching: N simulated
 generations at 100 tokens/s append through the real LogWriter (one EVALSHA for every job of a
-loop turn; before 49e563d, one pipelined EVALSHA per job) to a redis-server this script starts on a spare loopback port and stops again.
+loop turn; before 49e563d, one pipelined EVALSHA per job) to a redis-server this script starts
+on a spare loopback port and stops again.
 With --readers sse|semoss each generation also has one reader making the web's Redis calls: an
 SSE stream (wait on the wake-up channel, LRANGE from its cursor, again) or a SEMOSS poller with
 a cursor (per poll: the request-limit INCR, the live-state read, then the same wait and read).

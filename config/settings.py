@@ -204,6 +204,7 @@ class SpoolSettings(TypedDict):
     REDIS_PREFIX: str
     CHUNK_LOG_TTL_SECONDS: int
     RESPONSES_RETENTION_DAYS: int
+    ROLLUP_RETENTION_DAYS: int
     REDIS_MAX_CONNECTIONS: int
     REDIS_POOL_TIMEOUT_SECONDS: float
     LONG_POLL_SECONDS: float
@@ -226,6 +227,9 @@ SPOOL: SpoolSettings = {
     # How long a stored response (POST /v1/responses, store: true) is kept; `manage.py
     # spool_purge_responses` deletes older ones (run it daily from cron or a CronJob).
     "RESPONSES_RETENTION_DAYS": env_int("SPOOL_RESPONSES_RETENTION_DAYS", 30),
+    # How long the admin overview's per-minute rollup rows are kept (its charts read 24 hours);
+    # `manage.py spool_purge_rollup` deletes older ones (daily, beside the one above).
+    "ROLLUP_RETENTION_DAYS": env_int("SPOOL_ROLLUP_RETENTION_DAYS", 30),
     # Redis connections per pool (one pool per process and event loop). A caller that finds them
     # all busy waits up to REDIS_POOL_TIMEOUT_SECONDS, then gets a 503 that says "overloaded".
     # Sized from measurement: see docs/RELIABILITY.md (500 concurrent clients, one web process).

@@ -167,3 +167,16 @@ def test_percentiles_read_from_buckets():
     assert rollup.percentile(buckets, 0.95) == 5000 + 2500 * 0.9
     buckets[-1] = 100  # past the last bound: its lower bound is all that is known
     assert rollup.percentile(buckets, 0.95) == rollup.BUCKETS_MS[-1]
+
+
+def test_the_purge_deletes_the_minutes_older_than_the_retention_and_keeps_the_rest(settings):
+    from django.core.management import call_command
+
+    settings.SPOOL = {**settings.SPOOL, "ROLLUP_RETENTION_DAYS": 7}
+    on, now = engine(), timezone.now()
+    for age in (8, 6):
+        ended_job(on, status=Job.Status.SUCCEEDED, ended=now - timedelta(days=age), ttft_ms=40)
+    assert JobMinute.objects.count() == 2
+    call_command("spool_purge_rollup")
+    kept = list(JobMinute.objects.values_list("minute", flat=True))
+    assert kept == [(now - timedelta(days=6)).replace(second=0, microsecond=0)]
