@@ -10,27 +10,25 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, cast
+from collections.abc import Callable
+from typing import Any
 
 import redis
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Field, Model
 from django.utils import timezone
 
 from engine.types import FINISH, ChunkDict, GenerationRequest
 from jobs import metrics, responses
 from jobs.completions import completion_store
-from jobs.models import Engine, Job, RoomMessage
+from jobs.models import Job
 from jobs.responses.store import response_store
 from jobs.types import JobResult
 from jobs.webhooks.events import job_ended
-from jobs.worker import runtime
+from jobs.worker import runtime, statements
 from jobs.worker.generation import Generation, error_chunk
 
 log = logging.getLogger(__name__)
-M = TypeVar("M", bound=Model)
 
 
 def _release_connection() -> None:
@@ -47,59 +45,8 @@ def _status_of(terminal: ChunkDict) -> str:
     return Job.Status.FAILED
 
 
-# What the runner reads of a job and its engine; any other field is loaded on access (Django's
-# deferred fields).
-_JOB_FIELDS = ("id", "engine_id", "room_id", "request", "options", "status", "started_at")
-_ENGINE_FIELDS = ("id", "name", "kind", "config", "secret")
-
-
-def _columns(model: type[Model], names: tuple[str, ...], table: str) -> str:
-    # Each name is a concrete field of the model (the tuples above; engine_id its foreign key's
-    # column), never a reverse relation or a generic foreign key, which have no column.
-    return ", ".join(
-        f"{table}.{cast('Field[Any, Any]', model._meta.get_field(name)).column}" for name in names
-    )
-
-
-# Claims a queued job and loads it with its engine in one statement: the row-count guard (a job
-# taken by an earlier delivery, or cancelled while queued, returns no row) and the read are one
-# round trip. The engine is read with the job, never cached: an edit applies to the next job.
-_CLAIM = (
-    f"WITH claimed AS (UPDATE {Job._meta.db_table} SET status = %s, started_at = %s"
-    f" WHERE id = %s AND status = %s RETURNING {_columns(Job, _JOB_FIELDS, Job._meta.db_table)})"
-    f" SELECT {_columns(Job, _JOB_FIELDS, 'claimed')}, {_columns(Engine, _ENGINE_FIELDS, 'engine')}"
-    f" FROM claimed JOIN {Engine._meta.db_table} engine"
-    f" ON engine.{Engine._meta.pk.column} = claimed.{Job._meta.get_field('engine_id').column}"
-)
-
-
-def _claim(job_id: str) -> Job | None:
-    # A cursor, not Job.objects.raw(): a RawQuerySet maps the model's fields to the columns anew
-    # for every query, which cost more CPU than the rest of the claim together.
-    with connection.cursor() as cursor:
-        cursor.execute(_CLAIM, (Job.Status.RUNNING, timezone.now(), job_id, Job.Status.QUEUED))
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    job = _from_db(Job, _JOB_FIELDS, row[: len(_JOB_FIELDS)])
-    job.engine = _from_db(Engine, _ENGINE_FIELDS, row[len(_JOB_FIELDS) :])
-    return job
-
-
-def _from_db(model: type[M], names: tuple[str, ...], row: Sequence[Any]) -> M:
-    """A model instance from some of its columns, each converted as the field does (JSON
-    columns come back as text)."""
-    values = {}
-    for name, value in zip(names, row, strict=True):
-        convert = getattr(model._meta.get_field(name), "from_db_value", None)
-        values[name] = convert(value, None, connection) if convert and value is not None else value
-    # from_db takes a subset of the fields in the model's field order.
-    ordered = [f.attname for f in model._meta.concrete_fields if f.attname in values]
-    return model.from_db(connection.alias, ordered, [values[name] for name in ordered])
-
-
 def job_run(*, job_id: str) -> None:
-    job = _retry_while_down(lambda: _claim(job_id), "Postgres")
+    job = _retry_while_down(lambda: statements.claim(job_id, timezone.now()), "Postgres")
     if job is None:
         # Cancelled while queued, or taken by an earlier delivery of the task: the Redis broker
         # delivers a message again once it has been unacknowledged past its visibility timeout,
@@ -144,35 +91,35 @@ def _commit(
     job.finished_at = timezone.now()
     job.first_chunk_at = generation.first_chunk_at
     status = job.status
+    first = result["choices"][0]
+    # The room keeps the assistant's answer only when the job succeeded.
+    message = {"content": first["content"], "tool_calls": first["tool_calls"] or None}
     with transaction.atomic():
-        updated = Job.objects.filter(id=job.pk, status=Job.Status.RUNNING).update(
-            status=status,
-            finished_at=job.finished_at,
-            first_chunk_at=job.first_chunk_at,
-            finish_reason=terminal["data"].get("finish_reason") or terminal["data"].get("code", ""),
-            usage=generation.usage,
-            error="" if terminal["type"] == FINISH else terminal["data"]["message"],
-            result=result,
-            chunks=[*generation.written, usage_chunk, terminal],
+        wants_events = statements.end(
+            job.pk,
+            {
+                "status": status,
+                "finished_at": job.finished_at,
+                "first_chunk_at": job.first_chunk_at,
+                "finish_reason": terminal["data"].get("finish_reason") or terminal["data"].get("code", ""),
+                "usage": generation.usage,
+                "error": "" if terminal["type"] == FINISH else terminal["data"]["message"],
+                "result": result,
+                "chunks": [*generation.written, usage_chunk, terminal],
+            },
+            message if status == Job.Status.SUCCEEDED else None,
         )
-        if updated and job.room_id and status == Job.Status.SUCCEEDED:
-            first = result["choices"][0]
-            RoomMessage.objects.create(
-                room_id=job.room_id,
-                job=job,
-                role="assistant",
-                content=first["content"],
-                tool_calls=first["tool_calls"] or None,
-            )
-        if updated and job.options.get("store"):
+        if wants_events is None:
+            return False
+        if job.options.get("store"):
             # A response is kept as a stored response; every other face's job as a completion.
             if job.face == responses.FACE:
                 response_store(job=job)
             else:
                 completion_store(job=job)
-        if updated:
+        if wants_events:
             job_ended(job.pk)
-    return bool(updated)
+    return True
 
 
 # How long a finished job keeps trying to reach Postgres or Redis before giving up on it.

@@ -1,0 +1,118 @@
+"""The two statements a job costs the worker in Postgres: one claims and loads it with its
+engine, one ends it (job row, room message, and whether its owner wants webhook events). Raw
+SQL on Django's connection, because the ORM building them was most of their CPU (profiles in
+docs/PROFILE-worker.md): a claim through Job.objects.raw() remapped the model's fields on every
+query, and the end through QuerySet.update(), RoomMessage.objects.create() and the webhook
+endpoints' filter built three queries per job where one statement does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+import orjson
+from django.db import connection
+from django.db.models import Field, Model
+
+from jobs.models import Engine, Job, RoomMessage
+from jobs.webhooks.models import WebhookEndpoint
+
+M = TypeVar("M", bound=Model)
+
+# What the runner reads of a job and its engine; any other field is loaded on access (Django's
+# deferred fields).
+_JOB_FIELDS = ("id", "engine_id", "room_id", "request", "options", "status", "started_at")
+_ENGINE_FIELDS = ("id", "name", "kind", "config", "secret")
+
+
+def _column(model: type[Model], name: str) -> str:
+    # Each name is a concrete field of the model, never a reverse relation or a generic foreign
+    # key, which have no column.
+    return cast("Field[Any, Any]", model._meta.get_field(name)).column
+
+
+def _columns(model: type[Model], names: tuple[str, ...], table: str) -> str:
+    return ", ".join(f"{table}.{_column(model, name)}" for name in names)
+
+
+_JOBS = Job._meta.db_table
+
+# Claims a queued job and loads it with its engine in one statement: the row-count guard (a job
+# taken by an earlier delivery, or cancelled while queued, returns no row) and the read are one
+# round trip. The engine is read with the job, never cached: an edit applies to the next job.
+_CLAIM = (
+    f"WITH claimed AS (UPDATE {_JOBS} SET status = %s, started_at = %s"
+    f" WHERE id = %s AND status = %s RETURNING {_columns(Job, _JOB_FIELDS, _JOBS)})"
+    f" SELECT {_columns(Job, _JOB_FIELDS, 'claimed')}, {_columns(Engine, _ENGINE_FIELDS, 'engine')}"
+    f" FROM claimed JOIN {Engine._meta.db_table} engine"
+    f" ON engine.{Engine._meta.pk.column} = claimed.{_column(Job, 'engine_id')}"
+)
+
+
+def claim(job_id: str, now: datetime) -> Job | None:
+    """The job, now running, with its engine; None if it was not queued any more."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM, (Job.Status.RUNNING, now, job_id, Job.Status.QUEUED))
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    job = _from_db(Job, _JOB_FIELDS, row[: len(_JOB_FIELDS)])
+    job.engine = _from_db(Engine, _ENGINE_FIELDS, row[len(_JOB_FIELDS) :])
+    return job
+
+
+def _from_db(model: type[M], names: tuple[str, ...], row: Sequence[Any]) -> M:
+    """A model instance from some of its columns, each converted as the field does (JSON
+    columns come back as text)."""
+    values = {}
+    for name, value in zip(names, row, strict=True):
+        convert = getattr(model._meta.get_field(name), "from_db_value", None)
+        values[name] = convert(value, None, connection) if convert and value is not None else value
+    # from_db takes a subset of the fields in the model's field order.
+    ordered = [f.attname for f in model._meta.concrete_fields if f.attname in values]
+    return model.from_db(connection.alias, ordered, [values[name] for name in ordered])
+
+
+_ENDED = ("status", "finished_at", "first_chunk_at", "finish_reason", "usage", "error", "result", "chunks")
+_JSON = frozenset({"usage", "result", "chunks"})
+_MESSAGES = RoomMessage._meta.db_table
+_MESSAGE_FIELDS = ("room_id", "job_id", "role", "content", "tool_calls", "created_at")
+_ENDPOINTS = WebhookEndpoint._meta.db_table
+
+# Ends a running job: the row-count guard (a job the sweeper or a cancel ended first returns no
+# row), the room's assistant message when the job succeeded in a room, and whether the owner has
+# an enabled webhook endpoint, so the events are looked for only when someone wants them.
+_END = (
+    f"WITH ended AS (UPDATE {_JOBS} SET "
+    + ", ".join(f"{_column(Job, name)} = %s{'::jsonb' if name in _JSON else ''}" for name in _ENDED)
+    + f" WHERE id = %s AND status = %s RETURNING id, {_column(Job, 'room_id')}, {_column(Job, 'owner_id')}),"
+    f" message AS (INSERT INTO {_MESSAGES} ({', '.join(_column(RoomMessage, n) for n in _MESSAGE_FIELDS)})"
+    f" SELECT ended.{_column(Job, 'room_id')}, ended.id, 'assistant', %s, %s::jsonb, %s FROM ended"
+    f" WHERE %s AND ended.{_column(Job, 'room_id')} IS NOT NULL)"
+    f" SELECT EXISTS (SELECT 1 FROM {_ENDPOINTS} endpoint"
+    f" WHERE endpoint.{_column(WebhookEndpoint, 'owner_id')} = ended.{_column(Job, 'owner_id')}"
+    f" AND endpoint.{_column(WebhookEndpoint, 'enabled')}) FROM ended"
+)
+
+
+def _json(value: Any) -> str | None:
+    # None is SQL NULL, as the ORM stores it for a nullable JSONField. orjson writes what
+    # json.dumps would for the plain dicts and lists of a result and a chunk log (keys that are
+    # not strings become strings, as json.dumps makes them), several times faster.
+    return None if value is None else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def end(job_id: Any, values: dict[str, Any], message: dict[str, Any] | None) -> bool | None:
+    """Set the ended job's fields (names of _ENDED) if it is still running, and add `message`
+    (content, tool_calls) to its room if given. None if the job was not running any more;
+    else whether its owner has an enabled webhook endpoint. Runs in the caller's transaction."""
+    params: list[Any] = [_json(values[name]) if name in _JSON else values[name] for name in _ENDED]
+    params += [job_id, Job.Status.RUNNING]
+    message = message or {}
+    params += [message.get("content", ""), _json(message.get("tool_calls")), values["finished_at"]]
+    params.append(bool(message))
+    with connection.cursor() as cursor:
+        cursor.execute(_END, params)
+        row = cursor.fetchone()
+    return None if row is None else bool(row[0])

@@ -1,0 +1,100 @@
+"""The worker's two statements against real Postgres: the end of a job writes what the ORM reads
+back, adds the room's answer only for a success, and is a no-op for a job no longer running."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from engine.types import GenerationRequest
+from jobs import services
+from jobs.models import Job, Room, RoomMessage
+from jobs.webhooks.models import WebhookEndpoint
+from jobs.worker import statements
+
+pytestmark = pytest.mark.django_db
+
+
+def running_job(*, room: bool = True, username: str = "statements") -> Job:
+    owner = services.user_ensure(username=username)
+    job = services.job_create(
+        owner=owner,
+        engine=services.engine_ensure_offline(),
+        request=GenerationRequest(messages=[{"role": "user", "content": "hi"}]),
+        options={},
+        face="test",
+        room=Room.objects.create(owner=owner) if room else None,
+        user_message="hi",
+    )
+    claimed = statements.claim(str(job.pk), timezone.now())
+    assert claimed is not None and claimed.status == Job.Status.RUNNING
+    return claimed
+
+
+def ended_values(status: str, **changes: object) -> dict:
+    now = timezone.now()
+    values = {
+        "status": status,
+        "finished_at": now,
+        "first_chunk_at": now - timedelta(seconds=1),
+        "finish_reason": "stop",
+        "usage": {"input_tokens": 3, "output_tokens": 2, "by_choice": {1: 2}},
+        "error": "",
+        "result": {"choices": [{"content": 'Hé \u2028 "quoted"', "tool_calls": None}]},
+        "chunks": [{"type": "content", "data": {"content": "Hé"}, "seq": 0}],
+    }
+    return {**values, **changes}
+
+
+def test_a_claim_is_a_no_op_for_a_job_not_queued():
+    job = running_job(room=False)
+    assert statements.claim(str(job.pk), timezone.now()) is None
+
+
+def test_ending_a_job_writes_its_fields_as_the_orm_reads_them_and_the_rooms_answer():
+    job = running_job()
+    values = ended_values(Job.Status.SUCCEEDED)
+    calls = [{"id": "call_1", "name": "f", "arguments": "{}"}]
+    assert statements.end(job.pk, values, {"content": "Hé", "tool_calls": calls}) is False
+    row = Job.objects.get(pk=job.pk)
+    assert row.status == Job.Status.SUCCEEDED
+    assert (row.finished_at, row.first_chunk_at) == (values["finished_at"], values["first_chunk_at"])
+    assert row.result == values["result"] and row.chunks == values["chunks"]
+    assert row.usage == {"input_tokens": 3, "output_tokens": 2, "by_choice": {"1": 2}}  # as json.dumps
+    [message] = RoomMessage.objects.filter(room_id=row.room_id, role="assistant")
+    assert (message.content, message.tool_calls, message.job_id) == ("Hé", calls, job.pk)
+
+
+def test_a_failed_job_adds_no_answer_to_its_room_and_keeps_sql_nulls():
+    job = running_job()
+    values = ended_values(Job.Status.FAILED, first_chunk_at=None, usage=None, error="boom")
+    assert statements.end(job.pk, values, None) is False
+    row = Job.objects.get(pk=job.pk)
+    assert (row.status, row.error, row.first_chunk_at, row.usage) == (Job.Status.FAILED, "boom", None, None)
+    assert Job.objects.filter(pk=job.pk, usage__isnull=True).exists()  # SQL NULL, not JSON null
+    assert not RoomMessage.objects.filter(room_id=row.room_id, role="assistant").exists()
+
+
+def test_a_job_ended_elsewhere_first_is_left_as_it_is():
+    job = running_job()
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.CANCELLED, finish_reason="cancelled")
+    late = {"content": "late", "tool_calls": None}
+    assert statements.end(job.pk, ended_values(Job.Status.SUCCEEDED), late) is None
+    row = Job.objects.get(pk=job.pk)
+    assert (row.status, row.finish_reason, row.result) == (Job.Status.CANCELLED, "cancelled", None)
+    assert not RoomMessage.objects.filter(room_id=row.room_id, role="assistant").exists()
+
+
+def test_the_end_says_whether_the_owner_has_an_enabled_endpoint():
+    job = running_job(username="with-endpoint")
+    other = services.user_ensure(username="someone-else")
+    WebhookEndpoint.objects.create(owner=other, url="https://example.com/hook", secret_encrypted="x")
+    disabled = WebhookEndpoint.objects.create(
+        owner=job.owner, url="https://example.com/hook", secret_encrypted="x", enabled=False
+    )
+    assert statements.end(job.pk, ended_values(Job.Status.SUCCEEDED), None) is False
+    job = running_job(username="with-endpoint")
+    WebhookEndpoint.objects.filter(pk=disabled.pk).update(enabled=True)
+    assert statements.end(job.pk, ended_values(Job.Status.SUCCEEDED), None) is True
