@@ -77,8 +77,21 @@ async def worker_pace(
         "start_delay_ms": ms(starts, 50, 99),
         "worker_cpu_cores": round(worker_cpu / (t1 - t0), 2),
         "worker_cpu_us_per_chunk": round(worker_cpu / chunks * 1e6, 1) if chunks else None,
+        "worker_cpu_ms_per_job": round(worker_cpu / len(ended) * 1e3, 2) if ended else None,
         "machine_cpu_cores": None,
     }
+
+
+def kept_up(row: dict[str, Any], upstream: dict[str, Any], tps: float) -> bool:
+    """The slowest tenth of generations through the worker went at >= 95% of the pace the slowest
+    tenth of streams read straight from the upstream got at the same concurrency, with no error.
+    That reference is capped at the nominal pace: the stand-in sends on a fixed schedule, so a
+    direct stream whose first token the client read late (hundreds of streams starting at once)
+    reads its later tokens on time and measures above the pace, which no stream can sustain."""
+    ours, theirs = row["worker_rate_tok_s"]["p10"], upstream["p10"]
+    if theirs:
+        theirs = min(theirs, tps)
+    return bool(ours and theirs and ours >= 0.95 * theirs and row["errors"] == 0)
 
 
 async def capacity(
@@ -101,10 +114,7 @@ async def capacity(
             (procstat.machine_busy_seconds() - busy0) / (time.monotonic() - t0), 2
         )
         row["upstream_direct_rate_tok_s"] = upstream
-        ours, theirs = row["worker_rate_tok_s"]["p10"], upstream["p10"]
-        # Kept up: the slowest tenth of generations through the worker went at >= 95% of the pace
-        # the slowest tenth of streams read straight from the upstream got at the same concurrency.
-        row["kept_up"] = bool(ours and theirs and ours >= 0.95 * theirs and row["errors"] == 0)
+        row["kept_up"] = kept_up(row, upstream, tps)
         row["tokens_per_generation"], row["pace_tok_s"] = tokens, tps
         rows.append(row)
         progress.done(

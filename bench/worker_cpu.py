@@ -6,8 +6,10 @@ Each shape is run `--repeat` times in one stack so a change can be judged by its
     .venv/bin/python -m bench.worker_cpu [--repeat 3] [--generations 100] [--profile]
 
 Shapes: 100 tokens at 100 tok/s (the cells' realistic pace; per-job costs spread over 100
-chunks), 200 tokens at full speed. --profile samples the worker with py-spy during one more run
-of the first shape and keeps its hottest frames. Writes run/bench/worker_cpu.json."""
+chunks), 200 tokens at full speed, and 5 tokens at full speed, whose CPU per job is nearly all
+per-job cost (Celery's delivery and ack, claim, upstream request, commit, the log's ending).
+--profile samples the worker with py-spy during one more run of the first shape and keeps its
+hottest frames. Writes run/bench/worker_cpu.json."""
 
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ processes.DB_NAME = "spool_bench_worker"
 processes.REDIS_URL = "redis://127.0.0.1:6379/13"
 processes.PREFIX = processes.QUEUE = "spoolbenchworker"
 
-SHAPES = ((100, 100.0), (200, 0.0))  # (tokens, tokens/s; 0 = full speed)
+SHAPES = ((100, 100.0), (200, 0.0), (5, 0.0))  # (tokens, tokens/s; 0 = full speed)
 
 
 def _target(stack: Stack, tokens: int, tps: float) -> Target:
@@ -105,6 +107,7 @@ async def measure(stack: Stack, n: int, repeat: int, profile: bool) -> dict[str,
         figures["shapes"][f"{tokens} tokens at {f'{tps:g} tok/s' if tps else 'full speed'}"] = {
             "worker_cpu_us_per_chunk": per_chunk,
             "median": statistics.median(per_chunk),
+            "worker_cpu_ms_per_job": [r["worker_cpu_ms_per_job"] for r in runs],
             "errors": [r["errors"] for r in runs],
             "rate_p10": [r["worker_rate_tok_s"]["p10"] for r in runs],
             "start_delay_ms_p50": [r["start_delay_ms"]["p50"] for r in runs],

@@ -12,7 +12,7 @@ import argparse
 from typing import Any
 
 from bench import procstat
-from bench.capacity import direct_pace, worker_pace
+from bench.capacity import direct_pace, kept_up, worker_pace
 from bench.clients import Target
 from bench.processes import ROOT, Stack
 from bench.progress import Progress
@@ -34,7 +34,6 @@ async def measure(stack: Stack, workers: int, n: int) -> dict[str, Any]:
     row = await worker_pace(stack, target, log, n, TOKENS, PACE)
     progress.done(row["finished"], "generations finished", errors=row["errors"])
     cpu1 = {name: procstat.cpu_seconds(stack.pid(name)) for name in cpu0}
-    ours, theirs = row["worker_rate_tok_s"]["p10"], upstream["p10"]
     return {
         "workers": workers,
         "generations": n,
@@ -42,7 +41,7 @@ async def measure(stack: Stack, workers: int, n: int) -> dict[str, Any]:
         "errors": row["errors"],
         "worker_rate_tok_s": row["worker_rate_tok_s"],
         "upstream_direct_rate_tok_s": upstream,
-        "kept_up": bool(ours and theirs and ours >= 0.95 * theirs and row["errors"] == 0),
+        "kept_up": kept_up(row, upstream, PACE),
         "worker_cpu_seconds": {name: round(cpu1[name] - cpu0[name], 1) for name in cpu0},
     }
 

@@ -30,7 +30,8 @@ Generated scenarios: same id/created/model on every chunk, role only in each cho
 delta, usage chunk (``choices: []``) only under ``stream_options.include_usage`` (never with
 ``usage=0``), logprobs echoed when asked (``top_logprobs`` alternatives), ``data: [DONE]`` last.
 
-Pace: ``tps`` tokens per second (default unpaced); ``ttfb`` seconds before the response head;
+Pace: ``tps`` tokens per second on a fixed schedule, token i due i/tps after the stream starts,
+whatever the server's own load (default unpaced); ``ttfb`` seconds before the response head;
 ``keepalive=1`` puts an SSE comment before every event.
 
 Faults (K counts data events sent; the first event carries only the role):

@@ -341,6 +341,11 @@ class _Run:
     async def _events(self, payloads: list[str], paced: list[bool]) -> None:
         tps = float(self.params.get("tps", 0))
         keepalive = self.params.get("keepalive") == "1"
+        # Paced tokens follow a fixed schedule (token i is due i/tps after the stream starts),
+        # as a model server's tokens come at its own pace whatever its process is doing: a
+        # sleep of 1/tps after each write would add this loop's lag to every token, so a busy
+        # machine would slow the stand-in itself, and the benchmark would read that as Spool's.
+        due: float | None = None
         done = False
         for payload, is_token in zip(payloads, paced, strict=True):
             if self.sent == self.fault("drop_after"):
@@ -354,6 +359,7 @@ class _Run:
                 if await self._stall(float(self.params.get("stall", 30))):
                     return
                 self.record["status"] = "streaming"
+                due = None  # after a stall the pace resumes; the missed tokens do not burst
             if self.sent == self.fault("error_after"):
                 error = error_body(500, self.params.get("message") or "fakeupstream: injected error")
                 await self._write("data: " + json.dumps(error) + "\n\n")
@@ -362,7 +368,10 @@ class _Run:
                 await self._write('data: {"id": "chatcmpl-broken", "choices": [{"ind\n\n')
                 break
             if is_token and tps > 0:
-                await asyncio.sleep(1 / tps)
+                now = asyncio.get_running_loop().time()
+                due = (now if due is None else due) + 1 / tps
+                if due > now:
+                    await asyncio.sleep(due - now)
             if self.conn.gone():
                 self._disconnected()
                 return
