@@ -123,9 +123,18 @@ class ChunkPage:
         return self.start + len(self.chunks)
 
 
-async def job_chunks_since(job: Job, *, cursor: int | None, reader: str, wait: float) -> ChunkPage:
+def job_following(job: Job) -> wakeup.Following:
+    """A stream's subscription to the job's wake-ups for all of its pages (`async with`; pass it
+    to job_chunks_since as `following`)."""
+    return wakeup.Following(str(job.pk))
+
+
+async def job_chunks_since(
+    job: Job, *, cursor: int | None, reader: str, wait: float, following: wakeup.Following | None = None
+) -> ChunkPage:
     """Chunks after `cursor`, or, with no cursor, those not yet handed to `reader` (stateful
-    polls). Waits up to `wait` seconds for the first new chunk of a running job."""
+    polls). Waits up to `wait` seconds for the first new chunk of a running job, on the stream's
+    own subscription if it holds one (`following`, from job_following)."""
     job_id = str(job.pk)
     if cursor is not None:
         # Past any log's end either way; beyond 64 bits Redis would refuse the LRANGE (a 503).
@@ -142,7 +151,7 @@ async def job_chunks_since(job: Job, *, cursor: int | None, reader: str, wait: f
             return cursor, await chunklog.read_since(job_id, cursor)
         return await chunklog.claim_chunks(job_id, reader)
 
-    start, chunks = await wakeup.wait_for(job_id, fetch, lambda got: bool(got[1]), wait)
+    start, chunks = await wakeup.wait_for(job_id, fetch, lambda got: bool(got[1]), wait, following)
     if not chunks and wait > 0 and job.status == Job.Status.RUNNING:
         await _end_if_dead(job_id)
     return ChunkPage(start, chunks, bool(chunks) and chunklog.is_terminal(chunks[-1]))

@@ -168,11 +168,45 @@ def hub() -> WakeHub:
     return found
 
 
+class Following:
+    """A stream's standing subscription to a job's wake-ups (async with Following(job_id)),
+    taken the first time one of its pages has to wait and held for every later page. A stream
+    at a realistic pace otherwise subscribed and unsubscribed for every chunk, in turn with
+    every other stream on the one pub/sub connection, and read the log three times per chunk."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.event: asyncio.Event | None = None
+        self._held = contextlib.AsyncExitStack()
+
+    async def subscribe(self) -> asyncio.Event:
+        if self.event is None:
+            # A stream must not hold a database connection for the rest of its life.
+            await release_db()
+            self.event = await self._held.enter_async_context(hub().watch(wake_channel(self.job_id)))
+            self._held.enter_context(metrics.reader_waiting())
+            self.event.set()  # what was appended before the subscription is read first
+        return self.event
+
+    async def __aenter__(self) -> Following:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._held.aclose()
+
+
 async def wait_for(
-    job_id: str, fetch: Callable[[], Awaitable[T]], ready: Callable[[T], bool], timeout: float
+    job_id: str,
+    fetch: Callable[[], Awaitable[T]],
+    ready: Callable[[T], bool],
+    timeout: float,
+    following: Following | None = None,
 ) -> T:
     """Call fetch() until ready(result) or timeout, sleeping on the job's wake channel between
-    tries. Returns the last result either way."""
+    tries. Returns the last result either way. `following`: the stream's own subscription,
+    instead of one for this call."""
+    if following is not None:
+        return await _wait_following(following, fetch, ready, timeout)
     result = await fetch()
     if ready(result) or timeout <= 0:
         return result
@@ -192,3 +226,27 @@ async def wait_for(
                 return result
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), remaining)
+
+
+async def _wait_following(
+    following: Following, fetch: Callable[[], Awaitable[T]], ready: Callable[[T], bool], timeout: float
+) -> T:
+    if following.event is None:
+        # A stream that finds its page ready never subscribes.
+        result = await fetch()
+        if ready(result) or timeout <= 0:
+            return result
+    event = await following.subscribe()
+    # The event is cleared just before each fetch, so while it stays unset nothing was appended
+    # since the last fetch, and the next read waits for a wake-up instead of finding nothing:
+    # one read per page. A fetch after the time is up catches a wake-up that was lost.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        if not event.is_set() and (remaining := deadline - loop.time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), remaining)
+        event.clear()
+        result = await fetch()
+        if ready(result) or loop.time() >= deadline:
+            return result

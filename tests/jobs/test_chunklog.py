@@ -235,6 +235,88 @@ def test_no_wake_up_is_missed_with_concurrent_writers_and_readers(redis_clean):
         assert longest < 10  # a missed wake-up would have waited the full 30 s
 
 
+def test_no_wake_up_is_missed_by_streams_that_hold_their_subscription(redis_clean):
+    """As above, each reader a stream holding one subscription for all of its pages."""
+    jobs = [str(uuid.uuid4()) for _ in range(20)]
+    per_job = 40
+
+    def writer(job: str) -> None:
+        for i in range(per_job):
+            chunklog.append(job, [content(f"{i}")])
+            time.sleep(0.001 * (i % 3))
+        chunklog.append(job, [FINISH])
+
+    async def reader(job: str) -> tuple[list[str], float]:
+        cursor, seen, longest = 0, [], 0.0
+        async with wakeup.Following(job) as following:
+            while True:
+                started = time.monotonic()
+                page = await wakeup.wait_for(
+                    job, lambda c=cursor: chunklog.read_since(job, c), bool, 30, following
+                )
+                longest = max(longest, time.monotonic() - started)
+                cursor += len(page)
+                seen.extend(c["data"].get("content", "END") for c in page)
+                if page and page[-1]["type"] == "finish":
+                    return seen, longest
+
+    async def main():
+        tasks = [asyncio.create_task(reader(job)) for job in jobs for _ in range(3)]
+        await asyncio.sleep(0.05)
+        threads = [threading.Thread(target=writer, args=(job,)) for job in jobs]
+        for thread in threads:
+            thread.start()
+        results = await asyncio.gather(*tasks)
+        for thread in threads:
+            thread.join()
+        return results
+
+    results = asyncio.run(main())
+    expected = [str(i) for i in range(per_job)] + ["END"]
+    for seen, longest in results:
+        assert seen == expected
+        assert longest < 10  # a missed wake-up would have waited the full 30 s
+
+
+def test_a_stream_subscribes_once_and_reads_once_per_page(job_id, chunklog_redis):
+    if chunklog_redis == "cluster":
+        pytest.skip("counts the commands of one Redis server")
+    from jobs.redis_clients import sync_redis
+
+    def calls(command: str) -> int:
+        return int(sync_redis().info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
+
+    reads = 0
+
+    async def fetch(cursor: int) -> list:
+        nonlocal reads
+        reads += 1
+        return await chunklog.read_since(job_id, cursor)
+
+    def write_paced() -> None:
+        for i in range(20):
+            time.sleep(0.02)
+            chunklog.append(job_id, [content(f"{i}")])
+
+    async def main() -> list:
+        seen: list = []
+        async with wakeup.Following(job_id) as following:
+            writer = threading.Thread(target=write_paced)
+            writer.start()
+            while (cursor := len(seen)) < 20:
+                seen += await wakeup.wait_for(job_id, lambda c=cursor: fetch(c), bool, 10, following)
+            await asyncio.to_thread(writer.join)
+        return seen
+
+    subscribes = calls("ssubscribe")
+    assert asyncio.run(main()) == [content(f"{i}") for i in range(20)]
+    assert calls("ssubscribe") - subscribes == 1
+    # About one read per page: another only for the first read, which may come before the
+    # first chunk, or after a wake-up that landed while a read was on its way. A subscription
+    # per page read each chunk three times (before subscribing, once subscribed, once woken).
+    assert reads < 40
+
+
 def test_a_chunk_written_between_the_read_and_the_wait_still_wakes_the_reader(job_id):
     """The exact race: the reader's read finds nothing, then a chunk is appended (and its
     wake-up published) before the reader starts waiting. The reader must wake at once."""

@@ -28,6 +28,7 @@ from jobs.models import Job
 from jobs.selectors import (
     engine_lookup,
     job_chunks_since,
+    job_following,
     job_for_owner,
     job_refreshed,
     job_wait_until_finished,
@@ -278,19 +279,22 @@ class Chunks(NativeView):
 async def _event_stream(job: Job, after: int) -> AsyncIterator[str]:
     cursor = after + 1
     try:
-        while True:
-            page = await job_chunks_since(job, cursor=cursor, reader="native", wait=sse.KEEPALIVE_SECONDS)
-            if page.chunks:
-                # One write per page, not per chunk: each yield is an ASGI message and a send.
-                yield "".join(render.sse_chunk(page.start + i, raw) for i, raw in enumerate(page.chunks))
-            cursor = max(cursor, page.next_cursor)
-            if page.ended:
-                break
-            if not page.chunks:
-                yield sse.KEEPALIVE.decode()
-                # A job that ended meanwhile is then read from Postgres, also if its live log
-                # expired or the cursor was past its end.
-                job = await job_refreshed(job)
+        async with job_following(job) as following:
+            while True:
+                page = await job_chunks_since(
+                    job, cursor=cursor, reader="native", wait=sse.KEEPALIVE_SECONDS, following=following
+                )
+                if page.chunks:
+                    # One write per page, not per chunk: each yield is an ASGI message and a send.
+                    yield "".join(render.sse_chunk(page.start + i, raw) for i, raw in enumerate(page.chunks))
+                cursor = max(cursor, page.next_cursor)
+                if page.ended:
+                    break
+                if not page.chunks:
+                    yield sse.KEEPALIVE.decode()
+                    # A job that ended meanwhile is then read from Postgres, also if its live log
+                    # expired or the cursor was past its end.
+                    job = await job_refreshed(job)
         yield render.sse(render.EVENT_RESULT, render.job(await _reloaded(job)))
         yield render.sse(render.EVENT_DONE, {})
     except Exception:

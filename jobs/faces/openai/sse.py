@@ -11,7 +11,7 @@ from engine.types import CONTENT, THINKING, TOOL, ChunkDict
 from jobs.faces.common import sse
 from jobs.faces.openai.render import StreamRenderer
 from jobs.models import Job
-from jobs.selectors import job_chunks_since, job_refreshed
+from jobs.selectors import job_chunks_since, job_following, job_refreshed
 
 READER = "openai"
 DONE = b"data: [DONE]\n\n"
@@ -52,22 +52,25 @@ async def events(job: Job, prefetched: list[ChunkDict]) -> AsyncIterator[bytes]:
     chunks = prefetched
     if not chunks:
         yield sse.KEEPALIVE  # the view already waited one keep-alive period for the first chunk
-    while True:
-        cursor += len(chunks)
-        # One write per page of chunks, not per chunk: each yield is an ASGI message and a
-        # socket send, which cost more than rendering the chunk (the first profile).
-        out = []
-        for raw in chunks:
-            out += [event(obj) for obj in renderer.feed(raw)]
-            if renderer.done:
-                yield b"".join(out) + DONE
-                return
-        if out:
-            yield b"".join(out)
-        page = await job_chunks_since(job, cursor=cursor, reader=READER, wait=sse.KEEPALIVE_SECONDS)
-        chunks = page.chunks
-        if not chunks:
-            yield sse.KEEPALIVE
-            # A fresh status lets the selector notice a dead worker, or serve a finished job
-            # from Postgres if its Redis log is gone.
-            job = await job_refreshed(job)
+    async with job_following(job) as following:
+        while True:
+            cursor += len(chunks)
+            # One write per page of chunks, not per chunk: each yield is an ASGI message and a
+            # socket send, which cost more than rendering the chunk (the first profile).
+            out = []
+            for raw in chunks:
+                out += [event(obj) for obj in renderer.feed(raw)]
+                if renderer.done:
+                    yield b"".join(out) + DONE
+                    return
+            if out:
+                yield b"".join(out)
+            page = await job_chunks_since(
+                job, cursor=cursor, reader=READER, wait=sse.KEEPALIVE_SECONDS, following=following
+            )
+            chunks = page.chunks
+            if not chunks:
+                yield sse.KEEPALIVE
+                # A fresh status lets the selector notice a dead worker, or serve a finished job
+                # from Postgres if its Redis log is gone.
+                job = await job_refreshed(job)

@@ -11,7 +11,7 @@ import orjson
 from jobs.faces.common import sse
 from jobs.models import Job
 from jobs.responses.events import ResponseFold
-from jobs.selectors import job_chunks_since, job_refreshed
+from jobs.selectors import job_chunks_since, job_following, job_refreshed
 
 READER = "responses"
 
@@ -28,19 +28,22 @@ async def events(job: Job, starting_after: int = -1) -> AsyncIterator[bytes]:
     fold = ResponseFold(job)
     pending = fold.prologue()
     cursor = 0
-    while True:
-        # One write per page of chunks: each yield is an ASGI message and a socket send.
-        out = b"".join(event(e) for e in pending if e["sequence_number"] > starting_after)
-        if fold.ended:
-            yield out
-            return
-        if out:
-            yield out
-        page = await job_chunks_since(job, cursor=cursor, reader=READER, wait=sse.KEEPALIVE_SECONDS)
-        cursor = page.next_cursor
-        pending = [e for chunk in page.chunks for e in fold.feed(chunk)]
-        if not page.chunks:
-            yield sse.KEEPALIVE
-            # A fresh status lets the selector notice a dead worker, or serve a finished job
-            # from Postgres once its Redis log is gone.
-            job = await job_refreshed(job)
+    async with job_following(job) as following:
+        while True:
+            # One write per page of chunks: each yield is an ASGI message and a socket send.
+            out = b"".join(event(e) for e in pending if e["sequence_number"] > starting_after)
+            if fold.ended:
+                yield out
+                return
+            if out:
+                yield out
+            page = await job_chunks_since(
+                job, cursor=cursor, reader=READER, wait=sse.KEEPALIVE_SECONDS, following=following
+            )
+            cursor = page.next_cursor
+            pending = [e for chunk in page.chunks for e in fold.feed(chunk)]
+            if not page.chunks:
+                yield sse.KEEPALIVE
+                # A fresh status lets the selector notice a dead worker, or serve a finished job
+                # from Postgres once its Redis log is gone.
+                job = await job_refreshed(job)
