@@ -193,9 +193,11 @@ def test_a_waiting_reader_gives_up_after_its_timeout(job_id):
     assert got == [] and waited >= 0.3
 
 
-def test_no_wake_up_is_missed_with_concurrent_writers_and_readers(redis_clean):
+@pytest.mark.parametrize("standing", [False, True], ids=["subscribed-per-wait", "standing-subscription"])
+def test_no_wake_up_is_missed_with_concurrent_writers_and_readers(redis_clean, standing):
     """Many jobs, each written by its own thread in bursts with random gaps, each read by
-    several long-polling readers. A missed wake-up would leave a reader waiting out its full
+    several long-polling readers: subscribed for each wait, or holding one subscription for all
+    of their pages as a stream does. A missed wake-up would leave a reader waiting out its full
     (long) timeout; every reader must instead see every chunk, in order, promptly."""
     jobs = [str(uuid.uuid4()) for _ in range(20)]
     per_job = 40
@@ -208,51 +210,12 @@ def test_no_wake_up_is_missed_with_concurrent_writers_and_readers(redis_clean):
 
     async def reader(job: str) -> tuple[list[str], float]:
         cursor, seen, longest = 0, [], 0.0
-        while True:
-            started = time.monotonic()
-            page = await wakeup.wait_for(job, lambda c=cursor: chunklog.read_since(job, c), bool, timeout=30)
-            longest = max(longest, time.monotonic() - started)
-            cursor += len(page)
-            seen.extend(c["data"].get("content", "END") for c in page)
-            if page and page[-1]["type"] == "finish":
-                return seen, longest
-
-    async def main():
-        tasks = [asyncio.create_task(reader(job)) for job in jobs for _ in range(3)]
-        await asyncio.sleep(0.05)
-        threads = [threading.Thread(target=writer, args=(job,)) for job in jobs]
-        for thread in threads:
-            thread.start()
-        results = await asyncio.gather(*tasks)
-        for thread in threads:
-            thread.join()
-        return results
-
-    results = asyncio.run(main())
-    expected = [str(i) for i in range(per_job)] + ["END"]
-    for seen, longest in results:
-        assert seen == expected
-        assert longest < 10  # a missed wake-up would have waited the full 30 s
-
-
-def test_no_wake_up_is_missed_by_streams_that_hold_their_subscription(redis_clean):
-    """As above, each reader a stream holding one subscription for all of its pages."""
-    jobs = [str(uuid.uuid4()) for _ in range(20)]
-    per_job = 40
-
-    def writer(job: str) -> None:
-        for i in range(per_job):
-            chunklog.append(job, [content(f"{i}")])
-            time.sleep(0.001 * (i % 3))
-        chunklog.append(job, [FINISH])
-
-    async def reader(job: str) -> tuple[list[str], float]:
-        cursor, seen, longest = 0, [], 0.0
         async with wakeup.Following(job) as following:
+            held = following if standing else None
             while True:
                 started = time.monotonic()
                 page = await wakeup.wait_for(
-                    job, lambda c=cursor: chunklog.read_since(job, c), bool, 30, following
+                    job, lambda c=cursor: chunklog.read_since(job, c), bool, 30.0, held
                 )
                 longest = max(longest, time.monotonic() - started)
                 cursor += len(page)
