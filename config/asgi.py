@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-application = get_asgi_application()
+# What django.core.asgi.get_asgi_application() does, with Spool's handler (config/handler.py).
+django.setup(set_prefix=False)
 
 from django.core.signals import request_started  # noqa: E402  (after setup)
 from django.db import close_old_connections, reset_queries  # noqa: E402
 
+from config.handler import Handler  # noqa: E402
+
+application = Handler()
+
 # Django's ASGI handler sends request_started with asend(), which runs sync receivers in a
 # thread: one hop per request for these two. Under ASGI each request gets a fresh sync thread
 # (asgiref's ThreadSensitiveContext), which holds no connection yet, so both are no-ops there;
-# request_finished still closes the request's connections, in the thread hop Django's handler
-# makes anyway for response.close().
+# request_finished still closes the request's connections when it ran sync code, in the thread
+# hop the handler then makes for response.close().
 request_started.disconnect(close_old_connections)
 request_started.disconnect(reset_queries)

@@ -41,7 +41,7 @@ def db_work(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     return sync_to_async(run)
 
 
-def _ran_sync_code() -> bool:
+def ran_sync_code() -> bool:
     """Whether this request has run sync code (the ORM) in a thread of its own. asgiref gives
     each request's ThreadSensitiveContext its executor on the first sync_to_async call, so no
     executor means no thread, hence no database connection to give back."""
@@ -53,5 +53,5 @@ async def release_db() -> None:
     """Give back the connection the request's async ORM calls left checked out, before a wait."""
     # A read of a live job touches Redis only: then there is nothing to give back, and the hop
     # to a thread (which starts one, ~180 µs of CPU: bench/hops.py) is skipped.
-    if _ran_sync_code():
+    if ran_sync_code():
         await sync_to_async(_give_back)()

@@ -1,0 +1,70 @@
+"""Spool's ASGI handler (config/handler.py): a request that ran no sync code has its response
+closed on the event loop, without starting a thread; one that ran sync code still closes on its
+own thread, where its database connections are."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import threading
+from typing import Any
+
+import httpx
+import pytest
+from django.core.handlers.asgi import ASGIHandler
+from django.core.signals import request_finished
+
+# Django 5.2's ASGIHandler.handle, of which Handler.handle is a copy with one change.
+DJANGO_HANDLE_SHA256 = "98faeb5bef800331e6a8002fbc96b30e4122a23438ae45a047190a531ea11323"
+
+
+def test_the_copy_is_of_the_installed_djangos_handle():
+    digest = hashlib.sha256(inspect.getsource(ASGIHandler.handle).encode()).hexdigest()
+    assert digest == DJANGO_HANDLE_SHA256, (
+        "Django's ASGIHandler.handle changed: bring config/handler.py's copy up to date, then this digest"
+    )
+
+
+def serve(path: str, monkeypatch: pytest.MonkeyPatch) -> tuple[int, list[int], int, int]:
+    """(status, threads request_finished ran on, threads started meanwhile, the loop's thread)."""
+    finished_on: list[int] = []
+    started: list[threading.Thread] = []
+    start = threading.Thread.start
+
+    def counted_start(thread: threading.Thread) -> None:
+        started.append(thread)
+        start(thread)
+
+    def note(**_: Any) -> None:
+        finished_on.append(threading.get_ident())
+
+    async def main() -> int:
+        from config.asgi import application  # the handler as served, with its signal setup
+
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return (await client.get(path)).status_code
+
+    monkeypatch.setattr(threading.Thread, "start", counted_start)
+    request_finished.connect(note, dispatch_uid="test_asgi_handler")
+    try:
+        status = asyncio.run(main())
+    finally:
+        request_finished.disconnect(dispatch_uid="test_asgi_handler")
+    return status, finished_on, len(started), threading.get_ident()
+
+
+def test_a_request_that_ran_no_sync_code_is_closed_on_the_loop_without_a_thread(monkeypatch):
+    status, finished_on, threads_started, loop_thread = serve("/healthz", monkeypatch)
+    assert status == 200
+    assert finished_on == [loop_thread]
+    assert threads_started == 0
+
+
+@pytest.mark.django_db
+def test_a_sync_view_is_closed_on_its_own_thread(monkeypatch):
+    status, finished_on, threads_started, loop_thread = serve("/admin/login/", monkeypatch)
+    assert status == 200
+    assert len(finished_on) == 1 and finished_on[0] != loop_thread
+    assert threads_started >= 1
