@@ -37,6 +37,10 @@ SUBSCRIBE_CONFIRM_SECONDS = 2.0
 # A listener that lost its Redis tries again after 50 ms, doubling up to 1 s while it is away.
 RECONNECT_FIRST_SECONDS = 0.05
 RECONNECT_MAX_SECONDS = 1.0
+# A channel stays subscribed this long after its last waiter left: a long-polling client asks
+# again within moments, and its next wait then costs no subscribe and unsubscribe round trips
+# (in turn with every other waiter on the one pub/sub connection).
+LINGER_SECONDS = 5.0
 
 
 class WakeHub:
@@ -58,6 +62,13 @@ class WakeHub:
         self._node_of: dict[str, str] = {}  # channel -> the node it was subscribed on
         self._events: dict[str, set[asyncio.Event]] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
+        # Channels nobody waits on, still subscribed until their timer fires.
+        self._lingering: dict[str, asyncio.TimerHandle] = {}
+
+    def subscribed(self, channel: str) -> bool:
+        """Whether a wake-up on the channel is already sure to be heard."""
+        confirmed = self._confirmed.get(channel)
+        return confirmed is not None and confirmed.done()
 
     async def _node_for(self, channel: str) -> str:
         """The node that serves the channel's slot, with a pub/sub connection of our own there.
@@ -83,6 +94,9 @@ class WakeHub:
         event = asyncio.Event()
         waiters = self._events.setdefault(channel, set())
         waiters.add(event)
+        lingering = self._lingering.pop(channel, None)
+        if lingering is not None:
+            lingering.cancel()
         try:
             confirmed = self._confirmed.get(channel)
             if confirmed is None:
@@ -97,13 +111,23 @@ class WakeHub:
         finally:
             waiters.discard(event)
             if not waiters and self._events.get(channel) is waiters:
-                del self._events[channel]
-                self._confirmed.pop(channel, None)
-                subscribed_on = self._node_of.pop(channel, None)
-                if subscribed_on is not None:
-                    async with self._sending.setdefault(subscribed_on, asyncio.Lock()):
-                        with contextlib.suppress(Exception):
-                            await self._pubsubs[subscribed_on].sunsubscribe(channel)
+                loop = asyncio.get_running_loop()
+                self._lingering[channel] = loop.call_later(
+                    LINGER_SECONDS, lambda: loop.create_task(self._unsubscribe_idle(channel, waiters))
+                )
+
+    async def _unsubscribe_idle(self, channel: str, waiters: set[asyncio.Event]) -> None:
+        """Drop the subscription of a channel whose waiters all left and none came back."""
+        if waiters or self._events.get(channel) is not waiters:
+            return
+        self._lingering.pop(channel, None)
+        del self._events[channel]
+        self._confirmed.pop(channel, None)
+        subscribed_on = self._node_of.pop(channel, None)
+        if subscribed_on is not None:
+            async with self._sending.setdefault(subscribed_on, asyncio.Lock()):
+                with contextlib.suppress(Exception):
+                    await self._pubsubs[subscribed_on].sunsubscribe(channel)
 
     def _ensure_listener(self, node: str) -> None:
         listener = self._listeners.get(node)
@@ -207,15 +231,19 @@ async def wait_for(
     instead of one for this call."""
     if following is not None:
         return await _wait_following(following, fetch, ready, timeout)
-    result = await fetch()
-    if ready(result) or timeout <= 0:
-        return result
+    channel = wake_channel(job_id)
+    if not hub().subscribed(channel) or timeout <= 0:
+        # A page that is ready needs no subscription. On a channel still subscribed (its last
+        # poll just left) the fetch inside the watch below is the only one.
+        result = await fetch()
+        if ready(result) or timeout <= 0:
+            return result
     # Give this request's database connection back to the pool before waiting: a thousand idle
     # long-polls must not hold a thousand Postgres connections.
     await release_db()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    async with hub().watch(wake_channel(job_id)) as event, metrics.reader_waiting():
+    async with hub().watch(channel) as event, metrics.reader_waiting():
         while True:
             # Clear before fetching: a wake-up that lands during the fetch then ends the wait
             # below at once instead of being lost.

@@ -280,6 +280,45 @@ def test_a_stream_subscribes_once_and_reads_once_per_page(job_id, chunklog_redis
     assert reads < 40
 
 
+def test_polls_in_a_row_share_one_subscription_which_is_dropped_once_nobody_asks(
+    job_id, chunklog_redis, monkeypatch
+):
+    if chunklog_redis == "cluster":
+        pytest.skip("counts the commands and subscribers of one Redis server")
+    from jobs.redis_clients import sync_redis
+
+    monkeypatch.setattr(wakeup, "LINGER_SECONDS", 0.3)
+    channel = chunklog.wake_channel(job_id)
+
+    def subscribes() -> int:
+        return int(sync_redis().info("commandstats").get("cmdstat_ssubscribe", {}).get("calls", 0))
+
+    def subscribers() -> int:
+        return int(sync_redis().execute_command("PUBSUB", "SHARDNUMSUB", channel)[1])
+
+    def write_paced() -> None:
+        for i in range(10):
+            time.sleep(0.03)
+            chunklog.append(job_id, [content(f"{i}")])
+
+    async def main() -> tuple[list, int, int]:
+        seen: list = []
+        writer = threading.Thread(target=write_paced)
+        writer.start()
+        while (cursor := len(seen)) < 10:  # one long-poll per page, as a SEMOSS client asks
+            seen += await wakeup.wait_for(job_id, lambda c=cursor: chunklog.read_since(job_id, c), bool, 10)
+        await asyncio.to_thread(writer.join)
+        lingering = subscribers()
+        await asyncio.sleep(0.6)
+        return seen, lingering, subscribers()
+
+    before = subscribes()
+    seen, lingering, after = asyncio.run(main())
+    assert seen == [content(f"{i}") for i in range(10)]
+    assert subscribes() - before == 1
+    assert (lingering, after) == (1, 0)
+
+
 def test_a_chunk_written_between_the_read_and_the_wait_still_wakes_the_reader(job_id):
     """The exact race: the reader's read finds nothing, then a chunk is appended (and its
     wake-up published) before the reader starts waiting. The reader must wake at once."""
