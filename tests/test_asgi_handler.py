@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from django.core.handlers.asgi import ASGIHandler
-from django.core.signals import request_finished
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, reset_queries
 
 # Django 5.2's ASGIHandler.handle, of which Handler.handle is a copy with one change.
 DJANGO_HANDLE_SHA256 = "98faeb5bef800331e6a8002fbc96b30e4122a23438ae45a047190a531ea11323"
@@ -47,6 +48,10 @@ def serve(path: str, monkeypatch: pytest.MonkeyPatch) -> tuple[int, list[int], i
             return (await client.get(path)).status_code
 
     monkeypatch.setattr(threading.Thread, "start", counted_start)
+    # As config/asgi.py leaves them when it is served; Django's test client connects these two
+    # again after each of its requests, so an earlier test may have.
+    for receiver in (close_old_connections, reset_queries):
+        request_started.disconnect(receiver)
     request_finished.connect(note, dispatch_uid="test_asgi_handler")
     try:
         status = asyncio.run(main())
