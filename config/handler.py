@@ -6,9 +6,10 @@ on that thread. asgiref gives each request a thread of its own (ThreadSensitiveC
 first hop, so for a request that never ran sync code (a long-poll or a live job read from
 Redis, the most frequent requests) that hop starts a thread only to close nothing: 180 µs of CPU
 of a ~1 ms poll (`python -m bench.hops`; docs/WEB.md). Such a request closes its response on the
-loop instead: the loop's thread holds no database connection (the ORM refuses to run there), and
-the other receivers (closing caches, resetting the urlconf) are as cheap on the loop. A request
-that did run sync code keeps Django's hop.
+loop instead: the loop's thread holds no database connection (the ORM refuses to run there;
+should one be open there all the same, the hop is kept), and the other receivers (closing
+caches, resetting the urlconf) are as cheap on the loop. A request that did run sync code keeps
+Django's hop.
 
 `handle` below is Django 5.2's with that one change (marked); tests/test_asgi_handler.py fails
 when Django's own changes, so an upgrade brings the copy up to date.
@@ -25,7 +26,7 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.urls import set_script_prefix
 
-from jobs.dbwork import ran_sync_code
+from jobs.dbwork import ran_sync_code, thread_holds_connection
 
 
 class Handler(ASGIHandler):
@@ -93,8 +94,9 @@ class Handler(ASGIHandler):
         except asyncio.CancelledError:
             await signals.request_finished.asend(sender=self.__class__)
         else:
-            # Spool: no hop to a thread for a request that ran no sync code (see above).
-            if ran_sync_code():
+            # Spool: no hop to a thread for a request that ran no sync code (see above), as long
+            # as the loop's own thread holds no connection for request_finished to look at.
+            if ran_sync_code() or thread_holds_connection():
                 await sync_to_async(response.close)()
             else:
                 response.close()

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 from asgiref.sync import SyncToAsync, sync_to_async
-from django.db import connection
+from django.db import connection, connections
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -47,6 +47,12 @@ def ran_sync_code() -> bool:
     executor means no thread, hence no database connection to give back."""
     context = SyncToAsync.thread_sensitive_context.get(None)
     return context is None or context in SyncToAsync.context_to_thread_executor
+
+
+def thread_holds_connection() -> bool:
+    """Whether this thread has a database connection open. The web's loop thread never should
+    (the ORM refuses to connect on it); a test's main thread may, from earlier sync tests."""
+    return any(conn.connection is not None for conn in connections.all(initialized_only=True))
 
 
 async def release_db() -> None:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from django.core.handlers.asgi import ASGIHandler
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections, reset_queries
+from django.db import close_old_connections, connections, reset_queries
 
 # Django 5.2's ASGIHandler.handle, of which Handler.handle is a copy with one change.
 DJANGO_HANDLE_SHA256 = "98faeb5bef800331e6a8002fbc96b30e4122a23438ae45a047190a531ea11323"
@@ -27,11 +27,17 @@ def test_the_copy_is_of_the_installed_djangos_handle():
     )
 
 
-def serve(path: str, monkeypatch: pytest.MonkeyPatch) -> tuple[int, list[int], int, int]:
-    """(status, threads request_finished ran on, threads started meanwhile, the loop's thread)."""
+def serve(
+    path: str, monkeypatch: pytest.MonkeyPatch, *, connect_first: bool = False
+) -> tuple[int, list[int], int, int]:
+    """(status, threads request_finished ran on, threads started meanwhile, the loop's thread).
+    The loop runs on a thread of its own, as the web's does: no database connection in it
+    unless `connect_first` opens one there first (what Playwright's loop leaves in a test's
+    main thread)."""
     finished_on: list[int] = []
     started: list[threading.Thread] = []
     start = threading.Thread.start
+    outcome: dict[str, int] = {}
 
     def counted_start(thread: threading.Thread) -> None:
         started.append(thread)
@@ -43,21 +49,33 @@ def serve(path: str, monkeypatch: pytest.MonkeyPatch) -> tuple[int, list[int], i
     async def main() -> int:
         from config.asgi import application  # the handler as served, with its signal setup
 
+        if connect_first:
+            monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+            connections["default"].ensure_connection()
+            monkeypatch.delenv("DJANGO_ALLOW_ASYNC_UNSAFE")
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             return (await client.get(path)).status_code
 
-    monkeypatch.setattr(threading.Thread, "start", counted_start)
+    def run() -> None:
+        outcome["loop_thread"] = threading.get_ident()
+        outcome["status"] = asyncio.run(main())
+        if connect_first:
+            connections.close_all()
+
     # As config/asgi.py leaves them when it is served; Django's test client connects these two
     # again after each of its requests, so an earlier test may have.
     for receiver in (close_old_connections, reset_queries):
         request_started.disconnect(receiver)
     request_finished.connect(note, dispatch_uid="test_asgi_handler")
+    runner = threading.Thread(target=run)
+    start(runner)  # not counted
+    monkeypatch.setattr(threading.Thread, "start", counted_start)
     try:
-        status = asyncio.run(main())
+        runner.join()
     finally:
         request_finished.disconnect(dispatch_uid="test_asgi_handler")
-    return status, finished_on, len(started), threading.get_ident()
+    return outcome["status"], finished_on, len(started), outcome["loop_thread"]
 
 
 def test_a_request_that_ran_no_sync_code_is_closed_on_the_loop_without_a_thread(monkeypatch):
@@ -73,3 +91,10 @@ def test_a_sync_view_is_closed_on_its_own_thread(monkeypatch):
     assert status == 200
     assert len(finished_on) == 1 and finished_on[0] != loop_thread
     assert threads_started >= 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_loop_thread_holding_a_connection_still_closes_on_a_thread(monkeypatch):
+    status, finished_on, _, loop_thread = serve("/healthz", monkeypatch, connect_first=True)
+    assert status == 200
+    assert len(finished_on) == 1 and finished_on[0] != loop_thread
