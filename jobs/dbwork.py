@@ -50,8 +50,9 @@ def ran_sync_code() -> bool:
 
 
 def thread_holds_connection() -> bool:
-    """Whether this thread has a database connection open. The web's loop thread never should
-    (the ORM refuses to connect on it); a test's main thread may, from earlier sync tests."""
+    """Whether this thread (in this context) has a database connection open. The web's loop
+    thread never should (the ORM refuses to connect on it); a test's main thread may, after
+    Playwright's loop ran ORM calls there with the async check lifted."""
     return any(conn.connection is not None for conn in connections.all(initialized_only=True))
 
 

@@ -231,8 +231,8 @@ async def wait_for(
     instead of one for this call."""
     if following is not None:
         return await _wait_following(following, fetch, ready, timeout)
-    channel = wake_channel(job_id)
-    if not hub().subscribed(channel) or timeout <= 0:
+    channel, wake_hub = wake_channel(job_id), hub()
+    if not wake_hub.subscribed(channel) or timeout <= 0:
         # A page that is ready needs no subscription. On a channel still subscribed (its last
         # poll just left) the fetch inside the watch below is the only one.
         result = await fetch()
@@ -243,7 +243,7 @@ async def wait_for(
     await release_db()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    async with hub().watch(channel) as event, metrics.reader_waiting():
+    async with wake_hub.watch(channel) as event, metrics.reader_waiting():
         while True:
             # Clear before fetching: a wake-up that lands during the fetch then ends the wait
             # below at once instead of being lost.

@@ -91,9 +91,11 @@ def _commit(
     job.finished_at = timezone.now()
     job.first_chunk_at = generation.first_chunk_at
     status = job.status
-    first = result["choices"][0]
     # The room keeps the assistant's answer only when the job succeeded.
-    message = {"content": first["content"], "tool_calls": first["tool_calls"] or None}
+    first = result["choices"][0]
+    message: dict[str, Any] | None = None
+    if status == Job.Status.SUCCEEDED:
+        message = {"content": first["content"], "tool_calls": first["tool_calls"] or None}
     with transaction.atomic():
         wants_events = statements.end(
             job.pk,
@@ -107,7 +109,7 @@ def _commit(
                 "result": result,
                 "chunks": [*generation.written, usage_chunk, terminal],
             },
-            message if status == Job.Status.SUCCEEDED else None,
+            message,
         )
         if wants_events is None:
             return False
