@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from engine.types import ERROR, ChunkDict, GenerationRequest, UnsupportedParameter
-from jobs import chunklog, limits, metrics
+from jobs import chunklog, limits, metrics, tracing
 from jobs.keys import hash_secret, new_key_pair
 from jobs.logcontext import bind_job_id
 from jobs.models import ApiKey, Engine, Job, Room, RoomMessage
@@ -76,6 +76,9 @@ def job_create(
     so the caller hears it now rather than in a failed job."""
     engine.built().check(request)
     limits.check_job_start(owner.pk)
+    traceparent = tracing.current_traceparent()
+    if traceparent:
+        options = {**options, tracing.TRACEPARENT: traceparent}
     job = Job.objects.create(
         owner=owner, engine=engine, room=room, face=face, request=request.to_dict(), options=options
     )
