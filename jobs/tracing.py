@@ -139,20 +139,6 @@ def span(name: str, **attributes: Any) -> Iterator[None]:
         yield
 
 
-@contextlib.contextmanager
-def within_job(traceparent: str | None, name: str, **attributes: Any) -> Iterator[None]:
-    """A span in the job's own trace: for work on a job that did not arrive with its context
-    (the sweeper ending a job whose worker died)."""
-    if not _enabled:
-        yield
-        return
-    from opentelemetry import trace
-
-    tracer = trace.get_tracer(TRACER_NAME)
-    with tracer.start_as_current_span(name, context=_job_context(traceparent), attributes=attributes):
-        yield
-
-
 def link_read(job_id: str, traceparent: str | None) -> None:
     """Marks the request in progress as a read of the job and links its span to the job's trace:
     a poll or a stream is a trace of its own (it may come hours later, from another client),
