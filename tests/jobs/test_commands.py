@@ -116,7 +116,16 @@ def test_key_list_shows_each_keys_state_expiry_limits_and_last_use():
     ApiKey.objects.filter(pk=live.pk).update(last_used_at=datetime(2026, 1, 2, 3, 4, tzinfo=UTC))
     rows = {line.split()[0]: line.split() for line in run("spool_key", "list", "--user", "erin").splitlines()}
     assert rows["ACCESS_KEY"][:3] == ["ACCESS_KEY", "OWNER", "STATE"]
-    assert rows[live.access_key][1:] == ["erin", "active", "-", "2026-01-02", "03:04", "listed", "all", "laptop"]
+    assert rows[live.access_key][1:] == [
+        "erin",
+        "active",
+        "-",
+        "2026-01-02",
+        "03:04",
+        "listed",
+        "all",
+        "laptop",
+    ]
     assert rows[gone.access_key][2] == "revoked"
     assert len(rows) == 3
 
