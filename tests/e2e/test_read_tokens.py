@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.e2e.helpers import NO_EOT, Frontend, text_of
+from tests.e2e.helpers import NO_EOT, text_of
 
 pytestmark = pytest.mark.e2e
 

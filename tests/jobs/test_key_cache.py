@@ -14,9 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from jobs import services
+from jobs.faces.common import auth
 from jobs.keys import hash_secret
 from jobs.models import ApiKey
-from jobs.faces.common import auth
 from jobs.ttlcache import TtlCache, ttl
 
 pytestmark = pytest.mark.django_db
