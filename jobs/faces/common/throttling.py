@@ -19,7 +19,7 @@ class RequestRateThrottle(BaseThrottle):
         django_request = request._request
         authorization = django_request.headers.get("Authorization", "")
         if not authorization and isinstance(request.auth, ReadGrant):
-            # A read token's requests count against the key that made it, not the key's own ones.
+            # No header: a read token's requests are counted in a bucket of the key that made it.
             authorization = f"read-token:{request.auth.key.key_id}"
         who = caller_of(authorization, django_request.COOKIES.get("sessionid"))
         if who is None:
