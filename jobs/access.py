@@ -50,9 +50,6 @@ class KeyGrant:
     def allows_face(self, view_face: str) -> bool:
         return not self.faces or KEY_FACE.get(view_face, view_face) in self.faces
 
-    def allows_engine(self, engine_id: uuid.UUID | str) -> bool:
-        return not self.engines or str(engine_id) in self.engines
-
 
 @dataclass(frozen=True, slots=True)
 class ReadGrant:
@@ -77,6 +74,11 @@ def engines_of(auth: object) -> frozenset[str]:
     return grant.engines if grant is not None else frozenset()
 
 
+def engine_allowed(engines: frozenset[str], engine_id: uuid.UUID | str) -> bool:
+    """Whether `engines` (engines_of a request) takes this engine."""
+    return not engines or str(engine_id) in engines
+
+
 def check_engine(engines: frozenset[str], engine: Engine) -> None:
-    if engines and str(engine.pk) not in engines:
+    if not engine_allowed(engines, engine.pk):
         raise EngineNotAllowed(engine)

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 
 from engine.types import UnsupportedParameter
 from jobs import services
-from jobs.access import engines_of
+from jobs.access import engine_allowed, engines_of
 from jobs.dbwork import db_work
 from jobs.faces.common import sse as common_sse
 from jobs.faces.common.errors import FaceError
@@ -218,8 +218,7 @@ class Model(OpenAIView):
                    responses={200: shapes.Model, **errors(404)})  # fmt: skip
     async def get(self, request: Request, model_id: str) -> HttpResponse:
         engine = await engine_find(model_id)
-        allowed = engines_of(request.auth)
         # An engine the key may not use is not listed, so it is not found either.
-        if engine is None or (allowed and str(engine.pk) not in allowed):
+        if engine is None or not engine_allowed(engines_of(request.auth), engine.pk):
             raise model_not_found(model_id)
         return JsonResponse(_model(engine))
