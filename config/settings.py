@@ -9,7 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 from pythonjsonlogger.core import RESERVED_ATTRS
 
-from config.env import database_from_url, env_bool, env_float, env_int, env_str, secret_key
+from config.env import database_from_url, env_bool, env_float, env_int, env_origins, env_str, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -103,9 +103,7 @@ if SPOOL_HTTPS:
 # Browser pages on other origins (django-cors-headers): the origins allowed to call the API faces,
 # comma-separated (https://app.example.com,http://localhost:3000); none by default. No cookies
 # cross origins (keys and read tokens are sent explicitly), so credentials stay off.
-CORS_ALLOWED_ORIGINS = [
-    origin.strip() for origin in env_str("SPOOL_CORS_ALLOWED_ORIGINS", "").split(",") if origin.strip()
-]
+CORS_ALLOWED_ORIGINS = env_origins("SPOOL_CORS_ALLOWED_ORIGINS")
 CORS_URLS_REGEX = r"^/(v1|Monolith/api)/"
 CORS_ALLOW_CREDENTIALS = False
 # A reconnecting EventSource sends Last-Event-ID; a fetch may send a key.
