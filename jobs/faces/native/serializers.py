@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from jobs.faces.common.serializers import StrictQueryInteger
+from jobs.faces.common.serializers import StrictIntegerField, StrictQueryInteger
 from jobs.faces.openai.serializers import STATUSES
 
 # A long-poll (chunks, or a job's end) waits at most this long; proxies often cut at 60 s.
@@ -149,3 +149,22 @@ class JobEvent(serializers.Serializer):
     id = serializers.CharField(required=False, help_text="The chunk's seq (chunk and error events).")
     # A field named as Serializer.data, which it shadows: the wire shape's name.
     data = serializers.CharField()  # type: ignore[assignment]
+
+
+class ReadTokenCreate(serializers.Serializer):
+    expires_in = StrictIntegerField(
+        required=False,
+        min_value=1,
+        help_text="Seconds the token lives: SPOOL_READ_TOKEN_SECONDS (300) by default, at most "
+        "SPOOL_READ_TOKEN_MAX_SECONDS (3600; a longer ask gets that).",
+    )
+
+
+class ReadToken(serializers.Serializer):
+    """A token that reads one job: pass it as `?token=` to its events, chunks and status
+    (here and on the SEMOSS face), e.g. from a browser's EventSource."""
+
+    object = serializers.ChoiceField(choices=["job.read_token"])
+    token = serializers.CharField()
+    job_id = serializers.UUIDField()
+    expires_at = serializers.IntegerField(help_text="Unix seconds.")

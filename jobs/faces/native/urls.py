@@ -19,4 +19,5 @@ urlpatterns = [
     path("jobs/<str:job_id>/chunks", views.Chunks.as_view(), name="native-job-chunks"),
     path("jobs/<str:job_id>/events", views.Events.as_view(), name="native-job-events"),
     path("jobs/<str:job_id>/cancel", views.Cancel.as_view(), name="native-job-cancel"),
+    path("jobs/<str:job_id>/read_tokens", views.ReadTokens.as_view(), name="native-job-read-tokens"),
 ]

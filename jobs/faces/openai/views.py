@@ -13,6 +13,7 @@ from rest_framework.request import Request
 
 from engine.types import UnsupportedParameter
 from jobs import services
+from jobs.access import engine_allowed, engines_of
 from jobs.dbwork import db_work
 from jobs.faces.common import sse as common_sse
 from jobs.faces.common.errors import FaceError
@@ -40,7 +41,7 @@ def model_not_found(model: str) -> FaceError:
 
 
 @db_work
-def _start(user: User, chat: ChatCreate) -> Job:
+def _start(user: User, engines: frozenset[str], chat: ChatCreate) -> Job:
     """Find the engine, refuse what it cannot honour, then create the job (queued once
     committed): one thread hop for all of it."""
     engine = engine_lookup(chat.model)
@@ -57,7 +58,7 @@ def _start(user: User, chat: ChatCreate) -> Job:
         )
     try:
         return services.job_create(
-            owner=user, engine=engine, request=chat.request, options=chat.options, face=FACE
+            owner=user, engine=engine, request=chat.request, options=chat.options, face=FACE, engines=engines
         )
     except UnsupportedParameter as exc:
         raise FaceError(
@@ -156,7 +157,7 @@ class ChatCompletions(OpenAIView):
     )
     async def post(self, request: Request) -> HttpResponseBase:
         chat = parse_create(self.json_body(request))
-        job = await _start(caller(request), chat)
+        job = await _start(caller(request), engines_of(request.auth), chat)
         return await (_stream(job) if chat.stream else _wait(job))
 
     @extend_schema(
@@ -201,10 +202,14 @@ def _model(engine: Engine) -> dict[str, Any]:
 
 
 class Models(OpenAIView):
-    @extend_schema(operation_id="listModels", summary="The active engines, by name.",
+    @extend_schema(operation_id="listModels", summary="The active engines the key may use, by name.",
                    responses={200: shapes.ModelList, **errors()})  # fmt: skip
     async def get(self, request: Request) -> HttpResponse:
-        engines = [e async for e in Engine.objects.filter(is_active=True).order_by("name")]
+        query = Engine.objects.filter(is_active=True).order_by("name")
+        allowed = engines_of(request.auth)
+        if allowed:
+            query = query.filter(id__in=allowed)
+        engines = [e async for e in query]
         return JsonResponse({"object": "list", "data": [_model(e) for e in engines]})
 
 
@@ -213,6 +218,7 @@ class Model(OpenAIView):
                    responses={200: shapes.Model, **errors(404)})  # fmt: skip
     async def get(self, request: Request, model_id: str) -> HttpResponse:
         engine = await engine_find(model_id)
-        if engine is None:
+        # An engine the key may not use is not listed, so it is not found either.
+        if engine is None or not engine_allowed(engines_of(request.auth), engine.pk):
             raise model_not_found(model_id)
         return JsonResponse(_model(engine))

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 
 from engine.types import UnsupportedParameter
 from jobs import services
+from jobs.access import check_engine
 from jobs.dbwork import db_work
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.params import build_request
@@ -72,11 +73,12 @@ def _messages(call: LLMCall, full_prompt: Any, room: Room) -> tuple[list[dict[st
 
 
 @db_work
-def _create_llm_job(user: User, call: LLMCall) -> Job:
+def _create_llm_job(user: User, engines: frozenset[str], call: LLMCall) -> Job:
     """Find the engine and create the job: one thread hop for both."""
     engine = engine_lookup(call.engine)
     if engine is None:
         raise ReactorError(f"Unknown engine {call.engine!r}.")
+    check_engine(engines, engine)  # before the room is made
     params = dict(call.param_values)
     full_prompt = params.pop("full_prompt", None)
     if call.image or call.url:
@@ -104,24 +106,27 @@ def _create_llm_job(user: User, call: LLMCall) -> Job:
             face="semoss",
             room=room,
             user_message=user_text,
+            engines=engines,
         )
     except UnsupportedParameter as exc:
         raise ReactorError(services.refusal(engine, exc)) from None
 
 
-async def start_llm(user: User, pixel: Pixel) -> Job:
+async def start_llm(user: User, engines: frozenset[str], pixel: Pixel) -> Job:
+    """Raises EngineNotAllowed (a 403 in this face's shape) when the key may not use the engine."""
     try:
         call = llm_call(pixel)
     except PixelError as exc:
         raise ReactorError(str(exc)) from None
-    return await _create_llm_job(user, call)
+    return await _create_llm_job(user, engines, call)
 
 
-async def model_api(pixel: Pixel) -> str:
+async def model_api(engines: frozenset[str], pixel: Pixel) -> str:
     model = model_api_call(pixel).model
     engine = await engine_find(model)
     if engine is None:
         raise ReactorError(f"Unknown engine {model!r}.")
+    check_engine(engines, engine)
     return MODEL_API.get(engine.kind, engine.kind.upper())
 
 
