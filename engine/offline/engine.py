@@ -99,6 +99,7 @@ class OfflineEngine:
         }
 
     def check(self, request: GenerationRequest) -> None:
+        _text_only(request.messages)
         if request.tool_choice not in (None, "none", "auto"):
             raise UnsupportedParameter("tool_choice", "The offline engine cannot call tools.")
         if request.tools and request.tool_choice != "none":
@@ -230,6 +231,20 @@ def _rng(seed: int | None, index: int) -> np.random.Generator:
     # SeedSequence mixes the seed and the choice index into independent streams, identical in
     # every process (unlike anything based on hash()).
     return np.random.default_rng([seed % 2**64, index])
+
+
+def _text_only(messages: list[dict[str, Any]]) -> None:
+    """The model reads text: an image, audio or file part is refused, naming it, rather than
+    dropped from the prompt without a word."""
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        for j, part in enumerate(content if isinstance(content, list) else []):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind not in ("text", "refusal"):
+                raise UnsupportedParameter(
+                    f"messages[{i}].content[{j}]",
+                    f"the offline engine reads text only; it cannot take a '{kind}' content part.",
+                )
 
 
 def _text(message: dict[str, Any]) -> str:

@@ -144,16 +144,6 @@ def check_messages(messages: list[Any]) -> None:
                 )
 
 
-def media_part(messages: list[dict[str, Any]]) -> tuple[str, str] | None:
-    """(param path, part type) of the first content part that is not text, if any."""
-    for i, message in enumerate(messages):
-        content = message.get("content")
-        for j, part in enumerate(content if isinstance(content, list) else []):
-            if part["type"] not in ("text", "refusal"):
-                return f"messages[{i}].content[{j}].type", part["type"]
-    return None
-
-
 def _tools(body: dict[str, Any]) -> None:
     tools = body.get("tools")
     if tools is not None:

@@ -21,7 +21,7 @@ from jobs.faces.common.views import caller
 from jobs.faces.openai import render, sse, stored
 from jobs.faces.openai import serializers as shapes
 from jobs.faces.openai.base import OpenAIView
-from jobs.faces.openai.chat import ChatCreate, media_part, parse_create
+from jobs.faces.openai.chat import ChatCreate, parse_create
 from jobs.faces.openai.errors import job_error, not_found
 from jobs.models import Engine, Job
 from jobs.selectors import engine_find, engine_lookup, job_for_owner, job_wait_until_finished
@@ -46,15 +46,6 @@ def _start(user: User, chat: ChatCreate) -> Job:
     engine = engine_lookup(chat.model)
     if engine is None:
         raise model_not_found(chat.model)
-    media = media_part(chat.request.messages)
-    # Only an upstream server can read images, audio or files; the built-in model reads text.
-    if media is not None and engine.kind != Engine.Kind.OPENAI:
-        param, kind = media
-        raise FaceError(
-            f"Engine '{engine.name}' reads text only; it cannot take '{kind}' content parts.",
-            param=param,
-            code="unsupported_parameter",
-        )
     try:
         return services.job_create(
             owner=user, engine=engine, request=chat.request, options=chat.options, face=FACE
