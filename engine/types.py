@@ -93,6 +93,16 @@ class GenerationRequest:
     parallel_tool_calls: bool | None = None
     response_format: dict[str, Any] | None = None
     user: str | None = None
+    # OpenAI's legacy completions: texts to continue as they are (no chat template), in place of
+    # messages; choice p * n + j is the j-th continuation of prompt p. suffix comes after the
+    # inserted text.
+    prompt: list[str] | None = None
+    suffix: str | None = None
+
+    @property
+    def choice_count(self) -> int:
+        """How many choices the engine yields: n, or n per prompt."""
+        return self.n * len(self.prompt) if self.prompt is not None else self.n
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -100,6 +100,10 @@ class OfflineEngine:
 
     def check(self, request: GenerationRequest) -> None:
         _text_only(request.messages)
+        if request.suffix:
+            raise UnsupportedParameter(
+                "suffix", "The offline engine continues a text; it cannot fill in text before a suffix."
+            )
         if request.tool_choice not in (None, "none", "auto"):
             raise UnsupportedParameter("tool_choice", "The offline engine cannot call tools.")
         if request.tools and request.tool_choice != "none":
@@ -132,15 +136,20 @@ class OfflineEngine:
             )
 
     def prompt_tokens(self, request: GenerationRequest) -> int:
-        return sum(self.tokenizer.count_tokens(text) for text in map(_text, request.messages))
+        return sum(self.tokenizer.count_tokens(text) for text in _prompt_texts(request))
 
-    def prompt_context(self, request: GenerationRequest) -> list[int]:
-        """Where generation starts: the last in-vocabulary tokens of the last user message, so the
-        reply continues the prompt. Trailing marks are skipped: after a '?' the corpus mostly ends
-        a speech, and the reply would end before it began. No usable words: a document start."""
+    def prompt_context(self, request: GenerationRequest, prompt: int = 0) -> list[int]:
+        """Where generation starts: the last in-vocabulary tokens of the last user message (or of
+        legacy prompt number `prompt`), so the reply continues it. Trailing marks are skipped:
+        after a '?' the corpus mostly ends a speech, and the reply would end before it began. No
+        usable words: a document start."""
         tok = self.tokenizer
-        last_user = next((m for m in reversed(request.messages) if m.get("role") == "user"), None)
-        ids = [i for i in tok.encode(_text(last_user or {})) if tok.is_word(i)]
+        if request.prompt is not None:
+            text = request.prompt[prompt]
+        else:
+            last_user = next((m for m in reversed(request.messages) if m.get("role") == "user"), None)
+            text = _text(last_user or {})
+        ids = [i for i in tok.encode(text) if tok.is_word(i)]
         while ids and not any(c.isalnum() for c in tok.token_str(ids[-1])):
             ids.pop()
         need = self.model.order - 1
@@ -163,10 +172,11 @@ class OfflineEngine:
         knobs = Knobs.from_request(request)
         limit = request.max_tokens or self.max_tokens
         top = request.top_logprobs if request.logprobs else 0
-        context = self.prompt_context(request)
+        contexts = [self.prompt_context(request, p) for p in range(len(request.prompt or [None]))]
         choices: list[_Choice] = []
-        for i in range(request.n):
+        for i in range(request.choice_count):
             await slicer.breathe()  # each generator costs about 50 us: a large n adds up
+            context = contexts[i // request.n]
             choices.append(_Choice(i, _rng(request.seed, i), StopGuard(request.stop), list(context)))
         interval = 1 / self.tokens_per_second if self.tokens_per_second > 0 else 0.0
         next_step = loop.time()
@@ -206,9 +216,9 @@ class OfflineEngine:
                     yield Chunk(FINISH, {"finish_reason": reason}, choice=choice.index)
                     active.remove(choice)
         input_tokens = 0
-        for message in request.messages:
+        for text in _prompt_texts(request):
             await slicer.breathe()  # a long conversation is a lot of text to count
-            input_tokens += tok.count_tokens(_text(message))
+            input_tokens += tok.count_tokens(text)
         yield Chunk(
             USAGE,
             {"input_tokens": input_tokens, "output_tokens": sum(c.generated for c in choices)},
@@ -245,6 +255,11 @@ def _text_only(messages: list[dict[str, Any]]) -> None:
                     f"messages[{i}].content[{j}]",
                     f"the offline engine reads text only; it cannot take a '{kind}' content part.",
                 )
+
+
+def _prompt_texts(request: GenerationRequest) -> list[str]:
+    """What the engine reads: the legacy prompts, else every message's text."""
+    return list(request.prompt) if request.prompt is not None else [_text(m) for m in request.messages]
 
 
 def _text(message: dict[str, Any]) -> str:
