@@ -18,6 +18,7 @@ THINKING = "thinking"
 USAGE = "usage"
 FINISH = "finish"
 ERROR = "error"
+PROMPT = "prompt"
 TERMINAL_TYPES = frozenset({FINISH, ERROR})
 
 
@@ -44,6 +45,9 @@ class Chunk:
       usage    {"input_tokens": n, "output_tokens": m} (+ "estimated": true when counted by us)
       finish   {"finish_reason": "stop" | "length" | "tool_calls" | ...}
       error    {"code": "engine_error" | "upstream_error" | "cancelled" | ..., "message": "..."}
+      prompt   {"prompt": p, "content": "text"}  legacy prompt p as scored, only under
+               prompt_logprobs, before any content; its logprobs are the prompt's tokens (the
+               first without a logprob: nothing precedes it)
     logprobs: for content chunks when requested, OpenAI's per-token entries
       [{"token", "logprob", "bytes", "top_logprobs": [{"token", "logprob", "bytes"}]}].
     """
@@ -98,6 +102,7 @@ class GenerationRequest:
     # inserted text.
     prompt: list[str] | None = None
     suffix: str | None = None
+    prompt_logprobs: bool = False  # legacy echo with logprobs: a PROMPT chunk per prompt first
 
     @property
     def choice_count(self) -> int:

@@ -413,7 +413,14 @@ class UpstreamEngine:
         }
 
     def check(self, request: GenerationRequest) -> None:
-        """The upstream is the judge of its parameters; only text tools have limits of ours."""
+        """The upstream is the judge of its parameters; only text tools and the prompt's scores
+        have limits of ours."""
+        if request.prompt_logprobs:
+            raise UnsupportedParameter(
+                "echo",
+                "echo with logprobs (the prompt's log-probabilities) is not read from an upstream server; "
+                "leave out one of them.",
+            )
         if self._uses_text_tools(request):
             for i, tool in enumerate(request.tools):
                 if tool.get("type", "function") != "function":

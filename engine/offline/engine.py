@@ -21,11 +21,13 @@ import numpy as np
 from engine.offline import corpus
 from engine.offline.model import NGramModel, default_model
 from engine.offline.sampling import Knobs, Step, logprob_entry, pick, shape
+from engine.offline.scoring import prompt_entries
 from engine.offline.stops import StopGuard
 from engine.offline.tokenizer import EOT_ID, Tokenizer, default_tokenizer
 from engine.types import (
     CONTENT,
     FINISH,
+    PROMPT,
     USAGE,
     Chunk,
     GenerationRequest,
@@ -126,8 +128,10 @@ class OfflineEngine:
             raise UnsupportedParameter("top_p", "top_p must be above 0 and at most 1.")
         if request.n < 1:
             raise UnsupportedParameter("n", "n must be at least 1.")
-        if request.max_tokens is not None and request.max_tokens < 1:
+        if request.max_tokens is not None and request.max_tokens < (0 if request.prompt is not None else 1):
             raise UnsupportedParameter("max_tokens", "max_tokens must be at least 1.")
+        if request.prompt_logprobs and request.prompt is None:
+            raise UnsupportedParameter("prompt_logprobs", "Only legacy prompts can be scored.")
         if len(request.stop) > MAX_STOPS:
             raise UnsupportedParameter("stop", f"At most {MAX_STOPS} stop sequences are allowed.")
         if not 0 <= request.top_logprobs <= MAX_TOP_LOGPROBS:
@@ -170,7 +174,7 @@ class OfflineEngine:
         slicer = _Slicer()
         tok, model = self.tokenizer, self.model
         knobs = Knobs.from_request(request)
-        limit = request.max_tokens or self.max_tokens
+        limit = request.max_tokens if request.max_tokens is not None else self.max_tokens
         top = request.top_logprobs if request.logprobs else 0
         contexts = [self.prompt_context(request, p) for p in range(len(request.prompt or [None]))]
         choices: list[_Choice] = []
@@ -178,9 +182,18 @@ class OfflineEngine:
             await slicer.breathe()  # each generator costs about 50 us: a large n adds up
             context = contexts[i // request.n]
             choices.append(_Choice(i, _rng(request.seed, i), StopGuard(request.stop), list(context)))
+        for p, text in enumerate((request.prompt or []) if request.prompt_logprobs else []):
+            scores = []
+            for score in prompt_entries(tok, model, text, top):
+                await slicer.breathe()  # a long prompt is many distributions to compute
+                scores.append(score)
+            yield Chunk(PROMPT, {"prompt": p, "content": text}, logprobs=scores)
         interval = 1 / self.tokens_per_second if self.tokens_per_second > 0 else 0.0
         next_step = loop.time()
-        active = list(choices)
+        active = list(choices) if limit > 0 else []
+        for choice in choices if limit == 0 else []:
+            # max_tokens 0: the prompt alone (with echo, its score) is the answer.
+            yield Chunk(FINISH, {"finish_reason": "length"}, choice=choice.index)
         first = True
         while active:
             if interval and not first:

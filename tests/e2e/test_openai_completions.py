@@ -140,11 +140,53 @@ def test_echo_puts_each_prompt_before_its_text(spool):
     assert all(first[i].startswith(prompts[i // 2]) for i in range(4))  # the prompt comes first
 
 
+def test_echo_with_logprobs_and_no_new_tokens_scores_the_prompt_as_harnesses_ask(spool):
+    # What evaluation harnesses send to score a text: the prompt's own log-probabilities.
+    text = "The king is dead, long live the king"
+    done = client(spool).completions.create(model=OFFLINE, prompt=text, echo=True, logprobs=2, max_tokens=0)
+    (choice,) = done.choices
+    lp = choice.logprobs
+    assert choice.text == text and choice.finish_reason == "length" and done.usage.completion_tokens == 0
+    assert "".join(lp.tokens) == text and len(lp.tokens) == done.usage.prompt_tokens
+    assert lp.token_logprobs[0] is None and lp.top_logprobs[0] is None  # nothing precedes it
+    assert all(x <= 0 for x in lp.token_logprobs[1:]) and all(len(t) == 2 for t in lp.top_logprobs[1:])
+    assert lp.text_offset == [sum(len(t) for t in lp.tokens[:i]) for i in range(len(lp.tokens))]
+    # A likelier continuation scores higher than an unlikely one, token for token.
+    likely = client(spool).completions.create(
+        model=OFFLINE, prompt="my lord", echo=True, logprobs=0, max_tokens=0
+    )
+    unlikely = client(spool).completions.create(
+        model=OFFLINE, prompt="my zebra", echo=True, logprobs=0, max_tokens=0
+    )
+    assert likely.choices[0].logprobs.token_logprobs[-1] > unlikely.choices[0].logprobs.token_logprobs[-1]
+
+
+def test_echo_with_logprobs_streams_the_scored_prompt_then_the_new_tokens(spool):
+    args = {"model": OFFLINE, "prompt": ["The sea", "My lord"], "n": 2, "echo": True, "logprobs": 1,
+            "max_tokens": 3, "seed": 8, "logit_bias": NO_EOT}  # fmt: skip
+    whole = client(spool).completions.create(**args)
+    texts, _, chunks = _streamed(client(spool).completions.create(**args, stream=True))
+    assert texts == {c.index: c.text for c in whole.choices}
+    for c in whole.choices:
+        lp = c.logprobs
+        assert c.text.startswith(args["prompt"][c.index // 2]) and "".join(lp.tokens) == c.text
+        assert lp.text_offset == [sum(len(t) for t in lp.tokens[:i]) for i in range(len(lp.tokens))]
+        streamed = [ch.choices[0].logprobs for ch in chunks if ch.choices and ch.choices[0].index == c.index]
+        assert [t for s in streamed if s for t in s.tokens] == lp.tokens
+        assert [o for s in streamed if s for o in s.text_offset] == lp.text_offset
+
+
+def test_an_upstream_engine_refuses_echo_with_logprobs(spool, upstream_model):
+    model, _ = upstream_model("fake")
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(spool).completions.create(model=model, prompt="x", echo=True, logprobs=1)
+    assert (caught.value.param, caught.value.code) == ("echo", "unsupported_parameter")
+
+
 @pytest.mark.parametrize(
     ("extra", "param", "code"),
     [
         ({"suffix": " and so it ended."}, "suffix", "unsupported_parameter"),
-        ({"echo": True, "logprobs": 1}, "echo", "unsupported_value"),
         ({"prompt": [[1, 2, 3]]}, "prompt", "unsupported_value"),
         ({"prompt": [1, 2, 3]}, "prompt", "unsupported_value"),
         ({"prompt": []}, "prompt", "empty_array"),
@@ -153,7 +195,7 @@ def test_echo_puts_each_prompt_before_its_text(spool):
         ({"best_of": 3}, "best_of", "unsupported_value"),
         ({"n": 2, "best_of": 1}, "best_of", "invalid_value"),
         ({"stream_options": {"include_usage": True}}, "stream_options", "invalid_value"),
-        ({"max_tokens": 0}, "max_tokens", "integer_below_min_value"),
+        ({"max_tokens": -1}, "max_tokens", "integer_below_min_value"),
         ({"messages": []}, "messages", "unknown_parameter"),
         ({"n": 100, "prompt": ["a", "b"]}, "n", "invalid_value"),
     ],

@@ -57,7 +57,12 @@ def parse_text_create(body: Any) -> TextCreate:
     prompts: list[str] = face["prompt"]
     check_storable("prompt", prompts)
     params = {k: v for k, v in body.items() if k in ENGINE_PARAMS and v is not None}
-    params.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+    # 0 is allowed here (the shared field starts at 1): with echo, the prompt alone, scored.
+    nothing_new = type(params.get("max_tokens")) is int and params["max_tokens"] == 0
+    if nothing_new:
+        del params["max_tokens"]
+    else:
+        params.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
     logprobs = face.get("logprobs")
     if logprobs is not None:
         # The legacy integer: the sampled token's log-probability and this many alternatives.
@@ -73,13 +78,10 @@ def parse_text_create(body: Any) -> TextCreate:
             code="invalid_value",
         )
     echo = bool(face.get("echo"))
-    if echo and logprobs is not None:
-        raise FaceError(
-            "'echo' with 'logprobs' is not supported: it asks for the log-probabilities of the prompt's "
-            "tokens, which Spool's engines do not report. Leave out one of them.",
-            param="echo",
-            code="unsupported_value",
-        )
+    if nothing_new:
+        request.max_tokens = 0
+    # The echoed prompt then carries its own tokens' log-probabilities, which the engine reports.
+    request.prompt_logprobs = echo and logprobs is not None
     request.prompt = prompts
     request.suffix = face.get("suffix")
     include_usage = stream_options(face.get("stream_options"), options.stream)

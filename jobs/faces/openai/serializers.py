@@ -273,9 +273,12 @@ class ModelList(serializers.Serializer):
 
 class TextLogprobs(serializers.Serializer):
     tokens = serializers.ListField(child=serializers.CharField())
-    token_logprobs = serializers.ListField(child=serializers.FloatField(max_value=0))
+    token_logprobs = serializers.ListField(
+        child=serializers.FloatField(max_value=0, allow_null=True),
+        help_text="null for an echoed prompt's first token: nothing precedes it.",
+    )
     top_logprobs = serializers.ListField(
-        child=serializers.DictField(child=serializers.FloatField(max_value=0)),
+        child=serializers.DictField(child=serializers.FloatField(max_value=0), allow_null=True),
         help_text="Per token, its likeliest alternatives: token -> log-probability.",
     )
     text_offset = serializers.ListField(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.types import CONTENT, ERROR, FINISH, USAGE, ChunkDict
+from engine.types import CONTENT, ERROR, FINISH, PROMPT, USAGE, ChunkDict
 from jobs.faces.openai.render import ChunkStream, head, logprobs_by_choice, usage
 from jobs.models import Job
 
@@ -23,7 +23,11 @@ def legacy_logprobs(entries: list[dict[str, Any]], offset: int) -> dict[str, Any
     return {
         "tokens": [e["token"] for e in entries],
         "token_logprobs": [e["logprob"] for e in entries],
-        "top_logprobs": [{t["token"]: t["logprob"] for t in e.get("top_logprobs") or []} for e in entries],
+        # A prompt's first token has no logprob, so no alternatives either (null, as OpenAI's).
+        "top_logprobs": [
+            None if e["logprob"] is None else {t["token"]: t["logprob"] for t in e.get("top_logprobs") or []}
+            for e in entries
+        ],
         "text_offset": offsets,
     }
 
@@ -38,6 +42,9 @@ class _Echo:
 
     def lead(self, choice: int) -> str:
         return self.prompts[choice // self.n] if self.on else ""
+
+    def choices_of(self, prompt: int) -> range:
+        return range(prompt * self.n, (prompt + 1) * self.n)
 
 
 class TextStreamRenderer(ChunkStream):
@@ -61,6 +68,15 @@ class TextStreamRenderer(ChunkStream):
 
     def feed(self, raw: ChunkDict) -> list[dict[str, Any]]:
         kind, data, choice = raw["type"], raw["data"], raw.get("choice", 0)
+        if kind == PROMPT:
+            # The echoed prompt, scored: the first chunk of each of its n choices.
+            scored = legacy_logprobs(raw.get("logprobs") or [], 0)
+            out = []
+            for index in self.echo.choices_of(data["prompt"]):
+                self.offsets[index] = len(data["content"])
+                text = {"text": data["content"], "index": index, "logprobs": scored}
+                out.append(self._chunk([{**text, "finish_reason": None}]))
+            return out
         if kind == CONTENT:
             lead = self._lead(choice)
             logprobs = None
@@ -90,14 +106,18 @@ def text_completion(job: Job) -> dict[str, Any]:
     echo = _Echo(job)
     wants_logprobs = bool(job.request.get("logprobs"))
     logprobs = logprobs_by_choice(job) if wants_logprobs else {}
+    # The scored prompts (echo with logprobs): their tokens come first in each of their choices.
+    scored = {c["data"]["prompt"]: c.get("logprobs") or [] for c in job.chunks or [] if c["type"] == PROMPT}
     choices = []
     for index, choice in enumerate(result.get("choices") or []):
         lead = echo.lead(index)
+        entries = scored.get(index // echo.n, []) + logprobs.get(index, [])
+        offset = 0 if index // echo.n in scored else len(lead)
         choices.append(
             {
                 "text": lead + (choice.get("content") or ""),
                 "index": index,
-                "logprobs": legacy_logprobs(logprobs.get(index, []), len(lead)) if wants_logprobs else None,
+                "logprobs": legacy_logprobs(entries, offset) if wants_logprobs else None,
                 # A job that failed or was cancelled has no reason of its own per choice.
                 "finish_reason": choice.get("finish_reason") or job.finish_reason or None,
             }
