@@ -80,6 +80,21 @@ def test_the_wire_is_data_only_sse_ending_in_done(spool):
     assert all("usage" not in e for e in events[:-1])  # only under stream_options.include_usage
 
 
+def test_stop_ends_the_text_before_the_stop_sequence(spool):
+    args = {"model": OFFLINE, "prompt": PROMPT, "max_tokens": 12, "seed": 21, "logit_bias": NO_EOT}
+    full = client(spool).completions.create(**args).choices[0].text
+    word = full.split()[5]
+    cut = client(spool).completions.create(**args, stop=[" " + word])
+    (choice,) = cut.choices
+    assert choice.finish_reason == "stop" and choice.text == full[: full.index(" " + word)]
+
+
+def test_temperature_zero_gives_the_same_text_each_time(spool):
+    args = {"model": OFFLINE, "prompt": "My lord", "max_tokens": 8, "temperature": 0, "top_p": 0.5}
+    first, second = (client(spool).completions.create(**args).choices[0].text for _ in range(2))
+    assert first == second and first
+
+
 def test_logprobs_come_in_the_legacy_form(spool):
     done = client(spool).completions.create(
         model=OFFLINE, prompt=PROMPT, max_tokens=6, logprobs=3, seed=2, logit_bias=NO_EOT
