@@ -150,7 +150,7 @@ def estimate_tokens(text: str) -> int:
 
 
 def _prompt_text(request: GenerationRequest, messages: list[dict[str, Any]]) -> str:
-    parts: list[str] = []
+    parts: list[str] = list(request.prompt or [])
     for message in messages:
         parts.append(toolparse._text_of(message.get("content")))
         for call in message.get("tool_calls") or []:
@@ -159,6 +159,29 @@ def _prompt_text(request: GenerationRequest, messages: list[dict[str, Any]]) -> 
     if request.tools:
         parts.append(json.dumps(request.tools))
     return "\n".join(parts)
+
+
+def legacy_logprobs(legacy: dict[str, Any]) -> list[dict[str, Any]]:
+    """A legacy completions server's logprobs (tokens, token_logprobs, top_logprobs) as the
+    per-token entries of chat completions, which Spool's chunks carry."""
+    tokens = legacy.get("tokens") or []
+    scores = legacy.get("token_logprobs") or []
+    tops = legacy.get("top_logprobs") or []
+    entries = []
+    for i, token in enumerate(tokens):
+        alternatives = tops[i] if i < len(tops) and isinstance(tops[i], dict) else {}
+        entries.append(
+            {
+                "token": token,
+                "logprob": scores[i] if i < len(scores) else None,
+                "bytes": list(str(token).encode()),
+                "top_logprobs": [
+                    {"token": t, "logprob": lp, "bytes": list(str(t).encode())}
+                    for t, lp in alternatives.items()
+                ],
+            }
+        )
+    return entries
 
 
 class _Retry(Exception):
@@ -247,8 +270,13 @@ class _Stream:
         for raw in obj.get("choices") or []:
             index = int(raw.get("index") or 0)
             state = self.choice(index)
-            delta = raw.get("delta") or raw.get("message") or {}
-            yield from self._delta(index, state, delta, raw.get("logprobs"))
+            logprobs = raw.get("logprobs")
+            if "text" in raw:  # a legacy completions server: text and logprobs of its own form
+                delta = {"content": raw["text"]}
+                logprobs = {"content": legacy_logprobs(logprobs)} if isinstance(logprobs, dict) else None
+            else:
+                delta = raw.get("delta") or raw.get("message") or {}
+            yield from self._delta(index, state, delta, logprobs)
             if raw.get("finish_reason"):
                 yield from self._finish(index, state, raw["finish_reason"])
 
@@ -385,7 +413,14 @@ class UpstreamEngine:
         }
 
     def check(self, request: GenerationRequest) -> None:
-        """The upstream is the judge of its parameters; only text tools have limits of ours."""
+        """The upstream is the judge of its parameters; only text tools and the prompt's scores
+        have limits of ours."""
+        if request.prompt_logprobs:
+            raise UnsupportedParameter(
+                "echo",
+                "echo with logprobs (the prompt's log-probabilities) is not read from an upstream server; "
+                "leave out one of them.",
+            )
         if self._uses_text_tools(request):
             for i, tool in enumerate(request.tools):
                 if tool.get("type", "function") != "function":
@@ -399,11 +434,54 @@ class UpstreamEngine:
         return self.text_tools and bool(request.tools) and request.tool_choice != "none"
 
     def payload(self, request: GenerationRequest) -> dict[str, Any]:
-        """The JSON body: only parameters the request set away from their defaults."""
+        """The JSON body: only parameters the request set away from their defaults. Legacy
+        prompts go to the server's /completions as they are; everything else to /chat/completions."""
+        if request.prompt is not None:
+            return self._completions_payload(request)
         messages = request.messages
         if self.text_tools and request.tools:
             messages = toolparse.render_messages(messages, request.tools, request.tool_choice)
-        body: dict[str, Any] = {"model": self.model, "messages": messages}
+        body: dict[str, Any] = {"model": self.model, "messages": messages, **self._sampling(request)}
+        if request.logprobs or request.top_logprobs:
+            body["logprobs"] = True
+            if request.top_logprobs:
+                body["top_logprobs"] = request.top_logprobs
+        if request.response_format is not None:
+            body["response_format"] = request.response_format
+        if request.tools and not self.text_tools:
+            body["tools"] = request.tools
+        if not self.text_tools:
+            if request.tool_choice is not None:
+                body["tool_choice"] = request.tool_choice
+            if request.parallel_tool_calls is not None:
+                body["parallel_tool_calls"] = request.parallel_tool_calls
+        return self._streamed(request, body)
+
+    def _completions_payload(self, request: GenerationRequest) -> dict[str, Any]:
+        prompts = request.prompt or []
+        body: dict[str, Any] = {
+            "model": self.model,
+            "prompt": prompts[0] if len(prompts) == 1 else prompts,
+            **self._sampling(request),
+        }
+        if request.suffix is not None:
+            body["suffix"] = request.suffix
+        if request.logprobs:
+            body["logprobs"] = request.top_logprobs  # the legacy form: how many alternatives
+        return self._streamed(request, body)
+
+    @staticmethod
+    def _streamed(request: GenerationRequest, body: dict[str, Any]) -> dict[str, Any]:
+        if request.user is not None:
+            body["user"] = request.user
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        return body
+
+    @staticmethod
+    def _sampling(request: GenerationRequest) -> dict[str, Any]:
+        """The sampling parameters both APIs share, where set away from their defaults."""
+        body: dict[str, Any] = {}
         if request.max_tokens is not None:
             body["max_tokens"] = request.max_tokens
         if request.temperature != 1.0:
@@ -422,29 +500,13 @@ class UpstreamEngine:
             body["frequency_penalty"] = request.frequency_penalty
         if request.logit_bias:
             body["logit_bias"] = {str(k): v for k, v in request.logit_bias.items()}
-        if request.logprobs or request.top_logprobs:
-            body["logprobs"] = True
-            if request.top_logprobs:
-                body["top_logprobs"] = request.top_logprobs
-        if request.response_format is not None:
-            body["response_format"] = request.response_format
-        if request.tools and not self.text_tools:
-            body["tools"] = request.tools
-        if not self.text_tools:
-            if request.tool_choice is not None:
-                body["tool_choice"] = request.tool_choice
-            if request.parallel_tool_calls is not None:
-                body["parallel_tool_calls"] = request.parallel_tool_calls
-        if request.user is not None:
-            body["user"] = request.user
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
         return body
 
     # -- streaming -------------------------------------------------------------------------
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
         body = self.payload(request)
+        path = "/chat/completions" if request.prompt is None else "/completions"
         text_tools = self._uses_text_tools(request)
         attempt = 0
         waited = 0.0
@@ -453,7 +515,7 @@ class UpstreamEngine:
             yielded = False
             try:
                 # aclosing() so that closing this generator closes the HTTP response at once
-                async with contextlib.aclosing(self._attempt(body, state)) as chunks:
+                async with contextlib.aclosing(self._attempt(body, state, path)) as chunks:
                     async for chunk in chunks:
                         yielded = True
                         yield chunk
@@ -475,7 +537,7 @@ class UpstreamEngine:
                 await asyncio.sleep(delay)
                 waited += delay
                 attempt += 1
-        yield self._usage(request, body["messages"], state)
+        yield self._usage(request, body.get("messages") or [], state)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -483,8 +545,8 @@ class UpstreamEngine:
         step = self.retry_backoff * (2**attempt)
         return step * random.uniform(0.5, 1.0)  # jitter: many workers must not retry in step
 
-    async def _attempt(self, body: dict[str, Any], state: _Stream) -> AsyncGenerator[Chunk, None]:
-        url = f"{self.base_url}/chat/completions"
+    async def _attempt(self, body: dict[str, Any], state: _Stream, path: str) -> AsyncGenerator[Chunk, None]:
+        url = f"{self.base_url}{path}"
         try:
             response = await shared_client().post(
                 url,

@@ -190,6 +190,8 @@ class FakeUpstream:
             await self._json(conn, 200, {"object": "list", "data": data})
         elif path == "/chat/completions" and request.method == "POST":
             await self._chat(conn, request)
+        elif path == "/completions" and request.method == "POST":
+            await self._chat(conn, request, legacy=True)
         elif path == "/_requests" and request.method == "GET":
             key = request.query.get("key")
             rows = [r for r in self.records if key is None or r["key"] == key]
@@ -213,7 +215,7 @@ class FakeUpstream:
 
     # -- chat completions ------------------------------------------------------------------
 
-    async def _chat(self, conn: Conn, request: Request) -> None:
+    async def _chat(self, conn: Conn, request: Request, legacy: bool = False) -> None:
         try:
             body = json.loads(request.body or b"{}")
             if not isinstance(body, dict):
@@ -250,7 +252,9 @@ class FakeUpstream:
             record["status"] = "failed 401"
             await self._json(conn, 401, error_body(401, "Incorrect API key provided."))
             return
-        run = _Run(self, conn, body, scenario, params, record)
+        run = _Run(
+            self, conn, scenarios.chat_body(body) if legacy else body, scenario, params, record, legacy
+        )
         run.faulty = "fail_times" not in params or attempt <= int(params["fail_times"])
         await run.go()
 
@@ -265,6 +269,7 @@ class _Run:
     scenario: str
     params: dict[str, str]
     record: dict[str, Any]
+    legacy: bool = False  # /completions: the chat script's payloads in text_completion form
     faulty: bool = True
     sent: int = field(default=0)
 
@@ -294,6 +299,8 @@ class _Run:
             message = f"The model {self.body.get('model')!r} does not exist."
             await self.server._json(self.conn, 404, error_body(404, message))
             return
+        if self.legacy:
+            script = scenarios.legacy(script)
         payloads = script.payloads
         paced = script.paced
         if self.fault("no_finish") is not None:
@@ -302,7 +309,10 @@ class _Run:
         if stream:
             await self._stream(payloads, paced)
         else:
-            completion = scenarios.aggregate(payloads, self.body, self.params)
+            if self.legacy:
+                completion = scenarios.legacy_aggregate(payloads)
+            else:
+                completion = scenarios.aggregate(payloads, self.body, self.params)
             if self.fault("drop_after") is not None:
                 self.conn.writer.close()
                 self.conn.open = False

@@ -131,15 +131,16 @@ async def model_api(engines: frozenset[str], pixel: Pixel) -> str:
 
 
 async def room_messages(user: User, pixel: Pixel) -> list[dict[str, Any]]:
-    wanted = room_messages_call(pixel).room_id
-    room_id = parse_uuid(wanted)
-    room = room_id and await Room.objects.filter(id=room_id, owner=user).afirst()
-    if not room:
-        raise ReactorError(f"Unknown room {wanted!r}.")
+    """The caller's messages in a room, oldest first. A room with none of the caller's messages
+    answers an empty list, as SEMOSS does: an unknown id, the "None" the SDK sends when it has no
+    insight, another user's room (so nothing says that room exists)."""
+    room_id = parse_uuid(room_messages_call(pixel).room_id)
+    if room_id is None:
+        return []
     return [
         {
             "MESSAGE_ID": str(message.pk),
-            "ROOM_ID": str(room.pk),
+            "ROOM_ID": str(message.room_id),
             "MESSAGE_TYPE": "INPUT" if message.role == "user" else "RESPONSE",
             "ROLE": message.role,
             "MESSAGE_DATA": message.content,
@@ -147,5 +148,5 @@ async def room_messages(user: User, pixel: Pixel) -> list[dict[str, Any]]:
             "JOB_ID": str(message.job_id) if message.job_id else None,
             "DATE_CREATED": message.created_at.isoformat(),
         }
-        async for message in RoomMessage.objects.filter(room=room).order_by("id")
+        async for message in RoomMessage.objects.filter(room_id=room_id, room__owner=user).order_by("id")
     ]
