@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from engine.embeddings import MAX_DIMENSIONS, EmbeddingRequest, Embeddings
 from engine.offline import corpus
+from engine.offline.embedding import embed_text
 from engine.offline.model import NGramModel, default_model
 from engine.offline.sampling import Knobs, Step, logprob_entry, pick, shape
 from engine.offline.stops import StopGuard
@@ -34,6 +36,8 @@ from engine.types import (
 
 MODEL_NAME = "spool-offline-ngram"
 DEFAULT_MAX_TOKENS = 256
+# The width of an embedding when neither the engine's config nor the request sets one.
+DEFAULT_EMBEDDING_DIMENSIONS = 1024
 MAX_TOP_LOGPROBS = 20
 MAX_STOPS = 4
 # Sampling is CPU work on the loop that runs every generation of the worker: give the loop back
@@ -71,15 +75,20 @@ class _Slicer:
 
 class OfflineEngine:
     """Engine kind "offline". Config: tokens_per_second (0: as fast as the CPU allows), max_tokens
-    (the default when a request sets none).
+    (the default when a request sets none), embedding_dimensions (1024: the width of an embedding
+    when the request sets none).
 
     stream() is an async generator for the caller's event loop: paced by the loop's timers, and
-    at full speed it gives the loop back every SLICE_SECONDS of sampling.
+    at full speed it gives the loop back every SLICE_SECONDS of sampling. embed() computes hashed
+    feature vectors (engine.offline.embedding), giving the loop back between inputs likewise.
     """
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.tokens_per_second = float(config.get("tokens_per_second") or 0)
         self.max_tokens = int(config.get("max_tokens") or DEFAULT_MAX_TOKENS)
+        self.embedding_dimensions = int(config.get("embedding_dimensions") or DEFAULT_EMBEDDING_DIMENSIONS)
+        if not 1 <= self.embedding_dimensions <= MAX_DIMENSIONS:
+            raise ValueError(f"embedding_dimensions must be from 1 to {MAX_DIMENSIONS}")
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -212,6 +221,28 @@ class OfflineEngine:
             USAGE,
             {"input_tokens": input_tokens, "output_tokens": sum(c.generated for c in choices)},
         )
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        tok = self.tokenizer
+        for i, item in enumerate(request.inputs):
+            if isinstance(item, list) and max(item) >= tok.vocab_size:
+                raise UnsupportedParameter(
+                    f"input[{i}]",
+                    f"Input {i} holds token id {max(item)}; the offline engine's ids are 0 to "
+                    f"{tok.vocab_size - 1}.",
+                )
+        dimensions = request.dimensions or self.embedding_dimensions
+        vectors = np.empty((len(request.inputs), dimensions), dtype=np.float32)
+        tokens = 0
+        slicer = _Slicer()
+        for i, item in enumerate(request.inputs):
+            await slicer.breathe()
+            if isinstance(item, str):
+                text, tokens = item, tokens + tok.count_tokens(item)
+            else:
+                text, tokens = tok.decode(item), tokens + len(item)
+            vectors[i] = embed_text(text, dimensions)
+        return Embeddings(vectors=vectors, input_tokens=tokens)
 
 
 def _content(choice: _Choice, released: list[tuple[str, dict[str, Any] | None]]) -> Iterator[Chunk]:
