@@ -20,7 +20,7 @@ import numpy as np
 
 from engine.embeddings import MAX_DIMENSIONS, EmbeddingRequest, Embeddings
 from engine.offline import corpus
-from engine.offline.embedding import embed_text
+from engine.offline.embedding import embed_text, idf
 from engine.offline.model import NGramModel, default_model
 from engine.offline.sampling import Knobs, Step, logprob_entry, pick, shape
 from engine.offline.stops import StopGuard
@@ -38,6 +38,9 @@ MODEL_NAME = "spool-offline-ngram"
 DEFAULT_MAX_TOKENS = 256
 # The width of an embedding when neither the engine's config nor the request sets one.
 DEFAULT_EMBEDDING_DIMENSIONS = 1024
+# An input longer than this (characters or tokens) is embedded on a thread: at about a
+# microsecond a character (python -m bench.embeddings) it would hold the loop for milliseconds.
+LONG_INPUT = 4000
 MAX_TOP_LOGPROBS = 20
 MAX_STOPS = 4
 # Sampling is CPU work on the loop that runs every generation of the worker: give the loop back
@@ -89,6 +92,7 @@ class OfflineEngine:
         self.embedding_dimensions = int(config.get("embedding_dimensions") or DEFAULT_EMBEDDING_DIMENSIONS)
         if not 1 <= self.embedding_dimensions <= MAX_DIMENSIONS:
             raise ValueError(f"embedding_dimensions must be from 1 to {MAX_DIMENSIONS}")
+        self._embedding_ready = False
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -223,6 +227,11 @@ class OfflineEngine:
         )
 
     async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        if not self._embedding_ready:
+            # Building the tokenizer and the corpus's word counts takes about 0.1 s, once per
+            # process: on a thread, not on the loop that serves every other request meanwhile.
+            await asyncio.to_thread(lambda: (self.tokenizer, idf("")))
+            self._embedding_ready = True
         tok = self.tokenizer
         for i, item in enumerate(request.inputs):
             if isinstance(item, list) and max(item) >= tok.vocab_size:
@@ -237,12 +246,19 @@ class OfflineEngine:
         slicer = _Slicer()
         for i, item in enumerate(request.inputs):
             await slicer.breathe()
-            if isinstance(item, str):
-                text, tokens = item, tokens + tok.count_tokens(item)
+            if len(item) > LONG_INPUT:
+                vectors[i], counted = await asyncio.to_thread(_embed_one, tok, item, dimensions)
             else:
-                text, tokens = tok.decode(item), tokens + len(item)
-            vectors[i] = embed_text(text, dimensions)
+                vectors[i], counted = _embed_one(tok, item, dimensions)
+            tokens += counted
         return Embeddings(vectors=vectors, input_tokens=tokens)
+
+
+def _embed_one(tok: Tokenizer, item: str | list[int], dimensions: int) -> tuple[np.ndarray, int]:
+    """One input's vector and its token count."""
+    if isinstance(item, str):
+        return embed_text(item, dimensions), tok.count_tokens(item)
+    return embed_text(tok.decode(item), dimensions), len(item)
 
 
 def _content(choice: _Choice, released: list[tuple[str, dict[str, Any] | None]]) -> Iterator[Chunk]:

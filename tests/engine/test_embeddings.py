@@ -22,6 +22,8 @@ from engine.embeddings import (
     embed,
 )
 from engine.offline import OfflineEngine
+from engine.offline.embedding import embed_text
+from engine.offline.engine import LONG_INPUT
 from engine.offline.tokenizer import default_tokenizer
 from engine.types import EngineError, UnsupportedParameter
 from engine.upstream import UpstreamEngine
@@ -93,6 +95,17 @@ def test_a_query_is_nearest_to_the_text_it_shares_words_and_word_parts_with(quer
 def test_a_word_and_its_inflection_are_nearer_than_unrelated_words() -> None:
     v = offline(EmbeddingRequest(inputs=["kingdoms", "kingdom", "pancake"])).vectors
     assert float(v[0] @ v[1]) > 0.25 > abs(float(v[0] @ v[2]))
+
+
+def test_a_long_input_embedded_off_the_loop_is_the_same_vector_as_a_short_one_would_be() -> None:
+    long_text = " ".join(DOCS) * (LONG_INPUT // len(" ".join(DOCS)) + 1)
+    assert len(long_text) > LONG_INPUT
+    out = offline(EmbeddingRequest(inputs=[long_text, DOCS[0]]))
+    assert np.array_equal(out.vectors[0], embed_text(long_text, 1024))
+    assert np.array_equal(out.vectors[1], embed_text(DOCS[0], 1024))
+    assert out.input_tokens == default_tokenizer().count_tokens(long_text) + default_tokenizer().count_tokens(
+        DOCS[0]
+    )
 
 
 def test_token_arrays_embed_as_the_text_they_decode_to_and_count_as_their_length() -> None:

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 from django.conf import settings
 from django.contrib.auth import alogin, alogout
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.exceptions import AuthenticationFailed
@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from jobs import jsonbody, services
 from jobs.dbwork import db_work
 from jobs.faces.common.auth import ApiKeyAuthentication, SemossSessionAuthentication
+from jobs.faces.common.embeddings import json_answer
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.schema import SemossError, errors
 from jobs.faces.common.views import FaceView
@@ -142,11 +143,11 @@ def _error_return(insight_id: str, expression: str, message: str) -> JsonRespons
 
 class RunPixel(SemossView):
     @semoss_schema("runPixel", "Run a pixel and wait for its output.", shapes.PixelForm, shapes.PixelReturn)
-    async def post(self, request: Request) -> JsonResponse:
+    async def post(self, request: Request) -> HttpResponse:
         return await run_pixel(request._request, request.user)
 
 
-async def run_pixel(request: HttpRequest, user: Any) -> JsonResponse:
+async def run_pixel(request: HttpRequest, user: Any) -> HttpResponse:
     form = _form(request)
     expression = str(form.get("expression", ""))
     insight_id = str(form.get("insightId") or "")
@@ -167,6 +168,10 @@ async def run_pixel(request: HttpRequest, user: Any) -> JsonResponse:
             output = render.llm_output(job)
         elif pixel.reactor == "GetModelAPI":
             output = await reactors.model_api(pixel)
+        elif pixel.reactor == "Embeddings":
+            # Answered with orjson: the vectors are float32 rows, which Django's encoder cannot write.
+            output = await reactors.embeddings(user, pixel)
+            return json_answer(render.pixel_return(insight_id, expression, output))
         else:
             output = await reactors.room_messages(user, pixel)
     except (PixelError, reactors.ReactorError) as exc:
