@@ -51,7 +51,7 @@ def measure(rounds: int) -> list[dict[str, object]]:
     for label, words_each in LENGTHS.items():
         for width in WIDTHS:
             features._word_features.cache_clear()
-            features._pair_hash.cache_clear()
+            features._pair_feature.cache_clear()
             batch = texts(words_each, BATCH, offset=width)
             cold = _cpu_rate(engine, batch, width)
             warm = statistics.median(_cpu_rate(engine, batch, width) for _ in range(rounds))

@@ -68,8 +68,14 @@ def _word_features(word: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _pair_hash(first: str, second: str) -> int:
-    return _hash(f"p:{first} {second}")
+def _pair_feature(first: str, second: str) -> tuple[int, float]:
+    """(hash, weight) of two neighbouring words; cached, as _word_features."""
+    return _hash(f"p:{first} {second}"), PAIR_WEIGHT * math.sqrt(idf(first) * idf(second))
+
+
+def _sublinear(count: int) -> float:
+    # Repeating a word is not shouting it.
+    return 1 + math.log(count)
 
 
 def _features(text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -77,23 +83,21 @@ def _features(text: str) -> tuple[np.ndarray, np.ndarray]:
     if not words:
         # Only marks or spaces: the text itself is the one "word", so "?!" and "..." still differ.
         words = [text.strip() or text]
-    counts = Counter(words)
     hashes: list[np.ndarray] = []
     weights: list[np.ndarray] = []
-    for word, count in counts.items():
+    for word, count in Counter(words).items():
         word_hashes, word_weights = _word_features(word)
         hashes.append(word_hashes)
-        weights.append(word_weights * (1 + math.log(count)))  # sublinear: repeating is not shouting
+        weights.append(word_weights if count == 1 else word_weights * _sublinear(count))
     if len(words) > 1:
-        pairs = Counter(zip(words, words[1:], strict=False))
-        hashes.append(np.fromiter((_pair_hash(a, b) for a, b in pairs), dtype=np.uint64, count=len(pairs)))
-        weights.append(
-            np.fromiter(
-                (PAIR_WEIGHT * math.sqrt(idf(a) * idf(b)) * (1 + math.log(n)) for (a, b), n in pairs.items()),
-                dtype=np.float64,
-                count=len(pairs),
-            )
-        )
+        pair_hashes: list[int] = []
+        pair_weights: list[float] = []
+        for (first, second), count in Counter(zip(words, words[1:], strict=False)).items():
+            pair_hash, weight = _pair_feature(first, second)
+            pair_hashes.append(pair_hash)
+            pair_weights.append(weight if count == 1 else weight * _sublinear(count))
+        hashes.append(np.array(pair_hashes, dtype=np.uint64))
+        weights.append(np.array(pair_weights, dtype=np.float64))
     return np.concatenate(hashes), np.concatenate(weights)
 
 
