@@ -331,3 +331,24 @@ def test_both_endpoints_are_in_the_generated_document_from_their_serializers(spo
     enum = document["components"]["schemas"][encoding["$ref"].rsplit("/", 1)[1]]["enum"]
     assert enum == ["float", "base64"]
     assert "/v1/jobs/embeddings" in httpx.get(f"{spool.base_url}/v1/jobs/openapi.json").json()["paths"]
+
+
+# ---- metrics -----------------------------------------------------------------------------------
+
+
+def test_the_web_counts_embedding_requests_by_face_and_outcome_and_the_inputs(spool, chat_only):
+    from tests.e2e.test_operations import scrape, value
+
+    url = f"{spool.base_url}/metrics"
+    before = scrape(url)
+    client(spool).embeddings.create(model=OFFLINE, input=["a", "b", "c"])
+    with pytest.raises(openai.BadRequestError):
+        client(spool).embeddings.create(model=chat_only, input="x")
+    after = scrape(url)
+    ok = {"engine": OFFLINE, "face": "openai", "outcome": "ok"}
+    refused = {"engine": chat_only, "face": "openai", "outcome": "embeddings_unsupported"}
+    for labels in (ok, refused):
+        name = "spool_embedding_requests_total"
+        assert value(after, name, **labels) == value(before, name, **labels) + 1, labels
+    inputs = "spool_embedded_inputs_total"
+    assert value(after, inputs, engine=OFFLINE) == value(before, inputs, engine=OFFLINE) + 3
