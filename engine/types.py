@@ -155,6 +155,9 @@ class Engine(Protocol):
     step that holds it delays them all. stream() raises UnsupportedParameter (from check(), before
     any chunk) for parameters it cannot honour, and EngineError (or any exception) when
     generation fails. check() and describe() are plain calls that do no I/O.
+
+    An engine that can embed also has embed() (engine.embeddings.Embedder); one without it is
+    refused by engine.embeddings.embed with EmbeddingsUnsupported.
     """
 
     def check(self, request: GenerationRequest) -> None: ...

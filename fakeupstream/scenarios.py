@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import math
+import random
 import re
+import struct
 import time
 import uuid
 from dataclasses import dataclass
@@ -427,3 +432,47 @@ def legacy_aggregate(payloads: list[str]) -> dict[str, Any]:
         for i in sorted(texts)
     ]
     return {**head, "choices": choices, "usage": usage}
+
+
+# ---- embeddings ------------------------------------------------------------------------------
+
+DEFAULT_EMBEDDING_DIMS = 8
+
+
+def embedding(item: str | list[int], dims: int) -> list[float]:
+    """A deterministic unit vector for one input: pseudo-random, seeded by the input, so a test
+    can compute what the fake sent (and equal inputs get equal vectors)."""
+    seed = hashlib.blake2b(json.dumps(item).encode(), digest_size=8).digest()
+    rng = random.Random(seed)
+    values = [rng.gauss(0.0, 1.0) for _ in range(dims)]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    # Rounded through float32 so the float and base64 answers carry the same numbers.
+    return [struct.unpack("<f", struct.pack("<f", v / norm))[0] for v in values]
+
+
+def embeddings(body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    """OpenAI's embeddings answer for the body; ValueError (a 400) for an input OpenAI refuses.
+    The width is `dimensions`, else the model string's `dims` (default 8)."""
+    raw = body.get("input")
+    if isinstance(raw, str) or (isinstance(raw, list) and raw and all(isinstance(t, int) for t in raw)):
+        inputs: list[Any] = [raw]
+    elif isinstance(raw, list) and raw:
+        inputs = raw
+    else:
+        raise ValueError("'input' must be a string, an array of strings or of token arrays, not empty")
+    if any(not item for item in inputs):
+        raise ValueError("'$.input' is invalid: an input is empty")
+    dims = int(body.get("dimensions") or params.get("dims") or DEFAULT_EMBEDDING_DIMS)
+    base64_wanted = body.get("encoding_format") == "base64"
+    data = []
+    for index, item in enumerate(inputs):
+        vector: Any = embedding(item, dims)
+        if base64_wanted:
+            vector = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    # Deliberately not the engine's estimator, so a test can tell a passed-through count from one.
+    tokens = sum(max(1, len(item) // 4) if isinstance(item, str) else len(item) for item in inputs)
+    answer: dict[str, Any] = {"object": "list", "data": data, "model": body.get("model") or "fake"}
+    if params.get("usage", "1") != "0":
+        answer["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return answer

@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from engine.embeddings import MAX_DIMENSIONS, EmbeddingRequest, Embeddings
 from engine.offline import corpus
+from engine.offline.embedding import embed_text, idf
 from engine.offline.model import NGramModel, default_model
 from engine.offline.sampling import Knobs, Step, logprob_entry, pick, shape
 from engine.offline.scoring import prompt_entries
@@ -36,6 +38,11 @@ from engine.types import (
 
 MODEL_NAME = "spool-offline-ngram"
 DEFAULT_MAX_TOKENS = 256
+# The width of an embedding when neither the engine's config nor the request sets one.
+DEFAULT_EMBEDDING_DIMENSIONS = 1024
+# An input longer than this (characters or tokens) is embedded on a thread: at about a
+# microsecond a character (python -m bench.embeddings) it would hold the loop for milliseconds.
+LONG_INPUT = 4000
 MAX_TOP_LOGPROBS = 20
 MAX_STOPS = 4
 # Sampling is CPU work on the loop that runs every generation of the worker: give the loop back
@@ -73,15 +80,21 @@ class _Slicer:
 
 class OfflineEngine:
     """Engine kind "offline". Config: tokens_per_second (0: as fast as the CPU allows), max_tokens
-    (the default when a request sets none).
+    (the default when a request sets none), embedding_dimensions (1024: the width of an embedding
+    when the request sets none).
 
     stream() is an async generator for the caller's event loop: paced by the loop's timers, and
-    at full speed it gives the loop back every SLICE_SECONDS of sampling.
+    at full speed it gives the loop back every SLICE_SECONDS of sampling. embed() computes hashed
+    feature vectors (engine.offline.embedding), giving the loop back between inputs likewise.
     """
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.tokens_per_second = float(config.get("tokens_per_second") or 0)
         self.max_tokens = int(config.get("max_tokens") or DEFAULT_MAX_TOKENS)
+        self.embedding_dimensions = int(config.get("embedding_dimensions") or DEFAULT_EMBEDDING_DIMENSIONS)
+        if not 1 <= self.embedding_dimensions <= MAX_DIMENSIONS:
+            raise ValueError(f"embedding_dimensions must be from 1 to {MAX_DIMENSIONS}")
+        self._embedding_ready = False
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -236,6 +249,40 @@ class OfflineEngine:
             USAGE,
             {"input_tokens": input_tokens, "output_tokens": sum(c.generated for c in choices)},
         )
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        if not self._embedding_ready:
+            # Building the tokenizer and the corpus's word counts takes about 0.1 s, once per
+            # process: on a thread, not on the loop that serves every other request meanwhile.
+            await asyncio.to_thread(lambda: (self.tokenizer, idf("")))
+            self._embedding_ready = True
+        tok = self.tokenizer
+        for i, item in enumerate(request.inputs):
+            if isinstance(item, list) and max(item) >= tok.vocab_size:
+                raise UnsupportedParameter(
+                    f"input[{i}]",
+                    f"Input {i} holds token id {max(item)}; the offline engine's ids are 0 to "
+                    f"{tok.vocab_size - 1}.",
+                )
+        dimensions = request.dimensions or self.embedding_dimensions
+        vectors = np.empty((len(request.inputs), dimensions), dtype=np.float32)
+        tokens = 0
+        slicer = _Slicer()
+        for i, item in enumerate(request.inputs):
+            await slicer.breathe()
+            if len(item) > LONG_INPUT:
+                vectors[i], counted = await asyncio.to_thread(_embed_one, tok, item, dimensions)
+            else:
+                vectors[i], counted = _embed_one(tok, item, dimensions)
+            tokens += counted
+        return Embeddings(vectors=vectors, input_tokens=tokens)
+
+
+def _embed_one(tok: Tokenizer, item: str | list[int], dimensions: int) -> tuple[np.ndarray, int]:
+    """One input's vector and its token count."""
+    if isinstance(item, str):
+        return embed_text(item, dimensions), tok.count_tokens(item)
+    return embed_text(tok.decode(item), dimensions), len(item)
 
 
 def _content(choice: _Choice, released: list[tuple[str, dict[str, Any] | None]]) -> Iterator[Chunk]:

@@ -330,6 +330,7 @@ def test_the_api_key_and_extra_headers_are_sent_but_never_described(base_url: st
         "model": model,
         "base_url": base_url,
         "text_tools": False,
+        "embedding_model": model,
     }
     with_userinfo = UpstreamEngine({"base_url": "https://bob:pw@example.com/v1", "model": "m"})
     assert with_userinfo.describe()["base_url"] == "https://example.com/v1"

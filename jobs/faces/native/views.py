@@ -63,7 +63,7 @@ class NativeView(FaceView):
 # ---- parsing ---------------------------------------------------------------------------------
 
 
-def _body(view: NativeView, request: Request) -> dict[str, Any]:
+def json_object(view: NativeView, request: Request) -> dict[str, Any]:
     body = view.json_body(request)
     if not isinstance(body, dict):
         raise FaceError("The request body must be a JSON object.", code="invalid_json")
@@ -144,7 +144,7 @@ def _params(body: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def _engine_ref(body: dict[str, Any]) -> tuple[str, str]:
+def engine_ref(body: dict[str, Any]) -> tuple[str, str]:
     """(the field that named the engine, its value)."""
     given = [name for name in ("engine", "model") if body.get(name) is not None]
     if len(given) != 1:
@@ -161,6 +161,12 @@ def _engine_ref(body: dict[str, Any]) -> tuple[str, str]:
     return given[0], ref
 
 
+def engine_not_found(field: str, ref: str) -> FaceError:
+    return FaceError(
+        f"No engine found with id or name '{ref}'.", param=field, code="engine_not_found", status=404
+    )
+
+
 @db_work
 def _create(
     user: User,
@@ -173,9 +179,7 @@ def _create(
     """Find the engine and create the job: one thread hop for both."""
     engine = engine_lookup(ref)
     if engine is None:
-        raise FaceError(
-            f"No engine found with id or name '{ref}'.", param=field, code="engine_not_found", status=404
-        )
+        raise engine_not_found(field, ref)
     try:
         return services.job_create(
             owner=user, engine=engine, request=request, options=options, face=FACE, engines=engines
@@ -236,9 +240,9 @@ class Jobs(NativeView):
         examples=CREATE_EXAMPLES,
     )
     async def post(self, request: Request) -> JsonResponse:
-        body = _body(self, request)
+        body = json_object(self, request)
         refuse_unknown(body, BODY_FIELDS)
-        field, ref = _engine_ref(body)
+        field, ref = engine_ref(body)
         messages = _messages(body)
         generation, options = build_request(messages, _params(body), known=KNOWN_PARAMS)
         job = await _create(
@@ -381,7 +385,7 @@ class ReadTokens(NativeView):
         responses={201: shapes.ReadToken, **errors(404)},
     )
     async def post(self, request: Request, job_id: str) -> JsonResponse:
-        body = _body(self, request) if request._request.body else {}
+        body = json_object(self, request) if request._request.body else {}
         refuse_unknown(body, shapes.ReadTokenCreate().fields)
         asked = check(shapes.ReadTokenCreate, body)
         found = await _owned(request, job_id)

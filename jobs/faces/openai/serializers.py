@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from engine.embeddings import ENCODINGS, MAX_DIMENSIONS, MAX_INPUTS
 from jobs import completions
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.pagination import ListPage
@@ -321,3 +323,81 @@ class ChatCompletionEvent(serializers.Serializer):
 class TextCompletionEvent(ChatCompletionEvent):
     """One data-only server-sent event: `data` is a text_completion chunk as JSON, or an Error
     envelope when the generation fails mid-stream; the last is `[DONE]`."""
+
+
+# ---- embeddings -------------------------------------------------------------------------------
+
+_TOKENS = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "minLength": 1, "description": "One text."},
+            {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1,
+             "maxItems": MAX_INPUTS, "description": "Texts."},
+            {**_TOKENS, "description": "One text as the engine's token ids."},
+            {"type": "array", "items": _TOKENS, "minItems": 1, "maxItems": MAX_INPUTS,
+             "description": "Texts as token id arrays."},
+        ]
+    }
+)  # fmt: skip
+class EmbeddingInputField(serializers.Field):
+    """OpenAI's `input`, as a list of inputs (each a text or a token array). Only the shape is
+    checked here; engine.embeddings.check words what is empty or too many."""
+
+    expected = "a string, an array of strings, an array of integers or an array of integer arrays"
+    default_error_messages = {"invalid": f"expected {expected}"}
+
+    def to_internal_value(self, data: Any) -> list[str | list[int]]:
+        if isinstance(data, str):
+            return [data]
+        if isinstance(data, list):
+            if all(isinstance(item, str) for item in data):
+                return list(data)
+            if all(_is_token(item) for item in data):
+                return [list(data)]
+            if all(isinstance(item, list) and all(_is_token(t) for t in item) for item in data):
+                return [list(item) for item in data]
+        self.fail("invalid")
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+def _is_token(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class EmbeddingCreate(serializers.Serializer):
+    """POST /v1/embeddings, as OpenAI's: at most 2048 inputs, none empty."""
+
+    model = StrictCharField(help_text="An engine's name or id.")
+    input = EmbeddingInputField()
+    encoding_format = serializers.ChoiceField(choices=list(ENCODINGS), required=False, default="float")
+    dimensions = StrictIntegerField(
+        min_value=1, max_value=MAX_DIMENSIONS, required=False,
+        help_text="The width of each vector (offline engine: 1024 unless set; an upstream: its model's).",
+    )  # fmt: skip
+    user = StrictCharField(required=False, allow_blank=True, help_text="Passed on to an upstream.")
+
+
+class Embedding(serializers.Serializer):
+    object = serializers.ChoiceField(choices=["embedding"])
+    index = serializers.IntegerField(min_value=0)
+    embedding = serializers.JSONField(
+        help_text="Numbers, or with encoding_format base64 a string of float32s."
+    )
+
+
+class EmbeddingUsage(serializers.Serializer):
+    prompt_tokens = serializers.IntegerField(min_value=0)
+    total_tokens = serializers.IntegerField(min_value=0)
+
+
+class EmbeddingList(serializers.Serializer):
+    object = serializers.ChoiceField(choices=["list"])
+    # A field named as Serializer.data, which it shadows: the wire shape's name.
+    data = Embedding(many=True)  # type: ignore[assignment]
+    model = serializers.CharField(help_text="The engine's name.")
+    usage = EmbeddingUsage()

@@ -1,4 +1,4 @@
-"""Runs the supported pixels: META, LLM, GetModelAPI, GetRoomMessages."""
+"""Runs the supported pixels: META, LLM, GetModelAPI, GetRoomMessages, Embeddings."""
 
 from __future__ import annotations
 
@@ -11,10 +11,19 @@ from engine.types import UnsupportedParameter
 from jobs import services
 from jobs.access import check_engine
 from jobs.dbwork import db_work
+from jobs.faces.common.embeddings import checked_request, embed, vectors_out
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.params import build_request
 from jobs.models import Engine, Job, Room, RoomMessage
-from jobs.pixel import LLMCall, Pixel, PixelError, llm_call, model_api_call, room_messages_call
+from jobs.pixel import (
+    LLMCall,
+    Pixel,
+    PixelError,
+    embeddings_call,
+    llm_call,
+    model_api_call,
+    room_messages_call,
+)
 from jobs.selectors import engine_find, engine_lookup, parse_uuid
 
 PARAM_VALUES = frozenset(
@@ -25,6 +34,9 @@ PARAM_VALUES = frozenset(
         "full_prompt", "stream", "store", "metadata",
     }
 )  # fmt: skip
+
+# The paramValues of Embeddings: the vectors always come back as numbers (SEMOSS's shape).
+EMBEDDING_PARAMS = ("dimensions", "user")
 
 MODEL_API: dict[str, str] = {Engine.Kind.OFFLINE: "SPOOL_OFFLINE", Engine.Kind.OPENAI: "OPEN_AI"}
 
@@ -150,3 +162,36 @@ async def room_messages(user: User, pixel: Pixel) -> list[dict[str, Any]]:
         }
         async for message in RoomMessage.objects.filter(room_id=room_id, room__owner=user).order_by("id")
     ]
+
+
+async def embeddings(user: User, engines: frozenset[str], pixel: Pixel) -> dict[str, Any]:
+    """SEMOSS's EmbeddingsModelEngineResponse as a map: one vector per value, in order."""
+    try:
+        call = embeddings_call(pixel)
+    except PixelError as exc:
+        raise ReactorError(str(exc)) from None
+    params = call.param_values
+    unknown = sorted(set(params) - set(EMBEDDING_PARAMS))
+    if unknown:
+        raise ReactorError(
+            f"Unknown parameter '{unknown[0]}' in paramValues; Embeddings takes "
+            f"{' and '.join(EMBEDDING_PARAMS)}."
+        )
+    dimensions, end_user = params.get("dimensions"), params.get("user")
+    if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int)):
+        raise ReactorError("dimensions must be an integer.")
+    if end_user is not None and not isinstance(end_user, str):
+        raise ReactorError("user must be a string.")
+    try:
+        wanted = checked_request(list(call.values), params)
+        _, result = await embed(
+            owner_id=user.pk, engines=engines, ref=call.engine, wanted=wanted, face="semoss", param="engine",
+            unknown=lambda: FaceError(f"Unknown engine {call.engine!r}."),
+        )  # fmt: skip
+    except FaceError as exc:
+        raise ReactorError(exc.message) from None
+    return {
+        "response": vectors_out(result.vectors),
+        "numberOfTokensInPrompt": result.input_tokens,
+        "numberOfTokensInResponse": 0,
+    }

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 from django.conf import settings
 from django.contrib.auth import alogin, alogout
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.exceptions import AuthenticationFailed
@@ -26,6 +26,7 @@ from jobs.faces.common.auth import (
     ReadTokenAuthentication,
     SemossSessionAuthentication,
 )
+from jobs.faces.common.embeddings import json_answer
 from jobs.faces.common.errors import FaceError, not_allowed
 from jobs.faces.common.schema import SemossError, errors
 from jobs.faces.common.views import FaceView, caller, readable
@@ -152,11 +153,11 @@ def _error_return(insight_id: str, expression: str, message: str) -> JsonRespons
 
 class RunPixel(SemossView):
     @semoss_schema("runPixel", "Run a pixel and wait for its output.", shapes.PixelForm, shapes.PixelReturn)
-    async def post(self, request: Request) -> JsonResponse:
+    async def post(self, request: Request) -> HttpResponse:
         return await run_pixel(request)
 
 
-async def run_pixel(request: Request) -> JsonResponse:
+async def run_pixel(request: Request) -> HttpResponse:
     user, engines = caller(request), engines_of(request.auth)
     form = _form(request._request)
     expression = str(form.get("expression", ""))
@@ -178,6 +179,10 @@ async def run_pixel(request: Request) -> JsonResponse:
             output = render.llm_output(job)
         elif pixel.reactor == "GetModelAPI":
             output = await reactors.model_api(engines, pixel)
+        elif pixel.reactor == "Embeddings":
+            # Answered with orjson: the vectors are float32 rows, which Django's encoder cannot write.
+            output = await reactors.embeddings(user, engines, pixel)
+            return json_answer(render.pixel_return(insight_id, expression, output))
         else:
             output = await reactors.room_messages(user, pixel)
     except (PixelError, reactors.ReactorError) as exc:
