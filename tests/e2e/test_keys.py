@@ -160,6 +160,23 @@ def test_a_key_limited_to_engines_is_refused_another_on_the_semoss_face(spool, l
     assert semoss.submit(spool.engine_id, "hi", {"max_completion_tokens": 2})
 
 
+def test_a_key_limited_to_engines_is_refused_embeddings_of_another_on_every_face(
+    spool, limited, other_engine
+):
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        oai(spool, limited).embeddings.create(model="not-for-limited-keys", input="Speak.")
+    assert refused.value.code == "engine_not_allowed"
+    answer = native(spool, limited).post("/jobs/embeddings", json={"engine": other_engine, "input": "Speak."})
+    assert (answer.status_code, answer.json()["error"]["code"]) == (403, "engine_not_allowed")
+    pixel = Frontend(spool, limited).http.post(
+        "/engine/runPixel", data={"expression": f"Embeddings(engine=\"{other_engine}\", values=['Speak.']);"}
+    )
+    assert pixel.status_code == 403
+    assert pixel.json()["errorMessage"] == "This API key may not use engine 'not-for-limited-keys'."
+    # Its own engine still embeds.
+    assert len(oai(spool, limited).embeddings.create(model="spool-offline", input="Speak.").data) == 1
+
+
 def test_a_key_limited_to_faces_is_refused_on_the_others(spool, pg):
     user = key_for("openai-only", faces=["openai"])
     assert oai(spool, user).models.list()
