@@ -1,5 +1,6 @@
 """The worker process's one event loop, on a thread of its own, and the way into it from the
-Celery task threads: run(coroutine) blocks the calling thread (costing no CPU) until it is done."""
+Celery task threads: run(coroutine) blocks the calling thread (costing no CPU) until it is done.
+The loop reports to the worker's liveness file: a loop that does not answer is a stuck worker."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from jobs import liveness
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+# A loop that has not run a callback within this long is stuck (sync code holding it, a
+# deadlock): every generation of the process is, so the worker stops reporting itself alive.
+# Generations hand the loop back at every chunk; 5 s is far past any one turn of a healthy loop.
+ANSWER_SECONDS = 5.0
 
 _loop: asyncio.AbstractEventLoop | None = None
 _lock = threading.Lock()
@@ -33,8 +41,21 @@ def loop() -> asyncio.AbstractEventLoop:
             thread = threading.Thread(target=started.run_forever, name="spool-loop", daemon=True)
             thread.start()
             _loop = started
+            liveness.register_probe(answers)
             log.info("worker event loop started (%s)", type(started).__module__)
         return _loop
+
+
+def answers() -> bool:
+    """Whether the loop runs a callback within ANSWER_SECONDS (the liveness probe)."""
+    if _loop is None:
+        return True  # not started: nothing is stuck
+    ran = threading.Event()
+    _loop.call_soon_threadsafe(ran.set)
+    if ran.wait(ANSWER_SECONDS):
+        return True
+    log.error("the worker's event loop has not answered for %g s: reporting the worker stuck", ANSWER_SECONDS)
+    return False
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
