@@ -7,14 +7,14 @@ import os
 import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-# What django.core.asgi.get_asgi_application() does, with Spool's handler (config/handler.py).
+# What django.core.asgi.get_asgi_application() does, with Spool's handler (jobs/compat/asgi_handler.py).
 django.setup(set_prefix=False)
 
 from django.core.signals import request_started  # noqa: E402  (after setup)
 from django.db import close_old_connections, reset_queries  # noqa: E402
 
-from config.handler import Handler  # noqa: E402
 from jobs import tracing  # noqa: E402
+from jobs.compat.asgi_handler import Handler  # noqa: E402
 
 # Before the handler loads the middleware: Django's instrumentation adds its own first.
 tracing.setup("spool-web")

@@ -39,7 +39,7 @@ INSTALLED_APPS = [
     "jobs",
 ]
 
-# Django's stock middleware and WhiteNoise run on the event loop under ASGI (jobs/onloop.py says
+# Django's stock middleware and WhiteNoise run on the event loop under ASGI (jobs/compat/onloop.py says
 # why that is safe): no thread hop per hook on every request.
 MIDDLEWARE = [
     # First, so that every line of a request that names a job carries its id (jobs/logcontext.py).
@@ -49,7 +49,7 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "jobs.middleware.FaceErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "jobs.onloop.WhiteNoiseMiddleware",
+    "jobs.compat.onloop.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -28,6 +28,7 @@ import orjson
 from multidict import CIMultiDictProxy
 
 from engine import toolparse
+from engine.compat import mark_connector_closed
 from engine.embeddings import EmbeddingRequest, Embeddings, EmbeddingsUnsupported
 from engine.types import (
     CONTENT,
@@ -101,7 +102,7 @@ def shared_client() -> aiohttp.ClientSession:
             if session.connector is not None:
                 # Only marks it closed (its loop is gone), so that it does not complain when
                 # collected; there is no loop left to close its connections on.
-                session.connector._close()
+                mark_connector_closed(session.connector)
         client = _clients[loop] = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=_KEEPALIVE_SECONDS, ssl=_ssl_context()),
             # Proxies from the environment, as httpx honoured them. Only when some are set: with
@@ -131,7 +132,7 @@ def _close_at_exit() -> None:
                 asyncio.run_coroutine_threadsafe(client.close(), loop).result(timeout=1)
                 continue
         if client.connector is not None and not client.connector.closed:
-            client.connector._close()  # closes no socket once its loop is gone: marks it closed
+            mark_connector_closed(client.connector)  # closes no socket once its loop is gone
         client.detach()
 
 

@@ -9,7 +9,8 @@ class JobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from jobs import onloop, redis_topology  # noqa: F401  (registers its check)
+        from jobs import redis_topology  # noqa: F401  (registers its check)
+        from jobs.compat import onloop
 
         onloop.install()
 

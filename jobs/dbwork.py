@@ -15,8 +15,10 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
-from asgiref.sync import SyncToAsync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.db import connection, connections
+
+from jobs.compat.asgiref_threads import ran_sync_code
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,14 +41,6 @@ def db_work(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
             _give_back()
 
     return sync_to_async(run)
-
-
-def ran_sync_code() -> bool:
-    """Whether this request has run sync code (the ORM) in a thread of its own. asgiref gives
-    each request's ThreadSensitiveContext its executor on the first sync_to_async call, so no
-    executor means no thread, hence no database connection to give back."""
-    context = SyncToAsync.thread_sensitive_context.get(None)
-    return context is None or context in SyncToAsync.context_to_thread_executor
 
 
 def thread_holds_connection() -> bool:

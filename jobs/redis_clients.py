@@ -21,7 +21,6 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
-import hiredis
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
@@ -32,7 +31,6 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import ClusterPipeline as SyncClusterPipeline
 from redis.cluster import RedisCluster
-from redis.connection import HiredisRespSerializer
 from redis.exceptions import (
     AskError,
     ClusterError,
@@ -44,6 +42,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from jobs.compat.redis import HiredisPackingConnection, recast_pipeline
 from jobs.overload import RedisPoolExhausted
 
 T = TypeVar("T")
@@ -128,23 +127,10 @@ async def _nothing_to_undo(error: Exception) -> None:
     """Retry's cleanup between attempts: each attempt refreshes a stale slot map itself."""
 
 
-class _HiredisPackingConnection(aioredis.Connection):
-    """Packs commands in C with hiredis, as redis-py's sync client does; its asyncio client packs
-    them in Python, which was 6% of a busy worker's samples (one EVALSHA per job per batch)."""
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        if isinstance(args[0], str) and " " in args[0]:  # "SCRIPT LOAD": two words on the wire
-            args = (*args[0].split(), *args[1:])
-        try:
-            return [hiredis.pack_command(args)]
-        except TypeError:  # a memoryview or bytearray: redis-py's own serializer converts them
-            return HiredisRespSerializer().pack(*args)
-
-
 def _waiting_pool(url: str, options: dict[str, Any]) -> _WaitingPool:
     pool = _WaitingPool.from_url(url, **options)
     if pool.connection_class is aioredis.Connection:  # not TLS or a Unix socket
-        pool.connection_class = _HiredisPackingConnection
+        pool.connection_class = HiredisPackingConnection
     return pool
 
 
@@ -290,11 +276,7 @@ class _SyncCluster(RedisCluster):
             return super().execute_command(*args, **kwargs)
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> SyncClusterPipeline:
-        pipe = super().pipeline(transaction, shard_hint)
-        # redis-py builds its pipeline from a dozen of the client's private attributes; only
-        # execute changes, so the class is swapped rather than that construction copied.
-        pipe.__class__ = _SyncClusterPipeline
-        return pipe
+        return recast_pipeline(super().pipeline(transaction, shard_hint), _SyncClusterPipeline)
 
 
 class _SyncClusterPipeline(SyncClusterPipeline):

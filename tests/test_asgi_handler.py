@@ -1,30 +1,18 @@
-"""Spool's ASGI handler (config/handler.py): a request that ran no sync code has its response
-closed on the event loop, without starting a thread; one that ran sync code still closes on its
-own thread, where its database connections are."""
+"""Spool's ASGI handler (jobs/compat/asgi_handler.py; its guard is in tests/test_compat.py): a
+request that ran no sync code has its response closed on the event loop, without starting a
+thread; one that ran sync code still closes on its own thread, where its database connections
+are."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import inspect
 import threading
 from typing import Any
 
 import httpx
 import pytest
-from django.core.handlers.asgi import ASGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, connections, reset_queries
-
-# Django 5.2's ASGIHandler.handle, of which Handler.handle is a copy with one change.
-DJANGO_HANDLE_SHA256 = "98faeb5bef800331e6a8002fbc96b30e4122a23438ae45a047190a531ea11323"
-
-
-def test_the_copy_is_of_the_installed_djangos_handle():
-    digest = hashlib.sha256(inspect.getsource(ASGIHandler.handle).encode()).hexdigest()
-    assert digest == DJANGO_HANDLE_SHA256, (
-        "Django's ASGIHandler.handle changed: bring config/handler.py's copy up to date, then this digest"
-    )
 
 
 def serve(

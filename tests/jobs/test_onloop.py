@@ -8,7 +8,7 @@ from asgiref.sync import SyncToAsync, iscoroutinefunction
 from django.core.handlers.asgi import ASGIHandler
 from django.test import AsyncRequestFactory
 
-from jobs import onloop
+from jobs.compat import onloop
 
 
 def test_the_async_handler_calls_no_stock_middleware_hook_through_sync_to_async(monkeypatch):

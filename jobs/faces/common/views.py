@@ -1,16 +1,12 @@
-"""The base of every face's API view: adrf's async APIView, with authentication and throttling
-awaited on the event loop instead of adrf's sync_to_async(initial), which costs a thread hop
-(and async_to_sync inside it) on every request."""
+"""The base of every face's API view: adrf's async APIView with authentication and throttling
+awaited on the event loop (jobs/compat/adrf_view.py), the face's error envelope, strict JSON."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
-from adrf.views import APIView
-from asgiref.sync import iscoroutinefunction
-from django.contrib.auth.models import AnonymousUser, User
-from django.http import HttpRequest, HttpResponseBase
+from django.contrib.auth.models import User
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.negotiation import BaseContentNegotiation
@@ -21,6 +17,7 @@ from rest_framework.request import Request
 
 from jobs import jsonbody
 from jobs.access import KEY_FACE, ReadGrant, key_grant
+from jobs.compat.adrf_view import OnLoopAPIView
 from jobs.faces.common.auth import ApiKeyAuthentication
 from jobs.faces.common.errors import OPENAI, FaceError, not_allowed
 from jobs.faces.common.throttling import RequestRateThrottle
@@ -57,7 +54,7 @@ class AnyAccept(BaseContentNegotiation):
         return first, first.media_type
 
 
-class FaceView(APIView):
+class FaceView(OnLoopAPIView):
     # Set `face` (openai, jobs, semoss): errors are rendered in its envelope. (A comment, not a
     # docstring: drf-spectacular would put a docstring in every operation's description.)
     face = OPENAI
@@ -76,44 +73,12 @@ class FaceView(APIView):
         # No Allow and Vary on every answer: a 405 names what is allowed (errors.py).
         return {}
 
-    async def async_dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        self.args, self.kwargs = args, kwargs
-        drf_request = self.initialize_request(request, *args, **kwargs)
-        self.request = drf_request
-        self.headers = self.default_response_headers
-        try:
-            await self.ainitial(drf_request)
-            name = drf_request.method.lower()
-            handler = getattr(self, name, None) if name in self.http_method_names else None
-            if handler is None:
-                handler = self.http_method_not_allowed
-            if iscoroutinefunction(handler):
-                response = await handler(drf_request, *args, **kwargs)
-            else:
-                response = handler(drf_request, *args, **kwargs)
-        except Exception as exc:
-            response = self.handle_exception(exc)
-        self.response = self.finalize_response(drf_request, response, *args, **kwargs)
-        return self.response
-
     async def ainitial(self, request: Request) -> None:
         self.format_kwarg = None
         request.accepted_renderer, request.accepted_media_type = self.perform_content_negotiation(request)
-        user, auth, authenticator = AnonymousUser(), None, None
-        for candidate in self.get_authenticators():
-            try:
-                found = await candidate.authenticate(request)
-            except exceptions.APIException:
-                # so DRF answers 401, not 403 (a private attribute of DRF's, not in its stubs)
-                request._authenticator = candidate  # type: ignore[attr-defined]
-                raise
-            if found is not None:
-                (user, auth), authenticator = found, candidate
-                break
-        request._authenticator = authenticator  # type: ignore[attr-defined]
-        request.user, request.auth = user, auth
+        await self.aauthenticate(request)
         self.check_permissions(request)
-        grant = key_grant(auth)
+        grant = key_grant(request.auth)
         if grant is not None and not grant.allows_face(self.face):
             raise not_allowed(
                 f"This API key may not use the {KEY_FACE.get(self.face, self.face)} API.", "face_not_allowed"

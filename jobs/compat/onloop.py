@@ -70,7 +70,7 @@ def install() -> None:
     """Called once at start (JobsConfig.ready)."""
     if settings.SESSION_ENGINE != "django.contrib.sessions.backends.signed_cookies":
         # Inline is safe only while loading and saving a session does no I/O.
-        raise ImproperlyConfigured("jobs.onloop needs signed-cookie sessions.")
+        raise ImproperlyConfigured("jobs.compat.onloop needs signed-cookie sessions.")
     for middleware in ON_LOOP:
         middleware.__acall__ = _acall_inline  # type: ignore[method-assign]
     # The patch is narrower than MiddlewareMixin.__init__'s declared type: only for this class.

@@ -11,8 +11,8 @@ should one be open there all the same, the hop is kept), and the other receivers
 caches, resetting the urlconf) are as cheap on the loop. A request that did run sync code keeps
 Django's hop.
 
-`handle` below is Django 5.2's with that one change (marked); tests/test_asgi_handler.py fails
-when Django's own changes, so an upgrade brings the copy up to date.
+`handle` below is Django 5.2's with that one change (marked); tests/test_compat.py fails when
+Django's own changes, so an upgrade brings the copy up to date.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.urls import set_script_prefix
 
-from jobs.dbwork import ran_sync_code, thread_holds_connection
+from jobs.compat.asgiref_threads import ran_sync_code
+from jobs.dbwork import thread_holds_connection
 
 
 class Handler(ASGIHandler):
