@@ -36,9 +36,7 @@ def counts(user: User) -> dict[str, int]:
     }
 
 
-def _stop_running(
-    user: User, wait: float, sleep: Callable[[float], None], clock: Callable[[], float]
-) -> int:
+def _stop_running(user: User, wait: float, sleep: Callable[[float], None], clock: Callable[[], float]) -> int:
     """Ask the user's unfinished jobs to stop and wait (up to `wait` s) until none runs; how many
     still ran when the wait ended (their logs expire with the log's TTL)."""
     unfinished = Job.objects.filter(owner=user, status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
