@@ -24,6 +24,9 @@ def start_periodic(name: str, work: Callable[[], None], every: Callable[[], floa
                 work()
             except Exception:
                 log.exception("%s failed; trying again later", name)
+            finally:
+                # Back to the pool: nothing is held while this thread sleeps.
+                close_old_connections()
             time.sleep(every())
 
     thread = threading.Thread(target=loop, name=name, daemon=True)

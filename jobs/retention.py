@@ -177,7 +177,7 @@ def purge_deliveries(*, now: datetime, batch: int = BATCH, observe: Observer | N
     if cutoff is None:
         return 0
     deleted = 0
-    for endpoint_id in WebhookEndpoint.objects.values_list("id", flat=True).iterator():
+    for endpoint_id in list(WebhookEndpoint.objects.values_list("id", flat=True)):
         for ids in windows(
             WebhookDelivery._meta.db_table,
             where="t.endpoint_id = %s AND t.created_at < %s",

@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from engine import registry
 from engine.types import GenerationRequest
-from jobs import chunklog, erasure, retention, services
-from jobs.models import ApiKey, Engine, Job, Room, RoomMessage, StoredCompletion, StoredResponse
+from jobs import chunklog, erasure, retention, rollup, services
+from jobs.models import ApiKey, Engine, Job, JobMinute, Room, RoomMessage, StoredCompletion, StoredResponse
 from jobs.redis_clients import sync_redis
 from jobs.webhooks import endpoints
 from jobs.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -135,11 +135,31 @@ def test_a_backlog_goes_in_batches_each_its_own_delete():
 
 
 def test_zero_days_keeps_everything_for_ever(settings):
-    settings.SPOOL = {**settings.SPOOL, "JOB_RETENTION_DAYS": 0, "WEBHOOK_DELIVERY_RETENTION_DAYS": 0}
+    settings.SPOOL = {
+        **settings.SPOOL,
+        **dict.fromkeys(
+            [
+                "JOB_RETENTION_DAYS",
+                "WEBHOOK_DELIVERY_RETENTION_DAYS",
+                "RESPONSES_RETENTION_DAYS",
+                "ROLLUP_RETENTION_DAYS",
+            ],
+            0,
+        ),
+    }
     owner = services.user_ensure(username="forever")
+    ancient = timezone.now() - timedelta(days=3650)
     job = ended_job(owner, age=timedelta(days=3650))
-    done = retention.purge()
-    assert (done["jobs"], done["webhook deliveries"]) == (0, 0) and exists(job)
+    response = ended_job(owner, face="responses", store=True)
+    StoredResponse.objects.filter(job=response).update(created_at=ancient)
+    JobMinute.objects.create(
+        minute=ancient, engine=scripted(), status="succeeded", code="", jobs=1, ttft_jobs=0, ttft_ms_sum=0,
+        ttft_buckets=[0] * len(rollup.BUCKETS_MS), input_tokens=0, output_tokens=0,
+    )  # fmt: skip
+    assert retention.purge() == dict.fromkeys(
+        ["stored responses", "jobs", "webhook deliveries", "rollup rows"], 0
+    )
+    assert exists(job) and exists(response) and JobMinute.objects.filter(minute=ancient).exists()
 
 
 def delivery(endpoint: WebhookEndpoint, *, age: timedelta, status: str) -> WebhookDelivery:
