@@ -9,13 +9,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH
 
 # Dependencies first, in their own layer: a change to Spool's code does not reinstall them.
+# Exactly the runtime lock, every file checked against its hash (README, "Upgrading"); uv is the
+# one the dev lock names, installed beside the image's Python, not in Spool's venv.
 RUN python -m venv /opt/venv
 WORKDIR /app
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-      > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+COPY requirements.lock requirements-dev.lock ./
+RUN /usr/local/bin/pip install "uv==$(sed -n 's/^uv==\([^ ]*\).*/\1/p' requirements-dev.lock)" \
+    && /usr/local/bin/uv pip sync --python /opt/venv/bin/python --require-hashes --no-cache requirements.lock
 
 # Spool runs from its source tree, as `make run` does (scripts/ cd to it).
 COPY manage.py ./

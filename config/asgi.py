@@ -14,7 +14,10 @@ from django.core.signals import request_started  # noqa: E402  (after setup)
 from django.db import close_old_connections, reset_queries  # noqa: E402
 
 from config.handler import Handler  # noqa: E402
+from jobs import tracing  # noqa: E402
 
+# Before the handler loads the middleware: Django's instrumentation adds its own first.
+tracing.setup("spool-web")
 application = Handler()
 
 # Django's ASGI handler sends request_started with asend(), which runs sync receivers in a

@@ -44,6 +44,31 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
 
 
+def env_origins(name: str) -> list[str]:
+    """Comma-separated web origins (scheme://host[:port], nothing after): a page's URL or a
+    trailing slash would never match what a browser sends as Origin, silently."""
+    from urllib.parse import urlsplit
+
+    origins = [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+    for origin in origins:
+        try:
+            parts = urlsplit(origin)
+            parts.port  # noqa: B018  (raises on a port that is no number)
+        except ValueError:
+            parts = None
+        if (
+            parts is None
+            or parts.scheme not in {"http", "https"}
+            or not parts.hostname
+            or origin != f"{parts.scheme}://{parts.netloc}"
+        ):
+            raise ImproperlyConfigured(
+                f"{name} must list origins such as https://app.example.com or http://localhost:3000 "
+                f"(scheme, host and port only), got {origin!r}"
+            )
+    return origins
+
+
 def database_from_url(name: str, default: str) -> dict:
     """postgres://user:password@host:port/dbname -> Django DATABASES entry."""
     from urllib.parse import unquote, urlsplit

@@ -9,7 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 from pythonjsonlogger.core import RESERVED_ATTRS
 
-from config.env import database_from_url, env_bool, env_float, env_int, env_str, secret_key
+from config.env import database_from_url, env_bool, env_float, env_int, env_origins, env_str, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served offline
+    "corsheaders",
     "jobs",
 ]
 
@@ -43,6 +44,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so that every line of a request that names a job carries its id (jobs/logcontext.py).
     "jobs.logcontext.job_log_middleware",
+    # Outside everything that may answer (the face errors below, CommonMiddleware's redirects), so
+    # those answers carry the CORS headers too and a page can read them; it runs on the loop.
+    "corsheaders.middleware.CorsMiddleware",
     "jobs.middleware.FaceErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "jobs.onloop.WhiteNoiseMiddleware",
@@ -95,6 +99,17 @@ if SPOOL_HTTPS:
     SECURE_HSTS_SECONDS = env_int("SPOOL_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SPOOL_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("SPOOL_HSTS_PRELOAD", True)
+
+# Browser pages on other origins (django-cors-headers): the origins allowed to call the API faces,
+# comma-separated (https://app.example.com,http://localhost:3000); none by default. No cookies
+# cross origins (keys and read tokens are sent explicitly), so credentials stay off.
+CORS_ALLOWED_ORIGINS = env_origins("SPOOL_CORS_ALLOWED_ORIGINS")
+CORS_URLS_REGEX = r"^/(v1|Monolith/api)/"
+CORS_ALLOW_CREDENTIALS = False
+# A reconnecting EventSource sends Last-Event-ID; a fetch may send a key.
+CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "last-event-id"]
+CORS_EXPOSE_HEADERS = ["retry-after", "x-spool-job-id", "location"]
+CORS_PREFLIGHT_MAX_AGE = 600
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -217,6 +232,8 @@ class SpoolSettings(TypedDict):
     MAX_MESSAGES: int
     MAX_OUTPUT_TOKENS: int
     KEY_CACHE_SECONDS: float
+    READ_TOKEN_SECONDS: int
+    READ_TOKEN_MAX_SECONDS: int
     OFFLINE_TOKENS_PER_SECOND: float
     SEARCH_CONFIG: str
 
@@ -258,6 +275,11 @@ SPOOL: SpoolSettings = {
     # How long this process trusts an API key (or session) it has looked up: a revoked key is
     # refused within this time, and a poll loop costs no Postgres query per request.
     "KEY_CACHE_SECONDS": env_float("SPOOL_KEY_CACHE_SECONDS", 2.0),
+    # Read tokens (POST /v1/jobs/{id}/read_tokens, jobs/readtokens.py): how long one lives unless
+    # asked otherwise, and the most it may. Short: a token travels in URLs, which end up in
+    # browser histories and proxies' logs.
+    "READ_TOKEN_SECONDS": env_int("SPOOL_READ_TOKEN_SECONDS", 300),
+    "READ_TOKEN_MAX_SECONDS": env_int("SPOOL_READ_TOKEN_MAX_SECONDS", 3600),
     "OFFLINE_TOKENS_PER_SECOND": env_float("SPOOL_OFFLINE_TOKENS_PER_SECOND", 30.0),
     # Text search configuration (language) of stored-completion search: a pg_ts_config name.
     # A change takes effect with `manage.py spool_search_index --rebuild` (jobs/search.py).

@@ -18,6 +18,7 @@ THINKING = "thinking"
 USAGE = "usage"
 FINISH = "finish"
 ERROR = "error"
+PROMPT = "prompt"
 TERMINAL_TYPES = frozenset({FINISH, ERROR})
 
 
@@ -44,6 +45,9 @@ class Chunk:
       usage    {"input_tokens": n, "output_tokens": m} (+ "estimated": true when counted by us)
       finish   {"finish_reason": "stop" | "length" | "tool_calls" | ...}
       error    {"code": "engine_error" | "upstream_error" | "cancelled" | ..., "message": "..."}
+      prompt   {"prompt": p, "content": "text"}  legacy prompt p as scored, only under
+               prompt_logprobs, before any content; its logprobs are the prompt's tokens (the
+               first without a logprob: nothing precedes it)
     logprobs: for content chunks when requested, OpenAI's per-token entries
       [{"token", "logprob", "bytes", "top_logprobs": [{"token", "logprob", "bytes"}]}].
     """
@@ -93,6 +97,17 @@ class GenerationRequest:
     parallel_tool_calls: bool | None = None
     response_format: dict[str, Any] | None = None
     user: str | None = None
+    # OpenAI's legacy completions: texts to continue as they are (no chat template), in place of
+    # messages; choice p * n + j is the j-th continuation of prompt p. suffix comes after the
+    # inserted text.
+    prompt: list[str] | None = None
+    suffix: str | None = None
+    prompt_logprobs: bool = False  # legacy echo with logprobs: a PROMPT chunk per prompt first
+
+    @property
+    def choice_count(self) -> int:
+        """How many choices the engine yields: n, or n per prompt."""
+        return self.n * len(self.prompt) if self.prompt is not None else self.n
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -140,6 +155,9 @@ class Engine(Protocol):
     step that holds it delays them all. stream() raises UnsupportedParameter (from check(), before
     any chunk) for parameters it cannot honour, and EngineError (or any exception) when
     generation fails. check() and describe() are plain calls that do no I/O.
+
+    An engine that can embed also has embed() (engine.embeddings.Embedder); one without it is
+    refused by engine.embeddings.embed with EmbeddingsUnsupported.
     """
 
     def check(self, request: GenerationRequest) -> None: ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import base64
 import contextlib
 import email.utils
 import functools
@@ -22,10 +23,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import certifi
+import numpy as np
 import orjson
 from multidict import CIMultiDictProxy
 
 from engine import toolparse
+from engine.embeddings import EmbeddingRequest, Embeddings, EmbeddingsUnsupported
 from engine.types import (
     CONTENT,
     FINISH,
@@ -150,7 +153,7 @@ def estimate_tokens(text: str) -> int:
 
 
 def _prompt_text(request: GenerationRequest, messages: list[dict[str, Any]]) -> str:
-    parts: list[str] = []
+    parts: list[str] = list(request.prompt or [])
     for message in messages:
         parts.append(toolparse._text_of(message.get("content")))
         for call in message.get("tool_calls") or []:
@@ -159,6 +162,29 @@ def _prompt_text(request: GenerationRequest, messages: list[dict[str, Any]]) -> 
     if request.tools:
         parts.append(json.dumps(request.tools))
     return "\n".join(parts)
+
+
+def legacy_logprobs(legacy: dict[str, Any]) -> list[dict[str, Any]]:
+    """A legacy completions server's logprobs (tokens, token_logprobs, top_logprobs) as the
+    per-token entries of chat completions, which Spool's chunks carry."""
+    tokens = legacy.get("tokens") or []
+    scores = legacy.get("token_logprobs") or []
+    tops = legacy.get("top_logprobs") or []
+    entries = []
+    for i, token in enumerate(tokens):
+        alternatives = tops[i] if i < len(tops) and isinstance(tops[i], dict) else {}
+        entries.append(
+            {
+                "token": token,
+                "logprob": scores[i] if i < len(scores) else None,
+                "bytes": list(str(token).encode()),
+                "top_logprobs": [
+                    {"token": t, "logprob": lp, "bytes": list(str(t).encode())}
+                    for t, lp in alternatives.items()
+                ],
+            }
+        )
+    return entries
 
 
 class _Retry(Exception):
@@ -247,8 +273,13 @@ class _Stream:
         for raw in obj.get("choices") or []:
             index = int(raw.get("index") or 0)
             state = self.choice(index)
-            delta = raw.get("delta") or raw.get("message") or {}
-            yield from self._delta(index, state, delta, raw.get("logprobs"))
+            logprobs = raw.get("logprobs")
+            if "text" in raw:  # a legacy completions server: text and logprobs of its own form
+                delta = {"content": raw["text"]}
+                logprobs = {"content": legacy_logprobs(logprobs)} if isinstance(logprobs, dict) else None
+            else:
+                delta = raw.get("delta") or raw.get("message") or {}
+            yield from self._delta(index, state, delta, logprobs)
             if raw.get("finish_reason"):
                 yield from self._finish(index, state, raw["finish_reason"])
 
@@ -337,7 +368,9 @@ class UpstreamEngine:
     Config: base_url (required), model, api_key, headers, connect_timeout (5), read_timeout (60:
     the longest silence allowed between bytes), max_retries (3), retry_max_wait (30: total seconds
     of backoff), retry_backoff (0.5: first backoff step), text_tools (false: describe tools in
-    the prompt and parse <tool_call> markup from the text instead of sending `tools`).
+    the prompt and parse <tool_call> markup from the text instead of sending `tools`), embeddings
+    (true: false refuses embedding requests, for an upstream that serves none), embedding_model
+    (the `model` sent to {base_url}/embeddings; `model` when unset).
     max_keepalive is no longer read: every engine shares one pool per event loop.
 
     stream() runs over the running loop's shared_client(), passing this engine's headers and
@@ -356,6 +389,8 @@ class UpstreamEngine:
             raise ValueError("engine kind 'openai' needs a base_url, e.g. http://127.0.0.1:8000/v1")
         self.base_url = base_url
         self.model = str(config.get("model") or "")
+        self.embeddings = bool(config.get("embeddings", True))
+        self.embedding_model = str(config.get("embedding_model") or self.model)
         self.text_tools = bool(config.get("text_tools", False))
         self.max_retries = int(config.get("max_retries", 3))
         self.retry_max_wait = float(config.get("retry_max_wait", 30))
@@ -370,6 +405,62 @@ class UpstreamEngine:
         # the TCP (and TLS) connect. sock_read is the longest silence between two reads.
         self._timeout = aiohttp.ClientTimeout(total=None, connect=connect, sock_read=self.read_timeout)
 
+    # -- embeddings --------------------------------------------------------------------------
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        """POSTs {base_url}/embeddings, with the timeouts, retries and error codes of stream()
+        (any failure is worth retrying here: nothing has been handed out before the answer)."""
+        if not self.embeddings:
+            raise EmbeddingsUnsupported("Its upstream serves no embeddings (config: embeddings false).")
+        body: dict[str, Any] = {"model": self.embedding_model, "input": request.inputs}
+        if request.dimensions is not None:
+            body["dimensions"] = request.dimensions
+        if request.encoding_format != "float":
+            body["encoding_format"] = request.encoding_format
+        if request.user is not None:
+            body["user"] = request.user
+        attempt = 0
+        waited = 0.0
+        while True:
+            try:
+                response = await self._post(f"{self.base_url}/embeddings", body)
+                try:
+                    raw = await self._read(response)
+                finally:
+                    response.close()
+                break
+            except _Retry as exc:
+                delay = self._backoff(exc, attempt, waited)
+                await asyncio.sleep(delay)
+                waited += delay
+                attempt += 1
+        return self._embeddings(_parse(raw), request)
+
+    @staticmethod
+    def _embeddings(obj: Any, request: EmbeddingRequest) -> Embeddings:
+        data = obj.get("data") if isinstance(obj, dict) else None
+        if not isinstance(data, list) or len(data) != len(request.inputs):
+            got = len(data) if isinstance(data, list) else "no"
+            raise EngineError(
+                f"upstream sent {got} embeddings for {len(request.inputs)} inputs", code="upstream_error"
+            )
+        # Rows go where their index says: a server may answer out of order.
+        rows: dict[int, np.ndarray] = {}
+        for position, item in enumerate(data):
+            index = item.get("index", position) if isinstance(item, dict) else position
+            if not isinstance(index, int) or not 0 <= index < len(data) or index in rows:
+                raise EngineError(f"upstream sent an embedding with index {index!r}", code="upstream_error")
+            rows[index] = _vector(item, index)
+        widths = {len(row) for row in rows.values()}
+        if len(widths) != 1:
+            raise EngineError("upstream sent embeddings of different lengths", code="upstream_error")
+        vectors = np.stack([rows[i] for i in range(len(data))])
+        usage = obj.get("usage")
+        if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+            return Embeddings(vectors=vectors, input_tokens=usage["prompt_tokens"])
+        counted = sum(estimate_tokens(x) if isinstance(x, str) else len(x) for x in request.inputs)
+        return Embeddings(vectors=vectors, input_tokens=counted, estimated=True)
+
     def describe(self) -> dict[str, Any]:
         url = urlsplit(self.base_url)
         host = url.hostname or ""
@@ -382,10 +473,18 @@ class UpstreamEngine:
             "model": self.model,
             "base_url": public,
             "text_tools": self.text_tools,
+            "embedding_model": self.embedding_model if self.embeddings else None,
         }
 
     def check(self, request: GenerationRequest) -> None:
-        """The upstream is the judge of its parameters; only text tools have limits of ours."""
+        """The upstream is the judge of its parameters; only text tools and the prompt's scores
+        have limits of ours."""
+        if request.prompt_logprobs:
+            raise UnsupportedParameter(
+                "echo",
+                "echo with logprobs (the prompt's log-probabilities) is not read from an upstream server; "
+                "leave out one of them.",
+            )
         if self._uses_text_tools(request):
             for i, tool in enumerate(request.tools):
                 if tool.get("type", "function") != "function":
@@ -399,11 +498,54 @@ class UpstreamEngine:
         return self.text_tools and bool(request.tools) and request.tool_choice != "none"
 
     def payload(self, request: GenerationRequest) -> dict[str, Any]:
-        """The JSON body: only parameters the request set away from their defaults."""
+        """The JSON body: only parameters the request set away from their defaults. Legacy
+        prompts go to the server's /completions as they are; everything else to /chat/completions."""
+        if request.prompt is not None:
+            return self._completions_payload(request)
         messages = request.messages
         if self.text_tools and request.tools:
             messages = toolparse.render_messages(messages, request.tools, request.tool_choice)
-        body: dict[str, Any] = {"model": self.model, "messages": messages}
+        body: dict[str, Any] = {"model": self.model, "messages": messages, **self._sampling(request)}
+        if request.logprobs or request.top_logprobs:
+            body["logprobs"] = True
+            if request.top_logprobs:
+                body["top_logprobs"] = request.top_logprobs
+        if request.response_format is not None:
+            body["response_format"] = request.response_format
+        if request.tools and not self.text_tools:
+            body["tools"] = request.tools
+        if not self.text_tools:
+            if request.tool_choice is not None:
+                body["tool_choice"] = request.tool_choice
+            if request.parallel_tool_calls is not None:
+                body["parallel_tool_calls"] = request.parallel_tool_calls
+        return self._streamed(request, body)
+
+    def _completions_payload(self, request: GenerationRequest) -> dict[str, Any]:
+        prompts = request.prompt or []
+        body: dict[str, Any] = {
+            "model": self.model,
+            "prompt": prompts[0] if len(prompts) == 1 else prompts,
+            **self._sampling(request),
+        }
+        if request.suffix is not None:
+            body["suffix"] = request.suffix
+        if request.logprobs:
+            body["logprobs"] = request.top_logprobs  # the legacy form: how many alternatives
+        return self._streamed(request, body)
+
+    @staticmethod
+    def _streamed(request: GenerationRequest, body: dict[str, Any]) -> dict[str, Any]:
+        if request.user is not None:
+            body["user"] = request.user
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        return body
+
+    @staticmethod
+    def _sampling(request: GenerationRequest) -> dict[str, Any]:
+        """The sampling parameters both APIs share, where set away from their defaults."""
+        body: dict[str, Any] = {}
         if request.max_tokens is not None:
             body["max_tokens"] = request.max_tokens
         if request.temperature != 1.0:
@@ -422,29 +564,13 @@ class UpstreamEngine:
             body["frequency_penalty"] = request.frequency_penalty
         if request.logit_bias:
             body["logit_bias"] = {str(k): v for k, v in request.logit_bias.items()}
-        if request.logprobs or request.top_logprobs:
-            body["logprobs"] = True
-            if request.top_logprobs:
-                body["top_logprobs"] = request.top_logprobs
-        if request.response_format is not None:
-            body["response_format"] = request.response_format
-        if request.tools and not self.text_tools:
-            body["tools"] = request.tools
-        if not self.text_tools:
-            if request.tool_choice is not None:
-                body["tool_choice"] = request.tool_choice
-            if request.parallel_tool_calls is not None:
-                body["parallel_tool_calls"] = request.parallel_tool_calls
-        if request.user is not None:
-            body["user"] = request.user
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
         return body
 
     # -- streaming -------------------------------------------------------------------------
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[Chunk, None]:
         body = self.payload(request)
+        path = "/chat/completions" if request.prompt is None else "/completions"
         text_tools = self._uses_text_tools(request)
         attempt = 0
         waited = 0.0
@@ -453,7 +579,7 @@ class UpstreamEngine:
             yielded = False
             try:
                 # aclosing() so that closing this generator closes the HTTP response at once
-                async with contextlib.aclosing(self._attempt(body, state)) as chunks:
+                async with contextlib.aclosing(self._attempt(body, state, path)) as chunks:
                     async for chunk in chunks:
                         yielded = True
                         yield chunk
@@ -463,19 +589,26 @@ class UpstreamEngine:
                     raise EngineError(
                         f"upstream connection lost mid-stream: {exc}", code="upstream_error"
                     ) from exc
-                delay = self._delay(attempt, exc.retry_after)
-                if attempt >= self.max_retries or waited + delay > self.retry_max_wait:
-                    tries = attempt + 1
-                    raise EngineError(
-                        f"upstream failed after {tries} attempt{'s' * (tries > 1)}: {exc}",
-                        code="upstream_error",
-                    ) from exc
-                if _retry_listener is not None:
-                    _retry_listener(exc.code)
+                delay = self._backoff(exc, attempt, waited)
                 await asyncio.sleep(delay)
                 waited += delay
                 attempt += 1
-        yield self._usage(request, body["messages"], state)
+        yield self._usage(request, body.get("messages") or [], state)
+
+    def _backoff(self, exc: _Retry, attempt: int, waited: float) -> float:
+        """How long to wait before trying again after `exc` ended attempt number `attempt` (0
+        first), `waited` seconds having been waited already; tells the retry listener. Raises
+        EngineError once the retries or the wait allowed are spent."""
+        delay = self._delay(attempt, exc.retry_after)
+        if attempt >= self.max_retries or waited + delay > self.retry_max_wait:
+            tries = attempt + 1
+            raise EngineError(
+                f"upstream failed after {tries} attempt{'s' * (tries > 1)}: {exc}",
+                code="upstream_error",
+            ) from exc
+        if _retry_listener is not None:
+            _retry_listener(exc.code)
+        return delay
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -483,8 +616,10 @@ class UpstreamEngine:
         step = self.retry_backoff * (2**attempt)
         return step * random.uniform(0.5, 1.0)  # jitter: many workers must not retry in step
 
-    async def _attempt(self, body: dict[str, Any], state: _Stream) -> AsyncGenerator[Chunk, None]:
-        url = f"{self.base_url}/chat/completions"
+    async def _post(self, url: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
+        """POSTs the body; the response if its status is 200 (the caller closes it). Connection
+        failures, 429 and 5xx raise _Retry; a silence past the read timeout, and any other
+        status, raise EngineError."""
         try:
             response = await shared_client().post(
                 url,
@@ -502,13 +637,36 @@ class UpstreamEngine:
             ) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise _Retry(f"{type(exc).__name__} on {url}: {exc}", "connection_error") from exc
+        if response.status == 200:
+            return response
         try:
-            if response.status != 200:
-                raw = await response.read()
-                message = f"upstream answered {response.status}: {_error_message(raw, response.reason)}"
-                if response.status == 429 or response.status >= 500:
-                    raise _Retry(message, str(response.status), _retry_after(response.headers))
-                raise EngineError(message, code="upstream_error")
+            raw = await self._read(response)
+        finally:
+            response.close()
+        message = f"upstream answered {response.status}: {_error_message(raw, response.reason)}"
+        if response.status == 429 or response.status >= 500:
+            raise _Retry(message, str(response.status), _retry_after(response.headers))
+        raise EngineError(message, code="upstream_error")
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        """The whole body: a silence past the read timeout is EngineError (upstream_timeout), a
+        broken connection a _Retry."""
+        try:
+            return await response.read()
+        except aiohttp.ServerTimeoutError as exc:
+            raise self._silent() from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _Retry(f"{type(exc).__name__}: {exc}", "connection_error") from exc
+
+    def _silent(self) -> EngineError:
+        return EngineError(
+            f"upstream went silent for longer than the read timeout ({self.read_timeout:g} s)",
+            code="upstream_timeout",
+        )
+
+    async def _attempt(self, body: dict[str, Any], state: _Stream, path: str) -> AsyncGenerator[Chunk, None]:
+        response = await self._post(f"{self.base_url}{path}", body)
+        try:
             kind = response.headers.get("Content-Type", "")
             if kind.startswith("application/json"):  # a server that ignored stream=true
                 for chunk in self._whole(await response.read(), state):
@@ -520,10 +678,7 @@ class UpstreamEngine:
         except aiohttp.ServerTimeoutError as exc:
             if state.complete():
                 return  # every choice finished; only [DONE] or usage went missing
-            raise EngineError(
-                f"upstream went silent for longer than the read timeout ({self.read_timeout:g} s)",
-                code="upstream_timeout",
-            ) from exc
+            raise self._silent() from exc
         except (aiohttp.ClientError, OSError) as exc:
             if state.complete():
                 return
@@ -586,6 +741,23 @@ class UpstreamEngine:
                 "estimated": True,
             },
         )
+
+
+def _vector(item: Any, index: int) -> np.ndarray:
+    """One `data` item's embedding: a JSON array of numbers, or base64 of little-endian float32."""
+    raw = item.get("embedding") if isinstance(item, dict) else None
+    try:
+        if isinstance(raw, str):
+            return np.frombuffer(base64.b64decode(raw, validate=True), dtype="<f4").astype(np.float32)
+        if (
+            isinstance(raw, list)
+            and raw
+            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in raw)
+        ):
+            return np.asarray(raw, dtype=np.float32)
+    except ValueError:  # base64 that is not, or not a whole number of floats
+        pass
+    raise EngineError(f"upstream sent an unreadable embedding for input {index}", code="upstream_error")
 
 
 def _parse(data: bytes) -> Any:

@@ -3,7 +3,12 @@
 Run it: ``python -m fakeupstream --port 9100`` (base URL ``http://127.0.0.1:9100/v1``), or in a
 test: ``with fakeupstream.running(port=0) as base_url: ...``.
 
-Endpoints: ``POST /v1/chat/completions`` (stream and non-stream), ``GET /v1/models``;
+Endpoints: ``POST /v1/chat/completions`` (stream and non-stream), ``POST /v1/completions``
+(the legacy API: each prompt plays the scenario as a user message would, text_completion
+objects, integer logprobs), ``POST /v1/embeddings`` (deterministic unit vectors,
+``scenarios.embedding``: ``dimensions`` wide, else the model's ``dims``, 8 by default;
+``encoding_format`` float or base64; the faults ``fail``, ``retry_after``, ``fail_times``, ``ttfb``
+and ``drop_after`` as below), ``GET /v1/models``;
 for tests ``GET /_requests[?key=K]`` (the recorded requests: method, path, headers, JSON body,
 key, attempt, status, events_sent), ``DELETE /_requests`` (clears records and fault counters),
 ``GET /_stats`` (requests, active_streams, max_active_streams), ``GET /health``. The ``/v1`` prefix

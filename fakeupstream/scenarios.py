@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import math
+import random
 import re
+import struct
 import time
 import uuid
 from dataclasses import dataclass
@@ -337,3 +342,137 @@ def aggregate(payloads: list[str], body: dict[str, Any], params: dict[str, str])
         "choices": out_choices,
         "usage": usage,
     }
+
+
+# ---- legacy completions (/v1/completions) ---------------------------------------------------
+
+
+def chat_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A legacy completions body as the chat body the scenarios read: each prompt a user message,
+    n choices per prompt, the legacy integer logprobs as top_logprobs."""
+    prompt = body.get("prompt")
+    prompts = [prompt] if isinstance(prompt, str) else [str(p) for p in prompt or [""]]
+    chat = {k: v for k, v in body.items() if k not in ("prompt", "suffix", "echo", "logprobs")}
+    chat["messages"] = [{"role": "user", "content": p} for p in prompts]
+    chat["n"] = int(body.get("n") or 1) * len(prompts)
+    if body.get("logprobs") is not None:
+        chat["logprobs"] = True
+        chat["top_logprobs"] = int(body["logprobs"])
+    return chat
+
+
+def _legacy_logprobs(chat: dict[str, Any] | None, offset: int) -> dict[str, Any] | None:
+    entries = (chat or {}).get("content")
+    if not entries:
+        return None
+    offsets, at = [], offset
+    for entry in entries:
+        offsets.append(at)
+        at += len(entry["token"])
+    return {
+        "tokens": [e["token"] for e in entries],
+        "token_logprobs": [e["logprob"] for e in entries],
+        "top_logprobs": [{t["token"]: t["logprob"] for t in e["top_logprobs"]} for e in entries],
+        "text_offset": offsets,
+    }
+
+
+def legacy(script: Script) -> Script:
+    """A chat stream's payloads as OpenAI's text_completion stream: text in place of deltas,
+    no role-only events, logprobs in the legacy form."""
+    offsets: dict[int, int] = {}
+    payloads, paced = [], []
+    for payload, is_token in zip(script.payloads, script.paced, strict=True):
+        if payload == "[DONE]":
+            payloads.append(payload)
+            paced.append(is_token)
+            continue
+        chunk = json.loads(payload)
+        choices = []
+        for raw in chunk.get("choices") or []:
+            text = (raw.get("delta") or {}).get("content") or ""
+            if not text and not raw.get("finish_reason"):
+                continue  # the role delta, or something legacy completions have no field for
+            index = raw["index"]
+            logprobs = _legacy_logprobs(raw.get("logprobs"), offsets.get(index, 0))
+            offsets[index] = offsets.get(index, 0) + len(text)
+            choices.append(
+                {
+                    "text": text,
+                    "index": index,
+                    "logprobs": logprobs,
+                    "finish_reason": raw.get("finish_reason"),
+                }
+            )
+        if not choices and chunk.get("choices"):
+            continue
+        chunk.update(object="text_completion", id="cmpl-" + chunk["id"].rpartition("-")[2], choices=choices)
+        payloads.append(json.dumps(chunk, separators=(",", ":"), ensure_ascii=False))
+        paced.append(is_token)
+    return Script(payloads, paced)
+
+
+def legacy_aggregate(payloads: list[str]) -> dict[str, Any]:
+    """A non-stream text_completion object assembled from legacy stream payloads."""
+    texts: dict[int, list[str]] = {}
+    reasons: dict[int, str | None] = {}
+    head: dict[str, Any] = {}
+    usage = None
+    for payload in payloads:
+        if payload == "[DONE]":
+            continue
+        chunk = json.loads(payload)
+        head = head or chunk
+        usage = chunk.get("usage") or usage
+        for raw in chunk.get("choices") or []:
+            texts.setdefault(raw["index"], []).append(raw["text"])
+            reasons[raw["index"]] = raw.get("finish_reason") or reasons.get(raw["index"])
+    choices = [
+        {"text": "".join(texts[i]), "index": i, "logprobs": None, "finish_reason": reasons.get(i)}
+        for i in sorted(texts)
+    ]
+    return {**head, "choices": choices, "usage": usage}
+
+
+# ---- embeddings ------------------------------------------------------------------------------
+
+DEFAULT_EMBEDDING_DIMS = 8
+
+
+def embedding(item: str | list[int], dims: int) -> list[float]:
+    """A deterministic unit vector for one input: pseudo-random, seeded by the input, so a test
+    can compute what the fake sent (and equal inputs get equal vectors)."""
+    seed = hashlib.blake2b(json.dumps(item).encode(), digest_size=8).digest()
+    rng = random.Random(seed)
+    values = [rng.gauss(0.0, 1.0) for _ in range(dims)]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    # Rounded through float32 so the float and base64 answers carry the same numbers.
+    return [struct.unpack("<f", struct.pack("<f", v / norm))[0] for v in values]
+
+
+def embeddings(body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    """OpenAI's embeddings answer for the body; ValueError (a 400) for an input OpenAI refuses.
+    The width is `dimensions`, else the model string's `dims` (default 8)."""
+    raw = body.get("input")
+    if isinstance(raw, str) or (isinstance(raw, list) and raw and all(isinstance(t, int) for t in raw)):
+        inputs: list[Any] = [raw]
+    elif isinstance(raw, list) and raw:
+        inputs = raw
+    else:
+        raise ValueError("'input' must be a string, an array of strings or of token arrays, not empty")
+    if any(not item for item in inputs):
+        raise ValueError("'$.input' is invalid: an input is empty")
+    dims = int(body.get("dimensions") or params.get("dims") or DEFAULT_EMBEDDING_DIMS)
+    base64_wanted = body.get("encoding_format") == "base64"
+    data = []
+    for index, item in enumerate(inputs):
+        vector: Any = embedding(item, dims)
+        if base64_wanted:
+            vector = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    # Deliberately not the engine's estimator, so a test can tell a passed-through count from one.
+    tokens = sum(max(1, len(item) // 4) if isinstance(item, str) else len(item) for item in inputs)
+    answer: dict[str, Any] = {"object": "list", "data": data, "model": body.get("model") or "fake"}
+    if params.get("usage", "1") != "0":
+        answer["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return answer

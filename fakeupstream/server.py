@@ -190,6 +190,10 @@ class FakeUpstream:
             await self._json(conn, 200, {"object": "list", "data": data})
         elif path == "/chat/completions" and request.method == "POST":
             await self._chat(conn, request)
+        elif path == "/completions" and request.method == "POST":
+            await self._chat(conn, request, legacy=True)
+        elif path == "/embeddings" and request.method == "POST":
+            await self._embeddings(conn, request)
         elif path == "/_requests" and request.method == "GET":
             key = request.query.get("key")
             rows = [r for r in self.records if key is None or r["key"] == key]
@@ -213,14 +217,27 @@ class FakeUpstream:
 
     # -- chat completions ------------------------------------------------------------------
 
-    async def _chat(self, conn: Conn, request: Request) -> None:
+    async def _chat(self, conn: Conn, request: Request, legacy: bool = False) -> None:
+        run = await self._begin(conn, request, legacy)
+        if run is not None:
+            await run.go()
+
+    async def _embeddings(self, conn: Conn, request: Request) -> None:
+        run = await self._begin(conn, request)
+        if run is not None:
+            await run.embeddings()
+
+    async def _begin(self, conn: Conn, request: Request, legacy: bool = False) -> _Run | None:
+        """Reads, records and authorizes a POST to a model; the run that answers it, or None when
+        it has been answered already (bad JSON, wrong key). legacy: a /completions request, played
+        as the chat scenario of its prompt."""
         try:
             body = json.loads(request.body or b"{}")
             if not isinstance(body, dict):
                 raise ValueError("the body must be a JSON object")
         except ValueError as exc:
             await self._json(conn, 400, error_body(400, f"Invalid JSON body: {exc}"))
-            return
+            return None
         model = str(body.get("model") or "fake")
         scenario, params = scenarios.parse_model(model)
         # Headers give defaults (an engine config can set them once); the model string wins.
@@ -249,10 +266,12 @@ class FakeUpstream:
         if not self._authorized(request):
             record["status"] = "failed 401"
             await self._json(conn, 401, error_body(401, "Incorrect API key provided."))
-            return
-        run = _Run(self, conn, body, scenario, params, record)
+            return None
+        run = _Run(
+            self, conn, scenarios.chat_body(body) if legacy else body, scenario, params, record, legacy
+        )
         run.faulty = "fail_times" not in params or attempt <= int(params["fail_times"])
-        await run.go()
+        return run
 
 
 @dataclass
@@ -265,6 +284,7 @@ class _Run:
     scenario: str
     params: dict[str, str]
     record: dict[str, Any]
+    legacy: bool = False  # /completions: the chat script's payloads in text_completion form
     faulty: bool = True
     sent: int = field(default=0)
 
@@ -272,7 +292,8 @@ class _Run:
         value = self.params.get(name)
         return int(value) if self.faulty and value not in (None, "") else None
 
-    async def go(self) -> None:
+    async def _failed_or_waited(self) -> bool:
+        """Answers an injected failure (True), or waits the time to first byte (False)."""
         fail = self.fault("fail")
         if fail is not None:
             headers = {}
@@ -281,9 +302,35 @@ class _Run:
             message = self.params.get("message") or f"fakeupstream: injected {fail} failure"
             self.record["status"] = f"failed {fail}"
             await self.server._json(self.conn, fail, error_body(fail, message), headers=headers)
-            return
+            return True
         if float(self.params.get("ttfb", 0)) > 0:
             await asyncio.sleep(float(self.params["ttfb"]))
+        return False
+
+    async def embeddings(self) -> None:
+        if await self._failed_or_waited():
+            return
+        try:
+            answer = scenarios.embeddings(self.body, self.params)
+        except ValueError as exc:
+            self.record["status"] = "failed 400"
+            await self.server._json(self.conn, 400, error_body(400, str(exc)))
+            return
+        await self._whole(answer)
+
+    async def _whole(self, answer: dict[str, Any]) -> None:
+        """A whole JSON answer; under drop_after, a connection closed before any of it."""
+        if self.fault("drop_after") is not None:
+            self.conn.writer.close()
+            self.conn.open = False
+            self.record["status"] = "dropped"
+            return
+        self.record["status"] = "done"
+        await self.server._json(self.conn, 200, answer)
+
+    async def go(self) -> None:
+        if await self._failed_or_waited():
+            return
         stream = bool(self.body.get("stream")) and self.params.get("ignore_stream") != "1"
         body = self.body
         if not stream and self.params.get("usage", "1") != "0":
@@ -294,6 +341,8 @@ class _Run:
             message = f"The model {self.body.get('model')!r} does not exist."
             await self.server._json(self.conn, 404, error_body(404, message))
             return
+        if self.legacy:
+            script = scenarios.legacy(script)
         payloads = script.payloads
         paced = script.paced
         if self.fault("no_finish") is not None:
@@ -302,14 +351,10 @@ class _Run:
         if stream:
             await self._stream(payloads, paced)
         else:
-            completion = scenarios.aggregate(payloads, self.body, self.params)
-            if self.fault("drop_after") is not None:
-                self.conn.writer.close()
-                self.conn.open = False
-                self.record["status"] = "dropped"
-                return
-            self.record["status"] = "done"
-            await self.server._json(self.conn, 200, completion)
+            if self.legacy:
+                await self._whole(scenarios.legacy_aggregate(payloads))
+            else:
+                await self._whole(scenarios.aggregate(payloads, self.body, self.params))
 
     async def _stream(self, payloads: list[str], paced: list[bool]) -> None:
         writer = self.conn.writer

@@ -9,7 +9,7 @@ class JobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from jobs import onloop
+        from jobs import onloop, redis_topology  # noqa: F401  (registers its check)
 
         onloop.install()
 

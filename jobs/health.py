@@ -8,9 +8,12 @@ from collections.abc import Awaitable, Callable
 import psycopg
 import redis.asyncio as aioredis
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, JsonResponse
 from kombu import Connection
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+
+from jobs import redis_topology
 
 # Each probe opens a connection of its own rather than borrowing the app's: a probe that times
 # out must not leave a half-read reply on a pooled connection a request would use next, and a
@@ -43,13 +46,16 @@ async def _redis_ping(url: str, timeout: float) -> None:
 
 
 async def _redis(timeout: float) -> None:
-    url = settings.CHUNKLOG_REDIS_URL
+    problem = await redis_topology.check(timeout)  # which also finds the URL's node answering
+    if problem:
+        raise ImproperlyConfigured(problem)
     if not settings.CHUNKLOG_REDIS_CLUSTER:
-        await _redis_ping(url, timeout)
         return
     # Discovers the cluster from the URL's node, then PINGs every node: a shard that is down
     # holds the logs of a share of the jobs.
-    client = AsyncRedisCluster.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    client = AsyncRedisCluster.from_url(
+        settings.CHUNKLOG_REDIS_URL, socket_connect_timeout=timeout, socket_timeout=timeout
+    )
     try:
         await client.ping(target_nodes=AsyncRedisCluster.ALL_NODES)
     finally:

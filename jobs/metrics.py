@@ -73,6 +73,12 @@ READERS_WAITING = Gauge(
 BACKEND_ERRORS = Counter(
     "spool_backend_errors", "Errors talking to Redis or Postgres, by backend.", ["backend"]
 )
+EMBEDDINGS = Counter(
+    "spool_embedding_requests",
+    "Embedding requests answered, by engine, face and outcome (ok or an error code).",
+    ["engine", "face", "outcome"],
+)
+EMBEDDED_INPUTS = Counter("spool_embedded_inputs", "Inputs embedded, by engine.", ["engine"])
 
 
 # ---- what web and worker call -------------------------------------------------------------------
@@ -131,6 +137,12 @@ class reader_waiting:  # noqa: N801 (used as a function: `with reader_waiting():
 
     async def __aexit__(self, *exc: object) -> None:
         READERS_WAITING.dec()
+
+
+def embedding_answered(*, engine: str, face: str, outcome: str, inputs: int = 0) -> None:
+    EMBEDDINGS.labels(engine=engine, face=face, outcome=outcome).inc()
+    if inputs:
+        EMBEDDED_INPUTS.labels(engine=engine).inc(inputs)
 
 
 def backend_error(backend: str) -> None:

@@ -47,7 +47,16 @@ class Engine(models.Model):
 
 class ApiKey(models.Model):
     """An access/secret key pair. Only a SHA-256 of the secret is stored: secrets are 32 random
-    bytes, so a fast hash is safe and lets a Bearer token be looked up by its hash."""
+    bytes, so a fast hash is safe and lets a Bearer token be looked up by its hash.
+
+    A key may expire, be revoked, and be limited to some engines and some faces; an empty list
+    means every one. Engines are kept by id, not as a relation: deleting an engine then leaves
+    its id in the list, matching nothing, so a limited key never widens to every engine."""
+
+    class Face(models.TextChoices):
+        SEMOSS = "semoss", "SEMOSS (/Monolith/api)"
+        OPENAI = "openai", "OpenAI (/v1)"
+        NATIVE = "native", "Native jobs (/v1/jobs)"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, blank=True)
@@ -55,6 +64,18 @@ class ApiKey(models.Model):
     secret_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Refused from then on; empty: never.")
+    engines = ArrayField(
+        models.UUIDField(), default=list, blank=True, help_text="Engine ids it may use; empty: every engine."
+    )
+    faces = ArrayField(
+        models.CharField(max_length=16, choices=Face.choices),
+        default=list,
+        blank=True,
+        help_text="Faces it may call; empty: every face.",
+    )
+    # Written at most once a minute (jobs/faces/common/auth.py says why).
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     def __str__(self) -> str:
         return f"{self.access_key} ({self.owner})"

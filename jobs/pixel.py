@@ -1,4 +1,5 @@
-"""Parse and check the SEMOSS pixels Spool runs: META | true, LLM, GetModelAPI, GetRoomMessages."""
+"""Parse and check the SEMOSS pixels Spool runs: META | true, LLM, GetModelAPI, GetRoomMessages,
+Embeddings."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
 from typing import Any, NoReturn
+from urllib.parse import unquote
 
 __all__ = [
     "REACTORS",
     "ArgumentSpec",
+    "EmbeddingsCall",
     "LLMCall",
     "MetaCall",
     "ModelAPICall",
@@ -25,6 +28,7 @@ __all__ = [
     "llm_call",
     "model_api_call",
     "parse_call",
+    "embeddings_call",
     "parse_pixel",
     "room_messages_call",
     "validate_pixel",
@@ -381,6 +385,15 @@ REACTORS: Mapping[str, ReactorSpec] = MappingProxyType(
             ),
             _reactor("GetModelAPI", model=ArgumentSpec(ValueKind.STRING, required=True)),
             _reactor("GetRoomMessages", roomId=ArgumentSpec(ValueKind.STRING, required=True)),
+            # As the SDK's ModelEngine.embeddings sends it: values=['a', 'b'] (a Python list's
+            # repr), paramValues only when given; encoded as SEMOSS's reactor has it.
+            _reactor(
+                "Embeddings",
+                engine=ArgumentSpec(ValueKind.STRING, required=True),
+                values=ArgumentSpec(ValueKind.STRING_LIST, required=True),
+                paramValues=ArgumentSpec(ValueKind.JSON_OBJECT_LIST),
+                encoded=ArgumentSpec(ValueKind.BOOL),
+            ),
         )
     }
 )
@@ -454,7 +467,14 @@ class RoomMessagesCall:
     room_id: str
 
 
-PixelCall = MetaCall | LLMCall | ModelAPICall | RoomMessagesCall
+@dataclass(frozen=True)
+class EmbeddingsCall:
+    engine: str
+    values: list[str]
+    param_values: dict[str, Any] = field(default_factory=dict)
+
+
+PixelCall = MetaCall | LLMCall | ModelAPICall | RoomMessagesCall | EmbeddingsCall
 
 
 def _checked(pixel: Pixel, reactor: str) -> dict[str, Any]:
@@ -488,6 +508,16 @@ def room_messages_call(pixel: Pixel) -> RoomMessagesCall:
     return RoomMessagesCall(room_id=_checked(pixel, "GetRoomMessages")["roomId"])
 
 
+def embeddings_call(pixel: Pixel) -> EmbeddingsCall:
+    """The texts to embed; with encoded=true each was URI-encoded (as SEMOSS's reactor reads it)."""
+    args = _checked(pixel, "Embeddings")
+    values = list(args["values"])
+    if args.get("encoded"):
+        values = [unquote(value) for value in values]
+    params = dict(args["paramValues"][0]) if "paramValues" in args else {}
+    return EmbeddingsCall(engine=args["engine"], values=values, param_values=params)
+
+
 def _meta_call(pixel: Pixel) -> MetaCall:
     _checked(pixel, "META")
     return MetaCall()
@@ -499,6 +529,7 @@ _VIEWS: Mapping[str, Callable[[Pixel], PixelCall]] = MappingProxyType(
         "LLM": llm_call,
         "GetModelAPI": model_api_call,
         "GetRoomMessages": room_messages_call,
+        "Embeddings": embeddings_call,
     }
 )
 

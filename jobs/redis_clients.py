@@ -4,8 +4,12 @@
 Each client has a bounded pool that makes a caller wait for a free connection instead of failing,
 and a wait past the pool timeout raises RedisPoolExhausted ("overloaded", not "Redis is down").
 On a cluster, a command or pipeline that meets a transient cluster error (a stale slot map, a
-node restarting, a slot in migration) is sent again after a short, bounded backoff; an outage
-that outlasts it still raises, and the faces answer "cannot reach Redis"."""
+node restarting, a slot in migration, a dropped connection) is sent again after a short, bounded
+backoff; an outage that outlasts it still raises, and the faces answer "cannot reach Redis".
+
+Every outage leaves this module as a redis.ConnectionError, whatever redis-py raised: its cluster
+client reports an unreachable cluster with RedisClusterException subclasses, which are not
+RedisErrors, so the callers above (the faces' 503, the worker's retries) need to know one family."""
 
 from __future__ import annotations
 
@@ -14,21 +18,26 @@ import contextlib
 import contextvars
 import threading
 import weakref
-from typing import Any, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 import hiredis
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
-from redis.asyncio.cluster import ClusterPipeline
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.cluster import ClusterPipeline as SyncClusterPipeline
 from redis.cluster import RedisCluster
 from redis.connection import HiredisRespSerializer
 from redis.exceptions import (
     AskError,
     ClusterError,
+    CrossSlotTransactionError,
+    InvalidPipelineStack,
     MaxConnectionsError,
     RedisClusterException,
     SlotNotCoveredError,
@@ -36,6 +45,8 @@ from redis.exceptions import (
 )
 
 from jobs.overload import RedisPoolExhausted
+
+T = TypeVar("T")
 
 _sync_client: redis.Redis | RedisCluster | None = None
 _sync_lock = threading.Lock()
@@ -77,20 +88,40 @@ class _WaitingPool(aioredis.BlockingConnectionPool):
 # cluster was healthy. Ours: 5 retries after 25, 50, 100, 200, 400 ms (under 1 s in all, then
 # the outage is real), each after one slot map refresh shared by every waiting task.
 # ClusterError covers CLUSTERDOWN and "TTL exhausted"; AskError covers MOVED.
+# RedisClusterException: no node answered a slot-map refresh (RedisClusterUnreachableError from
+# redis-py 8.2), or a slot has no node (SlotNotCoveredError).
 _TRANSIENT_CLUSTER_ERRORS = (
     redis.ConnectionError,
     redis.TimeoutError,
     ClusterError,
     TryAgainError,
     AskError,
-    SlotNotCoveredError,
+    RedisClusterException,
 )
 _CLUSTER_RETRIES = 5
+# RedisClusterExceptions that say the caller misused the client: bugs, neither retried nor outages.
+_CLUSTER_MISUSE = (CrossSlotTransactionError, InvalidPipelineStack)
 
 
 def _transient(exc: Exception) -> bool:
     # Not the waiting bound's verdict: a busy client is not cured by asking again at once.
-    return not isinstance(exc, RedisPoolExhausted | MaxConnectionsError)
+    return not isinstance(exc, (RedisPoolExhausted, MaxConnectionsError, *_CLUSTER_MISUSE))
+
+
+@contextlib.contextmanager
+def _outage_as_connection_error() -> Any:
+    """Re-raises redis-py's cluster outages, which are not RedisErrors, as redis.ConnectionError."""
+    try:
+        yield
+    except RedisClusterException as exc:
+        if isinstance(exc, _CLUSTER_MISUSE):
+            raise
+        raise redis.ConnectionError(f"cannot reach the Redis Cluster: {exc}") from exc
+
+
+def _transient_retry() -> Retry:
+    """5 retries after 25, 50, 100, 200, 400 ms: under 1 s in all, then the outage is real."""
+    return Retry(ExponentialBackoff(cap=0.4, base=0.025), _CLUSTER_RETRIES, _TRANSIENT_CLUSTER_ERRORS)
 
 
 async def _nothing_to_undo(error: Exception) -> None:
@@ -144,17 +175,12 @@ class _WaitingCluster(AsyncRedisCluster):
         self._free = asyncio.Semaphore(self._bound)
         self._pool_timeout = pool_timeout
         self._discovery = asyncio.Lock()
-        self.transient_retry = Retry(
-            ExponentialBackoff(cap=0.4, base=0.025),
-            _CLUSTER_RETRIES,
-            # redis-py annotates RedisError types but catches any exception type it is given;
-            # SlotNotCoveredError is a RedisClusterException, which is not a RedisError.
-            _TRANSIENT_CLUSTER_ERRORS,  # type: ignore[arg-type]
-        )
+        self.transient_retry = _transient_retry()
 
     @contextlib.asynccontextmanager
     async def turn(self) -> Any:
-        """Wait for one of the bounded connections (and for the slot map, when it is stale)."""
+        """Wait for one of the bounded connections. The slot map is refreshed inside the retries
+        (retrying()): a refresh that meets a dropped connection or a MOVED is tried again too."""
         if _holding.get():
             yield
             return
@@ -162,11 +188,6 @@ class _WaitingCluster(AsyncRedisCluster):
             await asyncio.wait_for(self._free.acquire(), self._pool_timeout)
         except TimeoutError as exc:
             raise RedisPoolExhausted(self._bound) from exc
-        try:
-            await self.rediscover_if_stale()
-        except BaseException:
-            self._free.release()
-            raise
         token = _holding.set(True)
         try:
             yield
@@ -179,22 +200,43 @@ class _WaitingCluster(AsyncRedisCluster):
         if self._initialize:  # redis-py's own flag: the slot map is missing or stale
             async with self._discovery:
                 if self._initialize:
-                    try:
-                        await self.initialize()
-                    except RedisClusterException as exc:
-                        # No node answered (or the slots are not all served): an outage, which
-                        # the faces answer 503 "cannot reach Redis", not a bug's 500.
-                        raise redis.ConnectionError(f"cannot discover the Redis Cluster: {exc}") from exc
+                    await self.initialize()
 
-    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        async def attempt() -> Any:
+    async def retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Runs attempt within a turn, with the slot map fresh, again after a transient error;
+        an outage that outlasts the retries is raised as redis.ConnectionError."""
+
+        async def fresh_attempt() -> T:
             await self.rediscover_if_stale()
-            return await super(_WaitingCluster, self).execute_command(*args, **dict(kwargs))
+            return await attempt()
 
         async with self.turn():
-            return await self.transient_retry.call_with_retry(
-                attempt, _nothing_to_undo, is_retryable=_transient
-            )
+            with _outage_as_connection_error():
+                return await self.transient_retry.call_with_retry(
+                    fresh_attempt, _nothing_to_undo, is_retryable=_transient
+                )
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        command = super().execute_command
+        return await self.retrying(lambda: command(*args, **dict(kwargs)))
+
+    async def node_of(self, key: str) -> ClusterNode:
+        """The node that serves key's slot, from a slot map discovered if need be."""
+
+        async def lookup() -> ClusterNode:
+            node = self.get_node_from_key(key)
+            if node is None:  # a transient hole in the slot map: retried, then an outage
+                raise SlotNotCoveredError(f"no node serves the slot of {key!r}")
+            return node
+
+        return await self.retrying(lookup)
+
+    def node_pubsub(self, node: ClusterNode) -> PubSub:
+        """A pub/sub connection of its own to node. It reconnects after a dropped connection
+        with the transient backoff: the node's command connections have redis-py's retries off
+        (ours wrap each command), which a pub/sub connection would inherit."""
+        options = {**node.connection_kwargs, "retry": _transient_retry()}
+        return aioredis.Redis(connection_pool=aioredis.ConnectionPool(**options)).pubsub()
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
         # redis-py's annotations leave an attribute abstract that its __init__ sets.
@@ -225,13 +267,40 @@ class _WaitingPipeline(ClusterPipeline):
                 for args, kwargs in queued:
                     super(_WaitingPipeline, self).execute_command(*args, **dict(kwargs))
             first = False
-            await client.rediscover_if_stale()
-            return await super(_WaitingPipeline, self).execute(raise_on_error, allow_redirections)
-
-        async with client.turn():
-            return await client.transient_retry.call_with_retry(
-                attempt, _nothing_to_undo, is_retryable=_transient
+            replies = await super(_WaitingPipeline, self).execute(raise_on_error, allow_redirections)
+            # With raise_on_error off, redis-py hands a dropped connection back as a reply: raised
+            # here, so the whole pipeline is sent again like any other transient failure.
+            lost = next(
+                (r for r in replies if isinstance(r, redis.ConnectionError | redis.TimeoutError)), None
             )
+            if lost is not None:
+                raise lost
+            return replies
+
+        return await client.retrying(attempt)
+
+
+class _SyncCluster(RedisCluster):
+    """redis-py's sync cluster client, whose outages are redis.ConnectionErrors as on the async one.
+    Its own retries stay on: its callers (job creation's limits, the sweeper, the admin) are
+    few and not on the chunk path."""
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        with _outage_as_connection_error():
+            return super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> SyncClusterPipeline:
+        pipe = super().pipeline(transaction, shard_hint)
+        # redis-py builds its pipeline from a dozen of the client's private attributes; only
+        # execute changes, so the class is swapped rather than that construction copied.
+        pipe.__class__ = _SyncClusterPipeline
+        return pipe
+
+
+class _SyncClusterPipeline(SyncClusterPipeline):
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        with _outage_as_connection_error():
+            return super().execute(raise_on_error)
 
 
 def sync_redis() -> Any:
@@ -242,7 +311,7 @@ def sync_redis() -> Any:
             url = settings.CHUNKLOG_REDIS_URL
             if settings.CHUNKLOG_REDIS_CLUSTER:
                 # Each node's pool waits for a free connection, as on a single node.
-                _sync_client = RedisCluster.from_url(
+                _sync_client = _SyncCluster.from_url(
                     url, connection_pool_class=redis.BlockingConnectionPool, **_pool_options()
                 )
             else:

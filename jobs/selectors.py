@@ -10,7 +10,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from engine.types import ChunkDict
-from jobs import chunklog, sweeper, wakeup
+from jobs import chunklog, sweeper, tracing, wakeup
 from jobs.logcontext import bind_job_id
 from jobs.models import Engine, Job
 
@@ -38,10 +38,12 @@ async def job_for_owner(job_id: Any, owner_id: int, *, live: bool = True) -> Job
             if state.meta["owner"] != owner_id:
                 return None
             bind_job_id(key)  # awaited, not copied: the calling request logs with the job's id
+            tracing.link_read(str(key), state.meta["options"].get(tracing.TRACEPARENT))
             return _live_job(key, state)
     job = await Job.objects.select_related("engine").filter(id=key, owner_id=owner_id).afirst()
     if job is not None:
         bind_job_id(job.pk)  # awaited, not copied: the calling request logs with the job's id
+        tracing.link_read(str(key), job.options.get(tracing.TRACEPARENT))
     return job
 
 

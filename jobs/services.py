@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -12,7 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from engine.types import ERROR, ChunkDict, GenerationRequest, UnsupportedParameter
-from jobs import chunklog, limits, metrics
+from jobs import chunklog, limits, metrics, tracing
+from jobs.access import check_engine
 from jobs.keys import hash_secret, new_key_pair
 from jobs.logcontext import bind_job_id
 from jobs.models import ApiKey, Engine, Job, Room, RoomMessage
@@ -32,11 +35,52 @@ def user_ensure(*, username: str, staff: bool = False) -> User:
     return user
 
 
-def key_create(*, owner: User, name: str = "") -> tuple[ApiKey, str]:
-    """Returns the key row and its secret; the secret is never stored and cannot be shown again."""
+def key_create(
+    *,
+    owner: User,
+    name: str = "",
+    expires_at: datetime | None = None,
+    engines: Sequence[str] = (),
+    faces: Sequence[str] = (),
+) -> tuple[ApiKey, str]:
+    """Returns the key row and its secret; the secret is never stored and cannot be shown again.
+    Empty `engines` or `faces`: every one."""
     access, secret = new_key_pair()
-    key = ApiKey.objects.create(owner=owner, name=name, access_key=access, secret_hash=hash_secret(secret))
+    key = ApiKey.objects.create(
+        owner=owner,
+        name=name,
+        access_key=access,
+        secret_hash=hash_secret(secret),
+        expires_at=expires_at,
+        engines=list(engines),
+        faces=list(faces),
+    )
     return key, secret
+
+
+def key_revoke(*, key: ApiKey) -> bool:
+    """Refused from now on by every web process within SPOOL_KEY_CACHE_SECONDS; False when it
+    already was revoked (revoking twice keeps the first time)."""
+    now = timezone.now()
+    revoked = ApiKey.objects.filter(pk=key.pk, revoked_at=None).update(revoked_at=now) == 1
+    if revoked:
+        key.revoked_at = now
+    return revoked
+
+
+def key_set_expiry(*, key: ApiKey, expires_at: datetime | None) -> None:
+    key.expires_at = expires_at
+    key.save(update_fields=["expires_at"])
+
+
+def key_limit(*, key: ApiKey, engines: Sequence[str] | None, faces: Sequence[str] | None) -> None:
+    """Sets what is given (an empty list lifts that limit); None leaves it as it is."""
+    fields: list[str] = []
+    if engines is not None:
+        key.engines, fields = list(engines), [*fields, "engines"]
+    if faces is not None:
+        key.faces, fields = list(faces), [*fields, "faces"]
+    key.save(update_fields=fields)
 
 
 def engine_ensure_offline() -> Engine:
@@ -70,12 +114,18 @@ def job_create(
     face: str,
     room: Room | None = None,
     user_message: str | None = None,
+    engines: frozenset[str] = frozenset(),
 ) -> Job:
-    """A queued job, sent to a worker once committed. Raises UnsupportedParameter (see
-    `refusal`) before anything is written or counted when the engine cannot honour the request,
-    so the caller hears it now rather than in a failed job."""
+    """A queued job, sent to a worker once committed. Raises EngineNotAllowed when `engines`
+    (the calling key's, empty for every engine) leaves this one out, and UnsupportedParameter
+    (see `refusal`) when the engine cannot honour the request, both before anything is written
+    or counted, so the caller hears it now rather than in a failed job."""
+    check_engine(engines, engine)
     engine.built().check(request)
     limits.check_job_start(owner.pk)
+    traceparent = tracing.current_traceparent()
+    if traceparent:
+        options = {**options, tracing.TRACEPARENT: traceparent}
     job = Job.objects.create(
         owner=owner, engine=engine, room=room, face=face, request=request.to_dict(), options=options
     )

@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import redis
-import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.backoff import ExponentialBackoff
 
@@ -82,11 +81,9 @@ class WakeHub:
         A node restarted in place is followed: see _listen."""
         if self._cluster is None:
             return ""
-        async with self._cluster.turn():  # which discovers the cluster if nothing else has yet
-            node = self._cluster.get_node_from_key(channel)
+        node = await self._cluster.node_of(channel)  # which discovers the cluster if nothing has yet
         if node.name not in self._pubsubs:
-            pool = aioredis.ConnectionPool(**node.connection_kwargs)
-            self._pubsubs[node.name] = aioredis.Redis(connection_pool=pool).pubsub()
+            self._pubsubs[node.name] = self._cluster.node_pubsub(node)
         return node.name
 
     @contextlib.asynccontextmanager

@@ -6,7 +6,14 @@ from __future__ import annotations
 import logging.config
 from typing import Any
 
-from celery.signals import setup_logging, task_postrun, task_prerun, worker_ready, worker_shutdown
+from celery.signals import (
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_ready,
+    worker_shutdown,
+)
 
 RUN_JOB = "spool.run_job"
 
@@ -18,6 +25,14 @@ def _log_as_django_does(**_: Any) -> None:
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+
+
+@worker_init.connect
+def _start_tracing(**_: Any) -> None:
+    """Before the first task: the Celery instrumentation reads each message's trace context."""
+    from jobs import tracing
+
+    tracing.setup("spool-worker")
 
 
 @worker_ready.connect
@@ -39,9 +54,10 @@ def _start_liveness_and_metrics(**_: Any) -> None:
 def _stop_liveness(**_: Any) -> None:
     from django.conf import settings
 
-    from jobs import liveness
+    from jobs import liveness, tracing
 
     liveness.stop(settings.SPOOL_WORKER_HEARTBEAT_FILE)
+    tracing.flush()
 
 
 @task_prerun.connect

@@ -31,6 +31,10 @@ fi
 # lifespan. Access lines are off: a poller makes one request per chunk batch, and the
 # application logs what matters. With several workers uvicorn's supervisor forks them and
 # restarts one that dies; exec keeps the signals of a stop going straight to it.
+# Refuse to start on settings that would make every request fail (jobs/redis_topology.py):
+# the message names the setting. Django's check prints nothing else on stderr.
+"$SPOOL_PYTHON" manage.py check --tag spool >/dev/null
+
 exec "$SPOOL_PYTHON" -m uvicorn config.asgi:application \
   --host "${SPOOL_WEB_HOST:-127.0.0.1}" --port "${PORT:-8000}" \
   --workers "$workers" --loop uvloop --http httptools \

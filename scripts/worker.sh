@@ -38,6 +38,10 @@ if [ "${SPOOL_LOG_FORMAT:-text}" = json ]; then quiet=(--quiet); fi
 # No gossip or mingle: workers never talk to each other, and both cost start-up time.
 # exec: the worker is this process, so a signal sent to it (Ctrl-C, docker stop, SIGKILL in the
 # fault tests) reaches celery itself.
+# Refuse to start on settings that would make every request fail (jobs/redis_topology.py):
+# the message names the setting. Django's check prints nothing else on stderr.
+"$SPOOL_PYTHON" manage.py check --tag spool >/dev/null
+
 exec "$SPOOL_PYTHON" -m "${SPOOL_WORKER_MAIN:-celery}" -A config "${quiet[@]}" worker \
   --pool threads --concurrency "${SPOOL_WORKER_CONCURRENCY:-256}" \
   --without-gossip --without-mingle \

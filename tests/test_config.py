@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import database_from_url, env_bool, env_float, env_int
+from config.env import database_from_url, env_bool, env_float, env_int, env_origins
 
 
 def test_tests_use_their_own_redis_database_and_prefix():
@@ -45,3 +45,15 @@ def test_database_urls_become_django_settings(monkeypatch):
     monkeypatch.setenv("DB", "mysql://x/y")
     with pytest.raises(ImproperlyConfigured, match="DB must look like"):
         database_from_url("DB", "")
+
+
+def test_cors_origins_are_origins_or_a_clear_error(monkeypatch):
+    monkeypatch.setenv("SPOOL_X", " https://app.example.com, http://127.0.0.1:3000 ,")
+    assert env_origins("SPOOL_X") == ["https://app.example.com", "http://127.0.0.1:3000"]
+    monkeypatch.delenv("SPOOL_X")
+    assert env_origins("SPOOL_X") == []
+    for bad in ("https://app.example.com/", "app.example.com", "https://app.example.com/page", "ftp://x",
+                "http://x:port", "*"):  # fmt: skip
+        monkeypatch.setenv("SPOOL_X", bad)
+        with pytest.raises(ImproperlyConfigured, match="SPOOL_X must list origins"):
+            env_origins("SPOOL_X")

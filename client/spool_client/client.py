@@ -51,6 +51,13 @@ def job_body(
     return {name: value for name, value in fields.items() if value is not None}
 
 
+def _embeddings_body(engine: str, input: str | list[Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {"engine": engine, "input": input}
+    if parameters:
+        body["parameters"] = parameters
+    return body
+
+
 class Spool:
     """A Spool server. `base_url` is its root (e.g. http://127.0.0.1:8000); `api_key` a secret key.
 
@@ -206,6 +213,21 @@ class Spool:
 
     async def async_chunks(self, job_id: str, *, after: int = -1, wait: float = 0.0) -> dict[str, Any]:
         return await self._acall("GET", f"/v1/jobs/{job_id}/chunks", params={"after": after, "wait": wait})
+
+    # ---- embeddings ------------------------------------------------------------------------
+
+    def embeddings(self, engine: str, input: str | list[Any], **parameters: Any) -> dict[str, Any]:
+        """Embed a text, texts, or token id arrays with an engine, answered at once: {"object":
+        "embeddings", "engine", "embeddings" (one per input), "dimensions", "usage"}. Parameters:
+        dimensions, user, encoding_format ("float", or "base64" for float32 strings)."""
+        return self._call("POST", "/v1/jobs/embeddings", json=_embeddings_body(engine, input, parameters))
+
+    async def async_embeddings(
+        self, engine: str, input: str | list[Any], **parameters: Any
+    ) -> dict[str, Any]:
+        return await self._acall(
+            "POST", "/v1/jobs/embeddings", json=_embeddings_body(engine, input, parameters)
+        )
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel the job (harmless once it ended); returns the job."""

@@ -51,6 +51,14 @@ def output(job: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def embeddings_output(answer: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "response": answer["embeddings"],
+        "numberOfTokensInPrompt": answer["usage"]["input_tokens"],
+        "numberOfTokensInResponse": 0,
+    }
+
+
 class ModelEngine:
     """An engine (by id or name) on a Spool server; without `spool`, the last Spool made."""
 
@@ -81,6 +89,22 @@ class ModelEngine:
     ) -> JobStream:
         """Start a job and return its event stream."""
         return self.spool.stream(self.engine_id, **_fields(command, context, param_dict))
+
+    def embeddings(
+        self, strings_to_embed: str | list[str], param_dict: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """One vector per string, as ai-server-sdk's embeddings() answers: {"response": [[...]],
+        "numberOfTokensInPrompt", "numberOfTokensInResponse": 0}. param_dict: dimensions, user."""
+        texts = [strings_to_embed] if isinstance(strings_to_embed, str) else strings_to_embed
+        return embeddings_output(self.spool.embeddings(self.engine_id, texts, **(param_dict or {})))
+
+    async def async_embeddings(
+        self, strings_to_embed: str | list[str], param_dict: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        texts = [strings_to_embed] if isinstance(strings_to_embed, str) else strings_to_embed
+        return embeddings_output(
+            await self.spool.async_embeddings(self.engine_id, texts, **(param_dict or {}))
+        )
 
     async def async_stream(
         self, command: str | None = None, context: str | None = None, param_dict: dict[str, Any] | None = None

@@ -18,14 +18,18 @@ from typing import Any
 
 import numpy as np
 
+from engine.embeddings import MAX_DIMENSIONS, EmbeddingRequest, Embeddings
 from engine.offline import corpus
+from engine.offline.embedding import embed_text, idf
 from engine.offline.model import NGramModel, default_model
 from engine.offline.sampling import Knobs, Step, logprob_entry, pick, shape
+from engine.offline.scoring import prompt_entries
 from engine.offline.stops import StopGuard
 from engine.offline.tokenizer import EOT_ID, Tokenizer, default_tokenizer
 from engine.types import (
     CONTENT,
     FINISH,
+    PROMPT,
     USAGE,
     Chunk,
     GenerationRequest,
@@ -34,6 +38,11 @@ from engine.types import (
 
 MODEL_NAME = "spool-offline-ngram"
 DEFAULT_MAX_TOKENS = 256
+# The width of an embedding when neither the engine's config nor the request sets one.
+DEFAULT_EMBEDDING_DIMENSIONS = 1024
+# An input longer than this (characters or tokens) is embedded on a thread: at about a
+# microsecond a character (python -m bench.embeddings) it would hold the loop for milliseconds.
+LONG_INPUT = 4000
 MAX_TOP_LOGPROBS = 20
 MAX_STOPS = 4
 # Sampling is CPU work on the loop that runs every generation of the worker: give the loop back
@@ -71,15 +80,21 @@ class _Slicer:
 
 class OfflineEngine:
     """Engine kind "offline". Config: tokens_per_second (0: as fast as the CPU allows), max_tokens
-    (the default when a request sets none).
+    (the default when a request sets none), embedding_dimensions (1024: the width of an embedding
+    when the request sets none).
 
     stream() is an async generator for the caller's event loop: paced by the loop's timers, and
-    at full speed it gives the loop back every SLICE_SECONDS of sampling.
+    at full speed it gives the loop back every SLICE_SECONDS of sampling. embed() computes hashed
+    feature vectors (engine.offline.embedding), giving the loop back between inputs likewise.
     """
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.tokens_per_second = float(config.get("tokens_per_second") or 0)
         self.max_tokens = int(config.get("max_tokens") or DEFAULT_MAX_TOKENS)
+        self.embedding_dimensions = int(config.get("embedding_dimensions") or DEFAULT_EMBEDDING_DIMENSIONS)
+        if not 1 <= self.embedding_dimensions <= MAX_DIMENSIONS:
+            raise ValueError(f"embedding_dimensions must be from 1 to {MAX_DIMENSIONS}")
+        self._embedding_ready = False
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -99,6 +114,11 @@ class OfflineEngine:
         }
 
     def check(self, request: GenerationRequest) -> None:
+        _text_only(request.messages)
+        if request.suffix:
+            raise UnsupportedParameter(
+                "suffix", "The offline engine continues a text; it cannot fill in text before a suffix."
+            )
         if request.tool_choice not in (None, "none", "auto"):
             raise UnsupportedParameter("tool_choice", "The offline engine cannot call tools.")
         if request.tools and request.tool_choice != "none":
@@ -121,8 +141,10 @@ class OfflineEngine:
             raise UnsupportedParameter("top_p", "top_p must be above 0 and at most 1.")
         if request.n < 1:
             raise UnsupportedParameter("n", "n must be at least 1.")
-        if request.max_tokens is not None and request.max_tokens < 1:
+        if request.max_tokens is not None and request.max_tokens < (0 if request.prompt is not None else 1):
             raise UnsupportedParameter("max_tokens", "max_tokens must be at least 1.")
+        if request.prompt_logprobs and request.prompt is None:
+            raise UnsupportedParameter("prompt_logprobs", "Only legacy prompts can be scored.")
         if len(request.stop) > MAX_STOPS:
             raise UnsupportedParameter("stop", f"At most {MAX_STOPS} stop sequences are allowed.")
         if not 0 <= request.top_logprobs <= MAX_TOP_LOGPROBS:
@@ -131,15 +153,20 @@ class OfflineEngine:
             )
 
     def prompt_tokens(self, request: GenerationRequest) -> int:
-        return sum(self.tokenizer.count_tokens(text) for text in map(_text, request.messages))
+        return sum(self.tokenizer.count_tokens(text) for text in _prompt_texts(request))
 
-    def prompt_context(self, request: GenerationRequest) -> list[int]:
-        """Where generation starts: the last in-vocabulary tokens of the last user message, so the
-        reply continues the prompt. Trailing marks are skipped: after a '?' the corpus mostly ends
-        a speech, and the reply would end before it began. No usable words: a document start."""
+    def prompt_context(self, request: GenerationRequest, prompt: int = 0) -> list[int]:
+        """Where generation starts: the last in-vocabulary tokens of the last user message (or of
+        legacy prompt number `prompt`), so the reply continues it. Trailing marks are skipped:
+        after a '?' the corpus mostly ends a speech, and the reply would end before it began. No
+        usable words: a document start."""
         tok = self.tokenizer
-        last_user = next((m for m in reversed(request.messages) if m.get("role") == "user"), None)
-        ids = [i for i in tok.encode(_text(last_user or {})) if tok.is_word(i)]
+        if request.prompt is not None:
+            text = request.prompt[prompt]
+        else:
+            last_user = next((m for m in reversed(request.messages) if m.get("role") == "user"), None)
+            text = _text(last_user or {})
+        ids = [i for i in tok.encode(text) if tok.is_word(i)]
         while ids and not any(c.isalnum() for c in tok.token_str(ids[-1])):
             ids.pop()
         need = self.model.order - 1
@@ -160,16 +187,26 @@ class OfflineEngine:
         slicer = _Slicer()
         tok, model = self.tokenizer, self.model
         knobs = Knobs.from_request(request)
-        limit = request.max_tokens or self.max_tokens
+        limit = request.max_tokens if request.max_tokens is not None else self.max_tokens
         top = request.top_logprobs if request.logprobs else 0
-        context = self.prompt_context(request)
+        contexts = [self.prompt_context(request, p) for p in range(len(request.prompt or [None]))]
         choices: list[_Choice] = []
-        for i in range(request.n):
+        for i in range(request.choice_count):
             await slicer.breathe()  # each generator costs about 50 us: a large n adds up
+            context = contexts[i // request.n]
             choices.append(_Choice(i, _rng(request.seed, i), StopGuard(request.stop), list(context)))
+        for p, text in enumerate((request.prompt or []) if request.prompt_logprobs else []):
+            scores = []
+            for score in prompt_entries(tok, model, text, top):
+                await slicer.breathe()  # a long prompt is many distributions to compute
+                scores.append(score)
+            yield Chunk(PROMPT, {"prompt": p, "content": text}, logprobs=scores)
         interval = 1 / self.tokens_per_second if self.tokens_per_second > 0 else 0.0
         next_step = loop.time()
-        active = list(choices)
+        active = list(choices) if limit > 0 else []
+        for choice in choices if limit == 0 else []:
+            # max_tokens 0: the prompt alone (with echo, its score) is the answer.
+            yield Chunk(FINISH, {"finish_reason": "length"}, choice=choice.index)
         first = True
         while active:
             if interval and not first:
@@ -205,13 +242,47 @@ class OfflineEngine:
                     yield Chunk(FINISH, {"finish_reason": reason}, choice=choice.index)
                     active.remove(choice)
         input_tokens = 0
-        for message in request.messages:
+        for text in _prompt_texts(request):
             await slicer.breathe()  # a long conversation is a lot of text to count
-            input_tokens += tok.count_tokens(_text(message))
+            input_tokens += tok.count_tokens(text)
         yield Chunk(
             USAGE,
             {"input_tokens": input_tokens, "output_tokens": sum(c.generated for c in choices)},
         )
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        if not self._embedding_ready:
+            # Building the tokenizer and the corpus's word counts takes about 0.1 s, once per
+            # process: on a thread, not on the loop that serves every other request meanwhile.
+            await asyncio.to_thread(lambda: (self.tokenizer, idf("")))
+            self._embedding_ready = True
+        tok = self.tokenizer
+        for i, item in enumerate(request.inputs):
+            if isinstance(item, list) and max(item) >= tok.vocab_size:
+                raise UnsupportedParameter(
+                    f"input[{i}]",
+                    f"Input {i} holds token id {max(item)}; the offline engine's ids are 0 to "
+                    f"{tok.vocab_size - 1}.",
+                )
+        dimensions = request.dimensions or self.embedding_dimensions
+        vectors = np.empty((len(request.inputs), dimensions), dtype=np.float32)
+        tokens = 0
+        slicer = _Slicer()
+        for i, item in enumerate(request.inputs):
+            await slicer.breathe()
+            if len(item) > LONG_INPUT:
+                vectors[i], counted = await asyncio.to_thread(_embed_one, tok, item, dimensions)
+            else:
+                vectors[i], counted = _embed_one(tok, item, dimensions)
+            tokens += counted
+        return Embeddings(vectors=vectors, input_tokens=tokens)
+
+
+def _embed_one(tok: Tokenizer, item: str | list[int], dimensions: int) -> tuple[np.ndarray, int]:
+    """One input's vector and its token count."""
+    if isinstance(item, str):
+        return embed_text(item, dimensions), tok.count_tokens(item)
+    return embed_text(tok.decode(item), dimensions), len(item)
 
 
 def _content(choice: _Choice, released: list[tuple[str, dict[str, Any] | None]]) -> Iterator[Chunk]:
@@ -230,6 +301,25 @@ def _rng(seed: int | None, index: int) -> np.random.Generator:
     # SeedSequence mixes the seed and the choice index into independent streams, identical in
     # every process (unlike anything based on hash()).
     return np.random.default_rng([seed % 2**64, index])
+
+
+def _text_only(messages: list[dict[str, Any]]) -> None:
+    """The model reads text: an image, audio or file part is refused, naming it, rather than
+    dropped from the prompt without a word."""
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        for j, part in enumerate(content if isinstance(content, list) else []):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind not in ("text", "refusal"):
+                raise UnsupportedParameter(
+                    f"messages[{i}].content[{j}]",
+                    f"the offline engine reads text only; it cannot take a '{kind}' content part.",
+                )
+
+
+def _prompt_texts(request: GenerationRequest) -> list[str]:
+    """What the engine reads: the legacy prompts, else every message's text."""
+    return list(request.prompt) if request.prompt is not None else [_text(m) for m in request.messages]
 
 
 def _text(message: dict[str, Any]) -> str:

@@ -42,16 +42,48 @@ class EngineAdmin(admin.ModelAdmin):
 
 
 class ApiKeyForm(forms.ModelForm):
+    """The key's limits as choices: engines by name (stored by id), faces as checkboxes."""
+
+    engines = forms.ModelMultipleChoiceField(
+        queryset=Engine.objects.all(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The engines it may use; none ticked: every engine.",
+    )
+    faces = forms.MultipleChoiceField(
+        choices=ApiKey.Face.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The faces it may call; none ticked: every face.",
+    )
+
     class Meta:
         model = ApiKey
-        fields = ["owner", "name"]
+        fields = ["owner", "name", "expires_at", "revoked_at", "engines", "faces"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["engines"] = list(self.instance.engines)
+
+    def clean_engines(self) -> list[Any]:
+        chosen = [engine.pk for engine in self.cleaned_data["engines"]]
+        if self.instance.pk and self.instance.engines:
+            # Ids of engines deleted since stay: the form cannot show them, and dropping the last
+            # of them would turn a limited key into one that may use every engine.
+            existing = set(Engine.objects.filter(pk__in=self.instance.engines).values_list("pk", flat=True))
+            chosen += [pk for pk in self.instance.engines if pk not in existing]
+        return chosen
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     form = ApiKeyForm
-    list_display = ["access_key", "owner", "name", "created_at", "revoked_at"]
-    list_filter = ["revoked_at"]
+    list_display = [
+        "access_key", "owner", "name", "state", "expires_at", "last_used_at", "engine_limit", "face_limit",
+        "created_at",
+    ]  # fmt: skip
+    list_filter = ["revoked_at", "expires_at", "last_used_at"]
     list_select_related = ["owner"]
     search_fields = ["access_key", "owner__username", "name"]
     autocomplete_fields = ["owner"]
@@ -60,10 +92,32 @@ class ApiKeyAdmin(admin.ModelAdmin):
     exclude = ["secret_hash"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
-        return ["owner", "access_key", "created_at"] if obj else []
+        return ["owner", "access_key", "created_at", "last_used_at"] if obj else []
 
     def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[Any]:
-        return ["owner", "name", "access_key", "created_at", "revoked_at"] if obj else ["owner", "name"]
+        limits = ["expires_at", "engines", "faces"]
+        if obj is None:
+            return ["owner", "name", *limits]
+        return ["owner", "name", "access_key", "created_at", "last_used_at", "revoked_at", *limits]
+
+    @admin.display(description="state")
+    def state(self, key: ApiKey) -> str:
+        if key.revoked_at is not None:
+            return "revoked"
+        if key.expires_at is not None and key.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+    @admin.display(description="engines")
+    def engine_limit(self, key: ApiKey) -> str:
+        if not key.engines:
+            return "all"
+        names = dict(Engine.objects.filter(pk__in=key.engines).values_list("pk", "name"))
+        return ", ".join(names.get(pk, f"{pk} (deleted)") for pk in key.engines)
+
+    @admin.display(description="faces")
+    def face_limit(self, key: ApiKey) -> str:
+        return ", ".join(key.faces) or "all"
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         if not change:

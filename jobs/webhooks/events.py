@@ -46,10 +46,10 @@ def response_id(job_id: Any) -> str:
 
 def face_id(job: Job) -> str:
     """The id the job's face gave its client: SEMOSS jobId and native job id are the job's id."""
-    if job.face == "openai":
+    if job.face in ("openai", "completions"):
         from jobs.faces.openai.render import completion_id  # the face owns its id's format
 
-        return completion_id(job.pk)
+        return completion_id(job.pk, "chatcmpl-" if job.face == "openai" else "cmpl-")
     if job.face == RESPONSES_FACE:
         return response_id(job.pk)
     return str(job.pk)

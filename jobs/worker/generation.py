@@ -42,8 +42,8 @@ class Generation:
     def __init__(self, job_id: str, request: GenerationRequest) -> None:
         self.job_id = job_id
         self.request = request
-        self.builder = ResultBuilder(request.n)
-        self.finish_reasons: list[str | None] = [None] * request.n
+        self.builder = ResultBuilder(request.choice_count)
+        self.finish_reasons: list[str | None] = [None] * request.choice_count
         self.usage: Usage | None = None
         self.first_chunk_at: datetime | None = None
         self.terminal: ChunkDict | None = None
@@ -111,7 +111,7 @@ class Generation:
         if any(reason is None for reason in self.finish_reasons):
             return error_chunk("engine_error", "The engine ended without a finish_reason.")
         data: dict[str, Any] = {"finish_reason": self.finish_reasons[0]}
-        if self.request.n > 1:
+        if self.request.choice_count > 1:
             data["choices"] = self.finish_reasons
         return {"type": FINISH, "data": data}
 

@@ -19,7 +19,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from engine.types import FINISH, ChunkDict, GenerationRequest
-from jobs import metrics, responses
+from jobs import metrics, responses, tracing
 from jobs.completions import completion_store
 from jobs.models import Job
 from jobs.responses.store import response_store
@@ -54,6 +54,8 @@ def job_run(*, job_id: str) -> None:
         log.info("job %s: not queued any more (cancelled, or run by an earlier delivery); skipped", job_id)
         return
     metrics.job_started(engine=job.engine.name)
+    if job.started_at is not None:
+        tracing.record_span("spool.queue_wait", job.created_at, job.started_at, **{"spool.job_id": job_id})
     request = GenerationRequest.from_dict(job.request)
     generation = Generation(job_id, request)
     try:
@@ -62,14 +64,21 @@ def job_run(*, job_id: str) -> None:
         generation.terminal = error_chunk("engine_unavailable", f"Engine {job.engine.name!r}: {exc}")
     else:
         _release_connection()  # a generation can take minutes; don't pin a connection meanwhile
-        runtime.run(generation.run(engine, settings.SPOOL_JOB_MAX_SECONDS))
+        with tracing.span("spool.generation", **{"spool.engine": job.engine.name}):
+            # The generation's task on the loop starts in this thread's context (call_soon_threadsafe
+            # copies it), so the upstream call is a child of this span.
+            runtime.run(generation.run(engine, settings.SPOOL_JOB_MAX_SECONDS))
+        if job.started_at is not None and generation.first_chunk_at is not None:
+            tracing.record_span("spool.first_chunk", job.started_at, generation.first_chunk_at)
     _finish(job, generation)
 
 
 def _finish(job: Job, generation: Generation) -> None:
     usage_chunk, terminal = generation.ending()
     result = generation.result()
-    updated = _retry_while_down(lambda: _commit(job, generation, usage_chunk, terminal, result), "Postgres")
+    commit = lambda: _commit(job, generation, usage_chunk, terminal, result)  # noqa: E731
+    with tracing.span("spool.commit"):
+        updated = _retry_while_down(commit, "Postgres")
     if not updated:
         return
     metrics.job_ended(

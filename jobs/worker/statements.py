@@ -22,7 +22,7 @@ M = TypeVar("M", bound=Model)
 
 # What the runner reads of a job and its engine; any other field is loaded on access (Django's
 # deferred fields).
-_JOB_FIELDS = ("id", "engine_id", "room_id", "request", "options", "status", "started_at")
+_JOB_FIELDS = ("id", "engine_id", "room_id", "request", "options", "status", "created_at", "started_at")
 _ENGINE_FIELDS = ("id", "name", "kind", "config", "secret")
 
 

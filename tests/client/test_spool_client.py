@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from spool_client import (
     ContentDelta,
@@ -355,6 +356,24 @@ def test_server_errors_raise_spool_error_with_the_envelope(client, engines):
     with pytest.raises(SpoolError) as raised:
         Spool(client.base_url, "spool-sk-wrong").job("00000000-0000-0000-0000-000000000000")
     assert raised.value.status_code == 401
+
+
+def test_embeddings_come_back_at_once_from_the_client_and_its_model_engine(client):
+    from engine.offline.embedding import embed_text
+
+    answer = client.embeddings("spool-offline", ["the king", "the queen"], dimensions=32)
+    assert answer["object"] == "embeddings" and answer["dimensions"] == 32
+    assert [len(v) for v in answer["embeddings"]] == [32, 32]
+    model = ModelEngine("spool-offline", client)
+    out = model.embeddings("the king", param_dict={"dimensions": 32})
+    assert out["response"] == answer["embeddings"][:1] and out["numberOfTokensInResponse"] == 0
+    assert out["numberOfTokensInPrompt"] > 0
+    assert np.array_equal(np.array(out["response"][0], dtype=np.float32), embed_text("the king", 32))
+    again = asyncio.run(model.async_embeddings(["the king"], param_dict={"dimensions": 32}))
+    assert again == out
+    with pytest.raises(SpoolError) as raised:
+        client.embeddings("spool-offline", ["ok", ""])
+    assert (raised.value.status_code, raised.value.param) == (400, "input[1]")
 
 
 # ---- tool calls: fragments assembled, also across a reconnect -----------------------------------

@@ -30,14 +30,14 @@ def upstream_engine(name: str, base_url: str, model: str) -> str:
 
 
 def raw_stream(
-    spool: Spool, body: dict[str, Any], user: User | None = None
+    spool: Spool, body: dict[str, Any], user: User | None = None, path: str = "/v1/chat/completions"
 ) -> tuple[httpx.Response, list[str]]:
     """POST a streaming request; (response, every line of the body as sent, blank lines included)."""
     user = user or spool.alice
     headers = {"Authorization": f"Bearer {user.secret_key}"}
     with httpx.stream(
         "POST",
-        f"{spool.base_url}/v1/chat/completions",
+        f"{spool.base_url}{path}",
         json={"stream": True, **body},
         headers=headers,
         timeout=60,

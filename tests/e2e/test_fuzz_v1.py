@@ -162,7 +162,20 @@ def test_the_documents_are_generated_and_served_without_a_key(spool):
     assert native["paths"] == {
         path: item for path, item in document["paths"].items() if path.startswith("/v1/jobs")
     }
-    assert document["components"]["securitySchemes"].keys() == {"bearer", "basic"}
+    schemes = document["components"]["securitySchemes"]
+    assert schemes.keys() == {"bearer", "basic", "readToken"}
+    assert (schemes["readToken"]["in"], schemes["readToken"]["name"]) == ("query", "token")
+    # Only the reads of one job take a read token.
+    assert sorted(
+        (path, method)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if {"readToken": []} in operation.get("security", [])
+    ) == [
+        ("/v1/jobs/{job_id}", "get"),
+        ("/v1/jobs/{job_id}/chunks", "get"),
+        ("/v1/jobs/{job_id}/events", "get"),
+    ]
     semoss = httpx.get(f"{spool.base_url}/Monolith/api/openapi.json").json()
     assert {"/Monolith/api/engine/runPixelAsync", "/Monolith/api/engine/pixelJobStreaming"} <= semoss[
         "paths"

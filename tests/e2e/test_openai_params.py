@@ -71,7 +71,7 @@ UNHONOURED: list[tuple[dict[str, Any], str]] = [
     (
         {"messages": [{"role": "user", "content": [{"type": "text", "text": "what is this?"},
                                                    {"type": "image_url", "image_url": {"url": "http://x/a.png"}}]}]},
-        "messages[0].content[1].type",
+        "messages[0].content[1]",
     ),
 ]  # fmt: skip
 

@@ -92,3 +92,43 @@ def test_sdk_errors_surface_as_exceptions(spool, model):
 def test_wrong_keys_cannot_log_in(spool):
     with pytest.raises(Exception, match="could not successfully login"):
         ServerClient(base=spool.semoss, access_key="spool-ak-x", secret_key="spool-sk-y")
+
+
+@pytest.mark.parametrize("room", ["None", "not-a-room", "00000000-0000-0000-0000-000000000000"])
+def test_history_of_a_room_without_messages_is_empty(model, room):
+    # SEMOSS answers an empty list; the SDK's LangChain model asks for roomId="None" before every call.
+    assert model.get_conversation_history(insight_id=room) == []
+
+
+def test_the_langchain_chat_model_invokes_and_streams_without_an_insight(spool, model, pg):
+    from langchain_core.messages import AIMessageChunk, HumanMessage
+
+    from jobs.models import Job
+
+    chat = model.to_langchain_chat_model()
+    answer = chat.invoke([HumanMessage(content="Tell me of the king.")], max_completion_tokens=8, **NO_EOT)
+    assert isinstance(answer.content, str) and answer.content.strip()
+    job = Job.objects.filter(owner__username=spool.alice.username).latest("created_at")
+    assert job.request["messages"] == [{"role": "user", "content": "Tell me of the king."}]
+    assert job.result["choices"][0]["content"] == answer.content
+
+    pieces = list(chat.stream("Speak of the sea.", max_completion_tokens=12, seed=3, **NO_EOT))
+    assert len(pieces) >= 2 and all(isinstance(p, AIMessageChunk) for p in pieces)
+    streamed = Job.objects.filter(owner__username=spool.alice.username).latest("created_at")
+    assert "".join(p.content for p in pieces) == streamed.result["choices"][0]["content"]
+
+
+def test_the_langchain_chat_model_reads_the_history_of_its_insight(spool, pg):
+    from langchain_core.messages import HumanMessage
+
+    from jobs.models import Job
+
+    ServerClient(base=spool.semoss, access_key=spool.alice.access_key, secret_key=spool.alice.secret_key)
+    first = ModelEngine(engine_id=spool.engine_id).ask(
+        command="My name is Ishmael.", param_dict={"max_tokens": 4}
+    )
+    chat = ModelEngine(engine_id=spool.engine_id, insight_id=first["roomId"]).to_langchain_chat_model()
+    chat.invoke([HumanMessage(content="What is my name?")], max_completion_tokens=4)
+    sent = Job.objects.filter(owner__username=spool.alice.username).latest("created_at").request["messages"]
+    # The offline engine's model type gets the SDK's plain-text prompt: history, then the question.
+    assert sent[0]["content"] == f"My name is Ishmael.\n{first['response']}\nWhat is my name?"

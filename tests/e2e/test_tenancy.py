@@ -3,6 +3,8 @@ bob (UnknownJob or 404, never a 403 that confirms them), and nothing bob does to
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 
@@ -42,8 +44,14 @@ def test_semoss_job_endpoints_answer_unknown_job_for_another_users_job(spool, al
 def test_another_users_room_is_unknown_to_history_and_to_new_messages(spool, alices):
     bob = Frontend(spool, spool.bob)
     history = bob.post("/engine/runPixel", expression=f'GetRoomMessages(roomId="{alices["room"]}");')
-    assert history["pixelReturn"][0]["operationType"] == ["ERROR"]
-    assert "Unknown room" in history["pixelReturn"][0]["output"]
+    unknown = bob.post("/engine/runPixel", expression=f'GetRoomMessages(roomId="{uuid.uuid4()}");')
+    # As SEMOSS answers: an empty history, the same as for a room that does not exist.
+    assert history["pixelReturn"][0]["output"] == unknown["pixelReturn"][0]["output"] == []
+    assert history["pixelReturn"][0]["operationType"] == unknown["pixelReturn"][0]["operationType"]
+    own = Frontend(spool, spool.alice).post(
+        "/engine/runPixel", expression=f'GetRoomMessages(roomId="{alices["room"]}");'
+    )
+    assert len(own["pixelReturn"][0]["output"]) == 2
     pixel = llm_pixel(spool.engine_id, "let me in", {"max_completion_tokens": 2}, roomId=alices["room"])
     joined = bob.post("/engine/runPixelAsync", expression=pixel)
     assert joined["jobId"] is None and "Unknown room" in joined["errorMessage"]

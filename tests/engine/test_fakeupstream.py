@@ -298,3 +298,21 @@ def test_it_holds_two_hundred_paced_streams_at_once() -> None:
     assert all(lines[-1] == "data: [DONE]" and len(lines) == 6 for lines in results)
     assert stats["max_active_streams"] == streams
     assert stats["active_streams"] == 0
+
+
+@pytest.mark.parametrize("encoding_format", [None, "float"])
+def test_the_openai_sdk_reads_the_fakes_embeddings_in_either_encoding(base_url, encoding_format) -> None:
+    from fakeupstream.scenarios import embedding
+
+    sdk = openai.OpenAI(base_url=base_url, api_key="x", max_retries=0)
+    extra = {"encoding_format": encoding_format} if encoding_format else {}  # the SDK's default: base64
+    out = sdk.embeddings.create(model="fake?dims=6", input=["a", "b"], **extra)
+    assert [d.embedding for d in out.data] == [embedding("a", 6), embedding("b", 6)]
+    assert out.usage.prompt_tokens == 2 and out.object == "list"
+    wide = sdk.embeddings.create(model="fake", input="a", dimensions=16)
+    assert len(wide.data[0].embedding) == 16
+
+
+def test_the_fake_refuses_an_empty_embedding_input_with_a_400(base_url) -> None:
+    r = httpx.post(f"{base_url}/embeddings", json={"model": "fake", "input": ["x", ""]}, timeout=10)
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"

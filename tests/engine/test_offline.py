@@ -501,3 +501,33 @@ def test_describe_names_the_model_and_its_size(engine):
     assert info["vocab_size"] == tokenizer_module.default_tokenizer().vocab_size > 1000
     assert info["order"] == 3
     assert "Shakespeare" in info["corpus"]
+
+
+def test_legacy_prompts_are_each_continued_n_times() -> None:
+    engine = OfflineEngine({})
+    req = GenerationRequest(messages=[], prompt=["the noble city", "my lord"], n=2, max_tokens=3, seed=4)
+    assert engine.prompt_context(req, 1) == engine.prompt_context(
+        GenerationRequest(messages=[{"role": "user", "content": "my lord"}])
+    )
+    chunks = asyncio.run(_collect(engine, req))
+    assert sorted(c.choice for c in chunks if c.type == FINISH) == [0, 1, 2, 3]
+    usage = [c for c in chunks if c.type == USAGE][0]
+    assert usage.data["input_tokens"] == engine.prompt_tokens(req) > 0
+
+
+def test_a_suffix_is_refused_naming_it() -> None:
+    with pytest.raises(UnsupportedParameter) as caught:
+        OfflineEngine({}).check(GenerationRequest(messages=[], prompt=["a"], suffix="b"))
+    assert caught.value.param == "suffix"
+
+
+@pytest.mark.parametrize("part", [{"type": "image_url", "image_url": {"url": "x"}}, {"type": "input_audio"}])
+def test_a_content_part_it_cannot_read_is_refused_naming_the_part(part: dict) -> None:
+    messages = [{"role": "user", "content": [{"type": "text", "text": "what?"}, part]}]
+    with pytest.raises(UnsupportedParameter) as caught:
+        OfflineEngine({}).check(GenerationRequest(messages=messages))
+    assert caught.value.param == "messages[0].content[1]" and part["type"] in str(caught.value)
+
+
+async def _collect(engine: OfflineEngine, req: GenerationRequest) -> list:
+    return [c async for c in engine.stream(req)]

@@ -230,6 +230,33 @@ def test_max_tokens_cut_reports_length(base_url: str) -> None:
     assert only(chunks, FINISH)[0].data == {"finish_reason": "length"}
 
 
+def test_legacy_prompts_go_to_the_servers_completions_and_come_back_as_choices(base_url: str) -> None:
+    model, key = keyed("fake?tokens=3")
+    req = request(messages=[], prompt=["Once", "Twice"], n=2, suffix=" end.", logprobs=True, top_logprobs=1)
+    chunks = collect(make(base_url, model), req)
+    (record,) = fakeupstream.recorded(base_url, key)
+    assert record["path"] == "/v1/completions"
+    assert record["body"] == {
+        "model": model, "prompt": ["Once", "Twice"], "n": 2, "suffix": " end.", "logprobs": 1,
+        "stream": True, "stream_options": {"include_usage": True},
+    }  # fmt: skip
+    assert sorted(c.choice for c in only(chunks, FINISH)) == [0, 1, 2, 3]
+    for c in only(chunks, CONTENT):
+        # The legacy logprobs (tokens, token_logprobs, top_logprobs) as chat's entries.
+        (entry,) = c.logprobs
+        assert entry["token"] == c.data["content"] and entry["logprob"] < 0
+        assert [t["token"] for t in entry["top_logprobs"]] == [c.data["content"]]
+    assert len(only(chunks, USAGE)) == 1
+
+
+def test_a_single_legacy_prompt_is_sent_as_a_string(base_url: str) -> None:
+    model, key = keyed("echo")
+    chunks = collect(make(base_url, model), request(messages=[], prompt=["to be or not"]))
+    assert text(chunks, 0) == "to be or not"
+    (record,) = fakeupstream.recorded(base_url, key)
+    assert record["body"]["prompt"] == "to be or not" and "messages" not in record["body"]
+
+
 # -- what is sent ----------------------------------------------------------------------------
 
 
@@ -303,6 +330,7 @@ def test_the_api_key_and_extra_headers_are_sent_but_never_described(base_url: st
         "model": model,
         "base_url": base_url,
         "text_tools": False,
+        "embedding_model": model,
     }
     with_userinfo = UpstreamEngine({"base_url": "https://bob:pw@example.com/v1", "model": "m"})
     assert with_userinfo.describe()["base_url"] == "https://example.com/v1"

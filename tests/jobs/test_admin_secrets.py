@@ -62,3 +62,32 @@ def test_engines_are_managed_in_the_admin(admin_client):
     response = admin_client.post("/admin/jobs/engine/add/", {**form, "secret": ""})
     assert response.status_code == 302
     assert Engine.objects.get(name="local").config == {"tokens_per_second": 10}
+
+
+def test_a_keys_expiry_engines_and_faces_are_shown_and_edited_in_the_admin(admin_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    kept = Engine.objects.create(name="kept-engine", kind="offline")
+    gone = Engine.objects.create(name="gone-engine", kind="offline")
+    key, _ = services.key_create(owner=services.user_ensure(username="ann"), engines=[str(gone.pk)])
+    gone_id = gone.pk
+    gone.delete()
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now() - timedelta(minutes=5))
+    listing = admin_client.get("/admin/jobs/apikey/").content.decode()
+    assert f"{gone_id} (deleted)" in listing and "active" in listing
+
+    change = f"/admin/jobs/apikey/{key.pk}/change/"
+    page = admin_client.get(change).content.decode()
+    assert 'name="faces" value="semoss"' in page and "kept-engine" in page
+    response = admin_client.post(change, {
+        "name": "ci", "expires_at_0": "2030-01-01", "expires_at_1": "00:00:00",
+        "engines": [str(kept.pk)], "faces": ["openai", "native"],
+    })  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[:2000]
+    key.refresh_from_db()
+    # The deleted engine's id stays: the key never widens to every engine by accident.
+    assert key.engines == [kept.pk, gone_id] and key.faces == ["openai", "native"]
+    assert key.expires_at.year == 2030 and key.revoked_at is None and key.last_used_at is not None
+    assert "expired" not in admin_client.get("/admin/jobs/apikey/").content.decode()

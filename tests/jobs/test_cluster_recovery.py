@@ -1,6 +1,7 @@
-"""The chunk log's async clients across a restart of one Redis Cluster master: a read meets the
-outage as an error (the faces' 503) once the bounded retries are spent, reads go on when the
-master is back, and a waiting reader's wake-up channel is subscribed again and heard."""
+"""The chunk log's clients across a restart of one Redis Cluster master: a read meets the outage
+as a redis.ConnectionError (the faces' 503) once the bounded retries are spent, whatever
+redis-py raised, reads go on when the master is back, and a waiting reader's wake-up channel is
+subscribed again and heard. A stale slot map or a dropped connection met once is no outage."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import uuid
 
 import pytest
 import redis
+from redis.crc import key_slot
 
 from jobs import chunklog, redis_clients, wakeup
 
@@ -98,3 +100,93 @@ def test_a_read_with_every_master_down_is_an_outage_not_a_bug(redis_cluster):
     outage = asyncio.run(main())
     assert isinstance(outage, redis.ConnectionError)
     assert not isinstance(outage, redis_clients.RedisPoolExhausted)
+
+
+def test_the_sync_client_with_every_master_down_meets_an_outage_not_a_bug(redis_cluster):
+    """job_create's limits, the sweeper and the admin use the sync client, commands and pipelines."""
+    job_id = str(uuid.uuid4())
+    redis_clients.sync_redis().set(chunklog.cancel_key(job_id), b"0")  # the slot map, discovered
+    outages = []
+    for node in redis_cluster.nodes:
+        node.kill()
+    try:
+        for call in (
+            lambda: chunklog.read_all(job_id),
+            lambda: chunklog.alive([job_id]),  # a pipeline
+        ):
+            try:
+                call()
+            except Exception as exc:  # what reaches the faces, whatever it is
+                outages.append(exc)
+    finally:
+        for node in redis_cluster.nodes:
+            node.start()
+        redis_cluster.wait_ok()
+    assert [type(exc) for exc in outages] == [redis.ConnectionError, redis.ConnectionError], outages
+
+
+def kill_clients(redis_cluster, kind: str) -> int:
+    """Drops every connection of that kind (normal, pubsub) on every node, as a restart of a
+    proxy or a network blip would; the nodes themselves stay up."""
+    killed = 0
+    for node in redis_cluster.nodes:
+        killed += redis_cluster.node_client(node).client_kill_filter(_type=kind, skipme=True)
+    return killed
+
+
+def test_reads_after_every_connection_was_dropped_are_sent_again_not_an_outage(redis_cluster):
+    job_id = str(uuid.uuid4())
+
+    async def main() -> tuple[int, list, list]:
+        await chunklog.append_many([(job_id, [content("before")])])  # connections to every node
+        killed = kill_clients(redis_cluster, "normal")
+        first = await chunklog.read_since(job_id, 0)  # on a dead connection, then a new one
+        kill_clients(redis_cluster, "normal")
+        await chunklog.append_many([(job_id, [content("after")])])  # a pipeline, the same
+        return killed, first, await chunklog.read_since(job_id, 0)
+
+    killed, first, both = asyncio.run(main())
+    assert killed > 0  # the test dropped something
+    assert first == [content("before")]
+    assert both == [content("before"), content("after")]
+
+
+def test_a_read_on_a_stale_slot_map_follows_the_move(redis_cluster):
+    """The client believes another master serves the job's slot, as after a resharding: the
+    read meets MOVED once, and answers."""
+    job_id = str(uuid.uuid4())
+    key = chunklog.chunks_key(job_id)
+
+    async def main() -> list:
+        await chunklog.append_many([(job_id, [content("moved")])])
+        client = redis_clients.async_redis()
+        home = client.get_node_from_key(key)
+        elsewhere = next(n for n in client.get_primaries() if n.name != home.name)
+        client.nodes_manager.slots_cache[key_slot(key.encode())] = [elsewhere]
+        return await chunklog.read_since(job_id, 0)
+
+    assert asyncio.run(main()) == [content("moved")]
+
+
+def test_a_wait_after_the_pubsub_connections_were_dropped_still_hears_its_job(redis_cluster):
+    """The first wait subscribes on the node's pub/sub connection; once it is dropped, the next
+    job's first wait sends its SSUBSCRIBE on it, which must reconnect, not fail the read."""
+    first = str(uuid.uuid4())
+    home = redis_cluster.node_of(chunklog.wake_channel(first))
+    second = next(
+        job_id
+        for job_id in (str(uuid.uuid4()) for _ in range(10_000))
+        if redis_cluster.node_of(chunklog.wake_channel(job_id)) is home
+    )
+
+    async def main() -> list:
+        hub = wakeup.hub()
+        async with hub.watch(chunklog.wake_channel(first)):
+            pass
+        assert kill_clients(redis_cluster, "pubsub") > 0
+        async with hub.watch(chunklog.wake_channel(second)) as event:
+            await chunklog.append_many([(second, [content("heard")])])
+            await asyncio.wait_for(event.wait(), BOUND_SECONDS)
+        return await chunklog.read_since(second, 0)
+
+    assert asyncio.run(main()) == [content("heard")]

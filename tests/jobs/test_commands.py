@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from jobs.keys import hash_secret
 from jobs.models import ApiKey, Engine
@@ -90,3 +92,81 @@ def test_seeding_prints_a_line_per_batch_with_counts_and_rate():
     assert all(" rows/s" in line and "(" in line for line in lines[:3])
     assert "left" in lines[0] and "left" not in lines[2]
     assert lines[-1] == "Generated 250 stored completions."
+
+
+def _created(out: str) -> ApiKey:
+    lines = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return ApiKey.objects.get(access_key=lines["ACCESS_KEY"])
+
+
+def test_key_create_takes_an_expiry_engines_and_faces():
+    engine = Engine.objects.create(name="limited-one", kind="offline")
+    key = _created(run("spool_key", "create", "dora", "--expires", "12h", "--engine", "limited-one",
+                       "--face", "openai", "--face", "native"))  # fmt: skip
+    assert key.engines == [engine.pk] and key.faces == ["openai", "native"]
+    left = key.expires_at - timezone.now()
+    assert timedelta(hours=11, minutes=59) < left <= timedelta(hours=12)
+
+
+def test_key_list_shows_each_keys_state_expiry_limits_and_last_use():
+    Engine.objects.create(name="listed", kind="offline")
+    live = _created(run("spool_key", "erin", "--name", "laptop", "--engine", "listed"))
+    gone = _created(run("spool_key", "erin", "--name", "old"))
+    run("spool_key", "revoke", gone.access_key)
+    ApiKey.objects.filter(pk=live.pk).update(last_used_at=datetime(2026, 1, 2, 3, 4, tzinfo=UTC))
+    rows = {line.split()[0]: line.split() for line in run("spool_key", "list", "--user", "erin").splitlines()}
+    assert rows["ACCESS_KEY"][:3] == ["ACCESS_KEY", "OWNER", "STATE"]
+    assert rows[live.access_key][1:] == [
+        "erin",
+        "active",
+        "-",
+        "2026-01-02",
+        "03:04",
+        "listed",
+        "all",
+        "laptop",
+    ]
+    assert rows[gone.access_key][2] == "revoked"
+    assert len(rows) == 3
+
+
+def test_key_revoke_and_set_expiry_change_the_row_and_say_so():
+    key = _created(run("spool_key", "fay"))
+    assert run("spool_key", "revoke", key.access_key).strip() == f"revoked {key.access_key}"
+    first = ApiKey.objects.get(pk=key.pk).revoked_at
+    assert "already revoked" in run("spool_key", "revoke", key.access_key)
+    assert ApiKey.objects.get(pk=key.pk).revoked_at == first
+    out = run("spool_key", "set-expiry", key.access_key, "2030-01-01T00:00:00")
+    assert out.strip() == f"{key.access_key} expires 2030-01-01T00:00:00+00:00"
+    assert ApiKey.objects.get(pk=key.pk).expires_at == datetime(2030, 1, 1, tzinfo=UTC)
+    run("spool_key", "set-expiry", key.access_key, "never")
+    assert ApiKey.objects.get(pk=key.pk).expires_at is None
+
+
+def test_key_limit_sets_and_lifts_limits():
+    engine = Engine.objects.create(name="only-this", kind="offline")
+    key = _created(run("spool_key", "gus"))
+    run("spool_key", "limit", key.access_key, "--engine", str(engine.pk), "--face", "semoss")
+    key.refresh_from_db()
+    assert key.engines == [engine.pk] and key.faces == ["semoss"]
+    run("spool_key", "limit", key.access_key, "--all-faces")
+    key.refresh_from_db()
+    assert key.engines == [engine.pk] and key.faces == []
+    run("spool_key", "limit", key.access_key, "--all-engines")
+    key.refresh_from_db()
+    assert key.engines == [] and key.faces == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("set-expiry", "spool-ak-nope", "1d"), "no key with access key"),
+        (("limit", "{key}"), "nothing to change"),
+        (("limit", "{key}", "--engine", "no-such-engine"), "no engine with id or name"),
+        (("set-expiry", "{key}", "soon"), "not a time"),
+    ],
+)
+def test_key_commands_refuse_what_they_cannot_do(args, message):
+    key = _created(run("spool_key", "hal"))
+    with pytest.raises(CommandError, match=message):
+        run("spool_key", *(a.format(key=key.access_key) for a in args))

@@ -1,9 +1,11 @@
-"""API keys are looked up once per KEY_CACHE_SECONDS per process, and a revoked key is refused
-once that time has passed (the cache's clock is injected, so no test waits)."""
+"""API keys are looked up once per KEY_CACHE_SECONDS per process, a revoked key is refused once
+that time has passed, an expired one at once, and a key's last use is written at most once a
+minute (the cache's clock is injected, so no test waits)."""
 
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -13,6 +15,8 @@ from django.utils import timezone
 
 from jobs import services
 from jobs.faces.common import auth
+from jobs.keys import hash_secret
+from jobs.models import ApiKey
 from jobs.ttlcache import TtlCache, ttl
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +46,8 @@ def key():
 
 
 def lookup(header: str):
-    return async_to_sync(auth.user_of_key)(header)
+    grant = async_to_sync(auth.grant_of_key)(header)
+    return grant.user if grant is not None else None
 
 
 @pytest.mark.parametrize("scheme", [1, 2], ids=["bearer", "basic"])
@@ -63,7 +68,8 @@ def test_a_revoked_key_is_refused_once_its_cache_entry_is_older_than_the_limit(c
     api_key.revoked_at = timezone.now()
     api_key.save(update_fields=["revoked_at"])
     clock.now += settings.SPOOL["KEY_CACHE_SECONDS"]
-    assert lookup(header) is None
+    with pytest.raises(auth.Refused, match="revoked"):
+        lookup(header)
 
 
 def test_a_wrong_key_is_never_cached_so_a_new_key_works_at_once(clock):
@@ -74,3 +80,50 @@ def test_a_wrong_key_is_never_cached_so_a_new_key_works_at_once(clock):
     assert len(queries) == 1
     _, secret = services.key_create(owner=user)
     assert lookup(f"Bearer {secret}").username == "fresh"
+
+
+def test_an_expired_key_is_refused_at_once_even_while_its_entry_is_fresh(clock, key):
+    api_key, header = key[0], key[1]
+    api_key.expires_at = timezone.now() + timedelta(seconds=30)
+    api_key.save(update_fields=["expires_at"])
+    assert lookup(header).username == "cached"
+    # The cached grant carries the expiry: no lookup is needed to see it has passed.
+    ApiKey.objects.filter(pk=api_key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    cached = auth.cache.get(hash_secret(header))
+    object.__setattr__(cached, "expires_at", timezone.now() - timedelta(seconds=1))
+    with CaptureQueriesContext(connection) as queries, pytest.raises(auth.Refused, match="expired at"):
+        lookup(header)
+    assert len(queries) == 0
+    clock.now += ttl()
+    with pytest.raises(auth.Refused, match="expired at"):
+        lookup(header)
+
+
+def test_the_last_use_is_written_when_the_recorded_one_is_a_minute_old(clock, key):
+    api_key, header = key[0], key[1]
+    assert api_key.last_used_at is None
+    lookup(header)
+    first = ApiKey.objects.get(pk=api_key.pk).last_used_at
+    assert first is not None
+    clock.now += ttl()  # another lookup, within the minute: nothing written
+    with CaptureQueriesContext(connection) as queries:
+        lookup(header)
+    assert [q["sql"] for q in queries if q["sql"].startswith("UPDATE")] == []
+    assert ApiKey.objects.get(pk=api_key.pk).last_used_at == first
+    earlier = first - auth.LAST_USE_EVERY
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=earlier)
+    clock.now += ttl()
+    lookup(header)
+    assert ApiKey.objects.get(pk=api_key.pk).last_used_at > first
+
+
+def test_a_key_found_by_id_shares_the_cache_and_its_refusals(clock, key):
+    api_key = key[0]
+    grant = async_to_sync(auth.grant_of_key_id)(api_key.pk)
+    assert grant.user.username == "cached" and grant.key_id == api_key.pk
+    api_key.revoked_at = timezone.now()
+    api_key.save(update_fields=["revoked_at"])
+    assert async_to_sync(auth.grant_of_key_id)(api_key.pk) is grant  # trusted for the cache's time
+    clock.now += ttl()
+    with pytest.raises(auth.Refused, match="revoked"):
+        async_to_sync(auth.grant_of_key_id)(api_key.pk)

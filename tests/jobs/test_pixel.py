@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from jobs.pixel import (
     REACTORS,
+    EmbeddingsCall,
     LLMCall,
     MetaCall,
     ModelAPICall,
@@ -418,7 +419,8 @@ def test_it_refuses_input_that_is_not_text() -> None:
 
 
 def test_it_lists_the_supported_reactors_with_their_arguments() -> None:
-    assert sorted(REACTORS) == ["GetModelAPI", "GetRoomMessages", "LLM", "META"]
+    assert sorted(REACTORS) == ["Embeddings", "GetModelAPI", "GetRoomMessages", "LLM", "META"]
+    assert REACTORS["Embeddings"].required == ("engine", "values")
     assert set(REACTORS["LLM"].arguments) == {
         "engine",
         "command",
@@ -440,7 +442,9 @@ def test_it_rejects_an_unknown_reactor_and_names_the_supported_ones() -> None:
     with pytest.raises(PixelError) as caught:
         validate_pixel(parse_pixel('Foo(engine="a")'))
 
-    assert str(caught.value) == ("Unknown reactor 'Foo'. Supported: GetModelAPI, GetRoomMessages, LLM, META")
+    assert str(caught.value) == (
+        "Unknown reactor 'Foo'. Supported: Embeddings, GetModelAPI, GetRoomMessages, LLM, META"
+    )
 
 
 def test_it_rejects_an_unknown_argument_and_names_the_allowed_ones() -> None:
@@ -512,8 +516,8 @@ def test_it_validates_before_building_a_typed_view() -> None:
 
 
 def test_it_rejects_an_unknown_reactor_in_parse_call() -> None:
-    with pytest.raises(PixelError, match="Unknown reactor 'Embeddings'"):
-        parse_call("Embeddings(engine=\"e\", values=['a'])")
+    with pytest.raises(PixelError, match="Unknown reactor 'CreateEmbeddingsFromDocuments'"):
+        parse_call('CreateEmbeddingsFromDocuments(engine="e", filePaths=["a.pdf"])')
 
 
 # -- properties ----------------------------------------------------------------------------------
@@ -585,3 +589,44 @@ def test_parsing_a_mutated_pixel_returns_a_pixel_or_raises_pixel_error(text: str
         _outcome(parse_call, text),
         MetaCall | LLMCall | ModelAPICall | RoomMessagesCall | PixelError,
     )
+
+
+# ---- Embeddings, as ModelEngine.embeddings builds it ----------------------------------------
+
+
+def sdk_embeddings_pixel(engine_id: str, values: list[str], param_dict: dict[str, Any] | None = None) -> str:
+    """The pixel exactly as ai-server-sdk's ModelEngine.embeddings writes it (values by repr())."""
+    params = f",paramValues=[{json.dumps(param_dict, ensure_ascii=False)}]" if param_dict is not None else ""
+    return f'Embeddings(engine="{engine_id}", values={values}{params});'
+
+
+@given(st.lists(st.text(st.characters(codec="utf-8")), max_size=5))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@example(["a", "b"])
+@example(["it's", 'say "hi"', "both ' and \"", "tab\tnew\nline", "\x00\x07\x7f", "☃ 東京", "\\"])
+def test_the_sdks_embeddings_pixel_gives_back_every_string_exactly(values: list[str]) -> None:
+    call = parse_call(sdk_embeddings_pixel("eng-1", values))
+    assert isinstance(call, EmbeddingsCall)
+    assert call == EmbeddingsCall(engine="eng-1", values=values)
+
+
+def test_embeddings_param_values_are_read_and_encoded_values_are_decoded() -> None:
+    call = parse_call(sdk_embeddings_pixel("e", ["x"], {"dimensions": 8}))
+    assert call == EmbeddingsCall(engine="e", values=["x"], param_values={"dimensions": 8})
+    encoded = parse_call('Embeddings(engine="e", values=["a%20b%27c"], encoded=true);')
+    assert encoded == EmbeddingsCall(engine="e", values=["a b'c"])
+
+
+@pytest.mark.parametrize(
+    ("pixel", "message"),
+    [
+        ('Embeddings(engine="e");', "Embeddings requires argument 'values'"),
+        ('Embeddings(values=["a"]);', "Embeddings requires argument 'engine'"),
+        ('Embeddings(engine="e", values=["a", 1]);', "values must be a list of strings"),
+        ('Embeddings(engine="e", values="a");', "values must be a list of strings"),
+        ('Embeddings(engine="e", values=["a"], command="x");', "Unknown argument 'command' for Embeddings"),
+    ],
+)
+def test_a_malformed_embeddings_pixel_says_what_is_wrong(pixel: str, message: str) -> None:
+    with pytest.raises(PixelError, match=message):
+        parse_call(pixel)

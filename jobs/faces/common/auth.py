@@ -1,58 +1,116 @@
-"""DRF authentication of every face: an API key (Basic access:secret, or Bearer secret), and on
-the SEMOSS face its login session. Lookups are cached in the process for at most KEY_CACHE_SECONDS,
-so a poll loop costs no Postgres query per request and a revoked key is refused within that time."""
+"""DRF authentication of every face: an API key (Basic access:secret, or Bearer secret), on the
+SEMOSS face its login session, and on the views that read one job a read token (`?token=`).
+Lookups are cached in the process for at most KEY_CACHE_SECONDS, so a poll loop costs no Postgres
+query per request and a revoked key is refused within that time; an expired one at once (the
+cached grant carries its expiry)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db.models import Q
+from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
+from jobs import readtokens
+from jobs.access import KeyGrant, ReadGrant
+from jobs.dbwork import db_work
 from jobs.keys import hash_secret, parse_basic, parse_bearer, secrets_match
 from jobs.models import ApiKey
 from jobs.ttlcache import TtlCache, ttl
 
-cache: TtlCache[User] = TtlCache()
+cache: TtlCache[KeyGrant] = TtlCache()
+# A login session's user, and the key it logged in with (None: a password login).
+sessions: TtlCache[tuple[User, int | None]] = TtlCache()
+
+# The session entry that names the key a SEMOSS login (GET /config) was made with, so the session
+# carries that key's limits and ends when the key is revoked or expires.
+SESSION_KEY_ID = "spool_key_id"
+
+# A key's last use is written when the one on record is older than this, not on every request:
+# a write per request would make every poll (which otherwise touches only Redis) a Postgres row
+# update, all of one key's requests contending for that one row lock and leaving a dead tuple
+# each. Writes ride on the lookup a cache miss makes anyway, so a busy key costs one UPDATE a
+# minute across all processes (the WHERE clause lets one of them win) and its last use is
+# accurate to a minute.
+LAST_USE_EVERY = timedelta(seconds=60)
 
 
-async def _user_of_basic(header: str) -> User | None:
-    pair = parse_basic(header)
-    if pair is None:
+class Refused(AuthenticationFailed):
+    """Credentials that were real but may not be used (a revoked or expired key, an expired or
+    forged read token): the 401 says which, in the face's envelope (errors.translate)."""
+
+    def __init__(self, message: str, *, code: str = "invalid_api_key") -> None:
+        super().__init__(message)
+        self.message, self.error_code = message, code
+
+
+def _expired(expires_at: Any) -> Refused:
+    return Refused(f"This API key expired at {expires_at.isoformat()}.")
+
+
+@db_work
+def _lookup(where: Q, secret: str | None) -> KeyGrant | Refused | None:
+    """The key's grant; a Refused for a real key that is revoked or expired; None for no key
+    (or a wrong secret, or an inactive owner: nothing says which). Records its last use."""
+    key = ApiKey.objects.select_related("owner").filter(where).first()
+    if key is None or not key.owner.is_active:
         return None
-    access, secret = pair
-    key = await ApiKey.objects.select_related("owner").filter(access_key=access, revoked_at=None).afirst()
-    if key is None or not secrets_match(secret, key.secret_hash) or not key.owner.is_active:
+    if secret is not None and not secrets_match(secret, key.secret_hash):
         return None
-    return key.owner
+    now = timezone.now()
+    if key.revoked_at is not None:
+        return Refused("This API key was revoked.")
+    if key.expires_at is not None and key.expires_at <= now:
+        return _expired(key.expires_at)
+    stale = now - LAST_USE_EVERY
+    if key.last_used_at is None or key.last_used_at <= stale:
+        ApiKey.objects.filter(Q(last_used_at=None) | Q(last_used_at__lte=stale), pk=key.pk).update(
+            last_used_at=now
+        )
+    return KeyGrant.of(key)
 
 
-async def _user_of_bearer(header: str) -> User | None:
-    secret = parse_bearer(header)
-    if secret is None:
-        return None
-    key = await (
-        ApiKey.objects.select_related("owner")
-        .filter(secret_hash=hash_secret(secret), revoked_at=None)
-        .afirst()
-    )
-    return key.owner if key is not None and key.owner.is_active else None
+async def _cached(name: str, where: Q, secret: str | None = None) -> KeyGrant | None:
+    grant = cache.get(name)
+    if grant is None:
+        found = await _lookup(where, secret)
+        if isinstance(found, Refused):
+            raise found
+        if found is None:
+            return None
+        grant = found
+        cache.put(name, grant, ttl())
+    if grant.expired(timezone.now()):
+        raise _expired(grant.expires_at)
+    return grant
 
 
-async def user_of_key(header: str) -> User | None:
-    """The active owner of the key in an Authorization header, or None."""
+async def grant_of_key(header: str) -> KeyGrant | None:
+    """The grant of the key in an Authorization header; None when it is no key. Raises Refused
+    for a key that is revoked or expired."""
+    if header[:6].lower() == "basic ":
+        pair = parse_basic(header)
+        if pair is None:
+            return None
+        where, secret = Q(access_key=pair[0]), pair[1]
+    else:
+        bearer = parse_bearer(header)
+        if bearer is None:
+            return None
+        where, secret = Q(secret_hash=hash_secret(bearer)), None
     # Keyed by a hash, so the cache holds no secret in the clear.
-    credentials = hash_secret(header)
-    user = cache.get(credentials)
-    if user is None:
-        is_basic = header[:6].lower() == "basic "
-        user = await (_user_of_basic(header) if is_basic else _user_of_bearer(header))
-        if user is not None:
-            cache.put(credentials, user, ttl())
-    return user
+    return await _cached(hash_secret(header), where, secret)
+
+
+async def grant_of_key_id(key_id: int) -> KeyGrant | None:
+    """The grant of a key by its id (a read token's or a session's key), through the same cache."""
+    return await _cached(f"id:{key_id}", Q(pk=key_id))
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -65,19 +123,41 @@ class ApiKeyAuthentication(BaseAuthentication):
         header = request._request.headers.get("Authorization", "")
         if not header:
             return None
-        user = await user_of_key(header)
-        if user is None:
+        grant = await grant_of_key(header)
+        if grant is None:
             raise AuthenticationFailed("Invalid API key.")
-        return user, None
+        return grant.user, grant
 
     def authenticate_header(self, request: Request) -> str:
         # A 401 needs a challenge; without one DRF would answer 403.
         return "Bearer"
 
 
+class ReadTokenAuthentication(BaseAuthentication):
+    """`?token=<read token>` (jobs/readtokens.py), only on the views that read one job: the
+    caller is the job's owner, limited to that job (FaceView.readable) and to what these views
+    do, which is reading. A key in an Authorization header wins over a token."""
+
+    async def authenticate(self, request: Request) -> tuple[User, Any] | None:  # type: ignore[override]
+        token = request._request.GET.get("token")
+        if not token:
+            return None
+        claims = readtokens.verify(token)
+        if claims is None:
+            raise Refused("This read token is invalid or has expired.", code="invalid_read_token")
+        grant = await grant_of_key_id(claims.key_id)
+        if grant is None:
+            raise Refused("The API key that made this read token is gone.", code="invalid_read_token")
+        return grant.user, ReadGrant(grant, claims.job_id)
+
+    def authenticate_header(self, request: Request) -> str:
+        return "Bearer"
+
+
 class SemossSessionAuthentication(BaseAuthentication):
     """The session that GET /Monolith/api/config sets for a key's login, as the ai-server-sdk
-    uses it (it sends the cookie back, never a CSRF token).
+    uses it (it sends the cookie back, never a CSRF token). A session made by a key carries
+    that key's grant: its limits hold, and it ends when the key is revoked or expires.
 
     Why no CSRF check: the cookie is SameSite=Lax (Django's default), so a cross-site page cannot
     make a browser send it with a POST; every SEMOSS endpoint that acts is POST-only; and the
@@ -90,14 +170,22 @@ class SemossSessionAuthentication(BaseAuthentication):
         if not cookie:
             return None
         credentials = "session:" + hash_secret(cookie)
-        user = cache.get(credentials)
-        if user is None:
+        entry = sessions.get(credentials)
+        if entry is None:
             found = await django_request.auser()
             if not found.is_authenticated:
                 return None
-            user = found
-            cache.put(credentials, user, ttl())
-        return user, None
+            # Signed-cookie sessions: reading one is decoding the cookie, no I/O.
+            key_id = django_request.session.get(SESSION_KEY_ID)
+            entry = (found, key_id if isinstance(key_id, int) else None)
+            sessions.put(credentials, entry, ttl())
+        user, key_id = entry
+        if key_id is None:
+            return user, None
+        grant = await grant_of_key_id(key_id)
+        if grant is None:
+            raise AuthenticationFailed("The API key this session logged in with is gone.")
+        return grant.user, grant
 
     def authenticate_header(self, request: Request) -> str:
         # Not "Basic": a browser would pop up its own login dialog for the playground.

@@ -10,6 +10,8 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions
 
+from jobs.access import EngineNotAllowed
+from jobs.faces.common.auth import Refused
 from jobs.middleware import error_response, face_error
 
 INVALID_REQUEST = "invalid_request_error"
@@ -90,7 +92,16 @@ def _openai_unauthorized(header: str) -> FaceError:
     )
 
 
-def _unauthenticated(face: str, request: HttpRequest) -> FaceError:
+def _unauthenticated(face: str, request: HttpRequest, refused: Refused | None = None) -> FaceError:
+    if refused is not None:
+        # A real key that is revoked or expired, or a read token that is not good: say which.
+        return FaceError(
+            refused.message,
+            status=401,
+            code=refused.error_code if face != SEMOSS else None,
+            retry=False if face == OPENAI else None,
+            headers={"WWW-Authenticate": "Bearer"} if face == NATIVE else None,
+        )
     if face == OPENAI:
         return _openai_unauthorized(request.headers.get("Authorization", ""))
     if face == NATIVE:
@@ -101,6 +112,11 @@ def _unauthenticated(face: str, request: HttpRequest) -> FaceError:
             headers={"WWW-Authenticate": "Bearer"},
         )
     return FaceError("Not authenticated: send Basic access_key:secret_key or log in.", status=401)
+
+
+def not_allowed(message: str, code: str) -> FaceError:
+    """A key that may not do this (another engine, another face): 403 in every face's shape."""
+    return FaceError(message, status=403, code=code)
 
 
 def _method_not_allowed(face: str, request: HttpRequest, allowed: list[str]) -> FaceError:
@@ -117,9 +133,13 @@ def _method_not_allowed(face: str, request: HttpRequest, allowed: list[str]) -> 
 
 
 def translate(exc: BaseException, face: str, request: HttpRequest, view: Any) -> FaceError | None:
-    """DRF's exceptions in the face's words; None for what is not DRF's."""
+    """DRF's exceptions, and a key's refusals, in the face's words; None for anything else."""
+    if isinstance(exc, Refused):
+        return _unauthenticated(face, request, exc)
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         return _unauthenticated(face, request)
+    if isinstance(exc, EngineNotAllowed):
+        return not_allowed(str(exc), "engine_not_allowed")
     if isinstance(exc, exceptions.MethodNotAllowed):
         return _method_not_allowed(face, request, view.allowed_methods)
     if isinstance(exc, exceptions.APIException):

@@ -85,6 +85,19 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
         ]
 
 
+class ReadTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "jobs.faces.common.auth.ReadTokenAuthentication"
+    name = "readToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "apiKey",
+            "in": "query",
+            "name": "token",
+            "description": "A read token (POST /v1/jobs/{job_id}/read_tokens): reads that job, nothing else.",
+        }
+
+
 class SessionScheme(OpenApiAuthenticationExtension):
     target_class = "jobs.faces.common.auth.SemossSessionAuthentication"
     name = "session"

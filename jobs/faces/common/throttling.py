@@ -6,6 +6,7 @@ from __future__ import annotations
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
+from jobs.access import ReadGrant
 from jobs.limits import LimitExceeded, caller_of, count_request
 
 
@@ -16,9 +17,11 @@ class RequestRateThrottle(BaseThrottle):
     # Async where DRF's is sync: FaceView.ainitial awaits it on the loop.
     async def allow_request(self, request: Request, view: object) -> bool:  # type: ignore[override]
         django_request = request._request
-        who = caller_of(
-            django_request.headers.get("Authorization", ""), django_request.COOKIES.get("sessionid")
-        )
+        authorization = django_request.headers.get("Authorization", "")
+        if not authorization and isinstance(request.auth, ReadGrant):
+            # No header: a read token's requests are counted in a bucket of the key that made it.
+            authorization = f"read-token:{request.auth.key.key_id}"
+        who = caller_of(authorization, django_request.COOKIES.get("sessionid"))
         if who is None:
             return True
         try:

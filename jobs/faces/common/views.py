@@ -20,9 +20,11 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 
 from jobs import jsonbody
+from jobs.access import KEY_FACE, ReadGrant, key_grant
 from jobs.faces.common.auth import ApiKeyAuthentication
-from jobs.faces.common.errors import OPENAI, FaceError
+from jobs.faces.common.errors import OPENAI, FaceError, not_allowed
 from jobs.faces.common.throttling import RequestRateThrottle
+from jobs.selectors import parse_uuid
 
 
 def caller(request: Request) -> User:
@@ -31,6 +33,14 @@ def caller(request: Request) -> User:
     if not isinstance(user, User):
         raise exceptions.NotAuthenticated()
     return user
+
+
+def readable(request: Request, job_id: Any) -> Any:
+    """The job id as the view may look it up: under a read token, only the token's job (any
+    other id reads as unknown, as another user's does)."""
+    if isinstance(request.auth, ReadGrant) and parse_uuid(job_id) != request.auth.job_id:
+        return None
+    return job_id
 
 
 class AnyAccept(BaseContentNegotiation):
@@ -103,6 +113,11 @@ class FaceView(APIView):
         request._authenticator = authenticator  # type: ignore[attr-defined]
         request.user, request.auth = user, auth
         self.check_permissions(request)
+        grant = key_grant(auth)
+        if grant is not None and not grant.allows_face(self.face):
+            raise not_allowed(
+                f"This API key may not use the {KEY_FACE.get(self.face, self.face)} API.", "face_not_allowed"
+            )
         for throttle in self.get_throttles():
             if not await throttle.allow_request(request, self):
                 raise exceptions.Throttled(wait=throttle.wait(), detail=throttle.exceeded.message)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from jobs.faces.common.serializers import StrictQueryInteger
-from jobs.faces.openai.serializers import STATUSES
+from engine.embeddings import ENCODINGS, MAX_DIMENSIONS
+from jobs.faces.common.serializers import StrictCharField, StrictIntegerField, StrictQueryInteger
+from jobs.faces.openai.serializers import STATUSES, EmbeddingInputField
 
 # A long-poll (chunks, or a job's end) waits at most this long; proxies often cut at 60 s.
 MAX_WAIT_SECONDS = 30.0
@@ -149,3 +150,54 @@ class JobEvent(serializers.Serializer):
     id = serializers.CharField(required=False, help_text="The chunk's seq (chunk and error events).")
     # A field named as Serializer.data, which it shadows: the wire shape's name.
     data = serializers.CharField()  # type: ignore[assignment]
+
+
+class ReadTokenCreate(serializers.Serializer):
+    expires_in = StrictIntegerField(
+        required=False,
+        min_value=1,
+        help_text="Seconds the token lives: SPOOL_READ_TOKEN_SECONDS (300) by default, at most "
+        "SPOOL_READ_TOKEN_MAX_SECONDS (3600; a longer ask gets that).",
+    )
+
+
+class ReadToken(serializers.Serializer):
+    """A token that reads one job: pass it as `?token=` to its events, chunks and status
+    (here and on the SEMOSS face), e.g. from a browser's EventSource."""
+
+    object = serializers.ChoiceField(choices=["job.read_token"])
+    token = serializers.CharField()
+    job_id = serializers.UUIDField()
+    expires_at = serializers.IntegerField(help_text="Unix seconds.")
+
+
+class EmbeddingParameters(serializers.Serializer):
+    dimensions = StrictIntegerField(min_value=1, max_value=MAX_DIMENSIONS, required=False)
+    user = StrictCharField(required=False, allow_blank=True)
+    encoding_format = serializers.ChoiceField(choices=list(ENCODINGS), required=False, default="float")
+
+
+class EmbeddingsCreate(serializers.Serializer):
+    """Give engine (or model) and input: a text, texts, or token id arrays (at most 2048)."""
+
+    engine = serializers.CharField(required=False, help_text="An engine id or name.")
+    model = serializers.CharField(required=False, help_text="Another name for `engine`.")
+    input = EmbeddingInputField()
+    parameters = EmbeddingParameters(
+        required=False, help_text="dimensions, user, encoding_format (float or base64) as OpenAI's."
+    )
+
+
+class EmbeddingsUsage(serializers.Serializer):
+    input_tokens = serializers.IntegerField(min_value=0)
+    estimated = serializers.BooleanField(required=False, help_text="Counted by Spool, not the engine.")
+
+
+class EmbeddingsAnswer(serializers.Serializer):
+    object = serializers.ChoiceField(choices=["embeddings"])
+    engine = EngineRef()
+    embeddings = serializers.ListField(
+        child=serializers.JSONField(), help_text="One per input, in order: numbers, or base64 float32s."
+    )
+    dimensions = serializers.IntegerField(min_value=1)
+    usage = EmbeddingsUsage()

@@ -9,19 +9,22 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.http import HttpResponseBase, JsonResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 
 from engine.types import GenerationRequest, UnsupportedParameter
-from jobs import services
+from jobs import readtokens, services
+from jobs.access import engines_of, key_grant
 from jobs.dbwork import db_work
 from jobs.faces.common import sse
+from jobs.faces.common.auth import ApiKeyAuthentication, ReadTokenAuthentication
 from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.params import build_request
 from jobs.faces.common.schema import errors
 from jobs.faces.common.serializers import check
-from jobs.faces.common.views import FaceView, caller
+from jobs.faces.common.views import FaceView, caller, readable
 from jobs.faces.native import render
 from jobs.faces.native import serializers as shapes
 from jobs.models import Job
@@ -60,7 +63,7 @@ class NativeView(FaceView):
 # ---- parsing ---------------------------------------------------------------------------------
 
 
-def _body(view: NativeView, request: Request) -> dict[str, Any]:
+def json_object(view: NativeView, request: Request) -> dict[str, Any]:
     body = view.json_body(request)
     if not isinstance(body, dict):
         raise FaceError("The request body must be a JSON object.", code="invalid_json")
@@ -141,7 +144,7 @@ def _params(body: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def _engine_ref(body: dict[str, Any]) -> tuple[str, str]:
+def engine_ref(body: dict[str, Any]) -> tuple[str, str]:
     """(the field that named the engine, its value)."""
     given = [name for name in ("engine", "model") if body.get(name) is not None]
     if len(given) != 1:
@@ -158,24 +161,37 @@ def _engine_ref(body: dict[str, Any]) -> tuple[str, str]:
     return given[0], ref
 
 
+def engine_not_found(field: str, ref: str) -> FaceError:
+    return FaceError(
+        f"No engine found with id or name '{ref}'.", param=field, code="engine_not_found", status=404
+    )
+
+
 @db_work
-def _create(user: User, field: str, ref: str, request: GenerationRequest, options: dict[str, Any]) -> Job:
+def _create(
+    user: User,
+    engines: frozenset[str],
+    field: str,
+    ref: str,
+    request: GenerationRequest,
+    options: dict[str, Any],
+) -> Job:
     """Find the engine and create the job: one thread hop for both."""
     engine = engine_lookup(ref)
     if engine is None:
-        raise FaceError(
-            f"No engine found with id or name '{ref}'.", param=field, code="engine_not_found", status=404
-        )
+        raise engine_not_found(field, ref)
     try:
-        return services.job_create(owner=user, engine=engine, request=request, options=options, face=FACE)
+        return services.job_create(
+            owner=user, engine=engine, request=request, options=options, face=FACE, engines=engines
+        )
     except UnsupportedParameter as exc:
         raise FaceError(
             services.refusal(engine, exc), param=exc.param, code="unsupported_parameter"
         ) from None
 
 
-async def _owned(job_id: str, user: User, *, live: bool = True) -> Job:
-    job = await job_for_owner(job_id, user.pk, live=live)
+async def _owned(request: Request, job_id: str, *, live: bool = True) -> Job:
+    job = await job_for_owner(readable(request, job_id), caller(request).pk, live=live)
     if job is None:
         # The same answer for an unknown, malformed or another user's id: nothing says which.
         raise FaceError(f"No job found with id '{job_id}'.", code="job_not_found", status=404)
@@ -224,16 +240,23 @@ class Jobs(NativeView):
         examples=CREATE_EXAMPLES,
     )
     async def post(self, request: Request) -> JsonResponse:
-        body = _body(self, request)
+        body = json_object(self, request)
         refuse_unknown(body, BODY_FIELDS)
-        field, ref = _engine_ref(body)
+        field, ref = engine_ref(body)
         messages = _messages(body)
         generation, options = build_request(messages, _params(body), known=KNOWN_PARAMS)
-        job = await _create(caller(request), field, ref, generation, options.to_dict())
+        job = await _create(
+            caller(request), engines_of(request.auth), field, ref, generation, options.to_dict()
+        )
         return JsonResponse(render.job(job), status=202, headers={"Location": f"/v1/jobs/{job.pk}"})
 
 
-class JobDetail(NativeView):
+class JobReader(NativeView):
+    # Reads one job: a read token for that job will do as well as a key.
+    authentication_classes = [ApiKeyAuthentication, ReadTokenAuthentication]
+
+
+class JobDetail(JobReader):
     @extend_schema(
         operation_id="getJob",
         summary="Status, timings, usage, and the result once it ended.",
@@ -242,14 +265,14 @@ class JobDetail(NativeView):
     )
     async def get(self, request: Request, job_id: str) -> JsonResponse:
         # From Postgres: the job object carries timings a live job's Redis meta does not.
-        found = await _owned(job_id, caller(request), live=False)
+        found = await _owned(request, job_id, live=False)
         wait = _query(request, shapes.WaitQuery)["wait"]
         if wait and not found.is_finished:
             found = await job_wait_until_finished(found, timeout=wait)
         return JsonResponse(render.job(found))
 
 
-class Chunks(NativeView):
+class Chunks(JobReader):
     @extend_schema(
         operation_id="getJobChunks",
         summary="Long-poll for the chunks after sequence number `after`.",
@@ -257,7 +280,7 @@ class Chunks(NativeView):
         responses={200: shapes.ChunkPage, **errors(404)},
     )
     async def get(self, request: Request, job_id: str) -> JsonResponse:
-        found = await _owned(job_id, caller(request))
+        found = await _owned(request, job_id)
         query = _query(request, shapes.ChunksQuery)
         after = query["after"]
         page = await job_chunks_since(found, cursor=after + 1, reader="native", wait=query["wait"])
@@ -305,7 +328,7 @@ async def _event_stream(job: Job, after: int) -> AsyncIterator[str]:
         yield render.sse(render.EVENT_ERROR, failure)
 
 
-class Events(NativeView):
+class Events(JobReader):
     @extend_schema(
         operation_id="streamJobEvents",
         summary="Stream the job's chunks, then its result, as server-sent events.",
@@ -325,7 +348,7 @@ class Events(NativeView):
         },
     )
     async def get(self, request: Request, job_id: str) -> HttpResponseBase:
-        found = await _owned(job_id, caller(request))
+        found = await _owned(request, job_id)
         # A reconnecting EventSource sends Last-Event-ID and repeats the original URL: the header wins.
         last_event_id = request.headers.get("Last-Event-ID")
         if last_event_id not in (None, ""):
@@ -345,9 +368,37 @@ class Cancel(NativeView):
                    **errors(404)},
     )  # fmt: skip
     async def post(self, request: Request, job_id: str) -> JsonResponse:
-        found = await _owned(job_id, caller(request))
+        found = await _owned(request, job_id)
         if not found.is_finished:
             await db_work(services.job_cancel)(job=found)
             # A running job stops at the worker's next write; answer with the end when it comes soon.
             found = await job_wait_until_finished(found, timeout=settings.SPOOL["LONG_POLL_SECONDS"] * 5)
         return JsonResponse(render.job(found))
+
+
+class ReadTokens(NativeView):
+    @extend_schema(
+        operation_id="createJobReadToken",
+        summary="A short-lived token that reads this job only (for a browser's EventSource).",
+        parameters=[JOB_ID],
+        request=shapes.ReadTokenCreate,
+        responses={201: shapes.ReadToken, **errors(404)},
+    )
+    async def post(self, request: Request, job_id: str) -> JsonResponse:
+        body = json_object(self, request) if request._request.body else {}
+        refuse_unknown(body, shapes.ReadTokenCreate().fields)
+        asked = check(shapes.ReadTokenCreate, body)
+        found = await _owned(request, job_id)
+        grant = key_grant(request.auth)
+        if grant is None:  # keys only on this view: the permission class saw one
+            raise FaceError("Send your API key to make a read token.", status=401, code="invalid_api_key")
+        seconds = readtokens.lifetime(asked.get("expires_in"))
+        if grant.expires_at is not None:
+            # A token never outlives the key that made it.
+            left = int((grant.expires_at - timezone.now()).total_seconds())
+            seconds = max(1, min(seconds, left))
+        token, expires_at = readtokens.mint(key_id=grant.key_id, job_id=found.pk, seconds=seconds)
+        return JsonResponse(
+            {"object": "job.read_token", "token": token, "job_id": str(found.pk), "expires_at": expires_at},
+            status=201,
+        )

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rest_framework.serializers import Serializer
+
 from engine.types import GenerationRequest
 from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.params import build_request
@@ -144,16 +146,6 @@ def check_messages(messages: list[Any]) -> None:
                 )
 
 
-def media_part(messages: list[dict[str, Any]]) -> tuple[str, str] | None:
-    """(param path, part type) of the first content part that is not text, if any."""
-    for i, message in enumerate(messages):
-        content = message.get("content")
-        for j, part in enumerate(content if isinstance(content, list) else []):
-            if part["type"] not in ("text", "refusal"):
-                return f"messages[{i}].content[{j}].type", part["type"]
-    return None
-
-
 def _tools(body: dict[str, Any]) -> None:
     tools = body.get("tools")
     if tools is not None:
@@ -206,7 +198,7 @@ def _response_format(body: dict[str, Any]) -> None:
         raise not_one_of("response_format.type", value.get("type"), RESPONSE_FORMATS)
 
 
-def _stream_options(options: dict[str, Any] | None, stream: bool) -> bool:
+def stream_options(options: dict[str, Any] | None, stream: bool) -> bool:
     """include_usage, once the serializer has checked stream_options' shape."""
     if options is None:
         return False
@@ -234,11 +226,18 @@ def _no_audio(body: dict[str, Any], modalities: list[str] | None) -> None:
         )
 
 
-def parse_create(body: Any) -> ChatCreate:
+def face_fields(
+    body: Any, engine_params: frozenset[str], face_params: frozenset[str], shape: type[Serializer]
+) -> dict[str, Any]:
+    """A body's own fields (face_params) checked by its serializer, once every field is known."""
     if not isinstance(body, dict):
         raise FaceError("The request body must be a JSON object.", code="invalid_type")
-    refuse_unknown(body, ENGINE_PARAMS | FACE_PARAMS)
-    face = check(ChatFace, {name: body[name] for name in FACE_PARAMS if name in body})
+    refuse_unknown(body, engine_params | face_params)
+    return check(shape, {name: body[name] for name in face_params if name in body})
+
+
+def parse_create(body: Any) -> ChatCreate:
+    face = face_fields(body, ENGINE_PARAMS, FACE_PARAMS, ChatFace)
     model, messages, tier = face["model"], face["messages"], face.get("service_tier")
     _tools(body)
     _response_format(body)
@@ -253,7 +252,7 @@ def parse_create(body: Any) -> ChatCreate:
             param="metadata",
             code="invalid_value",
         )
-    include_usage = _stream_options(face.get("stream_options"), options.stream)
+    include_usage = stream_options(face.get("stream_options"), options.stream)
     stored = {**options.to_dict(), "include_usage": include_usage}
     if tier is not None:
         stored["service_tier"] = tier

@@ -15,17 +15,18 @@ ID_PREFIX = "chatcmpl-"
 THINKING_FIELD = "reasoning_content"
 
 
-def completion_id(job_id: Any) -> str:
-    """The chat completion id of a job: streamed chunks, the JSON answer and the store agree."""
-    return ID_PREFIX + uuid.UUID(str(job_id)).hex
+def completion_id(job_id: Any, prefix: str = ID_PREFIX) -> str:
+    """The chat completion id of a job (or, with its prefix, the legacy completion's): streamed
+    chunks, the JSON answer and the store agree."""
+    return prefix + uuid.UUID(str(job_id)).hex
 
 
-def job_id_of(completion_id: str) -> str | None:
-    """The job id inside a chat completion id, or None when it is not one of ours."""
-    if not completion_id.startswith(ID_PREFIX):
+def job_id_of(completion_id: str, prefix: str = ID_PREFIX) -> str | None:
+    """The job id inside a completion id, or None when it is not one of ours."""
+    if not completion_id.startswith(prefix):
         return None
     try:
-        return str(uuid.UUID(hex=completion_id.removeprefix(ID_PREFIX)))
+        return str(uuid.UUID(hex=completion_id.removeprefix(prefix)))
     except ValueError:
         return None
 
@@ -41,9 +42,10 @@ def usage(data: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def _head(job: Job, obj: str) -> dict[str, Any]:
+def head(job: Job, obj: str, prefix: str = ID_PREFIX) -> dict[str, Any]:
+    """The fields every object of one completion shares."""
     head: dict[str, Any] = {
-        "id": completion_id(job.pk),
+        "id": completion_id(job.pk, prefix),
         "object": obj,
         "created": created_of(job),
         "model": job.engine.name,
@@ -54,20 +56,21 @@ def _head(job: Job, obj: str) -> dict[str, Any]:
     return head
 
 
-class StreamRenderer:
-    """Turns a job's canonical chunks, in order, into the chunk objects OpenAI would send.
+def error_event(data: dict[str, Any]) -> dict[str, Any]:
+    """The error a stream ends with, from the terminal error chunk's data."""
+    code = data.get("code") or "engine_error"
+    message = data.get("message") or "The generation failed."
+    return error_body(message, type=stream_error_type(code), code=code)
 
-    It keeps the wire rules: role only in each choice's first delta, choices first appearing in
-    ascending index order, tool-call id/type/name only in the first fragment of each index,
-    finish_reason only on a choice's last chunk, usage only under include_usage.
-    """
 
-    def __init__(self, job: Job) -> None:
-        self.head = _head(job, "chat.completion.chunk")
-        self.n = int(job.request.get("n") or 1)
+class ChunkStream:
+    """What the stream renderers of both completions APIs share: one head on every chunk, usage
+    null on each under include_usage and the totals in a last chunk without choices, the error
+    a stream ends with. Subclasses feed() canonical chunks; done once the end is rendered."""
+
+    def __init__(self, job: Job, obj: str, prefix: str = ID_PREFIX) -> None:
+        self.head = head(job, obj, prefix)
         self.include_usage = bool(job.options.get("include_usage"))
-        self.opened = 0  # choices 0 .. opened-1 have had their role delta
-        self.announced: set[tuple[int, int]] = set()  # (choice, tool index) first fragments sent
         self.usage: dict[str, Any] | None = None
         self.done = False
 
@@ -76,6 +79,27 @@ class StreamRenderer:
         if self.include_usage and "usage" not in out:
             out["usage"] = None
         return out
+
+    def _end(self, kind: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+        """The usage chunk after the last finish (under include_usage), or the error event."""
+        self.done = True
+        if kind == ERROR:
+            return [error_event(data)]
+        return [self._chunk([], usage=usage(self.usage))] if self.include_usage else []
+
+
+class StreamRenderer(ChunkStream):
+    """Turns a job's canonical chunks, in order, into the chunk objects OpenAI would send.
+
+    It keeps the wire rules: role only in each choice's first delta, choices first appearing in
+    ascending index order, tool-call id/type/name only in the first fragment of each index,
+    finish_reason only on a choice's last chunk, usage only under include_usage.
+    """
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(job, "chat.completion.chunk")
+        self.opened = 0  # choices 0 .. opened-1 have had their role delta
+        self.announced: set[tuple[int, int]] = set()  # (choice, tool index) first fragments sent
 
     def _choice(
         self, index: int, delta: dict[str, Any], *, logprobs: Any = None, finish: str | None = None
@@ -116,13 +140,7 @@ class StreamRenderer:
         if kind == FINISH:
             return self._finish(data)
         if kind == ERROR:
-            self.done = True
-            code = data.get("code") or "engine_error"
-            return [
-                error_body(
-                    data.get("message") or "The generation failed.", type=stream_error_type(code), code=code
-                )
-            ]
+            return self._end(kind, data)
         return []
 
     def _tool(self, choice: int, data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -146,13 +164,10 @@ class StreamRenderer:
         out = self._open(len(reasons) - 1)
         for index, reason in enumerate(reasons):
             out.append(self._chunk([self._choice(index, {}, finish=reason)]))
-        if self.include_usage:
-            out.append(self._chunk([], usage=usage(self.usage)))
-        self.done = True
-        return out
+        return out + self._end(FINISH, data)
 
 
-def _logprobs_by_choice(job: Job) -> dict[int, list[dict[str, Any]]]:
+def logprobs_by_choice(job: Job) -> dict[int, list[dict[str, Any]]]:
     found: dict[int, list[dict[str, Any]]] = {}
     for raw in job.chunks or []:
         if raw["type"] == CONTENT and raw.get("logprobs") is not None:
@@ -183,7 +198,7 @@ def completion(job: Job) -> dict[str, Any]:
     """The chat.completion object of a finished job (also what the store keeps)."""
     result = job.result or {}
     wants_logprobs = bool(job.request.get("logprobs"))
-    logprobs = _logprobs_by_choice(job) if wants_logprobs else {}
+    logprobs = logprobs_by_choice(job) if wants_logprobs else {}
     choices = []
     for index, choice in enumerate(result.get("choices") or []):
         choices.append(
@@ -196,7 +211,7 @@ def completion(job: Job) -> dict[str, Any]:
             }
         )
     return {
-        **_head(job, "chat.completion"),
+        **head(job, "chat.completion"),
         "choices": choices,
         "usage": usage(result.get("usage") or job.usage),
     }

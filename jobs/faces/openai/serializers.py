@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from engine.embeddings import ENCODINGS, MAX_DIMENSIONS, MAX_INPUTS
 from jobs import completions
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.pagination import ListPage
 from jobs.faces.common.params import MAX_METADATA_VALUE, GenerationParams
-from jobs.faces.common.serializers import StrictBooleanField, StrictCharField
+from jobs.faces.common.serializers import StrictBooleanField, StrictCharField, StrictIntegerField
 
 SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -75,6 +77,73 @@ class ChatCompletionCreate(ChatFace, GenerationParams):
     message with tool_calls). Metadata needs store: true."""
 
     audio = serializers.JSONField(required=False, allow_null=True, help_text="Not supported: text only.")
+
+
+class PromptField(serializers.ListField):
+    """A string or a non-empty array of strings; each is continued on its own."""
+
+    expected = "a string or an array of strings"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(child=StrictCharField(allow_blank=True), min_length=1, **kwargs)
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        if isinstance(data, str):
+            data = [data]
+        if (
+            isinstance(data, list)
+            and data
+            and all(
+                isinstance(item, int) and not isinstance(item, bool) or isinstance(item, list)
+                for item in data
+            )
+        ):
+            raise FaceError(
+                "Prompts as token ids are not supported: each engine has its own tokenizer. Send the text.",
+                param="prompt",
+                code="unsupported_value",
+            )
+        if not isinstance(data, list):
+            self.fail("not_a_list", input_type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+class TextFace(serializers.Serializer):
+    """The parameters only the legacy completions API knows, checked before the shared ones."""
+
+    model = StrictCharField()
+    prompt = PromptField(help_text="A string or an array of strings (not token ids).")
+    suffix = StrictCharField(
+        required=False, allow_null=True, allow_blank=True,
+        help_text="Text after the completion, where the engine can fill in (upstream engines pass it on).",
+    )  # fmt: skip
+    echo = StrictBooleanField(required=False, allow_null=True, help_text="Put the prompt before each text.")
+    logprobs = StrictIntegerField(
+        required=False, allow_null=True, min_value=0, max_value=5,
+        help_text="The sampled tokens' log-probabilities and this many likeliest alternatives.",
+    )  # fmt: skip
+    best_of = StrictIntegerField(
+        required=False, allow_null=True, min_value=1, max_value=20,
+        help_text="Only equal to n: every choice generated is returned.",
+    )  # fmt: skip
+    stream_options = StreamOptions(required=False, allow_null=True)
+
+
+# logprobs is the legacy integer here, the chat boolean there: TextFace's, first in the MRO, wins.
+class CompletionCreate(TextFace, GenerationParams):  # type: ignore[misc]
+    """POST /v1/completions: the legacy API's own fields and the sampling parameters it shares
+    with chat completions, the same serializers the view checks a body with. max_tokens defaults
+    to 16, as OpenAI's does."""
+
+    # Chat-only parameters of the shared serializer: not part of this API.
+    CHAT_ONLY = ("max_completion_tokens", "top_logprobs", "tools", "tool_choice", "parallel_tool_calls",
+                 "response_format", "safety_identifier", "store", "metadata")  # fmt: skip
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        for name in self.CHAT_ONLY:
+            fields.pop(name, None)
+        return fields
 
 
 class CompletionUpdate(serializers.Serializer):
@@ -204,6 +273,44 @@ class ModelList(serializers.Serializer):
     data = Model(many=True)  # type: ignore[assignment]
 
 
+class TextLogprobs(serializers.Serializer):
+    tokens = serializers.ListField(child=serializers.CharField())
+    token_logprobs = serializers.ListField(
+        child=serializers.FloatField(max_value=0, allow_null=True),
+        help_text="null for an echoed prompt's first token: nothing precedes it.",
+    )
+    top_logprobs = serializers.ListField(
+        child=serializers.DictField(child=serializers.FloatField(max_value=0), allow_null=True),
+        help_text="Per token, its likeliest alternatives: token -> log-probability.",
+    )
+    text_offset = serializers.ListField(
+        child=serializers.IntegerField(min_value=0), help_text="Where each token starts in the text."
+    )
+
+
+class TextChoice(serializers.Serializer):
+    text = serializers.CharField(allow_blank=True)
+    index = serializers.IntegerField(min_value=0, help_text="prompt index * n + choice")
+    logprobs = TextLogprobs(allow_null=True)
+    finish_reason = serializers.CharField(
+        allow_null=True, help_text="stop, length; cancelled or an error code."
+    )
+
+
+class TextCompletion(serializers.Serializer):
+    id = serializers.RegexField(r"^cmpl-[0-9a-f]{32}$")
+    object = serializers.ChoiceField(choices=["text_completion"])
+    created = serializers.IntegerField(help_text="Unix seconds.")
+    model = serializers.CharField(help_text="The engine's name.")
+    system_fingerprint = serializers.CharField(allow_null=True)
+    choices = TextChoice(many=True)
+    usage = Usage(allow_null=True)
+
+
+class CancelledTextCompletion(TextCompletion):
+    status = serializers.ChoiceField(choices=STATUSES)
+
+
 class ChatCompletionEvent(serializers.Serializer):
     """One data-only server-sent event: `data` is a ChatCompletionChunk as JSON, or an Error
     envelope when the generation fails mid-stream; the last is `[DONE]`."""
@@ -211,3 +318,86 @@ class ChatCompletionEvent(serializers.Serializer):
     event = serializers.ChoiceField(choices=["message"], required=False)
     # A field named as Serializer.data, which it shadows: the wire shape's name.
     data = serializers.CharField()  # type: ignore[assignment]
+
+
+class TextCompletionEvent(ChatCompletionEvent):
+    """One data-only server-sent event: `data` is a text_completion chunk as JSON, or an Error
+    envelope when the generation fails mid-stream; the last is `[DONE]`."""
+
+
+# ---- embeddings -------------------------------------------------------------------------------
+
+_TOKENS = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "minLength": 1, "description": "One text."},
+            {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1,
+             "maxItems": MAX_INPUTS, "description": "Texts."},
+            {**_TOKENS, "description": "One text as the engine's token ids."},
+            {"type": "array", "items": _TOKENS, "minItems": 1, "maxItems": MAX_INPUTS,
+             "description": "Texts as token id arrays."},
+        ]
+    }
+)  # fmt: skip
+class EmbeddingInputField(serializers.Field):
+    """OpenAI's `input`, as a list of inputs (each a text or a token array). Only the shape is
+    checked here; engine.embeddings.check words what is empty or too many."""
+
+    expected = "a string, an array of strings, an array of integers or an array of integer arrays"
+    default_error_messages = {"invalid": f"expected {expected}"}
+
+    def to_internal_value(self, data: Any) -> list[str | list[int]]:
+        if isinstance(data, str):
+            return [data]
+        if isinstance(data, list):
+            if all(isinstance(item, str) for item in data):
+                return list(data)
+            if all(_is_token(item) for item in data):
+                return [list(data)]
+            if all(isinstance(item, list) and all(_is_token(t) for t in item) for item in data):
+                return [list(item) for item in data]
+        self.fail("invalid")
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+def _is_token(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class EmbeddingCreate(serializers.Serializer):
+    """POST /v1/embeddings, as OpenAI's: at most 2048 inputs, none empty."""
+
+    model = StrictCharField(help_text="An engine's name or id.")
+    input = EmbeddingInputField()
+    encoding_format = serializers.ChoiceField(choices=list(ENCODINGS), required=False, default="float")
+    dimensions = StrictIntegerField(
+        min_value=1, max_value=MAX_DIMENSIONS, required=False,
+        help_text="The width of each vector (offline engine: 1024 unless set; an upstream: its model's).",
+    )  # fmt: skip
+    user = StrictCharField(required=False, allow_blank=True, help_text="Passed on to an upstream.")
+
+
+class Embedding(serializers.Serializer):
+    object = serializers.ChoiceField(choices=["embedding"])
+    index = serializers.IntegerField(min_value=0)
+    embedding = serializers.JSONField(
+        help_text="Numbers, or with encoding_format base64 a string of float32s."
+    )
+
+
+class EmbeddingUsage(serializers.Serializer):
+    prompt_tokens = serializers.IntegerField(min_value=0)
+    total_tokens = serializers.IntegerField(min_value=0)
+
+
+class EmbeddingList(serializers.Serializer):
+    object = serializers.ChoiceField(choices=["list"])
+    # A field named as Serializer.data, which it shadows: the wire shape's name.
+    data = Embedding(many=True)  # type: ignore[assignment]
+    model = serializers.CharField(help_text="The engine's name.")
+    usage = EmbeddingUsage()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
 from engine.types import CONTENT, THINKING, TOOL, ChunkDict
 from jobs.faces.common import sse
@@ -46,8 +46,18 @@ def failed_silently(chunks: list[ChunkDict]) -> dict[str, Any] | None:
     return None
 
 
-async def events(job: Job, prefetched: list[ChunkDict]) -> AsyncIterator[bytes]:
-    renderer = StreamRenderer(job)
+class Renderer(Protocol):
+    """Turns canonical chunks, in order, into the objects to send; done once the end is sent."""
+
+    done: bool
+
+    def feed(self, raw: ChunkDict) -> list[dict[str, Any]]: ...
+
+
+async def events(
+    job: Job, prefetched: list[ChunkDict], renderer_of: Callable[[Job], Renderer] = StreamRenderer
+) -> AsyncIterator[bytes]:
+    renderer = renderer_of(job)
     cursor = 0
     chunks = prefetched
     if not chunks:

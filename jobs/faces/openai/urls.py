@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularSwaggerView
 
 from jobs.faces.common.schema import document_view
-from jobs.faces.openai import stored, views, webhooks
+from jobs.faces.openai import embeddings, stored, views, webhooks
 from jobs.faces.openai.responses import views as responses
 
 urlpatterns = [
@@ -16,6 +16,11 @@ urlpatterns = [
         name="openai-chat-messages",
     ),
     path("chat/completions/<str:completion_id>/cancel", views.Cancel.as_view(), name="openai-chat-cancel"),
+    path("completions", views.TextCompletions.as_view(), name="openai-completions"),
+    path(
+        "completions/<str:completion_id>/cancel", views.TextCancel.as_view(), name="openai-completion-cancel"
+    ),
+    path("embeddings", embeddings.Embeddings.as_view(), name="openai-embeddings"),
     path("responses", responses.Responses.as_view(), name="openai-responses"),
     path("responses/<str:response_id>", responses.Response.as_view(), name="openai-response"),
     path("responses/<str:response_id>/cancel", responses.Cancel.as_view(), name="openai-response-cancel"),
@@ -53,9 +58,9 @@ urlpatterns = [
             "only_v1",
             TITLE="Spool /v1",
             DESCRIPTION=(
-                "The OpenAI API (chat completions, stored completions, responses, models, webhook "
-                "endpoints) and the native jobs API, on one key: `Authorization: Bearer <secret key>` "
-                "(or Basic access:secret)."
+                "The OpenAI API (chat completions, stored completions, legacy completions, responses, "
+                "embeddings, models, webhook endpoints) and the native jobs API, on one key: "
+                "`Authorization: Bearer <secret key>` (or Basic access:secret)."
             ),
         ),
         name="v1-openapi",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -13,20 +14,23 @@ from rest_framework.request import Request
 
 from engine.types import UnsupportedParameter
 from jobs import services
+from jobs.access import engine_allowed, engines_of
 from jobs.dbwork import db_work
 from jobs.faces.common import sse as common_sse
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.schema import METADATA_FILTER, errors
 from jobs.faces.common.views import caller
-from jobs.faces.openai import render, sse, stored
+from jobs.faces.openai import render, sse, stored, text
 from jobs.faces.openai import serializers as shapes
 from jobs.faces.openai.base import OpenAIView
-from jobs.faces.openai.chat import ChatCreate, media_part, parse_create
+from jobs.faces.openai.chat import ChatCreate, parse_create
 from jobs.faces.openai.errors import job_error, not_found
+from jobs.faces.openai.legacy import TextCreate, parse_text_create
 from jobs.models import Engine, Job
 from jobs.selectors import engine_find, engine_lookup, job_for_owner, job_wait_until_finished
 
 FACE = "openai"
+TEXT_FACE = "completions"  # the legacy /v1/completions: its own ids (cmpl-) and objects
 JOB_HEADER = "X-Spool-Job-Id"
 
 
@@ -40,24 +44,20 @@ def model_not_found(model: str) -> FaceError:
 
 
 @db_work
-def _start(user: User, chat: ChatCreate) -> Job:
+def _start(user: User, engines: frozenset[str], create: ChatCreate | TextCreate, face: str) -> Job:
     """Find the engine, refuse what it cannot honour, then create the job (queued once
     committed): one thread hop for all of it."""
-    engine = engine_lookup(chat.model)
+    engine = engine_lookup(create.model)
     if engine is None:
-        raise model_not_found(chat.model)
-    media = media_part(chat.request.messages)
-    # Only an upstream server can read images, audio or files; the built-in model reads text.
-    if media is not None and engine.kind != Engine.Kind.OPENAI:
-        param, kind = media
-        raise FaceError(
-            f"Engine '{engine.name}' reads text only; it cannot take '{kind}' content parts.",
-            param=param,
-            code="unsupported_parameter",
-        )
+        raise model_not_found(create.model)
     try:
         return services.job_create(
-            owner=user, engine=engine, request=chat.request, options=chat.options, face=FACE
+            owner=user,
+            engine=engine,
+            request=create.request,
+            options=create.options,
+            face=face,
+            engines=engines,
         )
     except UnsupportedParameter as exc:
         raise FaceError(
@@ -72,17 +72,17 @@ def _error_of(job: Job) -> FaceError:
     return job_error({"code": job.finish_reason or "engine_error", "message": job.error})
 
 
-async def _stream(job: Job) -> HttpResponseBase:
+async def _stream(job: Job, renderer_of: Callable[[Job], sse.Renderer]) -> HttpResponseBase:
     chunks = await sse.prefetch(job, common_sse.KEEPALIVE_SECONDS)
     failure = sse.failed_silently(chunks)
     if failure is not None:
         error = job_error(failure)
         error.headers[JOB_HEADER] = str(job.pk)
         raise error
-    return common_sse.stream(sse.events(job, chunks), {JOB_HEADER: str(job.pk)})
+    return common_sse.stream(sse.events(job, chunks, renderer_of), {JOB_HEADER: str(job.pk)})
 
 
-async def _wait(job: Job) -> HttpResponse:
+async def _wait(job: Job, answer: Callable[[Job], dict[str, Any]]) -> HttpResponse:
     job = await job_wait_until_finished(job, timeout=settings.SPOOL["SYNC_WAIT_SECONDS"])
     if not job.is_finished:
         error = FaceError(
@@ -93,7 +93,7 @@ async def _wait(job: Job) -> HttpResponse:
             retry=False,
         )
     elif job.status == Job.Status.SUCCEEDED:
-        response = JsonResponse(render.completion(job))
+        response = JsonResponse(answer(job))
         response[JOB_HEADER] = str(job.pk)
         return response
     else:
@@ -132,32 +132,46 @@ CREATE_EXAMPLES = [
         request_only=True,
     ),
 ]  # fmt: skip
-EVENTS = (
-    "With stream: true, data-only server-sent events: each a ChatCompletionChunk, or an Error "
-    "envelope when the generation fails mid-stream; then `data: [DONE]`. `: keep-alive` comments "
-    "come during silences."
-)
+
+
+def _create_schema(
+    operation_id: str, summary: str, body: type, answer: type, event: type, examples: list[OpenApiExample]
+) -> Callable[[Any], Any]:
+    """The document of a create view: JSON answer, or data-only SSE of chunk objects."""
+    events = (
+        f"With stream: true, data-only server-sent events: each a {answer.__name__} chunk, or an Error "
+        "envelope when the generation fails mid-stream; then `data: [DONE]`. `: keep-alive` comments "
+        "come during silences."
+    )
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        request=body,
+        responses={
+            (200, "application/json"): OpenApiResponse(answer, description="The completion."),
+            (200, "text/event-stream"): OpenApiResponse(event, description=events),
+            **errors(404, 409, 413, 502, 504),
+        },
+        parameters=[JOB_ID_HEADER],
+        examples=examples,
+    )
 
 
 class ChatCompletions(OpenAIView):
     """POST creates a completion; GET lists stored ones (same path, as in OpenAI's API)."""
 
-    @extend_schema(
-        operation_id="createChatCompletion",
-        summary="Run a completion as one job: wait for it, or stream it (stream: true).",
-        request=shapes.ChatCompletionCreate,
-        responses={
-            (200, "application/json"): OpenApiResponse(shapes.ChatCompletion, description="The completion."),
-            (200, "text/event-stream"): OpenApiResponse(shapes.ChatCompletionEvent, description=EVENTS),
-            **errors(404, 409, 413, 502, 504),
-        },
-        parameters=[JOB_ID_HEADER],
-        examples=CREATE_EXAMPLES,
+    @_create_schema(
+        "createChatCompletion",
+        "Run a completion as one job: wait for it, or stream it (stream: true).",
+        shapes.ChatCompletionCreate,
+        shapes.ChatCompletion,
+        shapes.ChatCompletionEvent,
+        CREATE_EXAMPLES,
     )
     async def post(self, request: Request) -> HttpResponseBase:
         chat = parse_create(self.json_body(request))
-        job = await _start(caller(request), chat)
-        return await (_stream(job) if chat.stream else _wait(job))
+        job = await _start(caller(request), engines_of(request.auth), chat, FACE)
+        return await (_stream(job, render.StreamRenderer) if chat.stream else _wait(job, render.completion))
 
     @extend_schema(
         operation_id="listChatCompletions",
@@ -182,13 +196,69 @@ class Cancel(OpenAIView):
     async def post(self, request: Request, completion_id: str) -> HttpResponse:
         """Cancel a running completion; its partial output is kept. Twice is harmless."""
         job = await job_for_owner(render.job_id_of(completion_id), caller(request).pk)
-        if job is None:
-            raise not_found(f"No chat completion found with id '{completion_id}'.")
-        if not job.is_finished:
-            await db_work(services.job_cancel)(job=job)
-            job = await job_wait_until_finished(job, timeout=settings.SPOOL["LONG_POLL_SECONDS"] * 5)
-        body: dict[str, Any] = {**render.completion(job), "status": job.status}
-        return JsonResponse(body)
+        return await _cancel(job, f"No chat completion found with id '{completion_id}'.", render.completion)
+
+
+async def _cancel(job: Job | None, unknown: str, answer: Callable[[Job], dict[str, Any]]) -> HttpResponse:
+    if job is None:
+        raise not_found(unknown)
+    if not job.is_finished:
+        await db_work(services.job_cancel)(job=job)
+        job = await job_wait_until_finished(job, timeout=settings.SPOOL["LONG_POLL_SECONDS"] * 5)
+    return JsonResponse({**answer(job), "status": job.status})
+
+
+TEXT_EXAMPLES = [
+    OpenApiExample(
+        "plain",
+        summary="Two continuations of one prompt.",
+        value={"model": OFFLINE, "prompt": "The king", "max_tokens": 8, "n": 2, "seed": 7},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "streamed",
+        summary="Two prompts streamed, with log-probabilities and usage at the end.",
+        value={"model": OFFLINE, "prompt": ["The sea", "The king"], "max_tokens": 6, "logprobs": 2,
+               "stream": True, "stream_options": {"include_usage": True}},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "echo",
+        summary="The prompt put back before the text.",
+        value={"model": OFFLINE, "prompt": "Once upon a time", "echo": True, "max_tokens": 5,
+               "stop": ["\n"]},
+        request_only=True,
+    ),
+]  # fmt: skip
+
+
+class TextCompletions(OpenAIView):
+    @_create_schema(
+        "createCompletion",
+        "OpenAI's legacy completions: continue each prompt as is, as one job; wait or stream.",
+        shapes.CompletionCreate,
+        shapes.TextCompletion,
+        shapes.TextCompletionEvent,
+        TEXT_EXAMPLES,
+    )
+    async def post(self, request: Request) -> HttpResponseBase:
+        create = parse_text_create(self.json_body(request))
+        job = await _start(caller(request), engines_of(request.auth), create, TEXT_FACE)
+        if create.stream:
+            return await _stream(job, text.TextStreamRenderer)
+        return await _wait(job, text.text_completion)
+
+
+class TextCancel(OpenAIView):
+    @extend_schema(
+        operation_id="cancelCompletion",
+        summary="Stop a running legacy completion; its output so far is kept. Twice is harmless.",
+        request=None,
+        responses={200: shapes.CancelledTextCompletion, **errors(404)},
+    )
+    async def post(self, request: Request, completion_id: str) -> HttpResponse:
+        job = await job_for_owner(render.job_id_of(completion_id, text.ID_PREFIX), caller(request).pk)
+        return await _cancel(job, f"No completion found with id '{completion_id}'.", text.text_completion)
 
 
 def _model(engine: Engine) -> dict[str, Any]:
@@ -201,10 +271,14 @@ def _model(engine: Engine) -> dict[str, Any]:
 
 
 class Models(OpenAIView):
-    @extend_schema(operation_id="listModels", summary="The active engines, by name.",
+    @extend_schema(operation_id="listModels", summary="The active engines the key may use, by name.",
                    responses={200: shapes.ModelList, **errors()})  # fmt: skip
     async def get(self, request: Request) -> HttpResponse:
-        engines = [e async for e in Engine.objects.filter(is_active=True).order_by("name")]
+        query = Engine.objects.filter(is_active=True).order_by("name")
+        allowed = engines_of(request.auth)
+        if allowed:
+            query = query.filter(id__in=allowed)
+        engines = [e async for e in query]
         return JsonResponse({"object": "list", "data": [_model(e) for e in engines]})
 
 
@@ -213,6 +287,7 @@ class Model(OpenAIView):
                    responses={200: shapes.Model, **errors(404)})  # fmt: skip
     async def get(self, request: Request, model_id: str) -> HttpResponse:
         engine = await engine_find(model_id)
-        if engine is None:
+        # An engine the key may not use is not listed, so it is not found either.
+        if engine is None or not engine_allowed(engines_of(request.auth), engine.pk):
             raise model_not_found(model_id)
         return JsonResponse(_model(engine))

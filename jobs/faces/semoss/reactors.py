@@ -1,4 +1,4 @@
-"""Runs the supported pixels: META, LLM, GetModelAPI, GetRoomMessages."""
+"""Runs the supported pixels: META, LLM, GetModelAPI, GetRoomMessages, Embeddings."""
 
 from __future__ import annotations
 
@@ -9,11 +9,21 @@ from django.core.exceptions import ValidationError
 
 from engine.types import UnsupportedParameter
 from jobs import services
+from jobs.access import check_engine
 from jobs.dbwork import db_work
+from jobs.faces.common.embeddings import checked_request, embed, vectors_out
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.params import build_request
 from jobs.models import Engine, Job, Room, RoomMessage
-from jobs.pixel import LLMCall, Pixel, PixelError, llm_call, model_api_call, room_messages_call
+from jobs.pixel import (
+    LLMCall,
+    Pixel,
+    PixelError,
+    embeddings_call,
+    llm_call,
+    model_api_call,
+    room_messages_call,
+)
 from jobs.selectors import engine_find, engine_lookup, parse_uuid
 
 PARAM_VALUES = frozenset(
@@ -24,6 +34,9 @@ PARAM_VALUES = frozenset(
         "full_prompt", "stream", "store", "metadata",
     }
 )  # fmt: skip
+
+# The paramValues of Embeddings: the vectors always come back as numbers (SEMOSS's shape).
+EMBEDDING_PARAMS = ("dimensions", "user")
 
 MODEL_API: dict[str, str] = {Engine.Kind.OFFLINE: "SPOOL_OFFLINE", Engine.Kind.OPENAI: "OPEN_AI"}
 
@@ -72,11 +85,12 @@ def _messages(call: LLMCall, full_prompt: Any, room: Room) -> tuple[list[dict[st
 
 
 @db_work
-def _create_llm_job(user: User, call: LLMCall) -> Job:
+def _create_llm_job(user: User, engines: frozenset[str], call: LLMCall) -> Job:
     """Find the engine and create the job: one thread hop for both."""
     engine = engine_lookup(call.engine)
     if engine is None:
         raise ReactorError(f"Unknown engine {call.engine!r}.")
+    check_engine(engines, engine)  # before the room is made
     params = dict(call.param_values)
     full_prompt = params.pop("full_prompt", None)
     if call.image or call.url:
@@ -104,37 +118,41 @@ def _create_llm_job(user: User, call: LLMCall) -> Job:
             face="semoss",
             room=room,
             user_message=user_text,
+            engines=engines,
         )
     except UnsupportedParameter as exc:
         raise ReactorError(services.refusal(engine, exc)) from None
 
 
-async def start_llm(user: User, pixel: Pixel) -> Job:
+async def start_llm(user: User, engines: frozenset[str], pixel: Pixel) -> Job:
+    """Raises EngineNotAllowed (a 403 in this face's shape) when the key may not use the engine."""
     try:
         call = llm_call(pixel)
     except PixelError as exc:
         raise ReactorError(str(exc)) from None
-    return await _create_llm_job(user, call)
+    return await _create_llm_job(user, engines, call)
 
 
-async def model_api(pixel: Pixel) -> str:
+async def model_api(engines: frozenset[str], pixel: Pixel) -> str:
     model = model_api_call(pixel).model
     engine = await engine_find(model)
     if engine is None:
         raise ReactorError(f"Unknown engine {model!r}.")
+    check_engine(engines, engine)
     return MODEL_API.get(engine.kind, engine.kind.upper())
 
 
 async def room_messages(user: User, pixel: Pixel) -> list[dict[str, Any]]:
-    wanted = room_messages_call(pixel).room_id
-    room_id = parse_uuid(wanted)
-    room = room_id and await Room.objects.filter(id=room_id, owner=user).afirst()
-    if not room:
-        raise ReactorError(f"Unknown room {wanted!r}.")
+    """The caller's messages in a room, oldest first. A room with none of the caller's messages
+    answers an empty list, as SEMOSS does: an unknown id, the "None" the SDK sends when it has no
+    insight, another user's room (so nothing says that room exists)."""
+    room_id = parse_uuid(room_messages_call(pixel).room_id)
+    if room_id is None:
+        return []
     return [
         {
             "MESSAGE_ID": str(message.pk),
-            "ROOM_ID": str(room.pk),
+            "ROOM_ID": str(message.room_id),
             "MESSAGE_TYPE": "INPUT" if message.role == "user" else "RESPONSE",
             "ROLE": message.role,
             "MESSAGE_DATA": message.content,
@@ -142,5 +160,38 @@ async def room_messages(user: User, pixel: Pixel) -> list[dict[str, Any]]:
             "JOB_ID": str(message.job_id) if message.job_id else None,
             "DATE_CREATED": message.created_at.isoformat(),
         }
-        async for message in RoomMessage.objects.filter(room=room).order_by("id")
+        async for message in RoomMessage.objects.filter(room_id=room_id, room__owner=user).order_by("id")
     ]
+
+
+async def embeddings(user: User, engines: frozenset[str], pixel: Pixel) -> dict[str, Any]:
+    """SEMOSS's EmbeddingsModelEngineResponse as a map: one vector per value, in order."""
+    try:
+        call = embeddings_call(pixel)
+    except PixelError as exc:
+        raise ReactorError(str(exc)) from None
+    params = call.param_values
+    unknown = sorted(set(params) - set(EMBEDDING_PARAMS))
+    if unknown:
+        raise ReactorError(
+            f"Unknown parameter '{unknown[0]}' in paramValues; Embeddings takes "
+            f"{' and '.join(EMBEDDING_PARAMS)}."
+        )
+    dimensions, end_user = params.get("dimensions"), params.get("user")
+    if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int)):
+        raise ReactorError("dimensions must be an integer.")
+    if end_user is not None and not isinstance(end_user, str):
+        raise ReactorError("user must be a string.")
+    try:
+        wanted = checked_request(list(call.values), params)
+        _, result = await embed(
+            owner_id=user.pk, engines=engines, ref=call.engine, wanted=wanted, face="semoss", param="engine",
+            unknown=lambda: FaceError(f"Unknown engine {call.engine!r}."),
+        )  # fmt: skip
+    except FaceError as exc:
+        raise ReactorError(exc.message) from None
+    return {
+        "response": vectors_out(result.vectors),
+        "numberOfTokensInPrompt": result.input_tokens,
+        "numberOfTokensInResponse": 0,
+    }

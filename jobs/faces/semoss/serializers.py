@@ -10,7 +10,10 @@ STATUSES = ["Submitted", "InProgress", "Streaming", "ProgressComplete", "Cancele
 
 class PixelForm(serializers.Serializer):
     expression = serializers.CharField(
-        help_text='A pixel: `META | true`, `LLM(engine="<id>", command=...)`, ...'
+        help_text=(
+            'A pixel: `META | true`, `LLM(engine="<id>", command=...)`, '
+            '`Embeddings(engine="<id>", values=[...])`, ...'
+        )
     )
     insightId = serializers.CharField(required=False, help_text="`new` (or absent) for a new insight.")  # noqa: N815
 

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 from django.conf import settings
 from django.contrib.auth import alogin, alogout
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.exceptions import AuthenticationFailed
@@ -18,11 +18,18 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 
 from jobs import jsonbody, services
+from jobs.access import engines_of, key_grant
 from jobs.dbwork import db_work
-from jobs.faces.common.auth import ApiKeyAuthentication, SemossSessionAuthentication
-from jobs.faces.common.errors import FaceError
+from jobs.faces.common.auth import (
+    SESSION_KEY_ID,
+    ApiKeyAuthentication,
+    ReadTokenAuthentication,
+    SemossSessionAuthentication,
+)
+from jobs.faces.common.embeddings import json_answer
+from jobs.faces.common.errors import FaceError, not_allowed
 from jobs.faces.common.schema import SemossError, errors
-from jobs.faces.common.views import FaceView
+from jobs.faces.common.views import FaceView, caller, readable
 from jobs.faces.semoss import reactors, render
 from jobs.faces.semoss import serializers as shapes
 from jobs.faces.semoss.partial import partial_text
@@ -103,19 +110,23 @@ class Config(SemossView):
                    responses={200: shapes.ConfigAnswer, **errors(envelope=SemossError)})  # fmt: skip
     async def get(self, request: Request) -> JsonResponse:
         body: dict[str, Any] = {"csrf": False, "version": "spool-0.1"}
-        user = None
+        user, grant = None, None
         for authenticator in (ApiKeyAuthentication(), SemossSessionAuthentication()):
             try:
                 found = await authenticator.authenticate(request)
             except AuthenticationFailed:
-                break  # a wrong key: not logged in, and not by a session either
+                break  # a wrong, revoked or expired key: not logged in, nor by a session either
             if found is not None:
-                user = found[0]
+                user, grant = found[0], key_grant(found[1])
                 break
+        if grant is not None and not grant.allows_face(self.face):
+            raise not_allowed("This API key may not use the semoss API.", "face_not_allowed")
         if user is not None:
-            if request.headers.get("Authorization"):
-                # The SDK logs in once with its keys, then sends the session cookie this sets.
+            if request.headers.get("Authorization") and grant is not None:
+                # The SDK logs in once with its keys, then sends the session cookie this sets;
+                # the session names the key, so the key's limits and revocation hold for it.
                 await alogin(request._request, user, backend="django.contrib.auth.backends.ModelBackend")
+                request._request.session[SESSION_KEY_ID] = grant.key_id
             body["loginDetails"] = {"SPOOL": user.get_username()}
         return JsonResponse(body)
 
@@ -142,12 +153,13 @@ def _error_return(insight_id: str, expression: str, message: str) -> JsonRespons
 
 class RunPixel(SemossView):
     @semoss_schema("runPixel", "Run a pixel and wait for its output.", shapes.PixelForm, shapes.PixelReturn)
-    async def post(self, request: Request) -> JsonResponse:
-        return await run_pixel(request._request, request.user)
+    async def post(self, request: Request) -> HttpResponse:
+        return await run_pixel(request)
 
 
-async def run_pixel(request: HttpRequest, user: Any) -> JsonResponse:
-    form = _form(request)
+async def run_pixel(request: Request) -> HttpResponse:
+    user, engines = caller(request), engines_of(request.auth)
+    form = _form(request._request)
     expression = str(form.get("expression", ""))
     insight_id = str(form.get("insightId") or "")
     if insight_id in ("", "new"):
@@ -158,7 +170,7 @@ async def run_pixel(request: HttpRequest, user: Any) -> JsonResponse:
         if pixel.reactor == "META":
             output: Any = True
         elif pixel.reactor == LLM:
-            job = await reactors.start_llm(user, pixel)
+            job = await reactors.start_llm(user, engines, pixel)
             job = await job_wait_until_finished(job, timeout=settings.SPOOL["SYNC_WAIT_SECONDS"])
             if not job.is_finished:
                 return _error_return(insight_id, expression, f"Job {job.pk} is still running; poll it.")
@@ -166,7 +178,11 @@ async def run_pixel(request: HttpRequest, user: Any) -> JsonResponse:
                 return _error_return(insight_id, expression, job.error or "The job failed.")
             output = render.llm_output(job)
         elif pixel.reactor == "GetModelAPI":
-            output = await reactors.model_api(pixel)
+            output = await reactors.model_api(engines, pixel)
+        elif pixel.reactor == "Embeddings":
+            # Answered with orjson: the vectors are float32 rows, which Django's encoder cannot write.
+            output = await reactors.embeddings(user, engines, pixel)
+            return json_answer(render.pixel_return(insight_id, expression, output))
         else:
             output = await reactors.room_messages(user, pixel)
     except (PixelError, reactors.ReactorError) as exc:
@@ -183,18 +199,18 @@ class RunPixelAsync(SemossView):
         refused=shapes.JobRefused,
     )
     async def post(self, request: Request) -> JsonResponse:
-        return await run_pixel_async(request._request, request.user)
+        return await run_pixel_async(request)
 
 
-async def run_pixel_async(request: HttpRequest, user: Any) -> JsonResponse:
-    form = _form(request)
+async def run_pixel_async(request: Request) -> JsonResponse:
+    form = _form(request._request)
     expression = str(form.get("expression", ""))
     try:
         pixel = parse_pixel(expression)
         validate_pixel(pixel)
         if pixel.reactor != LLM:
             raise reactors.ReactorError(f"runPixelAsync runs LLM pixels; send {pixel.reactor} to runPixel.")
-        job = await reactors.start_llm(user, pixel)
+        job = await reactors.start_llm(caller(request), engines_of(request.auth), pixel)
     except (PixelError, reactors.ReactorError) as exc:
         body = render.pixel_return(str(form.get("insightId") or ""), expression, str(exc), error=True)
         return JsonResponse({"jobId": None, "errorMessage": str(exc), **body}, status=400)
@@ -216,7 +232,12 @@ def _cursor(form: dict[str, Any]) -> int | None | str:
     return value if value >= 0 else "cursor must be a non-negative integer"
 
 
-class PixelJobStreaming(SemossView):
+class JobReader(SemossView):
+    # Reads one job: a read token (?token=) for that job will do as well as a key or a session.
+    authentication_classes = [ApiKeyAuthentication, ReadTokenAuthentication, SemossSessionAuthentication]
+
+
+class PixelJobStreaming(JobReader):
     @semoss_schema(
         "pixelJobStreaming",
         "The chunks not yet handed out (or those after `cursor`).",
@@ -225,12 +246,12 @@ class PixelJobStreaming(SemossView):
         refused=SemossError,
     )
     async def post(self, request: Request) -> JsonResponse:
-        return await pixel_job_streaming(request._request, request.user)
+        return await pixel_job_streaming(request)
 
 
-async def pixel_job_streaming(request: HttpRequest, user: Any) -> JsonResponse:
-    form = _form(request)
-    job = await job_for_owner(form.get("jobId"), user.pk)
+async def pixel_job_streaming(request: Request) -> JsonResponse:
+    form = _form(request._request)
+    job = await job_for_owner(readable(request, form.get("jobId")), caller(request).pk)
     if job is None:
         return _unknown()
     cursor = _cursor(form)
@@ -248,31 +269,31 @@ async def pixel_job_streaming(request: HttpRequest, user: Any) -> JsonResponse:
     )
 
 
-class Partial(SemossView):
+class Partial(JobReader):
     @semoss_schema(
         "partial", "The text since the last poll, and all of it.", shapes.JobForm, shapes.PartialPoll
     )
     async def post(self, request: Request) -> JsonResponse:
-        return await partial(request._request, request.user)
+        return await partial(request)
 
 
-async def partial(request: HttpRequest, user: Any) -> JsonResponse:
-    job = await job_for_owner(_form(request).get("jobId"), user.pk)
+async def partial(request: Request) -> JsonResponse:
+    job = await job_for_owner(readable(request, _form(request._request).get("jobId")), caller(request).pk)
     if job is None:
         return JsonResponse({"message": {"new": "", "total": ""}, "status": render.UNKNOWN})
     new, total, status = await partial_text(job, wait=settings.SPOOL["LONG_POLL_SECONDS"])
     return JsonResponse({"message": {"new": new, "total": total}, "status": status})
 
 
-class Result(SemossView):
+class Result(JobReader):
     @semoss_schema("result", "The finished job's pixel output.", shapes.ResultForm, shapes.PixelResult)
     async def post(self, request: Request) -> JsonResponse:
-        return await result(request._request, request.user)
+        return await result(request)
 
 
-async def result(request: HttpRequest, user: Any) -> JsonResponse:
-    form = _form(request)
-    job = await job_for_owner(form.get("jobId"), user.pk)
+async def result(request: Request) -> JsonResponse:
+    form = _form(request._request)
+    job = await job_for_owner(readable(request, form.get("jobId")), caller(request).pk)
     if job is None:
         return _unknown()
     insight = str(form.get("insightId") or "")
@@ -285,14 +306,14 @@ async def result(request: HttpRequest, user: Any) -> JsonResponse:
     return JsonResponse({"status": render.status(job), **body})
 
 
-class Status(SemossView):
+class Status(JobReader):
     @semoss_schema("status", "The job's status.", shapes.JobForm, shapes.JobStatus)
     async def post(self, request: Request) -> JsonResponse:
-        return await status(request._request, request.user)
+        return await status(request)
 
 
-async def status(request: HttpRequest, user: Any) -> JsonResponse:
-    job = await job_for_owner(_form(request).get("jobId"), user.pk)
+async def status(request: Request) -> JsonResponse:
+    job = await job_for_owner(readable(request, _form(request._request).get("jobId")), caller(request).pk)
     if job is None:
         return JsonResponse({"status": render.UNKNOWN})
     page = await job_chunks_since(job, cursor=0, reader="status", wait=0) if not job.is_finished else None
@@ -302,11 +323,11 @@ async def status(request: HttpRequest, user: Any) -> JsonResponse:
 class Terminate(SemossView):
     @semoss_schema("terminate", "Cancel; the output so far is kept.", shapes.JobForm, shapes.JobStatus)
     async def post(self, request: Request) -> JsonResponse:
-        return await terminate(request._request, request.user)
+        return await terminate(request)
 
 
-async def terminate(request: HttpRequest, user: Any) -> JsonResponse:
-    job = await job_for_owner(_form(request).get("jobId"), user.pk)
+async def terminate(request: Request) -> JsonResponse:
+    job = await job_for_owner(_form(request._request).get("jobId"), caller(request).pk)
     if job is None:
         return JsonResponse({"status": render.UNKNOWN})
     if not job.is_finished:

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 
 from engine.types import ChunkDict, UnsupportedParameter
 from jobs import chunklog, responses, services
+from jobs.access import engines_of
 from jobs.completions import UnknownCursor
 from jobs.dbwork import db_work
 from jobs.faces.common import sse as common_sse
@@ -55,7 +56,7 @@ def _previous_messages(user: User, previous_id: str) -> list[dict[str, Any]]:
 
 
 @db_work
-def _start(user: User, asked: create.ResponseCreate) -> Job:
+def _start(user: User, engines: frozenset[str], asked: create.ResponseCreate) -> Job:
     """Resolve the conversation and the engine, refuse what it cannot honour, create the job:
     one thread hop for all of it."""
     messages = list(asked.messages)
@@ -72,7 +73,7 @@ def _start(user: User, asked: create.ResponseCreate) -> Job:
     options = {**job_options.to_dict(), **asked.options}
     try:
         return services.job_create(
-            owner=user, engine=engine, request=request, options=options, face=responses.FACE
+            owner=user, engine=engine, request=request, options=options, face=responses.FACE, engines=engines
         )
     except UnsupportedParameter as exc:
         param = create.PARAM_NAMES.get(exc.param, exc.param)
@@ -126,7 +127,7 @@ class Responses(OpenAIView):
     @shapes.create_schema
     async def post(self, request: Request) -> HttpResponseBase:
         asked = create.parse_create(self.json_body(request))
-        job = await _start(caller(request), asked)
+        job = await _start(caller(request), engines_of(request.auth), asked)
         if asked.stream:
             return _stream(job)
         if asked.background:

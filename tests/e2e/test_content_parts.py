@@ -1,0 +1,95 @@
+"""Content an engine cannot read is refused on every face, naming the part; an upstream engine
+passes it on to its server unchanged."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import openai
+import pytest
+from ai_server import ModelEngine, ServerClient
+from spool_client import Spool, SpoolError
+
+import fakeupstream
+from tests.e2e.openai_helpers import OFFLINE, client
+
+pytestmark = pytest.mark.e2e
+
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+AUDIO = {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+PARTS = [pytest.param(IMAGE, id="image"), pytest.param(AUDIO, id="audio")]
+
+
+def _messages(part: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"role": "system", "content": "Describe what you are given."},
+        {"role": "user", "content": [{"type": "text", "text": "What is this?"}, part]},
+    ]
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_the_openai_face_refuses_it_with_a_400_naming_the_part(spool, part):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client(spool).chat.completions.create(model=OFFLINE, messages=_messages(part), max_tokens=3)
+    error = caught.value
+    assert (error.status_code, error.param, error.code) == (
+        400,
+        "messages[1].content[1]",
+        "unsupported_parameter",
+    )
+    assert f"'{part['type']}' content part" in error.body["message"]
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_the_semoss_face_refuses_it_with_an_error_naming_the_part(spool, part):
+    ServerClient(base=spool.semoss, access_key=spool.alice.access_key, secret_key=spool.alice.secret_key)
+    model = ModelEngine(engine_id=spool.engine_id)
+    # The SDK raises the ERROR pixelReturn's output.
+    with pytest.raises(Exception, match=r"'messages\[1\]\.content\[1\]'") as caught:
+        model.ask(param_dict={"full_prompt": _messages(part), "max_tokens": 3})
+    assert f"'{part['type']}' content part" in str(caught.value)
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_the_native_face_refuses_it_with_a_400_naming_the_part(spool, part):
+    native = Spool(spool.base_url, spool.alice.secret_key)
+    with pytest.raises(SpoolError) as caught:
+        native.stream(OFFLINE, messages=_messages(part), parameters={"max_tokens": 3})
+    error = caught.value
+    assert (error.status_code, error.param, error.code) == (
+        400,
+        "messages[1].content[1]",
+        "unsupported_parameter",
+    )
+
+
+def _ask_openai(spool, name: str, messages: list[dict[str, Any]]) -> None:
+    done = client(spool).chat.completions.create(model=name, messages=messages, max_tokens=3)
+    assert done.choices[0].message.content
+
+
+def _ask_semoss(spool, name: str, messages: list[dict[str, Any]]) -> None:
+    ServerClient(base=spool.semoss, access_key=spool.alice.access_key, secret_key=spool.alice.secret_key)
+    assert ModelEngine(engine_id=name).ask(param_dict={"full_prompt": messages, "max_tokens": 3})["response"]
+
+
+def _ask_native(spool, name: str, messages: list[dict[str, Any]]) -> None:
+    assert Spool(spool.base_url, spool.alice.secret_key).stream(name, messages=messages).text()
+
+
+FACES = [pytest.param(_ask_openai, id="openai"), pytest.param(_ask_semoss, id="semoss"),
+         pytest.param(_ask_native, id="native")]  # fmt: skip
+
+
+@pytest.mark.parametrize("part", PARTS)
+@pytest.mark.parametrize("ask", FACES)
+def test_an_upstream_engine_passes_the_part_on_unchanged(spool, upstream, pg, ask, part):
+    from tests.e2e.openai_helpers import upstream_engine
+
+    key = uuid.uuid4().hex
+    name = upstream_engine(f"parts-{key[:8]}", upstream, f"echo?key={key}")
+    messages = _messages(part)
+    ask(spool, name, messages)
+    (request,) = fakeupstream.recorded(upstream, key)
+    assert request["body"]["messages"] == messages
