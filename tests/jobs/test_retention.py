@@ -89,6 +89,16 @@ def test_an_ended_job_past_its_retention_goes_with_its_logs_and_a_recent_one_sta
     assert exists(recent) and redis_keys(recent) > 0
 
 
+def test_redis_is_not_asked_about_a_job_whose_log_expired_long_ago(settings):
+    owner = services.user_ensure(username="expired")
+    job = ended_job(owner)
+    ttl = settings.SPOOL["CHUNK_LOG_TTL_SECONDS"]
+    Job.objects.filter(pk=job.pk).update(finished_at=timezone.now() - timedelta(seconds=ttl + 120))
+    assert retention.purge()["jobs"] == 1 and not exists(job)
+    # Left to expire: in production they were gone an hour after the job ended.
+    assert redis_keys(job) > 0
+
+
 def test_a_job_behind_a_stored_completion_or_response_stays_until_that_goes():
     owner = services.user_ensure(username="stores")
     completion = ended_job(owner, face="openai", store=True)
