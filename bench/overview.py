@@ -28,7 +28,8 @@ from bench.dashboard import ensure_database, measure, setup_django, staff_client
 RESULTS = ROOT / "docs" / "overview-bench.json"
 
 
-def seed(jobs: int, seed_value: int) -> int:
+def seed(jobs: int, seed_value: int, days: int = 1) -> int:
+    """Top the jobs up to `jobs`, spread over the last `days`; how many there are."""
     from django.core.management import call_command
     from django.db import connection
 
@@ -37,8 +38,8 @@ def seed(jobs: int, seed_value: int) -> int:
         cursor.execute("SELECT count(*) FROM jobs_job")
         have = cursor.fetchone()[0]
     if have < jobs:
-        print(f"seeding {jobs - have:,} jobs over the last day (have {have:,})", flush=True)
-        call_command("spool_seed_completions", jobs - have, days=1, jobs_only=True, seed=seed_value + have)
+        print(f"seeding {jobs - have:,} jobs over the last {days} days (have {have:,})", flush=True)
+        call_command("spool_seed_completions", jobs - have, days=days, jobs_only=True, seed=seed_value + have)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE jobs_job")
         cursor.execute("VACUUM ANALYZE jobs_jobminute")

@@ -220,6 +220,8 @@ class SpoolSettings(TypedDict):
     CHUNK_LOG_TTL_SECONDS: int
     RESPONSES_RETENTION_DAYS: int
     ROLLUP_RETENTION_DAYS: int
+    JOB_RETENTION_DAYS: int
+    WEBHOOK_DELIVERY_RETENTION_DAYS: int
     REDIS_MAX_CONNECTIONS: int
     REDIS_POOL_TIMEOUT_SECONDS: float
     LONG_POLL_SECONDS: float
@@ -247,6 +249,12 @@ SPOOL: SpoolSettings = {
     # How long the admin overview's per-minute rollup rows are kept (its charts read 24 hours);
     # `manage.py spool_purge_rollup` deletes older ones (daily, beside the one above).
     "ROLLUP_RETENTION_DAYS": env_int("SPOOL_ROLLUP_RETENTION_DAYS", 30),
+    # How long an ended job (its row, with the archived chunk log: ~2.8 KB each) and a finished
+    # webhook delivery (with its attempts) are kept; 0 keeps them for ever. A job is a handle
+    # clients read within minutes (its live log lasts an hour); what an owner means to keep is a
+    # stored completion or response, and their jobs stay while they do (jobs/retention.py).
+    "JOB_RETENTION_DAYS": env_int("SPOOL_JOB_RETENTION_DAYS", 30),
+    "WEBHOOK_DELIVERY_RETENTION_DAYS": env_int("SPOOL_WEBHOOK_DELIVERY_RETENTION_DAYS", 30),
     # Redis connections per pool (one pool per process and event loop). A caller that finds them
     # all busy waits up to REDIS_POOL_TIMEOUT_SECONDS, then gets a 503 that says "overloaded".
     # Sized from measurement: see docs/RELIABILITY.md (500 concurrent clients, one web process).
@@ -284,6 +292,10 @@ SPOOL_JOB_MAX_SECONDS = env_float("SPOOL_JOB_MAX_SECONDS", 900.0)
 # no output yet, run again) by the sweeper that every worker runs, or by a reader waiting on it.
 SPOOL_HEARTBEAT_TTL_SECONDS = env_int("SPOOL_HEARTBEAT_TTL_SECONDS", 20)
 SPOOL_SWEEP_EVERY_SECONDS = env_float("SPOOL_SWEEP_EVERY_SECONDS", 10.0)
+# How often one worker (whichever takes a Postgres advisory lock first) deletes what is past its
+# retention: jobs, webhook deliveries, stored responses, the overview's rollup rows. 0: never
+# (then run `manage.py spool_purge` from cron instead).
+SPOOL_RETENTION_EVERY_SECONDS = env_float("SPOOL_RETENTION_EVERY_SECONDS", 3600.0)
 # A queued job this old has probably lost its queue message (Redis restarted without
 # persistence): it is sent again; the runner's row guard drops duplicates.
 SPOOL_REQUEUE_AFTER_SECONDS = env_float("SPOOL_REQUEUE_AFTER_SECONDS", 120.0)

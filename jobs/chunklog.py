@@ -399,6 +399,34 @@ class LiveState(NamedTuple):
     alive: bool  # a worker's heartbeat is fresh
 
 
+# The names stateful polls hand chunks out under (the faces' `reader` arguments and READER
+# constants). A job's keys are deleted by name: finding them by pattern would scan the whole
+# keyspace (every node of a cluster) once per job.
+READERS = ("semoss-stream", "semoss-partial", "status", "native", "openai", "responses")
+
+
+def job_keys(job_id: str) -> list[str]:
+    """Every key of a job: all in its hash slot, so one DEL takes them, on a cluster too."""
+    return [
+        chunks_key(job_id),
+        text_key(job_id),
+        cancel_key(job_id),
+        alive_key(job_id),
+        meta_key(job_id),
+        *(handed_key(job_id, reader) for reader in READERS),
+    ]
+
+
+def delete_jobs(job_ids: Sequence[str]) -> int:
+    """Delete these jobs' keys (one DEL per job, in one pipeline); how many keys there were."""
+    if not job_ids:
+        return 0
+    pipe = sync_redis().pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.delete(*job_keys(job_id))
+    return sum(pipe.execute())
+
+
 async def read_live(job_id: str) -> LiveState:
     """The meta, the log's last chunk and the heartbeat, in one round trip."""
     pipe = async_redis().pipeline(transaction=False)

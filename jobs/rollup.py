@@ -157,7 +157,7 @@ def backfill(
 
 
 def prune(*, now: datetime | None = None) -> int:
-    """Delete the rollup rows of minutes older than SPOOL_ROLLUP_RETENTION_DAYS; how many went.
+    """Delete the rollup rows of minutes older than SPOOL_ROLLUP_RETENTION_DAYS (0: none); how many went.
     One DELETE along the upsert key's index, whose leading column is the minute; at 1M jobs a day
     a day is ~35,000 rows."""
     from django.conf import settings
@@ -165,7 +165,10 @@ def prune(*, now: datetime | None = None) -> int:
 
     from jobs.models import JobMinute
 
-    cutoff = (now or timezone.now()) - timedelta(days=settings.SPOOL["ROLLUP_RETENTION_DAYS"])
+    days = settings.SPOOL["ROLLUP_RETENTION_DAYS"]
+    if days <= 0:  # kept for ever, as every retention setting reads 0
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=days)
     deleted, _ = JobMinute.objects.filter(minute__lt=cutoff).delete()
     return deleted
 

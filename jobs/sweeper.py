@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -16,6 +15,7 @@ from django.utils import timezone
 from engine.types import ERROR, USAGE, ChunkDict
 from jobs import chunklog
 from jobs.models import Job
+from jobs.periodic import start_periodic
 from jobs.responses.store import keep_if_stored
 from jobs.results import ResultBuilder
 from jobs.types import Usage
@@ -122,19 +122,9 @@ def start_background_sweeper() -> threading.Thread:
     """A daemon thread in each worker process: sweeps at start-up (finding the jobs of a worker
     that died before this one started), then every SPOOL_SWEEP_EVERY_SECONDS."""
 
-    def loop() -> None:
-        from django.db import close_old_connections
+    def sweep_and_say() -> None:
+        found = sweep()
+        if any(found.values()):
+            log.warning("sweeper: %s", found)
 
-        while True:
-            try:
-                close_old_connections()
-                found = sweep()
-                if any(found.values()):
-                    log.warning("sweeper: %s", found)
-            except Exception:
-                log.exception("sweeper failed; trying again later")
-            time.sleep(settings.SPOOL_SWEEP_EVERY_SECONDS)
-
-    thread = threading.Thread(target=loop, name="spool-sweeper", daemon=True)
-    thread.start()
-    return thread
+    return start_periodic("spool-sweeper", sweep_and_say, lambda: settings.SPOOL_SWEEP_EVERY_SECONDS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from celery.signals import worker_ready
 
+from jobs.retention import start_background_retention
 from jobs.sweeper import start_background_sweeper
 from jobs.webhooks import delivery
 from jobs.worker import runtime
@@ -33,3 +34,4 @@ def _start_worker_runtime(**kwargs: object) -> None:
     default_model()
     runtime.loop()
     start_background_sweeper()
+    start_background_retention()

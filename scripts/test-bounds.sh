@@ -18,7 +18,8 @@ name = sys.argv[2]
 print(next(re.sub(r"^[A-Za-z0-9_.-]+", "", d) for d in deps if re.match(rf"{re.escape(name)}\b", d)))
 PY
 }
-httpx="httpx$(spec client/pyproject.toml httpx)"
+# The client's range, within Spool's own: the servers the tests start share the environment.
+httpx="httpx$(spec client/pyproject.toml httpx),$(spec pyproject.toml httpx | sed 's/^[^<]*,//')"
 redis="redis$(spec pyproject.toml redis)"
 
 for end in lowest newest; do

@@ -11,6 +11,7 @@ import hashlib
 import inspect
 
 import aiohttp
+import httpx
 import pytest
 import redis.asyncio as aioredis
 from adrf.views import APIView
@@ -80,6 +81,16 @@ GUARDED = [
         AsyncRedisCluster.initialize,
         "70ef2af2a210b2867e801901d1983a0c7625ab2306e7e0aa2eafe525d413a98b",
         "jobs/redis_clients.py: _WaitingCluster reads and waits on its _initialize flag",
+    ),
+    (
+        httpx.HTTPTransport.__init__,
+        "c5fe8f1eadf4fb491a7b7cb18ca729b208952caa5ed47ad062a558d0f5d880ae",
+        "jobs/compat/httpx_transport.py: replaces the _pool this builds",
+    ),
+    (
+        httpx.HTTPTransport.handle_request,
+        "9edcd0cdfa4b6872e902526042f467c9571c7f222fb2986e63375c9eddb062be",
+        "jobs/compat/httpx_transport.py: every request goes through _pool",
     ),
     (
         aiohttp.BaseConnector._close,

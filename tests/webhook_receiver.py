@@ -1,8 +1,10 @@
-"""A webhook receiver of the tests' own: a real HTTP server on 127.0.0.1 that keeps every request
-it gets and answers each path with the statuses it was told (then 200)."""
+"""A webhook receiver of the tests' own: a real HTTP server on loopback (127.0.0.1 unless told
+another address; over TLS when given a context) that keeps every request it gets and answers each
+path with the statuses it was told (then 200)."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -48,7 +50,9 @@ class Receiver:
 
 
 @contextmanager
-def running_receiver() -> Iterator[Receiver]:
+def running_receiver(
+    host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+) -> Iterator[Receiver]:
     receiver = Receiver(base_url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -70,8 +74,10 @@ def running_receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    server = ThreadingHTTPServer((host, port), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    receiver.base_url = f"{'https' if tls else 'http'}://{host}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -6,7 +6,8 @@ pyproject.toml below the library's next minor release:
 - onloop: Django's stock middleware (and WhiteNoise) called on the event loop;
 - asgiref_threads: reads asgiref's map of the threads it gave each request;
 - adrf_view: adrf's async dispatch with DRF's authentication awaited on the loop;
-- redis: hiredis packing for redis-py's asyncio connections; a cluster pipeline recast.
+- redis: hiredis packing for redis-py's asyncio connections; a cluster pipeline recast;
+- httpx_transport: httpx's transport with a network backend (the webhooks' checked addresses).
 
 engine/compat.py holds the engine layer's one (aiohttp), since that layer knows no Django.
 """

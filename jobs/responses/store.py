@@ -1,12 +1,7 @@
-"""Stored responses: kept at job end (store: true), read by their owner, deleted, and purged
-after SPOOL_RESPONSES_RETENTION_DAYS."""
+"""Stored responses: kept at job end (store: true), read by their owner and deleted (purged after
+SPOOL_RESPONSES_RETENTION_DAYS by jobs/retention.py)."""
 
 from __future__ import annotations
-
-from datetime import datetime, timedelta
-
-from django.conf import settings
-from django.utils import timezone
 
 from jobs.completions import Page, items_page
 from jobs.models import Job, StoredResponse
@@ -48,11 +43,3 @@ def keep_if_stored(job_id: str) -> None:
 def input_page(job: Job, *, after: str | None, limit: int, order: str) -> Page:
     """One page of the input items a response was asked with."""
     return items_page(job.options.get("input") or [], after=after, limit=limit, order=order)
-
-
-def purge_expired(*, now: datetime | None = None) -> int:
-    """Delete the stored responses older than the retention setting; how many went."""
-    days = settings.SPOOL["RESPONSES_RETENTION_DAYS"]
-    cutoff = (now or timezone.now()) - timedelta(days=days)
-    deleted, by_model = StoredResponse.objects.filter(created_at__lt=cutoff).delete()
-    return by_model.get(StoredResponse._meta.label, 0)

@@ -1,19 +1,24 @@
 """The guard against server-side request forgery: a webhook URL may only lead to a public
 address, unless its network is in SPOOL_WEBHOOK_ALLOWED_NETWORKS.
 
-Checked when an endpoint is registered (so its owner hears at once) and again before every
-attempt, since what a name resolves to can change after registration.
+Checked when an endpoint is registered (so its owner hears at once), and again by every
+connection an attempt opens: the webhook client resolves the name once, checks every address and
+connects to one of those (jobs/webhooks/transport.py), so a name that resolves to a public
+address at the check cannot lead to a private one at the connection.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# (host, port) -> the addresses it resolves to; raises RefusedAddress when it does not resolve.
+Resolver = Callable[[str, int], list[IPAddress]]
 
 
 class RefusedAddress(ValueError):
@@ -54,9 +59,23 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
 
 
-def check_url(url: str) -> None:
+def checked_addresses(host: str, port: int, *, resolver: Resolver = resolve) -> list[IPAddress]:
+    """Every address host resolves to, once each is known to be public or allowed; raises
+    RefusedAddress otherwise (one forbidden address is enough: a resolver may hand out any)."""
+    found = resolver(host, port)
+    for address in found:
+        kind = _forbidden(address)
+        if kind is not None and not _allowed(address):
+            raise RefusedAddress(
+                f"The URL's host {host!r} resolves to {address}, a {kind} address; webhooks "
+                "are only sent to public addresses."
+            )
+    return found
+
+
+def check_url(url: str, *, resolver: Resolver = resolve) -> None:
     """Raises RefusedAddress unless url is http(s) and every address its host resolves to is
-    public or allowed (one forbidden address is enough to refuse: a resolver may hand out any)."""
+    public or allowed."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise RefusedAddress("The URL must be an http or https URL with a host.")
@@ -64,10 +83,4 @@ def check_url(url: str) -> None:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise RefusedAddress("The URL's port is not a valid port number.") from None
-    for address in resolve(parts.hostname, port):
-        kind = _forbidden(address)
-        if kind is not None and not _allowed(address):
-            raise RefusedAddress(
-                f"The URL's host {parts.hostname!r} resolves to {address}, a {kind} address; webhooks "
-                "are only sent to public addresses."
-            )
+    checked_addresses(parts.hostname, port, resolver=resolver)

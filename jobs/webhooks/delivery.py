@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.webhooks import addresses, secrets, signing
+from jobs.webhooks import addresses, secrets, signing, transport
 from jobs.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -33,19 +33,18 @@ OVERDUE_SECONDS = 60.0
 _client: httpx.Client | None = None
 
 
+def timeout() -> httpx.Timeout:
+    return httpx.Timeout(
+        settings.SPOOL_WEBHOOK_READ_TIMEOUT_SECONDS, connect=settings.SPOOL_WEBHOOK_CONNECT_TIMEOUT_SECONDS
+    )
+
+
 def client() -> httpx.Client:
-    """One connection pool per process (threads share it). Never follows a redirect: a receiver
-    could otherwise send Spool's signed request anywhere, past the address check."""
+    """One connection pool per process (threads share it); each connection goes to an address
+    checked as it was resolved (jobs.webhooks.transport)."""
     global _client
     if _client is None:
-        _client = httpx.Client(
-            timeout=httpx.Timeout(
-                settings.SPOOL_WEBHOOK_READ_TIMEOUT_SECONDS,
-                connect=settings.SPOOL_WEBHOOK_CONNECT_TIMEOUT_SECONDS,
-            ),
-            follow_redirects=False,
-            trust_env=False,  # no proxy from the environment: the address check must see the real host
-        )
+        _client = transport.checked_client(timeout=timeout())
     return _client
 
 
@@ -94,11 +93,7 @@ def _signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
     return found
 
 
-def _post(delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> Outcome:
-    try:
-        addresses.check_url(endpoint.url)
-    except addresses.RefusedAddress as exc:
-        return Outcome(None, None, str(exc))
+def _post(delivery: WebhookDelivery, endpoint: WebhookEndpoint, http: httpx.Client) -> Outcome:
     body = orjson.dumps(delivery.payload)
     headers = signing.headers(
         secrets=_signing_secrets(endpoint, timezone.now()),
@@ -109,7 +104,9 @@ def _post(delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> Outcome:
     headers["user-agent"] = "Spool-Webhooks/1"
     started = time.monotonic()
     try:
-        answer = client().post(endpoint.url, content=body, headers=headers)
+        answer = http.post(endpoint.url, content=body, headers=headers)
+    except addresses.RefusedAddress as exc:  # from the connection: the host resolves somewhere forbidden
+        return Outcome(None, None, str(exc))
     except httpx.TimeoutException as exc:
         return Outcome(None, _ms(started), f"timed out ({type(exc).__name__})")
     except httpx.HTTPError as exc:
@@ -138,8 +135,9 @@ def backoff_seconds(attempt: int, rng: random.Random | None = None) -> float:
     return (rng or random).uniform(ceiling / 2, ceiling)
 
 
-def attempt(*, delivery_id: str, number: int) -> None:
-    """Make attempt `number` of the delivery, unless another task made it already."""
+def attempt(*, delivery_id: str, number: int, http: httpx.Client | None = None) -> None:
+    """Make attempt `number` of the delivery, unless another task made it already; `http` is the
+    process's client unless given."""
     now = timezone.now()
     # While it runs, the attempt is not overdue: no sweeper sends it again.
     busy_until = now + timedelta(
@@ -160,7 +158,7 @@ def attempt(*, delivery_id: str, number: int) -> None:
         _record(delivery, number, now, outcome, give_up=True)
         return
     try:
-        outcome = _post(delivery, endpoint)
+        outcome = _post(delivery, endpoint, http or client())
     except Exception as exc:
         # Recorded and retried like a failed answer (a secret encrypted under a secret key no
         # longer configured, say), instead of a task that fails until the sweeper sends it again.

@@ -6,10 +6,12 @@ delivery goes over real HTTP to a receiver on 127.0.0.1 and is verified with the
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import trustme
 from django.db import transaction
 from django.utils import timezone
 from openai import OpenAI
@@ -19,7 +21,7 @@ from engine import registry
 from engine.types import GenerationRequest
 from jobs import services, sweeper
 from jobs.models import Engine, Job
-from jobs.webhooks import addresses, delivery, endpoints, events, secrets
+from jobs.webhooks import addresses, delivery, endpoints, events, secrets, transport
 from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint
 from jobs.worker.runner import job_run
 from tests.support import ScriptedEngine
@@ -438,15 +440,98 @@ def test_a_public_address_or_an_allowed_network_passes(settings):
         addresses.check_url("http://10.2.0.1/hook")
 
 
-def test_a_name_is_judged_by_every_address_it_resolves_to(monkeypatch, settings):
+def test_a_name_is_judged_by_every_address_it_resolves_to(settings):
     settings.SPOOL_WEBHOOK_ALLOWED_NETWORKS = []
     resolved = [ipaddress.ip_address("93.184.215.14"), ipaddress.ip_address("10.0.0.7")]
-    monkeypatch.setattr(addresses, "resolve", lambda host, port: resolved)
     with pytest.raises(addresses.RefusedAddress, match="10.0.0.7, a private address"):
-        addresses.check_url("https://hooks.example.com/x")
+        addresses.check_url("https://hooks.example.com/x", resolver=lambda host, port: resolved)
 
 
 @pytest.mark.parametrize("url", ["ftp://93.184.215.14/x", "http:///nohost", "http://93.184.215.14:99999/"])
 def test_a_url_that_is_not_http_with_a_host_is_refused(url):
     with pytest.raises(addresses.RefusedAddress):
         addresses.check_url(url)
+
+
+# ---- the connection goes to the address that was checked -------------------------------------
+
+
+class Resolver:
+    """A resolver of the test's own: each look-up gets the next of its answers (the last one
+    again once they run out); it keeps the look-ups it was asked."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = answers
+        self.asked: list[tuple[str, int]] = []
+
+    def __call__(self, host: str, port: int) -> list[addresses.IPAddress]:
+        self.asked.append((host, port))
+        return [ipaddress.ip_address(self.answers[min(len(self.asked), len(self.answers)) - 1])]
+
+
+@pytest.fixture
+def public_and_private(settings):
+    """Receivers on one port of two loopback addresses: 127.0.0.2 stands for a public address
+    (its network is allowed) and 127.0.0.3 for a private one; one URL could reach either."""
+    settings.SPOOL_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.2/32"]
+    with running_receiver("127.0.0.2") as public:
+        port = int(public.base_url.rsplit(":", 1)[1])
+        with running_receiver("127.0.0.3", port) as private:
+            yield public, private, port
+
+
+def attempt_with(
+    made: WebhookDelivery, resolver: Resolver, ssl_context: ssl.SSLContext | None = None
+) -> None:
+    with transport.checked_client(
+        timeout=delivery.timeout(), resolver=resolver, ssl_context=ssl_context
+    ) as http:
+        delivery.attempt(delivery_id=str(made.pk), number=1, http=http)
+
+
+def test_the_connection_goes_to_the_checked_address_though_the_name_resolves_elsewhere_after(
+    public_and_private, sent
+):
+    public, private, port = public_and_private
+    made, secret = pending(public, "/pinned", url=f"http://hooks.test:{port}/pinned")
+    resolver = Resolver("127.0.0.2", "127.0.0.3")  # public at the check, private at any later look-up
+    attempt_with(made, resolver)
+    assert private.at("/pinned") == []
+    [got] = public.at("/pinned")
+    assert got.headers["host"] == f"hooks.test:{port}"
+    assert resolver.asked == [("hooks.test", port)]  # the one look-up the check made
+    assert made.attempts.get().status_code == 200
+    assert OpenAI(api_key="x", webhook_secret=secret).webhooks.unwrap(got.body, got.headers)
+
+
+def test_a_name_that_resolves_to_a_forbidden_address_when_connecting_is_not_called(public_and_private, sent):
+    public, private, port = public_and_private
+    made, _ = pending(public, "/turned", url=f"http://hooks.test:{port}/turned")
+    attempt_with(made, Resolver("127.0.0.3"))
+    assert private.at("/turned") == [] and public.at("/turned") == []
+    assert "resolves to 127.0.0.3, a loopback address" in made.attempts.get().error
+
+
+@pytest.mark.parametrize(("certified", "delivered"), [("hooks.test", True), ("other.test", False)])
+def test_tls_is_verified_against_the_host_name_while_connecting_to_the_checked_address(
+    certified, delivered, settings, sent
+):
+    settings.SPOOL_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.2/32"]
+    ca = trustme.CA()
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert(certified).configure_cert(server_tls)
+    sni: list[str | None] = []
+    server_tls.sni_callback = lambda sock, name, context: sni.append(name)
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    with running_receiver("127.0.0.2", tls=server_tls) as receiver:
+        port = int(receiver.base_url.rsplit(":", 1)[1])
+        made, _ = pending(receiver, "/tls", url=f"https://hooks.test:{port}/tls")
+        attempt_with(made, Resolver("127.0.0.2"), trusting)
+    assert sni == ["hooks.test"]  # the name, not the address it connected to
+    if delivered:
+        [got] = receiver.at("/tls")
+        assert got.headers["host"] == f"hooks.test:{port}" and made.attempts.get().status_code == 200
+    else:
+        assert receiver.at("/tls") == []
+        assert "CERTIFICATE_VERIFY_FAILED" in made.attempts.get().error
