@@ -13,15 +13,13 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from engine.types import ERROR, ChunkDict, GenerationRequest, UnsupportedParameter
-from jobs import chunklog, limits, metrics, tracing
+from engine.types import GenerationRequest, UnsupportedParameter
+from jobs import chunklog, lifecycle, limits, metrics, tracing
 from jobs.access import check_engine
 from jobs.keys import hash_secret, new_key_pair
 from jobs.logcontext import bind_job_id
 from jobs.models import ApiKey, Engine, Job, Room, RoomMessage
-from jobs.responses.store import keep_if_stored
 from jobs.types import LiveMeta
-from jobs.webhooks.events import job_ended
 
 OFFLINE_ENGINE_NAME = "spool-offline"
 
@@ -166,7 +164,7 @@ def refusal(engine: Engine, exc: UnsupportedParameter) -> str:
 def job_cancel(*, job: Job) -> None:
     """Ask the worker to stop; a job still queued is ended here. Cancelling twice is harmless."""
     chunklog.request_cancel(str(job.id))
-    terminal: ChunkDict = {"type": ERROR, "data": {"code": "cancelled", "message": "The job was cancelled."}}
+    terminal = lifecycle.error_chunk("cancelled", "The job was cancelled.")
     with transaction.atomic():
         ended_here = Job.objects.filter(id=job.id, status=Job.Status.QUEUED).update(
             status=Job.Status.CANCELLED,
@@ -177,8 +175,7 @@ def job_cancel(*, job: Job) -> None:
             chunks=[terminal],
         )
         if ended_here:
-            keep_if_stored(str(job.id))
-            job_ended(job.id)
+            lifecycle.ended_by_id(str(job.id))
     if ended_here:
         chunklog.append(str(job.id), [terminal])
 

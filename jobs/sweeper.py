@@ -12,15 +12,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from engine.types import ERROR, USAGE, ChunkDict
-from jobs import chunklog
+from engine.types import USAGE, ChunkDict
+from jobs import chunklog, lifecycle
 from jobs.models import Job
 from jobs.periodic import start_periodic
-from jobs.responses.store import keep_if_stored
 from jobs.results import ResultBuilder
-from jobs.types import Usage
 from jobs.webhooks import delivery as webhook_delivery
-from jobs.webhooks.events import job_ended
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +81,9 @@ def _end_or_retry(job_id: str, n: int) -> bool:
     builder = ResultBuilder(n)
     for chunk in written:
         builder.add(chunk)
-    produced = sum(1 for c in written if c["type"] == "content")
-    usage_data: Usage = {"input_tokens": 0, "output_tokens": produced, "estimated": True}
+    usage_data = lifecycle.estimated_usage(written)
     usage: ChunkDict = {"type": USAGE, "data": dict(usage_data)}
-    terminal: ChunkDict = {"type": ERROR, "data": {"code": "worker_lost", "message": DEAD_WORKER}}
+    terminal = lifecycle.error_chunk("worker_lost", DEAD_WORKER)
     with transaction.atomic():
         updated = Job.objects.filter(id=job_id, status=Job.Status.RUNNING).update(
             status=Job.Status.FAILED,
@@ -99,8 +95,7 @@ def _end_or_retry(job_id: str, n: int) -> bool:
             chunks=[*written, usage, terminal],
         )
         if updated:
-            keep_if_stored(job_id)
-            job_ended(job_id)
+            lifecycle.ended_by_id(job_id)
     if updated:
         log.warning("job %s lost its worker after %d chunks; ended it", job_id, len(written))
         chunklog.append(job_id, [usage, terminal])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from jobs.completions import Page, items_page
 from jobs.models import Job, StoredResponse
-from jobs.responses import FACE, response_id
+from jobs.responses import response_id
 from jobs.responses.events import fold
 
 
@@ -29,15 +29,6 @@ def response_store(*, job: Job) -> StoredResponse:
         },
     )
     return stored
-
-
-def keep_if_stored(job_id: str) -> None:
-    """Store the response of a job that ended outside the runner (cancelled while queued, or
-    ended by the sweeper when its worker was lost), as the runner stores the others: without
-    the row, a finished response reads as deleted."""
-    job = Job.objects.filter(pk=job_id, face=FACE).only("options").first()
-    if job is not None and job.options.get("store"):
-        response_store(job=job)
 
 
 def input_page(job: Job, *, after: str | None, limit: int, order: str) -> Page:

@@ -12,7 +12,6 @@ from typing import Any, cast
 from django.utils import timezone
 
 from engine.types import (
-    CONTENT,
     ERROR,
     FINISH,
     USAGE,
@@ -22,7 +21,7 @@ from engine.types import (
     EngineError,
     GenerationRequest,
 )
-from jobs import metrics
+from jobs import lifecycle, metrics
 from jobs.logcontext import job_log_context
 from jobs.results import ResultBuilder
 from jobs.types import JobResult, Usage
@@ -31,11 +30,7 @@ from jobs.worker.writer import JobLog, writer
 log = logging.getLogger(__name__)
 
 
-def error_chunk(code: str, message: str) -> ChunkDict:
-    return {"type": ERROR, "data": {"code": code, "message": message}}
-
-
-CANCELLED = error_chunk("cancelled", "The job was cancelled.")
+CANCELLED = lifecycle.error_chunk("cancelled", "The job was cancelled.")
 
 
 class Generation:
@@ -72,7 +67,7 @@ class Generation:
         try:
             engine.check(self.request)
         except EngineError as exc:
-            self.terminal = error_chunk(exc.code, str(exc))
+            self.terminal = lifecycle.error_chunk(exc.code, str(exc))
             return
         out = writer()
         out.open(self.log)
@@ -82,7 +77,9 @@ class Generation:
             if not done:
                 self._consume.cancel()
                 await asyncio.wait({self._consume})
-                self.terminal = error_chunk("timeout", f"The job ran past its limit of {max_seconds:g} s.")
+                self.terminal = lifecycle.error_chunk(
+                    "timeout", f"The job ran past its limit of {max_seconds:g} s."
+                )
             elif self.log.cancelled:
                 self.terminal = CANCELLED
             else:
@@ -104,12 +101,12 @@ class Generation:
 
     def _ending(self, exc: BaseException | None) -> ChunkDict:
         if isinstance(exc, EngineError):
-            return error_chunk(exc.code, str(exc))
+            return lifecycle.error_chunk(exc.code, str(exc))
         if exc is not None:  # an engine bug ends this job only
             log.error("engine failed on job %s", self.job_id, exc_info=exc)
-            return error_chunk("engine_error", f"{type(exc).__name__}: {exc}")
+            return lifecycle.error_chunk("engine_error", f"{type(exc).__name__}: {exc}")
         if any(reason is None for reason in self.finish_reasons):
-            return error_chunk("engine_error", "The engine ended without a finish_reason.")
+            return lifecycle.error_chunk("engine_error", "The engine ended without a finish_reason.")
         data: dict[str, Any] = {"finish_reason": self.finish_reasons[0]}
         if self.request.choice_count > 1:
             data["choices"] = self.finish_reasons
@@ -132,11 +129,10 @@ class Generation:
     def ending(self) -> tuple[ChunkDict, ChunkDict]:
         """(usage chunk, terminal chunk)."""
         if self.terminal is None:
-            self.terminal = error_chunk("engine_error", "The job stopped without an ending.")
+            self.terminal = lifecycle.error_chunk("engine_error", "The job stopped without an ending.")
         if self.usage is None:
             # The engine gave none (it failed early): count what was streamed, and say so.
-            produced = sum(1 for c in self.written if c["type"] == CONTENT)
-            self.usage = {"input_tokens": 0, "output_tokens": produced, "estimated": True}
+            self.usage = lifecycle.estimated_usage(self.written)
         return {"type": USAGE, "data": dict(self.usage)}, self.terminal
 
     def result(self) -> JobResult:

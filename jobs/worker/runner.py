@@ -19,14 +19,11 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from engine.types import FINISH, ChunkDict, GenerationRequest
-from jobs import metrics, responses, tracing
-from jobs.completions import completion_store
+from jobs import lifecycle, metrics, tracing
 from jobs.models import Job
-from jobs.responses.store import response_store
 from jobs.types import JobResult
-from jobs.webhooks.events import job_ended
 from jobs.worker import runtime, statements
-from jobs.worker.generation import Generation, error_chunk
+from jobs.worker.generation import Generation
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +58,9 @@ def job_run(*, job_id: str) -> None:
     try:
         engine = job.engine.built()
     except Exception as exc:
-        generation.terminal = error_chunk("engine_unavailable", f"Engine {job.engine.name!r}: {exc}")
+        generation.terminal = lifecycle.error_chunk(
+            "engine_unavailable", f"Engine {job.engine.name!r}: {exc}"
+        )
     else:
         _release_connection()  # a generation can take minutes; don't pin a connection meanwhile
         with tracing.span("spool.generation", **{"spool.engine": job.engine.name}):
@@ -122,14 +121,7 @@ def _commit(
         )
         if wants_events is None:
             return False
-        if job.options.get("store"):
-            # A response is kept as a stored response; every other face's job as a completion.
-            if job.face == responses.FACE:
-                response_store(job=job)
-            else:
-                completion_store(job=job)
-        if wants_events:
-            job_ended(job.pk)
+        lifecycle.ended(job, wants_events=wants_events)
     return True
 
 

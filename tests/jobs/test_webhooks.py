@@ -218,7 +218,7 @@ def test_a_job_ended_by_the_sweeper_makes_job_failed(monkeypatch, sent):
 def test_a_final_commit_retried_through_a_postgres_outage_makes_its_events_once(monkeypatch, sent):
     from django.db import OperationalError
 
-    from jobs.worker import runner
+    from jobs import lifecycle
 
     user = owner()
     endpoint(user)
@@ -229,7 +229,7 @@ def test_a_final_commit_retried_through_a_postgres_outage_makes_its_events_once(
         if failures:
             raise failures.pop()
 
-    monkeypatch.setattr(runner, "job_ended", flaky_job_ended)
+    monkeypatch.setattr(lifecycle, "job_ended", flaky_job_ended)
     job = finished_job(face="jobs", user=user)
     assert [d.event_type for d in WebhookDelivery.objects.filter(job=job)] == ["job.succeeded"]
 

@@ -1,0 +1,102 @@
+"""Every path that ends a job keeps its end the same way (jobs/lifecycle.py): a generation that
+succeeded or failed in the runner, a job cancelled while queued, a job whose worker was lost,
+each on every face, with `store` on and off. One outcome each: exactly one terminal chunk in the
+log and the archive, a stored response for a Responses job and a stored completion for any other
+face's when `store` is on, nothing stored when it is off. Against real Postgres and Redis."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from engine import registry
+from engine.types import CONTENT, FINISH, USAGE, GenerationRequest
+from jobs import chunklog, services, sweeper
+from jobs.models import Engine, Job, StoredCompletion, StoredResponse
+from jobs.redis_clients import sync_redis
+from jobs.worker.runner import job_run
+from tests.support import ScriptedEngine
+
+pytestmark = pytest.mark.django_db
+
+SAID = {"type": CONTENT, "data": {"content": "Half"}, "choice": 0}
+SCRIPTS = {
+    "succeeded": [
+        SAID,
+        {"type": FINISH, "data": {"finish_reason": "stop"}, "choice": 0},
+        {"type": USAGE, "data": {"input_tokens": 2, "output_tokens": 1}},
+    ],  # noqa: E501
+    "failed": [SAID, {"raise": "the upstream fell over"}],
+}
+FACES = ["openai", "semoss", "jobs", "completions", "responses"]
+
+
+@pytest.fixture(autouse=True)
+def scripted_kind(monkeypatch, redis_clean):
+    monkeypatch.setitem(registry.KINDS, "scripted", ScriptedEngine)
+    monkeypatch.setattr(sweeper, "_enqueue", lambda job_id: None)
+
+
+def queued_job(face: str, store: bool, script: list[dict]) -> Job:
+    owner = services.user_ensure(username="lifecycle")
+    engine = Engine.objects.create(
+        name=f"scripted-{Engine.objects.count()}", kind="scripted", config={"script": script}
+    )
+    return services.job_create(
+        owner=owner,
+        engine=engine,
+        request=GenerationRequest(messages=[{"role": "user", "content": "hi"}]),
+        options={"store": store, "metadata": {"path": "lifecycle"}},
+        face=face,
+    )
+
+
+def run(job: Job) -> None:
+    job_run(job_id=str(job.pk))
+
+
+def cancel_while_queued(job: Job) -> None:
+    services.job_cancel(job=job)
+
+
+def lose_the_worker(job: Job) -> None:
+    Job.objects.filter(pk=job.pk).update(
+        status=Job.Status.RUNNING, started_at=timezone.now() - timedelta(minutes=5)
+    )
+    chunklog.append(str(job.pk), [SAID])
+    sync_redis().delete(chunklog.alive_key(str(job.pk)))  # its heartbeat ran out
+    assert sweeper.sweep()["ended"] == 1
+
+
+PATHS = {
+    "succeeded": ("succeeded", run, Job.Status.SUCCEEDED),
+    "failed": ("failed", run, Job.Status.FAILED),
+    "cancelled while queued": ("succeeded", cancel_while_queued, Job.Status.CANCELLED),
+    "worker lost": ("succeeded", lose_the_worker, Job.Status.FAILED),
+}
+
+
+@pytest.mark.parametrize("store", [True, False], ids=["store", "no store"])
+@pytest.mark.parametrize("face", FACES)
+@pytest.mark.parametrize("path", list(PATHS))
+def test_every_ending_path_keeps_the_job_the_same_way(path, face, store):
+    script, end, status = PATHS[path]
+    job = queued_job(face, store, SCRIPTS[script])
+
+    end(job)
+
+    job.refresh_from_db()
+    assert job.status == status
+    log = [json.loads(raw) for raw in sync_redis().lrange(chunklog.chunks_key(str(job.pk)), 0, -1)]
+    terminal = [c for c in log if chunklog.is_terminal(c)]
+    assert len(terminal) == 1 and log[-1] == terminal[0]
+    assert job.chunks == log  # the archive is the log
+    kept_response = StoredResponse.objects.filter(job=job).exists()
+    kept_completion = StoredCompletion.objects.filter(job=job).exists()
+    assert (kept_response, kept_completion) == (store and face == "responses", store and face != "responses")
+    if kept_completion:
+        stored = StoredCompletion.objects.get(job=job)
+        assert (stored.status, stored.metadata) == (status, {"path": "lifecycle"})
