@@ -52,8 +52,10 @@ def seeded(spool, django_db_blocker) -> int:
 # Package scope, not session: Playwright's sync API keeps an asyncio loop running in this thread
 # while it is started, and Django refuses every synchronous ORM call under a running loop, so it
 # must be stopped before the rest of the suite runs.
+# It asks for the session's Spool only so that it is started first: started under Playwright's
+# loop, its setup's ORM calls would be refused (a module with a Spool of its own may come first).
 @pytest.fixture(scope="package")
-def chromium():
+def chromium(single_spool):
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (/usr/bin/chromium); .ci/run installs it")
     from playwright.sync_api import sync_playwright
