@@ -9,7 +9,9 @@ class JobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from jobs import redis_topology  # noqa: F401  (registers its check)
+        # Registered here: the system check, and the tasks, which jobs.queueing sends by name
+        # (Celery discovers them by itself in a worker only).
+        from jobs import redis_topology, tasks  # noqa: F401
         from jobs.compat import onloop
 
         onloop.install()

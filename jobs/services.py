@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from engine.types import GenerationRequest, UnsupportedParameter
-from jobs import chunklog, lifecycle, limits, metrics, tracing
+from jobs import chunklog, lifecycle, limits, metrics, queueing, tracing
 from jobs.access import check_engine
 from jobs.keys import hash_secret, new_key_pair
 from jobs.logcontext import bind_job_id
@@ -135,10 +135,8 @@ def job_create(
     bind_job_id(job.id)  # the rest of this request logs with the job's id
     log.info("job created (engine %s, face %s)", engine.name, face)
     metrics.job_created(engine=engine.name, face=face)
-    from jobs.tasks import run_job
-
     # Enqueue only once the row is committed, so the worker never looks for a missing job.
-    transaction.on_commit(lambda: run_job.delay(str(job.id)))
+    transaction.on_commit(lambda: queueing.send_job(str(job.id)))
     return job
 
 

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from engine.types import USAGE, ChunkDict
-from jobs import chunklog, lifecycle
+from jobs import chunklog, lifecycle, queueing
 from jobs.models import Job
 from jobs.periodic import start_periodic
 from jobs.results import ResultBuilder
@@ -63,9 +63,7 @@ def sweep() -> dict:
 
 
 def _enqueue(job_id: str) -> None:
-    from jobs.tasks import run_job
-
-    run_job.delay(job_id)
+    queueing.send_job(job_id)
 
 
 def _end_or_retry(job_id: str, n: int) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from celery.signals import worker_ready
 
+from jobs import queueing
 from jobs.retention import start_background_retention
 from jobs.sweeper import start_background_sweeper
 from jobs.webhooks import delivery
@@ -12,7 +13,7 @@ from jobs.worker import runtime
 from jobs.worker.runner import job_run
 
 
-@shared_task(name="spool.run_job", ignore_result=True)
+@shared_task(name=queueing.RUN_JOB, ignore_result=True)
 def run_job(job_id: str) -> None:
     job_run(job_id=job_id)
 
@@ -20,7 +21,7 @@ def run_job(job_id: str) -> None:
 # Retries are the delivery's own (jobs.webhooks.delivery: backoff, Retry-After, a day), each a
 # new task message, so none waits inside a worker; acks_late keeps the message of an attempt
 # whose worker died, and the attempt's row claim makes its second delivery harmless.
-@shared_task(name="spool.deliver_webhook", ignore_result=True, acks_late=True)
+@shared_task(name=queueing.DELIVER_WEBHOOK, ignore_result=True, acks_late=True)
 def deliver_webhook(delivery_id: str, attempt: int) -> None:
     delivery.attempt(delivery_id=delivery_id, number=attempt)
 

@@ -15,7 +15,7 @@ from celery.signals import (
     worker_shutdown,
 )
 
-RUN_JOB = "spool.run_job"
+from jobs.queueing import RUN_JOB
 
 
 @setup_logging.connect

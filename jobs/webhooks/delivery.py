@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from jobs import queueing
 from jobs.webhooks import addresses, secrets, signing, transport
 from jobs.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -49,9 +50,7 @@ def client() -> httpx.Client:
 
 
 def _enqueue(delivery_id: str, number: int, countdown: float = 0.0) -> None:
-    from jobs.tasks import deliver_webhook
-
-    deliver_webhook.apply_async((delivery_id, number), countdown=countdown)
+    queueing.send_webhook(delivery_id, number, countdown)
 
 
 def send_first_attempts(delivery_ids: list[str]) -> None:

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from jobs.completions import Page, UnknownCursor
 from jobs.webhooks import addresses, secrets
+from jobs.webhooks.delivery import resend
 from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 ENDPOINT_PREFIX, DELIVERY_PREFIX = "we_", "wd_"
@@ -144,7 +145,5 @@ def delivery_page(endpoint: WebhookEndpoint, *, after: str | None, limit: int, o
 
 @transaction.atomic
 def delivery_resend(*, delivery: WebhookDelivery) -> WebhookDelivery:
-    from jobs.webhooks.delivery import resend
-
     resend(delivery)
     return WebhookDelivery.objects.prefetch_related("attempts").get(id=delivery.pk)

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.models import Job
+from jobs.webhooks.delivery import send_first_attempts
 from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 JOB_EVENTS = {
@@ -121,7 +122,5 @@ def job_ended(job_id: Any) -> None:
     if not deliveries:
         return
     WebhookDelivery.objects.bulk_create(deliveries)
-    from jobs.webhooks.delivery import send_first_attempts
-
     ids = [str(d.pk) for d in deliveries]
     transaction.on_commit(lambda: send_first_attempts(ids))

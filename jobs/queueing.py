@@ -1,0 +1,20 @@
+"""Sending work to the workers, with the tasks looked up by name in Celery's registry (filled
+from jobs/tasks.py when the app is finalized): what enqueues (a job's creation, the sweeper, a
+job's webhook events) does not import the task module, which imports the runner and the webhook
+delivery that enqueue. That import was a cycle of seven modules, held open by imports inside
+functions. Not send_task: the tracing instrumentation follows only a registered task's publish."""
+
+from __future__ import annotations
+
+from celery import current_app
+
+RUN_JOB = "spool.run_job"
+DELIVER_WEBHOOK = "spool.deliver_webhook"
+
+
+def send_job(job_id: str) -> None:
+    current_app.tasks[RUN_JOB].delay(job_id)
+
+
+def send_webhook(delivery_id: str, attempt: int, countdown: float = 0.0) -> None:
+    current_app.tasks[DELIVER_WEBHOOK].apply_async((delivery_id, attempt), countdown=countdown)
