@@ -67,6 +67,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	DJANGO_DEBUG=1 $(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: install services
 	$(VENV)/bin/python -m bench.pipeline

@@ -11,6 +11,7 @@ from django.db.models import Q
 from engine.types import GenerationRequest
 from jobs import search
 from jobs.models import Job, StoredCompletion
+from jobs.protocols.openai_chat import completion, completion_id
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -37,8 +38,6 @@ def completion_store(*, job: Job) -> StoredCompletion:
     """Keep a finished job as a stored completion. Called by the runner inside the transaction
     that ends the job, so the job row read here already has its result. The row's search vector
     is computed by a database trigger from request and response (jobs/search.py)."""
-    from jobs.faces.openai.render import completion, completion_id
-
     job = Job.objects.select_related("engine").get(pk=job.pk)
     stored, _ = StoredCompletion.objects.update_or_create(
         id=completion_id(job.pk),

@@ -13,7 +13,9 @@ from typing import Any, TypedDict
 from django.db import transaction
 from django.utils import timezone
 
+from jobs import responses
 from jobs.models import Job
+from jobs.protocols.openai_chat import completion_id
 from jobs.webhooks.delivery import send_first_attempts
 from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint
 
@@ -30,7 +32,6 @@ RESPONSE_EVENTS = {
 EVENT_TYPES = sorted(
     {*JOB_EVENTS.values(), *RESPONSE_EVENTS.values(), RESPONSE_COMPLETED, RESPONSE_INCOMPLETE}
 )
-RESPONSES_FACE = "responses"
 
 
 class Event(TypedDict):
@@ -41,24 +42,18 @@ class Event(TypedDict):
     data: dict[str, Any]
 
 
-def response_id(job_id: Any) -> str:
-    return "resp_" + uuid.UUID(str(job_id)).hex
-
-
 def face_id(job: Job) -> str:
     """The id the job's face gave its client: SEMOSS jobId and native job id are the job's id."""
     if job.face in ("openai", "completions"):
-        from jobs.faces.openai.render import completion_id  # the face owns its id's format
-
         return completion_id(job.pk, "chatcmpl-" if job.face == "openai" else "cmpl-")
-    if job.face == RESPONSES_FACE:
-        return response_id(job.pk)
+    if job.face == responses.FACE:
+        return responses.response_id(job.pk)
     return str(job.pk)
 
 
 def _response_event_type(job: Job) -> str:
     if job.status == Job.Status.SUCCEEDED:
-        return RESPONSE_INCOMPLETE if job.finish_reason == "length" else RESPONSE_COMPLETED
+        return RESPONSE_INCOMPLETE if job.finish_reason == responses.CUT_SHORT else RESPONSE_COMPLETED
     return RESPONSE_EVENTS[Job.Status(job.status)]
 
 
@@ -90,8 +85,8 @@ def events_for(job: Job) -> list[Event]:
             },
         )
     ]
-    if job.face == RESPONSES_FACE:
-        events.append(_event(_response_event_type(job), ended, {"id": response_id(job.pk)}))
+    if job.face == responses.FACE:
+        events.append(_event(_response_event_type(job), ended, {"id": responses.response_id(job.pk)}))
     return events
 
 

@@ -17,8 +17,8 @@ pytestmark = browser_test
 @pytest.fixture
 def stored(spool, seeded, pg) -> dict[str, str]:
     """A completion stored by a real job through the SEMOSS face, with its own metadata."""
-    from jobs.faces.openai.render import completion_id
     from jobs.models import StoredCompletion
+    from jobs.protocols.openai_chat import completion_id
 
     alice = Frontend(spool, spool.alice)
     run = uuid.uuid4().hex[:10]

@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from jobs import services
 from jobs.admin.paging import BoundedPaginator
-from jobs.faces.openai.render import completion_id
 from jobs.models import Engine, Job, StoredCompletion
+from jobs.protocols.openai_chat import completion_id
 
 pytestmark = pytest.mark.django_db
 

@@ -16,9 +16,9 @@ from engine import registry
 from engine.types import CONTENT, ERROR, FINISH, TOOL, USAGE, GenerationRequest
 from jobs import completions, services
 from jobs.faces.common.errors import FaceError
-from jobs.faces.openai import render
 from jobs.faces.openai.chat import parse_create
 from jobs.models import Engine, Job, StoredCompletion
+from jobs.protocols import openai_chat as render
 from jobs.worker.runner import job_run
 from tests.support import ScriptedEngine
 

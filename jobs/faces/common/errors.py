@@ -13,16 +13,9 @@ from rest_framework import exceptions
 from jobs.access import EngineNotAllowed
 from jobs.faces.common.auth import Refused
 from jobs.middleware import error_response, face_error
+from jobs.protocols.openai_errors import INVALID_REQUEST, SERVER_ERROR, error_body
 
-INVALID_REQUEST = "invalid_request_error"
-SERVER_ERROR = "server_error"
 OPENAI, NATIVE, SEMOSS = "openai", "jobs", "semoss"
-
-
-def error_body(
-    message: str, *, type: str = INVALID_REQUEST, param: str | None = None, code: str | None = None
-) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
 class FaceError(Exception):

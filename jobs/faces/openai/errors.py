@@ -4,19 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.faces.common.errors import INVALID_REQUEST, SERVER_ERROR, FaceError, error_body
+from jobs.faces.common.errors import FaceError
+from jobs.protocols.openai_errors import JOB_ERROR_STATUS, error_body, stream_error_type
 
 __all__ = ["FaceError", "error_body", "job_error", "not_found", "stream_error_type"]
-
-# How a job that ended in error before any output maps onto an HTTP status.
-JOB_ERROR_STATUS = {
-    "unsupported_parameter": 400,
-    "cancelled": 409,
-    "timeout": 504,
-    "upstream_timeout": 504,
-    "upstream_error": 502,
-    "engine_unavailable": 503,
-}
 
 
 def job_error(data: dict[str, Any]) -> FaceError:
@@ -32,10 +23,6 @@ def job_error(data: dict[str, Any]) -> FaceError:
         # would only run the whole job again.
         retry=False,
     )
-
-
-def stream_error_type(code: str) -> str:
-    return INVALID_REQUEST if JOB_ERROR_STATUS.get(code, 500) < 500 else SERVER_ERROR
 
 
 def not_found(message: str) -> FaceError:

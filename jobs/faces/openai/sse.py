@@ -9,8 +9,8 @@ from typing import Any, Protocol
 
 from engine.types import CONTENT, THINKING, TOOL, ChunkDict
 from jobs.faces.common import sse
-from jobs.faces.openai.render import StreamRenderer
 from jobs.models import Job
+from jobs.protocols.openai_chat import StreamRenderer
 from jobs.selectors import job_chunks_since, job_following, job_refreshed
 
 READER = "openai"

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from engine.types import CONTENT, ERROR, FINISH, PROMPT, USAGE, ChunkDict
-from jobs.faces.openai.render import ChunkStream, head, logprobs_by_choice, usage
 from jobs.models import Job
+from jobs.protocols.openai_chat import ChunkStream, head, logprobs_by_choice, usage
 
 ID_PREFIX = "cmpl-"
 OBJECT = "text_completion"

@@ -20,13 +20,14 @@ from jobs.faces.common import sse as common_sse
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.schema import METADATA_FILTER, errors
 from jobs.faces.common.views import caller
-from jobs.faces.openai import render, sse, stored, text
 from jobs.faces.openai import serializers as shapes
+from jobs.faces.openai import sse, stored, text
 from jobs.faces.openai.base import OpenAIView
 from jobs.faces.openai.chat import ChatCreate, parse_create
 from jobs.faces.openai.errors import job_error, not_found
 from jobs.faces.openai.legacy import TextCreate, parse_text_create
 from jobs.models import Engine, Job
+from jobs.protocols import openai_chat as render
 from jobs.selectors import engine_find, engine_lookup, job_for_owner, job_wait_until_finished
 
 FACE = "openai"

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.types import GenerationRequest
-from jobs.faces.openai.render import completion_id
 from jobs.models import Engine
+from jobs.protocols.openai_chat import completion_id
 
 CORPUS = Path(__file__).resolve().parents[3] / "engine" / "offline" / "data" / "shakespeare.txt"
 DEFAULTS = GenerationRequest(messages=[]).to_dict()

@@ -6,8 +6,8 @@ import uuid
 from typing import Any
 
 from engine.types import CONTENT, ERROR, FINISH, THINKING, TOOL, USAGE, ChunkDict
-from jobs.faces.openai.errors import error_body, stream_error_type
 from jobs.models import Job
+from jobs.protocols.openai_errors import error_body, stream_error_type
 
 ID_PREFIX = "chatcmpl-"
 # Thinking has no field in OpenAI's chat API; this is the name DeepSeek, vLLM and others use, and
