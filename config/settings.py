@@ -155,6 +155,13 @@ SPECTACULAR_SETTINGS = {
         "WebhookEndpointObjectEnum": ["webhook_endpoint"],
         "WebhookEndpointDeletedObjectEnum": ["webhook_endpoint.deleted"],
         "WebhookDeliveryObjectEnum": ["webhook_delivery"],
+        "ReadTokenObjectEnum": ["job.read_token"],
+        "EmbeddingsObjectEnum": ["embeddings"],
+        "EmbeddingObjectEnum": ["embedding"],
+        "TextCompletionObjectEnum": ["text_completion"],
+        # The `event` of an SSE event: the native stream's kinds, and OpenAI's single "message".
+        "JobEventEnum": ["chunk", "error", "result", "done"],
+        "MessageEventEnum": ["message"],
     },
 }
 

@@ -309,7 +309,11 @@ def _text_only(messages: list[dict[str, Any]]) -> None:
     for i, message in enumerate(messages):
         content = message.get("content")
         for j, part in enumerate(content if isinstance(content, list) else []):
-            kind = part.get("type") if isinstance(part, dict) else None
+            if not isinstance(part, dict):
+                raise UnsupportedParameter(
+                    f"messages[{i}].content[{j}]", f"a content part is an object with a type, not {part!r}."
+                )
+            kind = part.get("type")
             if kind not in ("text", "refusal"):
                 raise UnsupportedParameter(
                     f"messages[{i}].content[{j}]",

@@ -277,18 +277,16 @@ def test_a_tool_choice_whose_function_is_malformed_is_a_400(spool, http, functio
     assert error["param"] == "tool_choice.function.name", error
 
 
-def test_content_parts_only_the_openai_face_checks_still_read_back_from_the_store(spool, http):
-    parts = [1, {"type": "text", "text": 5}, {"type": "text", "text": "kept"}]
+def test_a_content_part_that_is_no_object_is_refused_on_the_native_face_naming_it(spool, http):
+    """The OpenAI face's serializer refuses such parts; the native face leaves messages to the
+    engine, whose check names the part rather than dropping it."""
+    parts = [{"type": "text", "text": "kept"}, 1]
     body = {"engine": OFFLINE, "messages": [{"role": "user", "content": parts}], "store": True,
             "parameters": {"max_tokens": 2}}  # fmt: skip
-    job = http.post("/v1/jobs", json=body, headers=_bearer(spool)).json()
-    ended = http.get(f"/v1/jobs/{job['id']}", params={"wait": 20}, headers=_bearer(spool)).json()
-    assert ended["status"] in ("succeeded", "failed"), ended
-    completion = "chatcmpl-" + job["id"].replace("-", "")
-    page = http.get(f"/v1/chat/completions/{completion}/messages", headers=_bearer(spool))
-    assert page.status_code == 200, page.text
-    (message,) = page.json()["data"]
-    assert message["content"] == "kept" and message["content_parts"] == parts
+    response = http.post("/v1/jobs", json=body, headers=_bearer(spool))
+    error = assert_refused(response, "jobs", 400)["error"]
+    assert error["param"] == "messages[0].content[1]", error
+    assert "a content part is an object with a type" in error["message"], error
 
 
 # ---- size ----------------------------------------------------------------------------------------

@@ -127,19 +127,28 @@ def test_a_job_is_one_trace_from_the_request_through_the_worker_to_the_upstream(
         )
     job_id = answer.headers["x-spool-job-id"]
 
-    [commit] = collector.wait_for(
-        "spool.commit", lambda s: s.name == "spool.commit" and s.service == "spool-worker"
+    [queue_wait] = collector.wait_for(
+        "spool.queue_wait of the job",
+        lambda s: s.name == "spool.queue_wait" and s.attributes.get("spool.job_id") == job_id,
     )
-    trace_id = commit.trace_id
-    in_trace = collector.wait_for(
-        "of the upstream call",
-        lambda s: s.trace_id == trace_id and s.service == "spool-worker" and "POST" in s.name,
+    trace_id = queue_wait.trace_id
+
+    def in_trace(s: Span) -> bool:
+        return s.trace_id == trace_id
+
+    # Each process exports on its own schedule: wait for every span looked at below.
+    [request] = collector.wait_for(
+        "of the request", lambda s: in_trace(s) and s.service == "spool-web" and not s.parent_id
     )
-    spans = {s.span_id: s for s in collector.spans if s.trace_id == trace_id}
+    collector.wait_for("of the publish", lambda s: in_trace(s) and "spool.run_job" in s.name)
+    collector.wait_for("spool.commit", lambda s: in_trace(s) and s.name == "spool.commit")
+    [upstream_call] = collector.wait_for(
+        "of the upstream call", lambda s: in_trace(s) and s.service == "spool-worker" and "POST" in s.name
+    )
+    spans = {s.span_id: s for s in collector.spans if in_trace(s)}
     by_name = {s.name: s for s in spans.values()}
 
     # The request's span on the web, its publish to the broker, and the worker's task under it.
-    [request] = [s for s in spans.values() if s.service == "spool-web" and not s.parent_id]
     assert "chat/completions" in request.name or request.attributes.get("http.route", "").endswith(
         "chat/completions"
     )
@@ -154,7 +163,6 @@ def test_a_job_is_one_trace_from_the_request_through_the_worker_to_the_upstream(
     assert by_name["spool.queue_wait"].attributes["spool.job_id"] == job_id
 
     # The upstream call: a child of the generation, and the upstream got its traceparent.
-    [upstream_call] = in_trace
     assert spans[upstream_call.parent_id] is by_name["spool.generation"]
     [sent] = [r for r in fakeupstream.recorded(upstream) if r["path"].endswith("/chat/completions")][-1:]
     assert sent["headers"]["traceparent"].split("-")[1:3] == [trace_id, upstream_call.span_id]
