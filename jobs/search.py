@@ -20,8 +20,9 @@ from collections.abc import Callable
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections
-from django.db.models import F, FloatField, QuerySet
+from django.db import connections, transaction
+from django.db.models import BooleanField, F, FloatField, QuerySet
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
 DOCUMENT = "spool_completion_document"
@@ -133,6 +134,84 @@ def matching(queryset: QuerySet, text: str) -> QuerySet:
     """The rows of `queryset` whose messages or answers match `text` (`search @@ query`, which
     the GIN index serves)."""
     return queryset.filter(search=query(text))
+
+
+# -- a page of matches in date order, with no slow shape --------------------------------------------
+#
+# Postgres reads a page of matches newest (or oldest) first in one of two ways: walk the date index
+# and check each row's vector until the page is full (cheap when matches are common: 'lord' fills
+# 101 rows after ~330), or let the GIN index find every match and sort them (cheap when they are
+# few). It chooses by its estimate of the matches, and for a phrase that estimate is the AND of
+# its words: "daughter lord" is guessed at thousands of rows (each word is common) while it has
+# none, so the walk never fills its page and reads all 1,000,000 rows (3.1-4.9 s). An exclusion
+# (`lord -lord`) or words that never share a row go wrong the same way. No statistic can say how
+# often two words stand next to each other, so the estimate is not fixed; it is checked.
+#
+# The check walks the first rows in the page's own order (filters and `after` included) and counts
+# matches among them, stopping at `wanted`. If it finds them, the walk is known to fill the page
+# within that window and is kept. If not, matches are rare where the page is read, and the GIN
+# index finds all of them first (only bitmap scans allowed, whatever the estimate), for the page to
+# be picked from their ids: its cost follows the number of rows holding every word of the query.
+# docs/DASHBOARD.md has the figures.
+
+# The walk is trusted when at least one row in this many matches: a page of 101 within ~10,000 rows
+# (about 40 ms of walking at 1M rows), whose check costs no more than that when it fails.
+WALK_PER_MATCH = 100
+# ...and never over more rows than this, however deep the page: past it, the index's way is cheaper.
+WALK_LIMIT = 20_000
+# More matches than this, rare near the page but plentiful further on (old words): their ids are
+# not carried about; the walk reads on to them (cost proportional to the page's depth).
+IDS_LIMIT = 50_000
+
+
+def _walk_fills(queryset: QuerySet, text: str, wanted: int) -> bool:
+    """Whether `wanted` matches lie within the first rows `queryset` is read in (its order)."""
+    window = min(WALK_PER_MATCH * wanted, WALK_LIMIT)
+    sql, params = queryset.values("search")[:window].query.sql_with_params()
+    # A subquery with ORDER BY and LIMIT is planned on its own (the walk, bounded), and the
+    # outer LIMIT stops it at the `wanted`-th match.
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM ({sql}) walked"
+            " WHERE walked.search @@ websearch_to_tsquery(%s::regconfig, %s) LIMIT %s) found",
+            [*params, config(), text, wanted],
+        )
+        return cursor.fetchone()[0] >= wanted
+
+
+def _ids_by_index(queryset: QuerySet, text: str) -> list[str] | None:
+    """The ids of every match, found through the GIN index; None past IDS_LIMIT."""
+    hits = matching(queryset, text).order_by().values_list("pk", flat=True)[: IDS_LIMIT + 1]
+    sql, params = hits.query.sql_with_params()
+    with transaction.atomic(using=queryset.db), connections[queryset.db].cursor() as cursor:
+        # The planner's estimate is what is wrong here: it would scan the table expecting to
+        # stop early. Bitmap scans only (the GIN index, ANDed with others) for this statement.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        try:
+            cursor.execute(sql, params)
+            ids = [row[0] for row in cursor.fetchall()]
+        finally:
+            # Inside a caller's transaction SET LOCAL would outlive this block.
+            cursor.execute("SET LOCAL enable_seqscan TO DEFAULT")
+            cursor.execute("SET LOCAL enable_indexscan TO DEFAULT")
+    return ids if len(ids) <= IDS_LIMIT else None
+
+
+def in_date_order(queryset: QuerySet, text: str, *, wanted: int) -> QuerySet:
+    """`matching`, for reading `wanted` rows in `queryset`'s order (a page and the row past it,
+    or a bounded count), in a form whose plan stays fast when the planner misjudges how many
+    rows match (above). Runs one or two queries to decide."""
+    if _walk_fills(queryset, text, wanted):
+        return matching(queryset, text)
+    ids = _ids_by_index(queryset, text)
+    if ids is None:
+        return matching(queryset, text)
+    # One array parameter, however many ids (an IN list takes one parameter each, 65,535 at most).
+    pk = queryset.model._meta.pk
+    table = connections[queryset.db].ops.quote_name(queryset.model._meta.db_table)
+    column = connections[queryset.db].ops.quote_name(pk.column)
+    return queryset.filter(RawSQL(f"{table}.{column} = ANY(%s::text[])", [ids], output_field=BooleanField()))
 
 
 def ranked(queryset: QuerySet, text: str) -> QuerySet:

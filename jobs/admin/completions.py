@@ -20,6 +20,7 @@ from jobs import search
 from jobs.admin import export, readable
 from jobs.admin.filters import MetadataFilter, RecentValuesFilter, parse_pair
 from jobs.admin.largetable import LargeTableAdmin
+from jobs.admin.paging import count_limit, page_number
 from jobs.models import StoredCompletion, StoredResponse
 
 PREVIEW_CHARS = 90
@@ -199,7 +200,11 @@ class StoredCompletionAdmin(StoredColumns, LargeTableAdmin):
             # The changelist set its ordering before searching: replace it.
             queryset = search.ranked(queryset, text).order_by("-rank", "-created_at", "-id")
         elif text:
-            queryset = search.matching(queryset, text)
+            # The page and the bounded count read this many matches in the list's order at most.
+            limit = count_limit(
+                page_number(request), self.list_per_page, self.pages_ahead(request), self.list_max_show_all
+            )
+            queryset = search.in_date_order(queryset, text, wanted=limit + 1)
         return queryset, False
 
     # -- detail ----------------------------------------------------------------------------------
