@@ -14,6 +14,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import F
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -339,6 +340,20 @@ def test_every_shape_gives_the_rows_plain_matching_gives_by_either_way(common_wo
             assert oldest_first[1] == oldest_first[0], (text, wanted)
     # Both ways were taken: a common word fills 2 rows within its window, a phrase of none does not.
     assert not by_index("daughter", 2) and by_index('"lord daughter"', 2)
+
+
+def test_a_phrase_is_narrowed_by_its_pairs_and_the_pairs_index_serves_them(common_words):
+    pairs = search.Pairs(F("search"))
+    have = dict(StoredCompletion.objects.annotate(pairs=pairs).values_list("id", "pairs"))
+    together = {row.id for row in common_words[1]}
+    assert {pk for pk, held in have.items() if "daughter lord" in held} == together
+    assert search.phrase_pairs('"daughter lord" -"good lord" or nothing') == []  # one branch of an or
+    assert search.phrase_pairs('"the daughter lord" said') == ["daughter lord"]
+    query = search.matching(StoredCompletion.objects.all(), '"lord daughter"', ["lord daughter"])
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        assert "storedcmpl_search_pairs" in query.explain()
 
 
 def test_more_matches_than_ids_carried_read_on_by_the_walk(common_words, monkeypatch):
