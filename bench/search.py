@@ -33,8 +33,9 @@ LIST = "/admin/jobs/storedcompletion/"
 OWNER = "search-svc"  # the seeded owner with the most rows (about 18% of them)
 
 # Two-word phrases of the corpus's commonest words (engine/offline/data/shakespeare.txt, which
-# the seeded texts are cut from). These never stand together in it: 0 matches, however common
-# each word is; the last two are the issue's own.
+# the seeded texts are cut from). These never stand together in the running text, so most have
+# no match (the seeded excerpts can still join words a cut or a clamped position put side by
+# side: the figures give the count found); the last two are the issue's own.
 NEVER_TOGETHER = [
     "citizen good", "brutus menenius", "citizen marcius", "come coriolanus", "come shall",
     "brutus first", "citizen shall", "come god", "brutus would", "come love", "daughter lord",
@@ -52,11 +53,11 @@ SHAPES: list[tuple[str, str, dict[str, str]]] = [
     ("two words", "daughter rome", {}),
     ("either word", "daughter or antium", {}),
     ("a word less one", "daughter -rome", {}),
-    ("a word less itself (0)", "lord -lord", {}),
+    ("a word less itself", "lord -lord", {}),
     ("a phrase less a word", '"good lord" -rome', {}),
     ("word + metadata", "daughter", {"team": "legal"}),
-    ("phrase (0) + metadata", '"citizen good"', {"team": "legal"}),
-    *[(f"phrase (0) {p!r}", f'"{p}"', {}) for p in NEVER_TOGETHER],
+    ("phrase + metadata", '"citizen good"', {"team": "legal"}),
+    *[(f"phrase {p!r}", f'"{p}"', {}) for p in NEVER_TOGETHER],
     *[(f"phrase {p!r}", f'"{p}"', {}) for p in TOGETHER],
 ]
 
@@ -133,8 +134,12 @@ def main() -> None:
     if rows < args.rows:
         rows = seed(args.rows, 1)
 
+    import logging
+
     import httpx
     from django.contrib.auth import get_user_model
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would bury the figures
 
     from jobs import services
 

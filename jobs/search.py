@@ -93,7 +93,8 @@ DROP FUNCTION IF EXISTS {DOCUMENT}(jsonb, jsonb);
 # (storedcmpl_search_pairs, migration 0010) finds the rows where a phrase's words stand together
 # and gives the planner a frequency for the pair; without it, the rows holding both words, anywhere
 # (146,000 of 1,000,000 for "citizen good", which has no match), each had to be read and checked.
-# COST: about 0.5 ms a row; the planner then checks `search @@` first and this only on its matches.
+# It costs about 0.5 ms a row (COST says it is dear): paid on each write and by the index build,
+# never by a query, which only reads the index (matching_by_pairs).
 PAIRS_SQL = f"""
 CREATE OR REPLACE FUNCTION {PAIRS}(v tsvector) RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE COST 1000 AS $$
@@ -159,14 +160,20 @@ def query(text: str) -> SearchQuery:
     return SearchQuery(text, search_type="websearch", config=config())
 
 
-def matching(queryset: QuerySet, text: str, pairs: Sequence[str] = ()) -> QuerySet:
+def matching(queryset: QuerySet, text: str) -> QuerySet:
     """The rows of `queryset` whose messages or answers match `text` (`search @@ query`, which
-    the GIN index serves); `pairs`, the query's phrase pairs (`phrase_pairs`), for the pairs
-    index to find the rows where a phrase's words stand together."""
-    rows = queryset.filter(search=query(text))
-    if not pairs:
-        return rows
-    return rows.alias(search_pairs=Pairs(F("search"))).filter(search_pairs__contains=list(pairs))
+    the GIN index serves)."""
+    return queryset.filter(search=query(text))
+
+
+def matching_by_pairs(queryset: QuerySet, text: str, pairs: Sequence[str]) -> QuerySet:
+    """`matching`, for the pairs index alone to find: the rows holding every one of `pairs`
+    (exact, so the index's rows are not checked again and the costly function never runs at
+    query time), each then checked against the query. The check is written as ts_match_vq(),
+    which no index serves: with `@@` the planner may AND in the word index, whose phrase rows
+    must be rechecked, and a recheck evaluates every condition of the bitmap, the function too."""
+    rows = queryset.alias(search_pairs=Pairs(F("search"))).filter(search_pairs__contains=list(pairs))
+    return rows.filter(Func(F("search"), query(text), function="ts_match_vq", output_field=BooleanField()))
 
 
 def phrase_pairs(text: str, using: str = "default") -> list[str]:
@@ -188,19 +195,21 @@ def phrase_pairs(text: str, using: str = "default") -> list[str]:
 # 101 rows after ~330), or let the GIN index find every match and sort them (cheap when they are
 # few). It chooses by its estimate of the matches, and for a phrase that estimate is the AND of
 # its words: "daughter lord" is guessed at thousands of rows (each word is common) while it has
-# none, so the walk never fills its page and reads all 1,000,000 rows (3.1-4.9 s). An exclusion
-# (`lord -lord`) or words that never share a row go wrong the same way. No statistic can say how
-# often two words stand next to each other, so the estimate is not fixed; it is checked.
+# none, so the walk never fills its page and reads all 1,000,000 rows (3.1-4.9 s; EXPLAIN: "Rows
+# Removed by Filter: 1000000", 3 million buffers). An exclusion (`lord -lord`) or words that never
+# share a row go wrong the same way. The word index keeps no positions, so neither the estimate nor
+# the index can tell a phrase from its words anywhere in the row.
 #
-# The check walks the first rows in the page's own order (filters and `after` included) and counts
-# matches among them, stopping at `wanted`. If it finds them, the walk is known to fill the page
-# within that window and is kept. If not, matches are rare where the page is read, and the GIN
-# index finds all of them first (only bitmap scans allowed, whatever the estimate), for the page to
-# be picked from their ids: its cost follows the number of rows holding every word of the query.
-# docs/DASHBOARD.md has the figures.
+# So the estimate is checked: walk the first rows in the page's own order (filters and `after`
+# included) and count matches among them, stopping at `wanted`. If they are there, the walk is known
+# to fill the page within that window and is kept. If not, matches are rare where the page is
+# read, and the indexes find all of them first (only bitmap scans allowed, whatever the estimate),
+# for the page to be picked from their ids. For a phrase that is the pairs index (above): the rows
+# where its words stand side by side, not every row holding both ("citizen good": 145,865 rows to
+# read and check, 2-3 s, for no match). docs/DASHBOARD.md has the figures.
 
 # The walk is trusted when at least one row in this many matches: a page of 101 within ~10,000 rows
-# (about 40 ms of walking at 1M rows), whose check costs no more than that when it fails.
+# (40-80 ms of walking at 1M rows), which is all the check costs when it fails.
 WALK_PER_MATCH = 100
 # ...and never over more rows than this, however deep the page: past it, the index's way is cheaper.
 WALK_LIMIT = 20_000
@@ -226,7 +235,8 @@ def _walk_fills(queryset: QuerySet, text: str, wanted: int) -> bool:
 
 def _ids_by_index(queryset: QuerySet, text: str, pairs: Sequence[str]) -> list[str] | None:
     """The ids of every match, found through the GIN indexes; None past IDS_LIMIT."""
-    hits = matching(queryset, text, pairs).order_by().values_list("pk", flat=True)[: IDS_LIMIT + 1]
+    found = matching_by_pairs(queryset, text, pairs) if pairs else matching(queryset, text)
+    hits = found.order_by().values_list("pk", flat=True)[: IDS_LIMIT + 1]
     sql, params = hits.query.sql_with_params()
     with transaction.atomic(using=queryset.db), connections[queryset.db].cursor() as cursor:
         # The planner's estimate is what is wrong here: it would scan the table expecting to
@@ -247,12 +257,11 @@ def in_date_order(queryset: QuerySet, text: str, *, wanted: int) -> QuerySet:
     """`matching`, for reading `wanted` rows in `queryset`'s order (a page and the row past it,
     or a bounded count), in a form whose plan stays fast when the planner misjudges how many
     rows match (above). Runs one or two queries to decide."""
-    pairs = phrase_pairs(text, queryset.db)
     if _walk_fills(queryset, text, wanted):
-        return matching(queryset, text, pairs)
-    ids = _ids_by_index(queryset, text, pairs)
+        return matching(queryset, text)
+    ids = _ids_by_index(queryset, text, phrase_pairs(text, queryset.db))
     if ids is None:
-        return matching(queryset, text, pairs)
+        return matching(queryset, text)
     # One array parameter, however many ids (an IN list takes one parameter each, 65,535 at most).
     pk = queryset.model._meta.pk
     table = connections[queryset.db].ops.quote_name(queryset.model._meta.db_table)

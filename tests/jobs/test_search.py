@@ -349,11 +349,14 @@ def test_a_phrase_is_narrowed_by_its_pairs_and_the_pairs_index_serves_them(commo
     assert {pk for pk, held in have.items() if "daughter lord" in held} == together
     assert search.phrase_pairs('"daughter lord" -"good lord" or nothing') == []  # one branch of an or
     assert search.phrase_pairs('"the daughter lord" said') == ["daughter lord"]
-    query = search.matching(StoredCompletion.objects.all(), '"lord daughter"', ["lord daughter"])
+    query = search.matching_by_pairs(StoredCompletion.objects.all(), '"lord daughter"', ["lord daughter"])
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SET LOCAL enable_indexscan = off")
-        assert "storedcmpl_search_pairs" in query.explain()
+        plan = query.explain()
+    # The pairs index alone: the word index's phrase rows would be rechecked with the function.
+    assert "storedcmpl_search_pairs" in plan and not re.search(r"storedcmpl_search\b", plan)
+    assert list(query) == []
 
 
 def test_more_matches_than_ids_carried_read_on_by_the_walk(common_words, monkeypatch):
