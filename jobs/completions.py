@@ -125,16 +125,18 @@ async def completion_page(
         query = search.ranked(query, text)
         fields = ("rank", *fields)
     descending = order != "asc"
+    start = None  # where the page's rows begin: the cursor's date
     if after:
         named = search.matching(query, text) if by_date else query
         anchor = await named.filter(id=after).values(*fields).afirst()
         if anchor is None:
             raise UnknownCursor(after)
         query = query.filter(_after(anchor, fields, "lt" if descending else "gt"))
+        start = anchor["created_at"]
     query = query.order_by(*(f"-{f}" if descending else f for f in fields))
     if by_date:
         # In the page's order, from its cursor: in_date_order checks how soon matches come there.
-        query = await sync_to_async(search.in_date_order)(query, text, wanted=limit + 1)
+        query = await sync_to_async(search.in_date_order)(query, text, wanted=limit + 1, start=start)
     rows = [row async for row in query[: limit + 1]]
     return Page(rows[:limit], len(rows) > limit)
 

@@ -331,7 +331,9 @@ def test_a_phrase_of_two_common_words_that_never_stand_together_finds_nothing(co
     assert found('"daughter lord"') == {row.id for row in common_words[1]}
 
 
-def test_every_shape_gives_the_rows_plain_matching_gives_by_either_way(common_words):
+@pytest.mark.parametrize("window", [10_000, 7])  # the whole table, or 7 rows of it
+def test_every_shape_gives_the_rows_plain_matching_gives_by_either_way(common_words, window, monkeypatch):
+    monkeypatch.setattr(search, "WINDOW", window)
     for text in SHAPES:
         for wanted in (2, 5, 29, 101):  # a walk that fills its page, and one that does not
             plain, ordered = pages(text, wanted)
