@@ -136,7 +136,11 @@ async def completion_page(
     query = query.order_by(*(f"-{f}" if descending else f for f in fields))
     if by_date:
         # In the page's order, from its cursor: in_date_order checks how soon matches come there.
-        query = await sync_to_async(search.in_date_order)(query, text, wanted=limit + 1, start=start)
+        # The walk takes storedcmpl_owner_created: its window is the owner's rows.
+        walked = StoredCompletion.objects.filter(owner_id=owner_id)
+        query = await sync_to_async(search.in_date_order)(
+            query, text, wanted=limit + 1, start=start, walked=walked
+        )
     rows = [row async for row in query[: limit + 1]]
     return Page(rows[:limit], len(rows) > limit)
 

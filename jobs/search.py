@@ -218,27 +218,29 @@ WINDOW = 10_000
 IDS_LIMIT = 50_000
 
 
-def _window_edge(queryset: QuerySet, start: Any) -> tuple[str, Any] | None:
-    """The created_at lookup that keeps the first WINDOW rows of the table in `queryset`'s order
-    (date either way), from `start` (a cursor's created_at) on: counted on the date index alone,
-    whatever `queryset` filters, so that the check's walk is bounded by rows passed, not by rows
-    that pass its filters (a window of 10,100 rows with team=legal walked 397,000: 600 ms).
-    None when the order is not by date, or fewer rows remain."""
+def _window_edge(queryset: QuerySet, start: Any, walked: QuerySet | None) -> tuple[str, Any] | None:
+    """The created_at lookup that keeps the first WINDOW rows of `walked` (the rows the date
+    index the walk takes holds: the table's, or one owner's) in `queryset`'s order (date either
+    way), from `start` (a cursor's created_at) on: counted on that index alone, whatever else
+    `queryset` filters, so that the check's walk is bounded by rows passed, not by rows that pass
+    its filters (10,100 rows with team=legal walked 397,000: 600 ms). None when the order is not
+    by date, or fewer rows remain."""
     order = [str(f) for f in queryset.query.order_by] or list(queryset.model._meta.ordering)
     if not order or order[0].lstrip("-") != "created_at":
         return None
     descending = order[0].startswith("-")
-    rows = queryset.model._base_manager.using(queryset.db).order_by(order[0])
+    every = queryset.model._base_manager.using(queryset.db) if walked is None else walked
+    rows = every.order_by(order[0])
     if start is not None:
         rows = rows.filter(**{"created_at__lte" if descending else "created_at__gte": start})
     edge = rows.values_list("created_at", flat=True)[WINDOW : WINDOW + 1].first()
     return None if edge is None else ("created_at__gte" if descending else "created_at__lte", edge)
 
 
-def _walked_ids(queryset: QuerySet, text: str, wanted: int, start: Any) -> list[str]:
-    """The ids of the first `wanted` matches among the first WINDOW rows of the table in
+def _walked_ids(queryset: QuerySet, text: str, wanted: int, start: Any, walked: QuerySet | None) -> list[str]:
+    """The ids of the first `wanted` matches among the first WINDOW rows of `walked` in
     `queryset`'s order, in that order: fewer when the window holds fewer."""
-    edge = _window_edge(queryset, start)
+    edge = _window_edge(queryset, start, walked)
     within = queryset.filter(**{edge[0]: edge[1]}) if edge else queryset
     return list(matching(within, text).values_list("pk", flat=True)[:wanted])
 
@@ -263,12 +265,15 @@ def _ids_by_index(queryset: QuerySet, text: str, pairs: Sequence[str]) -> list[s
     return ids if len(ids) <= IDS_LIMIT else None
 
 
-def in_date_order(queryset: QuerySet, text: str, *, wanted: int, start: Any = None) -> QuerySet:
+def in_date_order(
+    queryset: QuerySet, text: str, *, wanted: int, start: Any = None, walked: QuerySet | None = None
+) -> QuerySet:
     """`matching`, for reading `wanted` rows in `queryset`'s order (a page and the row past it,
     or a bounded count), in a form whose plan stays fast when the planner misjudges how many
     rows match (above): the rows of ids found first. `start`: the created_at of the cursor
-    `queryset` continues after, if any. Runs two to four queries to find them."""
-    ids: list[str] | None = _walked_ids(queryset, text, wanted, start)
+    `queryset` continues after, if any; `walked`: the rows the date index a walk takes holds
+    (default: the table's). Runs two to four queries to find them."""
+    ids: list[str] | None = _walked_ids(queryset, text, wanted, start, walked)
     if ids is not None and len(ids) < wanted:
         # The walk did not fill the page within its window: the index's way.
         ids = _ids_by_index(queryset, text, phrase_pairs(text, queryset.db))
