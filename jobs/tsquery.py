@@ -119,3 +119,15 @@ def required_pairs(node: Node | None) -> set[str]:
     if node.op == "<1>" and before is not None and after is not None:
         pairs.add(f"{before} {after}")
     return pairs
+
+
+def is_one_pair(node: Node | None) -> bool:
+    """Whether the query is one pair and nothing else ('a' <-> 'b'): the rows holding the pair
+    are then exactly its matches."""
+    return (
+        node is not None
+        and node.op == "<1>"
+        and node.left is not None
+        and node.right is not None
+        and node.left.op == node.right.op == "lex"
+    )

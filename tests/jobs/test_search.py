@@ -349,8 +349,12 @@ def test_a_phrase_is_narrowed_by_its_pairs_and_the_pairs_index_serves_them(commo
     have = dict(StoredCompletion.objects.annotate(pairs=pairs).values_list("id", "pairs"))
     together = {row.id for row in common_words[1]}
     assert {pk for pk, held in have.items() if "daughter lord" in held} == together
-    assert search.phrase_pairs('"daughter lord" -"good lord" or nothing') == []  # one branch of an or
-    assert search.phrase_pairs('"the daughter lord" said') == ["daughter lord"]
+    assert search.phrase_pairs('"daughter lord" -"good lord" or nothing') == (
+        [],
+        False,
+    )  # one branch of an or
+    assert search.phrase_pairs('"the daughter lord" said') == (["daughter lord"], False)
+    assert search.phrase_pairs('"The daughter, lord"') == (["daughter lord"], True)  # the pair is the query
     query = search.matching_by_pairs(StoredCompletion.objects.all(), '"lord daughter"', ["lord daughter"])
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")

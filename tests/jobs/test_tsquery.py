@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.tsquery import parse, required_pairs
+from jobs.tsquery import is_one_pair, parse, required_pairs
 
 
 @pytest.mark.parametrize(
@@ -31,3 +31,10 @@ def test_the_pairs_a_query_requires(printed, pairs):
 def test_text_that_is_not_a_tsquery_is_refused(printed):
     with pytest.raises(ValueError):
         parse(printed)
+
+
+def test_only_a_lone_pair_is_answered_by_the_pairs_alone():
+    assert is_one_pair(parse("'daughter' <-> 'lord'"))
+    assert not is_one_pair(parse("'a' <-> 'b' <-> 'c'"))  # a b and b c, not necessarily a b c
+    assert not is_one_pair(parse("'a' <-> 'b' & !'c'"))
+    assert not is_one_pair(parse("'a' <2> 'b'")) and not is_one_pair(parse("'a'")) and not is_one_pair(None)
