@@ -423,6 +423,19 @@ def test_the_admin_says_one_count_and_a_floor_reads_as_a_floor(admin_client, mon
     assert result_count(whole) == ""  # the pagination line says it for the whole table
 
 
+def test_an_export_and_a_delete_across_a_search_take_every_match_not_one_page(admin_client, monkeypatch):
+    seven_windmills(monkeypatch, show_all=2)  # a page reads 3 matches at most
+    make("no mill here")
+    exported = b"".join(admin_client.get(f"{LIST}export/jsonl/?q=windmill").streaming_content)
+    assert len(exported.decode().splitlines()) == 7
+    first = StoredCompletion.objects.order_by("-created_at").first()
+    action = {"action": "delete_selected", "index": "0", "_selected_action": [first.pk], "select_across": "1"}
+    confirm = admin_client.post(f"{LIST}?q=windmill", action).content.decode()
+    assert 'id="spool-delete-total">7<' in confirm
+    admin_client.post(f"{LIST}?q=windmill", {**action, "post": "yes"})
+    assert StoredCompletion.objects.count() == 1
+
+
 def test_the_backfill_fills_every_missing_vector_in_batches_and_only_those():
     rows = [make(f"windmill {i}") for i in range(7)]
     # An UPDATE of the vector alone does not fire the trigger: as the rows of a table the
