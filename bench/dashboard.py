@@ -87,6 +87,17 @@ def setup_django(database: str) -> None:
     django.setup()
 
 
+def open_database(name: str) -> int:
+    """Make (if need be) and use the bench database `name`; returns its stored completions."""
+    ensure_database(name)
+    setup_django(name)
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM jobs_storedcompletion")
+        return cursor.fetchone()[0]
+
+
 def seed(rows: int, seed_value: int) -> int:
     from django.core.management import call_command
     from django.db import connection

@@ -21,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.dashboard import ensure_database, relation_sizes, setup_django  # noqa: E402
+from bench.dashboard import open_database, relation_sizes  # noqa: E402
 
 RESULTS = ROOT / "docs" / "storecost.json"
 
@@ -97,13 +97,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=991)
     args = parser.parse_args()
-    ensure_database(args.database)
-    setup_django(args.database)
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM jobs_storedcompletion")
-        table_rows = cursor.fetchone()[0]
+    table_rows = open_database(args.database)
     result = {"label": args.label, "table_rows": table_rows, **measure(args.rows, args.seed)}
     result["sizes"] = relation_sizes()
     print(json.dumps(result))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db.models import Q
 
 from engine.types import GenerationRequest
@@ -118,18 +119,28 @@ async def completion_page(
         query = query.filter(metadata__contains=metadata)  # JSONB @>, served by the GIN index
     text = q.strip() if q else ""
     fields: tuple[str, ...] = ("created_at", "id")
-    if text and order == RELEVANCE:
+    by_date = bool(text) and order != RELEVANCE
+    if text and not by_date:
         query = search.ranked(query, text)
         fields = ("rank", *fields)
-    elif text:
-        query = search.matching(query, text)  # served by the GIN index on the search vector
     descending = order != "asc"
+    start = None  # where the page's rows begin: the cursor's date
     if after:
-        anchor = await query.filter(id=after).values(*fields).afirst()
+        named = search.matching(query, text) if by_date else query
+        anchor = await named.filter(id=after).values(*fields).afirst()
         if anchor is None:
             raise UnknownCursor(after)
         query = query.filter(_after(anchor, fields, "lt" if descending else "gt"))
-    rows = [row async for row in query.order_by(*(f"-{f}" if descending else f for f in fields))[: limit + 1]]
+        start = anchor["created_at"]
+    query = query.order_by(*(f"-{f}" if descending else f for f in fields))
+    if by_date:
+        # In the page's order, from its cursor: in_date_order checks how soon matches come there.
+        # The walk takes storedcmpl_owner_created: its window is the owner's rows.
+        walked = StoredCompletion.objects.filter(owner_id=owner_id)
+        query = await sync_to_async(search.in_date_order)(
+            query, text, wanted=limit + 1, start=start, walked=walked
+        )
+    rows = [row async for row in query[: limit + 1]]
     return Page(rows[:limit], len(rows) > limit)
 
 

@@ -10,8 +10,10 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
+from django.db.models import F
 
 from engine.registry import cached_engine
+from jobs.search import Pairs
 
 
 class Engine(models.Model):
@@ -233,6 +235,9 @@ class StoredCompletion(models.Model):
             GinIndex(fields=["metadata"], name="storedcmpl_metadata", opclasses=["jsonb_path_ops"]),
             # Full-text search: `search @@ websearch_to_tsquery(...)` (jobs/search.py).
             GinIndex(fields=["search"], name="storedcmpl_search"),
+            # Phrases: which rows have two lexemes side by side, which the index above cannot
+            # tell; built concurrently by migration 0009, which also creates the function.
+            GinIndex(Pairs(F("search")), name="storedcmpl_search_pairs"),
         ]
 
     def __str__(self) -> str:

@@ -20,6 +20,7 @@ from jobs import search
 from jobs.admin import export, readable
 from jobs.admin.filters import MetadataFilter, RecentValuesFilter, parse_pair
 from jobs.admin.largetable import LargeTableAdmin
+from jobs.admin.paging import count_limit, page_number
 from jobs.models import StoredCompletion, StoredResponse
 
 PREVIEW_CHARS = 90
@@ -198,9 +199,25 @@ class StoredCompletionAdmin(StoredColumns, LargeTableAdmin):
         if text and request.GET.get(SearchOrder.parameter_name) == SearchOrder.RELEVANCE:
             # The changelist set its ordering before searching: replace it.
             queryset = search.ranked(queryset, text).order_by("-rank", "-created_at", "-id")
+        elif text and self.reads_one_page(request):
+            # The page and the bounded count read this many matches in the list's order at most.
+            limit = count_limit(
+                page_number(request), self.list_per_page, self.pages_ahead(request), self.list_max_show_all
+            )
+            queryset = search.in_date_order(queryset, text, wanted=limit + 1)
         elif text:
             queryset = search.matching(queryset, text)
         return queryset, False
+
+    def reads_one_page(self, request: HttpRequest) -> bool:
+        """Whether the search feeds the list page (GET): an export or an action over every
+        match (POST with select_across) reads them all, which in_date_order's few ids are not."""
+        match = request.resolver_match
+        return (
+            request.method == "GET"
+            and match is not None
+            and match.url_name == "jobs_storedcompletion_changelist"
+        )
 
     # -- detail ----------------------------------------------------------------------------------
 

@@ -23,6 +23,11 @@ def estimated_rows(queryset: QuerySet) -> int:
     return max(int(row[0]) if row and row[0] is not None else 0, 0)
 
 
+def count_limit(page_number: int, per_page: int, pages_ahead: int, at_least: int = 0) -> int:
+    """How many rows a bounded count reads at most (one more tells that there are more)."""
+    return max((max(page_number, 1) + pages_ahead) * per_page, at_least)
+
+
 class BoundedPaginator(Paginator):
     """Counts the filtered rows with `COUNT(*) FROM (... LIMIT n)`, n reaching PAGES_AHEAD pages
     past the current one. When there are more, the whole table's estimate stands in for an
@@ -41,7 +46,7 @@ class BoundedPaginator(Paginator):
         **kwargs: Any,
     ) -> None:
         super().__init__(object_list, per_page, **kwargs)
-        self.limit = max((max(page_number, 1) + pages_ahead) * per_page, at_least)
+        self.limit = count_limit(page_number, per_page, pages_ahead, at_least)
         self.more = False  # rows exist past `limit`: the count is a floor
         self.estimated = False  # the count is the planner's estimate for the whole table
 

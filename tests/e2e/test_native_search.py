@@ -52,6 +52,14 @@ def test_words_phrases_and_exclusions_find_exactly_the_right_completions(spool, 
     assert ids_of(search(spool, key, q=f"(castile or paris) {run}")) == {ids["windmills"], ids["moon"]}
 
 
+def test_a_phrase_of_words_that_never_stand_together_finds_nothing(spool, stored):
+    run, ids = stored
+    key = spool.alice.secret_key
+    # "moon" and "windmills" share a row ("Windmills under the moon"), never side by side.
+    assert ids_of(search(spool, key, q=f'"moon windmills" {run}', order="desc", limit="100")) == set()
+    assert ids_of(search(spool, key, q=f'"windmills under the moon" {run}', order="desc")) == {ids["both"]}
+
+
 def test_search_combines_with_metadata_and_pages_like_openai(spool, stored):
     run, ids = stored
     key = spool.alice.secret_key

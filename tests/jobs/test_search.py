@@ -14,6 +14,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import F
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -252,13 +253,18 @@ def test_the_match_is_served_by_the_gin_index_on_the_vector():
     assert "storedcmpl_search" in plan
 
 
-def test_search_results_count_only_past_the_page_shown(admin_client, monkeypatch):
+def seven_windmills(monkeypatch: pytest.MonkeyPatch, *, show_all: int, **metadata: str) -> None:
+    """Seven matches of 'windmill', listed two a page, "Show all" offered up to `show_all`."""
     from jobs.admin.completions import StoredCompletionAdmin
 
     monkeypatch.setattr(StoredCompletionAdmin, "list_per_page", 2)
-    monkeypatch.setattr(StoredCompletionAdmin, "list_max_show_all", 2)
+    monkeypatch.setattr(StoredCompletionAdmin, "list_max_show_all", show_all)
     for i in range(7):
-        make(f"windmill {i}", metadata={"team": "a"})
+        make(f"windmill {i}", metadata=metadata)
+
+
+def test_search_results_count_only_past_the_page_shown(admin_client, monkeypatch):
+    seven_windmills(monkeypatch, show_all=2, team="a")
     with CaptureQueriesContext(connection) as queries:
         first = admin_client.get(f"{LIST}?q=windmill").content.decode()
     assert "more than 2" in first and "?p=2&amp;q=windmill" in first  # a next page, no count of all
@@ -269,12 +275,7 @@ def test_search_results_count_only_past_the_page_shown(admin_client, monkeypatch
 
 
 def test_show_all_is_never_offered_for_a_count_that_is_only_a_floor(admin_client, monkeypatch):
-    from jobs.admin.completions import StoredCompletionAdmin
-
-    monkeypatch.setattr(StoredCompletionAdmin, "list_per_page", 2)
-    monkeypatch.setattr(StoredCompletionAdmin, "list_max_show_all", 4)
-    for i in range(7):
-        make(f"windmill {i}")
+    seven_windmills(monkeypatch, show_all=4)
     first = admin_client.get(f"{LIST}?q=windmill").content.decode()
     assert "more than 4" in first and "showall" not in first  # counted up to "show all", not 2
     every = admin_client.get(f"{LIST}?q=windmill&all=").content.decode()
@@ -286,6 +287,153 @@ def test_show_all_is_never_offered_for_a_count_that_is_only_a_floor(admin_client
         "showall" in few
         and admin_client.get(f"{LIST}?q=windmill&all=").content.decode().count('class="field-short_id"') == 4
     )
+
+
+# -- a page in date order, whichever way the planner would go -------------------------------------
+
+# Rows where "daughter" and "lord" are both said, never side by side, and a few where they are.
+APART = ["My lord, your daughter waits.", "The daughter spoke; the lord said nothing.", "Lord! A daughter!"]
+TOGETHER = ["The daughter lord of nothing.", "A daughter lord, they said."]
+SHAPES = [
+    '"daughter lord"', '"lord daughter"', '"said nothing"', "daughter", "lord -daughter", "lord -lord",
+    "daughter or nothing", 'daughter -"daughter lord"', "said",
+]  # fmt: skip
+
+
+@pytest.fixture
+def common_words():
+    """Both words in every row, so that a phrase's estimate is as high as it goes."""
+    apart = [make(APART[i % len(APART)], "Said nothing.") for i in range(24)]
+    together = [make(TOGETHER[i % len(TOGETHER)], "Said nothing.") for i in range(0, 24, 6)]
+    return apart, together
+
+
+def pages(text: str, wanted: int, order: tuple[str, ...] = ("-created_at", "-id")) -> tuple[list, list]:
+    """The first `wanted` rows of a search, as the planner would read them (plain `@@`) and as
+    in_date_order gives them."""
+    rows = StoredCompletion.objects.order_by(*order)
+    plain = list(search.matching(rows, text).values_list("id", flat=True)[:wanted])
+    ordered = list(search.in_date_order(rows, text, wanted=wanted).values_list("id", flat=True)[:wanted])
+    return plain, ordered
+
+
+def by_index(text: str, wanted: int) -> bool:
+    """Whether in_date_order took the GIN index's way (the walk did not fill `wanted` rows)."""
+    with CaptureQueriesContext(connection) as queries:
+        search.in_date_order(StoredCompletion.objects.order_by("-created_at", "-id"), text, wanted=wanted)
+    return any("enable_seqscan = off" in q["sql"] for q in queries)
+
+
+def test_a_phrase_of_two_common_words_that_never_stand_together_finds_nothing(common_words):
+    assert pages('"lord daughter"', 5) == ([], [])
+    assert by_index('"lord daughter"', 5)
+    assert found('"lord daughter"') == set()
+    assert found('"daughter lord"') == {row.id for row in common_words[1]}
+
+
+@pytest.mark.parametrize("window", [10_000, 7])  # the whole table, or 7 rows of it
+def test_every_shape_gives_the_rows_plain_matching_gives_by_either_way(common_words, window, monkeypatch):
+    monkeypatch.setattr(search, "WINDOW", window)
+    for text in SHAPES:
+        for wanted in (2, 5, 29, 101):  # a walk that fills its page, and one that does not
+            plain, ordered = pages(text, wanted)
+            assert ordered == plain, (text, wanted)
+            oldest_first = pages(text, wanted, ("created_at", "id"))
+            assert oldest_first[1] == oldest_first[0], (text, wanted)
+    # Both ways were taken: a common word fills 2 rows within its window, a phrase of none does not.
+    assert not by_index("daughter", 2) and by_index('"lord daughter"', 2)
+
+
+def test_a_phrase_is_narrowed_by_its_pairs_and_the_pairs_index_serves_them(common_words):
+    pairs = search.Pairs(F("search"))
+    have = dict(StoredCompletion.objects.annotate(pairs=pairs).values_list("id", "pairs"))
+    together = {row.id for row in common_words[1]}
+    assert {pk for pk, held in have.items() if "daughter lord" in held} == together
+    assert search.phrase_pairs('"daughter lord" -"good lord" or nothing') == (
+        [],
+        False,
+    )  # one branch of an or
+    assert search.phrase_pairs('"the daughter lord" said') == (["daughter lord"], False)
+    assert search.phrase_pairs('"The daughter, lord"') == (["daughter lord"], True)  # the pair is the query
+    query = search.matching_by_pairs(StoredCompletion.objects.all(), '"lord daughter"', ["lord daughter"])
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        plan = query.explain()
+    # The pairs index alone: the word index's phrase rows would be rechecked with the function.
+    assert "storedcmpl_search_pairs" in plan and not re.search(r"storedcmpl_search\b", plan)
+    assert list(query) == []
+
+
+def test_more_matches_than_ids_carried_read_on_by_the_walk(common_words, monkeypatch):
+    monkeypatch.setattr(search, "IDS_LIMIT", 3)
+    assert pages("daughter", 101)[1] == pages("daughter", 101)[0] != []
+    assert pages('"lord daughter"', 101) == ([], [])
+
+
+def test_the_api_pages_a_rare_phrase_by_its_cursor_without_loss_or_repeat(common_words):
+    user = services.user_ensure(username="ann")
+    page = async_to_sync(completions.completion_page)
+    seen, after = [], None
+    while True:
+        got = page(user.pk, q='"daughter lord"', limit=1, order="desc", after=after)
+        seen += [r.id for r in got.items]
+        if not got.has_more:
+            break
+        after = seen[-1]
+    assert seen == [r.id for r in common_words[1]]  # make() dates each row older than the last
+    assert page(user.pk, q='"lord daughter"', limit=100).items == []
+
+
+NEVER = '"lord daughter"'
+
+
+def test_the_admin_finds_nothing_for_a_phrase_that_never_stands_together(admin_client, common_words):
+    body = admin_client.get(f"{LIST}?{urlencode({'q': NEVER})}").content.decode()
+    assert 'class="field-short_id"' not in body and "0 results" in body
+    assert admin_found(admin_client, '"daughter lord"') == {row.id for row in common_words[1]}
+
+
+# -- the admin's counts ------------------------------------------------------------------------------
+
+
+def result_count(body: str) -> str:
+    """What the search bar says beside the box ("" when it says nothing)."""
+    said = re.search(r'class="small quiet spool-result-count">(.*?)</span>', body, re.S)
+    return " ".join(re.sub(r"<[^>]+>", "", said.group(1)).split()) if said else ""
+
+
+def pagination(body: str) -> str:
+    said = re.search(r'<p class="paginator">(.*?)</p>', body, re.S)
+    return " ".join(re.sub(r"<[^>]+>", "", said.group(1)).split()) if said else ""
+
+
+def test_the_admin_says_one_count_and_a_floor_reads_as_a_floor(admin_client, monkeypatch):
+    seven_windmills(monkeypatch, show_all=2)
+    floor = admin_client.get(f"{LIST}?q=windmill").content.decode()
+    assert result_count(floor) == "more than 2 results (clear the search and filters)"
+    assert pagination(floor).endswith("more than 2 stored completions")
+    assert "3 results" not in floor and "Show all" not in floor  # not the bounded count's last number
+    assert "Select every matching stored completion (more than 2)" in floor
+    assert "Select all 3" not in floor and "All 3 selected" not in floor
+    exact = admin_client.get(f"{LIST}?q=windmill+3").content.decode()
+    assert result_count(exact) == "1 result (clear the search and filters)"
+    assert pagination(exact).endswith("1 stored completion")
+    whole = admin_client.get(LIST).content.decode()
+    assert result_count(whole) == ""  # the pagination line says it for the whole table
+
+
+def test_an_export_and_a_delete_across_a_search_take_every_match_not_one_page(admin_client, monkeypatch):
+    seven_windmills(monkeypatch, show_all=2)  # a page reads 3 matches at most
+    make("no mill here")
+    exported = b"".join(admin_client.get(f"{LIST}export/jsonl/?q=windmill").streaming_content)
+    assert len(exported.decode().splitlines()) == 7
+    first = StoredCompletion.objects.order_by("-created_at").first()
+    action = {"action": "delete_selected", "index": "0", "_selected_action": [first.pk], "select_across": "1"}
+    confirm = admin_client.post(f"{LIST}?q=windmill", action).content.decode()
+    assert 'id="spool-delete-total">7<' in confirm
+    admin_client.post(f"{LIST}?q=windmill", {**action, "post": "yes"})
+    assert StoredCompletion.objects.count() == 1
 
 
 def test_the_backfill_fills_every_missing_vector_in_batches_and_only_those():
