@@ -14,6 +14,7 @@ from jobs.faces.common.errors import FaceError
 from jobs.faces.common.pagination import ListPage
 from jobs.faces.common.params import MAX_METADATA_VALUE, GenerationParams
 from jobs.faces.common.serializers import StrictBooleanField, StrictCharField, StrictIntegerField
+from jobs.faces.openai.messages import check_messages
 
 SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -46,13 +47,11 @@ class StreamOptions(serializers.Serializer):
 
 
 class MessagesField(serializers.ListField):
-    """OpenAI chat messages, each checked by the rules of its role (jobs.faces.openai.chat)."""
+    """OpenAI chat messages, each checked by the rules of its role (jobs.faces.openai.messages)."""
 
     expected = "an array"
 
     def to_internal_value(self, data: Any) -> list[dict[str, Any]]:
-        from jobs.faces.openai.chat import check_messages
-
         messages = super().to_internal_value(data)
         check_messages(data)
         return messages

@@ -12,7 +12,7 @@ from rest_framework import serializers
 
 from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.serializers import StrictBooleanField, StrictCharField, check
-from jobs.faces.openai.chat import missing, not_one_of, wrong_type
+from jobs.faces.openai.messages import missing, not_one_of, wrong_type
 
 # Passed on to jobs.faces.common.params under the same name (max_output_tokens as the alias).
 GENERATION_PARAMS = frozenset(
