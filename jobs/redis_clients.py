@@ -218,10 +218,10 @@ class _WaitingCluster(AsyncRedisCluster):
         return await self.retrying(lookup)
 
     def node_pubsub(self, node: ClusterNode) -> PubSub:
-        """A pub/sub connection of its own to node. It reconnects after a dropped connection
-        with the transient backoff: the node's command connections have redis-py's retries off
-        (ours wrap each command), which a pub/sub connection would inherit."""
-        options = {**node.connection_kwargs, "retry": _transient_retry()}
+        """A pub/sub connection of its own to node, with redis-py's retries off: the wake-up hub's
+        listener is the one that reconnects it (a subscribe that reconnected by itself would
+        read the handshake while the listener reads the same connection)."""
+        options = {**node.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
         return aioredis.Redis(connection_pool=aioredis.ConnectionPool(**options)).pubsub()
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:

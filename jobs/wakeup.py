@@ -99,8 +99,18 @@ class WakeHub:
             if confirmed is None:
                 confirmed = self._confirmed[channel] = asyncio.get_running_loop().create_future()
                 node = self._node_of[channel] = await self._node_for(channel)
-                async with self._sending.setdefault(node, asyncio.Lock()):
-                    await self._pubsubs[node].ssubscribe(channel)
+                try:
+                    async with self._sending.setdefault(node, asyncio.Lock()):
+                        await self._pubsubs[node].ssubscribe(channel)
+                except redis.ConnectionError as exc:
+                    # A dropped pub/sub connection is no outage for the reader: it reads the log
+                    # and waits out its timeout unheard; the listener reconnects, and the next
+                    # wait on the channel subscribes again.
+                    log.warning("wake-up subscription not sent (%s); reading without it", exc)
+                    self._confirmed.pop(channel, None)
+                    self._node_of.pop(channel, None)
+                    if not confirmed.done():  # the listener, losing Redis too, may have set it
+                        confirmed.set_result(None)
                 self._ensure_listener(node)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_CONFIRM_SECONDS)
