@@ -118,11 +118,6 @@ def _outage_as_connection_error() -> Any:
         raise redis.ConnectionError(f"cannot reach the Redis Cluster: {exc}") from exc
 
 
-def _transient_retry() -> Retry:
-    """5 retries after 25, 50, 100, 200, 400 ms: under 1 s in all, then the outage is real."""
-    return Retry(ExponentialBackoff(cap=0.4, base=0.025), _CLUSTER_RETRIES, _TRANSIENT_CLUSTER_ERRORS)
-
-
 async def _nothing_to_undo(error: Exception) -> None:
     """Retry's cleanup between attempts: each attempt refreshes a stale slot map itself."""
 
@@ -161,7 +156,9 @@ class _WaitingCluster(AsyncRedisCluster):
         self._free = asyncio.Semaphore(self._bound)
         self._pool_timeout = pool_timeout
         self._discovery = asyncio.Lock()
-        self.transient_retry = _transient_retry()
+        self.transient_retry = Retry(
+            ExponentialBackoff(cap=0.4, base=0.025), _CLUSTER_RETRIES, _TRANSIENT_CLUSTER_ERRORS
+        )
 
     @contextlib.asynccontextmanager
     async def turn(self) -> Any:
