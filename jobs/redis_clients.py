@@ -215,11 +215,8 @@ class _WaitingCluster(AsyncRedisCluster):
         return await self.retrying(lookup)
 
     def node_pubsub(self, node: ClusterNode) -> PubSub:
-        """A pub/sub connection of its own to node, with redis-py's retries off: the wake-up hub's
-        listener is the one that reconnects it (a subscribe that reconnected by itself would
-        read the handshake while the listener reads the same connection)."""
-        options = {**node.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
-        return aioredis.Redis(connection_pool=aioredis.ConnectionPool(**options)).pubsub()
+        """A pub/sub connection of its own to node (see own_pubsub)."""
+        return own_pubsub(node.connection_class, node.connection_kwargs)
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
         # redis-py's annotations leave an attribute abstract that its __init__ sets.
@@ -297,6 +294,20 @@ def sync_redis() -> Any:
                 pool = redis.BlockingConnectionPool.from_url(url, **_pool_options())
                 _sync_client = redis.Redis(connection_pool=pool, health_check_interval=30)
         return _sync_client
+
+
+def own_pubsub(connection_class: type, connection_kwargs: dict[str, Any]) -> PubSub:
+    """A pub/sub connection on a pool of its own, which redis-py never reconnects by itself: the
+    wake-up hub's listener is the one task that does. redis-py's PubSub reconnects a connection
+    from inside any failed command (its failure callback disconnects and connects even with
+    zero retries), so a subscribe sent on a dropped connection reconnected it while the
+    listener, failing on the same connection, reconnected it too: two handshakes read one socket
+    ("read() called while another coroutine is already waiting for incoming data"). A retry
+    that supports no error makes every failure reach the caller as it is."""
+    options = {**connection_kwargs, "retry": Retry(NoBackoff(), 0, supported_errors=())}
+    options.update(retry_on_error=[], retry_on_timeout=False)
+    pool = aioredis.ConnectionPool(connection_class=connection_class, **options)
+    return aioredis.Redis(connection_pool=pool).pubsub()
 
 
 def async_redis() -> Any:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,7 +27,7 @@ from redis.backoff import ExponentialBackoff
 from jobs import metrics
 from jobs.chunklog import wake_channel
 from jobs.dbwork import release_db
-from jobs.redis_clients import async_redis, is_cluster
+from jobs.redis_clients import async_redis, is_cluster, own_pubsub
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -49,7 +50,13 @@ class WakeHub:
         # Per node ("" on a single Redis): its pub/sub connection and the task that reads it.
         # One listener per node because its reads block for up to a second, and a wake-up on
         # one shard must not wait behind a quiet other one.
-        self._pubsubs: dict[str, PubSub] = {} if self._cluster else {"": client.pubsub()}
+        self._pubsubs: dict[str, PubSub] = {}
+        # Per node: how to open a fresh pub/sub connection there (see _reconnect).
+        self._opener: dict[str, Callable[[], PubSub]] = {}
+        if self._cluster is None:
+            pool = client.connection_pool
+            self._opener[""] = lambda: own_pubsub(pool.connection_class, pool.connection_kwargs)
+            self._pubsubs[""] = self._opener[""]()
         self._listeners: dict[str, asyncio.Task[None]] = {}
         # One (un)subscribe at a time per connection, in the order they were asked for. Without
         # it a burst of first subscribes each took a connection (redis-py's PubSub.connect
@@ -83,7 +90,8 @@ class WakeHub:
             return ""
         node = await self._cluster.node_of(channel)  # which discovers the cluster if nothing has yet
         if node.name not in self._pubsubs:
-            self._pubsubs[node.name] = self._cluster.node_pubsub(node)
+            self._opener[node.name] = functools.partial(self._cluster.node_pubsub, node)
+            self._pubsubs[node.name] = self._opener[node.name]()
         return node.name
 
     @contextlib.asynccontextmanager
@@ -143,20 +151,18 @@ class WakeHub:
 
     async def _listen(self, node: str) -> None:
         """Read the node's wake-ups while anyone waits. When Redis (or this shard) goes away,
-        reconnect with a backoff: redis-py's PubSub sends SSUBSCRIBE again for every channel it
-        holds when its connection comes back, and the waiters of each channel are woken when it
-        is confirmed again, to read what was appended while nobody could hear."""
-        pubsub = self._pubsubs[node]
+        reconnect with a backoff (_reconnect), and wake the waiters of each channel when it is
+        confirmed again, to read what was appended while nobody could hear."""
         backoff = ExponentialBackoff(cap=RECONNECT_MAX_SECONDS, base=RECONNECT_FIRST_SECONDS)
         failures = 0
         while self._events:
             try:
                 if failures:
-                    async with self._sending.setdefault(node, asyncio.Lock()):
-                        await pubsub.connect()
+                    if not await self._reconnect(node):
+                        return  # nothing left to hear on this node; the next watch starts again
                     log.warning("wake-up listener back on Redis after %d failed tries", failures)
                     failures = 0
-                await self._dispatch(pubsub)
+                await self._dispatch(self._pubsubs[node])
             except redis.RedisError as exc:
                 failures += 1
                 if failures == 1:
@@ -168,8 +174,29 @@ class WakeHub:
                             confirmed.set_result(None)
                 await asyncio.sleep(backoff.compute(failures))
 
+    async def _reconnect(self, node: str) -> bool:
+        """A fresh pub/sub connection to the node, with each of its channels subscribed again
+        one command per channel. Not redis-py's own resubscription on reconnect: it sends every
+        channel the connection held in one SSUBSCRIBE, which a cluster node refuses as soon as
+        they hash to two slots (CROSSSLOT), so the listener never came back. Whether any
+        channel is left to hear there."""
+        async with self._sending.setdefault(node, asyncio.Lock()):
+            dropped = self._pubsubs[node]
+            with contextlib.suppress(Exception):  # it is gone already; only its socket is left
+                await dropped.aclose()
+                await dropped.connection_pool.disconnect()
+            pubsub = self._pubsubs[node] = self._opener[node]()
+            channels = [channel for channel, on in self._node_of.items() if on == node]
+            for channel in channels:
+                await pubsub.ssubscribe(channel)
+            return bool(channels)
+
     async def _dispatch(self, pubsub: PubSub) -> None:
         while self._events:
+            if pubsub.connection is None or not pubsub.connection.is_connected:
+                # A subscribe that failed closed it. Reconnected in _listen, under the sending
+                # lock: redis-py would connect it inside the read, beside a subscribe's connect.
+                raise redis.ConnectionError("the pub/sub connection was closed")
             message = await pubsub.get_message(timeout=1.0)
             if message is None:
                 continue
@@ -178,7 +205,7 @@ class WakeHub:
                 confirmed = self._confirmed.get(channel)
                 if confirmed is not None and not confirmed.done():
                     confirmed.set_result(None)
-                else:  # subscribed again after a reconnect (ours or redis-py's own)
+                else:  # subscribed again after a reconnect
                     self._wake(channel)
             elif message["type"] == "smessage":
                 self._wake(channel)

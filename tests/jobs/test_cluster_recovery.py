@@ -53,6 +53,38 @@ def test_a_waiting_reader_hears_its_job_again_after_the_master_restarts(redis_cl
     assert asyncio.run(main()) == ([], [content("after")])
 
 
+def test_readers_of_jobs_in_two_slots_of_one_master_hear_them_again_after_it_restarts(redis_cluster):
+    """One pub/sub connection per node holds the channels of many slots; after the node comes
+    back each one must be subscribed again (one SSUBSCRIBE for all of them is refused as
+    CROSSSLOT, and the listener then never came back)."""
+    first = str(uuid.uuid4())
+    home = redis_cluster.node_of(chunklog.wake_channel(first))
+    second = next(
+        job_id
+        for job_id in (str(uuid.uuid4()) for _ in range(10_000))
+        if redis_cluster.node_of(chunklog.wake_channel(job_id)) is home
+        and key_slot(chunklog.wake_channel(job_id).encode())
+        != key_slot(chunklog.wake_channel(first).encode())
+    )
+
+    async def main() -> list[list]:
+        hub = wakeup.hub()
+        async with (
+            hub.watch(chunklog.wake_channel(first)) as heard_first,
+            hub.watch(chunklog.wake_channel(second)) as heard_second,
+        ):
+            await asyncio.to_thread(redis_cluster.restart, home)
+            for event in (heard_first, heard_second):  # woken once subscribed again
+                await asyncio.wait_for(event.wait(), BOUND_SECONDS)
+                event.clear()
+            await chunklog.append_many([(first, [content("one")]), (second, [content("two")])])
+            for event in (heard_first, heard_second):  # each append's SPUBLISH
+                await asyncio.wait_for(event.wait(), BOUND_SECONDS)
+            return [await chunklog.read_since(job_id, 0) for job_id in (first, second)]
+
+    assert asyncio.run(main()) == [[content("one")], [content("two")]]
+
+
 def test_a_read_while_the_master_is_down_raises_and_reads_go_on_once_it_is_back(redis_cluster):
     job_id = str(uuid.uuid4())
     home = redis_cluster.node_of(chunklog.chunks_key(job_id))
