@@ -306,6 +306,17 @@ SPOOL_RETENTION_EVERY_SECONDS = env_float("SPOOL_RETENTION_EVERY_SECONDS", 3600.
 # A queued job this old has probably lost its queue message (Redis restarted without
 # persistence): it is sent again; the runner's row guard drops duplicates.
 SPOOL_REQUEUE_AFTER_SECONDS = env_float("SPOOL_REQUEUE_AFTER_SECONDS", 120.0)
+# Scheduling (jobs/scheduling/, docs/SCHEDULING.md). A job that has not started this long after
+# it was created ends `expired` (a request may ask for less or more); 0: jobs wait for ever.
+SPOOL_QUEUE_TIMEOUT_SECONDS = env_float("SPOOL_QUEUE_TIMEOUT_SECONDS", 3600.0)
+# A slot of a limited engine is leased for this long and renewed by its worker a few times
+# per lease: the slot of a worker that was killed comes back within it.
+SPOOL_LEASE_SECONDS = env_float("SPOOL_LEASE_SECONDS", 30.0)
+# How long an admitted job's slot is kept for it while its message reaches a worker.
+SPOOL_ADMISSION_LEASE_SECONDS = env_float("SPOOL_ADMISSION_LEASE_SECONDS", 60.0)
+# A job's output tokens as the tokens-per-minute limit counts them at its start, when the
+# request gives no max tokens (the end corrects it by the usage).
+SPOOL_ESTIMATED_OUTPUT_TOKENS = env_int("SPOOL_ESTIMATED_OUTPUT_TOKENS", 512)
 
 # Webhooks (jobs/webhooks/). A failed delivery is tried again after WEBHOOK_BACKOFF_SECONDS,
 # doubling up to WEBHOOK_BACKOFF_MAX_SECONDS, each wait drawn at random from its upper half

@@ -137,9 +137,10 @@ def _close_at_exit() -> None:
 
 
 # Told of every failed attempt that is about to be retried, with its code: the HTTP status
-# ("429", "503") or "connect_timeout" / "connection_error". engine/ knows no metrics: the worker
-# sets this to count them (jobs/worker_hooks.py).
-RetryListener = Callable[[str], None]
+# ("429", "503") or "connect_timeout" / "connection_error", and the seconds the upstream asked us
+# to wait (Retry-After), if it did. engine/ knows no metrics nor scheduling: the worker sets this
+# to count them and to hold the engine's admissions (jobs/worker_hooks.py).
+RetryListener = Callable[[str, float | None], None]
 _retry_listener: RetryListener | None = None
 
 
@@ -608,7 +609,7 @@ class UpstreamEngine:
                 code="upstream_error",
             ) from exc
         if _retry_listener is not None:
-            _retry_listener(exc.code)
+            _retry_listener(exc.code, exc.retry_after)
         return delay
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db import transaction
+from django.utils import timezone
+
 from engine.types import CONTENT, ERROR, ChunkDict
-from jobs import responses
+from jobs import chunklog, responses
 from jobs.completions import completion_store
 from jobs.models import Job
 from jobs.responses.store import response_store
@@ -48,3 +51,24 @@ def estimated_usage(written: Iterable[ChunkDict]) -> Usage:
 def error_chunk(code: str, message: str) -> ChunkDict:
     """A terminal chunk for a job that did not finish."""
     return {"type": ERROR, "data": {"code": code, "message": message}}
+
+
+def end_queued(job_id: str, status: str, code: str, message: str) -> bool:
+    """End a job that never started (cancelled, or expired while it waited): one terminal chunk
+    with `code`, and what `ended` keeps. False when it was not queued any more (a worker took
+    it, or another path ended it first)."""
+    terminal = error_chunk(code, message)
+    with transaction.atomic():
+        ended_here = Job.objects.filter(id=job_id, status=Job.Status.QUEUED).update(
+            status=status,
+            finished_at=timezone.now(),
+            finish_reason=code,
+            error=message,
+            result={"choices": [], "usage": None},
+            chunks=[terminal],
+        )
+        if ended_here:
+            ended_by_id(job_id)
+    if ended_here:
+        chunklog.append(job_id, [terminal])
+    return bool(ended_here)

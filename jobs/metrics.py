@@ -79,6 +79,37 @@ EMBEDDINGS = Counter(
     ["engine", "face", "outcome"],
 )
 EMBEDDED_INPUTS = Counter("spool_embedded_inputs", "Inputs embedded, by engine.", ["engine"])
+# Scheduling (jobs/scheduling/): only engines with limits have a queue of their own.
+QUEUE_WAIT = Histogram(
+    "spool_job_queue_wait_seconds",
+    "From the job's creation to its start on a worker, by engine and priority class.",
+    ["engine", "priority"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600),
+)
+JOBS_ADMITTED = Counter(
+    "spool_jobs_admitted", "Jobs of a limited engine let through to the workers, by engine.", ["engine"]
+)
+JOBS_EXPIRED = Counter(
+    "spool_jobs_expired", "Jobs that waited past their queue timeout, by engine.", ["engine"]
+)
+ENGINE_HOLDS = Counter(
+    "spool_engine_holds",
+    "Upstream 429s with Retry-After that held an engine's admissions, by engine.",
+    ["engine"],
+)
+JOBS_WAITING = Gauge(
+    "spool_jobs_waiting",
+    "Jobs waiting for a limited engine's capacity, by engine and priority class (read from Redis "
+    "by each worker's sweeper: take the max across processes).",
+    ["engine", "priority"],
+    multiprocess_mode="max",
+)
+LEASES_IN_USE = Gauge(
+    "spool_engine_leases",
+    "Slots of a limited engine in use, by engine (as the sweeper last read them).",
+    ["engine"],
+    multiprocess_mode="max",
+)
 
 
 # ---- what web and worker call -------------------------------------------------------------------
@@ -118,8 +149,31 @@ def upstream_error(code: str) -> None:
 
 
 def upstream_retry(code: str) -> None:
-    """engine.upstream's retry listener in a worker: `code` is an HTTP status or a failure kind."""
+    """For engine.upstream's retry listener in a worker: `code` is an HTTP status or a failure kind."""
     UPSTREAM_RETRIES.labels(code=code).inc()
+
+
+def queue_waited(*, engine: str, priority: str, seconds: float | None) -> None:
+    if seconds is not None:
+        QUEUE_WAIT.labels(engine=engine, priority=priority).observe(seconds)
+
+
+def jobs_admitted(*, engine: str, count: int) -> None:
+    JOBS_ADMITTED.labels(engine=engine).inc(count)
+
+
+def job_expired(*, engine: str) -> None:
+    JOBS_EXPIRED.labels(engine=engine).inc()
+
+
+def engine_held(*, engine: str) -> None:
+    ENGINE_HOLDS.labels(engine=engine).inc()
+
+
+def engine_queue(*, engine: str, waiting: dict[str, int], leases: int) -> None:
+    for priority, count in waiting.items():
+        JOBS_WAITING.labels(engine=engine, priority=priority).set(count)
+    LEASES_IN_USE.labels(engine=engine).set(leases)
 
 
 class reader_waiting:  # noqa: N801 (used as a function: `with reader_waiting():`)

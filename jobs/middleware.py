@@ -16,12 +16,15 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from jobs import metrics
+from jobs.idempotency import IdempotencyConflict, InvalidIdempotencyKey
 from jobs.limits import LimitExceeded
 from jobs.overload import is_overload
+from jobs.scheduling.placement import InvalidPlacement
 
 log = logging.getLogger(__name__)
 
 OUTAGES = (redis.RedisError, OperationalError, InterfaceError)
+HANDLED = (LimitExceeded, RequestDataTooBig, IdempotencyConflict, InvalidIdempotencyKey, InvalidPlacement)
 API_PREFIXES = ("/Monolith/", "/v1/")
 # A SEMOSS poller keeps polling on any status it does not know as terminal, which is what it
 # should do during an outage or a rate limit.
@@ -32,7 +35,13 @@ OVERLOAD_RETRY_AFTER = 2
 
 
 def face_error(
-    request: HttpRequest, status: int, message: str, *, code: str, retry_after: int | None = None
+    request: HttpRequest,
+    status: int,
+    message: str,
+    *,
+    code: str,
+    retry_after: int | None = None,
+    param: str | None = None,
 ) -> HttpResponse:
     if request.path.startswith("/Monolith/"):
         body: dict = {"errorMessage": message, "status": UNAVAILABLE, "message": []}
@@ -40,7 +49,7 @@ def face_error(
         kind = "server_error" if status >= 500 else "invalid_request_error"
         if status == 429:
             kind = "rate_limit_error"
-        body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+        body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     response = JsonResponse(body, status=status)
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
@@ -50,6 +59,12 @@ def face_error(
 def error_response(request: HttpRequest, exc: BaseException) -> HttpResponse | None:
     if isinstance(exc, LimitExceeded):
         return face_error(request, 429, exc.message, code=exc.code, retry_after=exc.retry_after)
+    if isinstance(exc, IdempotencyConflict):
+        return face_error(request, 409, str(exc), code="idempotency_key_conflict")
+    if isinstance(exc, InvalidIdempotencyKey):
+        return face_error(request, 400, str(exc), code="invalid_idempotency_key")
+    if isinstance(exc, InvalidPlacement):
+        return face_error(request, 400, str(exc), code="invalid_value", param=exc.param)
     if isinstance(exc, RequestDataTooBig):
         return face_error(request, 413, "The request body is too large.", code="request_too_large")
     if isinstance(exc, OUTAGES) and is_overload(exc):
@@ -92,7 +107,7 @@ class FaceErrorsMiddleware:
             return _nul_response(request)
         try:
             return self.get_response(request)
-        except (LimitExceeded, RequestDataTooBig, *OUTAGES) as exc:
+        except (*HANDLED, *OUTAGES) as exc:
             return error_response(request, exc)
 
     async def _acall(self, request: HttpRequest) -> HttpResponse | None:
@@ -100,7 +115,7 @@ class FaceErrorsMiddleware:
             return _nul_response(request)
         try:
             return await self.get_response(request)
-        except (LimitExceeded, RequestDataTooBig, *OUTAGES) as exc:
+        except (*HANDLED, *OUTAGES) as exc:
             return error_response(request, exc)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

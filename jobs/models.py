@@ -29,9 +29,37 @@ class Engine(models.Model):
     secret = models.CharField(max_length=500, blank=True, help_text="Upstream API key; never shown.")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # What the engine's upstream can take, held across every worker (jobs/scheduling/). Empty:
+    # no limit; an engine with none set is sent to the workers at once, as if there were no
+    # scheduler.
+    max_concurrency = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Jobs running on it at once, across every worker; empty: no limit."
+    )
+    requests_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Jobs started per minute; empty: no limit."
+    )
+    tokens_per_minute = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Tokens per minute (prompt and max tokens estimated at the start, corrected by "
+        "the usage at the end); empty: no limit.",
+    )
 
     class Meta:
         ordering = ["name"]
+
+    @property
+    def is_limited(self) -> bool:
+        return bool(self.max_concurrency or self.requests_per_minute or self.tokens_per_minute)
+
+    @classmethod
+    def limited(cls) -> models.QuerySet[Engine]:
+        """The engines with a queue of their own (jobs/scheduling/)."""
+        return cls.objects.filter(
+            models.Q(max_concurrency__gt=0)
+            | models.Q(requests_per_minute__gt=0)
+            | models.Q(tokens_per_minute__gt=0)
+        )
 
     def __str__(self) -> str:
         return self.name
@@ -75,6 +103,19 @@ class ApiKey(models.Model):
         default=list,
         blank=True,
         help_text="Faces it may call; empty: every face.",
+    )
+    # Scheduling (jobs/scheduling/): the highest class its jobs may ask for (a request above it
+    # runs at this class, and says so), and its owner's share against other owners.
+    max_priority = models.CharField(
+        max_length=16,
+        choices=[(c, c) for c in ("interactive", "default", "batch")],
+        default="interactive",
+        help_text="The highest priority class its jobs may ask for.",
+    )
+    weight = models.PositiveIntegerField(
+        default=1,
+        help_text="Share of each engine's capacity against other owners' jobs of the same class "
+        "(an owner of weight 2 starts two jobs for each one of an owner of weight 1).",
     )
     # Written at most once a minute (jobs/faces/common/auth.py says why).
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -153,6 +194,20 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.TERMINAL
+
+
+class IdempotencyKey(models.Model):
+    """A client's Idempotency-Key and the job it made (jobs/idempotency.py)."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # A SHA-256 of what the request asked for: the same key with another request is a conflict.
+    fingerprint = models.CharField(max_length=64)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, null=True, related_name="+")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="idempotency_owner_key")]
 
 
 class JobMinute(models.Model):

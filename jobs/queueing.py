@@ -10,10 +10,16 @@ from celery import current_app
 
 RUN_JOB = "spool.run_job"
 DELIVER_WEBHOOK = "spool.deliver_webhook"
+ADMIT = "spool.admit"
 
 
 def send_job(job_id: str) -> None:
     current_app.tasks[RUN_JOB].delay(job_id)
+
+
+def send_admission(engine_id: str, countdown: float) -> None:
+    """An admission on the engine once a rate limit or an upstream's hold allows one again."""
+    current_app.tasks[ADMIT].apply_async((engine_id,), countdown=countdown)
 
 
 def send_webhook(delivery_id: str, attempt: int, countdown: float = 0.0) -> None:

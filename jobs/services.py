@@ -14,11 +14,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from engine.types import GenerationRequest, UnsupportedParameter
-from jobs import chunklog, lifecycle, limits, metrics, queueing, tracing
+from jobs import chunklog, idempotency, lifecycle, limits, metrics, queueing, tracing
 from jobs.access import check_engine
 from jobs.keys import hash_secret, new_key_pair
 from jobs.logcontext import bind_job_id
 from jobs.models import ApiKey, Engine, Job, Room, RoomMessage
+from jobs.scheduling import admission
+from jobs.scheduling.placement import Placement, queue_options
 from jobs.types import LiveMeta
 
 OFFLINE_ENGINE_NAME = "spool-offline"
@@ -113,13 +115,24 @@ def job_create(
     room: Room | None = None,
     user_message: str | None = None,
     engines: frozenset[str] = frozenset(),
+    placement: Placement | None = None,
 ) -> Job:
-    """A queued job, sent to a worker once committed. Raises EngineNotAllowed when `engines`
-    (the calling key's, empty for every engine) leaves this one out, and UnsupportedParameter
-    (see `refusal`) when the engine cannot honour the request, both before anything is written
-    or counted, so the caller hears it now rather than in a failed job."""
+    """A queued job, sent to a worker once committed (through its engine's queue when the engine
+    has limits). Raises EngineNotAllowed when `engines` (the calling key's, empty for every
+    engine) leaves this one out, and UnsupportedParameter (see `refusal`) when the engine cannot
+    honour the request, both before anything is written or counted, so the caller hears it now
+    rather than in a failed job.
+
+    With an idempotency key, the job that key made (within a day) is returned as it is, marked
+    `replayed`; the same key with another request raises IdempotencyConflict."""
     check_engine(engines, engine)
     engine.built().check(request)
+    placement = placement or Placement()
+    options = {**options, **queue_options(placement)}
+    fingerprint = idempotency.fingerprint(engine, face, request, options, user_message)
+    replayed = idempotency.replay(owner, placement.idempotency_key, fingerprint)
+    if replayed is not None:
+        return replayed
     limits.check_job_start(owner.pk)
     traceparent = tracing.current_traceparent()
     if traceparent:
@@ -127,16 +140,21 @@ def job_create(
     job = Job.objects.create(
         owner=owner, engine=engine, room=room, face=face, request=request.to_dict(), options=options
     )
+    idempotency.remember(owner, placement.idempotency_key, fingerprint, job)
     if room is not None and user_message is not None:
         RoomMessage.objects.create(room=room, job=job, role="user", content=user_message)
     # What a poll or a stream of this job needs while it is live, so that reading it touches
     # Redis only (selectors.job_for_owner).
     chunklog.write_meta(str(job.id), live_meta(job))
     bind_job_id(job.id)  # the rest of this request logs with the job's id
-    log.info("job created (engine %s, face %s)", engine.name, face)
+    log.info("job created (engine %s, face %s, %s)", engine.name, face, options["priority"])
     metrics.job_created(engine=engine.name, face=face)
     # Enqueue only once the row is committed, so the worker never looks for a missing job.
-    transaction.on_commit(lambda: queueing.send_job(str(job.id)))
+    if engine.is_limited:
+        ticket = admission.ticket_of(job, weight=placement.weight)
+        transaction.on_commit(lambda: admission.submit(engine, ticket))
+    else:
+        transaction.on_commit(lambda: queueing.send_job(str(job.id)))
     return job
 
 
@@ -160,22 +178,12 @@ def refusal(engine: Engine, exc: UnsupportedParameter) -> str:
 
 
 def job_cancel(*, job: Job) -> None:
-    """Ask the worker to stop; a job still queued is ended here. Cancelling twice is harmless."""
+    """Ask the worker to stop; a job still queued is ended here (and leaves its engine's queue).
+    Cancelling twice is harmless."""
     chunklog.request_cancel(str(job.id))
-    terminal = lifecycle.error_chunk("cancelled", "The job was cancelled.")
-    with transaction.atomic():
-        ended_here = Job.objects.filter(id=job.id, status=Job.Status.QUEUED).update(
-            status=Job.Status.CANCELLED,
-            finished_at=timezone.now(),
-            finish_reason="cancelled",
-            error="The job was cancelled before it started.",
-            result={"choices": [], "usage": None},
-            chunks=[terminal],
-        )
-        if ended_here:
-            lifecycle.ended_by_id(str(job.id))
-    if ended_here:
-        chunklog.append(str(job.id), [terminal])
+    ended = lifecycle.end_queued(str(job.id), Job.Status.CANCELLED, "cancelled", "The job was cancelled.")
+    if ended and job.engine.is_limited:
+        admission.release(job.engine, str(job.id), None)
 
 
 def engine_upsert(*, name: str, kind: str, config: dict[str, Any], secret: str | None = None) -> Engine:

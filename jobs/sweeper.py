@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+import uuid
+from collections import defaultdict
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from engine.types import USAGE, ChunkDict
-from jobs import chunklog, lifecycle, queueing
-from jobs.models import Job
+from jobs import chunklog, lifecycle, metrics, queueing
+from jobs.models import Engine, Job
 from jobs.periodic import start_periodic
 from jobs.results import ResultBuilder
+from jobs.scheduling import admission
 from jobs.webhooks import delivery as webhook_delivery
 
 log = logging.getLogger(__name__)
@@ -47,23 +51,54 @@ def sweep() -> dict:
                 ended += 1
             else:
                 retried += 1
-    stale = list(
-        Job.objects.filter(
-            status=Job.Status.QUEUED, created_at__lt=now - timedelta(seconds=requeue_after)
-        ).values_list("id", flat=True)[:500]
-    )
-    for job_id in stale:
-        _enqueue(str(job_id))
+    limited = list(Engine.limited())
+    for engine in limited:
+        admission.tick(engine)
+        queue = admission.status(engine)
+        metrics.engine_queue(engine=engine.name, waiting=queue.waiting, leases=queue.running)
     return {
         "ended": ended,
         "retried": retried,
-        "requeued": len(stale),
+        "requeued": _send_lost(now - timedelta(seconds=requeue_after), {e.pk: e for e in limited}),
         "webhooks_resent": webhook_delivery.send_overdue(),
     }
 
 
-def _enqueue(job_id: str) -> None:
-    queueing.send_job(job_id)
+# Queued jobs looked at per query, and the most queries per sweep: a limited engine's jobs wait
+# queued for as long as their turn takes, so the queued jobs can be many more than the lost ones.
+PAGE = 500
+MAX_PAGES = 20
+
+
+def _send_lost(older_than: datetime, limited: dict[uuid.UUID, Engine]) -> int:
+    """Send again the queued jobs older than `older_than` that nobody has: on an engine without
+    limits, every one (a lost message; the claim drops duplicates); on a limited engine, those
+    its queue does not hold (never a job waiting its turn, which would bypass the limits)."""
+    sent = 0
+    after = Q()
+    for _ in range(MAX_PAGES):
+        rows = list(
+            Job.objects.filter(after, status=Job.Status.QUEUED, created_at__lt=older_than)
+            .order_by("created_at", "id")
+            .values_list("id", "engine_id", "created_at")[:PAGE]
+        )
+        waiting: dict[uuid.UUID, list[str]] = defaultdict(list)
+        for job_id, engine_id, _ in rows:
+            if engine_id in limited:
+                waiting[engine_id].append(str(job_id))
+            else:
+                queueing.send_job(str(job_id))
+                sent += 1
+        for engine_id, job_ids in waiting.items():
+            for job in Job.objects.filter(id__in=admission.unknown(limited[engine_id], job_ids)):
+                job.engine = limited[engine_id]
+                admission.send_again(job)
+                sent += 1
+        if len(rows) < PAGE:
+            break
+        last_id, _, last_created = rows[-1]
+        after = Q(created_at__gt=last_created) | Q(created_at=last_created, id__gt=last_id)
+    return sent
 
 
 def _end_or_retry(job_id: str, n: int) -> bool:
@@ -74,7 +109,9 @@ def _end_or_retry(job_id: str, n: int) -> bool:
             status=Job.Status.QUEUED, started_at=None
         ):
             log.warning("job %s lost its worker before any output; running it again", job_id)
-            transaction.on_commit(lambda: _enqueue(job_id))
+            transaction.on_commit(
+                lambda: admission.send_again(Job.objects.select_related("engine").get(pk=job_id))
+            )
         return False
     builder = ResultBuilder(n)
     for chunk in written:
@@ -97,6 +134,9 @@ def _end_or_retry(job_id: str, n: int) -> bool:
     if updated:
         log.warning("job %s lost its worker after %d chunks; ended it", job_id, len(written))
         chunklog.append(job_id, [usage, terminal])
+        engine = Engine.objects.get(jobs__id=job_id)
+        if engine.is_limited:  # its lease would run out anyway; the next job need not wait for it
+            admission.release(engine, job_id, None)
     return True
 
 

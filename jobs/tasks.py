@@ -6,7 +6,9 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from jobs import queueing
+from jobs.models import Engine
 from jobs.retention import start_background_retention
+from jobs.scheduling import admission
 from jobs.sweeper import start_background_sweeper
 from jobs.webhooks import delivery
 from jobs.worker import runtime
@@ -16,6 +18,14 @@ from jobs.worker.runner import job_run
 @shared_task(name=queueing.RUN_JOB, ignore_result=True)
 def run_job(job_id: str) -> None:
     job_run(job_id=job_id)
+
+
+@shared_task(name=queueing.ADMIT, ignore_result=True)
+def admit(engine_id: str) -> None:
+    """A limited engine's delayed admission: its rate limit or an upstream's hold allows again."""
+    engine = Engine.objects.filter(pk=engine_id).first()
+    if engine is not None and engine.is_limited:
+        admission.admit(engine)
 
 
 # Retries are the delivery's own (jobs.webhooks.delivery: backoff, Retry-After, a day), each a

@@ -41,8 +41,9 @@ def _start_liveness_and_metrics(**_: Any) -> None:
 
     from engine import upstream
     from jobs import liveness, metrics
+    from jobs.scheduling import admission
 
-    upstream.on_retry(metrics.upstream_retry)
+    upstream.on_retry(admission.upstream_retried)
     liveness.start(settings.SPOOL_WORKER_HEARTBEAT_FILE, settings.SPOOL_WORKER_HEARTBEAT_SECONDS)
     metrics.reap_dead_processes()
     metrics.generations_running().set(0)  # a sample from the start, not only after a first job

@@ -8,19 +8,22 @@ is appended, so a reader that sees the terminal chunk can always read the result
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 import redis
-from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from engine.types import FINISH, ChunkDict, GenerationRequest
 from jobs import lifecycle, metrics, tracing
 from jobs.models import Job
+from jobs.scheduling import admission, leases
+from jobs.scheduling.estimate import used_tokens
+from jobs.scheduling.placement import DEFAULT, run_seconds
 from jobs.types import JobResult
 from jobs.worker import runtime, statements
 from jobs.worker.generation import Generation
@@ -50,26 +53,61 @@ def job_run(*, job_id: str) -> None:
         # also while its first delivery is still running. Logged, so a test can count them.
         log.info("job %s: not queued any more (cancelled, or run by an earlier delivery); skipped", job_id)
         return
+    generation = Generation(job_id, GenerationRequest.from_dict(job.request))
+    limited = job.engine.is_limited
+    if _waited_too_long(job):
+        generation.terminal = lifecycle.error_chunk("expired", admission.EXPIRED_MESSAGE)
+        _finish(job, generation)
+    elif limited and not _retry_while_down(lambda: admission.take(job.engine, job_id), "Redis"):
+        # Its slot went to another job while its message was on the way: it waits again.
+        _retry_while_down(lambda: statements.unclaim(job_id), "Postgres")
+        log.info("job %s: its engine has no slot for it now; it waits in the engine's queue", job_id)
+        return
+    else:
+        with leases.holding(job.engine, job_id) if limited else contextlib.nullcontext():
+            _run(job, generation)
+            _finish(job, generation)
+    if limited:
+        used = used_tokens(generation.usage)
+        _retry_while_down(lambda: admission.release(job.engine, job_id, used), "Redis")
+
+
+def _waited_too_long(job: Job) -> bool:
+    """Past its queue deadline when a worker took it (a backlog of the workers' queue: a
+    limited engine's queue expires its own waiting jobs before they are sent)."""
+    deadline = job.options.get("queue_deadline")
+    return bool(deadline) and job.started_at is not None and job.started_at.timestamp() > deadline
+
+
+def _run(job: Job, generation: Generation) -> None:
+    job_id = str(job.pk)
     metrics.job_started(engine=job.engine.name)
     if job.started_at is not None:
         tracing.record_span("spool.queue_wait", job.created_at, job.started_at, **{"spool.job_id": job_id})
-    request = GenerationRequest.from_dict(job.request)
-    generation = Generation(job_id, request)
+        metrics.queue_waited(
+            engine=job.engine.name,
+            priority=job.options.get("priority", DEFAULT),
+            seconds=metrics.seconds_between(job.created_at, job.started_at),
+        )
     try:
         engine = job.engine.built()
     except Exception as exc:
         generation.terminal = lifecycle.error_chunk(
             "engine_unavailable", f"Engine {job.engine.name!r}: {exc}"
         )
-    else:
-        _release_connection()  # a generation can take minutes; don't pin a connection meanwhile
+        return
+    _release_connection()  # a generation can take minutes; don't pin a connection meanwhile
+    token = admission.running_on.set(job.engine)
+    try:
         with tracing.span("spool.generation", **{"spool.engine": job.engine.name}):
             # The generation's task on the loop starts in this thread's context (call_soon_threadsafe
-            # copies it), so the upstream call is a child of this span.
-            runtime.run(generation.run(engine, settings.SPOOL_JOB_MAX_SECONDS))
-        if job.started_at is not None and generation.first_chunk_at is not None:
-            tracing.record_span("spool.first_chunk", job.started_at, generation.first_chunk_at)
-    _finish(job, generation)
+            # copies it), so the upstream call is a child of this span, and the retry listener
+            # knows the job's engine.
+            runtime.run(generation.run(engine, run_seconds(job.options)))
+    finally:
+        admission.running_on.reset(token)
+    if job.started_at is not None and generation.first_chunk_at is not None:
+        tracing.record_span("spool.first_chunk", job.started_at, generation.first_chunk_at)
 
 
 def _finish(job: Job, generation: Generation) -> None:

@@ -23,7 +23,16 @@ M = TypeVar("M", bound=Model)
 # What the runner reads of a job and its engine; any other field is loaded on access (Django's
 # deferred fields).
 _JOB_FIELDS = ("id", "engine_id", "room_id", "request", "options", "status", "created_at", "started_at")
-_ENGINE_FIELDS = ("id", "name", "kind", "config", "secret")
+_ENGINE_FIELDS = (
+    "id",
+    "name",
+    "kind",
+    "config",
+    "secret",
+    "max_concurrency",
+    "requests_per_minute",
+    "tokens_per_minute",
+)
 
 
 def _column(model: type[Model], name: str) -> str:
@@ -60,6 +69,12 @@ def claim(job_id: str, now: datetime) -> Job | None:
     job = _from_db(Job, _JOB_FIELDS, row[: len(_JOB_FIELDS)])
     job.engine = _from_db(Engine, _ENGINE_FIELDS, row[len(_JOB_FIELDS) :])
     return job
+
+
+def unclaim(job_id: str) -> None:
+    """A claimed job back to queued: its engine had no slot for it after all (see
+    jobs.scheduling.admission.take), and it waits in the engine's queue again."""
+    Job.objects.filter(id=job_id, status=Job.Status.RUNNING).update(status=Job.Status.QUEUED, started_at=None)
 
 
 def _from_db(model: type[M], names: tuple[str, ...], row: Sequence[Any]) -> M:

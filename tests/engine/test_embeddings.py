@@ -195,7 +195,7 @@ def test_without_usage_from_the_server_the_tokens_are_estimated(base_url: str) -
 
 def test_upstream_embeddings_are_retried_after_503_as_generations_are(base_url: str) -> None:
     heard: list[str] = []
-    upstream.on_retry(heard.append)
+    upstream.on_retry(lambda code, retry_after: heard.append(code))
     try:
         model, key = keyed("fake?fail=503&fail_times=2")
         out = embed_upstream(make(base_url, model), EmbeddingRequest(inputs=["x"]))

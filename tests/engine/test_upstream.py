@@ -450,7 +450,7 @@ def test_a_retry_after_beyond_the_wait_budget_fails_at_once(base_url: str) -> No
 def retries() -> Iterator[list[str]]:
     """The codes the retry listener is told, in order."""
     heard: list[str] = []
-    upstream.on_retry(heard.append)
+    upstream.on_retry(lambda code, retry_after: heard.append(code))
     try:
         yield heard
     finally:
@@ -717,3 +717,14 @@ def test_reasoning_sent_in_both_fields_is_not_duplicated() -> None:
     state = _Stream(text_tools=False)
     event = {"choices": [{"index": 0, "delta": {"reasoning_content": "hm", "reasoning": "hm"}}]}
     assert [c.data for c in state.take(event)] == [{"thinking": "hm"}]
+
+
+def test_the_retry_listener_hears_how_long_a_429_asked_to_wait(base_url: str) -> None:
+    heard: list[tuple[str, float | None]] = []
+    upstream.on_retry(lambda code, retry_after: heard.append((code, retry_after)))
+    try:
+        model, _ = keyed("fake?tokens=3&fail=429&retry_after=1&fail_times=1")
+        collect(make(base_url, model))
+    finally:
+        upstream.on_retry(None)
+    assert heard == [("429", 1.0)]

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from engine import registry
 from engine.types import CONTENT, FINISH, USAGE, GenerationRequest
-from jobs import chunklog, services, sweeper
+from jobs import chunklog, queueing, services, sweeper
 from jobs.models import Engine, Job, StoredCompletion, StoredResponse
 from jobs.redis_clients import sync_redis
 from jobs.worker.runner import job_run
@@ -37,7 +37,7 @@ FACES = ["openai", "semoss", "jobs", "completions", "responses"]
 @pytest.fixture(autouse=True)
 def scripted_kind(monkeypatch, redis_clean):
     monkeypatch.setitem(registry.KINDS, "scripted", ScriptedEngine)
-    monkeypatch.setattr(sweeper, "_enqueue", lambda job_id: None)
+    monkeypatch.setattr(queueing, "send_job", lambda job_id: None)
 
 
 def queued_job(face: str, store: bool, script: list[dict]) -> Job:

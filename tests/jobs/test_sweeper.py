@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from engine.types import GenerationRequest
-from jobs import chunklog, services, sweeper
+from jobs import chunklog, queueing, services, sweeper
 from jobs.models import Job
 from jobs.redis_clients import sync_redis
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def enqueued(monkeypatch, redis_clean):
     sent: list[str] = []
-    monkeypatch.setattr(sweeper, "_enqueue", sent.append)
+    monkeypatch.setattr(queueing, "send_job", sent.append)
     return sent
 
 

@@ -19,7 +19,7 @@ from openai.types.webhooks import ResponseCompletedWebhookEvent, ResponseIncompl
 
 from engine import registry
 from engine.types import GenerationRequest
-from jobs import services, sweeper
+from jobs import queueing, services, sweeper
 from jobs.models import Engine, Job
 from jobs.webhooks import addresses, delivery, endpoints, events, secrets, transport
 from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -194,7 +194,7 @@ def test_a_job_ended_by_the_sweeper_makes_job_failed(monkeypatch, sent):
     from jobs import chunklog
     from jobs.redis_clients import sync_redis
 
-    monkeypatch.setattr(sweeper, "_enqueue", lambda job_id: None)
+    monkeypatch.setattr(queueing, "send_job", lambda job_id: None)
     user = owner()
     endpoint(user)
     job = services.job_create(
