@@ -8,6 +8,9 @@
 --   P:ten:<class>     zset  tenant -> its virtual time (fair share: the lowest goes next)
 --   P:q:<class>:<t>   list  a tenant's waiting job ids, oldest first
 --   P:clock:<class>   the virtual time of the last job started in the class
+--   P:fin:<class>     hash  tenant -> the virtual time its next job may start at, kept while
+--                           it has none waiting (so emptying its queue and refilling it gains
+--                           nothing over keeping it full)
 --   P:n:<class>       how many jobs of the class wait
 --   P:dl              zset  waiting job id -> its queue deadline (ms)
 --   P:bucket          hash  r, rt (requests bucket: level, ms), t, tt (tokens bucket)
@@ -38,10 +41,15 @@ local function save(job, info)
 end
 
 local function join(class, tenant)
-  -- A tenant that starts waiting takes its turn at the class's clock: it neither jumps ahead
-  -- of those waiting nor inherits a debt from work it did before.
+  -- A tenant that starts waiting takes its turn at the class's clock, or later if its last job
+  -- started so recently that its share is spent (start-time fair queueing): it neither jumps
+  -- ahead of those waiting nor keeps a debt from long ago.
+  local tenants = P .. ':ten:' .. class
+  if redis.call('ZSCORE', tenants, tenant) then return end
   local clock = tonumber(redis.call('GET', P .. ':clock:' .. class) or '0')
-  redis.call('ZADD', P .. ':ten:' .. class, 'NX', clock, tenant)
+  local finish = tonumber(redis.call('HGET', P .. ':fin:' .. class, tenant) or '0')
+  redis.call('HDEL', P .. ':fin:' .. class, tenant)
+  redis.call('ZADD', tenants, math.max(clock, finish), tenant)
 end
 
 local function wait(job, info, front)
@@ -103,6 +111,7 @@ local function start_turn(class, tenant, job, info)
   redis.call('SET', P .. ':clock:' .. class, vt)
   if redis.call('LLEN', queue) == 0 then
     redis.call('ZREM', tenants, tenant)
+    redis.call('HSET', P .. ':fin:' .. class, tenant, vt + 1 / info.w)
   else
     redis.call('ZADD', tenants, vt + 1 / info.w, tenant)
   end

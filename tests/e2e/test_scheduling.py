@@ -1,0 +1,99 @@
+"""A limited engine with the real web, Celery workers, Postgres and Redis: clients over HTTP never
+get more of the upstream at once than the engine allows, every job ends, and the slots of a
+SIGKILLed worker come back by themselves; on each broker for the kill."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+import pytest
+
+from tests.brokers import BROKERS, spool_on
+from tests.e2e import openai_helpers
+from tests.e2e.helpers import Frontend
+
+pytestmark = pytest.mark.e2e
+
+# Bounds each wait so a broken scheduler fails the test instead of hanging it; not a measurement.
+BOUND_SECONDS = 90
+
+
+def most_at_once(spans: list[tuple[datetime, datetime]]) -> int:
+    """The most of these [start, end] intervals that overlap at one instant."""
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def limit(name: str, **limits: int) -> None:
+    from jobs.models import Engine
+
+    Engine.objects.filter(name=name).update(**limits)
+
+
+def test_an_engine_limited_to_two_runs_two_at_once_and_every_request_is_answered(spool, engine_for, pg):
+    from jobs.models import Job
+
+    name = engine_for("fake?tokens=10&tps=50")
+    limit(name, max_concurrency=2)
+    client = openai_helpers.client(spool, timeout=BOUND_SECONDS)
+
+    def ask(i: int):
+        return client.chat.completions.create(model=name, messages=[{"role": "user", "content": f"q{i}"}])
+
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(ask, range(10)))
+
+    assert [a.choices[0].finish_reason for a in answers] == ["stop"] * 10
+    jobs = Job.objects.filter(engine__name=name)
+    assert jobs.count() == 10 and set(jobs.values_list("status", flat=True)) == {Job.Status.SUCCEEDED}
+    assert most_at_once(list(jobs.values_list("started_at", "finished_at"))) == 2
+
+
+@pytest.fixture(scope="module", params=BROKERS)
+def leasing(request, django_db_setup, django_db_blocker, tmp_path_factory):
+    """A Spool of its own (its worker gets killed) with short leases and heartbeats."""
+    with spool_on(
+        request.param,
+        django_db_blocker,
+        tmp_path_factory.mktemp(f"leasing-{request.param}-logs"),
+        SPOOL_LEASE_SECONDS="3",
+        SPOOL_HEARTBEAT_TTL_SECONDS="2",
+        SPOOL_SWEEP_EVERY_SECONDS="0.5",
+        SPOOL_REQUEUE_AFTER_SECONDS="3",
+    ) as running:
+        yield running
+
+
+def test_the_slots_of_a_killed_worker_come_back_and_every_job_ends(leasing, engine_for, pg):
+    from jobs.models import Engine, Job
+    from jobs.scheduling import admission
+
+    name = engine_for("fake?tokens=100&tps=20")  # 5 s each: still running when the worker dies
+    limit(name, max_concurrency=2)
+    engine = Engine.objects.get(name=name)
+    client = Frontend(leasing, leasing.alice)
+    ids = [client.submit(str(engine.pk), f"job {i}", {"max_completion_tokens": 100}) for i in range(4)]
+
+    deadline = time.monotonic() + BOUND_SECONDS
+    while Job.objects.filter(pk__in=ids, status=Job.Status.RUNNING).count() < 2:
+        assert time.monotonic() < deadline, "two jobs never started"
+        time.sleep(0.1)
+    assert admission.status(engine).running == 2
+    leasing.processes.kill_worker()
+    leasing.processes.start_worker()
+
+    while Job.objects.filter(pk__in=ids).exclude(status__in=Job.TERMINAL).exists():
+        assert time.monotonic() < deadline, "jobs never ended after the worker was killed"
+        time.sleep(0.2)
+    jobs = list(Job.objects.filter(pk__in=ids))
+    # The two that were running end (worker_lost, or run again when they had written nothing);
+    # the two that waited run on the new worker once the dead one's leases ran out.
+    assert sum(job.status == Job.Status.SUCCEEDED for job in jobs) >= 2
+    assert {job.finish_reason for job in jobs} <= {"stop", "length", "worker_lost"}
+    assert admission.status(engine).running == 0
