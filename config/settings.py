@@ -317,6 +317,9 @@ SPOOL_ADMISSION_LEASE_SECONDS = env_float("SPOOL_ADMISSION_LEASE_SECONDS", 60.0)
 # A job's output tokens as the tokens-per-minute limit counts them at its start, when the
 # request gives no max tokens (the end corrects it by the usage).
 SPOOL_ESTIMATED_OUTPUT_TOKENS = env_int("SPOOL_ESTIMATED_OUTPUT_TOKENS", 512)
+# A deployment whose upstream failed a job before its first chunk (connection error, 5xx, a
+# timeout) gets no job for this long; the job is tried on another deployment.
+SPOOL_DEPLOYMENT_COOLDOWN_SECONDS = env_float("SPOOL_DEPLOYMENT_COOLDOWN_SECONDS", 30.0)
 
 # Webhooks (jobs/webhooks/). A failed delivery is tried again after WEBHOOK_BACKOFF_SECONDS,
 # doubling up to WEBHOOK_BACKOFF_MAX_SECONDS, each wait drawn at random from its upper half

@@ -97,6 +97,11 @@ ENGINE_HOLDS = Counter(
     "Upstream 429s with Retry-After that held an engine's admissions, by engine.",
     ["engine"],
 )
+DEPLOYMENTS_COOLED = Counter(
+    "spool_deployments_cooled",
+    "Deployments cooled down after failing a job before its first chunk, by engine.",
+    ["engine"],
+)
 JOBS_WAITING = Gauge(
     "spool_jobs_waiting",
     "Jobs waiting for a limited engine's capacity, by engine and priority class (read from Redis "
@@ -164,6 +169,10 @@ def jobs_admitted(*, engine: str, count: int) -> None:
 
 def job_expired(*, engine: str) -> None:
     JOBS_EXPIRED.labels(engine=engine).inc()
+
+
+def deployment_cooled(*, engine: str) -> None:
+    DEPLOYMENTS_COOLED.labels(engine=engine).inc()
 
 
 def engine_held(*, engine: str) -> None:

@@ -45,12 +45,19 @@ class Engine(models.Model):
         "the usage at the end); empty: no limit.",
     )
 
+    # Kept by Deployment's signals (jobs/scheduling/deployments.py): whether jobs are placed on
+    # deployments, read without a query wherever the engine row is at hand.
+    has_deployments = models.BooleanField(default=False, editable=False)
+
     class Meta:
         ordering = ["name"]
 
     @property
     def is_limited(self) -> bool:
-        return bool(self.max_concurrency or self.requests_per_minute or self.tokens_per_minute)
+        """Whether its jobs go through its queue (jobs/scheduling/): it has a limit, or
+        deployments to place them on."""
+        limits = self.max_concurrency or self.requests_per_minute or self.tokens_per_minute
+        return bool(limits or self.has_deployments)
 
     @classmethod
     def limited(cls) -> models.QuerySet[Engine]:
@@ -59,6 +66,7 @@ class Engine(models.Model):
             models.Q(max_concurrency__gt=0)
             | models.Q(requests_per_minute__gt=0)
             | models.Q(tokens_per_minute__gt=0)
+            | models.Q(has_deployments=True)
         )
 
     def __str__(self) -> str:
@@ -73,6 +81,37 @@ class Engine(models.Model):
     def built(self) -> Any:
         """The engine object, built once per process and configuration (engine.registry)."""
         return cached_engine(str(self.pk), self.kind, self.engine_config())
+
+
+class Deployment(models.Model):
+    """One of an engine's upstream servers (an engine of kind openai): its own base URL, key and
+    capacity. A job of the engine is placed on a deployment with room, in proportion to their
+    weights; one that fails before its first chunk cools its deployment down and is tried on
+    another (jobs/scheduling/)."""
+
+    engine = models.ForeignKey(Engine, on_delete=models.CASCADE, related_name="deployments")
+    name = models.CharField(max_length=100)
+    base_url = models.CharField(max_length=500, help_text="The server's OpenAI-compatible /v1 URL.")
+    secret = models.CharField(max_length=500, blank=True, help_text="Its API key; never shown.")
+    weight = models.PositiveIntegerField(default=1, help_text="Its share of the engine's jobs.")
+    max_concurrency = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Jobs on it at once; empty: no limit of its own."
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["engine", "name"]
+        constraints = [models.UniqueConstraint(fields=["engine", "name"], name="deployment_engine_name")]
+
+    def __str__(self) -> str:
+        return f"{self.engine.name}/{self.name}"
+
+    def engine_config(self) -> dict:
+        """The engine's configuration with this server in place of the engine's own."""
+        config = {**self.engine.engine_config(), "base_url": self.base_url}
+        if self.secret:
+            config["api_key"] = self.secret
+        return config
 
 
 class ApiKey(models.Model):

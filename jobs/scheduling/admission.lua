@@ -17,16 +17,27 @@
 --   P:hold            set while an upstream 429's Retry-After holds admissions (PX)
 --   P:timer           set while a delayed admission is scheduled (PX), so only one is
 --   P:why             why admissions last stopped: engine_full, rate_limited, held, or ""
+--   P:dep:<id>        zset  job id -> lease expiry: the slots in use on one deployment
+--   P:cool:<id>       set while a failing deployment is cooled down (PX): no job is placed on it
 --
 -- ARGV: now (ms), max concurrency, requests/min, tokens/min (0: none), admission lease (ms),
--- op, then the op's own arguments. Each op that can free or add work ends by admitting and
+-- the engine's deployments ("id weight max" triples, space-separated; "" for none), op, then the
+-- op's own arguments from ARGV[8]. Each op that can free or add work ends by admitting and
 -- returns {admitted ids, expired ids, timer ms (0: none to schedule)} first.
 
 local P = KEYS[1]
 local now = tonumber(ARGV[1])
 local max_concurrency, rpm, tpm = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local admission_lease = tonumber(ARGV[5])
-local op = ARGV[6]
+local deployments = {}
+do
+  local words = {}
+  for word in string.gmatch(ARGV[6], '%S+') do words[#words + 1] = word end
+  for i = 1, #words, 3 do
+    deployments[#deployments + 1] = {id = words[i], w = tonumber(words[i + 1]), max = tonumber(words[i + 2])}
+  end
+end
+local op = ARGV[7]
 local CLASSES = {'interactive', 'default', 'batch'}
 local BUDGET = 200 -- admissions per call, so one script never holds Redis for long
 
@@ -60,6 +71,33 @@ local function wait(job, info, front)
   redis.call('INCR', P .. ':n:' .. info.c)
   if info.d > 0 then redis.call('ZADD', P .. ':dl', info.d, job) end
   join(info.c, info.t)
+end
+
+local function free(job, info)
+  -- The job's slot, on the engine and on its deployment.
+  redis.call('ZREM', P .. ':leases', job)
+  if info and info.p then redis.call('ZREM', P .. ':dep:' .. info.p, job) end
+end
+
+local function lease(job, info, expiry)
+  redis.call('ZADD', P .. ':leases', expiry, job)
+  if info and info.p then redis.call('ZADD', P .. ':dep:' .. info.p, expiry, job) end
+end
+
+-- The deployment with room whose load after one more job is lowest for its weight (so weights
+-- share the engine's jobs in proportion), skipping cooled ones; nil when none has room.
+local function placement()
+  local best, best_load = nil, nil
+  for _, d in ipairs(deployments) do
+    local slots = P .. ':dep:' .. d.id
+    redis.call('ZREMRANGEBYSCORE', slots, '-inf', now)
+    local used = redis.call('ZCARD', slots)
+    if redis.call('EXISTS', P .. ':cool:' .. d.id) == 0 and (d.max == 0 or used < d.max) then
+      local load = (used + 1) / d.w
+      if best_load == nil or load < best_load then best, best_load = d.id, load end
+    end
+  end
+  return best
 end
 
 local function unwait(job, info)
@@ -133,6 +171,14 @@ local function admit()
       end
       local class, tenant, job, info = next_waiting(expired)
       if not class then break end
+      local deployment = nil
+      if #deployments > 0 then
+        deployment = placement()
+        if not deployment then
+          why = 'engine_full'
+          break
+        end
+      end
       local requests, tokens
       if rpm > 0 then
         requests = level('r', 'rt', rpm)
@@ -152,9 +198,9 @@ local function admit()
       if requests then redis.call('HSET', P .. ':bucket', 'r', requests - 1, 'rt', now) end
       if tokens then redis.call('HSET', P .. ':bucket', 't', tokens - info.k, 'tt', now) end
       start_turn(class, tenant, job, info)
-      info.s = 'a'
+      info.s, info.p = 'a', deployment
       save(job, info)
-      redis.call('ZADD', P .. ':leases', now + admission_lease, job)
+      lease(job, info, now + admission_lease)
       admitted[#admitted + 1] = job
     end
   end
@@ -165,22 +211,25 @@ local function admit()
 end
 
 if op == 'enqueue' then
-  -- ARGV[7] job id, ARGV[8] its info (JSON), ARGV[9] '1' to go first in its tenant's queue
-  -- (a job sent back: its message was lost, or its worker died before any output).
-  local job = ARGV[7]
+  -- ARGV[8] job id, ARGV[9] its info (JSON), ARGV[10] '1' to go first in its tenant's queue
+  -- (a job sent back: its message was lost, its worker died before any output, or its
+  -- deployment failed before the first chunk: its tries are counted).
+  local job = ARGV[8]
   local known = info_of(job)
   if known and known.s == 'w' then return admit() end -- already waiting: once is enough
-  redis.call('ZREM', P .. ':leases', job)
-  wait(job, cjson.decode(ARGV[8]), ARGV[9] == '1')
+  free(job, known)
+  local info = cjson.decode(ARGV[9])
+  if known then info.tries = (known.tries or 0) + 1 end
+  wait(job, info, ARGV[10] == '1')
   return admit()
 elseif op == 'admit' then
   return admit()
 elseif op == 'release' then
-  -- ARGV[7] job id, ARGV[8] the tokens it used (-1: unknown). Its slot is free, its token
+  -- ARGV[8] job id, ARGV[9] the tokens it used (-1: unknown). Its slot is free, its token
   -- estimate corrected; a job still waiting (cancelled) leaves the queue.
-  local job, used = ARGV[7], tonumber(ARGV[8])
-  redis.call('ZREM', P .. ':leases', job)
+  local job, used = ARGV[8], tonumber(ARGV[9])
   local info = info_of(job)
+  free(job, info)
   if info then
     if info.s == 'w' then unwait(job, info) end
     if info.s ~= 'w' and tpm > 0 and used >= 0 then
@@ -190,40 +239,50 @@ elseif op == 'release' then
   end
   return admit()
 elseif op == 'take' then
-  -- A worker got the job's message. ARGV[7] job id, ARGV[8] running lease (ms). Returns
-  -- {1 or 0 (run it or not), admitted, expired, timer}. A job whose admission lease ran out
-  -- before a worker took it (its slot may have gone to another) waits again, first in line.
-  local job, lease = ARGV[7], tonumber(ARGV[8])
+  -- A worker got the job's message. ARGV[8] job id, ARGV[9] running lease (ms). Returns
+  -- {1 or 0 (run it or not), admitted, expired, timer, its deployment ('' for none), its
+  -- tries}. A job whose admission lease ran out before a worker took it (its slot may have
+  -- gone to another) waits again, first in line.
+  local job, running = ARGV[8], tonumber(ARGV[9])
   local info = info_of(job)
   local leased = redis.call('ZSCORE', P .. ':leases', job)
   if leased and tonumber(leased) <= now then leased = nil end
   if leased or not info or info.s == 'r' then
     -- Unknown (the scheduler's state was lost) or a repeated delivery of a running job: the
     -- job row's claim decides, as without a scheduler.
-    redis.call('ZADD', P .. ':leases', now + lease, job)
-    if info then info.s = 'r'; save(job, info) end
-    return {1, {}, {}, 0}
+    if not info then -- kept from now on, so that renewals and the release find it
+      info = {c = 'default', t = '', w = 1, k = 0, d = 0}
+      if #deployments > 0 then info.p = placement() end
+    end
+    info.s = 'r'
+    save(job, info)
+    lease(job, info, now + running)
+    return {1, {}, {}, 0, info.p or '', info.tries or 0}
   end
-  if info.s == 'a' then wait(job, info, true) end
+  if info.s == 'a' then
+    free(job, info)
+    wait(job, info, true)
+  end
   local result = admit()
   local others, run = {}, 0
   for _, id in ipairs(result[1]) do
     if id == job then run = 1 else others[#others + 1] = id end
   end
   if run == 1 then
-    redis.call('ZADD', P .. ':leases', now + lease, job)
+    info = info_of(job)
     info.s = 'r'
     save(job, info)
+    lease(job, info, now + running)
   end
-  return {run, others, result[2], result[3]}
+  return {run, others, result[2], result[3], info.p or '', info.tries or 0}
 elseif op == 'renew' then
-  -- ARGV[7] running lease (ms), ARGV[8..] the job ids this worker runs.
-  local lease = tonumber(ARGV[7])
-  for i = 8, #ARGV do
+  -- ARGV[8] running lease (ms), ARGV[9..] the job ids this worker runs.
+  local running = tonumber(ARGV[8])
+  for i = 9, #ARGV do
     local info = info_of(ARGV[i])
-    if info and info.s == 'r' then redis.call('ZADD', P .. ':leases', now + lease, ARGV[i]) end
+    if info and info.s == 'r' then lease(ARGV[i], info, now + running) end
   end
-  return #ARGV - 7
+  return #ARGV - 8
 elseif op == 'tick' then
   -- The sweeper's: jobs past their queue deadline leave the queue (reported expired), then an
   -- admission (slots of dead workers come back by lease expiry, with no release to wake it).
@@ -242,24 +301,28 @@ elseif op == 'tick' then
   for _, job in ipairs(result[2]) do expired[#expired + 1] = job end
   return {result[1], expired, result[3]}
 elseif op == 'hold' then
-  -- ARGV[7] ms: an upstream asked us to wait (429 Retry-After); a shorter hold never cuts a
+  -- ARGV[8] ms: an upstream asked us to wait (429 Retry-After); a shorter hold never cuts a
   -- longer one.
-  local ms = tonumber(ARGV[7])
+  local ms = tonumber(ARGV[8])
   if redis.call('PTTL', P .. ':hold') < ms then redis.call('SET', P .. ':hold', '1', 'PX', ms) end
   local timer = 0 -- the admission that ends the hold (a timer set earlier fires, and sets the next)
   if redis.call('SET', P .. ':timer', '1', 'PX', ms, 'NX') then timer = ms end
   return {{}, {}, timer}
+elseif op == 'cool' then
+  -- ARGV[8] deployment id, ARGV[9] ms: it failed; no job is placed on it until then.
+  redis.call('SET', P .. ':cool:' .. ARGV[8], '1', 'PX', tonumber(ARGV[9]))
+  return 1
 elseif op == 'unknown' then
-  -- ARGV[7..] job ids: those the engine's queue does not hold (waiting, admitted or running).
+  -- ARGV[8..] job ids: those the engine's queue does not hold (waiting, admitted or running).
   local unknown = {}
-  for i = 7, #ARGV do
+  for i = 8, #ARGV do
     if redis.call('HEXISTS', P .. ':jobs', ARGV[i]) == 0 then unknown[#unknown + 1] = ARGV[i] end
   end
   return unknown
 elseif op == 'status' then
-  -- ARGV[7] job id (or ''): {its state, its class, why admissions stopped, jobs ahead of it in
+  -- ARGV[8] job id (or ''): {its state, its class, why admissions stopped, jobs ahead of it in
   -- its owner's queue (-1: not waiting), leases in use, and per class how many wait}.
-  local job = ARGV[7]
+  local job = ARGV[8]
   local info = job ~= '' and info_of(job) or nil
   local state, class, ahead = '', '', -1
   if info then

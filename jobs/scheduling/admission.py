@@ -27,6 +27,7 @@ from jobs import lifecycle, metrics, queueing
 from jobs.chunklog import Lua
 from jobs.models import Engine, Job
 from jobs.redis_clients import sync_redis
+from jobs.scheduling import deployments
 from jobs.scheduling.estimate import estimated_tokens
 from jobs.scheduling.placement import CLASSES, DEFAULT
 
@@ -106,6 +107,7 @@ def _call(engine: Engine, op: str, *args: Any) -> Any:
         engine.requests_per_minute or 0,
         engine.tokens_per_minute or 0,
         _ms(settings.SPOOL_ADMISSION_LEASE_SECONDS),
+        deployments.spec(engine),
         op,
     )
     return _SCRIPT.run(sync_redis(), [_prefix(engine.pk)], [*head, *args])
@@ -149,12 +151,38 @@ def admit(engine: Engine) -> None:
     _act(engine, *_call(engine, "admit"))
 
 
-def take(engine: Engine, job_id: str) -> bool:
+@dataclass(frozen=True, slots=True)
+class Taken:
+    run: bool  # False: the job waits again (its slot went to another while it was on its way)
+    deployment: str  # the deployment it was placed on; "" when the engine has none
+    tries: int  # how many deployments failed it before its first chunk already
+
+
+def take(engine: Engine, job_id: str) -> Taken:
     """Whether the worker that got the job's message may run it now (its slot is leased to it
-    for SPOOL_LEASE_SECONDS, renewed by jobs.scheduling.leases). False: it waits again."""
-    run, admitted, expired, timer = _call(engine, "take", job_id, _ms(settings.SPOOL_LEASE_SECONDS))
+    for SPOOL_LEASE_SECONDS, renewed by jobs.scheduling.leases), and where."""
+    run, admitted, expired, timer, deployment, tries = _call(
+        engine, "take", job_id, _ms(settings.SPOOL_LEASE_SECONDS)
+    )
     _act(engine, admitted, expired, timer)
-    return bool(run)
+    return Taken(bool(run), deployment.decode(), int(tries))
+
+
+def another_deployment_left(engine: Engine, taken: Taken) -> bool:
+    """Whether a job that failed on its deployment before its first chunk has another to try
+    (else it ends with the failure, as on one server)."""
+    return bool(taken.deployment) and taken.tries + 1 < len(deployments.active(engine))
+
+
+def try_elsewhere(engine: Engine, job: Job, taken: Taken) -> None:
+    """Cool the job's deployment down and put the job back, first in its owner's queue, for
+    another deployment (the job's row is queued again already)."""
+    log.warning(
+        "job %s: deployment %s failed before the first chunk; trying another", job.pk, taken.deployment
+    )
+    metrics.deployment_cooled(engine=engine.name)
+    _call(engine, "cool", taken.deployment, _ms(deployments.cooldown_seconds()))
+    submit(engine, ticket_of(job), first=True)
 
 
 def release(engine: Engine, job_id: str, tokens_used: int | None) -> None:

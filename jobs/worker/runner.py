@@ -8,7 +8,6 @@ is appended, so a reader that sees the terminal chunk can always read the result
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from django.utils import timezone
 from engine.types import FINISH, ChunkDict, GenerationRequest
 from jobs import lifecycle, metrics, tracing
 from jobs.models import Job
-from jobs.scheduling import admission, leases
+from jobs.scheduling import admission, deployments, leases
 from jobs.scheduling.estimate import used_tokens
 from jobs.scheduling.placement import DEFAULT, run_seconds
 from jobs.types import JobResult
@@ -54,20 +53,30 @@ def job_run(*, job_id: str) -> None:
         log.info("job %s: not queued any more (cancelled, or run by an earlier delivery); skipped", job_id)
         return
     generation = Generation(job_id, GenerationRequest.from_dict(job.request))
-    limited = job.engine.is_limited
     if _waited_too_long(job):
         generation.terminal = lifecycle.error_chunk("expired", admission.EXPIRED_MESSAGE)
         _finish(job, generation)
-    elif limited and not _retry_while_down(lambda: admission.take(job.engine, job_id), "Redis"):
-        # Its slot went to another job while its message was on the way: it waits again.
-        _retry_while_down(lambda: statements.unclaim(job_id), "Postgres")
-        log.info("job %s: its engine has no slot for it now; it waits in the engine's queue", job_id)
+    elif not job.engine.is_limited:
+        _run(job, generation, job.engine.built)
+        _finish(job, generation)
         return
     else:
-        with leases.holding(job.engine, job_id) if limited else contextlib.nullcontext():
-            _run(job, generation)
+        taken = _retry_while_down(lambda: admission.take(job.engine, job_id), "Redis")
+        if not taken.run:
+            # Its slot went to another job while its message was on the way: it waits again.
+            _retry_while_down(lambda: statements.unclaim(job_id), "Postgres")
+            log.info("job %s: its engine has no slot for it now; it waits in the engine's queue", job_id)
+            return
+        with leases.holding(job.engine, job_id):
+            _run(job, generation, lambda: deployments.built(job.engine, taken.deployment))
+            if _failed_before_output(generation) and admission.another_deployment_left(job.engine, taken):
+                # Queued again before it is offered again: a worker that took it at once must
+                # find it queued to claim it.
+                _retry_while_down(lambda: statements.unclaim(job_id), "Postgres")
+                _retry_while_down(lambda: admission.try_elsewhere(job.engine, job, taken), "Redis")
+                return
             _finish(job, generation)
-    if limited:
+    if job.engine.is_limited:
         used = used_tokens(generation.usage)
         _retry_while_down(lambda: admission.release(job.engine, job_id, used), "Redis")
 
@@ -79,7 +88,18 @@ def _waited_too_long(job: Job) -> bool:
     return bool(deadline) and job.started_at is not None and job.started_at.timestamp() > deadline
 
 
-def _run(job: Job, generation: Generation) -> None:
+def _failed_before_output(generation: Generation) -> bool:
+    """The upstream failed (connection, 5xx, timeout) before the job's first chunk: nothing was
+    written, so another deployment can run it from the start."""
+    terminal = generation.terminal
+    return (
+        generation.first_chunk_at is None
+        and terminal is not None
+        and terminal["data"].get("code") in ("upstream_error", "upstream_timeout")
+    )
+
+
+def _run(job: Job, generation: Generation, build: Callable[[], Any]) -> None:
     job_id = str(job.pk)
     metrics.job_started(engine=job.engine.name)
     if job.started_at is not None:
@@ -90,7 +110,7 @@ def _run(job: Job, generation: Generation) -> None:
             seconds=metrics.seconds_between(job.created_at, job.started_at),
         )
     try:
-        engine = job.engine.built()
+        engine = build()
     except Exception as exc:
         generation.terminal = lifecycle.error_chunk(
             "engine_unavailable", f"Engine {job.engine.name!r}: {exc}"

@@ -32,6 +32,7 @@ _ENGINE_FIELDS = (
     "max_concurrency",
     "requests_per_minute",
     "tokens_per_minute",
+    "has_deployments",
 )
 
 

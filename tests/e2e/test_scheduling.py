@@ -97,3 +97,32 @@ def test_the_slots_of_a_killed_worker_come_back_and_every_job_ends(leasing, engi
     assert sum(job.status == Job.Status.SUCCEEDED for job in jobs) >= 2
     assert {job.finish_reason for job in jobs} <= {"stop", "length", "worker_lost"}
     assert admission.status(engine).running == 0
+
+
+def test_jobs_placed_on_a_dead_deployment_run_on_the_live_one_and_none_fails(spool, upstream, pg):
+    from django.conf import settings
+
+    from jobs.models import Deployment, Engine, Job
+    from jobs.redis_clients import sync_redis
+    from tests.servers import free_port
+
+    name = f"deployed-{time.monotonic_ns()}"
+    openai_helpers.upstream_engine(name, upstream, "fake?tokens=10&tps=50")
+    engine = Engine.objects.get(name=name)
+    dead = Deployment.objects.create(
+        engine=engine, name="dead", base_url=f"http://127.0.0.1:{free_port()}/v1", max_concurrency=2
+    )
+    Deployment.objects.create(engine=engine, name="live", base_url=upstream, max_concurrency=2)
+    client = openai_helpers.client(spool, timeout=BOUND_SECONDS)
+
+    def ask(i: int):
+        return client.chat.completions.create(model=name, messages=[{"role": "user", "content": f"q{i}"}])
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, range(8)))
+
+    assert [a.choices[0].finish_reason for a in answers] == ["stop"] * 8
+    assert set(Job.objects.filter(engine=engine).values_list("status", flat=True)) == {Job.Status.SUCCEEDED}
+    # Jobs were placed on the dead one (it is cooled down now), and ran on the live one.
+    cooled = f"{settings.SPOOL['REDIS_PREFIX']}:sched:{{{engine.pk}}}:cool:{dead.pk}"
+    assert sync_redis().exists(cooled)

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from engine.types import GenerationRequest
 from jobs import queueing, redis_clients, services, sweeper
-from jobs.models import Engine, Job
+from jobs.models import Deployment, Engine, Job
 from jobs.scheduling import admission
 from jobs.scheduling.placement import BATCH, DEFAULT, INTERACTIVE, Placement
 from jobs.worker.runner import job_run
@@ -60,7 +60,7 @@ def submit_all(engine: Engine, tickets: list[admission.Ticket]) -> list[str]:
 
 def run_one(engine: Engine, job_id: str) -> None:
     """What a worker does with a job it was sent: take its slot, run, release."""
-    assert admission.take(engine, job_id)
+    assert admission.take(engine, job_id).run
     admission.release(engine, job_id, 10)
 
 
@@ -69,7 +69,7 @@ def test_no_more_jobs_start_than_the_engine_takes_and_a_release_starts_the_next(
     ids = submit_all(engine, [ticket() for _ in range(5)])
     assert sent == ids[:2]
     assert admission.status(engine).waiting[DEFAULT] == 3
-    assert admission.take(engine, ids[0])
+    assert admission.take(engine, ids[0]).run
     admission.release(engine, ids[0], 10)
     assert sent == ids[:3]  # the release woke the next one, no timer
     admission.release(engine, ids[1], 10)
@@ -150,7 +150,7 @@ def test_tokens_per_minute_count_the_estimate_and_the_end_corrects_it(sent, time
     submit_all(engine, big)
     assert sent == [big[0].job_id, big[1].job_id]  # 800 of 1000: the third would pass the limit
     # The first used 50 tokens, not 400: the 350 it did not use are free again, and the third fits.
-    assert admission.take(engine, big[0].job_id)
+    assert admission.take(engine, big[0].job_id).run
     admission.release(engine, big[0].job_id, 50)
     assert sent == [t.job_id for t in big]
 
@@ -177,7 +177,7 @@ def test_the_slot_of_a_worker_that_died_comes_back_when_its_lease_runs_out(sent,
     settings.SPOOL_LEASE_SECONDS = 0.3
     engine = limited_engine(max_concurrency=1)
     dead, waiting = submit_all(engine, [ticket(), ticket()])
-    assert admission.take(engine, dead)  # ...and its worker is SIGKILLed: no release, no renewal
+    assert admission.take(engine, dead).run  # ...and its worker is SIGKILLed: no release, no renewal
     admission.tick(engine)
     assert sent == [dead]
     time.sleep(0.4)
@@ -189,7 +189,7 @@ def test_renewed_leases_are_kept(sent, settings):
     settings.SPOOL_LEASE_SECONDS = 0.3
     engine = limited_engine(max_concurrency=1)
     running, waiting = submit_all(engine, [ticket(), ticket()])
-    assert admission.take(engine, running)
+    assert admission.take(engine, running).run
     for _ in range(4):
         time.sleep(0.15)
         admission.renew(engine, [running])
@@ -204,13 +204,13 @@ def test_a_job_whose_admission_ran_out_before_a_worker_took_it_waits_again_first
     time.sleep(0.3)
     admission.tick(engine)  # the slot came back and went to the next job
     assert sent == [late, other]
-    assert not admission.take(engine, late)  # the worker that finally got it must not run it
+    assert not admission.take(engine, late).run  # the worker that finally got it must not run it
     assert admission.status(engine, late).state == "waiting"
     assert admission.status(engine, late).ahead == 0
-    assert admission.take(engine, other)
+    assert admission.take(engine, other).run
     admission.release(engine, other, 1)
     assert sent == [late, other, late]
-    assert admission.take(engine, late)
+    assert admission.take(engine, late).run
 
 
 def test_status_says_where_a_job_waits_and_why(sent):
@@ -322,3 +322,60 @@ def test_the_claim_time_check_expires_a_job_a_worker_took_too_late(sent):
     assert (job.status, job.finish_reason) == (Job.Status.FAILED, "expired")
     assert job.first_chunk_at is None
     assert timezone.now() >= job.finished_at
+
+
+def deployed_engine(*specs: tuple[str, int, int | None], **limits: int) -> Engine:
+    """An engine of kind openai with a deployment per (name, weight, max_concurrency)."""
+    engine = services.engine_upsert(
+        name=f"deployed-{uuid.uuid4().hex[:8]}", kind="openai", config={"base_url": "http://127.0.0.1:9/v1"}
+    )
+    for field, value in limits.items():
+        setattr(engine, field, value)
+    engine.save()
+    for name, weight, most in specs:
+        Deployment.objects.create(
+            engine=engine, name=name, base_url=f"http://{name}.invalid/v1", weight=weight, max_concurrency=most
+        )
+    engine.refresh_from_db()  # has_deployments, set by the deployments' signal
+    assert engine.has_deployments and engine.is_limited
+    return engine
+
+
+def placed_on(engine: Engine, job_ids: list[str]) -> list[str]:
+    names = {str(d.pk): d.name for d in Deployment.objects.filter(engine=engine)}
+    return [names.get(admission.take(engine, job_id).deployment, "") for job_id in job_ids]
+
+
+def test_jobs_are_placed_on_deployments_with_room_each_within_its_own_capacity(sent):
+    engine = deployed_engine(("a", 1, 1), ("b", 1, 1))
+    ids = submit_all(engine, [ticket() for _ in range(3)])
+    assert sent == ids[:2]  # two deployments of one slot each: two at once
+    assert sorted(placed_on(engine, ids[:2])) == ["a", "b"]
+    admission.release(engine, ids[0], 1)
+    assert sent == ids
+
+
+def test_deployments_share_the_jobs_by_weight(sent):
+    engine = deployed_engine(("heavy", 3, None), ("light", 1, None), max_concurrency=8)
+    ids = submit_all(engine, [ticket() for _ in range(8)])
+    placed = placed_on(engine, ids)
+    assert (placed.count("heavy"), placed.count("light")) == (6, 2)
+
+
+def test_a_cooled_deployment_gets_no_job_and_the_failed_job_goes_first_to_another(sent):
+    engine = deployed_engine(("a", 1, 1), ("b", 1, 1))
+    first, second, third = submit_all(engine, [ticket(tenant="t") for _ in range(3)])
+    taken = admission.take(engine, first)
+    job = Job(pk=first, owner_id=0, request={"messages": []}, options={"priority": DEFAULT})
+    job.owner_id = "t"  # the ticket's tenant
+    assert admission.another_deployment_left(engine, taken)
+    admission.try_elsewhere(engine, job, taken)
+    # The failed deployment is cooled: the job that failed waits first, for the other one.
+    assert admission.status(engine, first).state == "waiting"
+    assert admission.status(engine, first).ahead == 0
+    retried = admission.take(engine, second)
+    assert retried.deployment != taken.deployment
+    admission.release(engine, second, 1)
+    again = admission.take(engine, first)
+    assert again.run and again.deployment == retried.deployment and again.tries == 1
+    assert not admission.another_deployment_left(engine, again)  # each deployment had its try
