@@ -333,9 +333,8 @@ def deployed_engine(*specs: tuple[str, int, int | None], **limits: int) -> Engin
         setattr(engine, field, value)
     engine.save()
     for name, weight, most in specs:
-        Deployment.objects.create(
-            engine=engine, name=name, base_url=f"http://{name}.invalid/v1", weight=weight, max_concurrency=most
-        )
+        url = f"http://{name}.invalid/v1"
+        Deployment.objects.create(engine=engine, name=name, base_url=url, weight=weight, max_concurrency=most)
     engine.refresh_from_db()  # has_deployments, set by the deployments' signal
     assert engine.has_deployments and engine.is_limited
     return engine
