@@ -15,6 +15,8 @@ JOB_ERROR_STATUS = {
     "upstream_timeout": 504,
     "upstream_error": 502,
     "engine_unavailable": 503,
+    # Waited past its queue timeout for its engine's capacity: the engine is busy, not broken.
+    "expired": 503,
 }
 
 

@@ -24,7 +24,7 @@ import orjson
 from django.conf import settings
 
 from jobs import lifecycle, metrics, queueing
-from jobs.chunklog import Lua
+from jobs.chunklog import Lua, wake_channel
 from jobs.models import Engine, Job
 from jobs.redis_clients import sync_redis
 from jobs.scheduling import deployments
@@ -39,6 +39,9 @@ running_on: contextvars.ContextVar[Engine | None] = contextvars.ContextVar("spoo
 
 _SCRIPT = Lua((Path(__file__).parent / "admission.lua").read_text())
 EXPIRED_MESSAGE = "The job waited past its queue timeout without starting."
+# Tickets of work answered inside a request (jobs/scheduling/inline.py), not jobs: admitted, the
+# waiting request is woken instead of a worker being sent anything.
+INLINE_PREFIX = "inline:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +123,15 @@ def _decoded(ids: list[bytes]) -> list[str]:
 def _act(engine: Engine, admitted: list[bytes], expired: list[bytes], timer_ms: int) -> None:
     """Send what was admitted, end what expired, schedule the delayed admission."""
     for job_id in _decoded(admitted):
-        queueing.send_job(job_id)
+        if job_id.startswith(INLINE_PREFIX):
+            sync_redis().spublish(wake_channel(job_id), b"admitted")
+        else:
+            queueing.send_job(job_id)
     if admitted:
         metrics.jobs_admitted(engine=engine.name, count=len(admitted))
     for job_id in _decoded(expired):
-        expire(engine, job_id)
+        if not job_id.startswith(INLINE_PREFIX):  # an inline request expires by its own clock
+            expire(engine, job_id)
     if timer_ms:
         queueing.send_admission(str(engine.pk), countdown=timer_ms / 1000)
 
