@@ -129,8 +129,9 @@ def job_create(
     engine.built().check(request)
     placement = placement or Placement()
     options = {**options, **queue_options(placement)}
-    fingerprint = idempotency.fingerprint(engine, face, request, options, user_message)
-    replayed = idempotency.replay(owner, placement.idempotency_key, fingerprint)
+    key = placement.idempotency_key
+    fingerprint = idempotency.fingerprint(engine, face, request, options, user_message) if key else ""
+    replayed = idempotency.replay(owner, key, fingerprint)
     if replayed is not None:
         return replayed
     limits.check_job_start(owner.pk)
@@ -140,7 +141,7 @@ def job_create(
     job = Job.objects.create(
         owner=owner, engine=engine, room=room, face=face, request=request.to_dict(), options=options
     )
-    idempotency.remember(owner, placement.idempotency_key, fingerprint, job)
+    idempotency.remember(owner, key, fingerprint, job)
     if room is not None and user_message is not None:
         RoomMessage.objects.create(room=room, job=job, role="user", content=user_message)
     # What a poll or a stream of this job needs while it is live, so that reading it touches
