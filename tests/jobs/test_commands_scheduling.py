@@ -1,4 +1,5 @@
-"""The scheduler's settings from the command line: an engine's limits (spool_engine)."""
+"""The scheduler's settings from the command line: an engine's limits (spool_engine), a key's
+highest priority class and weight (spool_key)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from jobs import queueing
-from jobs.models import Engine
+from jobs.models import ApiKey, Engine
 from jobs.scheduling import admission
 from tests.redis_outage import redis_down  # noqa: F401  (a fixture)
 
@@ -24,6 +25,11 @@ def run(*args: str) -> str:
 def limits(name: str) -> tuple[int | None, int | None, int | None]:
     engine = Engine.objects.get(name=name)
     return engine.max_concurrency, engine.requests_per_minute, engine.tokens_per_minute
+
+
+def created(out: str) -> ApiKey:
+    lines = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return ApiKey.objects.get(access_key=lines["ACCESS_KEY"])
 
 
 # -- engines --------------------------------------------------------------------------------------
@@ -108,3 +114,54 @@ def test_engine_limits_refuse_what_is_not_one(args, message):
     with pytest.raises(CommandError, match=message):
         run("spool_engine", *args)
     assert limits("e") == (5, None, None)
+
+
+# -- keys -----------------------------------------------------------------------------------------
+
+
+def test_key_create_takes_a_max_priority_and_a_weight():
+    key = created(run("spool_key", "create", "ivy", "--max-priority", "batch", "--weight", "3"))
+    assert (key.max_priority, key.weight) == ("batch", 3)
+    plain = created(run("spool_key", "ivy"))
+    assert (plain.max_priority, plain.weight) == ("interactive", 1)
+
+
+def test_key_limit_sets_max_priority_and_weight_and_leaves_the_rest():
+    engine = Engine.objects.create(name="kept", kind="offline")
+    key = created(run("spool_key", "jo", "--engine", "kept", "--face", "openai"))
+    out = run("spool_key", "limit", key.access_key, "--max-priority", "default")
+    key.refresh_from_db()
+    assert (key.max_priority, key.weight, key.engines, key.faces) == ("default", 1, [engine.pk], ["openai"])
+    assert out.strip() == (
+        f"{key.access_key} engines: {engine.pk}; faces: openai; max priority: default; weight: 1"
+    )
+    run("spool_key", "limit", key.access_key, "--weight", "5", "--all-faces")
+    key.refresh_from_db()
+    assert (key.max_priority, key.weight, key.faces) == ("default", 5, [])
+
+
+def test_key_list_shows_max_priority_and_weight():
+    key = created(run("spool_key", "kim", "--max-priority", "default", "--weight", "4", "--name", "etl job"))
+    rows = [line.split() for line in run("spool_key", "list", "--user", "kim").splitlines()]
+    assert rows[0][-3:] == ["MAX_PRIORITY", "WEIGHT", "NAME"]
+    assert rows[1][0] == key.access_key and rows[1][-4:] == ["default", "4", "etl", "job"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--weight", "0"), "'0' is not a weight"),
+        (("--weight", "-2"), "'-2' is not a weight"),
+        (("--weight", "heavy"), "'heavy' is not a weight"),
+        (("--max-priority", "urgent"), "invalid choice: 'urgent'"),
+    ],
+)
+def test_key_commands_refuse_a_bad_weight_or_class(args, message):
+    key = created(run("spool_key", "lee"))
+    with pytest.raises(CommandError, match=message):
+        run("spool_key", "limit", key.access_key, *args)
+    with pytest.raises(CommandError, match=message):
+        run("spool_key", "create", "lee", *args)
+    key.refresh_from_db()
+    assert (key.max_priority, key.weight) == ("interactive", 1)
+    assert ApiKey.objects.filter(owner__username="lee").count() == 1
