@@ -1,5 +1,5 @@
 """The scheduler in the admin, through Django's test client as a staff user: an engine's limits and
-its live queue, a key's priority cap and weight."""
+its live queue, a key's priority cap and weight, a queued job's place in its engine's queue."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 import pytest
 
 from jobs import queueing, services
-from jobs.models import ApiKey, Engine
+from jobs.models import ApiKey, Engine, Job
 from jobs.scheduling import admission
 from tests.redis_outage import redis_down  # noqa: F401  (a fixture)
 
@@ -173,3 +173,53 @@ def test_the_admin_refuses_a_weight_below_one_and_an_unknown_class(admin_client,
     assert message in html.unescape(refused.content.decode())
     key.refresh_from_db()
     assert (key.max_priority, key.weight) == ("interactive", 1)
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+
+
+def queued_job(engine: Engine, priority: str) -> Job:
+    owner = services.user_ensure(username="ann")
+    return Job.objects.create(
+        owner=owner, engine=engine, request={"messages": []}, options={"priority": priority}
+    )
+
+
+def test_a_queued_jobs_page_shows_where_it_waits_in_its_engines_queue(admin_client, redis_clean, no_workers):
+    engine = Engine.objects.create(name="busy", kind="offline", max_concurrency=1)
+    running, first, second = (queued_job(engine, p) for p in ("default", "batch", "batch"))
+    for job in (running, first, second):
+        admission.submit(engine, admission.ticket_of(job))
+    assert no_workers == [str(running.pk)]
+
+    page = admin_client.get(f"/admin/jobs/job/{second.pk}/change/").content.decode()
+    assert readonly(page, "queue_place") == (
+        "waiting; class batch; 1 ahead of it in its owner's batch queue; admissions stopped: engine full"
+    )
+    page = admin_client.get(f"/admin/jobs/job/{running.pk}/change/").content.decode()
+    assert readonly(page, "queue_place") == "admitted; class default; admissions stopped: engine full"
+
+    lost = queued_job(engine, "default")  # never submitted: its web process died before it could be
+    page = admin_client.get(f"/admin/jobs/job/{lost.pk}/change/").content.decode()
+    assert readonly(page, "queue_place").startswith("not in its engine's queue")
+
+
+def test_the_queue_row_is_only_for_a_queued_job_of_a_limited_engine(admin_client, redis_clean):
+    free = Engine.objects.create(name="free", kind="offline")
+    limited = Engine.objects.create(name="limited", kind="offline", requests_per_minute=10)
+    finished = queued_job(limited, "default")
+    Job.objects.filter(pk=finished.pk).update(status=Job.Status.SUCCEEDED)
+    for job in (queued_job(free, "default"), finished):
+        page = admin_client.get(f"/admin/jobs/job/{job.pk}/change/").content.decode()
+        assert readonly(page, "queue_place") is None and readonly(page, "status") is not None
+
+
+@pytest.mark.usefixtures("redis_down")
+def test_a_queued_jobs_page_survives_a_redis_outage(admin_client):
+    engine = Engine.objects.create(name="busy", kind="offline", max_concurrency=1)
+    job = queued_job(engine, "interactive")
+    response = admin_client.get(f"/admin/jobs/job/{job.pk}/change/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert readonly(page, "queue_place") == "unavailable"
+    assert "The live log is unavailable: Redis could not be reached." in page
