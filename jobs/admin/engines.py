@@ -1,4 +1,6 @@
-"""Admin for engines, API keys and rooms: secrets are written, never shown back."""
+"""Admin for engines, API keys and rooms: secrets are written, never shown back. An engine's
+limits and a key's priority cap and weight (jobs/scheduling/) are edited here; the engine list
+shows each limited engine's live queue."""
 
 from __future__ import annotations
 
@@ -6,10 +8,12 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from jobs import capacity
 from jobs.keys import hash_secret, new_key_pair
 from jobs.models import ApiKey, Engine, Room, RoomMessage
 
@@ -23,22 +27,87 @@ class EngineForm(forms.ModelForm):
 
     class Meta:
         model = Engine
-        fields = ["name", "kind", "config", "secret", "is_active"]
+        fields = ["name", "kind", "config", "secret", "is_active", *capacity.LIMIT_FIELDS]
 
     def clean_secret(self) -> str:
         return self.cleaned_data["secret"] or (self.instance.secret if self.instance.pk else "")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for field in capacity.LIMIT_FIELDS:
+            # 0 means no limit to the scheduler as empty does; stored as empty, so the page
+            # and the list say "no limit" rather than "0".
+            if cleaned.get(field) == 0:
+                cleaned[field] = None
+        return cleaned
+
+
+class EngineChangeList(ChangeList):
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        # Each limited engine's queue, read from Redis once for this page (not once per column).
+        found = capacity.queues(self.result_list)
+        for engine in self.result_list:
+            engine.queue = found.get(engine.pk)
 
 
 @admin.register(Engine)
 class EngineAdmin(admin.ModelAdmin):
     form = EngineForm
-    list_display = ["name", "kind", "id", "is_active", "has_secret", "created_at"]
+    list_display = [
+        "name", "kind", "id", "is_active", "has_secret", "limits", "waiting", "slots", "stopped",
+        "created_at",
+    ]  # fmt: skip
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "id"]
+    fieldsets = [
+        (None, {"fields": ["name", "kind", "config", "secret", "is_active"]}),
+        (
+            "Capacity",
+            {
+                "fields": list(capacity.LIMIT_FIELDS),
+                "description": "What the upstream can take, held across every worker. With none set, "
+                "jobs go to the workers at once; with any, they wait in the engine's queue in "
+                "priority order, fairly between owners. 0 or empty: no limit.",
+            },
+        ),
+    ]
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return EngineChangeList
 
     @admin.display(boolean=True, description="API key set")
     def has_secret(self, engine: Engine) -> bool:
         return bool(engine.secret)
+
+    @admin.display(description="limits")
+    def limits(self, engine: Engine) -> str:
+        return capacity.limits_text(engine)
+
+    def _queue(self, engine: Engine) -> Any:
+        # Set by EngineChangeList on the rows of the page; absent for an engine without limits.
+        return getattr(engine, "queue", None)
+
+    @admin.display(description="waiting")
+    def waiting(self, engine: Engine) -> str:
+        if not engine.is_limited:
+            return "-"
+        status = self._queue(engine)
+        return capacity.waiting_text(status) if status else capacity.UNAVAILABLE
+
+    @admin.display(description="slots")
+    def slots(self, engine: Engine) -> str:
+        if not engine.is_limited:
+            return "-"
+        status = self._queue(engine)
+        return capacity.slots_text(engine, status) if status else capacity.UNAVAILABLE
+
+    @admin.display(description="admissions stopped")
+    def stopped(self, engine: Engine) -> str:
+        if not engine.is_limited:
+            return "-"
+        status = self._queue(engine)
+        return capacity.reason_text(status) if status else capacity.UNAVAILABLE
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -59,12 +128,19 @@ class ApiKeyForm(forms.ModelForm):
 
     class Meta:
         model = ApiKey
-        fields = ["owner", "name", "expires_at", "revoked_at", "engines", "faces"]
+        fields = ["owner", "name", "expires_at", "revoked_at", "engines", "faces", "max_priority", "weight"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["engines"] = list(self.instance.engines)
+
+    def clean_weight(self) -> int:
+        weight = self.cleaned_data["weight"]
+        if weight < 1:
+            # The scheduler advances an owner's turn by 1/weight: 0 would stop it for good.
+            raise forms.ValidationError("A weight is at least 1.")
+        return int(weight)
 
     def clean_engines(self) -> list[Any]:
         chosen = [engine.pk for engine in self.cleaned_data["engines"]]
@@ -81,9 +157,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
     form = ApiKeyForm
     list_display = [
         "access_key", "owner", "name", "state", "expires_at", "last_used_at", "engine_limit", "face_limit",
-        "created_at",
+        "max_priority", "weight", "created_at",
     ]  # fmt: skip
-    list_filter = ["revoked_at", "expires_at", "last_used_at"]
+    list_filter = ["revoked_at", "expires_at", "last_used_at", "max_priority"]
     list_select_related = ["owner"]
     search_fields = ["access_key", "owner__username", "name"]
     autocomplete_fields = ["owner"]
@@ -95,7 +171,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return ["owner", "access_key", "created_at", "last_used_at"] if obj else []
 
     def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[Any]:
-        limits = ["expires_at", "engines", "faces"]
+        limits = ["expires_at", "engines", "faces", "max_priority", "weight"]
         if obj is None:
             return ["owner", "name", *limits]
         return ["owner", "name", "access_key", "created_at", "last_used_at", "revoked_at", *limits]

@@ -36,7 +36,8 @@ def test_an_engines_secret_is_never_shown_back_and_a_blank_one_keeps_it(admin_cl
 
 def test_an_api_key_secret_is_shown_once_at_creation_and_never_again(admin_client):
     owner = services.user_ensure(username="ann")
-    created = admin_client.post("/admin/jobs/apikey/add/", {"owner": owner.pk, "name": "ci"})
+    form = {"owner": owner.pk, "name": "ci", "max_priority": "interactive", "weight": "1"}
+    created = admin_client.post("/admin/jobs/apikey/add/", form)
     assert created.status_code == 200
     page = created.content.decode()
     secret = re.search(r'id="spool-secret-key">([^<]+)<', page).group(1)
@@ -83,7 +84,8 @@ def test_a_keys_expiry_engines_and_faces_are_shown_and_edited_in_the_admin(admin
     assert 'name="faces" value="semoss"' in page and "kept-engine" in page
     response = admin_client.post(change, {
         "name": "ci", "expires_at_0": "2030-01-01", "expires_at_1": "00:00:00",
-        "engines": [str(kept.pk)], "faces": ["openai", "native"],
+        "engines": [str(kept.pk)], "faces": ["openai", "native"], "max_priority": "interactive",
+        "weight": "1",
     })  # fmt: skip
     assert response.status_code == 302, response.content.decode()[:2000]
     key.refresh_from_db()

@@ -124,6 +124,8 @@ def test_key_list_shows_each_keys_state_expiry_limits_and_last_use():
         "03:04",
         "listed",
         "all",
+        "interactive",
+        "1",
         "laptop",
     ]
     assert rows[gone.access_key][2] == "revoked"

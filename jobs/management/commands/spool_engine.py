@@ -1,14 +1,61 @@
-"""Lists, adds, updates and disables engines: `manage.py spool_engine add NAME --kind openai ...`."""
+"""Lists, shows, adds, updates, limits and disables engines: `manage.py spool_engine add NAME
+--kind openai ...`, `manage.py spool_engine limit NAME --max-concurrency 4`."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
-from jobs import services
+from jobs import capacity, services
 from jobs.models import Engine
+from jobs.selectors import parse_uuid
+
+NO_LIMIT = ("0", "none")
+
+
+def limit_value(text: str) -> int | None:
+    """A limit as given on the command line: a positive whole number, or 0 / none for no limit."""
+    if text.strip().lower() in NO_LIMIT:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 < value <= capacity.LIMIT_MAX:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a limit: give a whole number from 1 to {capacity.LIMIT_MAX}, "
+            "or 0 or none for no limit"
+        )
+    return value
+
+
+def _limit_options(parser: CommandParser) -> None:
+    """The three limits; one left out keeps its value (argparse.SUPPRESS: it is not in the options)."""
+    for field, meaning in (
+        ("max_concurrency", "jobs running on it at once, across every worker"),
+        ("requests_per_minute", "jobs started per minute"),
+        ("tokens_per_minute", "tokens per minute (prompt and max tokens estimated at the start)"),
+    ):
+        parser.add_argument(
+            "--" + field.replace("_", "-"),
+            dest=field,
+            type=limit_value,
+            default=argparse.SUPPRESS,
+            metavar="N",
+            help=f"The most {meaning}; 0 or none: no limit. Left out: unchanged.",
+        )
+
+
+def _limits_given(options: dict[str, Any]) -> dict[str, int | None]:
+    return {field: options[field] for field in capacity.LIMIT_FIELDS if field in options}
+
+
+def _limits_line(engine: Engine) -> str:
+    return " ".join(f"{field}={getattr(engine, field) or 'none'}" for field in capacity.LIMIT_FIELDS)
 
 
 class Command(BaseCommand):
@@ -16,7 +63,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
-        sub.add_parser("list", help="List engines with their ids.")
+        sub.add_parser("list", help="List engines with their ids (and limits, when they have any).")
+        show = sub.add_parser("show", help="One engine: its config, limits and live queue.")
+        show.add_argument("engine", help="Its name or id.")
         add = sub.add_parser("add", help="Create or update an engine by name.")
         add.add_argument("name")
         add.add_argument("--kind", choices=[k for k, _ in Engine.Kind.choices], default=Engine.Kind.OPENAI)
@@ -26,16 +75,55 @@ class Command(BaseCommand):
         add.add_argument("--header", action="append", default=[], help="Extra header NAME=VALUE.")
         add.add_argument("--text-tools", action="store_true", help="Describe tools in the prompt.")
         add.add_argument("--config", default="{}", help="More config as a JSON object.")
+        _limit_options(add)
+        limit = sub.add_parser("limit", help="Set what the engine's upstream can take.")
+        limit.add_argument("engine", help="Its name or id.")
+        _limit_options(limit)
         disable = sub.add_parser("disable", help="Stop offering an engine (its jobs stay).")
         disable.add_argument("name")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         getattr(self, f"_{action}")(**options)
 
+    @staticmethod
+    def _engine(ref: str) -> Engine:
+        key = parse_uuid(ref)
+        engine = Engine.objects.filter(pk=key).first() if key else Engine.objects.filter(name=ref).first()
+        if engine is None:
+            raise CommandError(f"no engine with id or name {ref!r}")
+        return engine
+
     def _list(self, **options: Any) -> None:
         for engine in Engine.objects.all():
             state = "" if engine.is_active else "  (disabled)"
-            self.stdout.write(f"{engine.pk}  {engine.kind:8}  {engine.name}{state}")
+            # An engine without limits keeps the line it always had: scripts read it.
+            limits = f"  {_limits_line(engine)}" if engine.is_limited else ""
+            self.stdout.write(f"{engine.pk}  {engine.kind:8}  {engine.name}{state}{limits}")
+
+    def _show(self, *, engine: str, **options: Any) -> None:
+        found = self._engine(engine)
+        rows = [
+            ("id", str(found.pk)),
+            ("name", found.name),
+            ("kind", found.kind),
+            ("state", "active" if found.is_active else "disabled"),
+            ("config", json.dumps(found.config, sort_keys=True)),
+            ("api_key", "set" if found.secret else "not set"),
+            *((field, str(getattr(found, field) or "none")) for field in capacity.LIMIT_FIELDS),
+        ]
+        if found.is_limited:
+            status = capacity.queue_status(found)
+            if status is None:
+                rows.append(("queue", capacity.UNAVAILABLE))
+            else:
+                rows += [
+                    ("waiting", capacity.waiting_text(status)),
+                    ("slots", capacity.slots_text(found, status)),
+                    ("stopped", capacity.reason_text(status)),
+                ]
+        width = max(len(label) for label, _ in rows)
+        for label, value in rows:
+            self.stdout.write(f"{label.ljust(width)}  {value}")
 
     def _add(self, *, name: str, kind: str, config: str, header: list[str], **options: Any) -> None:
         try:
@@ -55,8 +143,24 @@ class Command(BaseCommand):
         if kind == Engine.Kind.OPENAI and not values.get("base_url"):
             raise CommandError("an openai engine needs --base-url")
         values.pop("api_key", None)  # secrets go in the secret field only
-        engine = services.engine_upsert(name=name, kind=kind, config=values, secret=options["api_key"])
+        with transaction.atomic():
+            engine = services.engine_upsert(name=name, kind=kind, config=values, secret=options["api_key"])
+            limits = _limits_given(options)
+            if limits:
+                Engine.objects.filter(pk=engine.pk).update(**limits)
         self.stdout.write(f"engine_id={engine.pk}")
+
+    def _limit(self, *, engine: str, **options: Any) -> None:
+        found = self._engine(engine)
+        limits = _limits_given(options)
+        if not limits:
+            raise CommandError(
+                "nothing to change: give --max-concurrency, --requests-per-minute or --tokens-per-minute"
+            )
+        for field, value in limits.items():
+            setattr(found, field, value)
+        found.save(update_fields=list(limits))
+        self.stdout.write(f"{found.name}: {_limits_line(found)}")
 
     def _disable(self, *, name: str, **options: Any) -> None:
         if not Engine.objects.filter(name=name).update(is_active=False):

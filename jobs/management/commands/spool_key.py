@@ -1,24 +1,42 @@
 """API keys from the command line: create (the secret is printed once), list, revoke, set an
-expiry, limit to engines and faces. `spool_key USERNAME` still creates, as it always did."""
+expiry, limit to engines and faces, cap the priority class and set the fair-share weight.
+`spool_key USERNAME` still creates, as it always did."""
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 from django.utils import timezone
 
 from jobs import services
 from jobs.models import ApiKey, Engine
+from jobs.scheduling.placement import CLASSES
 from jobs.selectors import parse_uuid
 
 ACTIONS = ("create", "list", "revoke", "set-expiry", "limit")
 FACES = [face.value for face in ApiKey.Face]
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+# A weight's column is a Postgres integer; 0 would give its owner no share at all.
+WEIGHT_MAX = 2**31 - 1
+
+
+def weight_value(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 0 < value <= WEIGHT_MAX:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a weight: give a whole number from 1 to {WEIGHT_MAX}"
+        )
+    return value
 
 
 def parse_when(value: str, *, now: datetime) -> datetime | None:
@@ -96,7 +114,10 @@ class Command(BaseCommand):
         expiry = sub.add_parser("set-expiry", help="When the key stops working.")
         expiry.add_argument("access_key")
         expiry.add_argument("when", help="never, 30d, 12h, 15m, 45s, or an ISO 8601 time.")
-        limit = sub.add_parser("limit", help="Set the engines and faces the key may use.")
+        limit = sub.add_parser(
+            "limit",
+            help="Set the engines and faces the key may use, its highest priority class and its weight.",
+        )
         limit.add_argument("access_key")
         self._limits(limit)
 
@@ -110,6 +131,21 @@ class Command(BaseCommand):
         )
         parser.add_argument("--all-engines", action="store_true", help="Lift the engine limit.")
         parser.add_argument("--all-faces", action="store_true", help="Lift the face limit.")
+        parser.add_argument(
+            "--max-priority",
+            choices=CLASSES,
+            default=None,
+            help="The highest priority class its jobs may ask for (a job asking above it runs at it); "
+            "interactive (the default at creation) leaves every class open.",
+        )
+        parser.add_argument(
+            "--weight",
+            type=weight_value,
+            default=None,
+            metavar="N",
+            help="Its owner's share of each limited engine against other owners' jobs of the same "
+            "class (2 starts two jobs for each one of weight 1); 1 at creation.",
+        )
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         getattr(self, "_" + action.replace("-", "_"))(**options)
@@ -120,15 +156,24 @@ class Command(BaseCommand):
             raise CommandError(f"no key with access key {access_key!r}")
         return key
 
+    @staticmethod
+    def _set_scheduling(key: ApiKey, options: dict[str, Any]) -> None:
+        """Sets the key's max priority and weight, those given."""
+        given = {field: options[field] for field in ("max_priority", "weight") if options[field] is not None}
+        for field, value in given.items():
+            setattr(key, field, value)
+        if given:
+            key.save(update_fields=list(given))
+
     def _create(self, *, username: str, name: str, expires: str | None, **options: Any) -> None:
-        user = services.user_ensure(username=username)
-        key, secret = services.key_create(
-            owner=user,
-            name=name,
-            expires_at=parse_when(expires, now=timezone.now()) if expires else None,
-            engines=engine_ids(options["engine"] or []),
-            faces=options["face"] or [],
-        )
+        expires_at = parse_when(expires, now=timezone.now()) if expires else None
+        engines = engine_ids(options["engine"] or [])
+        with transaction.atomic():
+            user = services.user_ensure(username=username)
+            key, secret = services.key_create(
+                owner=user, name=name, expires_at=expires_at, engines=engines, faces=options["face"] or []
+            )
+            self._set_scheduling(key, options)
         self.stdout.write(f"ACCESS_KEY={key.access_key}")
         self.stdout.write(f"SECRET_KEY={secret}")
         self.stdout.write("Bearer token for /v1 (OpenAI SDK api_key): the SECRET_KEY.")
@@ -139,12 +184,16 @@ class Command(BaseCommand):
             keys = keys.filter(owner__username=user)
         names = {str(e.pk): e.name for e in Engine.objects.all()}
         now = timezone.now()
-        rows = [("ACCESS_KEY", "OWNER", "STATE", "EXPIRES", "LAST_USED", "ENGINES", "FACES", "NAME")]
+        rows = [(
+            "ACCESS_KEY", "OWNER", "STATE", "EXPIRES", "LAST_USED", "ENGINES", "FACES", "MAX_PRIORITY",
+            "WEIGHT", "NAME",
+        )]  # fmt: skip
         for key in keys:
             engines = ",".join(names.get(str(e), f"{e} (deleted)") for e in key.engines)
             rows.append(
                 (key.access_key, key.owner.username, _state(key, now), _time(key.expires_at),
-                 _time(key.last_used_at), engines or "all", ",".join(key.faces) or "all", key.name)
+                 _time(key.last_used_at), engines or "all", ",".join(key.faces) or "all", key.max_priority,
+                 str(key.weight), key.name)
             )  # fmt: skip
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
@@ -173,8 +222,18 @@ class Command(BaseCommand):
             raise CommandError("give either --engine or --all-engines (and either --face or --all-faces)")
         engines = [] if options["all_engines"] else (engine_ids(engine) if engine else None)
         faces = [] if options["all_faces"] else face
-        if engines is None and faces is None:
-            raise CommandError("nothing to change: give --engine, --face, --all-engines or --all-faces")
-        services.key_limit(key=key, engines=engines, faces=faces)
+        scheduling = options["max_priority"] is not None or options["weight"] is not None
+        if engines is None and faces is None and not scheduling:
+            raise CommandError(
+                "nothing to change: give --engine, --face, --all-engines, --all-faces, "
+                "--max-priority or --weight"
+            )
+        with transaction.atomic():
+            if engines is not None or faces is not None:
+                services.key_limit(key=key, engines=engines, faces=faces)
+            self._set_scheduling(key, options)
         shown_engines = ",".join(str(e) for e in key.engines) or "all"
-        self.stdout.write(f"{key.access_key} engines: {shown_engines}; faces: {','.join(key.faces) or 'all'}")
+        self.stdout.write(
+            f"{key.access_key} engines: {shown_engines}; faces: {','.join(key.faces) or 'all'}; "
+            f"max priority: {key.max_priority}; weight: {key.weight}"
+        )

@@ -1,0 +1,18 @@
+"""A Redis outage for a test: the chunk log's Redis pointed at a loopback port nobody listens on,
+so every call fails as when Redis is down (connection refused), then the clients built again."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs import redis_clients
+from tests.servers import free_port
+
+
+@pytest.fixture
+def redis_down(settings):
+    redis_clients.forget_clients()
+    settings.CHUNKLOG_REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    settings.CHUNKLOG_REDIS_CLUSTER = False
+    yield
+    redis_clients.forget_clients()
