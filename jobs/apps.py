@@ -13,7 +13,7 @@ class JobsConfig(AppConfig):
         # (Celery discovers them by itself in a worker only).
         from jobs import redis_topology, tasks  # noqa: F401
         from jobs.compat import onloop
-        from jobs.scheduling import deployments  # noqa: F401  (its signals)
+        from jobs.scheduling import signals  # noqa: F401
 
         onloop.install()
 

@@ -308,6 +308,24 @@ elseif op == 'hold' then
   local timer = 0 -- the admission that ends the hold (a timer set earlier fires, and sets the next)
   if redis.call('SET', P .. ':timer', '1', 'PX', ms, 'NX') then timer = ms end
   return {{}, {}, timer}
+elseif op == 'drain' then
+  -- The engine has no limit any more: every waiting job leaves the queue, returned to be sent
+  -- to the workers at once (in class order), and the queue's state is dropped.
+  local ids = {}
+  for _, class in ipairs(CLASSES) do
+    local tenants = redis.call('ZRANGE', P .. ':ten:' .. class, 0, -1)
+    for _, tenant in ipairs(tenants) do
+      local queue = P .. ':q:' .. class .. ':' .. tenant
+      for _, job in ipairs(redis.call('LRANGE', queue, 0, -1)) do
+        local info = info_of(job)
+        if info and info.s == 'w' then ids[#ids + 1] = job end
+      end
+      redis.call('DEL', queue)
+    end
+    redis.call('DEL', P .. ':ten:' .. class, P .. ':clock:' .. class, P .. ':n:' .. class, P .. ':fin:' .. class)
+  end
+  redis.call('DEL', P .. ':jobs', P .. ':leases', P .. ':dl', P .. ':bucket', P .. ':hold', P .. ':timer', P .. ':why')
+  return ids
 elseif op == 'cool' then
   -- ARGV[8] deployment id, ARGV[9] ms: it failed; no job is placed on it until then.
   redis.call('SET', P .. ':cool:' .. ARGV[8], '1', 'PX', tonumber(ARGV[9]))

@@ -208,6 +208,18 @@ def tick(engine: Engine) -> None:
     _act(engine, *_call(engine, "tick"))
 
 
+def limits_changed(engine: Engine) -> None:
+    """After an engine's limits or deployments changed: a raised limit starts what now fits at
+    once; an engine left without any sends every job still waiting to the workers (nothing
+    would admit them otherwise until the sweeper found them lost)."""
+    if engine.is_limited:
+        admit(engine)
+        return
+    for job_id in _decoded(_call(engine, "drain")):
+        if not job_id.startswith(INLINE_PREFIX):
+            queueing.send_job(job_id)
+
+
 def unknown(engine: Engine, job_ids: list[str]) -> list[str]:
     """Of these queued jobs, those the engine's queue does not hold: their submission was lost
     (the web process died between the commit and the submit, or Redis lost its state)."""

@@ -9,7 +9,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef
-from django.db.models.signals import post_delete, post_save
 
 from engine.registry import cached_engine
 from jobs.models import Deployment, Engine
@@ -50,12 +49,8 @@ def cooldown_seconds() -> float:
     return settings.SPOOL_DEPLOYMENT_COOLDOWN_SECONDS
 
 
-def _refresh_flag(sender: type, instance: Deployment, **_: Any) -> None:
+def refresh_flag(instance: Deployment) -> None:
     Engine.objects.filter(pk=instance.engine_id).update(
         has_deployments=Exists(Deployment.objects.filter(engine=OuterRef("pk"), is_active=True))
     )
     _active.clear()
-
-
-post_save.connect(_refresh_flag, sender=Deployment, dispatch_uid="spool-deployment-saved")
-post_delete.connect(_refresh_flag, sender=Deployment, dispatch_uid="spool-deployment-deleted")

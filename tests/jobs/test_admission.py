@@ -378,3 +378,24 @@ def test_a_cooled_deployment_gets_no_job_and_the_failed_job_goes_first_to_anothe
     again = admission.take(engine, first)
     assert again.run and again.deployment == retried.deployment and again.tries == 1
     assert not admission.another_deployment_left(engine, again)  # each deployment had its try
+
+
+def test_an_engine_left_without_limits_sends_its_waiting_jobs_at_once(
+    sent, django_capture_on_commit_callbacks
+):
+    engine = limited_engine(max_concurrency=1)
+    ids = submit_all(engine, [ticket(), ticket(priority=INTERACTIVE), ticket()])
+    engine.max_concurrency = None
+    with django_capture_on_commit_callbacks(execute=True):
+        engine.save()  # as the admin or `spool_engine limit NAME --max-concurrency 0` do
+    assert sent == [ids[0], ids[1], ids[2]]
+    assert admission.status(engine).waiting == {INTERACTIVE: 0, DEFAULT: 0, BATCH: 0}
+
+
+def test_a_raised_limit_starts_what_now_fits_at_once(sent, django_capture_on_commit_callbacks):
+    engine = limited_engine(max_concurrency=1)
+    ids = submit_all(engine, [ticket() for _ in range(3)])
+    engine.max_concurrency = 3
+    with django_capture_on_commit_callbacks(execute=True):
+        engine.save()
+    assert sent == ids
