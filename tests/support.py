@@ -55,3 +55,13 @@ class ScriptedEngine:
                 await asyncio.sleep(step["sleep"])
             else:
                 yield Chunk(step["type"], step["data"], step.get("choice", 0), step.get("logprobs"))
+
+
+# What a browser posts with the engine admin form: the management fields of its deployments'
+# inline (none added).
+NO_DEPLOYMENTS = {
+    "deployments-TOTAL_FORMS": "0",
+    "deployments-INITIAL_FORMS": "0",
+    "deployments-MIN_NUM_FORMS": "0",
+    "deployments-MAX_NUM_FORMS": "1000",
+}

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from jobs import capacity
 from jobs.keys import hash_secret, new_key_pair
-from jobs.models import ApiKey, Engine, Room, RoomMessage
+from jobs.models import ApiKey, Deployment, Engine, Room, RoomMessage
 
 
 class EngineForm(forms.ModelForm):
@@ -51,9 +51,24 @@ class EngineChangeList(ChangeList):
             engine.queue = found.get(engine.pk)
 
 
+class DeploymentInline(admin.TabularInline):
+    """An engine's upstream servers. Their API keys are set with `manage.py spool_engine
+    deployment ... --api-key` and never shown here."""
+
+    model = Deployment
+    fields = ["name", "base_url", "weight", "max_concurrency", "is_active", "has_secret"]
+    readonly_fields = ["has_secret"]
+    extra = 0
+
+    @admin.display(boolean=True, description="API key set")
+    def has_secret(self, deployment: Deployment) -> bool:
+        return bool(deployment.secret)
+
+
 @admin.register(Engine)
 class EngineAdmin(admin.ModelAdmin):
     form = EngineForm
+    inlines = [DeploymentInline]
     list_display = [
         "name", "kind", "id", "is_active", "has_secret", "limits", "waiting", "slots", "stopped",
         "created_at",

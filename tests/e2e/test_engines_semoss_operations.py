@@ -18,6 +18,7 @@ from django.core.management import call_command
 from fakeupstream import scenarios
 from tests.e2e.helpers import llm_pixel, messages_of, text_of
 from tests.e2e.test_engines_semoss import API_KEY, alice, new_key, run, sdk, upstream  # noqa: F401
+from tests.support import NO_DEPLOYMENTS
 
 pytestmark = pytest.mark.e2e
 
@@ -242,6 +243,7 @@ def test_the_admin_shows_an_engine_but_never_its_secret_and_a_blank_secret_keeps
             "secret": "",
             "is_active": "on",
             "_save": "Save",
+            **NO_DEPLOYMENTS,
         },
     )
     assert saved.status_code == 302, saved.text

@@ -12,6 +12,7 @@ from jobs import queueing, services
 from jobs.models import ApiKey, Engine, Job
 from jobs.scheduling import admission
 from tests.redis_outage import redis_down  # noqa: F401  (a fixture)
+from tests.support import NO_DEPLOYMENTS
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +73,14 @@ def test_an_engines_limits_are_edited_in_the_admin_with_their_help_texts(admin_c
     assert "Jobs started per minute; empty: no limit." in page
     assert "corrected by the usage at the end" in html.unescape(page)
 
-    form = {"name": "vllm", "kind": "offline", "config": "{}", "secret": "", "is_active": "on"}
+    form = {
+        "name": "vllm",
+        "kind": "offline",
+        "config": "{}",
+        "secret": "",
+        "is_active": "on",
+        **NO_DEPLOYMENTS,
+    }
     saved = admin_client.post(
         change, {**form, "max_concurrency": "4", "requests_per_minute": "", "tokens_per_minute": "0"}
     )

@@ -9,6 +9,7 @@ import pytest
 from jobs import services
 from jobs.keys import hash_secret
 from jobs.models import ApiKey, Engine
+from tests.support import NO_DEPLOYMENTS
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +28,7 @@ def test_an_engines_secret_is_never_shown_back_and_a_blank_one_keeps_it(admin_cl
 
     response = admin_client.post(change, {
         "name": "openai", "kind": "openai", "config": '{"base_url": "https://y.invalid/v1", "model": "m"}',
-        "secret": "", "is_active": "on",
+        "secret": "", "is_active": "on", **NO_DEPLOYMENTS,
     })  # fmt: skip
     assert response.status_code == 302
     engine.refresh_from_db()
@@ -60,7 +61,7 @@ def test_the_revoke_action_revokes_keys(admin_client):
 
 def test_engines_are_managed_in_the_admin(admin_client):
     form = {"name": "local", "kind": "offline", "config": '{"tokens_per_second": 10}', "is_active": "on"}
-    response = admin_client.post("/admin/jobs/engine/add/", {**form, "secret": ""})
+    response = admin_client.post("/admin/jobs/engine/add/", {**form, "secret": "", **NO_DEPLOYMENTS})
     assert response.status_code == 302
     assert Engine.objects.get(name="local").config == {"tokens_per_second": 10}
 

@@ -8,8 +8,8 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from jobs import queueing
-from jobs.models import ApiKey, Engine
+from jobs import queueing, services
+from jobs.models import ApiKey, Deployment, Engine
 from jobs.scheduling import admission
 from tests.redis_outage import redis_down  # noqa: F401  (a fixture)
 
@@ -165,3 +165,42 @@ def test_key_commands_refuse_a_bad_weight_or_class(args, message):
     key.refresh_from_db()
     assert (key.max_priority, key.weight) == ("interactive", 1)
     assert ApiKey.objects.filter(owner__username="lee").count() == 1
+
+
+def test_spool_engine_deployment_adds_changes_and_removes_an_upstream_server():
+    engine = services.engine_upsert(
+        name="deployed-cmd", kind="openai", config={"base_url": "http://127.0.0.1:9/v1"}
+    )
+    out = io.StringIO()
+    call_command(
+        "spool_engine", "deployment", "deployed-cmd", "gpu-a", "--base-url", "http://10.0.0.1/v1",
+        "--api-key", "sk-a", "--weight", "3", "--max-concurrency", "4", stdout=out,
+    )  # fmt: skip
+    row = Deployment.objects.get(engine=engine, name="gpu-a")
+    assert (row.base_url, row.secret, row.weight, row.max_concurrency) == ("http://10.0.0.1/v1", "sk-a", 3, 4)
+    assert "sk-a" not in out.getvalue() and "api_key=set" in out.getvalue()
+    engine.refresh_from_db()
+    assert engine.has_deployments and engine.is_limited
+
+    call_command(
+        "spool_engine", "deployment", "deployed-cmd", "gpu-a", "--max-concurrency", "none", stdout=out
+    )
+    assert Deployment.objects.get(pk=row.pk).max_concurrency is None
+    shown = io.StringIO()
+    call_command("spool_engine", "show", "deployed-cmd", stdout=shown)
+    assert "deployment gpu-a" in shown.getvalue() and "weight=3" in shown.getvalue()
+
+    call_command("spool_engine", "deployment", "deployed-cmd", "gpu-a", "--remove", stdout=out)
+    engine.refresh_from_db()
+    assert not engine.has_deployments and not Deployment.objects.filter(engine=engine).exists()
+
+
+def test_spool_engine_deployment_refuses_what_it_cannot_do():
+    services.engine_upsert(name="deployed-bad", kind="openai", config={"base_url": "http://127.0.0.1:9/v1"})
+    with pytest.raises(CommandError, match="needs --base-url"):
+        call_command("spool_engine", "deployment", "deployed-bad", "new")
+    with pytest.raises(CommandError, match="no deployment"):
+        call_command("spool_engine", "deployment", "deployed-bad", "absent", "--remove")
+    offline = services.engine_ensure_offline()
+    with pytest.raises(CommandError, match="only an openai engine"):
+        call_command("spool_engine", "deployment", offline.name, "x", "--base-url", "http://x/v1")

@@ -1,5 +1,6 @@
-"""Lists, shows, adds, updates, limits and disables engines: `manage.py spool_engine add NAME
---kind openai ...`, `manage.py spool_engine limit NAME --max-concurrency 4`."""
+"""Lists, shows, adds, updates, limits and disables engines, and sets their deployments:
+`manage.py spool_engine add NAME --kind openai ...`, `manage.py spool_engine limit NAME
+--max-concurrency 4`, `manage.py spool_engine deployment NAME gpu-a --base-url URL --weight 2`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from jobs import capacity, services
-from jobs.models import Engine
+from jobs.models import Deployment, Engine
 from jobs.selectors import parse_uuid
 
 NO_LIMIT = ("0", "none")
@@ -54,6 +55,23 @@ def _limits_given(options: dict[str, Any]) -> dict[str, int | None]:
     return {field: options[field] for field in capacity.LIMIT_FIELDS if field in options}
 
 
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 0 < value <= capacity.LIMIT_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {capacity.LIMIT_MAX}")
+    return value
+
+
+def _deployment_line(row: Deployment) -> str:
+    state = "" if row.is_active else " (disabled)"
+    most = row.max_concurrency or "none"
+    key = "set" if row.secret else "not set"
+    return f"{row.base_url} weight={row.weight} max_concurrency={most} api_key={key}{state}"
+
+
 def _limits_line(engine: Engine) -> str:
     return " ".join(f"{field}={getattr(engine, field) or 'none'}" for field in capacity.LIMIT_FIELDS)
 
@@ -81,6 +99,21 @@ class Command(BaseCommand):
         _limit_options(limit)
         disable = sub.add_parser("disable", help="Stop offering an engine (its jobs stay).")
         disable.add_argument("name")
+        deployment = sub.add_parser(
+            "deployment", help="Add, change or remove one of an engine's upstream servers (by name)."
+        )
+        deployment.add_argument("engine", help="Its name or id.")
+        deployment.add_argument("deployment", help="The deployment's name, unique within the engine.")
+        deployment.add_argument("--base-url", help="Its OpenAI-compatible base URL (needed to add one).")
+        deployment.add_argument("--api-key", help="Its API key (stored; never shown back).")
+        deployment.add_argument("--weight", type=positive, help="Its share of the engine's jobs (default 1).")
+        deployment.add_argument(
+            "--max-concurrency", type=limit_value, default=argparse.SUPPRESS, metavar="N",
+            help="Jobs on it at once; 0 or none: no limit of its own.",
+        )  # fmt: skip
+        deployment.add_argument("--disable", action="store_true", help="Place no job on it.")
+        deployment.add_argument("--enable", action="store_true", help="Place jobs on it again.")
+        deployment.add_argument("--remove", action="store_true", help="Delete it.")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         getattr(self, f"_{action}")(**options)
@@ -111,6 +144,8 @@ class Command(BaseCommand):
             ("api_key", "set" if found.secret else "not set"),
             *((field, str(getattr(found, field) or "none")) for field in capacity.LIMIT_FIELDS),
         ]
+        for row in found.deployments.all():
+            rows.append((f"deployment {row.name}", _deployment_line(row)))
         if found.is_limited:
             status = capacity.queue_status(found)
             if status is None:
@@ -147,7 +182,9 @@ class Command(BaseCommand):
             engine = services.engine_upsert(name=name, kind=kind, config=values, secret=options["api_key"])
             limits = _limits_given(options)
             if limits:
-                Engine.objects.filter(pk=engine.pk).update(**limits)
+                for field, value in limits.items():
+                    setattr(engine, field, value)
+                engine.save(update_fields=list(limits))  # its queue hears of it (jobs.scheduling.signals)
         self.stdout.write(f"engine_id={engine.pk}")
 
     def _limit(self, *, engine: str, **options: Any) -> None:
@@ -161,6 +198,33 @@ class Command(BaseCommand):
             setattr(found, field, value)
         found.save(update_fields=list(limits))
         self.stdout.write(f"{found.name}: {_limits_line(found)}")
+
+    def _deployment(self, *, engine: str, deployment: str, **options: Any) -> None:
+        found = self._engine(engine)
+        if found.kind != Engine.Kind.OPENAI:
+            raise CommandError("only an openai engine has deployments")
+        existing = Deployment.objects.filter(engine=found, name=deployment).first()
+        if options["remove"]:
+            if existing is None:
+                raise CommandError(f"engine {found.name!r} has no deployment {deployment!r}")
+            existing.delete()
+            self.stdout.write(f"removed {found.name}/{deployment}")
+            return
+        if existing is None and not options["base_url"]:
+            raise CommandError("a new deployment needs --base-url")
+        row = existing or Deployment(engine=found, name=deployment)
+        if options["base_url"]:
+            row.base_url = options["base_url"]
+        if options["api_key"] is not None:
+            row.secret = options["api_key"]
+        if options["weight"] is not None:
+            row.weight = options["weight"]
+        if "max_concurrency" in options:
+            row.max_concurrency = options["max_concurrency"]
+        if options["disable"] or options["enable"]:
+            row.is_active = options["enable"]
+        row.save()
+        self.stdout.write(f"{found.name}/{row.name}: {_deployment_line(row)}")
 
     def _disable(self, *, name: str, **options: Any) -> None:
         if not Engine.objects.filter(name=name).update(is_active=False):
