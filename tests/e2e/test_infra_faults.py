@@ -62,7 +62,11 @@ def poll_until(client: Frontend, job_id: str, cursor: int, until: float) -> tupl
 def read_across_an_outage(client: Frontend, job_id: str, stop, start) -> tuple[list[dict], list[int]]:
     """Poll a running job with a cursor, stop() Redis for a while, start() it again, and poll
     to the end; returns (every message read, the HTTP statuses after the stop)."""
-    before, _, cursor = poll_until(client, job_id, 0, time.monotonic() + 1.0)
+    # The module's worker may still be starting (its offline model takes a moment to build, more
+    # on a busy machine): wait for the job's first chunks, then read on for a while.
+    before, cursor, started_by = [], 0, time.monotonic() + 60
+    while not before and time.monotonic() < started_by:
+        before, _, cursor = poll_until(client, job_id, cursor, time.monotonic() + 1.0)
     assert before, "some chunks before the outage"
     stop()
     during, statuses, cursor = poll_until(client, job_id, cursor, time.monotonic() + 1.5)
