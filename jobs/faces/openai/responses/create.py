@@ -12,7 +12,9 @@ from rest_framework import serializers
 
 from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.serializers import StrictBooleanField, StrictCharField, check
+from jobs.faces.openai.chat import tier_class
 from jobs.faces.openai.messages import missing, not_one_of, wrong_type
+from jobs.faces.openai.serializers import service_tier_field
 
 # Passed on to jobs.faces.common.params under the same name (max_output_tokens as the alias).
 GENERATION_PARAMS = frozenset(
@@ -28,7 +30,7 @@ GENERATION_PARAMS = frozenset(
 )
 FACE_PARAMS = frozenset(
     {"model", "input", "instructions", "tools", "tool_choice", "text", "store", "stream", "background",
-     "previous_response_id"}
+     "previous_response_id", "service_tier"}
 )  # fmt: skip
 MAX_TOKENS_ALIASES = ("max_output_tokens",)
 # An engine's refusal names its request field; the client named it this way.
@@ -50,6 +52,7 @@ class ResponsesFace(serializers.Serializer):
     stream = StrictBooleanField(required=False, allow_null=True)
     background = StrictBooleanField(required=False, allow_null=True)
     previous_response_id = StrictCharField(required=False, allow_null=True)
+    service_tier = service_tier_field("interactive; default in the background")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,7 @@ class ResponseCreate:
     previous_response_id: str | None
     stream: bool
     background: bool
+    priority: str | None  # the class service_tier asks for; None: the face's default
 
 
 def _string(item: dict[str, Any], name: str, where: str) -> str:
@@ -269,6 +273,9 @@ def parse_create(body: Any) -> ResponseCreate:
     for name in ("parallel_tool_calls", "user", "safety_identifier", "previous_response_id"):
         if body.get(name) is not None:
             options[name] = body[name]
+    tier = face.get("service_tier")
+    if tier is not None:
+        options["service_tier"] = tier
     return ResponseCreate(
         face["model"],
         chat_messages(items),
@@ -277,4 +284,5 @@ def parse_create(body: Any) -> ResponseCreate:
         face.get("previous_response_id"),
         stream,
         background,
+        tier_class(tier),
     )
