@@ -42,11 +42,16 @@ def placement_of(
         waiting=waiting,
         queue_timeout=queue_header if queue_timeout is None else queue_timeout,
         run_timeout=run_header if run_timeout is None else run_timeout,
-        idempotency_key=check_key(headers.get(IDEMPOTENCY_KEY)),
+        idempotency_key=idempotency_key(request),
         # A password session is the user's own: no key limits it.
         cap=grant.max_priority if grant is not None else INTERACTIVE,
         weight=grant.weight if grant is not None else 1,
     )
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's Idempotency-Key; raises InvalidIdempotencyKey (400) for one that is none."""
+    return check_key(request._request.headers.get(IDEMPOTENCY_KEY))
 
 
 def body_priority(value: Any, param: str = "priority") -> str | None:

@@ -19,7 +19,7 @@ from jobs.dbwork import db_work
 from jobs.faces.common import sse as common_sse
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.params import build_request
-from jobs.faces.common.placement import placement_of
+from jobs.faces.common.placement import idempotency_key, placement_of
 from jobs.faces.common.serializers import check
 from jobs.faces.common.views import caller
 from jobs.faces.openai.base import OpenAIView
@@ -131,9 +131,10 @@ def _json(body: dict[str, Any], job: Job) -> JsonResponse:
 class Responses(OpenAIView):
     @shapes.create_schema
     async def post(self, request: Request) -> HttpResponseBase:
-        asked = create.parse_create(self.json_body(request))
+        user, key = caller(request), idempotency_key(request)
+        asked = create.parse_create(self.json_body(request), id_seed=f"{user.pk}:{key}" if key else None)
         placement = placement_of(request, waiting=not asked.background, priority=asked.priority)
-        job = await _start(caller(request), engines_of(request.auth), asked, placement)
+        job = await _start(user, engines_of(request.auth), asked, placement)
         if asked.stream:
             return _stream(job)
         if asked.background:
