@@ -69,6 +69,11 @@ def expire(job_id: str) -> Job:
     return Job.objects.get(pk=job_id)
 
 
+def deadline_after(now: float, seconds: float) -> float:
+    """A queue deadline as job options keep it (to the millisecond)."""
+    return round(now + seconds, 3)
+
+
 def error_of(response) -> dict[str, Any]:
     return response.json()["error"]
 
@@ -142,7 +147,7 @@ def test_native_timeouts_from_the_body_win_over_the_headers(client, caller, engi
         client, caller, engine, {"X-Spool-Queue-Timeout": "600", "X-Spool-Run-Timeout": "30"}, queue_timeout=5
     ).json()
     options = Job.objects.get(pk=body["id"]).options
-    assert before + 5 <= options["queue_deadline"] <= time.time() + 5
+    assert deadline_after(before, 5) <= options["queue_deadline"] <= deadline_after(time.time(), 5)
     assert options["run_timeout"] == 30  # the header, as the body gave none
 
 
@@ -237,7 +242,7 @@ def test_semoss_an_llm_call_is_interactive_unless_its_param_values_say(client, c
     assert Job.objects.get(pk=plain).options["priority"] == "interactive"
     options = Job.objects.get(pk=batch).options
     assert options["priority"] == "batch"
-    assert before + 30 <= options["queue_deadline"] <= time.time() + 30
+    assert deadline_after(before, 30) <= options["queue_deadline"] <= deadline_after(time.time(), 30)
 
 
 @pytest.mark.parametrize(
@@ -343,3 +348,17 @@ def test_responses_a_replay_answers_the_same_response_and_a_conflict_is_not_retr
     assert conflict.status_code == 409 and error_of(conflict)["code"] == "idempotency_key_conflict"
     assert conflict["x-should-retry"] == "false"  # the openai SDK would otherwise send it again
     assert Job.objects.count() == 1
+
+
+@pytest.mark.parametrize("header", ["X-Spool-Queue-Timeout", "X-Spool-Run-Timeout"])
+def test_openai_a_timeout_header_that_is_no_number_of_seconds_is_a_400_naming_it(
+    client, caller, engine, header
+):
+    body = {"model": "spool-offline", "messages": [{"role": "user", "content": "x"}]}
+    refused = client.post(
+        "/v1/chat/completions", json.dumps(body), content_type="application/json",
+        headers={**caller.bearer, header: "0"},
+    )  # fmt: skip
+    assert refused.status_code == 400
+    assert (error_of(refused)["param"], error_of(refused)["type"]) == (header, "invalid_request_error")
+    assert not Job.objects.exists()
