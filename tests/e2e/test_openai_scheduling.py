@@ -44,7 +44,7 @@ def test_a_chat_runs_interactive_unless_service_tier_says_flex(spool, pg):
     sdk = client(spool)
     plain, flex = ask(), ask()
     done = sdk.chat.completions.create(model=OFFLINE, messages=plain, max_tokens=2)
-    assert done.service_tier is None  # not asked, not told (as OpenAI)
+    assert done.service_tier is None  # not asked, not told
     sdk.chat.completions.create(model=OFFLINE, messages=flex, max_tokens=2, service_tier="flex")
     assert jobs_asked(plain)[0].options["priority"] == "interactive"
     assert jobs_asked(flex)[0].options["priority"] == "batch"
