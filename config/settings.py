@@ -106,9 +106,13 @@ if SPOOL_HTTPS:
 CORS_ALLOWED_ORIGINS = env_origins("SPOOL_CORS_ALLOWED_ORIGINS")
 CORS_URLS_REGEX = r"^/(v1|Monolith/api)/"
 CORS_ALLOW_CREDENTIALS = False
-# A reconnecting EventSource sends Last-Event-ID; a fetch may send a key.
-CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "last-event-id"]
-CORS_EXPOSE_HEADERS = ["retry-after", "x-spool-job-id", "location"]
+# A reconnecting EventSource sends Last-Event-ID; a fetch may send a key, and place its job
+# (jobs/faces/common/placement.py).
+CORS_ALLOW_HEADERS = [
+    "accept", "authorization", "content-type", "last-event-id", "idempotency-key", "x-spool-queue-timeout",
+    "x-spool-run-timeout",
+]  # fmt: skip
+CORS_EXPOSE_HEADERS = ["retry-after", "x-spool-job-id", "location", "idempotent-replayed"]
 CORS_PREFLIGHT_MAX_AGE = 600
 
 LANGUAGE_CODE = "en-us"

@@ -33,6 +33,8 @@ class KeyGrant:
     expires_at: datetime | None
     engines: frozenset[str]  # engine ids (str of the UUID); empty: every engine
     faces: frozenset[str]  # ApiKey.Face values; empty: every face
+    max_priority: str  # the highest priority class its jobs may ask for (jobs.scheduling)
+    weight: int  # its owner's share of a limited engine against other owners
 
     @classmethod
     def of(cls, key: ApiKey) -> KeyGrant:
@@ -42,6 +44,8 @@ class KeyGrant:
             expires_at=key.expires_at,
             engines=frozenset(str(e) for e in key.engines),
             faces=frozenset(key.faces),
+            max_priority=key.max_priority,
+            weight=key.weight,
         )
 
     def expired(self, now: datetime) -> bool:

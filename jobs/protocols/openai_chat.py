@@ -8,6 +8,7 @@ from typing import Any
 from engine.types import CONTENT, ERROR, FINISH, THINKING, TOOL, USAGE, ChunkDict
 from jobs.models import Job
 from jobs.protocols.openai_errors import error_body, stream_error_type
+from jobs.protocols.service_tiers import served_tier
 
 ID_PREFIX = "chatcmpl-"
 # Thinking has no field in OpenAI's chat API; this is the name DeepSeek, vLLM and others use, and
@@ -51,8 +52,9 @@ def head(job: Job, obj: str, prefix: str = ID_PREFIX) -> dict[str, Any]:
         "model": job.engine.name,
         "system_fingerprint": None,
     }
-    if job.options.get("service_tier"):
-        head["service_tier"] = job.options["service_tier"]
+    tier = served_tier(job.options)
+    if tier is not None:
+        head["service_tier"] = tier
     return head
 
 

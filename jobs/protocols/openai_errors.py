@@ -15,8 +15,9 @@ JOB_ERROR_STATUS = {
     "upstream_timeout": 504,
     "upstream_error": 502,
     "engine_unavailable": 503,
-    # Waited past its queue timeout for its engine's capacity: the engine is busy, not broken.
-    "expired": 503,
+    # It waited past its queue timeout for a slot of its engine: a deadline exceeded, as
+    # gRPC's DEADLINE_EXCEEDED maps onto HTTP.
+    "expired": 504,
 }
 
 

@@ -21,6 +21,7 @@ import uuid
 from typing import Any
 
 from engine.types import CONTENT, ERROR, FINISH, TOOL, USAGE, ChunkDict
+from jobs.protocols.service_tiers import served_tier
 from jobs.responses import (
     CANCELLED,
     COMPLETED,
@@ -59,6 +60,7 @@ def usage(data: dict[str, Any] | None) -> dict[str, Any] | None:
 def head(job: Any) -> dict[str, Any]:
     """The fields of a response that its request fixes (the job's request and options)."""
     options, request = job.options, job.request
+    served = served_tier(options)
     return {
         "id": response_id(job.pk),
         "object": "response",
@@ -79,6 +81,8 @@ def head(job: Any) -> dict[str, Any]:
         "top_p": request.get("top_p", 1.0),
         "truncation": "disabled",
         "user": options.get("user"),
+        # OpenAI's answer names the tier that served it once the request named one.
+        **({"service_tier": served} if served is not None else {}),
     }
 
 

@@ -172,11 +172,22 @@ def test_preflight_and_answers_carry_cors_headers_for_allowed_origins_only(spool
     )
     assert "access-control-allow-credentials" not in ok.headers
     assert "access-control-allow-origin" not in httpx.options(url, headers={"Origin": other, **ask}).headers
+    # A page may place the jobs it starts, and tell a replay from a new job.
+    placing = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,idempotency-key,x-spool-queue-timeout",
+    }
+    placed = httpx.options(f"{spool.base_url}/v1/jobs", headers={"Origin": allowed, **placing})
+    assert {"idempotency-key", "x-spool-queue-timeout", "x-spool-run-timeout"} <= set(
+        placed.headers["access-control-allow-headers"].split(", ")
+    )
 
     semoss = httpx.post(f"{spool.semoss}/engine/status", data={"jobId": "x"}, headers={"Origin": allowed})
     assert semoss.status_code == 401 and semoss.headers["access-control-allow-origin"] == allowed
     assert "origin" in semoss.headers["vary"].lower()
-    assert "x-spool-job-id" in semoss.headers["access-control-expose-headers"]
+    assert {"x-spool-job-id", "idempotent-replayed"} <= set(
+        semoss.headers["access-control-expose-headers"].split(", ")
+    )
     # The admin and the playground are not for other origins.
     admin = httpx.get(f"{spool.base_url}/admin/login/", headers={"Origin": allowed})
     assert "access-control-allow-origin" not in admin.headers

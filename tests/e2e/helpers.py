@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -76,3 +78,49 @@ def make_engine(name: str, **config: Any) -> str:
 def record_figures(spool: Spool, name: str, **figures: Any) -> None:
     """Keep what a fault or load test measured, for docs/RELIABILITY.md (artifacts/<name>.json)."""
     (spool.artifacts / f"{name}.json").write_text(json.dumps(figures, indent=2))
+
+
+@dataclass
+class BusyEngine:
+    """An offline engine with one slot (max_concurrency=1), held by a long job of `user`'s until
+    release(): a job sent to it waits in its queue. Used inside the `pg` fixture."""
+
+    name: str
+    holder: str  # the job on the slot
+    http: httpx.Client  # /v1 with the user's key
+
+    def waiting_job(self, timeout: float = 30) -> Any:
+        """The first job that waits for the slot, once it exists."""
+        from jobs.models import Job
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = Job.objects.filter(engine__name=self.name, status=Job.Status.QUEUED).first()
+            if job is not None:
+                return job
+            time.sleep(0.05)
+        raise AssertionError(f"no job waits on {self.name} after {timeout} s")
+
+    def release_after_deadline_of(self, job: Any) -> None:
+        """Free the slot once `job` is past its queue deadline: the slot's next taker finds it
+        expired. (Waiting out its own deadline is all this sleeps for.)"""
+        time.sleep(max(0.0, job.options["queue_deadline"] - time.time()) + 0.05)
+        self.http.post(f"/jobs/{self.holder}/cancel")
+
+
+def busy_engine(spool: Spool, user: User) -> BusyEngine:
+    from jobs import services
+    from jobs.models import Engine
+
+    name = f"one-slot-{uuid.uuid4().hex[:8]}"
+    engine = services.engine_upsert(name=name, kind="offline", config={"tokens_per_second": 20})
+    Engine.objects.filter(pk=engine.pk).update(max_concurrency=1)
+    http = httpx.Client(
+        base_url=f"{spool.base_url}/v1", headers={"Authorization": f"Bearer {user.secret_key}"}, timeout=60
+    )
+    long_job = {"engine": name, "command": "Talk.", "parameters": {"max_tokens": 4000, **NO_EOT}}
+    holder = http.post("/jobs", json=long_job).json()["id"]
+    # Until it writes: it holds the slot from then until it is cancelled.
+    page = http.get(f"/jobs/{holder}/chunks", params={"wait": 30}).json()
+    assert page["chunks"], page
+    return BusyEngine(name, holder, http)

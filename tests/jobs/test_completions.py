@@ -19,6 +19,7 @@ from jobs.faces.common.errors import FaceError
 from jobs.faces.openai.chat import parse_create
 from jobs.models import Engine, Job, StoredCompletion
 from jobs.protocols import openai_chat as render
+from jobs.scheduling.placement import BATCH, Placement
 from jobs.worker.runner import job_run
 from tests.support import ScriptedEngine
 
@@ -41,7 +42,14 @@ def F(reason: str, choice: int = 0) -> dict:
 U = {"type": USAGE, "data": {"input_tokens": 7, "output_tokens": 2}}
 
 
-def run_job(script: list[dict], options: dict[str, Any], *, owner: str = "ann", **request: Any) -> Job:
+def run_job(
+    script: list[dict],
+    options: dict[str, Any],
+    *,
+    owner: str = "ann",
+    placement: Placement | None = None,
+    **request: Any,
+) -> Job:
     user = services.user_ensure(username=owner)
     engine = Engine.objects.create(
         name=f"scripted-{uuid.uuid4().hex[:6]}", kind="scripted", config={"script": script}
@@ -52,6 +60,7 @@ def run_job(script: list[dict], options: dict[str, Any], *, owner: str = "ann", 
         request=GenerationRequest(messages=[{"role": "user", "content": "hi"}], **request),
         options=options,
         face="openai",
+        placement=placement,
     )
     job_run(job_id=str(job.pk))
     return Job.objects.select_related("engine").get(pk=job.pk)
@@ -64,6 +73,7 @@ def test_a_job_with_store_is_kept_with_request_response_usage_metadata_and_timin
     job = run_job(
         [C("Hel"), C("lo"), F("stop"), U],
         {"store": True, "metadata": {"team": "a"}, "service_tier": "flex"},
+        placement=Placement(priority=BATCH),  # what the face makes of flex
         max_tokens=9,
         seed=3,
     )

@@ -46,13 +46,15 @@ MEANINGS = {
     401: "Missing or invalid API key.",
     404: "No such object (also another user's), or no such engine or model.",
     405: "Method not allowed here.",
-    409: "The job was cancelled before it wrote anything.",
+    409: "The job was cancelled before it wrote anything, or the Idempotency-Key was used with another "
+    "request (code idempotency_key_conflict).",
     413: "The request body is larger than SPOOL_MAX_BODY_BYTES (1 MiB by default).",
     415: "A body in a Content-Type this face does not read.",
     429: "Over a rate limit or the cap on jobs at once; see Retry-After.",
     502: "The upstream server failed.",
     503: "Redis or Postgres is unreachable or overloaded for now; see Retry-After.",
-    504: "The generation timed out, upstream or waiting for it; its id is in X-Spool-Job-Id.",
+    504: "The generation timed out, upstream or waiting for it, or it waited past its queue timeout "
+    "without starting (code expired); its id is in X-Spool-Job-Id.",
 }
 
 
@@ -65,6 +67,26 @@ METADATA_FILTER = OpenApiParameter(
     explode=True,
     description="metadata[key]=value; every pair must match.",
 )
+
+
+def idempotency_headers(answered: int = 200) -> list[OpenApiParameter]:
+    """The Idempotency-Key a create takes, and the header of an answer that replays its job."""
+    return [
+        OpenApiParameter(
+            "Idempotency-Key",
+            {"type": "string", "minLength": 1, "maxLength": 255},
+            OpenApiParameter.HEADER,
+            description="The same key (from the same owner, within 24 h) answers with the job it made "
+            "instead of a new one; with another request, a 409.",
+        ),
+        OpenApiParameter(
+            "Idempotent-Replayed",
+            {"type": "string", "enum": ["true"]},
+            OpenApiParameter.HEADER,
+            response=[answered],
+            description="The answer is the job an earlier request with this Idempotency-Key made.",
+        ),
+    ]
 
 
 def errors(*statuses: int, envelope: type[serializers.Serializer] = Error) -> dict[int, OpenApiResponse]:

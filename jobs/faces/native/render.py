@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.types import ERROR, ChunkDict
+from jobs.faces.native.queue import QueueView
 from jobs.models import Job
 
 # SSE event names. A chunk is `chunk`, except the error chunk that ends a failed job, which is
@@ -52,10 +53,11 @@ def chunk(seq: int, raw: ChunkDict) -> dict[str, Any]:
     return out
 
 
-def job(job: Job) -> dict[str, Any]:
+def job(job: Job, queue: QueueView | None = None) -> dict[str, Any]:
+    """The job; `queue` (queue_of) while it waits in its engine's queue."""
     finished = job.is_finished
     failed = job.status in (Job.Status.FAILED, Job.Status.CANCELLED)
-    return {
+    view = {
         "id": str(job.pk),
         "object": "job",
         "status": job.status,
@@ -70,7 +72,12 @@ def job(job: Job) -> dict[str, Any]:
         "result": job.result if finished else None,
         "store": bool(job.options.get("store")),
         "metadata": job.options.get("metadata") or {},
+        # The class it runs at (None for a job made before priorities).
+        "priority": job.options.get("priority"),
     }
+    if queue is not None:
+        view["queue"] = queue
+    return view
 
 
 def sse(event: str, data: Any, *, seq: int | None = None) -> str:

@@ -7,6 +7,7 @@ from rest_framework import serializers
 from engine.embeddings import ENCODINGS, MAX_DIMENSIONS
 from jobs.faces.common.serializers import StrictCharField, StrictIntegerField, StrictQueryInteger
 from jobs.faces.openai.serializers import STATUSES, EmbeddingInputField
+from jobs.scheduling.placement import CLASSES
 
 # A long-poll (chunks, or a job's end) waits at most this long; proxies often cut at 60 s.
 MAX_WAIT_SECONDS = 30.0
@@ -33,6 +34,26 @@ class JobCreate(serializers.Serializer):
     )
     store = serializers.BooleanField(required=False)
     metadata = serializers.DictField(child=serializers.CharField(), required=False)
+    priority = serializers.ChoiceField(
+        choices=list(CLASSES),
+        required=False,
+        allow_null=True,
+        help_text="The class it waits in on an engine with limits: interactive starts before default, "
+        "default before batch. Default: default. Never above the API key's max_priority (a higher ask "
+        "runs at that, and the job's options keep what was asked as priority_asked).",
+    )
+    queue_timeout = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        help_text="Seconds it may wait to start (> 0); then it fails with code expired. Default: "
+        "SPOOL_QUEUE_TIMEOUT_SECONDS, or the X-Spool-Queue-Timeout header.",
+    )
+    run_timeout = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        help_text="Seconds it may run once started (> 0), at most SPOOL_JOB_MAX_SECONDS. Default: that "
+        "setting, or the X-Spool-Run-Timeout header.",
+    )
 
 
 class WaitQuery(serializers.Serializer):
@@ -103,6 +124,25 @@ class JobError(serializers.Serializer):
     message = serializers.CharField()
 
 
+class JobQueue(serializers.Serializer):
+    """Where a queued job of an engine with limits waits."""
+
+    priority = serializers.ChoiceField(choices=list(CLASSES))
+    state = serializers.ChoiceField(
+        choices=["waiting", "admitted", "running", ""],
+        help_text="waiting for a slot; admitted: a slot is its and a worker takes it next; running: a "
+        "worker holds it and is starting it; empty: the engine's queue does not hold it (yet).",
+    )
+    reason = serializers.ChoiceField(
+        choices=["engine_full", "rate_limited", "held", ""],
+        help_text="Why the engine starts nothing now: every slot busy, its requests or tokens per minute "
+        "spent, or held after the upstream answered 429.",
+    )
+    ahead = serializers.IntegerField(
+        allow_null=True, min_value=0, help_text="The owner's jobs of its class that start before it."
+    )
+
+
 class Job(serializers.Serializer):
     id = serializers.UUIDField()
     object = serializers.ChoiceField(choices=["job"])
@@ -120,6 +160,12 @@ class Job(serializers.Serializer):
     result = Result(allow_null=True, help_text="Set once the job ended.")
     store = serializers.BooleanField()
     metadata = serializers.DictField(child=serializers.CharField())
+    priority = serializers.ChoiceField(
+        choices=list(CLASSES),
+        allow_null=True,
+        help_text="The class it runs at (null: made before priorities)",
+    )
+    queue = JobQueue(required=False, help_text="While it is queued on an engine with limits.")
 
 
 class Chunk(serializers.Serializer):

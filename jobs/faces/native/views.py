@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.http import HttpResponseBase, JsonResponse
@@ -22,12 +23,15 @@ from jobs.faces.common import sse
 from jobs.faces.common.auth import ApiKeyAuthentication, ReadTokenAuthentication
 from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.params import build_request
-from jobs.faces.common.schema import errors
+from jobs.faces.common.placement import body_priority, body_seconds, placement_of, replay_headers
+from jobs.faces.common.schema import errors, idempotency_headers
 from jobs.faces.common.serializers import check
 from jobs.faces.common.views import FaceView, caller, readable
 from jobs.faces.native import render
 from jobs.faces.native import serializers as shapes
+from jobs.faces.native.queue import QueueView, may_wait, queue_of
 from jobs.models import Job
+from jobs.scheduling.placement import Placement
 from jobs.selectors import (
     engine_lookup,
     job_chunks_since,
@@ -49,8 +53,9 @@ KNOWN_PARAMS = frozenset(
     }
 )  # fmt: skip
 BODY_FIELDS = frozenset(
-    {"engine", "model", "messages", "command", "context", "parameters", "store", "metadata"}
-)
+    {"engine", "model", "messages", "command", "context", "parameters", "store", "metadata", "priority",
+     "queue_timeout", "run_timeout"}
+)  # fmt: skip
 FACE = "jobs"
 
 
@@ -167,6 +172,18 @@ def engine_not_found(field: str, ref: str) -> FaceError:
     )
 
 
+def _placement(request: Request, body: dict[str, Any]) -> Placement:
+    """A job here is started and answered at once (no client waits on its answer): it runs at
+    default unless it asks for another class."""
+    return placement_of(
+        request,
+        waiting=False,
+        priority=body_priority(body.get("priority")),
+        queue_timeout=body_seconds(body.get("queue_timeout"), "queue_timeout"),
+        run_timeout=body_seconds(body.get("run_timeout"), "run_timeout"),
+    )
+
+
 @db_work
 def _create(
     user: User,
@@ -175,19 +192,22 @@ def _create(
     ref: str,
     request: GenerationRequest,
     options: dict[str, Any],
-) -> Job:
-    """Find the engine and create the job: one thread hop for both."""
+    placement: Placement,
+) -> tuple[Job, QueueView | None]:
+    """Find the engine and create the job, and where it waits: one thread hop for all."""
     engine = engine_lookup(ref)
     if engine is None:
         raise engine_not_found(field, ref)
     try:
-        return services.job_create(
-            owner=user, engine=engine, request=request, options=options, face=FACE, engines=engines
-        )
+        job = services.job_create(
+            owner=user, engine=engine, request=request, options=options, face=FACE, engines=engines,
+            placement=placement,
+        )  # fmt: skip
     except UnsupportedParameter as exc:
         raise FaceError(
             services.refusal(engine, exc), param=exc.param, code="unsupported_parameter"
         ) from None
+    return job, queue_of(job)
 
 
 async def _owned(request: Request, job_id: str, *, live: bool = True) -> Job:
@@ -200,6 +220,14 @@ async def _owned(request: Request, job_id: str, *, live: bool = True) -> Job:
 
 async def _reloaded(job: Job) -> Job:
     return await Job.objects.select_related("engine").aget(pk=job.pk)
+
+
+async def _queue(job: Job) -> QueueView | None:
+    """Where a queued job waits; the scheduler is asked (a thread hop, as its client is sync)
+    only about a queued job of a limited engine."""
+    if not may_wait(job):
+        return None
+    return await sync_to_async(queue_of)(job)
 
 
 # ---- endpoints -------------------------------------------------------------------------------
@@ -236,7 +264,8 @@ class Jobs(NativeView):
         operation_id="createJob",
         summary="Start a job; answers at once.",
         request=shapes.JobCreate,
-        responses={202: OpenApiResponse(shapes.Job, description="The job, queued."), **errors(404, 413)},
+        responses={202: OpenApiResponse(shapes.Job, description="The job, queued."), **errors(404, 409, 413)},
+        parameters=idempotency_headers(202),
         examples=CREATE_EXAMPLES,
     )
     async def post(self, request: Request) -> JsonResponse:
@@ -245,10 +274,12 @@ class Jobs(NativeView):
         field, ref = engine_ref(body)
         messages = _messages(body)
         generation, options = build_request(messages, _params(body), known=KNOWN_PARAMS)
-        job = await _create(
-            caller(request), engines_of(request.auth), field, ref, generation, options.to_dict()
+        placement = _placement(request, body)
+        job, queue = await _create(
+            caller(request), engines_of(request.auth), field, ref, generation, options.to_dict(), placement
         )
-        return JsonResponse(render.job(job), status=202, headers={"Location": f"/v1/jobs/{job.pk}"})
+        headers = {"Location": f"/v1/jobs/{job.pk}", **replay_headers(job)}
+        return JsonResponse(render.job(job, queue), status=202, headers=headers)
 
 
 class JobReader(NativeView):
@@ -269,7 +300,7 @@ class JobDetail(JobReader):
         wait = _query(request, shapes.WaitQuery)["wait"]
         if wait and not found.is_finished:
             found = await job_wait_until_finished(found, timeout=wait)
-        return JsonResponse(render.job(found))
+        return JsonResponse(render.job(found, await _queue(found)))
 
 
 class Chunks(JobReader):

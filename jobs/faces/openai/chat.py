@@ -15,6 +15,7 @@ from jobs.faces.common.params import build_request
 from jobs.faces.common.serializers import check
 from jobs.faces.openai.messages import missing, not_one_of, wrong_type
 from jobs.faces.openai.serializers import ChatFace
+from jobs.scheduling.placement import SERVICE_TIERS
 
 # Parameters jobs.faces.common.params validates the same way for every face.
 ENGINE_PARAMS = frozenset(
@@ -39,6 +40,7 @@ class ChatCreate:
     stream: bool
     include_usage: bool
     options: dict[str, Any]  # kept on the job: stream, store, metadata, service_tier, include_usage
+    priority: str | None  # the class service_tier asks for; None: the face's default
 
 
 def _tools(body: dict[str, Any]) -> None:
@@ -121,6 +123,11 @@ def _no_audio(body: dict[str, Any], modalities: list[str] | None) -> None:
         )
 
 
+def tier_class(tier: str | None) -> str | None:
+    """The priority class an OpenAI service_tier (already checked) asks for."""
+    return SERVICE_TIERS.get(tier) if tier else None
+
+
 def face_fields(
     body: Any, engine_params: frozenset[str], face_params: frozenset[str], shape: type[Serializer]
 ) -> dict[str, Any]:
@@ -151,4 +158,4 @@ def parse_create(body: Any) -> ChatCreate:
     stored = {**options.to_dict(), "include_usage": include_usage}
     if tier is not None:
         stored["service_tier"] = tier
-    return ChatCreate(model, request, options.stream, include_usage, stored)
+    return ChatCreate(model, request, options.stream, include_usage, stored, tier_class(tier))

@@ -10,7 +10,7 @@ from typing import Any
 from engine.types import GenerationRequest
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.params import MAX_N, build_request, check_storable
-from jobs.faces.openai.chat import face_fields, stream_options
+from jobs.faces.openai.chat import face_fields, stream_options, tier_class
 from jobs.faces.openai.serializers import TextFace
 
 # Parameters jobs.faces.common.params validates the same way for every face.
@@ -21,7 +21,9 @@ ENGINE_PARAMS = frozenset(
     }
 )  # fmt: skip
 # Parameters only this face knows; taken out before the shared validation.
-FACE_PARAMS = frozenset({"model", "prompt", "suffix", "echo", "logprobs", "best_of", "stream_options"})
+FACE_PARAMS = frozenset(
+    {"model", "prompt", "suffix", "echo", "logprobs", "best_of", "stream_options", "service_tier"}
+)
 # OpenAI's default when max_tokens is left out: a legacy completion is short unless asked.
 DEFAULT_MAX_TOKENS = 16
 
@@ -32,6 +34,7 @@ class TextCreate:
     request: GenerationRequest
     stream: bool
     options: dict[str, Any]  # kept on the job: stream, include_usage, echo
+    priority: str | None  # the class service_tier asks for; None: the face's default
 
 
 def _best_of(best_of: int | None, n: int) -> None:
@@ -86,4 +89,4 @@ def parse_text_create(body: Any) -> TextCreate:
     request.suffix = face.get("suffix")
     include_usage = stream_options(face.get("stream_options"), options.stream)
     kept = {"stream": options.stream, "include_usage": include_usage, "echo": echo}
-    return TextCreate(face["model"], request, options.stream, kept)
+    return TextCreate(face["model"], request, options.stream, kept, tier_class(face.get("service_tier")))

@@ -15,8 +15,10 @@ from jobs.faces.common.pagination import ListPage
 from jobs.faces.common.params import MAX_METADATA_VALUE, GenerationParams
 from jobs.faces.common.serializers import StrictBooleanField, StrictCharField, StrictIntegerField
 from jobs.faces.openai.messages import check_messages
+from jobs.scheduling import placement
 
-SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority")
+# What OpenAI's service_tier may be: each a priority class here, or the face's own default.
+SERVICE_TIERS = tuple(placement.SERVICE_TIERS)
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
@@ -28,6 +30,16 @@ def _metadata(**kwargs: Any) -> serializers.DictField:
 
 
 # ---- requests ---------------------------------------------------------------------------------
+
+
+def service_tier_field(default: str = "interactive") -> serializers.ChoiceField:
+    return serializers.ChoiceField(
+        choices=SERVICE_TIERS,
+        required=False,
+        allow_null=True,
+        help_text=f"The job's priority class: priority is interactive, flex is batch; auto, default and "
+        f"scale leave this face's default ({default}). Never above the API key's max_priority.",
+    )
 
 
 class StreamOptions(serializers.Serializer):
@@ -63,7 +75,7 @@ class ChatFace(serializers.Serializer):
     model = StrictCharField()
     messages = MessagesField(child=serializers.JSONField(), min_length=1)
     stream_options = StreamOptions(required=False, allow_null=True)
-    service_tier = serializers.ChoiceField(choices=SERVICE_TIERS, required=False, allow_null=True)
+    service_tier = service_tier_field()
     modalities = serializers.ListField(
         child=serializers.ChoiceField(choices=["text", "audio"]), required=False, allow_null=True
     )
@@ -126,6 +138,7 @@ class TextFace(serializers.Serializer):
         help_text="Only equal to n: every choice generated is returned.",
     )  # fmt: skip
     stream_options = StreamOptions(required=False, allow_null=True)
+    service_tier = service_tier_field()
 
 
 # logprobs is the legacy integer here, the chat boolean there: TextFace's, first in the MRO, wins.
@@ -215,7 +228,12 @@ class CompletionHead(serializers.Serializer):
     created = serializers.IntegerField(help_text="Unix seconds.")
     model = serializers.CharField(help_text="The engine's name.")
     system_fingerprint = serializers.CharField(allow_null=True)
-    service_tier = serializers.CharField(required=False, help_text="Echoed from the request when given.")
+    service_tier = serializers.ChoiceField(
+        choices=SERVICE_TIERS,
+        required=False,
+        help_text="When the request named one: the tier it ran at (flex: batch, priority: interactive, "
+        "default: anything else).",
+    )
 
 
 class ChatCompletion(CompletionHead):

@@ -18,16 +18,19 @@ from jobs.access import engine_allowed, engines_of
 from jobs.dbwork import db_work
 from jobs.faces.common import sse as common_sse
 from jobs.faces.common.errors import FaceError
-from jobs.faces.common.schema import METADATA_FILTER, errors
+from jobs.faces.common.placement import placement_of, replay_headers
+from jobs.faces.common.schema import METADATA_FILTER, errors, idempotency_headers
 from jobs.faces.common.views import caller
 from jobs.faces.openai import serializers as shapes
 from jobs.faces.openai import sse, stored, text
 from jobs.faces.openai.base import OpenAIView
 from jobs.faces.openai.chat import ChatCreate, parse_create
-from jobs.faces.openai.errors import job_error, not_found
+from jobs.faces.openai.errors import conflict, job_error, not_found
 from jobs.faces.openai.legacy import TextCreate, parse_text_create
+from jobs.idempotency import IdempotencyConflict
 from jobs.models import Engine, Job
 from jobs.protocols import openai_chat as render
+from jobs.scheduling.placement import Placement
 from jobs.selectors import engine_find, engine_lookup, job_for_owner, job_wait_until_finished
 
 FACE = "openai"
@@ -45,7 +48,9 @@ def model_not_found(model: str) -> FaceError:
 
 
 @db_work
-def _start(user: User, engines: frozenset[str], create: ChatCreate | TextCreate, face: str) -> Job:
+def _start(
+    user: User, engines: frozenset[str], create: ChatCreate | TextCreate, face: str, placement: Placement
+) -> Job:
     """Find the engine, refuse what it cannot honour, then create the job (queued once
     committed): one thread hop for all of it."""
     engine = engine_lookup(create.model)
@@ -59,11 +64,19 @@ def _start(user: User, engines: frozenset[str], create: ChatCreate | TextCreate,
             options=create.options,
             face=face,
             engines=engines,
+            placement=placement,
         )
     except UnsupportedParameter as exc:
         raise FaceError(
             services.refusal(engine, exc), param=exc.param, code="unsupported_parameter"
         ) from None
+    except IdempotencyConflict as exc:
+        raise conflict(exc) from None
+
+
+def job_headers(job: Job) -> dict[str, str]:
+    """The headers of every answer to a create: the job's id, and whether it is a replay."""
+    return {JOB_HEADER: str(job.pk), **replay_headers(job)}
 
 
 def _error_of(job: Job) -> FaceError:
@@ -74,16 +87,18 @@ def _error_of(job: Job) -> FaceError:
 
 
 async def _stream(job: Job, renderer_of: Callable[[Job], sse.Renderer]) -> HttpResponseBase:
+    headers = job_headers(job)
     chunks = await sse.prefetch(job, common_sse.KEEPALIVE_SECONDS)
     failure = sse.failed_silently(chunks)
     if failure is not None:
         error = job_error(failure)
-        error.headers[JOB_HEADER] = str(job.pk)
+        error.headers.update(headers)
         raise error
-    return common_sse.stream(sse.events(job, chunks, renderer_of), {JOB_HEADER: str(job.pk)})
+    return common_sse.stream(sse.events(job, chunks, renderer_of), headers)
 
 
 async def _wait(job: Job, answer: Callable[[Job], dict[str, Any]]) -> HttpResponse:
+    headers = job_headers(job)  # before the wait: the job read after it is not marked replayed
     job = await job_wait_until_finished(job, timeout=settings.SPOOL["SYNC_WAIT_SECONDS"])
     if not job.is_finished:
         error = FaceError(
@@ -94,12 +109,10 @@ async def _wait(job: Job, answer: Callable[[Job], dict[str, Any]]) -> HttpRespon
             retry=False,
         )
     elif job.status == Job.Status.SUCCEEDED:
-        response = JsonResponse(answer(job))
-        response[JOB_HEADER] = str(job.pk)
-        return response
+        return JsonResponse(answer(job), headers=headers)
     else:
         error = _error_of(job)
-    error.headers[JOB_HEADER] = str(job.pk)
+    error.headers.update(headers)
     raise error
 
 
@@ -153,7 +166,7 @@ def _create_schema(
             (200, "text/event-stream"): OpenApiResponse(event, description=events),
             **errors(404, 409, 413, 502, 504),
         },
-        parameters=[JOB_ID_HEADER],
+        parameters=[JOB_ID_HEADER, *idempotency_headers()],
         examples=examples,
     )
 
@@ -171,7 +184,8 @@ class ChatCompletions(OpenAIView):
     )
     async def post(self, request: Request) -> HttpResponseBase:
         chat = parse_create(self.json_body(request))
-        job = await _start(caller(request), engines_of(request.auth), chat, FACE)
+        placement = placement_of(request, waiting=True, priority=chat.priority)
+        job = await _start(caller(request), engines_of(request.auth), chat, FACE, placement)
         return await (_stream(job, render.StreamRenderer) if chat.stream else _wait(job, render.completion))
 
     @extend_schema(
@@ -244,7 +258,8 @@ class TextCompletions(OpenAIView):
     )
     async def post(self, request: Request) -> HttpResponseBase:
         create = parse_text_create(self.json_body(request))
-        job = await _start(caller(request), engines_of(request.auth), create, TEXT_FACE)
+        placement = placement_of(request, waiting=True, priority=create.priority)
+        job = await _start(caller(request), engines_of(request.auth), create, TEXT_FACE, placement)
         if create.stream:
             return await _stream(job, text.TextStreamRenderer)
         return await _wait(job, text.text_completion)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -14,6 +15,7 @@ from jobs.dbwork import db_work
 from jobs.faces.common.embeddings import checked_request, embed, vectors_out
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.params import build_request
+from jobs.faces.common.placement import body_priority, body_seconds
 from jobs.models import Engine, Job, Room, RoomMessage
 from jobs.pixel import (
     LLMCall,
@@ -24,6 +26,7 @@ from jobs.pixel import (
     model_api_call,
     room_messages_call,
 )
+from jobs.scheduling.placement import InvalidPlacement, Placement
 from jobs.selectors import engine_find, engine_lookup, parse_uuid
 
 PARAM_VALUES = frozenset(
@@ -31,9 +34,11 @@ PARAM_VALUES = frozenset(
         "temperature", "top_p", "max_completion_tokens", "max_new_tokens", "max_tokens", "stop",
         "seed", "n", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs",
         "logit_bias", "tools", "tool_choice", "parallel_tool_calls", "response_format", "user",
-        "full_prompt", "stream", "store", "metadata",
+        "full_prompt", "stream", "store", "metadata", "priority", "queue_timeout",
     }
 )  # fmt: skip
+# The paramValues that place the job in its engine's queue rather than reach the engine.
+PLACEMENT_PARAMS = ("priority", "queue_timeout")
 
 # The paramValues of Embeddings: the vectors always come back as numbers (SEMOSS's shape).
 EMBEDDING_PARAMS = ("dimensions", "user")
@@ -84,8 +89,21 @@ def _messages(call: LLMCall, full_prompt: Any, room: Room) -> tuple[list[dict[st
     return messages, call.command
 
 
+def _placed(placement: Placement, params: dict[str, Any]) -> Placement:
+    """The request's placement with what paramValues ask (taken out of `params`)."""
+    priority, queue_timeout = (params.pop(name, None) for name in PLACEMENT_PARAMS)
+    try:
+        return replace(
+            placement,
+            priority=body_priority(priority),
+            queue_timeout=body_seconds(queue_timeout, "queue_timeout") or placement.queue_timeout,
+        )
+    except InvalidPlacement as exc:
+        raise ReactorError(str(exc)) from None
+
+
 @db_work
-def _create_llm_job(user: User, engines: frozenset[str], call: LLMCall) -> Job:
+def _create_llm_job(user: User, engines: frozenset[str], call: LLMCall, placement: Placement) -> Job:
     """Find the engine and create the job: one thread hop for both."""
     engine = engine_lookup(call.engine)
     if engine is None:
@@ -93,6 +111,7 @@ def _create_llm_job(user: User, engines: frozenset[str], call: LLMCall) -> Job:
     check_engine(engines, engine)  # before the room is made
     params = dict(call.param_values)
     full_prompt = params.pop("full_prompt", None)
+    placement = _placed(placement, params)
     if call.image or call.url:
         raise ReactorError("Image and URL inputs are not supported by Spool's engines yet.")
     try:
@@ -104,7 +123,7 @@ def _create_llm_job(user: User, engines: frozenset[str], call: LLMCall) -> Job:
         request, options = build_request(
             messages,
             params,
-            known=PARAM_VALUES - {"full_prompt"},
+            known=PARAM_VALUES - {"full_prompt", *PLACEMENT_PARAMS},
             max_tokens_aliases=("max_completion_tokens", "max_new_tokens", "max_tokens"),
         )
     except FaceError as exc:
@@ -119,18 +138,20 @@ def _create_llm_job(user: User, engines: frozenset[str], call: LLMCall) -> Job:
             room=room,
             user_message=user_text,
             engines=engines,
+            placement=placement,
         )
     except UnsupportedParameter as exc:
         raise ReactorError(services.refusal(engine, exc)) from None
 
 
-async def start_llm(user: User, engines: frozenset[str], pixel: Pixel) -> Job:
-    """Raises EngineNotAllowed (a 403 in this face's shape) when the key may not use the engine."""
+async def start_llm(user: User, engines: frozenset[str], pixel: Pixel, placement: Placement) -> Job:
+    """Raises EngineNotAllowed (a 403 in this face's shape) when the key may not use the engine,
+    and IdempotencyConflict (409) for a key used with another request."""
     try:
         call = llm_call(pixel)
     except PixelError as exc:
         raise ReactorError(str(exc)) from None
-    return await _create_llm_job(user, engines, call)
+    return await _create_llm_job(user, engines, call, placement)
 
 
 async def model_api(engines: frozenset[str], pixel: Pixel) -> str:

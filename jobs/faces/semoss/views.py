@@ -28,7 +28,8 @@ from jobs.faces.common.auth import (
 )
 from jobs.faces.common.embeddings import json_answer
 from jobs.faces.common.errors import FaceError, not_allowed
-from jobs.faces.common.schema import SemossError, errors
+from jobs.faces.common.placement import mark_replayed, placement_of
+from jobs.faces.common.schema import SemossError, errors, idempotency_headers
 from jobs.faces.common.views import FaceView, caller, readable
 from jobs.faces.semoss import reactors, render
 from jobs.faces.semoss import serializers as shapes
@@ -49,9 +50,12 @@ def semoss_schema(
     form: type,
     answer: type,
     refused: type | None = None,
+    starts_jobs: bool = False,
 ) -> Any:
-    """The document of a SEMOSS POST endpoint: its form (or the same as JSON) and its answers."""
-    responses: dict[Any, Any] = {200: answer, **errors(413, 415, envelope=SemossError)}
+    """The document of a SEMOSS POST endpoint: its form (or the same as JSON) and its answers.
+    One that starts a job takes an Idempotency-Key."""
+    statuses = (409, 413, 415) if starts_jobs else (413, 415)
+    responses: dict[Any, Any] = {200: answer, **errors(*statuses, envelope=SemossError)}
     if refused is not None:
         responses[400] = OpenApiResponse(refused, description="Refused: the answer says why.")
     return extend_schema(
@@ -59,6 +63,7 @@ def semoss_schema(
         summary=summary,
         request={FORM: form, JSON: form},
         responses=responses,
+        parameters=idempotency_headers() if starts_jobs else None,
     )
 
 
@@ -152,7 +157,13 @@ def _error_return(insight_id: str, expression: str, message: str) -> JsonRespons
 
 
 class RunPixel(SemossView):
-    @semoss_schema("runPixel", "Run a pixel and wait for its output.", shapes.PixelForm, shapes.PixelReturn)
+    @semoss_schema(
+        "runPixel",
+        "Run a pixel and wait for its output.",
+        shapes.PixelForm,
+        shapes.PixelReturn,
+        starts_jobs=True,
+    )
     async def post(self, request: Request) -> HttpResponse:
         return await run_pixel(request)
 
@@ -170,13 +181,15 @@ async def run_pixel(request: Request) -> HttpResponse:
         if pixel.reactor == "META":
             output: Any = True
         elif pixel.reactor == LLM:
-            job = await reactors.start_llm(user, engines, pixel)
-            job = await job_wait_until_finished(job, timeout=settings.SPOOL["SYNC_WAIT_SECONDS"])
+            started = await reactors.start_llm(user, engines, pixel, placement_of(request, waiting=True))
+            job = await job_wait_until_finished(started, timeout=settings.SPOOL["SYNC_WAIT_SECONDS"])
             if not job.is_finished:
-                return _error_return(insight_id, expression, f"Job {job.pk} is still running; poll it.")
-            if job.status != Job.Status.SUCCEEDED:
-                return _error_return(insight_id, expression, job.error or "The job failed.")
-            output = render.llm_output(job)
+                answer = _error_return(insight_id, expression, f"Job {job.pk} is still running; poll it.")
+            elif job.status != Job.Status.SUCCEEDED:
+                answer = _error_return(insight_id, expression, job.error or "The job failed.")
+            else:
+                answer = JsonResponse(render.pixel_return(insight_id, expression, render.llm_output(job)))
+            return mark_replayed(answer, started)
         elif pixel.reactor == "GetModelAPI":
             output = await reactors.model_api(engines, pixel)
         elif pixel.reactor == "Embeddings":
@@ -197,6 +210,7 @@ class RunPixelAsync(SemossView):
         shapes.PixelForm,
         shapes.JobStarted,
         refused=shapes.JobRefused,
+        starts_jobs=True,
     )
     async def post(self, request: Request) -> JsonResponse:
         return await run_pixel_async(request)
@@ -210,11 +224,12 @@ async def run_pixel_async(request: Request) -> JsonResponse:
         validate_pixel(pixel)
         if pixel.reactor != LLM:
             raise reactors.ReactorError(f"runPixelAsync runs LLM pixels; send {pixel.reactor} to runPixel.")
-        job = await reactors.start_llm(caller(request), engines_of(request.auth), pixel)
+        placement = placement_of(request, waiting=True)
+        job = await reactors.start_llm(caller(request), engines_of(request.auth), pixel, placement)
     except (PixelError, reactors.ReactorError) as exc:
         body = render.pixel_return(str(form.get("insightId") or ""), expression, str(exc), error=True)
         return JsonResponse({"jobId": None, "errorMessage": str(exc), **body}, status=400)
-    return JsonResponse({"jobId": str(job.pk)})
+    return mark_replayed(JsonResponse({"jobId": str(job.pk)}), job)
 
 
 def _unknown() -> JsonResponse:

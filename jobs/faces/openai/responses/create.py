@@ -12,7 +12,9 @@ from rest_framework import serializers
 
 from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.serializers import StrictBooleanField, StrictCharField, check
+from jobs.faces.openai.chat import tier_class
 from jobs.faces.openai.messages import missing, not_one_of, wrong_type
+from jobs.faces.openai.serializers import service_tier_field
 
 # Passed on to jobs.faces.common.params under the same name (max_output_tokens as the alias).
 GENERATION_PARAMS = frozenset(
@@ -28,7 +30,7 @@ GENERATION_PARAMS = frozenset(
 )
 FACE_PARAMS = frozenset(
     {"model", "input", "instructions", "tools", "tool_choice", "text", "store", "stream", "background",
-     "previous_response_id"}
+     "previous_response_id", "service_tier"}
 )  # fmt: skip
 MAX_TOKENS_ALIASES = ("max_output_tokens",)
 # An engine's refusal names its request field; the client named it this way.
@@ -50,6 +52,7 @@ class ResponsesFace(serializers.Serializer):
     stream = StrictBooleanField(required=False, allow_null=True)
     background = StrictBooleanField(required=False, allow_null=True)
     previous_response_id = StrictCharField(required=False, allow_null=True)
+    service_tier = service_tier_field("interactive; default in the background")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,7 @@ class ResponseCreate:
     previous_response_id: str | None
     stream: bool
     background: bool
+    priority: str | None  # the class service_tier asks for; None: the face's default
 
 
 def _string(item: dict[str, Any], name: str, where: str) -> str:
@@ -94,7 +98,17 @@ def _text_of(content: Any, where: str) -> str:
     return "".join(texts)
 
 
-def input_items(value: Any) -> list[dict[str, Any]]:
+def _item_id(prefix: str, given: Any, id_seed: str | None, index: int) -> str:
+    """An input item's id: its own, or a new one. Under an Idempotency-Key (`id_seed`), the same
+    one each time the request is sent, so that a send again is the same request."""
+    if given:
+        return str(given)
+    if id_seed is None:
+        return f"{prefix}_{uuid.uuid4().hex}"
+    return f"{prefix}_{uuid.uuid5(uuid.NAMESPACE_URL, f'{id_seed}:{index}').hex}"
+
+
+def input_items(value: Any, id_seed: str | None = None) -> list[dict[str, Any]]:
     """The input as OpenAI's input items, each with an id (what input_items lists)."""
     if isinstance(value, str):
         value = [{"type": "message", "role": "user", "content": value}]
@@ -125,18 +139,18 @@ def input_items(value: Any) -> list[dict[str, Any]]:
             text = _text_of(item["content"], f"{where}.content")
             part = "output_text" if role == "assistant" else "input_text"
             items.append(
-                {"id": item.get("id") or f"msg_{uuid.uuid4().hex}", "type": "message", "role": role,
+                {"id": _item_id("msg", item.get("id"), id_seed, i), "type": "message", "role": role,
                  "status": "completed", "content": [{"type": part, "text": text}]}
             )  # fmt: skip
         elif item_type == "function_call":
             items.append(
-                {"id": item.get("id") or f"fc_{uuid.uuid4().hex}", "type": "function_call",
+                {"id": _item_id("fc", item.get("id"), id_seed, i), "type": "function_call",
                  "status": "completed", "call_id": _string(item, "call_id", where),
                  "name": _string(item, "name", where), "arguments": _string(item, "arguments", where)}
             )  # fmt: skip
         else:
             items.append(
-                {"id": item.get("id") or f"fco_{uuid.uuid4().hex}", "type": "function_call_output",
+                {"id": _item_id("fco", item.get("id"), id_seed, i), "type": "function_call_output",
                  "status": "completed", "call_id": _string(item, "call_id", where),
                  "output": _string(item, "output", where)}
             )  # fmt: skip
@@ -235,7 +249,8 @@ def _format(text: Any) -> dict[str, Any] | None:
     return {"type": "json_schema", "json_schema": spec}
 
 
-def parse_create(body: Any) -> ResponseCreate:
+def parse_create(body: Any, id_seed: str | None = None) -> ResponseCreate:
+    """`id_seed`: the caller and its Idempotency-Key, when it sent one (see _item_id)."""
     if not isinstance(body, dict):
         raise FaceError("The request body must be a JSON object.", code="invalid_type")
     refuse_unknown(body, GENERATION_PARAMS | FACE_PARAMS)
@@ -248,7 +263,7 @@ def parse_create(body: Any) -> ResponseCreate:
             param="background",
             code="invalid_value",
         )
-    items = input_items(face["input"])
+    items = input_items(face["input"], id_seed)
     params = {name: body[name] for name in GENERATION_PARAMS if body.get(name) is not None}
     options: dict[str, Any] = {"input": items, "background": background}
     tools = _tools(body["tools"]) if body.get("tools") is not None else []
@@ -269,6 +284,9 @@ def parse_create(body: Any) -> ResponseCreate:
     for name in ("parallel_tool_calls", "user", "safety_identifier", "previous_response_id"):
         if body.get(name) is not None:
             options[name] = body[name]
+    tier = face.get("service_tier")
+    if tier is not None:
+        options["service_tier"] = tier
     return ResponseCreate(
         face["model"],
         chat_messages(items),
@@ -277,4 +295,5 @@ def parse_create(body: Any) -> ResponseCreate:
         face.get("previous_response_id"),
         stream,
         background,
+        tier_class(tier),
     )

@@ -10,9 +10,10 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import serializers
 
 from jobs.faces.common.pagination import ListPage, PageQuery
-from jobs.faces.common.schema import errors
+from jobs.faces.common.schema import errors, idempotency_headers
 from jobs.faces.common.serializers import StrictBooleanField, StrictFloatField, StrictQueryInteger
 from jobs.faces.openai.responses.create import ResponsesFace
+from jobs.faces.openai.serializers import SERVICE_TIERS
 
 STATUSES = ("queued", "in_progress", "completed", "failed", "cancelled", "incomplete")
 ID = r"^resp_[0-9a-f]{32}$"
@@ -91,6 +92,11 @@ class ResponseObject(serializers.Serializer):
     top_p = serializers.FloatField(allow_null=True)
     truncation = serializers.CharField()
     user = serializers.CharField(allow_null=True)
+    service_tier = serializers.ChoiceField(
+        choices=list(SERVICE_TIERS),
+        required=False,
+        help_text="When the request named one: the tier it ran at (flex: batch, priority: interactive).",
+    )
 
 
 class ResponseDeleted(serializers.Serializer):
@@ -134,8 +140,8 @@ create_schema = extend_schema(
     operation_id="createResponse",
     summary="Run a response as one job: wait for it, stream it, or start it in the background.",
     request=ResponseCreate,
-    responses={**ANSWERS, **errors(404, 413, 504)},
-    parameters=[JOB_ID_HEADER],
+    responses={**ANSWERS, **errors(404, 409, 413, 504)},
+    parameters=[JOB_ID_HEADER, *idempotency_headers()],
     examples=[
         OpenApiExample(
             "plain", value={"model": OFFLINE, "input": "Tell me of the king.", "max_output_tokens": 8},

@@ -19,16 +19,19 @@ from jobs.dbwork import db_work
 from jobs.faces.common import sse as common_sse
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.params import build_request
+from jobs.faces.common.placement import idempotency_key, placement_of
 from jobs.faces.common.serializers import check
 from jobs.faces.common.views import caller
 from jobs.faces.openai.base import OpenAIView
-from jobs.faces.openai.errors import not_found
+from jobs.faces.openai.errors import conflict, not_found
 from jobs.faces.openai.responses import create, shapes, sse
 from jobs.faces.openai.stored import paging, query_values
-from jobs.faces.openai.views import JOB_HEADER, model_not_found
+from jobs.faces.openai.views import job_headers, model_not_found
+from jobs.idempotency import IdempotencyConflict
 from jobs.models import Job, StoredResponse
 from jobs.responses.events import response_object
 from jobs.responses.store import input_page
+from jobs.scheduling.placement import Placement
 from jobs.selectors import engine_lookup, job_for_owner, job_wait_until_finished
 
 KNOWN = create.GENERATION_PARAMS | {"tools", "tool_choice", "response_format", "stream", "store"}
@@ -56,7 +59,7 @@ def _previous_messages(user: User, previous_id: str) -> list[dict[str, Any]]:
 
 
 @db_work
-def _start(user: User, engines: frozenset[str], asked: create.ResponseCreate) -> Job:
+def _start(user: User, engines: frozenset[str], asked: create.ResponseCreate, placement: Placement) -> Job:
     """Resolve the conversation and the engine, refuse what it cannot honour, create the job:
     one thread hop for all of it."""
     messages = list(asked.messages)
@@ -73,11 +76,14 @@ def _start(user: User, engines: frozenset[str], asked: create.ResponseCreate) ->
     options = {**job_options.to_dict(), **asked.options}
     try:
         return services.job_create(
-            owner=user, engine=engine, request=request, options=options, face=responses.FACE, engines=engines
-        )
+            owner=user, engine=engine, request=request, options=options, face=responses.FACE, engines=engines,
+            placement=placement,
+        )  # fmt: skip
     except UnsupportedParameter as exc:
         param = create.PARAM_NAMES.get(exc.param, exc.param)
         raise FaceError(services.refusal(engine, exc), param=param, code="unsupported_parameter") from None
+    except IdempotencyConflict as exc:
+        raise conflict(exc) from None
 
 
 async def _owned(user: User, value: str, *, live: bool = True) -> Job:
@@ -100,10 +106,11 @@ async def _object(job: Job) -> dict[str, Any]:
 
 
 def _stream(job: Job, starting_after: int = -1) -> HttpResponseBase:
-    return common_sse.stream(sse.events(job, starting_after), {JOB_HEADER: str(job.pk)})
+    return common_sse.stream(sse.events(job, starting_after), job_headers(job))
 
 
 async def _wait(job: Job) -> JsonResponse:
+    headers = job_headers(job)  # before the wait: the job read after it is not marked replayed
     job = await job_wait_until_finished(job, timeout=settings.SPOOL["SYNC_WAIT_SECONDS"])
     if not job.is_finished:
         raise FaceError(
@@ -112,22 +119,22 @@ async def _wait(job: Job) -> JsonResponse:
             status=504,
             code="timeout",
             retry=False,
-            headers={JOB_HEADER: str(job.pk)},
+            headers=headers,
         )
-    return _json(await _object(job), job)
+    return JsonResponse(await _object(job), headers=headers)
 
 
 def _json(body: dict[str, Any], job: Job) -> JsonResponse:
-    response = JsonResponse(body)
-    response[JOB_HEADER] = str(job.pk)
-    return response
+    return JsonResponse(body, headers=job_headers(job))
 
 
 class Responses(OpenAIView):
     @shapes.create_schema
     async def post(self, request: Request) -> HttpResponseBase:
-        asked = create.parse_create(self.json_body(request))
-        job = await _start(caller(request), engines_of(request.auth), asked)
+        user, key = caller(request), idempotency_key(request)
+        asked = create.parse_create(self.json_body(request), id_seed=f"{user.pk}:{key}" if key else None)
+        placement = placement_of(request, waiting=not asked.background, priority=asked.priority)
+        job = await _start(user, engines_of(request.auth), asked, placement)
         if asked.stream:
             return _stream(job)
         if asked.background:
