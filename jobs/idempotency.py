@@ -52,10 +52,21 @@ def check_key(value: str | None) -> str | None:
 
 
 def fingerprint(
-    engine: Engine, face: str, request: GenerationRequest, options: dict[str, Any], user_message: str | None
+    engine: Engine,
+    face: str,
+    request: GenerationRequest,
+    options: dict[str, Any],
+    user_message: str | None,
+    basis: Any = None,
 ) -> str:
-    kept = {k: v for k, v in options.items() if k not in _PER_SEND}
-    body = [str(engine.pk), face, request.to_dict(), kept, user_message]
+    """What "the same request" means: the engine, the face, and what was asked (the request and
+    its options, less what differs per send), or `basis`, what the client sent, when the face
+    builds the request from more than that."""
+    if basis is not None:
+        body: list[Any] = [str(engine.pk), face, basis]
+    else:
+        kept = {k: v for k, v in options.items() if k not in _PER_SEND}
+        body = [str(engine.pk), face, request.to_dict(), kept, user_message]
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

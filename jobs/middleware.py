@@ -60,7 +60,9 @@ def error_response(request: HttpRequest, exc: BaseException) -> HttpResponse | N
     if isinstance(exc, LimitExceeded):
         return face_error(request, 429, exc.message, code=exc.code, retry_after=exc.retry_after)
     if isinstance(exc, IdempotencyConflict):
-        return face_error(request, 409, str(exc), code="idempotency_key_conflict")
+        response = face_error(request, 409, str(exc), code="idempotency_key_conflict")
+        response["x-should-retry"] = "false"  # the openai SDK retries a 409 unless told not to
+        return response
     if isinstance(exc, InvalidIdempotencyKey):
         return face_error(request, 400, str(exc), code="invalid_idempotency_key")
     if isinstance(exc, InvalidPlacement):

@@ -130,7 +130,9 @@ def job_create(
     placement = placement or Placement()
     options = {**options, **queue_options(placement)}
     key = placement.idempotency_key
-    fingerprint = idempotency.fingerprint(engine, face, request, options, user_message) if key else ""
+    fingerprint = (
+        idempotency.fingerprint(engine, face, request, options, user_message, placement.basis) if key else ""
+    )
     replayed = idempotency.replay(owner, key, fingerprint)
     if replayed is not None:
         return replayed

@@ -346,7 +346,20 @@ elseif op == 'status' then
   if info then
     state, class = info.s, info.c
     if info.s == 'w' then
-      ahead = redis.call('LPOS', P .. ':q:' .. info.c .. ':' .. info.t, job) or -1
+      -- Counting only the jobs still waiting: the entries of cancelled or expired ones stay in
+      -- the list until they come up.
+      local queue = P .. ':q:' .. info.c .. ':' .. info.t
+      local at = redis.call('LPOS', queue, job)
+      if at then
+        ahead = 0
+        local before = at > 0 and redis.call('LRANGE', queue, 0, at - 1) or {}
+        for i = 1, #before, 500 do
+          local infos = redis.call('HMGET', P .. ':jobs', unpack(before, i, math.min(i + 499, #before)))
+          for _, raw in ipairs(infos) do
+            if raw and cjson.decode(raw).s == 'w' then ahead = ahead + 1 end
+          end
+        end
+      end
     end
   end
   local waiting = {}

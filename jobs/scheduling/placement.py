@@ -16,8 +16,19 @@ BATCH = "batch"
 # Highest first: a waiting job of a class starts before any of the classes after it.
 CLASSES = (INTERACTIVE, DEFAULT, BATCH)
 
-# OpenAI's service_tier -> a class. "auto" and "default" leave the face's own default.
-SERVICE_TIERS = {"priority": INTERACTIVE, "flex": BATCH, "default": None, "auto": None, "scale": None}
+# OpenAI's service_tier -> a class. "auto" and "default" leave the face's own default; "fast" is
+# OpenAI's alias of "priority", "ultrafast" the Responses API's faster still.
+SERVICE_TIERS = {
+    "priority": INTERACTIVE,
+    "fast": INTERACTIVE,
+    "ultrafast": INTERACTIVE,
+    "flex": BATCH,
+    "default": None,
+    "auto": None,
+    "scale": None,
+}
+# The longest a timeout may be: a job waits or runs at most this long (30 days).
+MAX_SECONDS = 30 * 86400.0
 
 
 class InvalidPlacement(ValueError):
@@ -37,6 +48,10 @@ class Placement:
     idempotency_key: str | None = None
     cap: str = INTERACTIVE  # the highest class the caller's key may ask for
     weight: int = 1  # the caller's share against other owners (the key's weight)
+    # What the client sent, when the job's request is built from more than that (a SEMOSS call
+    # adds its room's history, which grows once the first call ends): an idempotency key's
+    # fingerprint is taken over this instead, so a retry after the first call ended is a replay.
+    basis: Any = None
 
 
 def check_class(value: Any, param: str) -> str:
@@ -53,8 +68,11 @@ def check_seconds(value: Any, param: str) -> float | None:
         seconds = float(value)
     except (TypeError, ValueError):
         seconds = -1.0
-    if isinstance(value, bool) or not seconds > 0 or seconds == float("inf"):
-        raise InvalidPlacement(f"'{param}' must be a positive number of seconds; got {value!r}.", param)
+    if isinstance(value, bool) or not 0 < seconds <= MAX_SECONDS:
+        raise InvalidPlacement(
+            f"'{param}' must be a number of seconds above 0 and at most {MAX_SECONDS:g}; got {value!r}.",
+            param,
+        )
     return seconds
 
 

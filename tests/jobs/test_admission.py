@@ -399,3 +399,11 @@ def test_a_raised_limit_starts_what_now_fits_at_once(sent, django_capture_on_com
     with django_capture_on_commit_callbacks(execute=True):
         engine.save()
     assert sent == ids
+
+
+def test_the_jobs_ahead_of_a_waiting_job_leave_out_those_cancelled(sent):
+    engine = limited_engine(max_concurrency=1)
+    ids = submit_all(engine, [ticket(tenant="t") for _ in range(4)])
+    assert admission.status(engine, ids[3]).ahead == 2
+    admission.release(engine, ids[1], None)  # cancelled while it waited
+    assert admission.status(engine, ids[3]).ahead == 1

@@ -17,7 +17,7 @@ from rest_framework.test import APIRequestFactory
 
 from jobs import services
 from jobs.faces.common.placement import placement_of
-from jobs.models import ApiKey, Engine, Job
+from jobs.models import ApiKey, Engine, Job, RoomMessage
 from jobs.worker.runner import job_run
 from tests.e2e.helpers import llm_pixel
 
@@ -282,6 +282,26 @@ def test_semoss_the_same_key_starts_one_job_and_another_pixel_is_a_409(client, c
     assert again["Idempotent-Replayed"] == "true"
     conflict = run_pixel_async(client, caller, engine, {"priority": "batch"}, **{KEY: "pixel-1"})
     assert conflict.status_code == 409 and "Idempotency-Key" in conflict.json()["errorMessage"]
+
+
+def test_semoss_a_retried_call_in_a_room_is_a_replay_after_the_first_one_ended(client, caller, engine):
+    """The room's history grows once the first call ends (its answer joins it); the retry is the
+    same call all the same."""
+    room = services.room_resolve(owner=caller.user, room_id=None)
+    expression = llm_pixel(str(engine.pk), "Speak.", {"max_completion_tokens": 2}, roomId=str(room.pk))
+
+    def call() -> Any:
+        return client.post(
+            "/Monolith/api/engine/runPixelAsync",
+            {"expression": expression, "insightId": "new"},
+            headers={**caller.basic, KEY: "in-a-room"},
+        )
+
+    first = call().json()["jobId"]
+    RoomMessage.objects.create(room=room, role="assistant", content="An answer.")
+    again = call()
+    assert again.json()["jobId"] == first and again["Idempotent-Replayed"] == "true"
+    assert Job.objects.filter(room=room).count() == 1
 
 
 # ---- OpenAI Responses in the background (the answer comes before the job ends) ---------------

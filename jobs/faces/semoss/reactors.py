@@ -111,7 +111,10 @@ def _create_llm_job(user: User, engines: frozenset[str], call: LLMCall, placemen
     check_engine(engines, engine)  # before the room is made
     params = dict(call.param_values)
     full_prompt = params.pop("full_prompt", None)
-    placement = _placed(placement, params)
+    # A retry of the call is the same call although the room's history may have grown since.
+    placement = replace(
+        _placed(placement, params), basis=[call.engine, call.room_id, call.command, call.param_values]
+    )
     if call.image or call.url:
         raise ReactorError("Image and URL inputs are not supported by Spool's engines yet.")
     try:
