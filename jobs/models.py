@@ -45,6 +45,15 @@ class Engine(models.Model):
         "the usage at the end); empty: no limit.",
     )
 
+    fallback = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The engine that takes a job this one failed before its first chunk (every "
+        "deployment tried); its own fallback may take it next, never an engine it already tried.",
+    )
     # Kept by Deployment's signals (jobs/scheduling/deployments.py): whether jobs are placed on
     # deployments, read without a query wherever the engine row is at hand.
     has_deployments = models.BooleanField(default=False, editable=False)

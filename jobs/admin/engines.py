@@ -76,7 +76,7 @@ class EngineAdmin(admin.ModelAdmin):
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "id"]
     fieldsets = [
-        (None, {"fields": ["name", "kind", "config", "secret", "is_active"]}),
+        (None, {"fields": ["name", "kind", "config", "secret", "is_active", "fallback"]}),
         (
             "Capacity",
             {

@@ -20,7 +20,7 @@ from django.utils import timezone
 from engine.types import FINISH, ChunkDict, GenerationRequest
 from jobs import lifecycle, metrics, tracing
 from jobs.models import Job
-from jobs.scheduling import admission, deployments, leases
+from jobs.scheduling import admission, deployments, fallback, leases
 from jobs.scheduling.estimate import used_tokens
 from jobs.scheduling.placement import DEFAULT, run_seconds
 from jobs.types import JobResult
@@ -58,27 +58,33 @@ def job_run(*, job_id: str) -> None:
         _finish(job, generation)
     elif not job.engine.is_limited:
         _run(job, generation, job.engine.built)
-        _finish(job, generation)
+        if not (_failed_before_output(generation) and fallback.take_over(job)):
+            _finish(job, generation)
         return
     else:
-        taken = _retry_while_down(lambda: admission.take(job.engine, job_id), "Redis")
+        engine = job.engine  # the job may move to its fallback: the slot is this one's
+        taken = _retry_while_down(lambda: admission.take(engine, job_id), "Redis")
         if not taken.run:
             # Its slot went to another job while its message was on the way: it waits again.
             _retry_while_down(lambda: statements.unclaim(job_id), "Postgres")
             log.info("job %s: its engine has no slot for it now; it waits in the engine's queue", job_id)
             return
-        with leases.holding(job.engine, job_id):
-            _run(job, generation, lambda: deployments.built(job.engine, taken.deployment))
-            if _failed_before_output(generation) and admission.another_deployment_left(job.engine, taken):
+        with leases.holding(engine, job_id):
+            _run(job, generation, lambda: deployments.built(engine, taken.deployment))
+            failed_early = _failed_before_output(generation)
+            if failed_early and admission.another_deployment_left(engine, taken):
                 # Queued again before it is offered again: a worker that took it at once must
                 # find it queued to claim it.
                 _retry_while_down(lambda: statements.unclaim(job_id), "Postgres")
-                _retry_while_down(lambda: admission.try_elsewhere(job.engine, job, taken), "Redis")
+                _retry_while_down(lambda: admission.try_elsewhere(engine, job, taken), "Redis")
                 return
-            _finish(job, generation)
-    if job.engine.is_limited:
+            if not (failed_early and fallback.take_over(job)):
+                _finish(job, generation)
         used = used_tokens(generation.usage)
-        _retry_while_down(lambda: admission.release(job.engine, job_id, used), "Redis")
+        _retry_while_down(lambda: admission.release(engine, job_id, used), "Redis")
+        return
+    if job.engine.is_limited:  # expired when a worker took it: its slot, if it had one
+        _retry_while_down(lambda: admission.release(job.engine, job_id, None), "Redis")
 
 
 def _waited_too_long(job: Job) -> bool:

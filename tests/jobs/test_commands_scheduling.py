@@ -204,3 +204,19 @@ def test_spool_engine_deployment_refuses_what_it_cannot_do():
     offline = services.engine_ensure_offline()
     with pytest.raises(CommandError, match="only an openai engine"):
         call_command("spool_engine", "deployment", offline.name, "x", "--base-url", "http://x/v1")
+
+
+def test_spool_engine_fallback_names_and_clears_an_engines_fallback():
+    main = services.engine_upsert(
+        name="main-cmd", kind="openai", config={"base_url": "http://127.0.0.1:9/v1"}
+    )
+    spare = services.engine_ensure_offline()
+    out = io.StringIO()
+    call_command("spool_engine", "fallback", "main-cmd", spare.name, stdout=out)
+    main.refresh_from_db()
+    assert main.fallback == spare and f"fallback={spare.name}" in out.getvalue()
+    with pytest.raises(CommandError, match="its own fallback"):
+        call_command("spool_engine", "fallback", "main-cmd", "main-cmd")
+    call_command("spool_engine", "fallback", "main-cmd", "none", stdout=out)
+    main.refresh_from_db()
+    assert main.fallback is None

@@ -114,6 +114,11 @@ class Command(BaseCommand):
         deployment.add_argument("--disable", action="store_true", help="Place no job on it.")
         deployment.add_argument("--enable", action="store_true", help="Place jobs on it again.")
         deployment.add_argument("--remove", action="store_true", help="Delete it.")
+        fallback = sub.add_parser(
+            "fallback", help="Name the engine that takes the jobs this one fails before their first chunk."
+        )
+        fallback.add_argument("engine", help="Its name or id.")
+        fallback.add_argument("fallback", help="The fallback's name or id; none: no fallback.")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         getattr(self, f"_{action}")(**options)
@@ -144,6 +149,7 @@ class Command(BaseCommand):
             ("api_key", "set" if found.secret else "not set"),
             *((field, str(getattr(found, field) or "none")) for field in capacity.LIMIT_FIELDS),
         ]
+        rows.append(("fallback", found.fallback.name if found.fallback else "none"))
         for row in found.deployments.all():
             rows.append((f"deployment {row.name}", _deployment_line(row)))
         if found.is_limited:
@@ -225,6 +231,14 @@ class Command(BaseCommand):
             row.is_active = options["enable"]
         row.save()
         self.stdout.write(f"{found.name}/{row.name}: {_deployment_line(row)}")
+
+    def _fallback(self, *, engine: str, fallback: str, **options: Any) -> None:
+        found = self._engine(engine)
+        found.fallback = None if fallback.lower() == "none" else self._engine(fallback)
+        if found.fallback is not None and found.fallback.pk == found.pk:
+            raise CommandError("an engine cannot be its own fallback")
+        found.save(update_fields=["fallback"])
+        self.stdout.write(f"{found.name}: fallback={found.fallback.name if found.fallback else 'none'}")
 
     def _disable(self, *, name: str, **options: Any) -> None:
         if not Engine.objects.filter(name=name).update(is_active=False):
