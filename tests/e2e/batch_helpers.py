@@ -24,18 +24,20 @@ def chat_line(custom_id: str, model: str, text: str = "Hello", **body: Any) -> d
 
 
 def jsonl(items: list[Any]) -> bytes:
-    return b"".join((item if isinstance(item, bytes) else json.dumps(item).encode()) + b"\n" for item in items)
+    return b"".join(
+        (item if isinstance(item, bytes) else json.dumps(item).encode()) + b"\n" for item in items
+    )
 
 
 def upload(client: openai.OpenAI, items: list[Any], name: str = "input.jsonl") -> str:
     return client.files.create(file=(name, io.BytesIO(jsonl(items))), purpose="batch").id
 
 
-def run(client: openai.OpenAI, items: list[Any], endpoint: str = "/v1/chat/completions", **kwargs: Any) -> Batch:
+def run(
+    client: openai.OpenAI, items: list[Any], endpoint: str = "/v1/chat/completions", **kwargs: Any
+) -> Batch:
     file_id = upload(client, items)
-    return client.batches.create(
-        input_file_id=file_id, endpoint=endpoint, completion_window="24h", **kwargs
-    )  # type: ignore[arg-type]
+    return client.batches.create(input_file_id=file_id, endpoint=endpoint, completion_window="24h", **kwargs)  # type: ignore[arg-type]
 
 
 def wait(client: openai.OpenAI, batch_id: str, until: set[str] = ENDED, timeout: float = 120) -> Batch:

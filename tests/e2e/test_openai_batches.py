@@ -36,7 +36,11 @@ def test_a_chat_batch_runs_every_line_once_and_answers_as_the_endpoint_does(clie
 
     assert done.status == "completed", done.errors
     assert done.request_counts is not None
-    assert (done.request_counts.total, done.request_counts.completed, done.request_counts.failed) == (30, 30, 0)
+    assert (done.request_counts.total, done.request_counts.completed, done.request_counts.failed) == (
+        30,
+        30,
+        0,
+    )
     assert done.in_progress_at and done.finalizing_at and done.completed_at
     assert done.error_file_id is None
     answers = read_lines(client, done.output_file_id)
@@ -189,4 +193,3 @@ def test_uploads_and_batches_are_checked_as_openai_checks_them(client):
     assert window.value.body["param"] == "completion_window"  # type: ignore[index]
     with pytest.raises(openai.NotFoundError):
         client.batches.retrieve("batch_" + "0" * 32)
-
