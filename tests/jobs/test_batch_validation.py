@@ -15,10 +15,8 @@ def line(custom_id: str = "a", model: str = "m", **overrides: object) -> bytes:
     return json.dumps({**item, **overrides}).encode() + b"\n"
 
 
-def codes(
-    raw: list[bytes], models: set[str] = frozenset({"m"}), max_lines: int = 10
-) -> list[tuple[str, int | None]]:  # type: ignore[assignment]
-    outcome = validate(raw, CHAT, lambda model: model in models, max_lines)
+def codes(raw: list[bytes], max_lines: int = 100) -> list[tuple[str, int | None]]:
+    outcome = validate(raw, CHAT, lambda model: model == "m", max_lines)
     return [(e.code, e.line) for e in outcome.errors]
 
 
