@@ -349,7 +349,7 @@ SPOOL_FILE_MAX_BYTES = env_int("SPOOL_FILE_MAX_BYTES", 200 * 1000 * 1000)
 SPOOL_BATCH_ACTIVE_LINES = env_int("SPOOL_BATCH_ACTIVE_LINES", 100)
 # How often a batch in progress is looked at (its finished lines counted, more lines started),
 # and after how long without a look a worker sends it again (its task message was lost).
-SPOOL_BATCH_POLL_SECONDS = env_float("SPOOL_BATCH_POLL_SECONDS", 1.0)
+SPOOL_BATCH_POLL_SECONDS = env_float("SPOOL_BATCH_POLL_SECONDS", 0.5)
 SPOOL_BATCH_STALE_SECONDS = env_float("SPOOL_BATCH_STALE_SECONDS", 60.0)
 # The endpoints a batch may name, each with the module of the face that parses its lines and
 # renders its answers (jobs.batches.endpoints.Endpoint).

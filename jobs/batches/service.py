@@ -27,9 +27,20 @@ def file_create(*, owner: User, purpose: str, filename: str, content: Any, size:
     return row
 
 
+class FileInUse(Exception):
+    """The input of a batch that has not ended: it reads the file until then."""
+
+    def __init__(self, batch: Batch) -> None:
+        super().__init__(batch)
+        self.batch = batch
+
+
 def file_delete(*, file: File) -> None:
-    """The row goes now and its bytes once that is committed; a batch reading it fails or ends
-    without the lines it had not yet read."""
+    """The row goes now and its bytes once that is committed. Raises FileInUse for the input
+    of a batch still running."""
+    reader = Batch.objects.filter(input_file_id=file.pk).exclude(status__in=Batch.ENDED).first()
+    if reader is not None:
+        raise FileInUse(reader)
     name = file.storage_name
     with transaction.atomic():
         file.delete()

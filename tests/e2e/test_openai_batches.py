@@ -148,6 +148,9 @@ def test_a_cancelled_batch_keeps_what_finished_and_reports_the_rest_cancelled(cl
     items = [chat_line(f"c{i}", OFFLINE, max_completion_tokens=300, logit_bias=NO_EOT) for i in range(40)]
     batch = run(client, items)
     wait(client, batch.id, until={"in_progress"})
+    with pytest.raises(openai.BadRequestError) as in_use:
+        client.files.delete(batch.input_file_id)
+    assert in_use.value.code == "file_in_use"
 
     cancelling = client.batches.cancel(batch.id)
     assert cancelling.status in {"cancelling", "cancelled"}

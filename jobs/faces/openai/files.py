@@ -19,6 +19,7 @@ from rest_framework.request import Request
 
 from jobs import completions
 from jobs.batches import selectors, service, storage
+from jobs.batches.ids import BATCH_PREFIX, public_id
 from jobs.batches.models import File
 from jobs.batches.objects import file_object
 from jobs.faces.common.errors import FaceError
@@ -154,7 +155,15 @@ class FileDetail(OpenAIView):
     )
     async def delete(self, request: Request, file_id: str) -> HttpResponse:
         found = await _owned(request, file_id)
-        await sync_to_async(service.file_delete)(file=found)
+        try:
+            await sync_to_async(service.file_delete)(file=found)
+        except service.FileInUse as exc:
+            raise FaceError(
+                f"The file is the input of batch '{public_id(BATCH_PREFIX, exc.batch.pk)}', which is still "
+                "running: cancel it, or wait for it to end, before deleting the file.",
+                param="file_id",
+                code="file_in_use",
+            ) from None
         return JsonResponse({"id": file_id, "object": "file", "deleted": True})
 
 
