@@ -141,6 +141,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "jobs.faces.openai.responses.shapes.link_operations",
+        "jobs.faces.openai.batch_serializers.link_operations",
     ],
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.faces.openai.serializers.STATUSES",
@@ -148,6 +149,10 @@ SPECTACULAR_SETTINGS = {
         # The `object` of each OpenAI-style answer is a constant: one name each.
         "ListObjectEnum": ["list"],
         "JobObjectEnum": ["job"],
+        "FileObjectEnum": ["file"],
+        "BatchObjectEnum": ["batch"],
+        "FilePurposeEnum": "jobs.faces.openai.batch_serializers.PURPOSES",
+        "UploadPurposeEnum": ["batch"],
         "ChatCompletionObjectEnum": ["chat.completion"],
         "ChatCompletionDeletedObjectEnum": ["chat.completion.deleted"],
         "ModelObjectEnum": ["model"],

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from jobs.faces.common.pagination import ListPage, PageQuery
@@ -113,3 +115,36 @@ class Batch(serializers.Serializer):
 
 class BatchList(ListPage):
     data = Batch(many=True)  # type: ignore[assignment]
+
+
+# What a file's and a batch's ids open: OpenAPI links from the answers that carry them, so
+# clients and schemathesis's stateful phase follow an upload to its batch and its content.
+LINKS = {
+    "file_id": (("createFile", "retrieveFile"), ("retrieveFile", "downloadFile", "deleteFile")),
+    "batch_id": (("createBatch", "retrieveBatch", "cancelBatch"), ("retrieveBatch", "cancelBatch")),
+}
+
+
+def link_operations(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: the links above, and an upload's id to a batch's
+    input_file_id."""
+    links: dict[str, dict[str, Any]] = {}
+    for param, (sources, targets) in LINKS.items():
+        for source in sources:
+            links[source] = {
+                target: {"operationId": target, "parameters": {param: "$response.body#/id"}}
+                for target in targets
+            }
+    links["createFile"]["createBatch"] = {
+        "operationId": "createBatch",
+        "requestBody": {
+            "input_file_id": "$response.body#/id",
+            "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+        },
+    }
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            if isinstance(operation, dict) and operation.get("operationId") in links:
+                operation["responses"]["200"].setdefault("links", {}).update(links[operation["operationId"]])
+    return result
