@@ -152,7 +152,6 @@ SPECTACULAR_SETTINGS = {
         "FileObjectEnum": ["file"],
         "BatchObjectEnum": ["batch"],
         "FilePurposeEnum": "jobs.faces.openai.batch_serializers.PURPOSES",
-        "UploadPurposeEnum": ["batch"],
         "ChatCompletionObjectEnum": ["chat.completion"],
         "ChatCompletionDeletedObjectEnum": ["chat.completion.deleted"],
         "ModelObjectEnum": ["model"],
