@@ -150,7 +150,8 @@ SPECTACULAR_SETTINGS = {
         "ListObjectEnum": ["list"],
         "JobObjectEnum": ["job"],
         "FileObjectEnum": ["file"],
-        "BatchObjectEnum": ["batch"],
+        # A batch's `object` and an upload's `purpose`: the one choice set, so one name.
+        "BatchEnum": ["batch"],
         "FilePurposeEnum": "jobs.faces.openai.batch_serializers.PURPOSES",
         "ChatCompletionObjectEnum": ["chat.completion"],
         "ChatCompletionDeletedObjectEnum": ["chat.completion.deleted"],

@@ -23,10 +23,7 @@ class FileCreate(serializers.Serializer):
     """multipart/form-data."""
 
     file = serializers.FileField(help_text="JSON Lines, one request per line; at most 200 MB.")
-    # The files' purposes, one enum in the document; an upload takes "batch" only (400 otherwise).
-    purpose = serializers.ChoiceField(
-        choices=PURPOSES, help_text="'batch': the only purpose an upload takes."
-    )
+    purpose = serializers.ChoiceField(choices=["batch"])
 
 
 class FileListQuery(PageQuery):
