@@ -30,9 +30,10 @@ COPY scripts ./scripts
 RUN DJANGO_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
       python manage.py collectstatic --no-input -v0
 
-# Not root. run/ is where spool_bootstrap keeps the development key pair.
+# Not root. run/ is where spool_bootstrap keeps the development key pair, and run/data the Batch
+# API's files (SPOOL_DATA_DIR): made here so that a volume mounted there belongs to spool.
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin spool \
-    && mkdir -p /app/run && chown -R spool /app/run
+    && mkdir -p /app/run/data && chown -R spool /app/run
 USER spool
 
 # The settings of a container: listen on every interface, one JSON object per log line, a

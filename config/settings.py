@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TypedDict
 
@@ -144,6 +145,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "jobs.faces.openai.responses.shapes.link_operations",
+        "jobs.faces.openai.batch_serializers.link_operations",
     ],
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.faces.openai.serializers.STATUSES",
@@ -151,6 +153,10 @@ SPECTACULAR_SETTINGS = {
         # The `object` of each OpenAI-style answer is a constant: one name each.
         "ListObjectEnum": ["list"],
         "JobObjectEnum": ["job"],
+        "FileObjectEnum": ["file"],
+        # A batch's `object` and an upload's `purpose`: the one choice set, so one name.
+        "BatchEnum": ["batch"],
+        "FilePurposeEnum": "jobs.faces.openai.batch_serializers.PURPOSES",
         "ChatCompletionObjectEnum": ["chat.completion"],
         "ChatCompletionDeletedObjectEnum": ["chat.completion.deleted"],
         "ModelObjectEnum": ["model"],
@@ -186,6 +192,24 @@ CHUNKLOG_REDIS_CLUSTER = env_bool("SPOOL_CHUNKLOG_REDIS_CLUSTER", False)
 
 # Largest request body accepted (bytes); a larger one gets 413 in the face's shape.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("SPOOL_MAX_BODY_BYTES", 1024 * 1024)
+
+# Uploads (POST /v1/files): a file part larger than this goes to a temporary file on disk as it
+# arrives, not to memory; JSON bodies stay under it (SPOOL_MAX_BODY_BYTES), as before.
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+
+# Where Spool keeps what it writes to disk: the Batch API's files (input and output JSONL) under
+# files/, unless SPOOL_FILES_STORAGE names another Django storage backend (django-storages' S3
+# backend, for one), configured by SPOOL_FILES_STORAGE_OPTIONS (a JSON object of its options).
+SPOOL_DATA_DIR = Path(env_str("SPOOL_DATA_DIR", str(BASE_DIR / "run" / "data")))
+_FILES_BACKEND = env_str("SPOOL_FILES_STORAGE", "django.core.files.storage.FileSystemStorage")
+_FILES_OPTIONS = json.loads(env_str("SPOOL_FILES_STORAGE_OPTIONS", "") or "{}")
+if _FILES_BACKEND == "django.core.files.storage.FileSystemStorage":
+    _FILES_OPTIONS = {"location": str(SPOOL_DATA_DIR / "files"), **_FILES_OPTIONS}
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "spool_files": {"BACKEND": _FILES_BACKEND, "OPTIONS": _FILES_OPTIONS},
+}
 
 # Celery, read by config/celery.py under the CELERY_ namespace.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
@@ -324,6 +348,28 @@ SPOOL_ESTIMATED_OUTPUT_TOKENS = env_int("SPOOL_ESTIMATED_OUTPUT_TOKENS", 512)
 # A deployment whose upstream failed a job before its first chunk (connection error, 5xx, a
 # timeout) gets no job for this long; the job is tried on another deployment.
 SPOOL_DEPLOYMENT_COOLDOWN_SECONDS = env_float("SPOOL_DEPLOYMENT_COOLDOWN_SECONDS", 30.0)
+
+# The Batch API (jobs/batches/). OpenAI accepts one completion window, "24h"; this is how long it
+# lasts here (tests shorten it): lines not done by then end `batch_expired`. A file holds at most
+# BATCH_MAX_LINES requests (OpenAI's 50,000) and FILE_MAX_BYTES (OpenAI's 200 MB).
+SPOOL_BATCH_WINDOW_SECONDS = env_float("SPOOL_BATCH_WINDOW_SECONDS", 86400.0)
+SPOOL_BATCH_MAX_LINES = env_int("SPOOL_BATCH_MAX_LINES", 50_000)
+SPOOL_FILE_MAX_BYTES = env_int("SPOOL_FILE_MAX_BYTES", 200 * 1000 * 1000)
+# How many of an owner's batch lines are queued or running at once: the rest wait in the file,
+# not as jobs, so an owner's batches stay below SPOOL_MAX_ACTIVE_JOBS and leave room for their
+# own interactive requests; the scheduler shares the engines between owners.
+SPOOL_BATCH_ACTIVE_LINES = env_int("SPOOL_BATCH_ACTIVE_LINES", 100)
+# How often a batch in progress is looked at (its finished lines counted, more lines started),
+# and after how long without a look a worker sends it again (its task message was lost).
+SPOOL_BATCH_POLL_SECONDS = env_float("SPOOL_BATCH_POLL_SECONDS", 0.5)
+SPOOL_BATCH_STALE_SECONDS = env_float("SPOOL_BATCH_STALE_SECONDS", 60.0)
+# The endpoints a batch may name, each with the module of the face that parses its lines and
+# renders its answers (jobs.batches.endpoints.Endpoint).
+SPOOL_BATCH_ENDPOINTS = {
+    "/v1/chat/completions": "jobs.faces.openai.batch_lines.CHAT",
+    "/v1/completions": "jobs.faces.openai.batch_lines.TEXT",
+    "/v1/responses": "jobs.faces.openai.batch_lines.RESPONSES",
+}
 
 # Webhooks (jobs/webhooks/). A failed delivery is tried again after WEBHOOK_BACKOFF_SECONDS,
 # doubling up to WEBHOOK_BACKOFF_MAX_SECONDS, each wait drawn at random from its upper half

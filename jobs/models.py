@@ -385,6 +385,7 @@ class StoredResponse(models.Model):
         return self.id
 
 
-# The webhook models live beside the code that uses them; imported here so that Django registers
-# them with this app.
+# The webhook and batch models live beside the code that uses them; imported here so that
+# Django registers them with this app.
+from jobs.batches.models import Batch, BatchLine, File  # noqa: E402, F401
 from jobs.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint  # noqa: E402, F401

@@ -11,6 +11,7 @@ from celery import current_app
 RUN_JOB = "spool.run_job"
 DELIVER_WEBHOOK = "spool.deliver_webhook"
 ADMIT = "spool.admit"
+ADVANCE_BATCH = "spool.advance_batch"
 
 
 def send_job(job_id: str) -> None:
@@ -24,3 +25,8 @@ def send_admission(engine_id: str, countdown: float) -> None:
 
 def send_webhook(delivery_id: str, attempt: int, countdown: float = 0.0) -> None:
     current_app.tasks[DELIVER_WEBHOOK].apply_async((delivery_id, attempt), countdown=countdown)
+
+
+def send_batch(batch_id: str, token: str, countdown: float = 0.0) -> None:
+    """The next step of a batch (jobs.batches.runner), carrying the token of its chain."""
+    current_app.tasks[ADVANCE_BATCH].apply_async((batch_id, token), countdown=countdown)

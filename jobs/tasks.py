@@ -6,6 +6,8 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from jobs import queueing
+from jobs.batches import runner as batches
+from jobs.batches.tick import start_background_batch_tick
 from jobs.models import Engine
 from jobs.retention import start_background_retention
 from jobs.scheduling import admission
@@ -36,6 +38,15 @@ def deliver_webhook(delivery_id: str, attempt: int) -> None:
     delivery.attempt(delivery_id=delivery_id, number=attempt)
 
 
+# acks_late: a step whose worker died is delivered again; its token and its transactions make
+# running it twice harmless.
+@shared_task(name=queueing.ADVANCE_BATCH, ignore_result=True, acks_late=True)
+def advance_batch(batch_id: str, token: str) -> None:
+    delay = batches.advance(batch_id, token)
+    if delay is not None:
+        queueing.send_batch(batch_id, token, countdown=delay)
+
+
 @worker_ready.connect
 def _start_worker_runtime(**kwargs: object) -> None:
     from engine.offline.model import default_model
@@ -46,3 +57,4 @@ def _start_worker_runtime(**kwargs: object) -> None:
     runtime.loop()
     start_background_sweeper()
     start_background_retention()
+    start_background_batch_tick()

@@ -185,6 +185,8 @@ def start_spool(django_db_blocker, logs: Path, *, concurrency: int = 64, **env_o
     )
     # Webhooks may reach receivers on loopback only: no test sends one off this machine.
     env_overrides.setdefault("SPOOL_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
+    # The Batch API's files, shared by this Spool's web and worker only.
+    env_overrides.setdefault("SPOOL_DATA_DIR", str(logs / "data"))
     env = {
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",

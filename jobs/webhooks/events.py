@@ -2,7 +2,9 @@
 
 `job.succeeded`, `job.failed`, `job.cancelled` for every job of every face; for a job of the
 Responses face also OpenAI's own `response.completed`, `response.incomplete`, `response.failed`,
-`response.cancelled`, with OpenAI's payload (`data: {"id": "resp_..."}`).
+`response.cancelled`, with OpenAI's payload (`data: {"id": "resp_..."}`). A batch's end makes
+OpenAI's `batch.completed`, `batch.failed`, `batch.cancelled` or `batch.expired`
+(`data: {"id": "batch_..."}`).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ RESPONSE_EVENTS = {
     Job.Status.FAILED: "response.failed",
     Job.Status.CANCELLED: "response.cancelled",
 }
+BATCH_EVENTS = ("batch.completed", "batch.failed", "batch.cancelled", "batch.expired")
 EVENT_TYPES = sorted(
-    {*JOB_EVENTS.values(), *RESPONSE_EVENTS.values(), RESPONSE_COMPLETED, RESPONSE_INCOMPLETE}
+    {*JOB_EVENTS.values(), *RESPONSE_EVENTS.values(), RESPONSE_COMPLETED, RESPONSE_INCOMPLETE, *BATCH_EVENTS}
 )
 
 
@@ -90,15 +93,7 @@ def events_for(job: Job) -> list[Event]:
     return events
 
 
-def job_ended(job_id: Any) -> None:
-    """Called by every transition of a job to a terminal status, inside the transaction that
-    makes it (runner, sweeper, cancel of a queued job): writes one delivery per event and
-    endpoint of the job's owner that wants it, and sends them to the queue once committed. So a
-    rollback sends nothing, and a crash after the commit leaves rows the sweeper sends."""
-    endpoints = list(WebhookEndpoint.objects.filter(owner__jobs__id=job_id, enabled=True))
-    if not endpoints:
-        return
-    job = Job.objects.get(id=job_id)
+def _deliver(endpoints: list[WebhookEndpoint], events: list[Event], job: Job | None) -> None:
     now = timezone.now()
     deliveries = [
         WebhookDelivery(
@@ -110,7 +105,7 @@ def job_ended(job_id: Any) -> None:
             retrying_since=now,
             next_attempt_at=now,
         )
-        for event in events_for(job)
+        for event in events
         for endpoint in endpoints
         if event["type"] in endpoint.event_types
     ]
@@ -119,3 +114,24 @@ def job_ended(job_id: Any) -> None:
     WebhookDelivery.objects.bulk_create(deliveries)
     ids = [str(d.pk) for d in deliveries]
     transaction.on_commit(lambda: send_first_attempts(ids))
+
+
+def batch_ended(owner_id: int, batch_id: str, status: str) -> None:
+    """Called inside the transaction that ends a batch (status: completed, failed, cancelled or
+    expired; `batch_id` as its API names it), as job_ended is for a job."""
+    endpoints = list(WebhookEndpoint.objects.filter(owner_id=owner_id, enabled=True))
+    if endpoints:
+        event = _event(f"batch.{status}", int(timezone.now().timestamp()), {"id": batch_id})
+        _deliver(endpoints, [event], None)
+
+
+def job_ended(job_id: Any) -> None:
+    """Called by every transition of a job to a terminal status, inside the transaction that
+    makes it (runner, sweeper, cancel of a queued job): writes one delivery per event and
+    endpoint of the job's owner that wants it, and sends them to the queue once committed. So a
+    rollback sends nothing, and a crash after the commit leaves rows the sweeper sends."""
+    endpoints = list(WebhookEndpoint.objects.filter(owner__jobs__id=job_id, enabled=True))
+    if not endpoints:
+        return
+    job = Job.objects.get(id=job_id)
+    _deliver(endpoints, events_for(job), job)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 
 import httpx
@@ -81,12 +82,40 @@ def _delete_one_real_response(spool, authorization: str) -> dict:
     return {"include-operation-id": "deleteResponse", "parameters": {"path.response_id": response_id}}
 
 
+def _batch_one_real_file(spool, authorization: str) -> dict:
+    """createBatch succeeds only on a file of the caller's, which the generated bodies reach
+    through create's link by chance: the operation gets one uploaded file of its own."""
+    line = json.dumps(
+        {
+            "custom_id": "a",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "spool-offline"},
+        }
+    ).encode()
+    uploaded = httpx.post(
+        f"{spool.base_url}/v1/files",
+        headers={"Authorization": authorization},
+        files={"file": ("fuzz.jsonl", line)},
+        data={"purpose": "batch"},
+        timeout=60,
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    return {
+        "include-operation-id": "createBatch",
+        "parameters": {"body.input_file_id": uploaded.json()["id"]},
+    }
+
+
 @pytest.mark.parametrize("face", ["v1", "semoss"])
 def test_every_operation_answers_valid_and_invalid_input_as_documented_and_never_with_a_5xx(spool, face):
     operations = []
     if face == "v1":
         url, authorization = f"{spool.base_url}/v1/openapi.json", f"Bearer {spool.alice.secret_key}"
-        operations = [_delete_one_real_response(spool, authorization)]
+        operations = [
+            _delete_one_real_response(spool, authorization),
+            _batch_one_real_file(spool, authorization),
+        ]
     else:
         url, authorization = f"{spool.base_url}/Monolith/api/openapi.json", _basic(spool)
     schema = schemathesis.openapi.from_url(url, config=_config(spool, authorization, operations))

@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularSwaggerView
 
 from jobs.faces.common.schema import document_view
-from jobs.faces.openai import embeddings, stored, views, webhooks
+from jobs.faces.openai import batches, embeddings, files, stored, views, webhooks
 from jobs.faces.openai.responses import views as responses
 
 urlpatterns = [
@@ -50,6 +50,12 @@ urlpatterns = [
         webhooks.Resend.as_view(),
         name="openai-webhook-resend",
     ),
+    path("files", files.Files.as_view(), name="openai-files"),
+    path("files/<str:file_id>", files.FileDetail.as_view(), name="openai-file"),
+    path("files/<str:file_id>/content", files.FileContent.as_view(), name="openai-file-content"),
+    path("batches", batches.Batches.as_view(), name="openai-batches"),
+    path("batches/<str:batch_id>", batches.BatchDetail.as_view(), name="openai-batch"),
+    path("batches/<str:batch_id>/cancel", batches.BatchCancel.as_view(), name="openai-batch-cancel"),
     path("models", views.Models.as_view(), name="openai-models"),
     path("models/<str:model_id>", views.Model.as_view(), name="openai-model"),
     path(

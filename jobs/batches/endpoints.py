@@ -1,0 +1,59 @@
+"""What the core asks of the face behind each endpoint a batch may name: turn a line's body into
+a request as that endpoint's own view does, and render a finished job as that view answers.
+The faces provide them (SPOOL_BATCH_ENDPOINTS names each), so the core imports no face."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.utils.module_loading import import_string
+
+from engine.types import GenerationRequest
+from jobs.models import Job
+
+
+class LineRefused(Exception):
+    """A line the endpoint refused: the status and body its view would have answered."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body)
+        self.status = status
+        self.body = body
+
+
+@dataclass(frozen=True, slots=True)
+class LineRequest:
+    model: str
+    request: GenerationRequest
+    options: dict[str, Any]
+
+
+class Endpoint(Protocol):
+    face: str  # the job's face, as the endpoint's view creates it
+
+    def parse(self, owner: User, body: Any) -> LineRequest:
+        """Raises LineRefused for a body the endpoint refuses."""
+        ...
+
+    def render(self, job: Job) -> dict[str, Any]:
+        """The JSON the endpoint answers for this succeeded job."""
+        ...
+
+
+def urls() -> list[str]:
+    return list(settings.SPOOL_BATCH_ENDPOINTS)
+
+
+@cache
+def _load(path: str) -> Endpoint:
+    endpoint: Endpoint = import_string(path)
+    return endpoint
+
+
+def endpoint_for(url: str) -> Endpoint | None:
+    path = settings.SPOOL_BATCH_ENDPOINTS.get(url)
+    return None if path is None else _load(path)

@@ -1,0 +1,130 @@
+"""A batch's lines as jobs: one line becomes its BatchLine and its job in one savepoint, with the
+request built by the endpoint's face and placed at class `batch`; and what each line's job came
+to, as the line of the output or error file OpenAI writes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import transaction
+
+from engine.types import UnsupportedParameter
+from jobs import services
+from jobs.access import EngineNotAllowed
+from jobs.batches.endpoints import Endpoint, LineRefused
+from jobs.batches.ids import LINE_PREFIX, public_id
+from jobs.batches.models import Batch, BatchLine
+from jobs.models import Job
+from jobs.protocols.openai_errors import JOB_ERROR_STATUS, error_body, stream_error_type
+from jobs.scheduling.placement import BATCH, Placement
+from jobs.selectors import engine_lookup
+
+CANCELLED = {
+    "code": "batch_cancelled",
+    "message": "This request was not executed because the batch was cancelled.",
+}
+EXPIRED = {
+    "code": "batch_expired",
+    "message": "This request could not be executed before the completion window expired.",
+}
+
+
+def _model_not_found(model: str) -> LineRefused:
+    message = f"The model `{model}` does not exist or you do not have access to it."
+    return LineRefused(404, error_body(message, code="model_not_found"))
+
+
+def _job(batch: Batch, owner: User, endpoint: Endpoint, body: Any, window_left: float) -> Job:
+    asked = endpoint.parse(owner, body)
+    engine = engine_lookup(asked.model)
+    if engine is None:
+        raise _model_not_found(asked.model)
+    # A line that has not started when the window closes expires where it waits.
+    placement = Placement(priority=BATCH, waiting=False, queue_timeout=max(window_left, 1.0))
+    try:
+        return services.job_create(
+            owner=owner,
+            engine=engine,
+            request=asked.request,
+            options={**asked.options, "batch": public_id("batch_", batch.pk)},
+            face=endpoint.face,
+            engines=frozenset(batch.engines),
+            placement=placement,
+        )
+    except UnsupportedParameter as exc:
+        message = services.refusal(engine, exc)
+        raise LineRefused(400, error_body(message, param=exc.param, code="unsupported_parameter")) from None
+    except EngineNotAllowed:
+        raise _model_not_found(asked.model) from None
+
+
+def start(
+    batch: Batch, owner: User, endpoint: Endpoint, number: int, custom_id: str, body: Any, window_left: float
+) -> BatchLine:
+    """The line and its job, or the line refused as its endpoint would have answered. Raises
+    what job_create raises for the owner's limits (LimitExceeded), having written nothing."""
+    with transaction.atomic():
+        try:
+            job = _job(batch, owner, endpoint, body, window_left)
+        except LineRefused as refused:
+            outcome = {"status_code": refused.status, "body": refused.body}
+            return BatchLine.objects.create(batch=batch, line=number, custom_id=custom_id, refused=outcome)
+        return BatchLine.objects.create(batch=batch, line=number, custom_id=custom_id, job=job)
+
+
+def _record(line_id: str, custom_id: str, response: dict[str, Any] | None, error: Any) -> dict[str, Any]:
+    return {"id": line_id, "custom_id": custom_id, "response": response, "error": error}
+
+
+def _job_error(job: Job) -> dict[str, Any]:
+    last = (job.chunks or [{}])[-1]
+    data = last.get("data") if last.get("type") == "error" else None
+    data = data or {"code": job.finish_reason or "engine_error", "message": job.error}
+    code = data.get("code") or "engine_error"
+    message = data.get("message") or "The generation failed."
+    return {
+        "status_code": JOB_ERROR_STATUS.get(code, 500),
+        "body": error_body(message, type=stream_error_type(code), code=code),
+    }
+
+
+def outcome(line: BatchLine, endpoint: Endpoint, ending: str) -> tuple[bool, dict[str, Any]]:
+    """(whether it goes to the output file, its line there) for a line whose job has ended."""
+    line_id = public_id(LINE_PREFIX, _uuid_of(line))
+    if line.refused is not None:
+        response = {
+            "status_code": line.refused["status_code"],
+            "request_id": None,
+            "body": line.refused["body"],
+        }
+        return False, _record(line_id, line.custom_id, response, None)
+    job = line.job
+    if job is None:  # its job was deleted (retention) before the batch ended
+        lost = {"code": "job_deleted", "message": "This request's job no longer exists."}
+        return False, _record(line_id, line.custom_id, None, lost)
+    request_id = job.pk.hex
+    if job.status == Job.Status.SUCCEEDED:
+        response = {"status_code": 200, "request_id": request_id, "body": endpoint.render(job)}
+        return True, _record(line_id, line.custom_id, response, None)
+    if job.finish_reason == "expired" or (job.status == Job.Status.CANCELLED and ending == "expired"):
+        return False, _record(line_id, line.custom_id, None, EXPIRED)
+    if job.status == Job.Status.CANCELLED and ending == "cancelled":
+        return False, _record(line_id, line.custom_id, None, CANCELLED)
+    return False, _record(line_id, line.custom_id, {"request_id": request_id, **_job_error(job)}, None)
+
+
+def unstarted(batch: Batch, number: int, custom_id: str) -> dict[str, Any]:
+    """The error line of a request the batch ended before starting."""
+    line_id = public_id(LINE_PREFIX, _uuid_for(batch.pk, number))
+    return _record(line_id, custom_id, None, EXPIRED if batch.ending == "expired" else CANCELLED)
+
+
+def _uuid_of(line: BatchLine) -> uuid.UUID:
+    return _uuid_for(line.batch_id, line.line)
+
+
+def _uuid_for(batch_id: Any, number: int) -> uuid.UUID:
+    """A line's id, the same however often the file is written: from the batch's id and its number."""
+    return uuid.uuid5(uuid.UUID(str(batch_id)), str(number))

@@ -1,0 +1,98 @@
+"""The endpoints a batch may name (SPOOL_BATCH_ENDPOINTS), each through its own view's parsing
+and rendering: a line is the request its endpoint would have received, its answer the JSON that
+endpoint returns when it does not stream."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import User
+
+from jobs import responses as responses_protocol
+from jobs.batches.endpoints import LineRefused, LineRequest
+from jobs.faces.common.errors import FaceError
+from jobs.faces.common.params import build_request
+from jobs.faces.openai import text
+from jobs.faces.openai.chat import parse_create as parse_chat
+from jobs.faces.openai.legacy import parse_text_create
+from jobs.faces.openai.responses import create as responses_create
+from jobs.faces.openai.responses import views as responses_views
+from jobs.faces.openai.views import FACE, TEXT_FACE
+from jobs.models import Job
+from jobs.protocols import openai_chat
+from jobs.responses.events import response_object
+
+NO_STREAM = FaceError(
+    "The 'stream' parameter is not supported in a batch: each answer goes to the output file.",
+    param="stream",
+    code="unsupported_value",
+)
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    try:
+        yield
+    except FaceError as error:
+        raise LineRefused(error.status, error.envelope()) from None
+
+
+def _chat(owner: User, body: Any) -> LineRequest:
+    with _refusals():
+        asked = parse_chat(body)
+        if asked.stream:
+            raise NO_STREAM
+    return LineRequest(asked.model, asked.request, asked.options)
+
+
+def _text(owner: User, body: Any) -> LineRequest:
+    with _refusals():
+        asked = parse_text_create(body)
+        if asked.stream:
+            raise NO_STREAM
+    return LineRequest(asked.model, asked.request, asked.options)
+
+
+def _responses(owner: User, body: Any) -> LineRequest:
+    """As the Responses view starts one (jobs.faces.openai.responses.views._start), up to the job."""
+    with _refusals():
+        asked = responses_create.parse_create(body)
+        if asked.stream:
+            raise NO_STREAM
+        messages = list(asked.messages)
+        if asked.previous_response_id is not None:
+            messages = responses_views._previous_messages(owner, asked.previous_response_id) + messages
+        if asked.options.get("instructions"):
+            messages.insert(0, {"role": "system", "content": asked.options["instructions"]})
+        request, options = build_request(
+            messages,
+            asked.params,
+            known=responses_views.KNOWN,
+            max_tokens_aliases=responses_create.MAX_TOKENS_ALIASES,
+        )
+    return LineRequest(asked.model, request, {**options.to_dict(), **asked.options})
+
+
+def _response(job: Job) -> dict[str, Any]:
+    return response_object(job, job.chunks or [])
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    face: str
+    _parse: Callable[[User, Any], LineRequest]
+    _render: Callable[[Job], dict[str, Any]]
+
+    def parse(self, owner: User, body: Any) -> LineRequest:
+        return self._parse(owner, body)
+
+    def render(self, job: Job) -> dict[str, Any]:
+        return self._render(job)
+
+
+CHAT = Endpoint(FACE, _chat, openai_chat.completion)
+TEXT = Endpoint(TEXT_FACE, _text, text.text_completion)
+RESPONSES = Endpoint(responses_protocol.FACE, _responses, _response)

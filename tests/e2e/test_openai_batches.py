@@ -1,0 +1,198 @@
+"""OpenAI's Batch API through the unmodified openai SDK: files uploaded, batches run to their end
+on the workers (each line a job of class batch), answers read back line by line."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+import openai
+import pytest
+
+from tests.e2e import openai_helpers
+from tests.e2e.batch_helpers import chat_line, read_lines, run, upload, wait
+from tests.e2e.openai_helpers import NO_EOT, OFFLINE
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def client(spool) -> openai.OpenAI:
+    return openai_helpers.client(spool)
+
+
+def _once(lines: list[dict]) -> Counter:
+    return Counter(line["custom_id"] for line in lines)
+
+
+def test_a_chat_batch_runs_every_line_once_and_answers_as_the_endpoint_does(client, engine_for):
+    model = engine_for("fake")
+    items = [chat_line(f"req-{i}", model, f"Question {i}", max_completion_tokens=4) for i in range(30)]
+    batch = run(client, items, metadata={"suite": "e2e"})
+    assert batch.status == "validating" and batch.metadata == {"suite": "e2e"}
+    assert batch.endpoint == "/v1/chat/completions" and batch.completion_window == "24h"
+
+    done = wait(client, batch.id)
+
+    assert done.status == "completed", done.errors
+    assert done.request_counts is not None
+    assert (done.request_counts.total, done.request_counts.completed, done.request_counts.failed) == (
+        30,
+        30,
+        0,
+    )
+    assert done.in_progress_at and done.finalizing_at and done.completed_at
+    assert done.error_file_id is None
+    answers = read_lines(client, done.output_file_id)
+    assert _once(answers) == Counter(f"req-{i}" for i in range(30))
+    for answer in answers:
+        assert answer["id"].startswith("batch_req_") and answer["error"] is None
+        assert answer["response"]["status_code"] == 200
+        body = answer["response"]["body"]
+        assert body["object"] == "chat.completion" and body["model"] == model
+        assert body["choices"][0]["finish_reason"] == "length"
+        assert body["usage"]["completion_tokens"] == 4
+    output = client.files.retrieve(done.output_file_id)
+    assert output.purpose == "batch_output" and output.bytes > 0
+    assert done.id in [b.id for b in client.batches.list(limit=100)]
+
+
+def test_each_line_runs_as_a_job_of_class_batch(client, spool, pg):
+    from jobs.models import BatchLine
+
+    batch = wait(client, run(client, [chat_line("only", OFFLINE, max_completion_tokens=2)]).id)
+    assert batch.status == "completed"
+    line = BatchLine.objects.select_related("job").get(batch_id=batch.id.removeprefix("batch_"))
+    assert line.job is not None
+    assert line.job.options["priority"] == "batch" and line.job.options["batch"] == batch.id
+
+
+def test_the_legacy_completions_and_responses_endpoints_batch_too(client, engine_for):
+    model = engine_for("fake")
+    text = [
+        {"custom_id": f"t{i}", "method": "POST", "url": "/v1/completions",
+         "body": {"model": model, "prompt": "Once", "max_tokens": 3}}
+        for i in range(3)
+    ]  # fmt: skip
+    responses = [
+        {"custom_id": f"r{i}", "method": "POST", "url": "/v1/responses",
+         "body": {"model": model, "input": "Hi", "max_output_tokens": 3}}
+        for i in range(3)
+    ]  # fmt: skip
+    text_batch = run(client, text, endpoint="/v1/completions")
+    responses_batch = run(client, responses, endpoint="/v1/responses")
+
+    for batch, kind in ((text_batch, "text_completion"), (responses_batch, "response")):
+        done = wait(client, batch.id)
+        assert done.status == "completed", done.errors
+        answers = read_lines(client, done.output_file_id)
+        assert len(answers) == 3
+        assert {a["response"]["body"]["object"] for a in answers} == {kind}
+
+
+def test_a_line_its_endpoint_refuses_goes_to_the_error_file_with_the_endpoint_s_answer(client, engine_for):
+    model = engine_for("fake")
+    items = [
+        chat_line("good", model, max_completion_tokens=2),
+        chat_line("bad", model, temperature=7),
+        chat_line("streamed", model, stream=True),
+    ]
+    done = wait(client, run(client, items).id)
+
+    assert done.status == "completed"
+    assert done.request_counts is not None
+    assert (done.request_counts.completed, done.request_counts.failed) == (1, 2)
+    assert [a["custom_id"] for a in read_lines(client, done.output_file_id)] == ["good"]
+    errors = {e["custom_id"]: e for e in read_lines(client, done.error_file_id)}
+    assert set(errors) == {"bad", "streamed"}
+    assert errors["bad"]["response"]["status_code"] == 400
+    assert errors["bad"]["response"]["body"]["error"]["param"] == "temperature"
+    assert errors["streamed"]["response"]["body"]["error"]["param"] == "stream"
+
+
+def test_a_file_with_bad_lines_fails_validation_naming_each_line(client, engine_for):
+    model = engine_for("fake")
+    items = [
+        chat_line("a", model),
+        b"{not json",
+        chat_line("a", model),  # duplicate custom_id
+        {**chat_line("c", model), "url": "/v1/embeddings"},
+        {**chat_line("d", model), "method": "GET"},
+        chat_line("e", "no-such-model"),
+        {"method": "POST", "url": "/v1/chat/completions", "body": {"model": model}},
+    ]
+    done = wait(client, run(client, items).id)
+
+    assert done.status == "failed" and done.failed_at
+    assert done.errors is not None
+    found = [(e.code, e.line) for e in done.errors.data or []]
+    assert found == [
+        ("invalid_json_line", 2),
+        ("duplicate_custom_id", 3),
+        ("invalid_url", 4),
+        ("invalid_method", 5),
+        ("model_not_found", 6),
+        ("missing_required_parameter", 7),
+    ]
+    assert done.output_file_id is None and done.error_file_id is None
+
+
+def test_an_empty_file_fails_validation(client):
+    done = wait(client, run(client, [b"", b"  "]).id)
+    assert done.status == "failed"
+    assert [e.code for e in done.errors.data] == ["empty_file"]  # type: ignore[union-attr]
+
+
+def test_a_cancelled_batch_keeps_what_finished_and_reports_the_rest_cancelled(client, spool):
+    # Slow lines (the offline engine at 150 tokens/s, 300 tokens each): the cancel comes first.
+    items = [chat_line(f"c{i}", OFFLINE, max_completion_tokens=300, logit_bias=NO_EOT) for i in range(40)]
+    batch = run(client, items)
+    wait(client, batch.id, until={"in_progress"})
+    with pytest.raises(openai.BadRequestError) as in_use:
+        client.files.delete(batch.input_file_id)
+    assert in_use.value.code == "file_in_use"
+
+    cancelling = client.batches.cancel(batch.id)
+    assert cancelling.status in {"cancelling", "cancelled"}
+    done = wait(client, batch.id)
+
+    assert done.status == "cancelled" and done.cancelling_at and done.cancelled_at
+    answers, errors = read_lines(client, done.output_file_id), read_lines(client, done.error_file_id)
+    assert _once(answers + errors) == Counter(f"c{i}" for i in range(40))
+    assert errors and {e["error"]["code"] for e in errors} == {"batch_cancelled"}
+    assert done.request_counts is not None
+    assert done.request_counts.completed == len(answers)
+    assert done.request_counts.failed == len(errors)
+
+
+def test_files_are_the_owner_s_and_go_when_deleted(client, spool):
+    file_id = upload(client, [chat_line("x", OFFLINE)], name="mine.jsonl")
+    described = client.files.retrieve(file_id)
+    assert (described.filename, described.purpose, described.object) == ("mine.jsonl", "batch", "file")
+    assert client.files.content(file_id).text.strip().startswith('{"custom_id": "x"')
+    assert file_id in [f.id for f in client.files.list(purpose="batch")]
+
+    bob = openai_helpers.client(spool, spool.bob)
+    with pytest.raises(openai.NotFoundError):
+        bob.files.retrieve(file_id)
+    with pytest.raises(openai.NotFoundError):
+        bob.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h")
+
+    assert client.files.delete(file_id).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.files.content(file_id)
+
+
+def test_uploads_and_batches_are_checked_as_openai_checks_them(client):
+    with pytest.raises(openai.BadRequestError) as purpose:
+        client.files.create(file=("x.jsonl", io.BytesIO(b"{}\n")), purpose="fine-tune")
+    assert purpose.value.body["param"] == "purpose"  # type: ignore[index]
+    file_id = upload(client, [chat_line("x", OFFLINE)])
+    with pytest.raises(openai.BadRequestError) as endpoint:
+        client.batches.create(input_file_id=file_id, endpoint="/v1/moderations", completion_window="24h")  # type: ignore[arg-type]
+    assert endpoint.value.body["param"] == "endpoint"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as window:
+        client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="1h")  # type: ignore[arg-type]
+    assert window.value.body["param"] == "completion_window"  # type: ignore[index]
+    with pytest.raises(openai.NotFoundError):
+        client.batches.retrieve("batch_" + "0" * 32)
