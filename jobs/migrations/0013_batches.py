@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0010_scheduling'),
+        ('jobs', '0012_engine_fallback'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
