@@ -116,12 +116,16 @@ def job_create(
     user_message: str | None = None,
     engines: frozenset[str] = frozenset(),
     placement: Placement | None = None,
+    counted: bool = True,
 ) -> Job:
     """A queued job, sent to a worker once committed (through its engine's queue when the engine
     has limits). Raises EngineNotAllowed when `engines` (the calling key's, empty for every
     engine) leaves this one out, and UnsupportedParameter (see `refusal`) when the engine cannot
     honour the request, both before anything is written or counted, so the caller hears it now
-    rather than in a failed job.
+    rather than in a failed job. `counted`: whether the owner's job limits (per minute, active)
+    apply: not to a Batch API line, whose runner keeps its own bound on an owner's active lines
+    (a batch of 10,000 lines would otherwise run at the per-minute limit and spend the owner's
+    interactive budget).
 
     With an idempotency key, the job that key made (within a day) is returned as it is, marked
     `replayed`; the same key with another request raises IdempotencyConflict."""
@@ -136,7 +140,8 @@ def job_create(
     replayed = idempotency.replay(owner, key, fingerprint)
     if replayed is not None:
         return replayed
-    limits.check_job_start(owner.pk)
+    if counted:
+        limits.check_job_start(owner.pk)
     traceparent = tracing.current_traceparent()
     if traceparent:
         options = {**options, tracing.TRACEPARENT: traceparent}

@@ -1,8 +1,8 @@
-"""The operator dashboard: engines, API keys, rooms, jobs, stored completions, responses and
-webhooks in the admin."""
+"""The operator dashboard: engines, API keys, rooms, jobs, stored completions, responses,
+webhooks, and Batch API batches and files in the admin."""
 
 from __future__ import annotations
 
-from jobs.admin import completions, engines, jobs, responses, webhooks
+from jobs.admin import batches, completions, engines, jobs, responses, webhooks
 
-__all__ = ["completions", "engines", "jobs", "responses", "webhooks"]
+__all__ = ["batches", "completions", "engines", "jobs", "responses", "webhooks"]

@@ -52,6 +52,7 @@ def _job(batch: Batch, owner: User, endpoint: Endpoint, body: Any, window_left: 
             face=endpoint.face,
             engines=frozenset(batch.engines),
             placement=placement,
+            counted=False,  # the runner bounds an owner's active lines itself
         )
     except UnsupportedParameter as exc:
         message = services.refusal(engine, exc)
@@ -64,7 +65,7 @@ def start(
     batch: Batch, owner: User, endpoint: Endpoint, number: int, custom_id: str, body: Any, window_left: float
 ) -> BatchLine:
     """The line and its job, or the line refused as its endpoint would have answered. Raises
-    what job_create raises for the owner's limits (LimitExceeded), having written nothing."""
+    nothing else: the owner's job limits do not apply to lines (services.job_create, counted)."""
     with transaction.atomic():
         try:
             job = _job(batch, owner, endpoint, body, window_left)
