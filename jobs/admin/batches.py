@@ -14,7 +14,7 @@ from jobs.batches.service import batch_cancel
 class LineInline(admin.TabularInline):
     model = BatchLine
     fields = ["line", "custom_id", "job", "refused"]
-    readonly_fields = fields
+    readonly_fields = ["line", "custom_id", "job", "refused"]
     raw_id_fields = ["job"]
     extra = 0
     max_num = 0
