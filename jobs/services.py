@@ -155,7 +155,7 @@ def job_create(
     # Redis only (selectors.job_for_owner).
     chunklog.write_meta(str(job.id), live_meta(job))
     bind_job_id(job.id)  # the rest of this request logs with the job's id
-    log.info("job created (engine %s, face %s, %s)", engine.name, face, options["priority"])
+    log.info("job created (engine %s, face %s)", engine.name, face)
     metrics.job_created(engine=engine.name, face=face)
     # Enqueue only once the row is committed, so the worker never looks for a missing job.
     if engine.is_limited:
