@@ -10,14 +10,17 @@ each face answers 503 "overloaded" with Retry-After in its own shape, not "canno
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
+import redis
 
 from tests.e2e.helpers import NO_EOT, llm_pixel
 from tests.servers import running_spool
@@ -139,44 +142,58 @@ def test_500_clients_at_once_are_all_answered_and_get_their_whole_text(loaded_sp
 
 @pytest.fixture(scope="module")
 def starved_spool(django_db_setup, django_db_blocker, tmp_path_factory):
-    """One Redis connection per process, given up on after 0.2 s. A long-poll's wake-up
-    subscription holds that one connection while it waits, so meanwhile every other request
-    (each counts against its caller's rate limit in Redis first) finds the pool busy."""
+    """One Redis connection per process, given up on after 0.2 s: while a request's command
+    waits with that one connection, every other request (each counts against its caller's rate
+    limit in Redis first) finds the pool busy."""
     with running_spool(
         django_db_blocker,
         tmp_path_factory.mktemp("starved-logs"),
         SPOOL_REDIS_MAX_CONNECTIONS="1",
         SPOOL_REDIS_POOL_TIMEOUT_SECONDS="0.2",
-        SPOOL_LONG_POLL_SECONDS="20",
     ) as running:
         yield running
 
 
-def _hold_the_only_connection(spool) -> threading.Thread:
-    """A long-poll of a job that stays queued (no worker), waiting in a thread of its own."""
-    spool.processes.kill_worker()
+@contextlib.contextmanager
+def _the_only_connection_held(spool) -> Iterator[None]:
+    """Redis holds every write for a while (CLIENT PAUSE WRITE): a first request's rate-limit
+    count waits with the process's only connection, in a thread of its own. (A long-poll's
+    wake-up subscription used to hold it; it has a connection of its own now.)"""
+    from django.conf import settings
+
+    redis_server = redis.Redis.from_url(settings.CHUNKLOG_REDIS_URL)
+    redis_server.client_pause(PAUSE_MS, all=False)
     auth = (spool.alice.access_key, spool.alice.secret_key)
-    semoss = httpx.Client(base_url=spool.semoss, auth=auth, timeout=60)
-    job_id = semoss.post(
-        "/engine/runPixelAsync", data={"expression": llm_pixel(spool.engine_id, "queued")}
-    ).json()["jobId"]
-    waiter = threading.Thread(
-        target=semoss.post, args=("/engine/pixelJobStreaming",), kwargs={"data": {"jobId": job_id}}
-    )
-    waiter.start()
-    return waiter
+    form = {"expression": llm_pixel(spool.engine_id, "held")}
+    holder = threading.Thread(target=_post, args=(spool, "/Monolith/api/engine/runPixelAsync"),
+                              kwargs={"data": form, "auth": auth})  # fmt: skip
+    holder.start()
+    try:
+        time.sleep(0.5)  # its command is sent and waits
+        yield
+    finally:
+        redis_server.client_unpause()
+        holder.join(timeout=60)
 
 
 def _post(spool, path: str, **kwargs) -> httpx.Response:
     return httpx.post(f"{spool.base_url}{path}", timeout=30, **kwargs)
 
 
+# Longer than the test needs: it unpauses when done.
+PAUSE_MS = 20_000
+
+
 def test_a_busy_pool_is_an_overload_503_in_each_faces_shape(starved_spool):
+    with _the_only_connection_held(starved_spool):
+        _every_face_answers_overloaded(starved_spool)
+
+
+def _every_face_answers_overloaded(starved_spool) -> None:
     alice = starved_spool.alice
-    waiter = _hold_the_only_connection(starved_spool)
     form = {"expression": llm_pixel(starved_spool.engine_id, "hello")}
     basic = (alice.access_key, alice.secret_key)
-    for _ in range(100):  # until the waiter has subscribed; each try costs the 0.2 s pool timeout
+    for _ in range(100):  # until the holder's command waits; each try costs the 0.2 s pool timeout
         semoss = _post(starved_spool, "/Monolith/api/engine/runPixelAsync", data=form, auth=basic)
         if semoss.status_code != 200:
             break
@@ -198,4 +215,3 @@ def test_a_busy_pool_is_an_overload_503_in_each_faces_shape(starved_spool):
         assert error["code"] == "server_overloaded"
         assert error["type"] == "server_error"
         assert "overloaded" in error["message"] and "Redis" not in error["message"]
-    waiter.join(timeout=60)
