@@ -57,13 +57,16 @@ class OwnRedis:
 
 class CuttableProxy:
     """Forwards 127.0.0.1:port to a target; cut() drops every connection and refuses new ones
-    until restore(), as a database that went away would."""
+    until restore(), as a database that went away would; lose_answer_to() cuts as a statement's
+    answer comes back."""
 
     def __init__(self, target_port: int) -> None:
         self.port = free_port()
         self.target_port = target_port
         self._down = False
         self._writers: set[asyncio.StreamWriter] = set()
+        self._lose_answer_to: tuple[bytes, ...] = ()
+        self.answer_lost = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         threading.Thread(target=self._run, daemon=True).start()
@@ -81,24 +84,56 @@ class CuttableProxy:
             return
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         self._writers |= {writer, up_writer}
+        # Of the statements whose answer is to be lost: those this connection sent, in order.
+        armed: tuple[bytes, ...] = ()
+        sent = 0
+        awaiting_lost_answer = False
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def to_server() -> None:
+            nonlocal armed, sent, awaiting_lost_answer
             with contextlib.suppress(Exception):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
+                while data := await reader.read(65536):
+                    if armed is not self._lose_answer_to:
+                        armed, sent = self._lose_answer_to, 0
+                    if armed and armed[sent] in data:
+                        sent += 1
+                        if sent == len(armed):
+                            self._lose_answer_to = ()
+                            awaiting_lost_answer = True
+                    up_writer.write(data)
+                    await up_writer.drain()
+            up_writer.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        async def to_client() -> None:
+            with contextlib.suppress(Exception):
+                while data := await up_reader.read(65536):
+                    if awaiting_lost_answer:
+                        # The database has done the statement; its client never hears so.
+                        self._drop()
+                        self.answer_lost.set()
+                        return
+                    writer.write(data)
+                    await writer.drain()
+            writer.close()
+
+        await asyncio.gather(to_server(), to_client())
         self._writers -= {writer, up_writer}
 
-    def cut(self) -> None:
-        def drop() -> None:
-            self._down = True
-            for writer in list(self._writers):
-                writer.transport.abort()
+    def lose_answer_to(self, *statements: bytes) -> None:
+        """The database's answer to the next statement containing the last of `statements`, sent
+        on a connection that sent the others before it in this order, is lost in a cut() (until
+        restore()), as when the network fails between the two: the statement was done, and its
+        client cannot know it. answer_lost is set then."""
+        self.answer_lost.clear()
+        self._lose_answer_to = statements
 
-        self._loop.call_soon_threadsafe(drop)
+    def _drop(self) -> None:
+        self._down = True
+        for writer in list(self._writers):
+            writer.transport.abort()
+
+    def cut(self) -> None:
+        self._loop.call_soon_threadsafe(self._drop)
         time.sleep(0.1)
 
     def restore(self) -> None:

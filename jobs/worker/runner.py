@@ -206,5 +206,10 @@ def _retry_while_down(action: Callable[[], Any], what: str) -> Any:
             metrics.backend_error("redis" if isinstance(exc, redis.RedisError) else "postgres")
             log.warning("%s unavailable (%s); retrying in %.1f s", what, exc, pause)
             _release_connection()
+            pool = getattr(connection, "pool", None)  # psycopg_pool's, on Postgres
+            if pool is not None and not isinstance(exc, redis.RedisError):
+                # What broke this connection broke the pool's idle ones too: tested all at once
+                # here, not met one per retry at growing pauses, by this and every other thread.
+                pool.check()
             time.sleep(pause)
             pause = min(pause * 2, 5.0)
