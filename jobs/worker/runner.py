@@ -45,7 +45,9 @@ def _status_of(terminal: ChunkDict) -> str:
 
 
 def job_run(*, job_id: str) -> None:
-    job = _retry_while_down(lambda: statements.claim(job_id, timezone.now()), "Postgres")
+    # One claim time for every attempt: an attempt whose answer was lost claimed it at this time.
+    claimed_at = timezone.now()
+    job = _retry_while_down(lambda: statements.claim(job_id, claimed_at), "Postgres")
     if job is None:
         # Cancelled while queued, or taken by an earlier delivery of the task: the Redis broker
         # delivers a message again once it has been unacknowledged past its visibility timeout,
@@ -139,6 +141,8 @@ def _run(job: Job, generation: Generation, build: Callable[[], Any]) -> None:
 def _finish(job: Job, generation: Generation) -> None:
     usage_chunk, terminal = generation.ending()
     result = generation.result()
+    # Set once for every attempt: an attempt whose answer was lost ended the job at this time.
+    job.finished_at = timezone.now()
     commit = lambda: _commit(job, generation, usage_chunk, terminal, result)  # noqa: E731
     with tracing.span("spool.commit"):
         updated = _retry_while_down(commit, "Postgres")
@@ -160,7 +164,6 @@ def _commit(
     job: Job, generation: Generation, usage_chunk: ChunkDict, terminal: ChunkDict, result: JobResult
 ) -> bool:
     job.status = _status_of(terminal)
-    job.finished_at = timezone.now()
     job.first_chunk_at = generation.first_chunk_at
     status = job.status
     # The room keeps the assistant's answer only when the job succeeded.
@@ -184,7 +187,9 @@ def _commit(
             message,
         )
         if wants_events is None:
-            return False
+            # Ended by the sweeper or a cancel; or by an earlier attempt of this commit whose
+            # answer was lost, whose job is this worker's to close.
+            return Job.objects.filter(pk=job.pk, status=status, finished_at=job.finished_at).exists()
         lifecycle.ended(job, wants_events=wants_events)
     return True
 

@@ -51,9 +51,12 @@ _JOBS = Job._meta.db_table
 # Claims a queued job and loads it with its engine in one statement: the row-count guard (a job
 # taken by an earlier delivery, or cancelled while queued, returns no row) and the read are one
 # round trip. The engine is read with the job, never cached: an edit applies to the next job.
+# A running job whose started_at is this claim's own time was claimed by this very delivery, in
+# an attempt whose answer was lost on the way back: it is claimed again, not skipped.
 _CLAIM = (
     f"WITH claimed AS (UPDATE {_JOBS} SET status = %s, started_at = %s"
-    f" WHERE id = %s AND status = %s RETURNING {_columns(Job, _JOB_FIELDS, _JOBS)})"
+    f" WHERE id = %s AND (status = %s OR (status = %s AND started_at = %s))"
+    f" RETURNING {_columns(Job, _JOB_FIELDS, _JOBS)})"
     f" SELECT {_columns(Job, _JOB_FIELDS, 'claimed')}, {_columns(Engine, _ENGINE_FIELDS, 'engine')}"
     f" FROM claimed JOIN {Engine._meta.db_table} engine"
     f" ON engine.{Engine._meta.pk.column} = claimed.{_column(Job, 'engine_id')}"
@@ -61,9 +64,10 @@ _CLAIM = (
 
 
 def claim(job_id: str, now: datetime) -> Job | None:
-    """The job, now running, with its engine; None if it was not queued any more."""
+    """The job, now running, with its engine; None if it was not queued any more. `now` is the
+    delivery's claim time: the same for each retry of one delivery's claim."""
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM, (Job.Status.RUNNING, now, job_id, Job.Status.QUEUED))
+        cursor.execute(_CLAIM, (Job.Status.RUNNING, now, job_id, Job.Status.QUEUED, Job.Status.RUNNING, now))
         row = cursor.fetchone()
     if row is None:
         return None

@@ -193,8 +193,6 @@ def read_to_the_end(client: Frontend, job_id: str) -> list[dict]:
     return messages
 
 
-# Until the worker's claim and end know their own earlier attempt (the patch in the flake report).
-@pytest.mark.xfail(strict=True, reason="a retried claim or end does not yet know its own lost attempt")
 def test_a_claim_whose_answer_was_lost_still_runs_its_job(lost_answers, pg):
     """Postgres claimed the job for the worker, and the answer never came back: the worker's
     retry finds the job claimed, by itself, and runs it (not "taken by another delivery": that
@@ -218,8 +216,6 @@ def test_a_claim_whose_answer_was_lost_still_runs_its_job(lost_answers, pg):
     assert job.usage["output_tokens"] == 50
 
 
-# Until the worker's claim and end know their own earlier attempt (the patch in the flake report).
-@pytest.mark.xfail(strict=True, reason="a retried claim or end does not yet know its own lost attempt")
 def test_a_final_commit_whose_answer_was_lost_still_ends_the_stream(lost_answers, pg):
     """Postgres committed the job's end, and the answer never came back: the worker's retry
     finds the job ended, by itself, and ends its stream (not "ended by the sweeper or a cancel":
