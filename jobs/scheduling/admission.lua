@@ -163,7 +163,14 @@ local function admit()
   if held > 0 then
     why, retry = 'held', held
   else
-    redis.call('ZREMRANGEBYSCORE', P .. ':leases', '-inf', now) -- a dead worker's slots come back
+    -- Slots whose lease ran out come back: a dead worker's, and an admitted job's whose message
+    -- never reached a worker (lost with a broker, or a web process that died before sending
+    -- it), which waits again, first in its owner's queue, and is sent again when admitted.
+    for _, job in ipairs(redis.call('ZRANGEBYSCORE', P .. ':leases', '-inf', now, 'LIMIT', 0, 500)) do
+      local info = info_of(job)
+      free(job, info)
+      if info and info.s == 'a' then wait(job, info, true) end
+    end
     while #admitted < BUDGET do
       if max_concurrency > 0 and redis.call('ZCARD', P .. ':leases') >= max_concurrency then
         why = 'engine_full'
