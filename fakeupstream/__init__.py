@@ -11,8 +11,10 @@ objects, integer logprobs), ``POST /v1/embeddings`` (deterministic unit vectors,
 and ``drop_after`` as below), ``GET /v1/models``;
 for tests ``GET /_requests[?key=K]`` (the recorded requests: method, path, headers, JSON body,
 key, attempt, status, events_sent), ``DELETE /_requests`` (clears records and fault counters),
-``GET /_stats`` (requests, active_streams, max_active_streams), ``GET /health``. The ``/v1`` prefix
-is optional. With ``api_key`` set, /v1 routes want ``Authorization: Bearer <key>``.
+``GET /_stats`` (requests, active_streams, max_active_streams; in_flight, max_in_flight and
+rejected_429 for the whole server and, under ``models``, per model string with a limit),
+``DELETE /_stats`` (the counters start again), ``GET /health``. The ``/v1`` prefix is optional.
+With ``api_key`` set, /v1 routes want ``Authorization: Bearer <key>``.
 
 The request's ``model`` picks the scenario and its settings: ``<scenario>[?name=value&...]``.
 Every setting may also come from a header ``X-Fake-<Name>`` (``-`` for ``_``, e.g.
@@ -38,6 +40,11 @@ delta, usage chunk (``choices: []``) only under ``stream_options.include_usage``
 Pace: ``tps`` tokens per second on a fixed schedule, token i due i/tps after the stream starts,
 whatever the server's own load (default unpaced); ``ttfb`` seconds before the response head;
 ``keepalive=1`` puts an SSE comment before every event.
+
+Limits, as a model server with room for so many requests at once: ``max_concurrency=N`` counts
+the requests of one model string being answered (from the request to the stream's end) and
+answers 429 with ``Retry-After`` (``retry_after`` seconds, else 1) to one more, before any work;
+``--max-concurrency N`` (``running(max_concurrency=N)``) does the same across the whole server.
 
 Faults (K counts data events sent; the first event carries only the role):
 

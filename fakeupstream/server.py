@@ -8,8 +8,8 @@ import contextlib
 import http
 import json
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -42,10 +42,46 @@ class Conn:
 
 
 @dataclass
+class Slots:
+    """Requests of one scope (the whole server, or one model string) being answered at once: a
+    model server with room for so many, answering 429 to the rest, as a rate-limited API does."""
+
+    in_flight: int = 0
+    max_in_flight: int = 0
+    rejected_429: int = 0
+
+    def take(self) -> None:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def reset(self) -> None:
+        self.max_in_flight, self.rejected_429 = self.in_flight, 0
+
+
+@dataclass
 class Stats:
     requests: int = 0
     active_streams: int = 0
     max_active_streams: int = 0
+    server: Slots = field(default_factory=Slots)
+    models: dict[str, Slots] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "active_streams": self.active_streams,
+            "max_active_streams": self.max_active_streams,
+            **asdict(self.server),
+            "models": {model: asdict(slots) for model, slots in self.models.items()},
+        }
+
+    def reset(self) -> None:
+        """The counters start again; what is in flight stays counted."""
+        self.requests = 0
+        self.max_active_streams = self.active_streams
+        self.server.reset()
+        for slots in self.models.values():
+            slots.reset()
 
 
 class BadRequest(Exception):
@@ -105,10 +141,20 @@ def error_body(status: int, message: str) -> dict[str, Any]:
 
 
 class FakeUpstream:
-    """One server instance: its request record, per-key attempt counters and stream stats."""
+    """One server instance: its request record, per-key attempt counters and stream stats.
+    max_concurrency: requests answered at once across every model (0: no limit); the rest get
+    429 with Retry-After `limit_retry_after` seconds."""
 
-    def __init__(self, api_key: str | None = None, record_limit: int = 1000) -> None:
+    def __init__(
+        self,
+        api_key: str | None = None,
+        record_limit: int = 1000,
+        max_concurrency: int = 0,
+        limit_retry_after: float = 1.0,
+    ) -> None:
         self.api_key = api_key
+        self.max_concurrency = max_concurrency
+        self.limit_retry_after = limit_retry_after
         self.records: collections.deque[dict[str, Any]] = collections.deque(maxlen=record_limit)
         self.attempts: collections.Counter[str] = collections.Counter()
         self.stats = Stats()
@@ -203,7 +249,10 @@ class FakeUpstream:
             self.attempts.clear()
             await self._json(conn, 200, {"ok": True})
         elif path == "/_stats" and request.method == "GET":
-            await self._json(conn, 200, self.stats.__dict__)
+            await self._json(conn, 200, self.stats.as_json())
+        elif path == "/_stats" and request.method == "DELETE":
+            self.stats.reset()
+            await self._json(conn, 200, {"ok": True})
         elif path == "/health":
             await self._json(conn, 200, {"ok": True})
         else:
@@ -220,12 +269,36 @@ class FakeUpstream:
     async def _chat(self, conn: Conn, request: Request, legacy: bool = False) -> None:
         run = await self._begin(conn, request, legacy)
         if run is not None:
-            await run.go()
+            await self._within_limits(run, run.go)
 
     async def _embeddings(self, conn: Conn, request: Request) -> None:
         run = await self._begin(conn, request)
         if run is not None:
-            await run.embeddings()
+            await self._within_limits(run, run.embeddings)
+
+    async def _within_limits(self, run: _Run, answer: Callable[[], Awaitable[None]]) -> None:
+        """Answers the run if the server and its model have a free slot, else 429 at once."""
+        model = str(run.body.get("model") or "fake")
+        per_model = int(run.params.get("max_concurrency") or 0)
+        scopes = [(self.stats.server, self.max_concurrency)]
+        if per_model:
+            scopes.append((self.stats.models.setdefault(model, Slots()), per_model))
+        full = [slots for slots, limit in scopes if limit and slots.in_flight >= limit]
+        if full:
+            for slots in full:
+                slots.rejected_429 += 1
+            retry_after = run.params.get("retry_after") or f"{self.limit_retry_after:g}"
+            run.record["status"] = "failed 429"
+            message = "fakeupstream: too many requests at once; retry later"
+            await self._json(run.conn, 429, error_body(429, message), headers={"retry-after": retry_after})
+            return
+        for slots, _ in scopes:
+            slots.take()
+        try:
+            await answer()
+        finally:
+            for slots, _ in scopes:
+                slots.in_flight -= 1
 
     async def _begin(self, conn: Conn, request: Request, legacy: bool = False) -> _Run | None:
         """Reads, records and authorizes a POST to a model; the run that answers it, or None when
@@ -454,8 +527,10 @@ class _Run:
         self.conn.open = False
 
 
-async def serve(host: str = "127.0.0.1", port: int = 9100, api_key: str | None = None) -> None:
-    server = FakeUpstream(api_key=api_key)
+async def serve(
+    host: str = "127.0.0.1", port: int = 9100, api_key: str | None = None, max_concurrency: int = 0
+) -> None:
+    server = FakeUpstream(api_key=api_key, max_concurrency=max_concurrency)
     bound = await server.start(host, port)
     print(f"fakeupstream listening on http://{host}:{bound}/v1", flush=True)
     try:
@@ -465,9 +540,11 @@ async def serve(host: str = "127.0.0.1", port: int = 9100, api_key: str | None =
 
 
 @contextlib.contextmanager
-def running(port: int = 0, host: str = "127.0.0.1", api_key: str | None = None) -> Iterator[str]:
+def running(
+    port: int = 0, host: str = "127.0.0.1", api_key: str | None = None, max_concurrency: int = 0
+) -> Iterator[str]:
     """Run a server on a background thread; yields its base URL "http://127.0.0.1:PORT/v1"."""
-    server = FakeUpstream(api_key=api_key)
+    server = FakeUpstream(api_key=api_key, max_concurrency=max_concurrency)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     outcome: dict[str, Any] = {}

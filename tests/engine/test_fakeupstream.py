@@ -316,3 +316,71 @@ def test_the_openai_sdk_reads_the_fakes_embeddings_in_either_encoding(base_url, 
 def test_the_fake_refuses_an_empty_embedding_input_with_a_400(base_url) -> None:
     r = httpx.post(f"{base_url}/embeddings", json={"model": "fake", "input": ["x", ""]}, timeout=10)
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+
+
+# -- concurrency limits ----------------------------------------------------------------------
+
+
+def _stats(url: str) -> dict[str, Any]:
+    return httpx.get(url.removesuffix("/v1") + "/_stats", timeout=10).json()
+
+
+async def _at_once(url: str, models: list[str]) -> list[httpx.Response]:
+    """One streamed request per model string, all sent together, each read to its end."""
+
+    async def one(client: httpx.AsyncClient, model: str) -> httpx.Response:
+        body = {"model": model, "messages": MESSAGES, "stream": True}
+        async with client.stream("POST", f"{url}/chat/completions", json=body) as r:
+            await r.aread()
+            return r
+
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        return await asyncio.gather(*(one(client, m) for m in models))
+
+
+def test_a_model_limit_answers_429_with_retry_after_above_it_and_counts_both() -> None:
+    slow = f"fake?tokens=3&tps=2&max_concurrency=2&key={unique()}"
+    with fakeupstream.running() as url:
+        answers = asyncio.run(_at_once(url, [slow] * 5))
+        stats = _stats(url)
+        after = httpx.post(
+            f"{url}/chat/completions", json={"model": slow, "messages": MESSAGES}, timeout=10
+        )
+    refused = [r for r in answers if r.status_code == 429]
+    assert sorted(r.status_code for r in answers) == [200, 200, 429, 429, 429]
+    assert all(r.headers["retry-after"] == "1" for r in refused)
+    assert all(r.json()["error"]["code"] == "rate_limit_exceeded" for r in refused)
+    assert stats["models"][slow] == {"in_flight": 0, "max_in_flight": 2, "rejected_429": 3}
+    assert after.status_code == 200  # the slots came back when the streams ended
+
+
+def test_the_limit_is_per_model_string_and_its_retry_after_can_be_set() -> None:
+    a, b = (f"fake?tokens=2&tps=2&max_concurrency=1&retry_after=7&key={unique()}" for _ in range(2))
+    with fakeupstream.running() as url:
+        answers = asyncio.run(_at_once(url, [a, b, a]))
+        stats = _stats(url)
+    assert sorted(r.status_code for r in answers) == [200, 200, 429]
+    assert next(r for r in answers if r.status_code == 429).headers["retry-after"] == "7"
+    assert stats["models"][a]["rejected_429"] == 1 and stats["models"][b]["rejected_429"] == 0
+
+
+def test_a_server_limit_counts_every_model_and_delete_starts_the_counters_again() -> None:
+    models = [f"fake?tokens=2&tps=2&key={unique()}" for _ in range(4)]
+    with fakeupstream.running(max_concurrency=3) as url:
+        answers = asyncio.run(_at_once(url, models))
+        stats = _stats(url)
+        httpx.delete(url.removesuffix("/v1") + "/_stats", timeout=10)
+        cleared = _stats(url)
+    assert sorted(r.status_code for r in answers) == [200, 200, 200, 429]
+    assert (stats["max_in_flight"], stats["rejected_429"], stats["in_flight"]) == (3, 1, 0)
+    # The read of the counters is itself a request.
+    assert (cleared["max_in_flight"], cleared["rejected_429"], cleared["requests"]) == (0, 0, 1)
+
+
+def test_without_a_limit_nothing_is_refused() -> None:
+    with fakeupstream.running() as url:
+        answers = asyncio.run(_at_once(url, ["fake?tokens=2&tps=4"] * 20))
+        stats = _stats(url)
+    assert all(r.status_code == 200 for r in answers)
+    assert (stats["max_in_flight"], stats["rejected_429"]) == (20, 0)
