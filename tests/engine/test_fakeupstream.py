@@ -344,9 +344,7 @@ def test_a_model_limit_answers_429_with_retry_after_above_it_and_counts_both() -
     with fakeupstream.running() as url:
         answers = asyncio.run(_at_once(url, [slow] * 5))
         stats = _stats(url)
-        after = httpx.post(
-            f"{url}/chat/completions", json={"model": slow, "messages": MESSAGES}, timeout=10
-        )
+        after = httpx.post(f"{url}/chat/completions", json={"model": slow, "messages": MESSAGES}, timeout=10)
     refused = [r for r in answers if r.status_code == 429]
     assert sorted(r.status_code for r in answers) == [200, 200, 429, 429, 429]
     assert all(r.headers["retry-after"] == "1" for r in refused)
