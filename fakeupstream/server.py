@@ -8,6 +8,7 @@ import contextlib
 import http
 import json
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -294,9 +295,11 @@ class FakeUpstream:
             return
         for slots, _ in scopes:
             slots.take()
+        run.record["began_at"] = time.time()
         try:
             await answer()
         finally:
+            run.record["ended_at"] = time.time()
             for slots, _ in scopes:
                 slots.in_flight -= 1
 

@@ -382,3 +382,16 @@ def test_without_a_limit_nothing_is_refused() -> None:
         stats = _stats(url)
     assert all(r.status_code == 200 for r in answers)
     assert (stats["max_in_flight"], stats["rejected_429"]) == (20, 0)
+
+
+def test_an_answered_request_records_when_its_answer_began_and_ended_and_a_refused_one_does_not() -> None:
+    model = f"fake?tokens=2&tps=4&max_concurrency=1&key={unique()}"
+    with fakeupstream.running() as url:
+        answers = asyncio.run(_at_once(url, [model, model]))
+        (answered,) = [
+            r for r in fakeupstream.recorded(url, key=model.rpartition("=")[2]) if r["status"] == "done"
+        ]
+        (refused,) = [r for r in fakeupstream.recorded(url) if r["status"] == "failed 429"]
+    assert sorted(r.status_code for r in answers) == [200, 429]
+    assert answered["began_at"] < answered["ended_at"]
+    assert "began_at" not in refused and "ended_at" not in refused
