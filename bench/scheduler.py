@@ -25,6 +25,7 @@ from typing import Any
 
 from bench import procstat, sched_report
 from bench import sched_inproc as inproc
+from bench.pipeline import wait_until_quiet
 from bench.progress import Progress
 from bench.sched_before_after import before_after
 from bench.sched_faults import idempotency, lease
@@ -156,6 +157,9 @@ def main() -> None:
     parser.add_argument("--fairness-jobs", type=int, metavar="N", help="owner A's backlog (default 1,000)")
     parser.add_argument("--repeat", type=int, help="repeats of the cheap scenarios (default 2)")
     parser.add_argument(
+        "--wait-quiet", type=float, default=0, metavar="S", help="wait up to S s for an idle machine first"
+    )
+    parser.add_argument(
         "--no-trace",
         action="store_true",
         help="plain workers, not bench/sched_shim.py (no handoff breakdown)",
@@ -168,8 +172,10 @@ def main() -> None:
         plan = replace(plan, repeat=args.repeat)
     only = set(args.only or SCENARIOS)
     whole = only == set(SCENARIOS) and plan == Plan()
+    quiet = asyncio.run(wait_until_quiet(0.3, args.wait_quiet)) if args.wait_quiet else None
     started = time.monotonic()
     machine = procstat.describe_machine()
+    machine["cores_busy_before_start"] = None if quiet is None else round(quiet, 2)
     machine["code"] = procstat.describe_code(ROOT)
     results: dict[str, Any] = {
         "command": "python -m bench.scheduler " + shlex.join(sys.argv[1:]),
