@@ -30,6 +30,10 @@ def _counts(counted: dict[str, int]) -> str | None:
     return ", ".join(f"{k} {v}" for k, v in counted.items()) or None
 
 
+def _split(q: dict[str, float | None] | None) -> str | None:
+    return None if not q else f"{q['p50']:g} / {q['p99']:g}"
+
+
 def _pct(value: float | None) -> str | None:
     return None if value is None else f"{value * 100:.1f}%"
 
@@ -105,6 +109,8 @@ def _fairness(runs: list[dict[str, Any]], plan: dict[str, Any]) -> list[str]:
                 (b.get("in_units") or {}).get("p50"),
                 (b.get("in_units") or {}).get("p99"),
                 (b.get("queue_wait_s") or {}).get("p99"),
+                _split(b.get("until_a_slot_freed_s")),
+                _split(b.get("from_that_slot_to_claim_s")),
                 r["a_jobs_per_s"],
                 _pct(r["a_jobs_per_s"] / base) if base and r["a_jobs_per_s"] and r["b_jobs"] else None,
                 _pct((r.get("engine") or {}).get("throughput_vs_slots_at_pace")),
@@ -114,7 +120,8 @@ def _fairness(runs: list[dict[str, Any]], plan: dict[str, Any]) -> list[str]:
                 r.get("machine", {}).get("other_cores"),
             ]
         )
-    head = ["run", "A's jobs", "B wait p50 (gens)", "B wait p99 (gens)", "B wait p99 (s)", "A jobs/s",
+    head = ["run", "A's jobs", "B wait p50 (gens)", "B wait p99 (gens)", "B wait p99 (s)",
+            "B: until a slot freed (s, p50 / p99)", "B: that slot → claimed (s, p50 / p99)", "A jobs/s",
             "A vs A alone", "engine throughput vs limit × pace", "failed", "429s", "elapsed (s)",
             "other load (cores)"]  # fmt: skip
     return out + _table(head, rows)
@@ -139,6 +146,8 @@ def _priority(runs: list[dict[str, Any]], plan: dict[str, Any]) -> list[str]:
                 w["queue_wait_s"]["p99"],
                 w["in_slot_turnovers"]["p99"],
                 w["in_units"]["p99"],
+                _split(w.get("until_a_slot_freed_s")),
+                _split(w.get("from_that_slot_to_claim_s")),
                 ", ".join(f"{k} {v}" for k, v in r["interactive_classes"].items()),
                 r["interactive_failed"],
                 r["upstream"]["rejected_429"],
@@ -146,7 +155,8 @@ def _priority(runs: list[dict[str, Any]], plan: dict[str, Any]) -> list[str]:
             ]
         )
     head = ["default jobs waiting", "interactive wait p50 (s)", "p99 (s)", "p99 (slot turnovers)",
-            "p99 (gens)", "ran as", "failed", "429s", "other load (cores)"]  # fmt: skip
+            "p99 (gens)", "until a slot freed (s, p50 / p99)", "that slot → claimed (s, p50 / p99)", "ran as",
+            "failed", "429s", "other load (cores)"]  # fmt: skip
     return out + _table(head, rows)
 
 

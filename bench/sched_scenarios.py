@@ -6,6 +6,7 @@ behind a default backlog)."""
 from __future__ import annotations
 
 import asyncio
+import bisect
 import statistics
 import time
 from collections import Counter
@@ -80,14 +81,36 @@ def _pace(found: list[Row], shape: Shape, slots: int) -> dict[str, Any]:
     }
 
 
-def _waits(found: list[Row], unit: float) -> dict[str, Any]:
+def _waits(found: list[Row], unit: float, everyone: list[Row]) -> dict[str, Any]:
+    """Queue waits of `found`, in seconds and in `unit`s; and each split at the first slot that
+    freed after the job was created (the first end of any job of the engine after it): waiting
+    for a slot, then from that slot to the claim. A job that took the first free slot shows the
+    handoff as its second part; one passed over, more."""
     waits = [r.queue_wait for r in found if r.queue_wait is not None]
     p50, p99 = pct(waits, 50), pct(waits, 99)
+    ends = sorted(r.finished for r in everyone if r.finished)
+    to_slot, after_slot = [], []
+    for r in found:
+        if r.started is None:
+            continue
+        freed = (
+            ends[bisect.bisect_left(ends, r.created)]
+            if bisect.bisect_left(ends, r.created) < len(ends)
+            else None
+        )
+        if freed is not None and freed <= r.started:
+            to_slot.append(freed - r.created)
+            after_slot.append(r.started - freed)
+        else:  # a slot was free when it came
+            to_slot.append(0.0)
+            after_slot.append(r.started - r.created)
     return {
         "n": len(waits),
         "queue_wait_s": {"p50": _r(p50), "p99": _r(p99), "max": _r(max(waits, default=None))},
         "in_units": {"p50": _r(p50 / unit if p50 is not None else None, 2),
                      "p99": _r(p99 / unit if p99 is not None else None, 2)},
+        "until_a_slot_freed_s": {"p50": _r(pct(to_slot, 50)), "p99": _r(pct(to_slot, 99))},
+        "from_that_slot_to_claim_s": {"p50": _r(pct(after_slot, 50)), "p99": _r(pct(after_slot, 99))},
     }  # fmt: skip
 
 
@@ -179,7 +202,7 @@ async def fairness(
         "b_jobs": b_jobs,
         "create_errors": sum(1 for c in [*created_a, *created_b] if not c.job_id),
         **_outcome(found, expected),
-        "b": _waits(rows_b, shape.seconds) if rows_b else None,
+        "b": _waits(rows_b, shape.seconds, found) if rows_b else None,
         "a_jobs_per_s": _r(len(done_a) / span_a, 2) if span_a else None,
         "engine": _pace(found, shape, limit),
         "upstream": _upstream(stack, model),
@@ -224,7 +247,7 @@ async def priority(
     found = await wait_all_ended(stack, engine, backlog + interactive, timeout=120)
     turnover = shape.seconds / limit  # a slot frees this often, on average, when all are busy
     rows_i = [r for r in found if r.owner == b.owner]
-    waits = _waits(rows_i, shape.seconds)
+    waits = _waits(rows_i, shape.seconds, found)
     waits["in_slot_turnovers"] = {
         q: _r(v / turnover, 2) if v is not None else None
         for q, v in waits["queue_wait_s"].items()

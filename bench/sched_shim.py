@@ -87,6 +87,8 @@ def _install() -> None:
         send_job(job_id)
 
     queueing.send_job = timed_send
+    if os.environ.get("SPOOL_BENCH_RELEASE_AT_UPSTREAM_END") == "1":
+        _release_at_upstream_end(runner, admission)
     run = Generation.run
 
     async def timed_run(self: Generation, engine: Any, max_seconds: float) -> None:
@@ -97,6 +99,23 @@ def _install() -> None:
             _note("gen_end", self.job_id)
 
     Generation.run = timed_run  # type: ignore[method-assign]
+
+
+def _release_at_upstream_end(runner: Any, admission: Any) -> None:
+    """What if a job gave its slot back once its upstream call ended, before its result is
+    committed and its log closed (`bench.scheduler --what-if release-early`): the slot's
+    handoff without those steps. The runner's own release after them then finds nothing to
+    release and only admits."""
+    from jobs.scheduling.estimate import used_tokens
+
+    run = runner._run
+
+    def run_then_release(job: Any, generation: Any) -> None:
+        run(job, generation)
+        if job.engine.is_limited:
+            admission.release(job.engine, str(job.pk), used_tokens(generation.usage))
+
+    runner._run = run_then_release
 
 
 def _writer(path: str) -> None:

@@ -160,6 +160,12 @@ def main() -> None:
         "--wait-quiet", type=float, default=0, metavar="S", help="wait up to S s for an idle machine first"
     )
     parser.add_argument(
+        "--what-if",
+        choices=["release-early"],
+        help="run the workers changed by bench/sched_shim.py: release-early gives a job's slot back when its "
+        "upstream call ends, before the commit (writes run/bench-scheduler/ only)",
+    )
+    parser.add_argument(
         "--no-trace",
         action="store_true",
         help="plain workers, not bench/sched_shim.py (no handoff breakdown)",
@@ -171,7 +177,7 @@ def main() -> None:
     if args.repeat:
         plan = replace(plan, repeat=args.repeat)
     only = set(args.only or SCENARIOS)
-    whole = only == set(SCENARIOS) and plan == Plan()
+    whole = only == set(SCENARIOS) and plan == Plan() and not args.what_if
     quiet = asyncio.run(wait_until_quiet(0.3, args.wait_quiet)) if args.wait_quiet else None
     started = time.monotonic()
     machine = procstat.describe_machine()
@@ -179,6 +185,7 @@ def main() -> None:
     machine["code"] = procstat.describe_code(ROOT)
     results: dict[str, Any] = {
         "command": "python -m bench.scheduler " + shlex.join(sys.argv[1:]),
+        "what_if": args.what_if,
         "plan": asdict(plan),
         "machine": machine,
         "ways": {"priority": "not probed", "idempotency_key": "not probed"},
@@ -187,8 +194,12 @@ def main() -> None:
     steps += plan.repeat * ("priority" in only) + ("idempotency" in only) + ("lease" in only)
     progress = Progress(steps + 1)
     if only - {"before-after"}:
+        what_if = {"SPOOL_BENCH_RELEASE_AT_UPSTREAM_END": "1"} if args.what_if == "release-early" else {}
         stack = SchedStack(
-            RUN_DIR / "stack", worker_concurrency=plan.worker_concurrency, trace=not args.no_trace
+            RUN_DIR / "stack",
+            worker_concurrency=plan.worker_concurrency,
+            trace=not args.no_trace or bool(what_if),  # the shim is what changes the workers
+            settings=what_if,
         )
         log(
             f"starting the fake upstream, one web process and {plan.workers} workers; logs in {stack.run_dir}"
