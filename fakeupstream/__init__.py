@@ -11,7 +11,8 @@ objects, integer logprobs), ``POST /v1/embeddings`` (deterministic unit vectors,
 and ``drop_after`` as below), ``GET /v1/models``;
 for tests ``GET /_requests[?key=K]`` (the recorded requests: method, path, headers, JSON body,
 key, attempt, status, events_sent; began_at and ended_at, epoch seconds, for a request that was
-answered, from its slot's taking to its answer's end), ``DELETE /_requests`` (clears records and fault counters),
+answered, from its slot's taking to its answer's end), ``DELETE /_requests`` (clears records and
+fault counters),
 ``GET /_stats`` (requests, active_streams, max_active_streams; in_flight, max_in_flight and
 rejected_429 for the whole server and, under ``models``, per model string with a limit),
 ``DELETE /_stats`` (the counters start again), ``GET /health``. The ``/v1`` prefix is optional.
