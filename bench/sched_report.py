@@ -94,7 +94,8 @@ def _fairness(runs: list[dict[str, Any]], plan: dict[str, Any]) -> list[str]:
         f"**Fairness.** Owner A creates {plan['fairness_jobs']} jobs, then owner B 50 default jobs over "
         f"HTTP, one every 0.2 s; engine limited to {plan['fairness_limit']} (upstream too), "
         f"{plan['fairness_tokens']} tokens at {plan['fairness_tps']:g} tok/s "
-        f"({plan['fairness_tokens'] / plan['fairness_tps']:g} s: the unit of B's waits). "
+        f"({plan['fairness_tokens'] / plan['fairness_tps']:g} s on average, the unit of B's waits; each "
+        f"generation's length drawn from ± {plan.get('fairness_vary', 0) * 100:g}%). "
         f"{plan['fairness_note']}",
         "",
     ]
@@ -128,11 +129,12 @@ def _fairness(runs: list[dict[str, Any]], plan: dict[str, Any]) -> list[str]:
 
 
 def _priority(runs: list[dict[str, Any]], plan: dict[str, Any]) -> list[str]:
+    generation = plan["fairness_tokens"] / plan["fairness_tps"]
     out = [
         f"**Priority.** {plan['priority_backlog']} default jobs of owner A over HTTP, then 50 interactive "
         f"jobs of owner B, one every 0.2 s; engine limited to {plan['fairness_limit']}, generations of "
-        f"{plan['fairness_tokens'] / plan['fairness_tps']:g} s, so a slot frees every "
-        f"{plan['fairness_tokens'] / plan['fairness_tps'] / plan['fairness_limit'] * 1000:.0f} ms on average "
+        f"{generation:g} s on average (± {plan.get('fairness_vary', 0) * 100:g}%), so a slot frees every "
+        f"{generation / plan['fairness_limit'] * 1000:.0f} ms on average "
         "(one slot's turnover). The backlog left once the interactive jobs ended is cancelled.",
         "",
     ]

@@ -28,6 +28,7 @@ class Shape:
 
     tokens: int
     tps: float
+    vary: float = 0.0  # each generation's length drawn from tokens × (1 ± vary); its mean is tokens
 
     @property
     def seconds(self) -> float:
@@ -36,7 +37,8 @@ class Shape:
     def model(self, tag: str, upstream_limit: int | None) -> str:
         # `run` only makes the model string, hence the upstream's counters, the run's own.
         limit = f"&max_concurrency={upstream_limit}" if upstream_limit else ""
-        return f"fake?tokens={self.tokens}&tps={self.tps:g}{limit}&run={tag}"
+        vary = f"&vary={self.vary:g}" if self.vary else ""
+        return f"fake?tokens={self.tokens}&tps={self.tps:g}{vary}{limit}&run={tag}"
 
 
 def _r(value: float | None, digits: int = 3) -> float | None:

@@ -47,6 +47,9 @@ class Plan:
     fairness_limit: int = 16
     fairness_tokens: int = 20
     fairness_tps: float = 20.0  # 1 s a generation: 16 jobs/s, below what one web process creates here
+    # Generations of one length end together when they started together (a backlog's first
+    # slots), then free their slots in bursts, which no real model does: 0.5 to 1.5 s.
+    fairness_vary: float = 0.5
     # Owner A's backlog. The 5,000 would take 5 min at 16 jobs/s, three times (A with B,
     # A alone, A in B's class): scaled down to about a minute each.
     fairness_jobs: int = 1000
@@ -109,7 +112,7 @@ async def _scenarios(stack: SchedStack, plan: Plan, only: set[str], progress: Pr
     )
     out: dict[str, Any] = {"ways": ways.describe()}
     cap = Shape(plan.capacity_tokens, plan.capacity_tps)
-    fair = Shape(plan.fairness_tokens, plan.fairness_tps)
+    fair = Shape(plan.fairness_tokens, plan.fairness_tps, plan.fairness_vary)
     if "capacity" in only:
         out["capacity"] = []
         for i in range(plan.repeat):
