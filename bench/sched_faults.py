@@ -123,3 +123,37 @@ async def idempotency(
             }
         )
     return {"way": ways.describe()["idempotency_key"], "runs": runs}
+
+
+def drop_a_message(stack: SchedStack, key: Key, engine: str) -> str:
+    """A job admitted at once (its engine idle) whose Celery message is never sent, as when the
+    process that ran the admission dies before it publishes, or the publish fails: the job the
+    sweeper should send again (SPOOL_REQUEUE_AFTER_SECONDS, docs/SCHEDULING.md, flow 5). In this
+    process, before any other job is created here."""
+    from jobs import queueing
+
+    send = queueing.send_job
+    queueing.send_job = lambda job_id: None
+    try:
+        (created,) = inproc.create_many(key.owner, engine, 1, threads=1)
+    finally:
+        queueing.send_job = send
+    return created.job_id
+
+
+async def lost_message(
+    stack: SchedStack, engine: str, job_id: str, since: float, at_least: float
+) -> dict[str, Any]:
+    """What became of the dropped job, `at_least` seconds after it was created (waiting the rest)."""
+    await asyncio.sleep(max(0.0, since + at_least - time.monotonic()))
+    engine_id = await asyncio.to_thread(inproc.engine_id, engine)
+    client = redis.Redis.from_url(stack.redis_url)
+    state = client.hget(f"{stack.prefix}:sched:{{{engine_id}}}:jobs", job_id)
+    (row,) = [r for r in await asyncio.to_thread(rows, stack, engine) if r.job_id == job_id]
+    return {
+        "seconds_since_created": round(time.monotonic() - since, 1),
+        "status": row.status,
+        "finish_reason": row.finish_reason,
+        "scheduler_state": state.decode() if state else None,
+        "leases_in_use": (await asyncio.to_thread(inproc.running, engine))[0],
+    }

@@ -191,6 +191,19 @@ def _lease(r: dict[str, Any]) -> list[str]:
     return out + _table(head, [row]) + [said, ""]
 
 
+def _lost_message(r: dict[str, Any]) -> list[str]:
+    out = [
+        "**Lost message.** One job on an idle limited engine, admitted at once, its Celery message never "
+        "sent (the process died between the admission and the publish, or the publish failed); looked at "
+        f"{r['seconds_since_created']:g} s later (`SPOOL_REQUEUE_AFTER_SECONDS` 120, "
+        "`SPOOL_ADMISSION_LEASE_SECONDS` 60, the sweeper every 10 s). Target: it runs.",
+        "",
+    ]
+    entry = f"`{r['scheduler_state']}`" if r["scheduler_state"] else None
+    row = [r["status"], r["finish_reason"], entry, r["leases_in_use"]]
+    return out + _table(["job status", "finish reason", "the scheduler's entry", "slots in use"], [row])
+
+
 def _idempotency(r: dict[str, Any]) -> list[str]:
     rows = [
         [
@@ -252,6 +265,8 @@ def generated(results: dict[str, Any]) -> str:
         lines += _priority(results["priority"], plan)
     if results.get("lease"):
         lines += _lease(results["lease"])
+    if results.get("lost_message"):
+        lines += _lost_message(results["lost_message"])
     if results.get("idempotency"):
         lines += _idempotency(results["idempotency"])
     if results.get("before_after"):

@@ -28,12 +28,14 @@ from bench import sched_inproc as inproc
 from bench.pipeline import wait_until_quiet
 from bench.progress import Progress
 from bench.sched_before_after import before_after
-from bench.sched_faults import idempotency, lease
+from bench.sched_faults import drop_a_message, idempotency, lease, lost_message
 from bench.sched_scenarios import Shape, capacity, fairness, priority
 from bench.sched_stack import ROOT, SchedStack
 from bench.sched_ways import Ways, probe
 
-SCENARIOS = ("capacity", "fairness", "priority", "idempotency", "lease", "before-after")
+SCENARIOS = ("capacity", "fairness", "priority", "idempotency", "lease", "lost-message", "before-after")
+# A dropped message is looked at this long after (SPOOL_REQUEUE_AFTER_SECONDS, 120, then sweeps).
+LOST_MESSAGE_AFTER = 180.0
 RUN_DIR = ROOT / "run" / "bench-scheduler"
 BEFORE_AFTER_WHAT = "the commit before the scheduler and this checkout, one stream, turns alternated"
 
@@ -111,6 +113,10 @@ async def _scenarios(stack: SchedStack, plan: Plan, only: set[str], progress: Pr
         stack, a, await asyncio.to_thread(inproc.engine, stack, "probe", "fake?tokens=2", None)
     )
     out: dict[str, Any] = {"ways": ways.describe()}
+    if "lost-message" in only:  # first: the dropped message's job is looked at at the end
+        lost_engine = await asyncio.to_thread(inproc.engine, stack, "lost-message", "fake?tokens=2", 4)
+        lost_job = await asyncio.to_thread(drop_a_message, stack, a, lost_engine)
+        lost_since = time.monotonic()
     cap = Shape(plan.capacity_tokens, plan.capacity_tps)
     fair = Shape(plan.fairness_tokens, plan.fairness_tps, plan.fairness_vary)
     if "capacity" in only:
@@ -143,6 +149,10 @@ async def _scenarios(stack: SchedStack, plan: Plan, only: set[str], progress: Pr
         what = f"idempotency: {plan.idempotency_callers} creates with one key at once"
         run = idempotency(stack, ways, idem, plan.idempotency_callers, max(3, plan.repeat), "i")
         out["idempotency"] = await _measured(stack, progress, what, run)
+    if "lost-message" in only:
+        what = "lost message: the job admitted, its message never sent"
+        run = lost_message(stack, lost_engine, lost_job, lost_since, LOST_MESSAGE_AFTER)
+        out["lost_message"] = await _measured(stack, progress, what, run)
     if "lease" in only:  # last: it replaces the workers
         shape = Shape(plan.lease_tokens, plan.lease_tps)
         what = f"lease: a worker SIGKILLed holding {plan.lease_limit} slots"
@@ -195,6 +205,7 @@ def main() -> None:
     }
     steps = (2 * plan.repeat if "capacity" in only else 0) + 3 * ("fairness" in only)
     steps += plan.repeat * ("priority" in only) + ("idempotency" in only) + ("lease" in only)
+    steps += "lost-message" in only
     progress = Progress(steps + 1)
     if only - {"before-after"}:
         what_if = {"SPOOL_BENCH_RELEASE_AT_UPSTREAM_END": "1"} if args.what_if == "release-early" else {}
