@@ -39,6 +39,10 @@ Generated scenarios: same id/created/model on every chunk, role only in each cho
 delta, usage chunk (``choices: []``) only under ``stream_options.include_usage`` (never with
 ``usage=0``), logprobs echoed when asked (``top_logprobs`` alternatives), ``data: [DONE]`` last.
 
+Lengths: ``vary=F`` draws each request's ``tokens`` uniformly from tokens × (1 ± F) (seeded: the
+same lengths each time the server starts), so generations started together end apart, as a
+real model's do.
+
 Pace: ``tps`` tokens per second on a fixed schedule, token i due i/tps after the stream starts,
 whatever the server's own load (default unpaced); ``ttfb`` seconds before the response head;
 ``keepalive=1`` puts an SSE comment before every event.

@@ -7,6 +7,7 @@ import collections
 import contextlib
 import http
 import json
+import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -162,6 +163,8 @@ class FakeUpstream:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._next_id = 0
+        # Seeded: a run's lengths are the same every time the server starts.
+        self._lengths = random.Random(0)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self._server = await asyncio.start_server(self._handle, host, port, backlog=2048)
@@ -260,6 +263,9 @@ class FakeUpstream:
             message = f"No route for {request.method} {request.path}"
             await self._json(conn, 404, error_body(404, message))
 
+    def _varied(self, tokens: int, spread: float) -> int:
+        return max(1, round(tokens * self._lengths.uniform(1 - spread, 1 + spread)))
+
     def _authorized(self, request: Request) -> bool:
         if not self.api_key:
             return True
@@ -323,6 +329,8 @@ class FakeUpstream:
             if k.startswith("x-fake-")
         }
         params = {**header_params, **params}
+        if params.get("vary"):
+            params["tokens"] = str(self._varied(int(params.get("tokens", 16)), float(params["vary"])))
         key = params.get("key") or model + "|" + json.dumps(header_params, sort_keys=True)
         self.attempts[key] += 1
         attempt = self.attempts[key]

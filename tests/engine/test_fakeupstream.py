@@ -395,3 +395,14 @@ def test_an_answered_request_records_when_its_answer_began_and_ended_and_a_refus
     assert sorted(r.status_code for r in answers) == [200, 429]
     assert answered["began_at"] < answered["ended_at"]
     assert "began_at" not in refused and "ended_at" not in refused
+
+
+def test_vary_draws_each_requests_length_around_tokens() -> None:
+    body = {"model": "fake?tokens=10&vary=0.5", "messages": MESSAGES}
+    with fakeupstream.running() as url:
+        lengths = [
+            httpx.post(f"{url}/chat/completions", json=body, timeout=10).json()["usage"]["completion_tokens"]
+            for _ in range(20)
+        ]
+    assert all(5 <= n <= 15 for n in lengths)
+    assert len(set(lengths)) > 1
