@@ -26,8 +26,27 @@ PREFIX = QUEUE = "spoolbench"
 _BENCH_SECRET = secrets.token_urlsafe(50)
 
 
+class Watched:
+    """What every benchmark stack does with the processes it started: says which one died, and
+    waits for a URL to answer while they all live."""
+
+    run_dir: Path
+    procs: dict[str, subprocess.Popen]
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.run_dir}/{name}.log")
+
+    def _wait_for(self, url: str) -> None:
+        try:
+            wait_until_up(url, list(self.procs.values()))
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; see the logs in {self.run_dir}") from None
+
+
 @dataclass
-class Stack:
+class Stack(Watched):
     run_dir: Path
     worker_concurrency: int
     web_port: int = field(default_factory=free_port)
@@ -164,17 +183,6 @@ class Stack:
     def stop_all(self) -> None:
         for name in ("web", *sorted(n for n in self.procs if n.startswith("worker")), "upstream"):
             self.stop(name)
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.run_dir}/{name}.log")
-
-    def _wait_for(self, url: str) -> None:
-        try:
-            wait_until_up(url, list(self.procs.values()))
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}; see the logs in {self.run_dir}") from None
 
     def cancel_queued(self) -> None:
         """End every job still queued (the idle phase's), and drop their queue messages, so the

@@ -19,7 +19,8 @@ import httpx
 import psycopg
 import redis
 
-from tests.servers import free_port, start_logged, stop_groups, wait_until_up
+from bench.processes import Watched
+from tests.servers import free_port, start_logged, stop_groups
 
 ROOT = Path(__file__).resolve().parent.parent
 # Redis DBs 9 and 10: nothing else on this machine uses them (dev 0, bench 11-13, tests 15).
@@ -36,7 +37,7 @@ class Key:
 
 
 @dataclass
-class SchedStack:
+class SchedStack(Watched):
     run_dir: Path
     db: str = "spool_bench_sched"
     root: Path = ROOT  # the checkout whose web and workers run
@@ -197,17 +198,6 @@ class SchedStack:
     def stop_all(self) -> None:
         for name in ("web", *self.workers(), "upstream"):
             self.stop(name)
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.run_dir}/{name}.log")
-
-    def _wait_for(self, url: str) -> None:
-        try:
-            wait_until_up(url, list(self.procs.values()))
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}; see the logs in {self.run_dir}") from None
 
     # ---- the fake upstream's counters ---------------------------------------------------------
 
