@@ -14,7 +14,6 @@ from django.contrib.auth.models import User
 from jobs import responses as responses_protocol
 from jobs.batches.endpoints import LineRefused, LineRequest
 from jobs.faces.common.errors import FaceError
-from jobs.faces.common.params import build_request
 from jobs.faces.openai import text
 from jobs.faces.openai.chat import parse_create as parse_chat
 from jobs.faces.openai.legacy import parse_text_create
@@ -40,40 +39,31 @@ def _refusals() -> Iterator[None]:
         raise LineRefused(error.status, error.envelope()) from None
 
 
-def _chat(owner: User, body: Any) -> LineRequest:
+def _parsed(parse: Callable[[Any], Any], body: Any) -> Any:
+    """The body as the endpoint's own parsing reads it; a streamed line is refused."""
     with _refusals():
-        asked = parse_chat(body)
+        asked = parse(body)
         if asked.stream:
             raise NO_STREAM
+    return asked
+
+
+def _chat(owner: User, body: Any) -> LineRequest:
+    asked = _parsed(parse_chat, body)
     return LineRequest(asked.model, asked.request, asked.options)
 
 
 def _text(owner: User, body: Any) -> LineRequest:
-    with _refusals():
-        asked = parse_text_create(body)
-        if asked.stream:
-            raise NO_STREAM
+    asked = _parsed(parse_text_create, body)
     return LineRequest(asked.model, asked.request, asked.options)
 
 
 def _responses(owner: User, body: Any) -> LineRequest:
-    """As the Responses view starts one (jobs.faces.openai.responses.views._start), up to the job."""
+    """As the Responses view starts one, up to the job."""
+    asked = _parsed(responses_create.parse_create, body)
     with _refusals():
-        asked = responses_create.parse_create(body)
-        if asked.stream:
-            raise NO_STREAM
-        messages = list(asked.messages)
-        if asked.previous_response_id is not None:
-            messages = responses_views._previous_messages(owner, asked.previous_response_id) + messages
-        if asked.options.get("instructions"):
-            messages.insert(0, {"role": "system", "content": asked.options["instructions"]})
-        request, options = build_request(
-            messages,
-            asked.params,
-            known=responses_views.KNOWN,
-            max_tokens_aliases=responses_create.MAX_TOKENS_ALIASES,
-        )
-    return LineRequest(asked.model, request, {**options.to_dict(), **asked.options})
+        request, options = responses_views.request_of(owner, asked)
+    return LineRequest(asked.model, request, options)
 
 
 def _response(job: Job) -> dict[str, Any]:

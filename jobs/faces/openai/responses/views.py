@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.http import HttpResponse, HttpResponseBase, JsonResponse
 from rest_framework.request import Request
 
-from engine.types import ChunkDict, UnsupportedParameter
+from engine.types import ChunkDict, GenerationRequest, UnsupportedParameter
 from jobs import chunklog, responses, services
 from jobs.access import engines_of
 from jobs.completions import UnknownCursor
@@ -58,10 +58,9 @@ def _previous_messages(user: User, previous_id: str) -> list[dict[str, Any]]:
     return messages + create.chat_messages(output)
 
 
-@db_work
-def _start(user: User, engines: frozenset[str], asked: create.ResponseCreate, placement: Placement) -> Job:
-    """Resolve the conversation and the engine, refuse what it cannot honour, create the job:
-    one thread hop for all of it."""
+def request_of(user: User, asked: create.ResponseCreate) -> tuple[GenerationRequest, dict[str, Any]]:
+    """The job's request and options: the conversation so far (a previous response's), the
+    instructions, then the input (the view's, and a Batch API line's)."""
     messages = list(asked.messages)
     if asked.previous_response_id is not None:
         messages = _previous_messages(user, asked.previous_response_id) + messages
@@ -70,10 +69,17 @@ def _start(user: User, engines: frozenset[str], asked: create.ResponseCreate, pl
     request, job_options = build_request(
         messages, asked.params, known=KNOWN, max_tokens_aliases=create.MAX_TOKENS_ALIASES
     )
+    return request, {**job_options.to_dict(), **asked.options}
+
+
+@db_work
+def _start(user: User, engines: frozenset[str], asked: create.ResponseCreate, placement: Placement) -> Job:
+    """Resolve the conversation and the engine, refuse what it cannot honour, create the job:
+    one thread hop for all of it."""
+    request, options = request_of(user, asked)
     engine = engine_lookup(asked.model)
     if engine is None:
         raise model_not_found(asked.model)
-    options = {**job_options.to_dict(), **asked.options}
     try:
         return services.job_create(
             owner=user, engine=engine, request=request, options=options, face=responses.FACE, engines=engines,
