@@ -145,7 +145,22 @@ def test_every_operation_answers_valid_and_invalid_input_as_documented_and_never
     assert set(cases) == documented
     # Success answers of every operation were checked too (examples and stateful links reach
     # real jobs and stored completions), not only errors.
-    assert {label for label, status in answered if status < 300} == documented, sorted(answered)
+    succeeded = {label for label, status in answered if status < 300}
+    if face == "v1" and "POST /v1/batches" not in succeeded:
+        # Its generated bodies reach the one uploaded file only when no other generated call
+        # deleted it first, which the run's order decides: its success is checked directly.
+        batch = _create_a_batch(spool, authorization)
+        assert batch.status_code == 200, batch.text
+        succeeded.add("POST /v1/batches")
+    assert succeeded == documented, sorted(answered)
+
+
+def _create_a_batch(spool, authorization: str) -> httpx.Response:
+    file_id = _batch_one_real_file(spool, authorization)["parameters"]["body.input_file_id"]
+    body = {"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"}
+    return httpx.post(
+        f"{spool.base_url}/v1/batches", headers={"Authorization": authorization}, json=body, timeout=60
+    )
 
 
 # ---- the document covers the URLconfs --------------------------------------------------------
