@@ -60,7 +60,7 @@ def test_a_pixel_that_waits_past_its_queue_timeout_polls_as_an_error(spool, pg):
     frontend = Frontend(spool, spool.alice)
     engine_id = str(Engine.objects.get(name=busy.name).pk)
     pixel = llm_pixel(
-        engine_id, f"Hello ({uuid.uuid4().hex}).", {"max_completion_tokens": 2, "queue_timeout": 0.5}
+        engine_id, f"Hello ({uuid.uuid4().hex}).", {"max_completion_tokens": 2, "queue_timeout": 3}
     )
     job_id = frontend.post("/engine/runPixelAsync", expression=pixel, insightId="new")["jobId"]
     assert frontend.post("/engine/pixelJobStreaming", jobId=job_id, cursor=0)["status"] == "Submitted"
