@@ -197,37 +197,31 @@ def test_a_claim_whose_answer_was_lost_still_runs_its_job(lost_answers, pg):
     """Postgres claimed the job for the worker, and the answer never came back: the worker's
     retry finds the job claimed, by itself, and runs it (not "taken by another delivery": that
     left the job running with no worker until the sweeper gave it back)."""
-    from jobs.models import Job
-
-    spool, proxy = lost_answers
-    client = Frontend(spool, spool.alice)
-    proxy.lose_answer_to(CLAIM)
-    try:
-        job_id = client.submit(spool.engine_id, "claimed unheard", {"max_completion_tokens": 50, **NO_EOT})
-        assert proxy.answer_lost.wait(30), "the worker claimed the job"
-    finally:
-        proxy.restore()
-
-    messages = read_to_the_end(client, job_id)
-    assert messages and messages[-1]["data"] == {"finish_reason": "length"}
-    job = Job.objects.get(pk=job_id)
-    assert job.status == Job.Status.SUCCEEDED
-    assert text_of(messages) == job.result["choices"][0]["content"]
-    assert job.usage["output_tokens"] == 50
+    run_through_a_lost_answer(lost_answers, (CLAIM,), tokens=50, bound=30)
 
 
 def test_a_final_commit_whose_answer_was_lost_still_ends_the_stream(lost_answers, pg):
     """Postgres committed the job's end, and the answer never came back: the worker's retry
     finds the job ended, by itself, and ends its stream (not "ended by the sweeper or a cancel":
     that left readers without the last chunks, the stream open while Postgres had the result)."""
+    run_through_a_lost_answer(lost_answers, (END, COMMIT), tokens=100, bound=60)
+
+
+def run_through_a_lost_answer(
+    lost_answers, statements: tuple[str, ...], *, tokens: int, bound: float
+) -> None:
+    """A job whose worker's answer to `statements` is lost on the way back: it still streams to
+    its end, once, with Postgres holding the same result."""
     from jobs.models import Job
 
     spool, proxy = lost_answers
     client = Frontend(spool, spool.alice)
-    proxy.lose_answer_to(END, COMMIT)
+    proxy.lose_answer_to(*statements)
     try:
-        job_id = client.submit(spool.engine_id, "ended unheard", {"max_completion_tokens": 100, **NO_EOT})
-        assert proxy.answer_lost.wait(60), "the worker ended the job"
+        job_id = client.submit(
+            spool.engine_id, "answered unheard", {"max_completion_tokens": tokens, **NO_EOT}
+        )
+        assert proxy.answer_lost.wait(bound), f"the worker sent {statements}"
     finally:
         proxy.restore()
 
@@ -236,4 +230,4 @@ def test_a_final_commit_whose_answer_was_lost_still_ends_the_stream(lost_answers
     job = Job.objects.get(pk=job_id)
     assert job.status == Job.Status.SUCCEEDED
     assert text_of(messages) == job.result["choices"][0]["content"]
-    assert job.usage["output_tokens"] == 100
+    assert job.usage["output_tokens"] == tokens
