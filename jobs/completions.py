@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +11,7 @@ from django.db.models import Q
 from engine.types import GenerationRequest
 from jobs import search
 from jobs.models import Job, StoredCompletion
+from jobs.paging import Page, UnknownCursor
 from jobs.protocols.openai_chat import completion, completion_id
 
 DEFAULT_LIMIT = 20
@@ -78,16 +78,6 @@ def completion_delete(*, stored: StoredCompletion) -> None:
 
 
 # -- reads ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    items: list[Any]
-    has_more: bool
-
-
-class UnknownCursor(LookupError):
-    """`after` names nothing in the listing."""
 
 
 async def completion_for_owner(completion_id: str, owner_id: int) -> StoredCompletion | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
 import httpx
@@ -49,6 +50,13 @@ def job_body(
         "metadata": metadata,
     }
     return {name: value for name, value in fields.items() if value is not None}
+
+
+def _page_params(
+    batch: str | None, status: str | None, after: str | None, limit: int | None, order: str
+) -> dict[str, Any]:
+    given = {"batch": batch, "status": status, "after": after, "limit": limit, "order": order}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def _embeddings_body(engine: str, input: str | list[Any], parameters: dict[str, Any]) -> dict[str, Any]:
@@ -213,6 +221,55 @@ class Spool:
 
     async def async_chunks(self, job_id: str, *, after: int = -1, wait: float = 0.0) -> dict[str, Any]:
         return await self._acall("GET", f"/v1/jobs/{job_id}/chunks", params={"after": after, "wait": wait})
+
+    def jobs(
+        self,
+        *,
+        batch: str | None = None,
+        status: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+        order: str = "desc",
+    ) -> dict[str, Any]:
+        """One page of your jobs, newest first: {"object": "list", "data": [job, ...],
+        "first_id", "last_id", "has_more"}. `batch` keeps a Batch API batch's jobs (one per
+        line), `status` those in one state; give the page's `last_id` as `after` for the next."""
+        return self._call("GET", "/v1/jobs", params=_page_params(batch, status, after, limit, order))
+
+    async def async_jobs(
+        self,
+        *,
+        batch: str | None = None,
+        status: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+        order: str = "desc",
+    ) -> dict[str, Any]:
+        return await self._acall("GET", "/v1/jobs", params=_page_params(batch, status, after, limit, order))
+
+    def iter_jobs(
+        self, *, batch: str | None = None, status: str | None = None, order: str = "desc"
+    ) -> Iterator[dict[str, Any]]:
+        """Every job `jobs` lists, page after page, as they are read."""
+        after = None
+        while True:
+            page = self.jobs(batch=batch, status=status, after=after, limit=100, order=order)
+            yield from page["data"]
+            if not page["has_more"]:
+                return
+            after = page["last_id"]
+
+    async def async_iter_jobs(
+        self, *, batch: str | None = None, status: str | None = None, order: str = "desc"
+    ) -> AsyncIterator[dict[str, Any]]:
+        after = None
+        while True:
+            page = await self.async_jobs(batch=batch, status=status, after=after, limit=100, order=order)
+            for job in page["data"]:
+                yield job
+            if not page["has_more"]:
+                return
+            after = page["last_id"]
 
     # ---- embeddings ------------------------------------------------------------------------
 

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
+from jobs.paging import pk_of, public_id
+
+__all__ = ["BATCH_PREFIX", "FILE_PREFIX", "LINE_PREFIX", "pk_of", "public_id"]
 
 FILE_PREFIX = "file-"
 BATCH_PREFIX = "batch_"
 LINE_PREFIX = "batch_req_"
-
-
-def public_id(prefix: str, pk: Any) -> str:
-    return prefix + uuid.UUID(str(pk)).hex
-
-
-def pk_of(prefix: str, value: str) -> uuid.UUID | None:
-    """The row id inside a public id, or None when it is not one of ours."""
-    if not value.startswith(prefix):
-        return None
-    try:
-        return uuid.UUID(hex=value.removeprefix(prefix))
-    except ValueError:
-        return None

@@ -6,8 +6,8 @@ from typing import Any
 
 from jobs.batches.ids import BATCH_PREFIX, FILE_PREFIX, pk_of
 from jobs.batches.models import Batch, File
-from jobs.completions import Page
-from jobs.webhooks.endpoints import _page
+from jobs.models import Job
+from jobs.paging import Page, keyset_page
 
 
 def file_for_owner(file_id: str, owner_id: int) -> File | None:
@@ -24,8 +24,22 @@ def file_page(owner_id: int, *, purpose: str | None, **page: Any) -> Page:
     query = File.objects.filter(owner_id=owner_id)
     if purpose:
         query = query.filter(purpose=purpose)
-    return _page(query, FILE_PREFIX, **page)
+    return keyset_page(query, FILE_PREFIX, **page)
 
 
 def batch_page(owner_id: int, **page: Any) -> Page:
-    return _page(Batch.objects.filter(owner_id=owner_id), BATCH_PREFIX, **page)
+    return keyset_page(Batch.objects.filter(owner_id=owner_id), BATCH_PREFIX, **page)
+
+
+def job_page(owner_id: int, *, batch: str | None = None, status: str | None = None, **page: Any) -> Page:
+    """One page of the owner's jobs, those of one batch (its lines' jobs) when `batch` names one;
+    a batch id that is not the owner's lists nothing, as an unknown one does."""
+    query = Job.objects.filter(owner_id=owner_id).select_related("engine")
+    if batch is not None:
+        batch_pk = pk_of(BATCH_PREFIX, batch)
+        if batch_pk is None:
+            return Page([], False)
+        query = query.filter(batch_lines__batch_id=batch_pk)
+    if status:
+        query = query.filter(status=status)
+    return keyset_page(query, "", **page)

@@ -3,8 +3,9 @@ SPOOL_RESPONSES_RETENTION_DAYS by jobs/retention.py)."""
 
 from __future__ import annotations
 
-from jobs.completions import Page, items_page
+from jobs.completions import items_page
 from jobs.models import Job, StoredResponse
+from jobs.paging import Page
 from jobs.responses import response_id
 from jobs.responses.events import fold
 

@@ -3,16 +3,14 @@ admin's); a secret leaves here only when it is made."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from jobs.completions import Page, UnknownCursor
+from jobs.paging import Page, keyset_page, pk_of
 from jobs.webhooks import addresses, secrets
 from jobs.webhooks.delivery import resend
 from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -21,19 +19,6 @@ ENDPOINT_PREFIX, DELIVERY_PREFIX = "we_", "wd_"
 # How long a rotated-out secret keeps signing (OpenAI's keep_old_secret_active_for_24_hours).
 OLD_SECRET_GRACE = timedelta(hours=24)
 DISABLED_BY_OWNER = "Disabled by its owner."
-
-
-def public_id(prefix: str, pk: Any) -> str:
-    return prefix + uuid.UUID(str(pk)).hex
-
-
-def _pk_of(prefix: str, public: str) -> uuid.UUID | None:
-    if not public.startswith(prefix):
-        return None
-    try:
-        return uuid.UUID(hex=public.removeprefix(prefix))
-    except ValueError:
-        return None
 
 
 def endpoint_create(
@@ -101,35 +86,17 @@ def secret_hint(endpoint: WebhookEndpoint) -> str | None:
 
 
 def endpoint_for_owner(public: str, owner_id: int) -> WebhookEndpoint | None:
-    pk = _pk_of(ENDPOINT_PREFIX, public)
+    pk = pk_of(ENDPOINT_PREFIX, public)
     return None if pk is None else WebhookEndpoint.objects.filter(id=pk, owner_id=owner_id).first()
 
 
 def delivery_of(endpoint: WebhookEndpoint, public: str) -> WebhookDelivery | None:
-    pk = _pk_of(DELIVERY_PREFIX, public)
+    pk = pk_of(DELIVERY_PREFIX, public)
     return None if pk is None else endpoint.deliveries.filter(id=pk).first()
 
 
-def _page(query: QuerySet[Any], prefix: str, *, after: str | None, limit: int, order: str) -> Page:
-    """One page in (created_at, id) order; `after` is the public id of the last item seen."""
-    descending = order == "desc"
-    if after:
-        pk = _pk_of(prefix, after)
-        anchor = None if pk is None else query.filter(id=pk).values("created_at", "id").first()
-        if anchor is None:
-            raise UnknownCursor(after)
-        op = "lt" if descending else "gt"
-        query = query.filter(
-            Q(**{f"created_at__{op}": anchor["created_at"]})
-            | Q(created_at=anchor["created_at"], **{f"id__{op}": anchor["id"]})
-        )
-    fields = ("-created_at", "-id") if descending else ("created_at", "id")
-    rows = list(query.order_by(*fields)[: limit + 1])
-    return Page(rows[:limit], len(rows) > limit)
-
-
 def endpoint_page(owner_id: int, *, after: str | None, limit: int, order: str) -> Page:
-    return _page(
+    return keyset_page(
         WebhookEndpoint.objects.filter(owner_id=owner_id),
         ENDPOINT_PREFIX,
         after=after,
@@ -140,7 +107,7 @@ def endpoint_page(owner_id: int, *, after: str | None, limit: int, order: str) -
 
 def delivery_page(endpoint: WebhookEndpoint, *, after: str | None, limit: int, order: str) -> Page:
     query = endpoint.deliveries.prefetch_related("attempts")
-    return _page(query, DELIVERY_PREFIX, after=after, limit=limit, order=order)
+    return keyset_page(query, DELIVERY_PREFIX, after=after, limit=limit, order=order)
 
 
 @transaction.atomic

@@ -196,3 +196,38 @@ def test_uploads_and_batches_are_checked_as_openai_checks_them(client):
     assert window.value.body["param"] == "completion_window"  # type: ignore[index]
     with pytest.raises(openai.NotFoundError):
         client.batches.retrieve("batch_" + "0" * 32)
+
+
+def test_the_native_api_and_the_client_package_list_a_batchs_jobs(client, spool, pg):
+    from spool_client import Spool, SpoolError
+
+    from jobs.models import BatchLine
+
+    items = [chat_line(f"n{i}", OFFLINE, max_completion_tokens=2) for i in range(5)]
+    batch = wait(client, run(client, items).id)
+    assert batch.status == "completed"
+    expected = {
+        str(job_id)
+        for job_id in BatchLine.objects.filter(batch_id=batch.id.removeprefix("batch_")).values_list(
+            "job_id", flat=True
+        )
+    }
+    assert len(expected) == 5
+    client.chat.completions.create(model=OFFLINE, messages=[{"role": "user", "content": "not a line"}])
+
+    with Spool(spool.base_url, spool.alice.secret_key) as native:
+        first = native.jobs(batch=batch.id, limit=2)
+        assert len(first["data"]) == 2 and first["has_more"]
+        second = native.jobs(batch=batch.id, limit=2, after=first["last_id"])
+        assert not {j["id"] for j in first["data"]} & {j["id"] for j in second["data"]}
+        listed = list(native.iter_jobs(batch=batch.id))
+        assert {job["id"] for job in listed} == expected
+        assert all(job["batch"] == batch.id and job["priority"] == "batch" for job in listed)
+        assert all(job["status"] == "succeeded" and job["result"] for job in listed)
+        assert native.jobs(batch=batch.id, status="failed")["data"] == []
+        every = {job["id"] for job in native.iter_jobs()}
+        assert expected < every  # the chat completion above is a job too, outside the batch
+
+    with Spool(spool.base_url, spool.bob.secret_key) as other, pytest.raises(SpoolError) as refused:
+        other.jobs(batch=batch.id)
+    assert refused.value.status_code == 404 and refused.value.code == "batch_not_found"

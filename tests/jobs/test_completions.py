@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from engine import registry
 from engine.types import CONTENT, ERROR, FINISH, TOOL, USAGE, GenerationRequest
-from jobs import completions, services
+from jobs import completions, paging, services
 from jobs.faces.common.errors import FaceError
 from jobs.faces.openai.chat import parse_create
 from jobs.models import Engine, Job, StoredCompletion
@@ -152,7 +152,7 @@ def make_stored(owner: str, n: int, metadata: dict[str, str] | None = None, mode
     return ids
 
 
-def page(owner: str, **kwargs: Any) -> completions.Page:
+def page(owner: str, **kwargs: Any) -> paging.Page:
     user = services.user_ensure(username=owner)
     return async_to_sync(completions.completion_page)(user.pk, **kwargs)
 
@@ -195,7 +195,7 @@ def test_metadata_filters_must_all_match_and_model_and_owner_narrow_the_list():
 
 def test_an_after_that_names_nothing_of_the_owners_is_refused():
     bobs = make_stored("bob", 1)
-    with pytest.raises(completions.UnknownCursor):
+    with pytest.raises(paging.UnknownCursor):
         page("ann", after=bobs[0])
 
 

@@ -10,7 +10,7 @@ from django.http import JsonResponse
 from rest_framework import serializers
 from rest_framework.pagination import BasePagination
 
-from jobs import completions
+from jobs import completions, paging
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.serializers import StrictQueryInteger, check
 
@@ -35,7 +35,7 @@ class ListPage(serializers.Serializer):
 
 
 class AfterLimitPagination(BasePagination):
-    """Reads the page query; `respond` renders a completions.Page."""
+    """Reads the page query; `respond` renders a paging.Page."""
 
     def read(self, query: Any) -> dict[str, Any]:
         values = check(PageQuery, query)
@@ -45,7 +45,7 @@ class AfterLimitPagination(BasePagination):
             "order": values.get("order") or "asc",
         }
 
-    def respond(self, page: completions.Page, render: Callable[[Any], dict[str, Any]]) -> JsonResponse:
+    def respond(self, page: paging.Page, render: Callable[[Any], dict[str, Any]]) -> JsonResponse:
         data = [render(item) for item in page.items]
         return JsonResponse(
             {

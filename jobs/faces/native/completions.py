@@ -17,6 +17,7 @@ from jobs.faces.common.views import caller
 from jobs.faces.native.views import NativeView
 from jobs.faces.openai import serializers as openai_shapes
 from jobs.faces.openai.stored import metadata_filter, query_values
+from jobs.paging import UnknownCursor
 
 paging = AfterLimitPagination()
 
@@ -63,6 +64,6 @@ class StoredCompletions(NativeView):
                 q=text,
                 **page_args,
             )
-        except completions.UnknownCursor as exc:
+        except UnknownCursor as exc:
             raise paging.unknown_after(str(exc)) from None
         return paging.respond(page, completions.completion_object)

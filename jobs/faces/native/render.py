@@ -77,6 +77,8 @@ def job(job: Job, queue: QueueView | None = None) -> dict[str, Any]:
     }
     if queue is not None:
         view["queue"] = queue
+    if "batch" in job.options:
+        view["batch"] = job.options["batch"]
     return view
 
 

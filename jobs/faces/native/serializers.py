@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from engine.embeddings import ENCODINGS, MAX_DIMENSIONS
+from jobs.faces.common.pagination import ListPage, PageQuery
 from jobs.faces.common.serializers import StrictCharField, StrictIntegerField, StrictQueryInteger
 from jobs.faces.openai.serializers import STATUSES, EmbeddingInputField
 from jobs.scheduling.placement import CLASSES
@@ -166,6 +167,21 @@ class Job(serializers.Serializer):
         help_text="The class it runs at (null: made before priorities)",
     )
     queue = JobQueue(required=False, help_text="While it is queued on an engine with limits.")
+    batch = serializers.CharField(
+        required=False, help_text="The Batch API batch whose line this job runs (batch_...)."
+    )
+
+
+class JobListQuery(PageQuery):
+    batch = serializers.CharField(
+        required=False, help_text="Only the jobs of this batch's lines (batch_...)."
+    )
+    status = serializers.ChoiceField(choices=STATUSES, required=False, help_text="Only jobs in this state.")
+
+
+class JobList(ListPage):
+    # A field named as Serializer.data, which it shadows: the wire shape's name.
+    data = Job(many=True)  # type: ignore[assignment]
 
 
 class Chunk(serializers.Serializer):

@@ -9,7 +9,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.http import HttpResponseBase, JsonResponse
+from django.http import HttpResponse, HttpResponseBase, JsonResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -18,10 +18,12 @@ from rest_framework.request import Request
 from engine.types import GenerationRequest, UnsupportedParameter
 from jobs import readtokens, services
 from jobs.access import engines_of, key_grant
+from jobs.batches.selectors import batch_for_owner, job_page
 from jobs.dbwork import db_work
 from jobs.faces.common import sse
 from jobs.faces.common.auth import ApiKeyAuthentication, ReadTokenAuthentication
 from jobs.faces.common.errors import FaceError, refuse_unknown
+from jobs.faces.common.pagination import AfterLimitPagination
 from jobs.faces.common.params import build_request
 from jobs.faces.common.placement import body_priority, body_seconds, placement_of, replay_headers
 from jobs.faces.common.schema import errors, idempotency_headers
@@ -30,7 +32,9 @@ from jobs.faces.common.views import FaceView, caller, readable
 from jobs.faces.native import render
 from jobs.faces.native import serializers as shapes
 from jobs.faces.native.queue import QueueView, may_wait, queue_of
+from jobs.faces.openai.stored import query_values
 from jobs.models import Job
+from jobs.paging import UnknownCursor
 from jobs.scheduling.placement import Placement
 from jobs.selectors import (
     engine_lookup,
@@ -57,6 +61,7 @@ BODY_FIELDS = frozenset(
      "queue_timeout", "run_timeout"}
 )  # fmt: skip
 FACE = "jobs"
+paging = AfterLimitPagination()
 
 
 class NativeView(FaceView):
@@ -280,6 +285,31 @@ class Jobs(NativeView):
         )
         headers = {"Location": f"/v1/jobs/{job.pk}", **replay_headers(job)}
         return JsonResponse(render.job(job, queue), status=202, headers=headers)
+
+    @extend_schema(
+        operation_id="listJobs",
+        summary="The caller's jobs, newest first unless asked otherwise; one batch's with ?batch=.",
+        parameters=[shapes.JobListQuery],
+        responses={200: shapes.JobList, **errors(404)},
+    )
+    async def get(self, request: Request) -> HttpResponse:
+        query = query_values(request)
+        values = check(shapes.JobListQuery, query)
+        owner, batch = caller(request), values.get("batch") or None
+        page_query = {**paging.read(query), "order": values.get("order") or "desc"}
+
+        def read() -> HttpResponse:
+            if batch is not None and batch_for_owner(batch, owner.pk) is None:
+                raise FaceError(
+                    f"No batch found with id '{batch}'.", param="batch", code="batch_not_found", status=404
+                )
+            try:
+                page = job_page(owner.pk, batch=batch, status=values.get("status") or None, **page_query)
+            except UnknownCursor as exc:
+                raise paging.unknown_after(str(exc)) from None
+            return paging.respond(page, render.job)
+
+        return await sync_to_async(read)()
 
 
 class JobReader(NativeView):

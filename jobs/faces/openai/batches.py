@@ -11,7 +11,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.request import Request
 
-from jobs import completions
 from jobs.access import engines_of
 from jobs.batches import endpoints, selectors, service
 from jobs.batches.models import Batch, File
@@ -25,6 +24,7 @@ from jobs.faces.openai import batch_serializers as shapes
 from jobs.faces.openai.base import OpenAIView
 from jobs.faces.openai.errors import not_found
 from jobs.faces.openai.stored import query_values
+from jobs.paging import UnknownCursor
 
 paging = AfterLimitPagination()
 BATCH_ID = OpenApiParameter("batch_id", OpenApiTypes.STR, OpenApiParameter.PATH)
@@ -132,7 +132,7 @@ class Batches(OpenAIView):
         def read() -> HttpResponse:
             try:
                 page = selectors.batch_page(owner.pk, **page_query)
-            except completions.UnknownCursor as exc:
+            except UnknownCursor as exc:
                 raise paging.unknown_after(str(exc)) from None
             return paging.respond(page, batch_object)
 

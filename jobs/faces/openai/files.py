@@ -17,7 +17,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 
-from jobs import completions
 from jobs.batches import selectors, service, storage
 from jobs.batches.ids import BATCH_PREFIX, public_id
 from jobs.batches.models import File
@@ -31,6 +30,7 @@ from jobs.faces.openai import batch_serializers as shapes
 from jobs.faces.openai.base import OpenAIView
 from jobs.faces.openai.errors import not_found
 from jobs.faces.openai.stored import query_values
+from jobs.paging import UnknownCursor
 
 paging = AfterLimitPagination()
 FILE_ID = OpenApiParameter("file_id", OpenApiTypes.STR, OpenApiParameter.PATH)
@@ -130,7 +130,7 @@ class Files(OpenAIView):
         def read() -> HttpResponse:
             try:
                 page = selectors.file_page(owner.pk, purpose=values.get("purpose") or None, **page_query)
-            except completions.UnknownCursor as exc:
+            except UnknownCursor as exc:
                 raise paging.unknown_after(str(exc)) from None
             return paging.respond(page, file_object)
 

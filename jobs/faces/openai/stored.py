@@ -20,6 +20,7 @@ from jobs.faces.openai import serializers as shapes
 from jobs.faces.openai.base import OpenAIView
 from jobs.faces.openai.errors import not_found
 from jobs.models import StoredCompletion
+from jobs.paging import UnknownCursor
 
 paging = AfterLimitPagination()
 
@@ -54,7 +55,7 @@ async def list_completions(request: Request, user: User) -> HttpResponse:
             metadata=metadata_filter(request),
             **paging.read(query),
         )
-    except completions.UnknownCursor as exc:
+    except UnknownCursor as exc:
         raise paging.unknown_after(str(exc)) from None
     return paging.respond(page, completions.completion_object)
 
@@ -113,6 +114,6 @@ class Messages(OpenAIView):
         stored = await _owned(caller(request), completion_id)
         try:
             page = completions.messages_page(stored, **paging.read(query_values(request)))
-        except completions.UnknownCursor as exc:
+        except UnknownCursor as exc:
             raise paging.unknown_after(str(exc)) from None
         return paging.respond(page, lambda item: item)

@@ -16,7 +16,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.request import Request
 
-from jobs import completions
 from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.pagination import AfterLimitPagination, PageQuery
 from jobs.faces.common.schema import errors
@@ -26,9 +25,10 @@ from jobs.faces.openai import webhook_serializers as shapes
 from jobs.faces.openai.base import OpenAIView
 from jobs.faces.openai.errors import not_found
 from jobs.faces.openai.stored import query_values
+from jobs.paging import UnknownCursor, public_id
 from jobs.webhooks import endpoints
 from jobs.webhooks.addresses import RefusedAddress
-from jobs.webhooks.endpoints import DELIVERY_PREFIX, ENDPOINT_PREFIX, public_id
+from jobs.webhooks.endpoints import DELIVERY_PREFIX, ENDPOINT_PREFIX
 from jobs.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 paging = AfterLimitPagination()
@@ -130,7 +130,7 @@ async def _owned(user: User, endpoint_id: str) -> WebhookEndpoint:
 def _paged(read: Any, request: Request) -> HttpResponse:
     try:
         return read(**paging.read(query_values(request)))
-    except completions.UnknownCursor as exc:
+    except UnknownCursor as exc:
         raise paging.unknown_after(str(exc)) from None
 
 

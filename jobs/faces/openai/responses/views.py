@@ -14,7 +14,6 @@ from rest_framework.request import Request
 from engine.types import ChunkDict, GenerationRequest, UnsupportedParameter
 from jobs import chunklog, responses, services
 from jobs.access import engines_of
-from jobs.completions import UnknownCursor
 from jobs.dbwork import db_work
 from jobs.faces.common import sse as common_sse
 from jobs.faces.common.errors import FaceError
@@ -29,6 +28,7 @@ from jobs.faces.openai.stored import paging, query_values
 from jobs.faces.openai.views import job_headers, model_not_found
 from jobs.idempotency import IdempotencyConflict
 from jobs.models import Job, StoredResponse
+from jobs.paging import UnknownCursor
 from jobs.responses.events import response_object
 from jobs.responses.store import input_page
 from jobs.scheduling.placement import Placement
