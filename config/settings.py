@@ -352,6 +352,9 @@ SPOOL_DEPLOYMENT_COOLDOWN_SECONDS = env_float("SPOOL_DEPLOYMENT_COOLDOWN_SECONDS
 # The Batch API (jobs/batches/). OpenAI accepts one completion window, "24h"; this is how long it
 # lasts here (tests shorten it): lines not done by then end `batch_expired`. A file holds at most
 # BATCH_MAX_LINES requests (OpenAI's 50,000) and FILE_MAX_BYTES (OpenAI's 200 MB).
+# The most numbers (inputs × dimensions) one embeddings answer holds: its JSON is about ten bytes
+# a number, so the default (2048 inputs of 2048 dimensions) bounds one answer to ~40 MB.
+SPOOL_EMBEDDINGS_MAX_VALUES = env_int("SPOOL_EMBEDDINGS_MAX_VALUES", 4_194_304)
 SPOOL_BATCH_WINDOW_SECONDS = env_float("SPOOL_BATCH_WINDOW_SECONDS", 86400.0)
 SPOOL_BATCH_MAX_LINES = env_int("SPOOL_BATCH_MAX_LINES", 50_000)
 SPOOL_FILE_MAX_BYTES = env_int("SPOOL_FILE_MAX_BYTES", 200 * 1000 * 1000)
@@ -369,6 +372,7 @@ SPOOL_BATCH_ENDPOINTS = {
     "/v1/chat/completions": "jobs.faces.openai.batch_lines.CHAT",
     "/v1/completions": "jobs.faces.openai.batch_lines.TEXT",
     "/v1/responses": "jobs.faces.openai.batch_lines.RESPONSES",
+    "/v1/embeddings": "jobs.faces.openai.batch_lines.EMBEDDINGS",
 }
 
 # Webhooks (jobs/webhooks/). A failed delivery is tried again after WEBHOOK_BACKOFF_SECONDS,

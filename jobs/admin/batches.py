@@ -13,14 +13,21 @@ from jobs.batches.service import batch_cancel
 
 class LineInline(admin.TabularInline):
     model = BatchLine
-    fields = ["line", "custom_id", "job", "refused"]
-    readonly_fields = ["line", "custom_id", "job", "refused"]
+    fields = ["line", "custom_id", "job", "answered", "refused"]
+    readonly_fields = ["line", "custom_id", "job", "answered", "refused"]
     raw_id_fields = ["job"]
     extra = 0
     max_num = 0
     can_delete = False
     show_change_link = False
     ordering = ["line"]
+
+    @admin.display(description="answered")
+    def answered(self, line: BatchLine) -> str:
+        """A line answered without a job (embeddings): how many vectors, not the vectors."""
+        if line.answer is None:
+            return "-"
+        return f"{len(line.answer.get('data') or [])} embeddings"
 
 
 @admin.register(Batch)

@@ -1,12 +1,14 @@
-"""What the core asks of the face behind each endpoint a batch may name: turn a line's body into
-a request as that endpoint's own view does, and render a finished job as that view answers.
+"""What the core asks of the face behind each endpoint a batch may name. A generation endpoint
+turns a line's body into a request as its own view does, and renders the line's finished job as
+that view answers. An endpoint answered within the request (embeddings) answers a line itself:
+the batch's runner calls it at class batch and keeps the answer on the line; there is no job.
 The faces provide them (SPOOL_BATCH_ENDPOINTS names each), so the core imports no face."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -44,16 +46,31 @@ class Endpoint(Protocol):
         ...
 
 
+class LineWaiting(Exception):
+    """No slot of the line's engine came within the wait it was given: the line is answered at a
+    later step of the batch."""
+
+
+@runtime_checkable
+class AnsweredEndpoint(Protocol):
+    face: str
+
+    async def answer(self, owner: User, engines: frozenset[str], body: Any, wait: float) -> dict[str, Any]:
+        """The JSON the endpoint answers for this line, waiting at most `wait` seconds for a slot
+        of a limited engine (then LineWaiting); LineRefused for what it refuses or what failed."""
+        ...
+
+
 def urls() -> list[str]:
     return list(settings.SPOOL_BATCH_ENDPOINTS)
 
 
 @cache
-def _load(path: str) -> Endpoint:
-    endpoint: Endpoint = import_string(path)
+def _load(path: str) -> Endpoint | AnsweredEndpoint:
+    endpoint: Endpoint | AnsweredEndpoint = import_string(path)
     return endpoint
 
 
-def endpoint_for(url: str) -> Endpoint | None:
+def endpoint_for(url: str) -> Endpoint | AnsweredEndpoint | None:
     path = settings.SPOOL_BATCH_ENDPOINTS.get(url)
     return None if path is None else _load(path)

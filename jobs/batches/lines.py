@@ -4,7 +4,10 @@ to, as the line of the output or error file OpenAI writes."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -13,13 +16,15 @@ from django.db import transaction
 from engine.types import UnsupportedParameter
 from jobs import services
 from jobs.access import EngineNotAllowed
-from jobs.batches.endpoints import Endpoint, LineRefused
+from jobs.batches.endpoints import AnsweredEndpoint, Endpoint, LineRefused, LineWaiting
 from jobs.batches.ids import LINE_PREFIX, public_id
 from jobs.batches.models import Batch, BatchLine
 from jobs.models import Job
 from jobs.protocols.openai_errors import JOB_ERROR_STATUS, error_body, stream_error_type
 from jobs.scheduling.placement import BATCH, Placement
 from jobs.selectors import engine_lookup
+
+log = logging.getLogger(__name__)
 
 CANCELLED = {
     "code": "batch_cancelled",
@@ -91,9 +96,48 @@ def _job_error(job: Job) -> dict[str, Any]:
     }
 
 
-def outcome(line: BatchLine, endpoint: Endpoint, ending: str) -> tuple[bool, dict[str, Any]]:
-    """(whether it goes to the output file, its line there) for a line whose job has ended."""
+async def answer_all(
+    endpoint: AnsweredEndpoint, owner: User, engines: frozenset[str], bodies: list[Any], wait: float
+) -> list[dict[str, Any] | LineRefused | LineWaiting]:
+    """Each body's answer, refusal, or LineWaiting, all asked at once (on the worker's loop)."""
+    outcomes = await asyncio.gather(
+        *(endpoint.answer(owner, engines, body, wait) for body in bodies), return_exceptions=True
+    )
+    found: list[dict[str, Any] | LineRefused | LineWaiting] = []
+    for body, outcome in zip(bodies, outcomes, strict=True):
+        if isinstance(outcome, BaseException) and not isinstance(outcome, LineRefused | LineWaiting):
+            if not isinstance(outcome, Exception):
+                raise outcome  # cancellation, interpreter exit: not the line's
+            log.error("a batch line failed: %r", body.get("model"), exc_info=outcome)
+            outcome = LineRefused(
+                500,
+                error_body(
+                    "The server had an error processing this request.",
+                    type="server_error",
+                    code="server_error",
+                ),
+            )
+        found.append(outcome)
+    return found
+
+
+def answered(batch: Batch, number: int, custom_id: str, outcome: dict[str, Any] | LineRefused) -> BatchLine:
+    """The line of an answered endpoint, unsaved: its answer or its refusal."""
+    if isinstance(outcome, LineRefused):
+        refused = {"status_code": outcome.status, "body": outcome.body}
+        return BatchLine(batch=batch, line=number, custom_id=custom_id, refused=refused)
+    return BatchLine(batch=batch, line=number, custom_id=custom_id, answer=outcome)
+
+
+def outcome(
+    line: BatchLine, render: Callable[[Job], dict[str, Any]] | None, ending: str
+) -> tuple[bool, dict[str, Any]]:
+    """(whether it goes to the output file, its line there) for a line that was answered, refused,
+    or whose job has ended; `render` is its endpoint's rendering of a job (None: it has none)."""
     line_id = public_id(LINE_PREFIX, _uuid_of(line))
+    if line.answer is not None:
+        response = {"status_code": 200, "request_id": _uuid_of(line).hex, "body": line.answer}
+        return True, _record(line_id, line.custom_id, response, None)
     if line.refused is not None:
         response = {
             "status_code": line.refused["status_code"],
@@ -107,7 +151,8 @@ def outcome(line: BatchLine, endpoint: Endpoint, ending: str) -> tuple[bool, dic
         return False, _record(line_id, line.custom_id, None, lost)
     request_id = job.pk.hex
     if job.status == Job.Status.SUCCEEDED:
-        response = {"status_code": 200, "request_id": request_id, "body": endpoint.render(job)}
+        assert render is not None  # a line with a job has an endpoint that renders one
+        response = {"status_code": 200, "request_id": request_id, "body": render(job)}
         return True, _record(line_id, line.custom_id, response, None)
     if job.finish_reason == "expired" or (job.status == Job.Status.CANCELLED and ending == "expired"):
         return False, _record(line_id, line.custom_id, None, EXPIRED)

@@ -102,8 +102,8 @@ class Batch(models.Model):
 
 
 class BatchLine(models.Model):
-    """One line of a batch's input, written with its job in one transaction: (batch, custom_id)
-    is unique, so a line is started once whatever restarts happen."""
+    """One line of a batch's input, written with its job (or its answer, or its refusal) in one
+    transaction: (batch, custom_id) is unique, so a line is started once whatever restarts happen."""
 
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="lines")
     line = models.PositiveIntegerField(help_text="Its line number in the input file, from 1.")
@@ -113,6 +113,8 @@ class BatchLine(models.Model):
     )
     # A line refused before it became a job: {"status_code", "body"} as the endpoint answered.
     refused = models.JSONField(null=True, blank=True)
+    # The answer of a line its endpoint answers without a job (embeddings): the response body.
+    answer = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["batch", "line"]

@@ -25,13 +25,14 @@ from django.utils import timezone
 
 from jobs import services
 from jobs.batches import lines, storage, validation
-from jobs.batches.endpoints import endpoint_for
+from jobs.batches.endpoints import AnsweredEndpoint, Endpoint, LineWaiting, endpoint_for
 from jobs.batches.ids import BATCH_PREFIX, public_id
 from jobs.batches.models import Batch, BatchLine, File
 from jobs.limits import LimitExceeded
 from jobs.models import Job
 from jobs.selectors import engine_lookup
 from jobs.webhooks.events import batch_ended
+from jobs.worker import runtime
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +138,12 @@ def _validate(batch: Batch) -> float | None:
 
 def _counts(batch: Batch) -> dict[str, int]:
     return BatchLine.objects.filter(batch=batch).aggregate(
-        completed=Count("pk", filter=Q(job__status=Job.Status.SUCCEEDED)),
+        completed=Count("pk", filter=Q(job__status=Job.Status.SUCCEEDED) | Q(answer__isnull=False)),
         failed=Count(
             "pk",
             filter=Q(refused__isnull=False)
             | Q(job__status__in=[Job.Status.FAILED, Job.Status.CANCELLED])
-            | Q(job__isnull=True, refused__isnull=True),
+            | Q(job__isnull=True, refused__isnull=True, answer__isnull=True),
         ),
         active=Count("pk", filter=Q(job__status__in=ACTIVE)),
     )
@@ -156,11 +157,9 @@ def _owner_active(batch: Batch) -> int:
     ).count()
 
 
-def _start_lines(batch: Batch) -> int:
+def _start_lines(batch: Batch, endpoint: Endpoint) -> int:
     """Starts the next chunk of lines, as many as the owner's room allows; how many."""
-    endpoint = endpoint_for(batch.endpoint)
     source = _input(batch)
-    assert endpoint is not None  # checked when the batch was created
     with transaction.atomic():
         row = _locked(batch)
         if row is None or row.status != Batch.Status.IN_PROGRESS or row.ending or source is None:
@@ -197,6 +196,55 @@ def _start_lines(batch: Batch) -> int:
         return started
 
 
+def _answer_lines(batch: Batch, endpoint: AnsweredEndpoint) -> int:
+    """Answers the next chunk of lines of an endpoint answered without a job, all at once on the
+    worker's loop, each waiting for a slot of its engine at class batch; then records, in one
+    transaction, the answers of the lines read in order up to the first still waiting. Nothing is
+    recorded when another chain moved the batch meanwhile (its answers are the batch's); a line
+    answered twice that way costs its engine twice, and appears once."""
+    source = _input(batch)
+    if source is None or batch.status != Batch.Status.IN_PROGRESS or batch.ending:
+        return 0
+    room = min(CHUNK, batch.total - batch.lines_started)
+    window_left = (batch.expires_at - timezone.now()).total_seconds()
+    # A chain waiting longer than half the stale limit would be taken for a dead one.
+    wait = max(1.0, min(window_left, settings.SPOOL_BATCH_STALE_SECONDS / 2))
+    read: list[tuple[validation.Line, int]] = []
+    for raw, after in storage.lines(source.storage_name, batch.read_offset):
+        if len(read) >= room:
+            break
+        if raw.strip():
+            parsed = validation.parse(raw, batch.lines_started + len(read) + 1, batch.endpoint)
+            if not isinstance(parsed, validation.Line):  # validated already: the file changed
+                raise RuntimeError(
+                    f"batch {batch.pk}: a line after byte {batch.read_offset} no longer passes"
+                )
+            read.append((parsed, after))
+    owner, engines = batch.owner, frozenset(batch.engines)
+    answered = runtime.run(lines.answer_all(endpoint, owner, engines, [line.body for line, _ in read], wait))
+    with transaction.atomic():
+        row = _locked(batch)
+        if (
+            row is None
+            or row.status != Batch.Status.IN_PROGRESS
+            or row.ending
+            or row.read_offset != batch.read_offset
+        ):
+            return 0
+        kept: list[BatchLine] = []
+        for (line, _), outcome in zip(read, answered, strict=True):
+            if isinstance(outcome, LineWaiting):
+                break  # it and the lines after it are answered at a later step
+            kept.append(lines.answered(row, row.lines_started + len(kept) + 1, line.custom_id, outcome))
+        BatchLine.objects.bulk_create(kept)
+        if kept:
+            row.lines_started += len(kept)
+            row.read_offset = read[len(kept) - 1][1]
+        row.advanced_at = timezone.now()
+        row.save(update_fields=["lines_started", "read_offset", "advanced_at"])
+        return len(kept)
+
+
 def _save_counts(batch: Batch, counts: dict[str, int], **fields: object) -> bool:
     updated = Batch.objects.filter(pk=batch.pk, runner_token=batch.runner_token).exclude(
         status__in=Batch.ENDED
@@ -221,7 +269,14 @@ def _run(batch: Batch) -> float | None:
         ):
             assert line.job is not None
             services.job_cancel(job=line.job)
-    started = 0 if batch.ending else _start_lines(batch)
+    endpoint = endpoint_for(batch.endpoint)
+    assert endpoint is not None  # checked when the batch was created
+    if batch.ending:
+        started = 0
+    elif isinstance(endpoint, AnsweredEndpoint):
+        started = _answer_lines(batch, endpoint)
+    else:
+        started = _start_lines(batch, endpoint)
     counts = _counts(batch)
     batch.refresh_from_db(fields=["lines_started", "total"])
     done_starting = bool(batch.ending) or batch.lines_started >= batch.total
@@ -240,8 +295,9 @@ def _write(batch: Batch) -> tuple[storage.JsonLines, storage.JsonLines]:
     assert endpoint is not None
     output, errors = storage.JsonLines(), storage.JsonLines()
     started = BatchLine.objects.filter(batch=batch).select_related("job", "job__engine").order_by("line")
+    render = None if isinstance(endpoint, AnsweredEndpoint) else endpoint.render
     for count, line in enumerate(started.iterator(chunk_size=200), start=1):
-        good, record = lines.outcome(line, endpoint, batch.ending)
+        good, record = lines.outcome(line, render, batch.ending)
         (output if good else errors).write(record)
         if count % 2000 == 0:
             touch(batch)

@@ -26,15 +26,25 @@ class Expired(EngineError):
 
 
 @contextlib.asynccontextmanager
-async def slot(engine: Engine, *, owner_id: int, tokens: int, weight: int = 1) -> AsyncIterator[None]:
-    """Inside: the request holds one of the engine's slots. Raises Expired when none came within
-    SPOOL_QUEUE_TIMEOUT_SECONDS. An engine without limits has no queue: nothing to wait for."""
+async def slot(
+    engine: Engine,
+    *,
+    owner_id: int,
+    tokens: int,
+    weight: int = 1,
+    priority: str = INTERACTIVE,
+    timeout: float | None = None,
+) -> AsyncIterator[None]:
+    """Inside: the request holds one of the engine's slots, taken at `priority` (a request
+    someone waits on is interactive; a Batch API line, batch). Raises Expired when none came
+    within `timeout` (SPOOL_QUEUE_TIMEOUT_SECONDS by default). An engine without limits has no
+    queue: nothing to wait for."""
     if not engine.is_limited:
         yield
         return
     ticket_id = f"{admission.INLINE_PREFIX}{uuid.uuid4()}"
-    timeout = settings.SPOOL_QUEUE_TIMEOUT_SECONDS or 3600.0
-    ticket = admission.Ticket(ticket_id, INTERACTIVE, str(owner_id), weight, tokens, time.time() + timeout)
+    timeout = timeout or settings.SPOOL_QUEUE_TIMEOUT_SECONDS or 3600.0
+    ticket = admission.Ticket(ticket_id, priority, str(owner_id), weight, tokens, time.time() + timeout)
     try:
         await _admitted(engine, ticket, timeout)
         yield

@@ -231,3 +231,67 @@ def test_the_native_api_and_the_client_package_list_a_batchs_jobs(client, spool,
     with Spool(spool.base_url, spool.bob.secret_key) as other, pytest.raises(SpoolError) as refused:
         other.jobs(batch=batch.id)
     assert refused.value.status_code == 404 and refused.value.code == "batch_not_found"
+
+
+def _embedding_line(custom_id: str, model: str, **body) -> dict:
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/embeddings",
+        "body": {"model": model, **body},
+    }
+
+
+def test_an_embeddings_batch_answers_each_line_as_the_endpoint_does(client):
+    asked = {
+        "one": {"input": "The king rode out."},
+        "two": {"input": ["The queen stayed home.", "A ship sailed."], "dimensions": 16},
+        "b64": {"input": "Tell me of the king.", "dimensions": 8, "encoding_format": "base64"},
+        "bad": {"input": "x", "dimensions": 0},
+    }
+    items = [_embedding_line(custom_id, OFFLINE, **body) for custom_id, body in asked.items()]
+    batch = wait(client, run(client, items, endpoint="/v1/embeddings").id)
+
+    assert batch.status == "completed", batch.errors
+    assert batch.request_counts is not None
+    assert (batch.request_counts.completed, batch.request_counts.failed) == (3, 1)
+    answers = {line["custom_id"]: line for line in read_lines(client, batch.output_file_id)}
+    assert set(answers) == {"one", "two", "b64"}
+    for custom_id, line in answers.items():
+        assert line["error"] is None and line["response"]["status_code"] == 200
+        # The SDK asks for base64 unless told: a line that names no format gets floats.
+        body = {"encoding_format": "float", **asked[custom_id]}
+        direct = client.embeddings.with_raw_response.create(model=OFFLINE, **body).http_response
+        assert line["response"]["body"] == direct.json()  # the same numbers the endpoint answers
+    assert [len(e["embedding"]) for e in answers["two"]["response"]["body"]["data"]] == [16, 16]
+    assert isinstance(answers["b64"]["response"]["body"]["data"][0]["embedding"], str)
+    (refused,) = read_lines(client, batch.error_file_id)
+    assert refused["custom_id"] == "bad" and refused["response"]["status_code"] == 400
+    assert refused["response"]["body"]["error"]["param"] == "dimensions"
+
+
+def test_embeddings_lines_keep_to_their_engines_limit(client, upstream, pg):
+    import time
+
+    import httpx
+
+    from jobs import services
+    from jobs.models import Engine
+
+    # An upstream that embeds 2 requests at once, each taking 0.1 s, and answers 429 to a third.
+    model = f"fake?dims=6&ttfb=0.1&max_concurrency=2&run={time.monotonic_ns()}"
+    name = f"embed-two-{time.monotonic_ns()}"
+    services.engine_upsert(
+        name=name, kind="openai", config={"base_url": upstream, "model": "fake", "embedding_model": model}
+    )
+    Engine.objects.filter(name=name).update(max_concurrency=2)
+    items = [_embedding_line(f"e{i}", name, input=f"text {i}") for i in range(12)]
+
+    batch = wait(client, run(client, items, endpoint="/v1/embeddings").id)
+
+    assert batch.status == "completed", batch.errors
+    answers = read_lines(client, batch.output_file_id)
+    assert _once(answers) == Counter(f"e{i}" for i in range(12))
+    assert all(len(a["response"]["body"]["data"][0]["embedding"]) == 6 for a in answers)
+    seen = httpx.get(f"{upstream}/_stats").json()["models"][model]
+    assert seen["max_in_flight"] == 2 and seen["rejected_429"] == 0

@@ -108,3 +108,60 @@ def test_the_output_file_holds_every_custom_id_once_in_the_input_s_order(batch):
         answers = [json.loads(line) for line in handle.read().splitlines()]
     assert [a["custom_id"] for a in answers] == [f"c{i}" for i in range(LINES)]
     assert {a["response"]["body"]["choices"][0]["message"]["content"] for a in answers} == {"Hello"}
+
+
+def _embeddings_batch(owner, engine_name: str, count: int) -> Batch:
+    body = b"".join(
+        json.dumps(
+            {"custom_id": f"e{i}", "method": "POST", "url": "/v1/embeddings",
+             "body": {"model": engine_name, "input": f"text {i}", "dimensions": 4}}
+        ).encode() + b"\n"
+        for i in range(count)
+    )  # fmt: skip
+    source = service.file_create(
+        owner=owner, purpose=File.Purpose.BATCH, filename="e.jsonl", content=ContentFile(body), size=len(body)
+    )
+    return service.batch_create(
+        owner=owner, engines=frozenset(), input_file=source, endpoint="/v1/embeddings",
+        completion_window="24h", metadata=None,
+    )  # fmt: skip
+
+
+# Transactional: the lines are answered on the worker's loop, whose database connection is not
+# the test's, and must see the engine's limit.
+@pytest.mark.django_db(transaction=True)
+def test_embedding_lines_wait_at_class_batch_for_a_busy_engine_then_are_answered_once(batch, settings):
+    """Lines waiting for a slot past their step's wait are not recorded (the file offset stays),
+    and are answered at a later step, once the engine has room; each answer kept once."""
+    import time
+
+    from jobs.models import Engine
+    from jobs.scheduling import admission
+    from jobs.scheduling.placement import INTERACTIVE
+
+    settings.SPOOL_BATCH_STALE_SECONDS = 2  # each step waits 1 s for a slot
+    Engine.objects.filter(name="spool-offline").update(max_concurrency=1)
+    engine = Engine.objects.get(name="spool-offline")
+    held = admission.Ticket("held-by-a-job", INTERACTIVE, "someone", 1, 1, time.time() + 60)
+    admission.submit(engine, held)  # the engine's one slot, taken
+    try:
+        embeds = _embeddings_batch(batch.owner, "spool-offline", 3)
+        _step(embeds)  # validating
+        _step(embeds)
+        embeds.refresh_from_db()
+        assert (embeds.lines_started, embeds.read_offset) == (0, 0)
+        assert not BatchLine.objects.filter(batch=embeds).exists()
+        status = admission.status(engine, "held-by-a-job")
+        assert status.state == "admitted"
+    finally:
+        admission.release(engine, "held-by-a-job", None)
+
+    _step(embeds)
+    _step(embeds, embeds.runner_token)  # again, as a redelivered message would: nothing more
+    lines = list(BatchLine.objects.filter(batch=embeds).order_by("line"))
+    assert [(line.custom_id, line.job_id) for line in lines] == [("e0", None), ("e1", None), ("e2", None)]
+    assert all(len(line.answer["data"][0]["embedding"]) == 4 for line in lines)
+    while _step(embeds) is not None:
+        pass
+    embeds.refresh_from_db()
+    assert (embeds.status, embeds.completed, embeds.failed) == (Batch.Status.COMPLETED, 3, 0)

@@ -66,3 +66,30 @@ def test_an_embedding_request_that_gets_no_slot_in_time_is_refused_as_expired(en
             )
         )
     assert admission.status(engine).waiting["interactive"] == 0  # it left the queue
+
+
+def test_a_batch_lines_request_waits_at_class_batch_behind_an_interactive_one(engine):
+    """Both wait for the one slot; when it frees, the interactive request goes first."""
+    from jobs.scheduling.placement import BATCH
+
+    running = occupy(engine)
+    order: list[str] = []
+
+    async def ask(tag: str, **placement) -> None:
+        request = EmbeddingRequest(inputs=[tag])
+        await embeddings_create(owner_id=1, engine=engine, request=request, face="openai", **placement)
+        order.append(tag)
+
+    async def main() -> dict[str, int]:
+        batch = asyncio.ensure_future(ask("batch", priority=BATCH))
+        await asyncio.sleep(0.3)
+        interactive = asyncio.ensure_future(ask("interactive"))
+        await asyncio.sleep(0.3)
+        waiting = dict((await asyncio.to_thread(admission.status, engine)).waiting)
+        await asyncio.to_thread(admission.release, engine, running, 10)
+        await asyncio.wait_for(asyncio.gather(batch, interactive), 30)
+        return waiting
+
+    waiting = asyncio.run(main())
+    assert (waiting["batch"], waiting["interactive"]) == (1, 1)
+    assert order == ["interactive", "batch"]

@@ -21,6 +21,8 @@ from jobs.embeddings import embeddings_create
 from jobs.faces.common.errors import FaceError
 from jobs.faces.openai.errors import job_error
 from jobs.models import Engine
+from jobs.scheduling import inline
+from jobs.scheduling.placement import INTERACTIVE
 from jobs.selectors import engine_find
 
 
@@ -36,6 +38,12 @@ def json_answer(body: dict[str, Any]) -> HttpResponse:
     return HttpResponse(
         orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), content_type="application/json"
     )
+
+
+def json_value(body: dict[str, Any]) -> dict[str, Any]:
+    """The body as plain JSON values (to be stored), each number the one json_answer writes."""
+    value: dict[str, Any] = orjson.loads(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY))
+    return value
 
 
 def embedding_error(exc: EngineError, *, engine: Engine | None = None, param: str = "model") -> FaceError:
@@ -78,16 +86,25 @@ async def embed(
     face: str,
     param: str,
     unknown: Callable[[], FaceError],
+    priority: str = INTERACTIVE,
+    queue_timeout: float | None = None,
 ) -> tuple[Engine, Embeddings]:
     """The engine `ref` names (else unknown()) and its embeddings; a refusal or failure is a
     FaceError whose `param` names the field that chose the engine. Raises EngineNotAllowed (403
-    in each face's shape) when `engines`, the calling key's, leaves the engine out."""
+    in each face's shape) when `engines`, the calling key's, leaves the engine out. A caller
+    that gives its own `queue_timeout` (a batch line) gets inline.Expired when no slot of a
+    limited engine came within it, to try again later."""
     engine = await engine_find(ref)
     if engine is None:
         raise unknown()
     check_engine(engines, engine)
     try:
-        result = await embeddings_create(owner_id=owner_id, engine=engine, request=wanted, face=face)
+        result = await embeddings_create(
+            owner_id=owner_id, engine=engine, request=wanted, face=face,
+            priority=priority, queue_timeout=queue_timeout,
+        )  # fmt: skip
     except EngineError as exc:
+        if isinstance(exc, inline.Expired) and queue_timeout is not None:
+            raise
         raise embedding_error(exc, engine=engine, param=param) from None
     return engine, result

@@ -12,17 +12,21 @@ from typing import Any
 from django.contrib.auth.models import User
 
 from jobs import responses as responses_protocol
-from jobs.batches.endpoints import LineRefused, LineRequest
+from jobs.access import EngineNotAllowed
+from jobs.batches.endpoints import LineRefused, LineRequest, LineWaiting
+from jobs.faces.common.embeddings import embed, json_value
 from jobs.faces.common.errors import FaceError
-from jobs.faces.openai import text
+from jobs.faces.openai import embeddings, text
 from jobs.faces.openai.chat import parse_create as parse_chat
 from jobs.faces.openai.legacy import parse_text_create
 from jobs.faces.openai.responses import create as responses_create
 from jobs.faces.openai.responses import views as responses_views
-from jobs.faces.openai.views import FACE, TEXT_FACE
+from jobs.faces.openai.views import FACE, TEXT_FACE, model_not_found
 from jobs.models import Job
 from jobs.protocols import openai_chat
 from jobs.responses.events import response_object
+from jobs.scheduling.inline import Expired
+from jobs.scheduling.placement import BATCH
 
 NO_STREAM = FaceError(
     "The 'stream' parameter is not supported in a batch: each answer goes to the output file.",
@@ -83,6 +87,30 @@ class Endpoint:
         return self._render(job)
 
 
+@dataclass(frozen=True)
+class EmbeddingsEndpoint:
+    """/v1/embeddings in a batch: each line answered by the batch's runner as the endpoint answers
+    it, at class batch within the engine's limits (jobs.batches.endpoints.AnsweredEndpoint)."""
+
+    face: str = FACE
+
+    async def answer(self, owner: User, engines: frozenset[str], body: Any, wait: float) -> dict[str, Any]:
+        try:
+            with _refusals():
+                model, wanted = embeddings.parse_create(body)
+                engine, result = await embed(
+                    owner_id=owner.pk, engines=engines, ref=model, wanted=wanted, face=self.face,
+                    param="model", unknown=lambda: model_not_found(model),
+                    priority=BATCH, queue_timeout=wait,
+                )  # fmt: skip
+        except EngineNotAllowed:
+            raise LineRefused(404, model_not_found(model).envelope()) from None
+        except Expired:
+            raise LineWaiting from None
+        return json_value(embeddings.embedding_list(engine, result, wanted.encoding_format))
+
+
 CHAT = Endpoint(FACE, _chat, openai_chat.completion)
 TEXT = Endpoint(TEXT_FACE, _text, text.text_completion)
 RESPONSES = Endpoint(responses_protocol.FACE, _responses, _response)
+EMBEDDINGS = EmbeddingsEndpoint()
