@@ -93,3 +93,52 @@ def test_an_upstream_engine_passes_the_part_on_unchanged(spool, upstream, pg, as
     ask(spool, name, messages)
     (request,) = fakeupstream.recorded(upstream, key)
     assert request["body"]["messages"] == messages
+
+
+PNG_BASE64 = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+JPEG_BASE64 = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
+
+
+def _semoss_model(spool, engine_id: str) -> ModelEngine:
+    ServerClient(base=spool.semoss, access_key=spool.alice.access_key, secret_key=spool.alice.secret_key)
+    return ModelEngine(engine_id=engine_id)
+
+
+def test_the_sdks_images_and_image_urls_reach_an_upstream_engine_as_image_parts(spool, upstream, pg):
+    from tests.e2e.openai_helpers import upstream_engine
+
+    key = uuid.uuid4().hex
+    name = upstream_engine(f"see-{key[:8]}", upstream, f"echo?key={key}")
+    answer = _semoss_model(spool, name).ask(
+        "What is in these?",
+        image=[PNG_BASE64, JPEG_BASE64],
+        url=["https://example.com/cat.png"],
+        param_dict={"max_tokens": 3},
+    )
+    assert answer["response"]
+    (request,) = fakeupstream.recorded(upstream, key)
+    assert request["body"]["messages"][-1] == {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "What is in these?"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_BASE64}"}},
+            {"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{JPEG_BASE64}"}},
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("images", "named"),
+    [
+        pytest.param({"image": [PNG_BASE64]}, "image[0]", id="image"),
+        pytest.param({"image": [PNG_BASE64], "url": ["https://example.com/a.png"]}, "image[0]", id="both"),
+        pytest.param({"url": ["https://example.com/a.png"]}, "url[0]", id="url"),
+    ],
+)
+def test_the_offline_engine_refuses_the_sdks_images_naming_the_argument(spool, images, named):
+    with pytest.raises(Exception, match="cannot honour") as caught:
+        _semoss_model(spool, spool.engine_id).ask("What is this?", **images)
+    assert f"'{named}'" in str(caught.value) and "'image_url' content part" in str(caught.value)

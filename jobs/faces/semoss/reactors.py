@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import replace
 from typing import Any
 
@@ -70,6 +71,11 @@ def _history(room: Room) -> list[dict[str, Any]]:
 def _messages(call: LLMCall, full_prompt: Any, room: Room) -> tuple[list[dict[str, Any]], str]:
     """(messages for the engine, the user's text to record in the room)."""
     if full_prompt is not None:
+        if call.image or call.url:
+            raise ReactorError(
+                "image= and url= go with a command; with full_prompt, put image_url content parts "
+                "in its messages instead."
+            )
         if isinstance(full_prompt, str):
             return [{"role": "user", "content": full_prompt}], full_prompt
         if not isinstance(full_prompt, list) or not all(
@@ -85,8 +91,40 @@ def _messages(call: LLMCall, full_prompt: Any, room: Room) -> tuple[list[dict[st
         messages.append({"role": "system", "content": call.context})
     if call.use_history:
         messages.extend(_history(room))
-    messages.append({"role": "user", "content": call.command})
+    messages.append({"role": "user", "content": _with_images(call.command, call)})
     return messages, call.command
+
+
+# The image types whose first bytes say what they are, for base64 data sent without a data URL.
+_IMAGE_MAGIC = {b"\x89PNG": "png", b"\xff\xd8\xff": "jpeg", b"GIF8": "gif", b"RIFF": "webp"}
+
+
+def _image_url(data: str) -> str:
+    """LLM's image= items are base64 image data (or already data URLs): as a data URL."""
+    if data.startswith("data:"):
+        return data
+    head = base64.b64decode(data[:16] + "=" * (-len(data[:16]) % 4), validate=False)
+    kind = next((name for magic, name in _IMAGE_MAGIC.items() if head.startswith(magic)), "png")
+    return f"data:image/{kind};base64,{data}"
+
+
+def _with_images(text: str, call: LLMCall) -> str | list[dict[str, Any]]:
+    """The user's text, with LLM's image= (base64 data) and url= (image addresses) as OpenAI's
+    image_url parts after it: an engine that reads images gets them, one that cannot refuses."""
+    if not call.image and not call.url:
+        return text
+    urls = [*(_image_url(data) for data in call.image), *call.url]
+    return [{"type": "text", "text": text}, *({"type": "image_url", "image_url": {"url": u}} for u in urls)]
+
+
+def _part_name(call: LLMCall, messages: list[dict[str, Any]], param: str) -> str:
+    """The LLM argument behind a refused content part ("messages[2].content[1]" -> "image[0]")."""
+    last = len(messages) - 1
+    prefix = f"messages[{last}].content["
+    if not (call.image or call.url) or not param.startswith(prefix) or not param.endswith("]"):
+        return param
+    index = int(param[len(prefix) : -1]) - 1  # part 0 is the text
+    return f"image[{index}]" if index < len(call.image) else f"url[{index - len(call.image)}]"
 
 
 def _placed(placement: Placement, params: dict[str, Any]) -> Placement:
@@ -115,8 +153,6 @@ def _create_llm_job(user: User, engines: frozenset[str], call: LLMCall, placemen
     placement = replace(
         _placed(placement, params), basis=[call.engine, call.room_id, call.command, call.param_values]
     )
-    if call.image or call.url:
-        raise ReactorError("Image and URL inputs are not supported by Spool's engines yet.")
     try:
         room = services.room_resolve(owner=user, room_id=call.room_id)
     except (Room.DoesNotExist, ValueError, ValidationError):  # ValidationError: not a UUID
@@ -144,6 +180,7 @@ def _create_llm_job(user: User, engines: frozenset[str], call: LLMCall, placemen
             placement=placement,
         )
     except UnsupportedParameter as exc:
+        exc.param = _part_name(call, messages, exc.param)
         raise ReactorError(services.refusal(engine, exc)) from None
 
 
