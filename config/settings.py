@@ -356,6 +356,10 @@ SPOOL_DEPLOYMENT_COOLDOWN_SECONDS = env_float("SPOOL_DEPLOYMENT_COOLDOWN_SECONDS
 # a number, so the default (2048 inputs of 2048 dimensions) bounds one answer to ~40 MB.
 SPOOL_EMBEDDINGS_MAX_VALUES = env_int("SPOOL_EMBEDDINGS_MAX_VALUES", 4_194_304)
 SPOOL_BATCH_WINDOW_SECONDS = env_float("SPOOL_BATCH_WINDOW_SECONDS", 86400.0)
+# Files of the Batch API (uploaded and written) expire this long after they are made unless the
+# request sets its own (expires_after, output_expires_after), as OpenAI's batch files do; 0 keeps
+# them until deleted.
+SPOOL_BATCH_FILE_SECONDS = env_int("SPOOL_BATCH_FILE_SECONDS", 30 * 86400)
 SPOOL_BATCH_MAX_LINES = env_int("SPOOL_BATCH_MAX_LINES", 50_000)
 SPOOL_FILE_MAX_BYTES = env_int("SPOOL_FILE_MAX_BYTES", 200 * 1000 * 1000)
 # How many of an owner's batch lines are queued or running at once: the rest wait in the file,

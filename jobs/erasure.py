@@ -1,7 +1,8 @@
 """Erasure of one user: everything Spool keeps of them (API keys, webhook endpoints and their
 deliveries, stored completions and responses, jobs with their chunk logs in Postgres and Redis,
-rooms with their messages), then the user. The large sets go in the batches retention deletes
-with (jobs/retention.py), so erasing a user with a million jobs holds no long lock either."""
+rooms with their messages, Batch API batches and files with their bytes), then the user. The
+large sets go in the batches retention deletes with (jobs/retention.py), so erasing a user with a
+million jobs holds no long lock either."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from jobs import chunklog, retention
+from jobs.batches import retention as batch_retention
+from jobs.batches.models import Batch, File
 from jobs.models import ApiKey, Job, Room, RoomMessage, StoredCompletion, StoredResponse
 from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint
 
@@ -33,6 +36,8 @@ def counts(user: User) -> dict[str, int]:
         "jobs": Job.objects.filter(owner=user).count(),
         "rooms": Room.objects.filter(owner=user).count(),
         "room messages": RoomMessage.objects.filter(room__owner=user).count(),
+        "batches": Batch.objects.filter(owner=user).count(),
+        "files": File.objects.filter(owner=user).count(),
     }
 
 
@@ -91,6 +96,11 @@ def erase(
     done["rooms"] = sum(
         retention.delete_rooms(ids, observe)
         for ids in retention.windows(Room._meta.db_table, where="t.owner_id = %s", params=owner, batch=batch)
+    )
+    done.update(
+        batch_retention.erase(
+            user.pk, windows=retention.windows, execute=retention.observed(observe), batch=batch
+        )
     )
     # What is left is small (the admin's log entries of this user, say): Django's cascade.
     user.delete()

@@ -9,7 +9,9 @@ a time, under a Postgres advisory lock) or by `manage.py spool_purge`:
 - finished webhook deliveries (with their attempts) older than
   SPOOL_WEBHOOK_DELIVERY_RETENTION_DAYS; a pending one is still being retried and stays;
 - stored responses older than SPOOL_RESPONSES_RETENTION_DAYS, the overview's rollup rows older
-  than SPOOL_ROLLUP_RETENTION_DAYS.
+  than SPOOL_ROLLUP_RETENTION_DAYS;
+- Batch API files past their expires_at, and ended batches older than SPOOL_JOB_RETENTION_DAYS
+  with their lines (jobs/batches/retention.py).
 
 Rows go by primary key, BATCH at a time, each batch one statement in its own transaction, so no
 lock is held for longer than one batch (docs/RETENTION.md measures it at 1,000,000 jobs). Each
@@ -32,6 +34,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from jobs import chunklog, rollup
+from jobs.batches import retention as batch_retention
 from jobs.models import Job, Room, RoomMessage, StoredCompletion, StoredResponse
 from jobs.periodic import start_periodic
 from jobs.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -125,6 +128,13 @@ def _live(job_ids: Sequence[Any]) -> list[str]:
         return [str(row[0]) for row in cursor.fetchall()]
 
 
+def observed(observe: Observer | None) -> Callable[[str, str, Sequence[Any]], int]:
+    def execute(what: str, sql: str, params: Sequence[Any]) -> int:
+        return _execute(what, sql, params, observe)
+
+    return execute
+
+
 def delete_jobs(job_ids: Sequence[Any], observe: Observer | None = None) -> int:
     """Delete these jobs, but not one that backs a stored completion or response: their Redis
     keys first (a failure there leaves the rows for the next run to find), then the rows."""
@@ -206,11 +216,14 @@ def purge(
     """Delete everything past its retention; how many of each went. Stored responses go first,
     so that their jobs, when old enough, go in the same run."""
     now = now or timezone.now()
+    execute = observed(observe)
     return {
         "stored responses": purge_responses(now=now, batch=batch, observe=observe),
         "jobs": purge_jobs(now=now, batch=batch, observe=observe),
         "webhook deliveries": purge_deliveries(now=now, batch=batch, observe=observe),
         "rollup rows": rollup.prune(now=now),
+        "files": batch_retention.purge_files(now=now, windows=windows, execute=execute, batch=batch),
+        "batches": batch_retention.purge_batches(now=now, windows=windows, execute=execute),
     }
 
 

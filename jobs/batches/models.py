@@ -4,9 +4,18 @@ keeps so that a batch survives any process's death and runs each line exactly on
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
+
+
+def file_expiry(seconds: int | None) -> datetime | None:
+    """When a batch file made now expires: after `seconds` (its request's policy), else after
+    SPOOL_BATCH_FILE_SECONDS; None when neither sets one."""
+    after = seconds or settings.SPOOL_BATCH_FILE_SECONDS
+    return timezone.now() + timedelta(seconds=after) if after else None
 
 
 class File(models.Model):
@@ -24,10 +33,17 @@ class File(models.Model):
     bytes = models.BigIntegerField()
     storage_name = models.CharField(max_length=1024, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When retention deletes it (None: kept until its owner deletes it).
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["owner", "created_at", "id"], name="file_owner_created")]
+        indexes = [
+            models.Index(fields=["owner", "created_at", "id"], name="file_owner_created"),
+            models.Index(
+                fields=["expires_at"], name="file_expiring", condition=models.Q(expires_at__isnull=False)
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.filename
@@ -54,6 +70,8 @@ class Batch(models.Model):
     output_file_id = models.UUIDField(null=True, blank=True)
     error_file_id = models.UUIDField(null=True, blank=True)
     completion_window = models.CharField(max_length=8, default="24h")
+    # How long its output and error files are kept after they are written (None: the default).
+    output_expires_seconds = models.PositiveIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.VALIDATING)
     metadata = models.JSONField(null=True, blank=True)
     # The engines the creating key may use (empty: every one), applied to each line's job.

@@ -19,7 +19,7 @@ def file_object(file: File) -> dict[str, Any]:
         "object": "file",
         "bytes": file.bytes,
         "created_at": _unix(file.created_at),
-        "expires_at": None,
+        "expires_at": _unix(file.expires_at) if file.expires_at else None,
         "filename": file.filename,
         "purpose": file.purpose,
         # Deprecated in OpenAI's API, still sent: a stored file is always processed here.

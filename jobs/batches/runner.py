@@ -27,7 +27,7 @@ from jobs import services
 from jobs.batches import lines, storage, validation
 from jobs.batches.endpoints import AnsweredEndpoint, Endpoint, LineWaiting, endpoint_for
 from jobs.batches.ids import BATCH_PREFIX, public_id
-from jobs.batches.models import Batch, BatchLine, File
+from jobs.batches.models import Batch, BatchLine, File, file_expiry
 from jobs.limits import LimitExceeded
 from jobs.models import Job
 from jobs.selectors import engine_lookup
@@ -323,6 +323,7 @@ def _store(batch: Batch, kind: str, written: storage.JsonLines) -> File | None:
         filename=f"batch_{batch.pk.hex}_{kind}.jsonl",
         bytes=size,
         storage_name=stored,
+        expires_at=file_expiry(batch.output_expires_seconds),
     )
 
 

@@ -12,12 +12,17 @@ from django.utils import timezone
 
 from jobs import queueing
 from jobs.batches import runner, storage
-from jobs.batches.models import Batch, File
+from jobs.batches.models import Batch, File, file_expiry
 
 
-def file_create(*, owner: User, purpose: str, filename: str, content: Any, size: int) -> File:
-    """Stores `content` (a Django File, streamed in chunks) and records it."""
-    row = File(owner=owner, purpose=purpose, filename=filename, bytes=size)
+def file_create(
+    *, owner: User, purpose: str, filename: str, content: Any, size: int, expires_seconds: int | None = None
+) -> File:
+    """Stores `content` (a Django File, streamed in chunks) and records it, expiring after
+    `expires_seconds` (else the default, models.file_expiry)."""
+    row = File(
+        owner=owner, purpose=purpose, filename=filename, bytes=size, expires_at=file_expiry(expires_seconds)
+    )
     row.storage_name = storage.save(f"uploads/{owner.pk}/{row.pk.hex}.jsonl", content)
     try:
         row.save()
@@ -56,9 +61,12 @@ def batch_create(
     endpoint: str,
     completion_window: str,
     metadata: dict[str, str] | None,
+    output_expires_seconds: int | None = None,
 ) -> Batch:
-    """A batch, validating once committed."""
+    """A batch, validating once committed; its output and error files expire after
+    `output_expires_seconds` (else the default, models.file_expiry)."""
     batch = Batch.objects.create(
+        output_expires_seconds=output_expires_seconds,
         owner=owner,
         engines=sorted(engines),
         input_file_id=input_file.pk,

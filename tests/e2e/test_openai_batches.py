@@ -295,3 +295,37 @@ def test_embeddings_lines_keep_to_their_engines_limit(client, upstream, pg):
     assert all(len(a["response"]["body"]["data"][0]["embedding"]) == 6 for a in answers)
     seen = httpx.get(f"{upstream}/_stats").json()["models"][model]
     assert seen["max_in_flight"] == 2 and seen["rejected_429"] == 0
+
+
+def test_files_and_output_files_expire_as_their_policies_say(client):
+    import io
+
+    from tests.e2e.batch_helpers import jsonl
+
+    items = [chat_line("x", OFFLINE, max_completion_tokens=2)]
+    default = client.files.create(file=("in.jsonl", io.BytesIO(jsonl(items))), purpose="batch")
+    asked = client.files.create(
+        file=("in.jsonl", io.BytesIO(jsonl(items))),
+        purpose="batch",
+        expires_after={"anchor": "created_at", "seconds": 3600},
+    )
+    assert default.expires_at is not None and default.expires_at - default.created_at == 30 * 86400
+    assert asked.expires_at is not None and asked.expires_at - asked.created_at == 3600
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.files.create(
+            file=("in.jsonl", io.BytesIO(jsonl(items))),
+            purpose="batch",
+            expires_after={"anchor": "created_at", "seconds": 60},
+        )
+    assert refused.value.status_code == 400 and "seconds" in (refused.value.param or "")
+
+    batch = client.batches.create(
+        input_file_id=asked.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        output_expires_after={"anchor": "created_at", "seconds": 7200},
+    )
+    done = wait(client, batch.id)
+    assert done.status == "completed" and done.output_file_id is not None
+    output = client.files.retrieve(done.output_file_id)
+    assert output.expires_at is not None and output.expires_at - output.created_at == 7200

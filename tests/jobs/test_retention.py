@@ -167,7 +167,7 @@ def test_zero_days_keeps_everything_for_ever(settings):
         ttft_buckets=[0] * len(rollup.BUCKETS_MS), input_tokens=0, output_tokens=0,
     )  # fmt: skip
     assert retention.purge() == dict.fromkeys(
-        ["stored responses", "jobs", "webhook deliveries", "rollup rows"], 0
+        ["stored responses", "jobs", "webhook deliveries", "rollup rows", "files", "batches"], 0
     )
     assert exists(job) and exists(response) and JobMinute.objects.filter(minute=ancient).exists()
 
@@ -219,6 +219,8 @@ def test_only_one_process_purges_at_a_time():
         "jobs": 1,
         "webhook deliveries": 0,
         "rollup rows": 0,
+        "files": 0,
+        "batches": 0,
     }
 
 
@@ -261,6 +263,8 @@ def test_erasure_deletes_everything_of_one_user_and_nothing_of_another():
             "jobs": 3,
             "rooms": 1,
             "room messages": 2,  # one made here, and the answer the runner adds
+            "batches": 0,  # tests/jobs/test_batch_retention.py erases these
+            "files": 0,
         }
     )
 
@@ -274,6 +278,8 @@ def test_erasure_deletes_everything_of_one_user_and_nothing_of_another():
         "stored responses": 1,
         "jobs": 3,
         "rooms": 1,
+        "batches": 0,
+        "files": 0,
         "user": 1,
     }
     assert not type(gone["user"]).objects.filter(username="leaving").exists()

@@ -8,7 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from jobs.faces.common.pagination import ListPage, PageQuery
-from jobs.faces.common.serializers import StrictCharField, StrictQueryInteger
+from jobs.faces.common.serializers import StrictCharField, StrictIntegerField, StrictQueryInteger
 
 PURPOSES = ["batch", "batch_output"]
 STATUSES = ["validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling",
@@ -19,11 +19,29 @@ MAX_METADATA_KEYS = 16
 # ---- requests ---------------------------------------------------------------------------------
 
 
+class ExpiresAfter(serializers.Serializer):
+    """OpenAI's expiration policy: this many seconds after the file is made."""
+
+    anchor = serializers.ChoiceField(choices=["created_at"])
+    seconds = StrictIntegerField(min_value=3600, max_value=2_592_000, help_text="1 hour to 30 days.")
+
+
+class FileExpiry(serializers.Serializer):
+    """FileCreate's policy alone, checked once the multipart form has been read."""
+
+    expires_after = ExpiresAfter()
+
+
 class FileCreate(serializers.Serializer):
     """multipart/form-data."""
 
     file = serializers.FileField(help_text="JSON Lines, one request per line; at most 200 MB.")
     purpose = serializers.ChoiceField(choices=["batch"])
+    expires_after = ExpiresAfter(
+        required=False,
+        help_text="Sent as the fields expires_after[anchor] and expires_after[seconds]; by default a "
+        "file expires after SPOOL_BATCH_FILE_SECONDS (30 days).",
+    )
 
 
 class FileListQuery(PageQuery):
@@ -33,11 +51,14 @@ class FileListQuery(PageQuery):
 class BatchCreate(serializers.Serializer):
     input_file_id = StrictCharField(help_text="A file uploaded with purpose 'batch'.")
     endpoint = StrictCharField(
-        help_text="Every line's url: /v1/chat/completions, /v1/completions or /v1/responses."
+        help_text="Every line's url: /v1/chat/completions, /v1/completions, /v1/responses or /v1/embeddings."
     )
     completion_window = serializers.ChoiceField(choices=["24h"])
     metadata = serializers.DictField(
         child=StrictCharField(max_length=512), required=False, allow_null=True, allow_empty=True
+    )
+    output_expires_after = ExpiresAfter(
+        required=False, help_text="When the output and error files expire (default: 30 days)."
     )
 
 

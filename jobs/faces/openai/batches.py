@@ -28,8 +28,6 @@ from jobs.paging import UnknownCursor
 
 paging = AfterLimitPagination()
 BATCH_ID = OpenApiParameter("batch_id", OpenApiTypes.STR, OpenApiParameter.PATH)
-# OpenAI's, accepted and not used: Spool keeps output files until they are deleted.
-IGNORED = {"output_expires_after"}
 CREATE_EXAMPLES = [
     OpenApiExample(
         "chat",
@@ -43,8 +41,8 @@ CREATE_EXAMPLES = [
 def _check_create(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise FaceError("The request body must be a JSON object.", code="invalid_type")
-    refuse_unknown(body, set(shapes.BatchCreate().fields) | IGNORED)
-    values = check(shapes.BatchCreate, {k: v for k, v in body.items() if k not in IGNORED})
+    refuse_unknown(body, shapes.BatchCreate().fields)
+    values = check(shapes.BatchCreate, body)
     if values["endpoint"] not in endpoints.urls():
         raise FaceError(
             f"Invalid value for 'endpoint': '{values['endpoint']}'. Supported values are: "
@@ -108,6 +106,7 @@ class Batches(OpenAIView):
                 input_file=source,
                 endpoint=values["endpoint"],
                 completion_window=values["completion_window"],
+                output_expires_seconds=(values.get("output_expires_after") or {}).get("seconds"),
                 metadata=values.get("metadata"),
             )
 

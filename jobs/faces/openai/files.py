@@ -57,6 +57,20 @@ class CappedUpload(TemporaryFileUploadHandler):
         return super().receive_data_chunk(raw_data, start)
 
 
+def _expires_seconds(request: Request) -> int | None:
+    """expires_after[anchor] and expires_after[seconds], as the openai SDK sends a policy in a
+    multipart form; None when no policy is given."""
+    fields = {name: request.data.get(f"expires_after[{name}]") for name in ("anchor", "seconds")}
+    given = {name: value for name, value in fields.items() if value is not None}
+    if not given:
+        return None
+    seconds = given.get("seconds")
+    if isinstance(seconds, str) and seconds.strip().lstrip("-").isdigit():
+        given["seconds"] = int(seconds)
+    policy = check(shapes.FileExpiry, {"expires_after": given})["expires_after"]
+    return int(policy["seconds"])
+
+
 def _upload(request: Request) -> tuple[UploadedFile, str]:
     """The file part and the purpose, the body parsed with the capped handler (sync: it reads
     the body and writes the temporary file)."""
@@ -89,7 +103,7 @@ def _store(request: Request) -> dict[str, Any]:
     try:
         stored = service.file_create(
             owner=caller(request), purpose=purpose, filename=upload.name or "upload.jsonl", content=upload,
-            size=upload.size or 0,
+            size=upload.size or 0, expires_seconds=_expires_seconds(request),
         )  # fmt: skip
     finally:
         upload.close()  # a temporary upload file goes with it
