@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -115,7 +115,8 @@ class Appended(NamedTuple):
 # KEYS, five per job: chunks, text, alive, cancel, and the wake-up channel (not a key, but
 # declared with them so that on a cluster the call is routed by, and may SPUBLISH to, the job's
 # slot). ARGV: log TTL, heartbeat TTL, then per job: its new text of choice 0, the length its log
-# must have (-1: any), the number of chunks, the chunks. A log of another length lost chunks
+# must have (-1: any), whether to wake its readers ('1', or '0' for a job nobody streams: a
+# Batch API line), the number of chunks, the chunks. A log of another length lost chunks
 # (Redis restarted empty): nothing is appended and its length comes back, so the writer puts
 # the whole log back instead. Appended there, the chunks would sit at the wrong sequence numbers
 # until then, and a reader woken by this append would read them there. RPUSH in slices: Lua's
@@ -125,8 +126,9 @@ local ttl, beat = ARGV[1], ARGV[2]
 local replies = {}
 local at = 3
 for k = 1, #KEYS, 5 do
-  local text, expected, count = ARGV[at], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
-  local first, last = at + 3, at + 2 + count
+  local text, expected, wake = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2]
+  local count = tonumber(ARGV[at + 3])
+  local first, last = at + 4, at + 3 + count
   at = last + 1
   local length = -1
   if count > 0 then
@@ -142,7 +144,9 @@ for k = 1, #KEYS, 5 do
         redis.call('APPEND', KEYS[k + 1], text)
         redis.call('EXPIRE', KEYS[k + 1], ttl)
       end
-      redis.call('SPUBLISH', KEYS[k + 4], '1')
+      if wake == '1' then
+        redis.call('SPUBLISH', KEYS[k + 4], '1')
+      end
     end
   end
   redis.call('SET', KEYS[k + 2], '1', 'EX', beat)
@@ -189,21 +193,24 @@ def _append_keys(prefix: str, job_id: str) -> tuple[str, ...]:
 Batch = Sequence[tuple[str, Sequence[ChunkDict]]]
 
 
-def _append_keys_args(batch: Batch, lengths: Sequence[int]) -> tuple[list[Any], list[Any]]:
+def _append_keys_args(
+    batch: Batch, lengths: Sequence[int], quiet: Collection[str] = ()
+) -> tuple[list[Any], list[Any]]:
     """The append script's keys and arguments for appending each job's chunks to its log of the
-    given length."""
+    given length; the readers of jobs in `quiet` are not woken."""
     prefix = _prefix()
     keys: list[Any] = []
     args: list[Any] = [_ttl(), settings.SPOOL_HEARTBEAT_TTL_SECONDS]
     for (job_id, chunks), length in zip(batch, lengths, strict=True):
         keys.extend(_append_keys(prefix, job_id))
-        args.extend((_content_text(chunks).encode(), length, len(chunks)))
+        wake = b"0" if job_id in quiet else b"1"
+        args.extend((_content_text(chunks).encode(), length, wake, len(chunks)))
         args.extend([encode(c) for c in chunks])
     return keys, args
 
 
-def _append_command(batch: Batch, lengths: Sequence[int]) -> list[Any]:
-    keys, args = _append_keys_args(batch, lengths)
+def _append_command(batch: Batch, lengths: Sequence[int], quiet: Collection[str] = ()) -> list[Any]:
+    keys, args = _append_keys_args(batch, lengths, quiet)
     return ["EVALSHA", _APPEND.sha, len(keys), *keys, *args]
 
 
@@ -218,17 +225,21 @@ def append(job_id: str, chunks: Sequence[ChunkDict]) -> Appended:
     return _appended(_APPEND.run(sync_redis(), keys, args))[0]
 
 
-async def append_in_one_call(client: Any, batch: Batch, lengths: Sequence[int]) -> list[Appended]:
+async def append_in_one_call(
+    client: Any, batch: Batch, lengths: Sequence[int], quiet: Collection[str] = ()
+) -> list[Appended]:
     """Every job's append in one call of the script: one Redis holds all their keys."""
-    return _appended(await client.execute_command(*_append_command(batch, lengths)))
+    return _appended(await client.execute_command(*_append_command(batch, lengths, quiet)))
 
 
-async def append_per_job(client: Any, batch: Batch, lengths: Sequence[int]) -> list[Appended]:
+async def append_per_job(
+    client: Any, batch: Batch, lengths: Sequence[int], quiet: Collection[str] = ()
+) -> list[Appended]:
     """One call per job in a pipeline: on a cluster the jobs' keys lie in different slots, and
     redis-py splits the pipeline by node and sends the parts at once."""
     pipe = client.pipeline(transaction=False)
     for entry, length in zip(batch, lengths, strict=True):
-        pipe.execute_command(*_append_command([entry], [length]))
+        pipe.execute_command(*_append_command([entry], [length], quiet))
     replies = await pipe.execute(raise_on_error=False)
     if any(isinstance(r, NoScriptError) for r in replies):
         raise NoScriptError("NOSCRIPT from a node")
@@ -238,11 +249,14 @@ async def append_per_job(client: Any, batch: Batch, lengths: Sequence[int]) -> l
     return [found for reply in replies for found in _appended(reply)]
 
 
-async def append_many(batch: Batch, *, lengths: Sequence[int] | None = None) -> list[Appended]:
+async def append_many(
+    batch: Batch, *, lengths: Sequence[int] | None = None, quiet: Collection[str] = ()
+) -> list[Appended]:
     """The worker's write: the appends (and heartbeats, for empty ones) of many jobs in one round
     trip; each job's cancel flag comes back in the reply. `lengths`: the length each job's log
     must have for its chunks to be appended (the writer's confirmed count); a log of another
-    length is left alone and its length comes back.
+    length is left alone and its length comes back. `quiet`: jobs whose appends wake no reader
+    (nobody streams a Batch API line; a reader of one finds its chunks at its next poll).
 
     EVALSHA by hand rather than redis-py's register_script: its pipeline path sends SCRIPT
     EXISTS before every execute, a second round trip per batch. A NOSCRIPT reply (a Redis, or one
@@ -252,10 +266,10 @@ async def append_many(batch: Batch, *, lengths: Sequence[int] | None = None) -> 
     lengths = lengths or [-1] * len(batch)
     send = append_per_job if is_cluster(client) else append_in_one_call
     try:
-        return await send(client, batch, lengths)
+        return await send(client, batch, lengths, quiet)
     except NoScriptError:
         await client.script_load(_APPEND.source)
-        return await send(client, batch, lengths)
+        return await send(client, batch, lengths, quiet)
 
 
 async def _put(job_id: str, chunks: Sequence[ChunkDict], *, text: str, mode: str) -> None:

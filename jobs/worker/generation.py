@@ -34,7 +34,7 @@ CANCELLED = lifecycle.error_chunk("cancelled", "The job was cancelled.")
 
 
 class Generation:
-    def __init__(self, job_id: str, request: GenerationRequest) -> None:
+    def __init__(self, job_id: str, request: GenerationRequest, *, quiet: bool = False) -> None:
         self.job_id = job_id
         self.request = request
         self.builder = ResultBuilder(request.choice_count)
@@ -43,7 +43,7 @@ class Generation:
         self.first_chunk_at: datetime | None = None
         self.terminal: ChunkDict | None = None
         self._consume: asyncio.Task[None] | None = None
-        self.log = JobLog(job_id, on_cancel=self._cancel)
+        self.log = JobLog(job_id, on_cancel=self._cancel, quiet=quiet)
 
     @property
     def written(self) -> list[ChunkDict]:
@@ -142,6 +142,7 @@ class Generation:
         """Append the ending and wait until Redis has all of the log (True), or give up after
         `patience` seconds of outage (False): readers then get the job from Postgres."""
         out = writer()
+        self.log.quiet = False  # whoever waits on the job hears its end
         for chunk in ending:
             self.log.add(chunk)
         out.open(self.log)

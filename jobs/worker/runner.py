@@ -54,7 +54,8 @@ def job_run(*, job_id: str) -> None:
         # also while its first delivery is still running. Logged, so a test can count them.
         log.info("job %s: not queued any more (cancelled, or run by an earlier delivery); skipped", job_id)
         return
-    generation = Generation(job_id, GenerationRequest.from_dict(job.request))
+    # Nobody streams a Batch API line: its chunks wake no reader.
+    generation = Generation(job_id, GenerationRequest.from_dict(job.request), quiet="batch" in job.options)
     if _waited_too_long(job):
         generation.terminal = lifecycle.error_chunk("expired", admission.EXPIRED_MESSAGE)
         _finish(job, generation)

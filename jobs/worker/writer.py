@@ -25,8 +25,10 @@ class JobLog:
     """One job's side of the log: every chunk it produced (the archive), how many Redis has
     confirmed, and what to do when a reply says the job was cancelled."""
 
-    def __init__(self, job_id: str, on_cancel: Callable[[], None]) -> None:
+    def __init__(self, job_id: str, on_cancel: Callable[[], None], *, quiet: bool = False) -> None:
         self.job_id = job_id
+        # Its appends wake no reader (a Batch API line: nobody streams it) until its ending.
+        self.quiet = quiet
         self.written: list[ChunkDict] = []
         self.confirmed = 0  # chunks Redis has acknowledged, a prefix of written
         self.in_flight = 0  # chunks of written sent in the batch awaiting its reply
@@ -117,7 +119,8 @@ class LogWriter:
             sends.append((job_log.job_id, pending))
         # Appended only where the log still has what Redis confirmed: a log that lost chunks
         # comes back with another length, and is rewritten whole below.
-        replies = await chunklog.append_many(sends, lengths=[j.confirmed for j in batch])
+        quiet = [j.job_id for j in batch if j.quiet]
+        replies = await chunklog.append_many(sends, lengths=[j.confirmed for j in batch], quiet=quiet)
         metrics.chunks_appended(sum(len(chunks) for _, chunks in sends))
         now = time.monotonic()
         for job_log, reply in zip(batch, replies, strict=True):

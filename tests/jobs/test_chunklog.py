@@ -413,3 +413,30 @@ def test_a_burst_of_first_waiters_shares_one_pub_sub_connection(redis_clean, set
         return await chunklog.read_since(str(uuid.uuid4()), 0)
 
     assert asyncio.run(main()) == []
+
+
+def test_a_quiet_append_wakes_no_reader_and_a_loud_one_does(job_id):
+    """A Batch API line's appends publish no wake-up: after a quiet append the first message on
+    the job's channel is a marker published after it (messages on a channel keep their order),
+    and a loud append's wake-up follows the marker."""
+    channel = chunklog.wake_channel(job_id)
+    client = redis_clients.sync_redis()
+    subscriber = client.pubsub()
+    subscriber.ssubscribe(channel)
+
+    def next_message() -> bytes:
+        deadline = time.monotonic() + 10  # a bound on a broken test, not a measurement
+        while time.monotonic() < deadline:
+            found = subscriber.get_sharded_message(ignore_subscribe_messages=True, timeout=0.5)
+            if found is not None:
+                return found["data"]
+        raise AssertionError("no message on the job's channel")
+
+    try:
+        asyncio.run(chunklog.append_many([(job_id, [content("quiet")])], quiet=[job_id]))
+        client.spublish(channel, b"marker")
+        asyncio.run(chunklog.append_many([(job_id, [content("loud")])]))
+        assert [next_message(), next_message()] == [b"marker", b"1"]
+    finally:
+        subscriber.close()
+    assert [c["data"]["content"] for c in chunklog.read_all(job_id)] == ["quiet", "loud"]

@@ -23,7 +23,7 @@ def scripted_kind(monkeypatch, redis_clean):
     monkeypatch.setitem(registry.KINDS, "scripted", ScriptedEngine)
 
 
-def make_job(script: list[dict], *, n: int = 1, room: bool = False) -> Job:
+def make_job(script: list[dict], *, n: int = 1, room: bool = False, options: dict | None = None) -> Job:
     owner = services.user_ensure(username="runner")
     engine = Engine.objects.create(
         name=f"scripted-{Engine.objects.count()}", kind="scripted", config={"script": script}
@@ -31,7 +31,13 @@ def make_job(script: list[dict], *, n: int = 1, room: bool = False) -> Job:
     request = GenerationRequest(messages=[{"role": "user", "content": "hi"}], n=n)
     room_row = Room.objects.create(owner=owner) if room else None
     return services.job_create(
-        owner=owner, engine=engine, request=request, options={}, face="test", room=room_row, user_message="hi"
+        owner=owner,
+        engine=engine,
+        request=request,
+        options=options or {},
+        face="test",
+        room=room_row,
+        user_message="hi",
     )
 
 
@@ -217,3 +223,30 @@ def test_one_jobs_engine_bug_does_not_end_another_job_on_the_same_loop():
         list(pool.map(lambda job: job_run(job_id=str(job.pk)), [broken, healthy]))
     assert log_of(broken)[-1]["type"] == "error"
     assert [c["type"] for c in log_of(healthy)] == ["content", "content", "usage", "finish"]
+
+
+@pytest.mark.parametrize(("options", "wake_ups"), [({}, {2, 3}), ({"batch": "batch_0123"}, {1})])
+def test_a_batch_lines_chunks_wake_no_reader_and_its_end_does(options, wake_ups):
+    """Nobody streams a Batch API line: only its ending is announced on the job's channel. An
+    ordinary job's are too: its two chunks (one write each, or one for both on a slow machine)
+    and its ending."""
+    from jobs.redis_clients import sync_redis
+
+    paced = [C("a"), {"sleep": 0.05}, C("b"), {"sleep": 0.05}, F("stop"), U]
+    job = make_job(paced, options=options)
+    channel = chunklog.wake_channel(str(job.pk))
+    subscriber = sync_redis().pubsub()
+    subscriber.ssubscribe(channel)
+    try:
+        job_run(job_id=str(job.pk))
+        sync_redis().spublish(channel, b"marker")  # after every wake-up the run published
+        heard: list[bytes] = []
+        deadline = time.monotonic() + 10  # a bound on a broken test, not a measurement
+        while b"marker" not in heard and time.monotonic() < deadline:
+            found = subscriber.get_sharded_message(ignore_subscribe_messages=True, timeout=0.5)
+            if found is not None:
+                heard.append(found["data"])
+    finally:
+        subscriber.close()
+    assert heard[-1] == b"marker" and set(heard[:-1]) == {b"1"} and len(heard) - 1 in wake_ups
+    assert [c["type"] for c in log_of(job)] == ["content", "content", "usage", "finish"]
