@@ -244,7 +244,12 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # backlog of retries never waits in line ahead of generations (nor the reverse). Workers started
 # without -Q consume both; `-Q <queue>-webhooks` makes a worker that only delivers.
 SPOOL_WEBHOOK_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-webhooks"
-CELERY_TASK_QUEUES = [Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(SPOOL_WEBHOOK_QUEUE)]
+# Jobs of class batch on an engine without limits (those of a limited engine wait in its queue,
+# where the scheduler orders them) go to a queue of their own, so interactive and default jobs
+# never wait behind a backlog of Batch API lines: a worker takes from its queues in turn, so a
+# job of the main queue waits for at most one batch job per free slot.
+SPOOL_BATCH_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-batch"
+CELERY_TASK_QUEUES = [Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(SPOOL_BATCH_QUEUE), Queue(SPOOL_WEBHOOK_QUEUE)]
 CELERY_TASK_ROUTES = {"spool.deliver_webhook": {"queue": SPOOL_WEBHOOK_QUEUE}}
 
 

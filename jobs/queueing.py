@@ -7,6 +7,7 @@ functions. Not send_task: the tracing instrumentation follows only a registered 
 from __future__ import annotations
 
 from celery import current_app
+from django.conf import settings
 
 RUN_JOB = "spool.run_job"
 DELIVER_WEBHOOK = "spool.deliver_webhook"
@@ -14,8 +15,13 @@ ADMIT = "spool.admit"
 ADVANCE_BATCH = "spool.advance_batch"
 
 
-def send_job(job_id: str) -> None:
-    current_app.tasks[RUN_JOB].delay(job_id)
+def send_job(job_id: str, *, batch: bool = False) -> None:
+    """`batch`: a job of class batch, sent to the queue of its own (SPOOL_BATCH_QUEUE)."""
+    task = current_app.tasks[RUN_JOB]
+    if batch:
+        task.apply_async((job_id,), queue=settings.SPOOL_BATCH_QUEUE)
+    else:
+        task.delay(job_id)
 
 
 def send_admission(engine_id: str, countdown: float) -> None:

@@ -20,7 +20,7 @@ from jobs.keys import hash_secret, new_key_pair
 from jobs.logcontext import bind_job_id
 from jobs.models import ApiKey, Engine, Job, Room, RoomMessage
 from jobs.scheduling import admission
-from jobs.scheduling.placement import Placement, queue_options
+from jobs.scheduling.placement import BATCH, Placement, queue_options
 from jobs.types import LiveMeta
 
 OFFLINE_ENGINE_NAME = "spool-offline"
@@ -162,7 +162,8 @@ def job_create(
         ticket = admission.ticket_of(job, weight=placement.weight)
         transaction.on_commit(lambda: admission.submit(engine, ticket))
     else:
-        transaction.on_commit(lambda: queueing.send_job(str(job.id)))
+        batch = placement.priority == BATCH
+        transaction.on_commit(lambda: queueing.send_job(str(job.id), batch=batch))
     return job
 
 

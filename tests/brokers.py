@@ -39,7 +39,9 @@ def forget_queue(spool: Spool) -> None:
     url = spool.processes.env.get("CELERY_BROKER_URL", "")
     if url.startswith("amqp://"):
         with Connection(url, connect_timeout=5) as conn:
-            conn.default_channel.queue_delete(spool.processes.env["SPOOL_CELERY_QUEUE"])
+            queue = spool.processes.env["SPOOL_CELERY_QUEUE"]
+            for name in (queue, f"{queue}-batch", f"{queue}-webhooks"):
+                conn.default_channel.queue_delete(name)
 
 
 def deliveries(spool: Spool) -> int:

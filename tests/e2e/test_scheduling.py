@@ -119,3 +119,45 @@ def test_jobs_placed_on_a_dead_deployment_run_on_the_live_one_and_none_fails(spo
     # Jobs were placed on the dead one (it is cooled down now), and ran on the live one.
     cooled = f"{settings.SPOOL['REDIS_PREFIX']}:sched:{{{engine.pk}}}:cool:{dead.pk}"
     assert sync_redis().exists(cooled)
+
+
+@pytest.fixture(scope="module", params=BROKERS)
+def one_slot(request, django_db_setup, django_db_blocker, tmp_path_factory):
+    """A Spool of its own whose worker runs one job at a time."""
+    with spool_on(
+        request.param,
+        django_db_blocker,
+        tmp_path_factory.mktemp(f"one-slot-{request.param}-logs"),
+        concurrency=1,
+    ) as running:
+        yield running
+
+
+def test_a_job_waits_behind_no_backlog_of_batch_jobs_on_an_engine_without_limits(one_slot, engine_for, pg):
+    """Ten batch-class jobs, then one of class default, on a worker with one slot: the default job
+    starts at the next free slot or the one after (a worker takes from its queues in turn), not
+    after the ten."""
+    from jobs.models import Job
+
+    name = engine_for("fake?tokens=4&tps=20")  # 0.2 s each
+    with httpx.Client(
+        base_url=one_slot.base_url,
+        headers={"Authorization": f"Bearer {one_slot.alice.secret_key}"},
+        timeout=30,
+    ) as api:
+
+        def submit(**placement: str) -> str:
+            body = {"engine": name, "command": "hi", "parameters": {"max_tokens": 4}, **placement}
+            response = api.post("/v1/jobs", json=body)
+            assert response.status_code == 202, response.text
+            return response.json()["id"]
+
+        batch = [submit(priority="batch") for _ in range(10)]
+        default = submit()
+    deadline = time.monotonic() + BOUND_SECONDS
+    while Job.objects.filter(pk__in=[*batch, default]).exclude(status__in=Job.TERMINAL).exists():
+        assert time.monotonic() < deadline, "the jobs never ended"
+        time.sleep(0.2)
+    started = Job.objects.get(pk=default).started_at
+    before = Job.objects.filter(pk__in=batch, started_at__lt=started).count()
+    assert before <= 2, f"{before} batch jobs started before the default one"
