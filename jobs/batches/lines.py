@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
 
 from engine.types import UnsupportedParameter
 from jobs import services
@@ -19,7 +18,7 @@ from jobs.access import EngineNotAllowed
 from jobs.batches.endpoints import AnsweredEndpoint, Endpoint, LineRefused, LineWaiting
 from jobs.batches.ids import LINE_PREFIX, public_id
 from jobs.batches.models import Batch, BatchLine
-from jobs.models import Job
+from jobs.models import Engine, Job
 from jobs.protocols.openai_errors import JOB_ERROR_STATUS, error_body, stream_error_type
 from jobs.scheduling.placement import BATCH, Placement
 from jobs.selectors import engine_lookup
@@ -41,9 +40,14 @@ def _model_not_found(model: str) -> LineRefused:
     return LineRefused(404, error_body(message, code="model_not_found"))
 
 
-def _job(batch: Batch, owner: User, endpoint: Endpoint, body: Any, window_left: float) -> Job:
+EngineLookup = Callable[[str], Engine | None]
+
+
+def _job(
+    batch: Batch, owner: User, endpoint: Endpoint, body: Any, window_left: float, lookup: EngineLookup
+) -> Job:
     asked = endpoint.parse(owner, body)
-    engine = engine_lookup(asked.model)
+    engine = lookup(asked.model)
     if engine is None:
         raise _model_not_found(asked.model)
     # A line that has not started when the window closes expires where it waits.
@@ -67,17 +71,26 @@ def _job(batch: Batch, owner: User, endpoint: Endpoint, body: Any, window_left: 
 
 
 def start(
-    batch: Batch, owner: User, endpoint: Endpoint, number: int, custom_id: str, body: Any, window_left: float
+    batch: Batch,
+    owner: User,
+    endpoint: Endpoint,
+    number: int,
+    custom_id: str,
+    body: Any,
+    window_left: float,
+    lookup: EngineLookup = engine_lookup,
 ) -> BatchLine:
-    """The line and its job, or the line refused as its endpoint would have answered. Raises
-    nothing else: the owner's job limits do not apply to lines (services.job_create, counted)."""
-    with transaction.atomic():
-        try:
-            job = _job(batch, owner, endpoint, body, window_left)
-        except LineRefused as refused:
-            outcome = {"status_code": refused.status, "body": refused.body}
-            return BatchLine.objects.create(batch=batch, line=number, custom_id=custom_id, refused=outcome)
-        return BatchLine.objects.create(batch=batch, line=number, custom_id=custom_id, job=job)
+    """The line and its job, or the line refused as its endpoint would have answered, written in
+    the caller's transaction (the runner's, which moves the file's offset with them). A refusal
+    comes before anything is written (services.job_create refuses first), so no savepoint is
+    needed; the owner's job limits do not apply to lines (job_create's `counted`). `lookup`
+    finds a line's engine by model (the runner's remembers them for a step)."""
+    try:
+        job = _job(batch, owner, endpoint, body, window_left, lookup)
+    except LineRefused as refused:
+        outcome = {"status_code": refused.status, "body": refused.body}
+        return BatchLine.objects.create(batch=batch, line=number, custom_id=custom_id, refused=outcome)
+    return BatchLine.objects.create(batch=batch, line=number, custom_id=custom_id, job=job)
 
 
 def _record(line_id: str, custom_id: str, response: dict[str, Any] | None, error: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ only one chain of steps runs a batch, whatever messages are duplicated or re-sen
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,7 +29,6 @@ from jobs.batches import lines, storage, validation
 from jobs.batches.endpoints import AnsweredEndpoint, Endpoint, LineWaiting, endpoint_for
 from jobs.batches.ids import BATCH_PREFIX, public_id
 from jobs.batches.models import Batch, BatchLine, File, file_expiry
-from jobs.limits import LimitExceeded
 from jobs.models import Job
 from jobs.selectors import engine_lookup
 from jobs.webhooks.events import batch_ended
@@ -170,6 +170,7 @@ def _start_lines(batch: Batch, endpoint: Endpoint) -> int:
         if room <= 0:
             return 0
         window_left = (row.expires_at - timezone.now()).total_seconds()
+        lookup = functools.cache(engine_lookup)  # the lines of a step mostly name one model
         started, offset = 0, row.read_offset
         for raw, after in storage.lines(source.storage_name, row.read_offset):
             if started >= room:
@@ -179,14 +180,8 @@ def _start_lines(batch: Batch, endpoint: Endpoint) -> int:
                 if not isinstance(parsed, validation.Line):  # validated already: the file changed
                     raise RuntimeError(f"batch {row.pk}: line at byte {offset} no longer passes validation")
                 number = row.lines_started + started + 1
-                try:
-                    lines.start(
-                        row, batch.owner, endpoint, number, parsed.custom_id, parsed.body, window_left
-                    )
-                except LimitExceeded as exc:
-                    # The owner's own limits: the rest waits for the next step.
-                    log.info("batch %s waits: %s", row.pk, exc.message)
-                    break
+                custom_id = parsed.custom_id
+                lines.start(row, batch.owner, endpoint, number, custom_id, parsed.body, window_left, lookup)
                 started += 1
             offset = after
         row.lines_started += started
