@@ -15,13 +15,14 @@ ADMIT = "spool.admit"
 ADVANCE_BATCH = "spool.advance_batch"
 
 
-def send_job(job_id: str, *, batch: bool = False) -> None:
-    """`batch`: a job of class batch, sent to the queue of its own (SPOOL_BATCH_QUEUE)."""
-    task = current_app.tasks[RUN_JOB]
-    if batch:
-        task.apply_async((job_id,), queue=settings.SPOOL_BATCH_QUEUE)
-    else:
-        task.delay(job_id)
+def send_job(job_id: str) -> None:
+    current_app.tasks[RUN_JOB].delay(job_id)
+
+
+def send_batch_job(job_id: str) -> None:
+    """A job of class batch on an engine without limits: to the queue of its own
+    (SPOOL_BATCH_QUEUE), which workers take from in turn with the jobs' queue."""
+    current_app.tasks[RUN_JOB].apply_async((job_id,), queue=settings.SPOOL_BATCH_QUEUE)
 
 
 def send_admission(engine_id: str, countdown: float) -> None:

@@ -162,8 +162,8 @@ def job_create(
         ticket = admission.ticket_of(job, weight=placement.weight)
         transaction.on_commit(lambda: admission.submit(engine, ticket))
     else:
-        batch = placement.priority == BATCH
-        transaction.on_commit(lambda: queueing.send_job(str(job.id), batch=batch))
+        send = queueing.send_batch_job if placement.priority == BATCH else queueing.send_job
+        transaction.on_commit(lambda: send(str(job.id)))
     return job
 
 
