@@ -247,7 +247,7 @@ def main() -> None:
                 "machine": procstat.describe_machine(),
                 "code": procstat.describe_code(ROOT),
                 "readers": args.readers or None,
-                "log_ttl_seconds": settings.SPOOL["CHUNK_LOG_TTL_SECONDS"],
+                "log_ttl_seconds": settings.SPOOL.redis.chunk_log_ttl_seconds,
                 "finished_job_bytes": {t: {**m, "total": sum(m.values())} for t, m in memory.items()},
                 "runs": runs,
                 "by_jobs": {

@@ -20,6 +20,7 @@ import secrets
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,7 @@ def phase(days: int, batch: int, base: str, secret: str, ids: list[str]) -> dict
 
     from jobs import chunklog, retention
 
-    settings.SPOOL = {**settings.SPOOL, "JOB_RETENTION_DAYS": days}
+    settings.SPOOL = replace(settings.SPOOL, retention=replace(settings.SPOOL.retention, job_days=days))
     deletes: list[float] = []
     redis_seconds = 0.0
     delete_keys = chunklog.delete_jobs

@@ -1,6 +1,6 @@
 """The per-job chunk log in Redis: a list of JSON chunks, a wake-up channel, handout cursors.
 
-Keys (prefix from settings.SPOOL["REDIS_PREFIX"]). The {<id>} hash tag puts every key and the
+Keys (prefix from settings.SPOOL.redis.prefix). The {<id>} hash tag puts every key and the
 channel of one job in one hash slot, so on a Redis Cluster a job lives on one shard and its
 scripts touch one node (no CROSSSLOT):
   <p>:job:{<id>}:chunks       list of canonical chunks; a chunk's sequence number is its index
@@ -29,11 +29,11 @@ from jobs.types import LiveMeta
 
 
 def _prefix() -> str:
-    return settings.SPOOL["REDIS_PREFIX"]
+    return settings.SPOOL.redis.prefix
 
 
 def _ttl() -> int:
-    return settings.SPOOL["CHUNK_LOG_TTL_SECONDS"]
+    return settings.SPOOL.redis.chunk_log_ttl_seconds
 
 
 def chunks_key(job_id: str) -> str:
@@ -99,7 +99,7 @@ class Lua:
 
 
 # The runner refreshes its heartbeat at least this often; the key lives for
-# settings.SPOOL_HEARTBEAT_TTL_SECONDS, so a key that expired means the worker is gone.
+# settings.SPOOL.worker.heartbeat_ttl_seconds, so a key that expired means the worker is gone.
 HEARTBEAT_SECONDS = 1.0
 
 
@@ -200,7 +200,7 @@ def _append_keys_args(
     given length; the readers of jobs in `quiet` are not woken."""
     prefix = _prefix()
     keys: list[Any] = []
-    args: list[Any] = [_ttl(), settings.SPOOL_HEARTBEAT_TTL_SECONDS]
+    args: list[Any] = [_ttl(), settings.SPOOL.worker.heartbeat_ttl_seconds]
     for (job_id, chunks), length in zip(batch, lengths, strict=True):
         keys.extend(_append_keys(prefix, job_id))
         wake = b"0" if job_id in quiet else b"1"

@@ -58,7 +58,7 @@ def _tokens(request: EmbeddingRequest) -> int:
 
 def _check_size(inputs: int, width: int | None) -> None:
     """Refuses an answer of more than SPOOL_EMBEDDINGS_MAX_VALUES numbers (inputs × width)."""
-    most = settings.SPOOL_EMBEDDINGS_MAX_VALUES
+    most = settings.SPOOL.limits.embeddings_max_values
     if width is None or inputs * width <= most:
         return
     raise InvalidInput(

@@ -49,12 +49,12 @@ async def _redis(timeout: float) -> None:
     problem = await redis_topology.check(timeout)  # which also finds the URL's node answering
     if problem:
         raise ImproperlyConfigured(problem)
-    if not settings.CHUNKLOG_REDIS_CLUSTER:
+    if not settings.SPOOL.redis.cluster:
         return
     # Discovers the cluster from the URL's node, then PINGs every node: a shard that is down
     # holds the logs of a share of the jobs.
     client = AsyncRedisCluster.from_url(
-        settings.CHUNKLOG_REDIS_URL, socket_connect_timeout=timeout, socket_timeout=timeout
+        settings.SPOOL.redis.url, socket_connect_timeout=timeout, socket_timeout=timeout
     )
     try:
         await client.ping(target_nodes=AsyncRedisCluster.ALL_NODES)
@@ -68,7 +68,7 @@ def _broker_connect(url: str, timeout: float) -> None:
 
 
 async def _broker(timeout: float) -> None:
-    url = settings.CELERY_BROKER_URL
+    url = settings.SPOOL.broker.url
     if url.startswith(("redis://", "rediss://", "unix://")):
         await _redis_ping(url, timeout)
     else:  # RabbitMQ and the rest: kombu's client is blocking, so it gets a thread
@@ -100,7 +100,7 @@ async def healthz(request: HttpRequest) -> JsonResponse:
 async def readyz(request: HttpRequest) -> JsonResponse:
     """200 when Postgres, Redis and the broker each answer within the timeout; else 503 naming
     the ones that did not, so a load balancer stops sending requests this process cannot serve."""
-    timeout = settings.SPOOL_READY_TIMEOUT_SECONDS
+    timeout = settings.SPOOL.site.ready_timeout_seconds
     names = list(CHECKS)
     results = dict(zip(names, await asyncio.gather(*(_run(n, timeout) for n in names)), strict=True))
     failed = [name for name, result in results.items() if result != "ok"]

@@ -31,7 +31,7 @@ def _window() -> tuple[int, int]:
 
 
 def _key(kind: str, who: str, minute: int) -> str:
-    return f"{settings.SPOOL['REDIS_PREFIX']}:limit:{kind}:{who}:{minute}"
+    return f"{settings.SPOOL.redis.prefix}:limit:{kind}:{who}:{minute}"
 
 
 def caller_of(authorization: str, session_key: str | None) -> str | None:
@@ -55,7 +55,7 @@ def _check(used: int, limit: int, what: str, retry_after: int) -> None:
 
 
 async def count_request(who: str) -> None:
-    limit = settings.SPOOL["REQUESTS_PER_MINUTE"]
+    limit = settings.SPOOL.limits.requests_per_minute
     if limit > 0:
         key, retry_after = _incr("req", who)
         used, _ = await async_redis().pipeline(transaction=False).incr(key).expire(key, 61).execute()
@@ -66,12 +66,12 @@ def check_job_start(owner_id: int) -> None:
     """Called by job_create before it writes anything."""
     from jobs.models import Job
 
-    limit = settings.SPOOL["JOBS_PER_MINUTE"]
+    limit = settings.SPOOL.limits.jobs_per_minute
     if limit > 0:
         key, retry_after = _incr("jobs", str(owner_id))
         used, _ = sync_redis().pipeline(transaction=False).incr(key).expire(key, 61).execute()
         _check(used, limit, "jobs", retry_after)
-    active_cap = settings.SPOOL["MAX_ACTIVE_JOBS"]
+    active_cap = settings.SPOOL.limits.max_active_jobs
     if active_cap > 0:
         active = Job.objects.filter(owner_id=owner_id, status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
         if active.count() >= active_cap:

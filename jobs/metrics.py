@@ -142,7 +142,7 @@ def generations_running() -> Gauge:
     (jobs/worker_hooks.py)."""
     from django.conf import settings
 
-    return GENERATIONS_RUNNING.labels(queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+    return GENERATIONS_RUNNING.labels(queue=settings.SPOOL.broker.queue)
 
 
 def chunks_appended(count: int) -> None:

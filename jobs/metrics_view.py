@@ -12,7 +12,7 @@ from jobs import metrics
 
 
 async def metrics_view(request: HttpRequest) -> HttpResponse:
-    depth = metrics.QueueDepth(settings.CELERY_BROKER_URL, [settings.CELERY_TASK_DEFAULT_QUEUE])
+    depth = metrics.QueueDepth(settings.SPOOL.broker.url, [settings.SPOOL.broker.queue])
     # Reading the files of every process and asking the broker block: off the event loop.
     body = await asyncio.to_thread(metrics.exposition, depth)
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

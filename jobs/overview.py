@@ -183,9 +183,7 @@ def _readers_waiting() -> int | None:
 
 
 def _queue_depth() -> dict[str, int] | None:
-    collector = metrics.QueueDepth(
-        settings.CELERY_BROKER_URL, [settings.CELERY_TASK_DEFAULT_QUEUE], timeout=1.0
-    )
+    collector = metrics.QueueDepth(settings.SPOOL.broker.url, [settings.SPOOL.broker.queue], timeout=1.0)
     for family in collector.collect():
         return {sample.labels["queue"]: round(sample.value) for sample in family.samples}
     return None

@@ -30,8 +30,8 @@ class ReadToken:
 def lifetime(asked: int | None) -> int:
     """Seconds a new token lives: what was asked (default READ_TOKEN_SECONDS), at most
     READ_TOKEN_MAX_SECONDS."""
-    limit = settings.SPOOL["READ_TOKEN_MAX_SECONDS"]
-    return min(asked if asked is not None else settings.SPOOL["READ_TOKEN_SECONDS"], limit)
+    limit = settings.SPOOL.web.read_token_max_seconds
+    return min(asked if asked is not None else settings.SPOOL.web.read_token_seconds, limit)
 
 
 def mint(*, key_id: int, job_id: uuid.UUID, seconds: int, now: float | None = None) -> tuple[str, int]:
@@ -46,7 +46,7 @@ def verify(token: str, *, now: float | None = None) -> ReadToken | None:
     try:
         # max_age bounds a token by when it was signed too: one signed with a longer cap that
         # was lowered since is refused once past the new cap.
-        claims = signing.loads(token, salt=SALT, max_age=settings.SPOOL["READ_TOKEN_MAX_SECONDS"])
+        claims = signing.loads(token, salt=SALT, max_age=settings.SPOOL.web.read_token_max_seconds)
     except signing.BadSignature:  # also SignatureExpired
         return None
     try:

@@ -1,5 +1,5 @@
 """One sync Redis client per process and one asyncio client per event loop, for Spool's own Redis
-(settings.CHUNKLOG_REDIS_URL: chunk logs, wake-ups, limits), a single node or a Redis Cluster.
+(settings.SPOOL.redis.url: chunk logs, wake-ups, limits), a single node or a Redis Cluster.
 
 Each client has a bounded pool that makes a caller wait for a free connection instead of failing,
 and a wait past the pool timeout raises RedisPoolExhausted ("overloaded", not "Redis is down").
@@ -59,8 +59,8 @@ def _pool_options() -> dict[str, Any]:
     # refused requests under a few hundred clients while Redis was fine. The blocking pool keeps
     # the bound (Redis limits its clients too) and queues the caller for up to the timeout.
     return {
-        "max_connections": settings.SPOOL["REDIS_MAX_CONNECTIONS"],
-        "timeout": settings.SPOOL["REDIS_POOL_TIMEOUT_SECONDS"],
+        "max_connections": settings.SPOOL.redis.max_connections,
+        "timeout": settings.SPOOL.redis.pool_timeout_seconds,
     }
 
 
@@ -284,8 +284,8 @@ def sync_redis() -> Any:
     global _sync_client
     with _sync_lock:
         if _sync_client is None:
-            url = settings.CHUNKLOG_REDIS_URL
-            if settings.CHUNKLOG_REDIS_CLUSTER:
+            url = settings.SPOOL.redis.url
+            if settings.SPOOL.redis.cluster:
                 # Each node's pool waits for a free connection, as on a single node.
                 _sync_client = _SyncCluster.from_url(
                     url, connection_pool_class=redis.BlockingConnectionPool, **_pool_options()
@@ -315,9 +315,9 @@ def async_redis() -> Any:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        url = settings.CHUNKLOG_REDIS_URL
+        url = settings.SPOOL.redis.url
         options = _pool_options()
-        if settings.CHUNKLOG_REDIS_CLUSTER:
+        if settings.SPOOL.redis.cluster:
             client = _WaitingCluster.from_url(
                 url, max_connections=options["max_connections"], pool_timeout=options["timeout"]
             )

@@ -119,7 +119,7 @@ def _live(job_ids: Sequence[Any]) -> list[str]:
     CHUNK_LOG_TTL_SECONDS after its last write, which follows its end by moments (a reader of an
     ended job refreshes only its cursor, a number): asking Redis about the rest took a quarter
     of the purge's time at 1,000,000 jobs (docs/RETENTION.md)."""
-    since = timezone.now() - timedelta(seconds=settings.SPOOL["CHUNK_LOG_TTL_SECONDS"] + 60)
+    since = timezone.now() - timedelta(seconds=settings.SPOOL.redis.chunk_log_ttl_seconds + 60)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT id FROM {JOBS} WHERE id = ANY(%s) AND (finished_at IS NULL OR finished_at > %s)",
@@ -170,7 +170,7 @@ def _cutoff(now: datetime, days: int) -> datetime | None:
 
 
 def purge_jobs(*, now: datetime, batch: int = BATCH, observe: Observer | None = None) -> int:
-    cutoff = _cutoff(now, settings.SPOOL["JOB_RETENTION_DAYS"])
+    cutoff = _cutoff(now, settings.SPOOL.retention.job_days)
     if cutoff is None:
         return 0
     return sum(
@@ -183,7 +183,7 @@ def purge_jobs(*, now: datetime, batch: int = BATCH, observe: Observer | None = 
 
 def purge_deliveries(*, now: datetime, batch: int = BATCH, observe: Observer | None = None) -> int:
     """Walked per endpoint, along the (endpoint, created_at, id) index the delivery log reads."""
-    cutoff = _cutoff(now, settings.SPOOL["WEBHOOK_DELIVERY_RETENTION_DAYS"])
+    cutoff = _cutoff(now, settings.SPOOL.retention.webhook_delivery_days)
     if cutoff is None:
         return 0
     deleted = 0
@@ -200,7 +200,7 @@ def purge_deliveries(*, now: datetime, batch: int = BATCH, observe: Observer | N
 
 
 def purge_responses(*, now: datetime, batch: int = BATCH, observe: Observer | None = None) -> int:
-    cutoff = _cutoff(now, settings.SPOOL["RESPONSES_RETENTION_DAYS"])
+    cutoff = _cutoff(now, settings.SPOOL.retention.responses_days)
     if cutoff is None:
         return 0
     table = StoredResponse._meta.db_table
@@ -245,7 +245,7 @@ def purge_if_first() -> dict[str, int] | None:
 def start_background_retention() -> threading.Thread | None:
     """A daemon thread in each worker process that purges every SPOOL_RETENTION_EVERY_SECONDS
     (none when that is 0: cron runs `manage.py spool_purge` instead)."""
-    if settings.SPOOL_RETENTION_EVERY_SECONDS <= 0:
+    if settings.SPOOL.retention.every_seconds <= 0:
         return None
 
     def purge_and_say() -> None:
@@ -253,4 +253,4 @@ def start_background_retention() -> threading.Thread | None:
         if done and any(done.values()):
             log.info("retention: deleted %s", done)
 
-    return start_periodic("spool-retention", purge_and_say, lambda: settings.SPOOL_RETENTION_EVERY_SECONDS)
+    return start_periodic("spool-retention", purge_and_say, lambda: settings.SPOOL.retention.every_seconds)

@@ -165,7 +165,7 @@ def prune(*, now: datetime | None = None) -> int:
 
     from jobs.models import JobMinute
 
-    days = settings.SPOOL["ROLLUP_RETENTION_DAYS"]
+    days = settings.SPOOL.retention.rollup_days
     if days <= 0:  # kept for ever, as every retention setting reads 0
         return 0
     cutoff = (now or timezone.now()) - timedelta(days=days)

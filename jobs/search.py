@@ -7,9 +7,9 @@ test's create()) gets it, as a generated column would, without the table rewrite
 exclusive lock that adding a generated column costs (docs/DASHBOARD.md measures it). A GIN index
 serves the match; queries use websearch_to_tsquery: words, "quoted phrases", `or`, `-excluded`.
 
-The text search configuration (language) is SPOOL["SEARCH_CONFIG"]. Postgres bakes it into the
-document function; `manage.py spool_search_index --rebuild` applies a change (new function, then
-every row's vector again, in batches).
+The text search configuration (language) is settings.SPOOL.database.search_config. Postgres
+bakes it into the document function; `manage.py spool_search_index --rebuild` applies a change
+(new function, then every row's vector again, in batches).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ _NAME = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
 
 def config() -> str:
     """The text search configuration (pg_ts_config name) searches and documents use."""
-    name = settings.SPOOL["SEARCH_CONFIG"]
+    name = settings.SPOOL.database.search_config
     if not _NAME.match(name):
         raise ImproperlyConfigured(f"SPOOL_SEARCH_CONFIG must name a text search configuration, got {name!r}")
     return name

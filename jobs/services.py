@@ -88,7 +88,7 @@ def engine_ensure_offline() -> Engine:
         name=OFFLINE_ENGINE_NAME,
         defaults={
             "kind": Engine.Kind.OFFLINE,
-            "config": {"tokens_per_second": settings.SPOOL["OFFLINE_TOKENS_PER_SECOND"]},
+            "config": {"tokens_per_second": settings.SPOOL.engines.offline_tokens_per_second},
         },
     )
     return engine

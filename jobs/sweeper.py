@@ -31,12 +31,12 @@ DEAD_WORKER = "The worker running this job stopped before it finished."
 
 def _grace() -> float:
     # A worker that has just claimed a job has this long to write its first heartbeat.
-    return float(settings.SPOOL_HEARTBEAT_TTL_SECONDS)
+    return float(settings.SPOOL.worker.heartbeat_ttl_seconds)
 
 
 def sweep() -> dict:
     now = timezone.now()
-    grace_seconds, requeue_after = _grace(), settings.SPOOL_REQUEUE_AFTER_SECONDS
+    grace_seconds, requeue_after = _grace(), settings.SPOOL.worker.requeue_after_seconds
     running = list(
         Job.objects.filter(status=Job.Status.RUNNING, started_at__lt=now - timedelta(seconds=grace_seconds))
         .values_list("id", "request__n")
@@ -160,4 +160,4 @@ def start_background_sweeper() -> threading.Thread:
         if any(found.values()):
             log.warning("sweeper: %s", found)
 
-    return start_periodic("spool-sweeper", sweep_and_say, lambda: settings.SPOOL_SWEEP_EVERY_SECONDS)
+    return start_periodic("spool-sweeper", sweep_and_say, lambda: settings.SPOOL.worker.sweep_every_seconds)

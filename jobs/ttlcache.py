@@ -16,7 +16,7 @@ MAX_ENTRIES = 10_000
 
 
 def ttl() -> float:
-    return float(settings.SPOOL.get("KEY_CACHE_SECONDS", 2.0))
+    return float(settings.SPOOL.web.key_cache_seconds)
 
 
 class TtlCache(Generic[T]):

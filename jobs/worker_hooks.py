@@ -44,11 +44,11 @@ def _start_liveness_and_metrics(**_: Any) -> None:
     from jobs.scheduling import admission
 
     upstream.on_retry(admission.upstream_retried)
-    liveness.start(settings.SPOOL_WORKER_HEARTBEAT_FILE, settings.SPOOL_WORKER_HEARTBEAT_SECONDS)
+    liveness.start(settings.SPOOL.worker.heartbeat_file, settings.SPOOL.worker.heartbeat_seconds)
     metrics.reap_dead_processes()
     metrics.generations_running().set(0)  # a sample from the start, not only after a first job
-    if settings.SPOOL_WORKER_METRICS_PORT:
-        metrics.serve(settings.SPOOL_WORKER_METRICS_PORT)
+    if settings.SPOOL.worker.metrics_port:
+        metrics.serve(settings.SPOOL.worker.metrics_port)
 
 
 @worker_shutdown.connect
@@ -57,7 +57,7 @@ def _stop_liveness(**_: Any) -> None:
 
     from jobs import liveness, tracing
 
-    liveness.stop(settings.SPOOL_WORKER_HEARTBEAT_FILE)
+    liveness.stop(settings.SPOOL.worker.heartbeat_file)
     tracing.flush()
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
+from config import spool as config
 from tests.cluster import cluster_spool, redis_cluster  # noqa: F401  (a real Redis Cluster, on demand)
 from tests.servers import Spool, single_spool, spool  # noqa: F401  (the e2e server fixtures)
+from tests.spoolenv import spool_read
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +49,7 @@ def clear_redis() -> None:
     from jobs.redis_clients import sync_redis
 
     client = sync_redis()
-    keys = list(client.scan_iter(match=f"{settings.SPOOL['REDIS_PREFIX']}:*", count=1000))
+    keys = list(client.scan_iter(match=f"{settings.SPOOL.redis.prefix}:*", count=1000))
     for start in range(0, len(keys), 1000):
         client.delete(*keys[start : start + 1000])
 
@@ -56,3 +61,18 @@ def redis_clean():
 
     clear_redis()
     yield sync_redis()
+
+
+@pytest.fixture
+def spool_env(settings) -> Callable[..., config.Spool]:
+    """The one way a test in process changes Spool's settings: by the variables a server would be
+    started with (the README's names). Each call adds to the earlier ones; the test's end puts
+    the settings back."""
+    variables: dict[str, Any] = {}
+
+    def apply(**more: Any) -> config.Spool:
+        variables.update(more)
+        settings.SPOOL = spool_read(**variables)
+        return settings.SPOOL
+
+    return apply

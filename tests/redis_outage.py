@@ -10,9 +10,9 @@ from tests.servers import free_port
 
 
 @pytest.fixture
-def redis_down(settings):
+def redis_down(spool_env):
     redis_clients.forget_clients()
-    settings.CHUNKLOG_REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
-    settings.CHUNKLOG_REDIS_CLUSTER = False
+    spool_env(SPOOL_CHUNKLOG_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    spool_env(SPOOL_CHUNKLOG_REDIS_CLUSTER=False)
     yield
     redis_clients.forget_clients()

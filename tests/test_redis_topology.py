@@ -20,32 +20,32 @@ CLUSTER_OFF = "set SPOOL_CHUNKLOG_REDIS_CLUSTER=1"
 CLUSTER_ON = "unset SPOOL_CHUNKLOG_REDIS_CLUSTER"
 
 
-def test_a_cluster_node_without_the_cluster_setting_fails_the_startup_check(settings, redis_cluster):
-    settings.CHUNKLOG_REDIS_URL = redis_cluster.url
-    settings.CHUNKLOG_REDIS_CLUSTER = False
+def test_a_cluster_node_without_the_cluster_setting_fails_the_startup_check(spool_env, redis_cluster):
+    spool_env(SPOOL_CHUNKLOG_REDIS_URL=redis_cluster.url)
+    spool_env(SPOOL_CHUNKLOG_REDIS_CLUSTER=False)
     [error] = redis_topology.startup_check()
     assert error.id == "spool.E001"
     assert CLUSTER_OFF in error.msg
 
 
-def test_the_cluster_setting_on_a_plain_redis_fails_the_startup_check(settings):
-    settings.CHUNKLOG_REDIS_CLUSTER = True
+def test_the_cluster_setting_on_a_plain_redis_fails_the_startup_check(spool_env):
+    spool_env(SPOOL_CHUNKLOG_REDIS_CLUSTER=True)
     [error] = redis_topology.startup_check()
     assert CLUSTER_ON in error.msg
 
 
-def test_matching_settings_and_an_unreachable_redis_pass_the_startup_check(settings, redis_cluster):
+def test_matching_settings_and_an_unreachable_redis_pass_the_startup_check(spool_env, redis_cluster):
     assert redis_topology.startup_check() == []  # the suite's own single Redis
-    settings.CHUNKLOG_REDIS_URL = redis_cluster.url
-    settings.CHUNKLOG_REDIS_CLUSTER = True
+    spool_env(SPOOL_CHUNKLOG_REDIS_URL=redis_cluster.url)
+    spool_env(SPOOL_CHUNKLOG_REDIS_CLUSTER=True)
     assert redis_topology.startup_check() == []
-    settings.CHUNKLOG_REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens
+    spool_env(SPOOL_CHUNKLOG_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens
     assert redis_topology.startup_check() == []  # it starts, and /readyz names Redis
 
 
-def test_readyz_names_the_setting_for_a_cluster_node_without_it(settings, redis_cluster):
-    settings.CHUNKLOG_REDIS_URL = redis_cluster.url
-    settings.CHUNKLOG_REDIS_CLUSTER = False
+def test_readyz_names_the_setting_for_a_cluster_node_without_it(spool_env, redis_cluster):
+    spool_env(SPOOL_CHUNKLOG_REDIS_URL=redis_cluster.url)
+    spool_env(SPOOL_CHUNKLOG_REDIS_CLUSTER=False)
     status, body = probe(health.readyz)
     assert (status, body["failed"]) == (503, ["redis"])
     assert CLUSTER_OFF in body["checks"]["redis"]

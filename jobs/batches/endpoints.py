@@ -2,7 +2,7 @@
 turns a line's body into a request as its own view does, and renders the line's finished job as
 that view answers. An endpoint answered within the request (embeddings) answers a line itself:
 the batch's runner calls it at class batch and keeps the answer on the line; there is no job.
-The faces provide them (SPOOL_BATCH_ENDPOINTS names each), so the core imports no face."""
+The faces provide them (settings.SPOOL.batches.endpoints names each), so the core imports no face."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class AnsweredEndpoint(Protocol):
 
 
 def urls() -> list[str]:
-    return list(settings.SPOOL_BATCH_ENDPOINTS)
+    return list(settings.SPOOL.batches.endpoints)
 
 
 @cache
@@ -72,5 +72,5 @@ def _load(path: str) -> Endpoint | AnsweredEndpoint:
 
 
 def endpoint_for(url: str) -> Endpoint | AnsweredEndpoint | None:
-    path = settings.SPOOL_BATCH_ENDPOINTS.get(url)
+    path = settings.SPOOL.batches.endpoints.get(url)
     return None if path is None else _load(path)

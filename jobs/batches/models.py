@@ -14,7 +14,7 @@ from django.utils import timezone
 def file_expiry(seconds: int | None) -> datetime | None:
     """When a batch file made now expires: after `seconds` (its request's policy), else after
     SPOOL_BATCH_FILE_SECONDS; None when neither sets one."""
-    after = seconds or settings.SPOOL_BATCH_FILE_SECONDS
+    after = seconds or settings.SPOOL.batches.file_seconds
     return timezone.now() + timedelta(seconds=after) if after else None
 
 

@@ -55,7 +55,7 @@ def delete_batches(batch_ids: Sequence[Any], execute: Execute) -> int:
 
 
 def purge_batches(*, now: datetime, windows: Windows, execute: Execute) -> int:
-    days = settings.SPOOL["JOB_RETENTION_DAYS"]
+    days = settings.SPOOL.retention.job_days
     if days <= 0:
         return 0
     where = f"t.created_at < %s AND t.status IN {_ENDED}"

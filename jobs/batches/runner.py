@@ -119,7 +119,7 @@ def _validate(batch: Batch) -> float | None:
         _raw_lines(source.storage_name, batch),
         batch.endpoint,
         _model_ok(batch),
-        settings.SPOOL_BATCH_MAX_LINES,
+        settings.SPOOL.batches.max_lines,
     )
     if outcome.errors:
         _fail(batch, [e.to_dict() for e in outcome.errors])
@@ -165,7 +165,7 @@ def _start_lines(batch: Batch, endpoint: Endpoint) -> int:
         if row is None or row.status != Batch.Status.IN_PROGRESS or row.ending or source is None:
             return 0
         room = min(
-            CHUNK, settings.SPOOL_BATCH_ACTIVE_LINES - _owner_active(row), row.total - row.lines_started
+            CHUNK, settings.SPOOL.batches.active_lines - _owner_active(row), row.total - row.lines_started
         )
         if room <= 0:
             return 0
@@ -203,7 +203,7 @@ def _answer_lines(batch: Batch, endpoint: AnsweredEndpoint) -> int:
     room = min(CHUNK, batch.total - batch.lines_started)
     window_left = (batch.expires_at - timezone.now()).total_seconds()
     # A chain waiting longer than half the stale limit would be taken for a dead one.
-    wait = max(1.0, min(window_left, settings.SPOOL_BATCH_STALE_SECONDS / 2))
+    wait = max(1.0, min(window_left, settings.SPOOL.batches.stale_seconds / 2))
     read: list[tuple[validation.Line, int]] = []
     for raw, after in storage.lines(source.storage_name, batch.read_offset):
         if len(read) >= room:
@@ -280,7 +280,7 @@ def _run(batch: Batch) -> float | None:
         return NOW if _save_counts(batch, counts, **fields) else None
     if not _save_counts(batch, counts):
         return None
-    return NOW if started else settings.SPOOL_BATCH_POLL_SECONDS
+    return NOW if started else settings.SPOOL.batches.poll_seconds
 
 
 def _write(batch: Batch) -> tuple[storage.JsonLines, storage.JsonLines]:
@@ -355,7 +355,7 @@ def resend_stale(send: Callable[[str, str], None]) -> int:
     """Batches whose chain of steps has been silent past SPOOL_BATCH_STALE_SECONDS (its task
     message was lost, or its worker died before sending the next): each gets a new token, so
     the old chain, should it wake, stops; how many were sent again."""
-    cutoff = timezone.now() - timedelta(seconds=settings.SPOOL_BATCH_STALE_SECONDS)
+    cutoff = timezone.now() - timedelta(seconds=settings.SPOOL.batches.stale_seconds)
     silent = Batch.objects.exclude(status__in=Batch.ENDED).filter(advanced_at__lt=cutoff)
     sent = 0
     for batch_id, seen in silent.values_list("pk", "advanced_at")[:500]:

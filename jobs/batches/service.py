@@ -73,7 +73,7 @@ def batch_create(
         endpoint=endpoint,
         completion_window=completion_window,
         metadata=metadata,
-        expires_at=timezone.now() + timedelta(seconds=settings.SPOOL_BATCH_WINDOW_SECONDS),
+        expires_at=timezone.now() + timedelta(seconds=settings.SPOOL.batches.window_seconds),
         runner_token=runner.new_token(),
         advanced_at=timezone.now(),
     )

@@ -20,4 +20,4 @@ def tick() -> None:
 
 
 def start_background_batch_tick() -> threading.Thread:
-    return start_periodic("spool-batches", tick, lambda: max(settings.SPOOL_BATCH_STALE_SECONDS / 4, 1.0))
+    return start_periodic("spool-batches", tick, lambda: max(settings.SPOOL.batches.stale_seconds / 4, 1.0))

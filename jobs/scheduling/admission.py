@@ -96,7 +96,7 @@ _STATES = {"w": "waiting", "a": "admitted", "r": "running"}
 
 
 def _prefix(engine_id: Any) -> str:
-    return f"{settings.SPOOL['REDIS_PREFIX']}:sched:{{{engine_id}}}"
+    return f"{settings.SPOOL.redis.prefix}:sched:{{{engine_id}}}"
 
 
 def _ms(seconds: float) -> int:
@@ -109,7 +109,7 @@ def _call(engine: Engine, op: str, *args: Any) -> Any:
         engine.max_concurrency or 0,
         engine.requests_per_minute or 0,
         engine.tokens_per_minute or 0,
-        _ms(settings.SPOOL_ADMISSION_LEASE_SECONDS),
+        _ms(settings.SPOOL.scheduling.admission_lease_seconds),
         deployments.spec(engine),
         op,
     )
@@ -169,7 +169,7 @@ def take(engine: Engine, job_id: str) -> Taken:
     """Whether the worker that got the job's message may run it now (its slot is leased to it
     for SPOOL_LEASE_SECONDS, renewed by jobs.scheduling.leases), and where."""
     run, admitted, expired, timer, deployment, tries = _call(
-        engine, "take", job_id, _ms(settings.SPOOL_LEASE_SECONDS)
+        engine, "take", job_id, _ms(settings.SPOOL.scheduling.lease_seconds)
     )
     _act(engine, admitted, expired, timer)
     return Taken(bool(run), deployment.decode(), int(tries))
@@ -199,7 +199,7 @@ def release(engine: Engine, job_id: str, tokens_used: int | None) -> None:
 
 
 def renew(engine: Engine, job_ids: list[str]) -> None:
-    _call(engine, "renew", _ms(settings.SPOOL_LEASE_SECONDS), *job_ids)
+    _call(engine, "renew", _ms(settings.SPOOL.scheduling.lease_seconds), *job_ids)
 
 
 def tick(engine: Engine) -> None:

@@ -46,7 +46,7 @@ def built(engine: Engine, deployment_id: str) -> Any:
 
 
 def cooldown_seconds() -> float:
-    return settings.SPOOL_DEPLOYMENT_COOLDOWN_SECONDS
+    return settings.SPOOL.scheduling.deployment_cooldown_seconds
 
 
 def refresh_flag(instance: Deployment) -> None:

@@ -16,7 +16,7 @@ CHARS_PER_TOKEN = 4
 def estimated_tokens(request: dict[str, Any]) -> int:
     prompt = orjson.dumps([request.get("messages"), request.get("prompt"), request.get("tools")])
     choices = max(1, int(request.get("n") or 1)) * max(1, len(request.get("prompt") or [None]))
-    output = request.get("max_tokens") or settings.SPOOL_ESTIMATED_OUTPUT_TOKENS
+    output = request.get("max_tokens") or settings.SPOOL.scheduling.estimated_output_tokens
     return len(prompt) // CHARS_PER_TOKEN + choices * int(output)
 
 

@@ -43,7 +43,7 @@ async def slot(
         yield
         return
     ticket_id = f"{admission.INLINE_PREFIX}{uuid.uuid4()}"
-    timeout = timeout or settings.SPOOL_QUEUE_TIMEOUT_SECONDS or 3600.0
+    timeout = timeout or settings.SPOOL.scheduling.queue_timeout_seconds or 3600.0
     ticket = admission.Ticket(ticket_id, priority, str(owner_id), weight, tokens, time.time() + timeout)
     try:
         await _admitted(engine, ticket, timeout)
@@ -62,6 +62,6 @@ async def _admitted(engine: Engine, ticket: admission.Ticket, timeout: float) ->
                     admitted.clear()
                     # A wake-up missed while the connection was away costs one long-poll's wait.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(admitted.wait(), settings.SPOOL["LONG_POLL_SECONDS"])
+                        await asyncio.wait_for(admitted.wait(), settings.SPOOL.web.long_poll_seconds)
         except TimeoutError:
             raise Expired(f"Waited {timeout:g} s for a free slot of engine '{engine.name}'.") from None

@@ -52,5 +52,5 @@ def _ensure_renewer() -> None:
     global _renewer
     with _lock:
         if _renewer is None:
-            every = lambda: settings.SPOOL_LEASE_SECONDS / RENEWALS_PER_LEASE  # noqa: E731
+            every = lambda: settings.SPOOL.scheduling.lease_seconds / RENEWALS_PER_LEASE  # noqa: E731
             _renewer = start_periodic("spool-lease-renewer", renew_all, every)

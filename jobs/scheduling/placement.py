@@ -89,16 +89,16 @@ def queue_options(placement: Placement, now: float | None = None) -> dict[str, A
     and how long it may run."""
     now = time.time() if now is None else now
     runs_at = priority_class(placement)
-    queue_timeout = placement.queue_timeout or settings.SPOOL_QUEUE_TIMEOUT_SECONDS
+    queue_timeout = placement.queue_timeout or settings.SPOOL.scheduling.queue_timeout_seconds
     options: dict[str, Any] = {"priority": runs_at}
     if placement.priority and placement.priority != runs_at:
         options["priority_asked"] = placement.priority
     if queue_timeout:
         options["queue_deadline"] = round(now + queue_timeout, 3)
     if placement.run_timeout:
-        options["run_timeout"] = min(placement.run_timeout, settings.SPOOL_JOB_MAX_SECONDS)
+        options["run_timeout"] = min(placement.run_timeout, settings.SPOOL.worker.job_max_seconds)
     return options
 
 
 def run_seconds(options: dict[str, Any]) -> float:
-    return float(options.get("run_timeout") or settings.SPOOL_JOB_MAX_SECONDS)
+    return float(options.get("run_timeout") or settings.SPOOL.worker.job_max_seconds)

@@ -27,7 +27,7 @@ class RefusedAddress(ValueError):
 
 def _allowed(address: IPAddress) -> bool:
     return any(
-        address in ipaddress.ip_network(net, strict=False) for net in settings.SPOOL_WEBHOOK_ALLOWED_NETWORKS
+        address in ipaddress.ip_network(net, strict=False) for net in settings.SPOOL.webhooks.allowed_networks
     )
 
 

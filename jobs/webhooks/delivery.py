@@ -36,7 +36,7 @@ _client: httpx.Client | None = None
 
 def timeout() -> httpx.Timeout:
     return httpx.Timeout(
-        settings.SPOOL_WEBHOOK_READ_TIMEOUT_SECONDS, connect=settings.SPOOL_WEBHOOK_CONNECT_TIMEOUT_SECONDS
+        settings.SPOOL.webhooks.read_timeout_seconds, connect=settings.SPOOL.webhooks.connect_timeout_seconds
     )
 
 
@@ -128,8 +128,8 @@ def backoff_seconds(attempt: int, rng: random.Random | None = None) -> float:
     """The wait after failed attempt `attempt`: BACKOFF doubling up to BACKOFF_MAX, drawn from
     the upper half of that (jitter), so receivers that failed together are not retried together."""
     ceiling = min(
-        settings.SPOOL_WEBHOOK_BACKOFF_SECONDS * 2 ** (attempt - 1),
-        settings.SPOOL_WEBHOOK_BACKOFF_MAX_SECONDS,
+        settings.SPOOL.webhooks.backoff_seconds * 2 ** (attempt - 1),
+        settings.SPOOL.webhooks.backoff_max_seconds,
     )
     return (rng or random).uniform(ceiling / 2, ceiling)
 
@@ -140,8 +140,8 @@ def attempt(*, delivery_id: str, number: int, http: httpx.Client | None = None) 
     now = timezone.now()
     # While it runs, the attempt is not overdue: no sweeper sends it again.
     busy_until = now + timedelta(
-        seconds=settings.SPOOL_WEBHOOK_CONNECT_TIMEOUT_SECONDS
-        + settings.SPOOL_WEBHOOK_READ_TIMEOUT_SECONDS
+        seconds=settings.SPOOL.webhooks.connect_timeout_seconds
+        + settings.SPOOL.webhooks.read_timeout_seconds
         + OVERDUE_SECONDS
     )
     claimed = WebhookDelivery.objects.filter(
@@ -170,10 +170,10 @@ def attempt(*, delivery_id: str, number: int, http: httpx.Client | None = None) 
     # Counted from the start of this day of retries: a "send again" starts the backoff afresh.
     tries = delivery.attempts.filter(started_at__gte=delivery.retrying_since).count() + 1
     wait = max(
-        backoff_seconds(tries), min(outcome.retry_after or 0.0, settings.SPOOL_WEBHOOK_BACKOFF_MAX_SECONDS)
+        backoff_seconds(tries), min(outcome.retry_after or 0.0, settings.SPOOL.webhooks.backoff_max_seconds)
     )
     due = timezone.now() + timedelta(seconds=wait)
-    window_ends = delivery.retrying_since + timedelta(seconds=settings.SPOOL_WEBHOOK_RETRY_FOR_SECONDS)
+    window_ends = delivery.retrying_since + timedelta(seconds=settings.SPOOL.webhooks.retry_for_seconds)
     give_up = due > window_ends
     _record(delivery, number, now, outcome, give_up=give_up, due=due)
     _endpoint_failed(endpoint, outcome)
@@ -212,7 +212,7 @@ def _endpoint_failed(endpoint: WebhookEndpoint, outcome: Outcome) -> None:
     now = timezone.now()
     WebhookEndpoint.objects.filter(id=endpoint.pk, failing_since=None).update(failing_since=now)
     since = endpoint.failing_since or now
-    if (now - since).total_seconds() < settings.SPOOL_WEBHOOK_DISABLE_AFTER_SECONDS:
+    if (now - since).total_seconds() < settings.SPOOL.webhooks.disable_after_seconds:
         return
     reason = (
         f"Disabled by Spool at {now:%Y-%m-%d %H:%M:%S} UTC: every delivery since "

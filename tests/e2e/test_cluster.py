@@ -47,7 +47,7 @@ def test_a_master_restarted_mid_stream_loses_nothing(cluster_spool, redis_cluste
 
     # The worker wrote the whole log back on the restarted master, same sequence numbers.
     home_client = redis_cluster.node_client(home)
-    chunks = f"{settings.SPOOL['REDIS_PREFIX']}:job:{{{job_id}}}:chunks"
+    chunks = f"{settings.SPOOL.redis.prefix}:job:{{{job_id}}}:chunks"
     deadline = time.monotonic() + 30
     while home_client.llen(chunks) < len(job.chunks) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -171,14 +171,16 @@ def test_an_engine_added_by_the_management_command_serves_jobs_until_disabled(sp
 
 
 def test_the_bootstrap_registers_an_upstream_engine_from_the_environment(
-    spool, upstream, alice, pg, monkeypatch, tmp_path
+    spool, upstream, alice, pg, spool_env, tmp_path
 ):
     key = new_key()
-    monkeypatch.setenv("SPOOL_UPSTREAM_BASE_URL", upstream.base_url)
-    monkeypatch.setenv("SPOOL_UPSTREAM_MODEL", f"text-tools?key={key}")
-    monkeypatch.setenv("SPOOL_UPSTREAM_API_KEY", API_KEY)
-    monkeypatch.setenv("SPOOL_UPSTREAM_NAME", "env-upstream")
-    monkeypatch.setenv("SPOOL_UPSTREAM_TEXT_TOOLS", "1")
+    spool_env(
+        SPOOL_UPSTREAM_BASE_URL=upstream.base_url,
+        SPOOL_UPSTREAM_MODEL=f"text-tools?key={key}",
+        SPOOL_UPSTREAM_API_KEY=API_KEY,
+        SPOOL_UPSTREAM_NAME="env-upstream",
+        SPOOL_UPSTREAM_TEXT_TOOLS="1",
+    )
     out = io.StringIO()
     call_command("spool_bootstrap", "--json", "--keys-file", str(tmp_path / "keys.json"), stdout=out)
     info = json.loads(out.getvalue())

@@ -45,7 +45,7 @@ def native(spool: Spool, user: User) -> httpx.Client:
 def cache_time() -> float:
     from django.conf import settings
 
-    return settings.SPOOL["KEY_CACHE_SECONDS"]
+    return settings.SPOOL.web.key_cache_seconds
 
 
 def refusals(spool: Spool, user: User) -> dict[str, httpx.Response | openai.APIStatusError]:

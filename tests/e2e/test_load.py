@@ -161,7 +161,7 @@ def _the_only_connection_held(spool) -> Iterator[None]:
     wake-up subscription used to hold it; it has a connection of its own now.)"""
     from django.conf import settings
 
-    redis_server = redis.Redis.from_url(settings.CHUNKLOG_REDIS_URL)
+    redis_server = redis.Redis.from_url(settings.SPOOL.redis.url)
     redis_server.client_pause(PAUSE_MS, all=False)
     auth = (spool.alice.access_key, spool.alice.secret_key)
     form = {"expression": llm_pixel(spool.engine_id, "held")}

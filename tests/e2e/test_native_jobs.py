@@ -319,7 +319,7 @@ def test_a_silent_stream_sends_keep_alive_comments_until_a_chunk_comes(pg, monke
     finally:
         job.delete()
         redis = chunklog.sync_redis()
-        for key in redis.scan_iter(f"{settings.SPOOL['REDIS_PREFIX']}:job:{{{job.pk}}}:*"):
+        for key in redis.scan_iter(f"{settings.SPOOL.redis.prefix}:job:{{{job.pk}}}:*"):
             redis.delete(key)
     assert frames[:2] == [": keep-alive\n\n"] * 2
     assert frames[2] == 'id: 0\nevent: chunk\ndata: {"seq":0,"type":"content","data":{"content":"hi"}}\n\n'
@@ -331,7 +331,7 @@ def test_a_finished_job_is_served_from_postgres_once_its_redis_keys_expire(api, 
     job_id = create(api, engines["fast"], parameters=FIFTY)["id"]
     frames, page = events(api, job_id), api.get(f"/v1/jobs/{job_id}/chunks").json()
     redis = sync_redis()
-    keys = list(redis.scan_iter(f"{settings.SPOOL['REDIS_PREFIX']}:job:{{{job_id}}}:*"))
+    keys = list(redis.scan_iter(f"{settings.SPOOL.redis.prefix}:job:{{{job_id}}}:*"))
     assert keys, "the live log should be in Redis before it expires"
     redis.delete(*keys)
 

@@ -123,7 +123,7 @@ def test_a_background_stream_dropped_midway_resumes_after_the_last_sequence_numb
 def _redis_keys(job_id: str) -> list[bytes]:
     from jobs.redis_clients import sync_redis
 
-    return list(sync_redis().scan_iter(f"{settings.SPOOL['REDIS_PREFIX']}:job:{{{job_id}}}:*"))
+    return list(sync_redis().scan_iter(f"{settings.SPOOL.redis.prefix}:job:{{{job_id}}}:*"))
 
 
 def test_a_stream_resumes_from_every_sequence_number_after_the_live_log_expired(spool, engine_for):

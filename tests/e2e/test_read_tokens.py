@@ -167,7 +167,7 @@ def test_a_revoked_keys_tokens_stop_within_the_key_cache_time(spool, pg):
     token = mint(spool, user, job_id).json()["token"]
     assert httpx.get(f"{spool.base_url}/v1/jobs/{job_id}", params={"token": token}).status_code == 200
     services.key_revoke(key=ApiKey.objects.get(pk=key.pk))
-    time.sleep(settings.SPOOL["KEY_CACHE_SECONDS"] + 0.2)
+    time.sleep(settings.SPOOL.web.key_cache_seconds + 0.2)
     answer = httpx.get(f"{spool.base_url}/v1/jobs/{job_id}", params={"token": token})
     assert answer.status_code == 401 and "revoked" in answer.json()["error"]["message"]
 

@@ -117,7 +117,7 @@ def test_jobs_placed_on_a_dead_deployment_run_on_the_live_one_and_none_fails(spo
     assert [a.choices[0].finish_reason for a in answers] == ["stop"] * 8
     assert set(Job.objects.filter(engine=engine).values_list("status", flat=True)) == {Job.Status.SUCCEEDED}
     # Jobs were placed on the dead one (it is cooled down now), and ran on the live one.
-    cooled = f"{settings.SPOOL['REDIS_PREFIX']}:sched:{{{engine.pk}}}:cool:{dead.pk}"
+    cooled = f"{settings.SPOOL.redis.prefix}:sched:{{{engine.pk}}}:cool:{dead.pk}"
     assert sync_redis().exists(cooled)
 
 

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def loopback_allowed(settings):
-    settings.SPOOL_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+def loopback_allowed(spool_env):
+    spool_env(SPOOL_WEBHOOK_ALLOWED_NETWORKS=["127.0.0.0/8"])
 
 
 def add(admin_client, url: str):
@@ -53,8 +53,8 @@ def test_an_endpoints_secret_is_shown_once_at_creation_and_never_again(admin_cli
     assert new != secret and secrets.decrypt(endpoint.secret_encrypted) == new
 
 
-def test_a_private_address_is_refused_in_the_admin_too(admin_client, settings):
-    settings.SPOOL_WEBHOOK_ALLOWED_NETWORKS = []
+def test_a_private_address_is_refused_in_the_admin_too(admin_client, spool_env):
+    spool_env(SPOOL_WEBHOOK_ALLOWED_NETWORKS=[])
     response = add(admin_client, "http://10.0.0.8/hook")
     assert response.status_code == 200  # the form again, with the error
     assert "a private address" in response.content.decode()

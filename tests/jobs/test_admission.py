@@ -173,8 +173,8 @@ def test_an_upstream_hold_stops_admissions_until_it_ends(sent, timers):
     assert sent == ids
 
 
-def test_the_slot_of_a_worker_that_died_comes_back_when_its_lease_runs_out(sent, settings):
-    settings.SPOOL_LEASE_SECONDS = 0.3
+def test_the_slot_of_a_worker_that_died_comes_back_when_its_lease_runs_out(sent, spool_env):
+    spool_env(SPOOL_LEASE_SECONDS=0.3)
     engine = limited_engine(max_concurrency=1)
     dead, waiting = submit_all(engine, [ticket(), ticket()])
     assert admission.take(engine, dead).run  # ...and its worker is SIGKILLed: no release, no renewal
@@ -185,8 +185,8 @@ def test_the_slot_of_a_worker_that_died_comes_back_when_its_lease_runs_out(sent,
     assert sent == [dead, waiting]
 
 
-def test_renewed_leases_are_kept(sent, settings):
-    settings.SPOOL_LEASE_SECONDS = 0.3
+def test_renewed_leases_are_kept(sent, spool_env):
+    spool_env(SPOOL_LEASE_SECONDS=0.3)
     engine = limited_engine(max_concurrency=1)
     running, waiting = submit_all(engine, [ticket(), ticket()])
     assert admission.take(engine, running).run
@@ -197,8 +197,8 @@ def test_renewed_leases_are_kept(sent, settings):
     assert sent == [running]
 
 
-def test_a_job_whose_admission_ran_out_before_a_worker_took_it_goes_first_again(sent, settings):
-    settings.SPOOL_ADMISSION_LEASE_SECONDS = 0.2
+def test_a_job_whose_admission_ran_out_before_a_worker_took_it_goes_first_again(sent, spool_env):
+    spool_env(SPOOL_ADMISSION_LEASE_SECONDS=0.2)
     engine = limited_engine(max_concurrency=1)
     late, other = submit_all(engine, [ticket(tenant="t"), ticket(tenant="t")])
     assert sent == [late]
@@ -270,8 +270,8 @@ def test_a_cancelled_waiting_job_leaves_the_queue_and_never_starts(sent):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_sweeper_sends_again_only_the_jobs_the_queue_lost(sent, settings):
-    settings.SPOOL_REQUEUE_AFTER_SECONDS = 0
+def test_the_sweeper_sends_again_only_the_jobs_the_queue_lost(sent, spool_env):
+    spool_env(SPOOL_REQUEUE_AFTER_SECONDS=0)
     engine = limited_engine(max_concurrency=1)
     user = owner()
     running, waiting, lost = create(engine, user), create(engine, user), create(engine, user)
@@ -293,9 +293,9 @@ def test_a_waiting_job_of_an_engine_without_limits_is_sent_at_once(sent):
     assert admission.status(engine, str(job.pk)).state == ""
 
 
-def test_the_queue_works_the_same_on_a_redis_cluster(sent, redis_cluster, settings):
-    settings.CHUNKLOG_REDIS_URL = redis_cluster.url
-    settings.CHUNKLOG_REDIS_CLUSTER = True
+def test_the_queue_works_the_same_on_a_redis_cluster(sent, redis_cluster, spool_env):
+    spool_env(SPOOL_CHUNKLOG_REDIS_URL=redis_cluster.url)
+    spool_env(SPOOL_CHUNKLOG_REDIS_CLUSTER=True)
     redis_clients.forget_clients()
     try:
         engine = limited_engine(max_concurrency=1)
@@ -407,8 +407,8 @@ def test_the_jobs_ahead_of_a_waiting_job_leave_out_those_cancelled(sent):
     assert admission.status(engine, ids[3]).ahead == 1
 
 
-def test_an_admitted_job_whose_message_never_reached_a_worker_is_sent_again(sent, settings):
-    settings.SPOOL_ADMISSION_LEASE_SECONDS = 0.2
+def test_an_admitted_job_whose_message_never_reached_a_worker_is_sent_again(sent, spool_env):
+    spool_env(SPOOL_ADMISSION_LEASE_SECONDS=0.2)
     engine = limited_engine(max_concurrency=1)
     (lost,) = submit_all(engine, [ticket()])
     assert sent == [lost]  # ...and the message is lost on its way

@@ -19,7 +19,7 @@ PAST = timezone.now() - timedelta(days=31)
 
 
 @pytest.fixture(autouse=True)
-def files_dir(settings, tmp_path):
+def files_dir(spool_env, settings, tmp_path):
     settings.STORAGES = {
         **settings.STORAGES,
         "spool_files": {
@@ -27,7 +27,7 @@ def files_dir(settings, tmp_path):
             "OPTIONS": {"location": str(tmp_path)},
         },
     }
-    settings.SPOOL = {**settings.SPOOL, "JOB_RETENTION_DAYS": 30}
+    spool_env(SPOOL_JOB_RETENTION_DAYS=30)
     return tmp_path
 
 
@@ -56,13 +56,13 @@ def stored(file: File) -> bool:
     return storage.files().exists(file.storage_name)
 
 
-def test_a_batch_file_expires_after_its_policy_or_the_default(settings):
+def test_a_batch_file_expires_after_its_policy_or_the_default(spool_env):
     owner = services.user_ensure(username="files")
     made, asked = a_file(owner), a_file(owner, seconds=3600)
     assert made.expires_at is not None and asked.expires_at is not None
     assert abs((made.expires_at - made.created_at) - timedelta(days=30)) < timedelta(seconds=5)
     assert abs((asked.expires_at - asked.created_at) - timedelta(hours=1)) < timedelta(seconds=5)
-    settings.SPOOL_BATCH_FILE_SECONDS = 0
+    spool_env(SPOOL_BATCH_FILE_SECONDS=0)
     assert a_file(owner).expires_at is None  # kept until deleted
 
 

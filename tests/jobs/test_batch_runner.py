@@ -20,7 +20,7 @@ LINES = 7
 
 
 @pytest.fixture
-def batch(settings, tmp_path, redis_clean):
+def batch(spool_env, settings, tmp_path, redis_clean):
     settings.STORAGES = {
         **settings.STORAGES,
         "spool_files": {
@@ -28,8 +28,8 @@ def batch(settings, tmp_path, redis_clean):
             "OPTIONS": {"location": str(tmp_path)},
         },
     }
-    settings.SPOOL_BATCH_ACTIVE_LINES = 3
-    settings.SPOOL = {**settings.SPOOL, "JOBS_PER_MINUTE": 0}
+    spool_env(SPOOL_BATCH_ACTIVE_LINES=3)
+    spool_env(SPOOL_JOBS_PER_MINUTE=0)
     owner = services.user_ensure(username="batcher")
     services.engine_ensure_offline()
     ask = {"model": "spool-offline", "messages": [{"role": "user", "content": "Hi"}]}
@@ -130,7 +130,7 @@ def _embeddings_batch(owner, engine_name: str, count: int) -> Batch:
 # Transactional: the lines are answered on the worker's loop, whose database connection is not
 # the test's, and must see the engine's limit.
 @pytest.mark.django_db(transaction=True)
-def test_embedding_lines_wait_at_class_batch_for_a_busy_engine_then_are_answered_once(batch, settings):
+def test_embedding_lines_wait_at_class_batch_for_a_busy_engine_then_are_answered_once(batch, spool_env):
     """Lines waiting for a slot past their step's wait are not recorded (the file offset stays),
     and are answered at a later step, once the engine has room; each answer kept once."""
     import time
@@ -139,7 +139,7 @@ def test_embedding_lines_wait_at_class_batch_for_a_busy_engine_then_are_answered
     from jobs.scheduling import admission
     from jobs.scheduling.placement import INTERACTIVE
 
-    settings.SPOOL_BATCH_STALE_SECONDS = 2  # each step waits 1 s for a slot
+    spool_env(SPOOL_BATCH_STALE_SECONDS=2)  # each step waits 1 s for a slot
     Engine.objects.filter(name="spool-offline").update(max_concurrency=1)
     engine = Engine.objects.get(name="spool-offline")
     held = admission.Ticket("held-by-a-job", INTERACTIVE, "someone", 1, 1, time.time() + 60)

@@ -22,12 +22,12 @@ FINISH = {"type": "finish", "data": {"finish_reason": "stop"}}
 
 
 @pytest.fixture(autouse=True, params=["redis", "cluster"])
-def chunklog_redis(request, settings):
+def chunklog_redis(request, spool_env):
     """The chunk log on the test Redis, then on a Redis Cluster (tests/cluster.py)."""
     if request.param == "cluster":
         cluster = request.getfixturevalue("redis_cluster")
-        settings.CHUNKLOG_REDIS_URL = cluster.url
-        settings.CHUNKLOG_REDIS_CLUSTER = True
+        spool_env(SPOOL_CHUNKLOG_REDIS_URL=cluster.url)
+        spool_env(SPOOL_CHUNKLOG_REDIS_CLUSTER=True)
     redis_clients.forget_clients()
     yield request.param
     redis_clients.forget_clients()
@@ -399,10 +399,10 @@ def test_a_batch_over_jobs_on_every_shard_appends_each_on_its_own_node(redis_cle
         assert len(nodes) == 3
 
 
-def test_a_burst_of_first_waiters_shares_one_pub_sub_connection(redis_clean, settings):
+def test_a_burst_of_first_waiters_shares_one_pub_sub_connection(redis_clean, spool_env):
     # A pool this small was drained by the burst before (each first subscribe took a connection),
     # and every Redis call after it waited for the pool's timeout, then failed.
-    settings.SPOOL = {**settings.SPOOL, "REDIS_MAX_CONNECTIONS": 4, "REDIS_POOL_TIMEOUT_SECONDS": 0.5}
+    spool_env(SPOOL_REDIS_MAX_CONNECTIONS=4, SPOOL_REDIS_POOL_TIMEOUT_SECONDS=0.5)
 
     async def watch(channel: str) -> None:
         async with wakeup.hub().watch(channel):

@@ -26,9 +26,9 @@ def content(text: str) -> dict:
 
 
 @pytest.fixture(autouse=True)
-def on_the_cluster(redis_cluster, settings):
-    settings.CHUNKLOG_REDIS_URL = redis_cluster.url
-    settings.CHUNKLOG_REDIS_CLUSTER = True
+def on_the_cluster(redis_cluster, spool_env):
+    spool_env(SPOOL_CHUNKLOG_REDIS_URL=redis_cluster.url)
+    spool_env(SPOOL_CHUNKLOG_REDIS_CLUSTER=True)
     redis_clients.forget_clients()
     yield
     redis_clients.forget_clients()

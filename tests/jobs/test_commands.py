@@ -40,10 +40,12 @@ def test_bootstrap_prints_the_same_pair_on_every_start(tmp_path):
     assert ApiKey.objects.count() == 1
 
 
-def test_bootstrap_registers_an_upstream_engine_from_the_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv("SPOOL_UPSTREAM_BASE_URL", "http://127.0.0.1:9/v1")
-    monkeypatch.setenv("SPOOL_UPSTREAM_MODEL", "llama")
-    monkeypatch.setenv("SPOOL_UPSTREAM_API_KEY", "sk-upstream")
+def test_bootstrap_registers_an_upstream_engine_from_the_environment(tmp_path, spool_env):
+    spool_env(
+        SPOOL_UPSTREAM_BASE_URL="http://127.0.0.1:9/v1",
+        SPOOL_UPSTREAM_MODEL="llama",
+        SPOOL_UPSTREAM_API_KEY="sk-upstream",
+    )
     info = json.loads(run("spool_bootstrap", "--keys-file", str(tmp_path / "k.json"), "--json"))
     engine = Engine.objects.get(pk=info["upstream_engine_id"])
     assert engine.config == {"base_url": "http://127.0.0.1:9/v1", "model": "llama", "text_tools": False}

@@ -22,8 +22,8 @@ def _embed(engine, request: EmbeddingRequest):
 
 
 @pytest.fixture
-def offline(settings):
-    settings.SPOOL_EMBEDDINGS_MAX_VALUES = 64
+def offline(spool_env):
+    spool_env(SPOOL_EMBEDDINGS_MAX_VALUES=64)
     return services.engine_ensure_offline()
 
 
@@ -47,8 +47,8 @@ def test_the_offline_engines_own_width_counts_when_none_is_asked(offline):
     assert _embed(offline, EmbeddingRequest(inputs=["a", "b"], dimensions=32)).vectors.shape == (2, 32)
 
 
-def test_an_upstream_that_answers_wider_than_the_bound_is_refused_after_it_answered(settings):
-    settings.SPOOL_EMBEDDINGS_MAX_VALUES = 20
+def test_an_upstream_that_answers_wider_than_the_bound_is_refused_after_it_answered(spool_env):
+    spool_env(SPOOL_EMBEDDINGS_MAX_VALUES=20)
     with fakeupstream.running(port=0) as url:
         engine = services.engine_upsert(
             name=f"wide-{uuid.uuid4().hex[:6]}",

@@ -14,6 +14,7 @@ from jobs import health
 from tests.brokers import AMQP_URL, require_rabbitmq
 from tests.faults import OwnRedis
 from tests.servers import free_port
+from tests.spoolenv import spool_read
 
 pytestmark = pytest.mark.django_db  # the probe connects to the test database, not the real one
 
@@ -38,7 +39,7 @@ def test_readyz_names_redis_once_it_is_stopped():
     own.start()
     try:
         # The broker stays on the suite's Redis, so only the stopped one may be named.
-        with override_settings(CHUNKLOG_REDIS_URL=own.url):
+        with override_settings(SPOOL=spool_read(SPOOL_CHUNKLOG_REDIS_URL=own.url)):
             assert probe(health.readyz)[0] == 200
             own.kill()
             status, body = probe(health.readyz)
@@ -50,9 +51,9 @@ def test_readyz_names_redis_once_it_is_stopped():
     assert "onnect" in body["checks"]["redis"]  # "ConnectionError: ... connecting to 127.0.0.1:port"
 
 
-def test_readyz_pings_every_node_of_a_redis_cluster(settings, redis_cluster):
-    settings.CHUNKLOG_REDIS_URL = redis_cluster.url
-    settings.CHUNKLOG_REDIS_CLUSTER = True
+def test_readyz_pings_every_node_of_a_redis_cluster(spool_env, redis_cluster):
+    spool_env(SPOOL_CHUNKLOG_REDIS_URL=redis_cluster.url)
+    spool_env(SPOOL_CHUNKLOG_REDIS_CLUSTER=True)
     assert probe(health.readyz)[0] == 200
     node = redis_cluster.nodes[2]  # not the one the URL names: discovery still finds it
     node.kill()
@@ -70,25 +71,25 @@ def test_readyz_names_postgres_when_it_does_not_answer(settings, monkeypatch):
     assert "OperationalError" in body["checks"]["postgres"]
 
 
-def test_readyz_gives_up_on_a_server_that_accepts_and_never_answers(settings):
+def test_readyz_gives_up_on_a_server_that_accepts_and_never_answers(spool_env):
     # A listening socket nobody reads: the TCP connect succeeds, the PING reply never comes.
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        settings.CHUNKLOG_REDIS_URL = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
-        settings.SPOOL_READY_TIMEOUT_SECONDS = 0.5
+        spool_env(SPOOL_CHUNKLOG_REDIS_URL=f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+        spool_env(SPOOL_READY_TIMEOUT_SECONDS=0.5)
         status, body = probe(health.readyz)
     assert (status, body["failed"]) == (503, ["redis"])
 
 
-def test_readyz_names_an_unreachable_rabbitmq_broker(settings):
-    settings.CELERY_BROKER_URL = f"amqp://guest:guest@127.0.0.1:{free_port()}//"
+def test_readyz_names_an_unreachable_rabbitmq_broker(spool_env):
+    spool_env(CELERY_BROKER_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}//")
     status, body = probe(health.readyz)
     assert (status, body["failed"]) == (503, ["broker"])
 
 
-def test_readyz_reaches_a_rabbitmq_broker(settings):
+def test_readyz_reaches_a_rabbitmq_broker(spool_env):
     require_rabbitmq()
-    settings.CELERY_BROKER_URL = AMQP_URL
+    spool_env(CELERY_BROKER_URL=AMQP_URL)
     status, body = probe(health.readyz)
     assert (status, body["checks"]["broker"]) == (200, "ok"), body

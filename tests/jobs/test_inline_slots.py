@@ -56,8 +56,8 @@ def test_an_embedding_request_waits_for_a_free_slot_and_gives_it_back(engine):
     assert admission.status(engine).running == 0  # its slot is free again
 
 
-def test_an_embedding_request_that_gets_no_slot_in_time_is_refused_as_expired(engine, settings):
-    settings.SPOOL_QUEUE_TIMEOUT_SECONDS = 0.3
+def test_an_embedding_request_that_gets_no_slot_in_time_is_refused_as_expired(engine, spool_env):
+    spool_env(SPOOL_QUEUE_TIMEOUT_SECONDS=0.3)
     occupy(engine)
     with pytest.raises(inline.Expired):
         asyncio.run(

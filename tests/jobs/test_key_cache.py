@@ -62,12 +62,12 @@ def test_a_key_is_looked_up_once_while_its_entry_is_fresh(clock, key, scheme):
 
 @pytest.mark.parametrize("scheme", [1, 2], ids=["bearer", "basic"])
 def test_a_revoked_key_is_refused_once_its_cache_entry_is_older_than_the_limit(clock, key, settings, scheme):
-    assert settings.SPOOL["KEY_CACHE_SECONDS"] <= 2
+    assert settings.SPOOL.web.key_cache_seconds <= 2
     api_key, header = key[0], key[scheme]
     assert lookup(header) is not None
     api_key.revoked_at = timezone.now()
     api_key.save(update_fields=["revoked_at"])
-    clock.now += settings.SPOOL["KEY_CACHE_SECONDS"]
+    clock.now += settings.SPOOL.web.key_cache_seconds
     with pytest.raises(auth.Refused, match="revoked"):
         lookup(header)
 

@@ -36,12 +36,14 @@ def submit(client, caller, engine_id: str):
     )
 
 
-def limit(settings, **values) -> None:
-    settings.SPOOL = {**settings.SPOOL, **values}
+def limit(spool_env, **values) -> None:
+    spool_env(**{f"SPOOL_{name}": value for name, value in values.items()})
 
 
-def test_job_starts_over_the_per_minute_limit_get_a_429_with_retry_after(client, caller, engine_id, settings):
-    limit(settings, JOBS_PER_MINUTE=2, MAX_ACTIVE_JOBS=0)
+def test_job_starts_over_the_per_minute_limit_get_a_429_with_retry_after(
+    client, caller, engine_id, spool_env
+):
+    limit(spool_env, JOBS_PER_MINUTE=2, MAX_ACTIVE_JOBS=0)
     assert [submit(client, caller, engine_id).status_code for _ in range(2)] == [200, 200]
     refused = submit(client, caller, engine_id)
     assert refused.status_code == 429
@@ -50,15 +52,15 @@ def test_job_starts_over_the_per_minute_limit_get_a_429_with_retry_after(client,
     assert body["status"] == "Unavailable" and "2 jobs per minute" in body["errorMessage"]
 
 
-def test_a_caller_with_too_many_active_jobs_must_wait(client, caller, engine_id, settings):
-    limit(settings, MAX_ACTIVE_JOBS=1)
+def test_a_caller_with_too_many_active_jobs_must_wait(client, caller, engine_id, spool_env):
+    limit(spool_env, MAX_ACTIVE_JOBS=1)
     assert submit(client, caller, engine_id).status_code == 200  # stays queued: no worker here
     refused = submit(client, caller, engine_id)
     assert refused.status_code == 429 and "at most 1 queued or running" in refused.json()["errorMessage"]
 
 
-def test_requests_over_the_per_minute_limit_get_a_429_in_openai_shape_on_v1(client, caller, settings):
-    limit(settings, REQUESTS_PER_MINUTE=3)
+def test_requests_over_the_per_minute_limit_get_a_429_in_openai_shape_on_v1(client, caller, spool_env):
+    limit(spool_env, REQUESTS_PER_MINUTE=3)
     codes = [
         client.get("/v1/models", headers={"Authorization": caller["bearer"]}).status_code for _ in range(4)
     ]
@@ -69,8 +71,8 @@ def test_requests_over_the_per_minute_limit_get_a_429_in_openai_shape_on_v1(clie
     assert int(refused["Retry-After"]) >= 1
 
 
-def test_one_callers_limit_does_not_touch_another(client, caller, settings):
-    limit(settings, REQUESTS_PER_MINUTE=2)
+def test_one_callers_limit_does_not_touch_another(client, caller, spool_env):
+    limit(spool_env, REQUESTS_PER_MINUTE=2)
     for _ in range(3):
         client.get("/v1/models", headers={"Authorization": caller["bearer"]})
     other = services.key_create(owner=caller["user"])[1]
@@ -88,8 +90,8 @@ def test_a_body_over_the_size_limit_gets_a_413(client, caller, engine_id, settin
     assert response.status_code == 413 and "too large" in response.json()["errorMessage"]
 
 
-def test_too_many_messages_or_output_tokens_are_refused(settings):
-    limit(settings, MAX_MESSAGES=3, MAX_OUTPUT_TOKENS=100)
+def test_too_many_messages_or_output_tokens_are_refused(spool_env):
+    limit(spool_env, MAX_MESSAGES=3, MAX_OUTPUT_TOKENS=100)
     many = [{"role": "user", "content": "x"}] * 4
     with pytest.raises(ParamError) as messages:
         build_request(many, {}, known=frozenset())

@@ -27,12 +27,12 @@ def depth_of(collector: metrics.QueueDepth) -> dict[str, float]:
 
 
 def test_queue_depth_counts_the_messages_waiting_on_a_redis_broker():
-    queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}-depth"
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    queue = f"{settings.SPOOL.broker.queue}-depth"
+    client = redis.Redis.from_url(settings.SPOOL.broker.redis_url)
     client.delete(queue)
     client.lpush(queue, "a", "b", "c")  # kombu's Redis transport keeps a queue as a list
     try:
-        depth = metrics.QueueDepth(settings.REDIS_URL, [queue, f"{queue}-never-used"])
+        depth = metrics.QueueDepth(settings.SPOOL.broker.redis_url, [queue, f"{queue}-never-used"])
         assert depth_of(depth) == {queue: 3, f"{queue}-never-used": 0}
     finally:
         client.delete(queue)
@@ -45,7 +45,7 @@ def test_queue_depth_gives_no_sample_rather_than_a_wrong_zero_when_the_broker_is
 
 def test_queue_depth_counts_the_messages_waiting_on_rabbitmq():
     require_rabbitmq()
-    url, queue = AMQP_URL, f"{settings.CELERY_TASK_DEFAULT_QUEUE}-depth"
+    url, queue = AMQP_URL, f"{settings.SPOOL.broker.queue}-depth"
     with Connection(url) as conn:
         simple = conn.SimpleQueue(queue)
         simple.clear()
@@ -64,8 +64,8 @@ def test_queue_depth_counts_the_messages_waiting_on_rabbitmq():
 
 
 def test_exposition_adds_the_scrape_time_collectors_after_the_process_metrics():
-    queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}-empty"
-    text = metrics.exposition(metrics.QueueDepth(settings.REDIS_URL, [queue])).decode()
+    queue = f"{settings.SPOOL.broker.queue}-empty"
+    text = metrics.exposition(metrics.QueueDepth(settings.SPOOL.broker.redis_url, [queue])).decode()
     assert "# TYPE spool_jobs_created_total counter" in text
     assert f'spool_queue_depth{{queue="{queue}"}} 0.0' in text
 

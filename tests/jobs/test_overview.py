@@ -78,13 +78,13 @@ def test_the_admin_index_is_the_overview_with_charts_tables_and_live_figures(adm
     assert '<title id="spool-chart-jobs-title">Jobs ended per minute, by final status</title>' in body
     assert "6 jobs ended" in body
     assert (figure(body, "queued"), figure(body, "running"), figure(body, "readers")) == ("1", "1", "1")
-    assert re.search(rf'data-queue="{settings.CELERY_TASK_DEFAULT_QUEUE}"', body)  # asked of the broker
+    assert re.search(rf'data-queue="{settings.SPOOL.broker.queue}"', body)  # asked of the broker
     assert "upstream_timeout" in body and "too_old" not in body
     assert "Stored completions" in body  # the models are still listed below
 
 
-def test_a_broker_that_does_not_answer_shows_as_such_not_as_an_empty_queue(admin_client, settings):
-    settings.CELERY_BROKER_URL = "redis://127.0.0.1:9/0"  # nothing listens on the discard port
+def test_a_broker_that_does_not_answer_shows_as_such_not_as_an_empty_queue(admin_client, spool_env):
+    spool_env(CELERY_BROKER_URL="redis://127.0.0.1:9/0")  # nothing listens on the discard port
     body = admin_client.get("/admin/").content.decode()
     assert "the broker did not answer" in body and "data-queue=" not in body
 

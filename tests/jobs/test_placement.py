@@ -36,12 +36,12 @@ def test_the_class_is_what_was_asked_else_the_faces_default_never_above_the_keys
     assert priority_class(Placement(priority=BATCH, cap=INTERACTIVE)) == BATCH
 
 
-def test_the_options_keep_the_class_asked_for_when_the_cap_lowered_it_and_the_deadline(settings):
-    settings.SPOOL_QUEUE_TIMEOUT_SECONDS = 60
+def test_the_options_keep_the_class_asked_for_when_the_cap_lowered_it_and_the_deadline(spool_env, settings):
+    spool_env(SPOOL_QUEUE_TIMEOUT_SECONDS=60)
     options = queue_options(Placement(priority=INTERACTIVE, cap=DEFAULT, run_timeout=10**6), now=1000.0)
     assert options["priority"] == DEFAULT and options["priority_asked"] == INTERACTIVE
     assert options["queue_deadline"] == 1060.0
-    assert options["run_timeout"] == settings.SPOOL_JOB_MAX_SECONDS  # never past the global limit
+    assert options["run_timeout"] == settings.SPOOL.worker.job_max_seconds  # never past the global limit
 
 
 def test_openai_service_tiers_map_onto_classes():

@@ -62,7 +62,7 @@ def test_a_token_signed_under_another_secret_key_is_refused_unless_it_is_a_fallb
 
 
 def test_a_token_older_than_the_cap_is_refused_whatever_expiry_it_carries(settings, monkeypatch):
-    long_ago = int(time.time()) - settings.SPOOL["READ_TOKEN_MAX_SECONDS"] - 10
+    long_ago = int(time.time()) - settings.SPOOL.web.read_token_max_seconds - 10
     monkeypatch.setattr(signing.TimestampSigner, "timestamp", lambda self: signing.b62_encode(long_ago))
     token, _ = readtokens.mint(key_id=7, job_id=JOB, seconds=10**9)
     monkeypatch.undo()
@@ -75,6 +75,6 @@ def test_garbage_is_no_token(garbage):
 
 
 def test_a_tokens_lifetime_is_the_default_or_what_was_asked_up_to_the_cap(settings):
-    assert readtokens.lifetime(None) == settings.SPOOL["READ_TOKEN_SECONDS"] == 300
+    assert readtokens.lifetime(None) == settings.SPOOL.web.read_token_seconds == 300
     assert readtokens.lifetime(30) == 30
-    assert readtokens.lifetime(10**9) == settings.SPOOL["READ_TOKEN_MAX_SECONDS"] == 3600
+    assert readtokens.lifetime(10**9) == settings.SPOOL.web.read_token_max_seconds == 3600

@@ -12,10 +12,10 @@ from jobs.overload import RedisPoolExhausted, is_overload
 
 
 @pytest.fixture
-def small_cluster_pool(settings, redis_cluster):
-    settings.CHUNKLOG_REDIS_URL = redis_cluster.url
-    settings.CHUNKLOG_REDIS_CLUSTER = True
-    settings.SPOOL = {**settings.SPOOL, "REDIS_MAX_CONNECTIONS": 2, "REDIS_POOL_TIMEOUT_SECONDS": 0.5}
+def small_cluster_pool(spool_env, redis_cluster):
+    spool_env(SPOOL_CHUNKLOG_REDIS_URL=redis_cluster.url)
+    spool_env(SPOOL_CHUNKLOG_REDIS_CLUSTER=True)
+    spool_env(SPOOL_REDIS_MAX_CONNECTIONS=2, SPOOL_REDIS_POOL_TIMEOUT_SECONDS=0.5)
     redis_clients.forget_clients()
     yield
     redis_clients.forget_clients()

@@ -66,8 +66,8 @@ def test_a_response_without_store_is_not_kept():
     assert not StoredResponse.objects.filter(job=job).exists()
 
 
-def test_the_purge_command_deletes_only_responses_past_the_retention(settings):
-    settings.SPOOL = {**settings.SPOOL, "RESPONSES_RETENTION_DAYS": 7}
+def test_the_purge_command_deletes_only_responses_past_the_retention(spool_env):
+    spool_env(SPOOL_RESPONSES_RETENTION_DAYS=7)
     old, fresh = run_response({"store": True}), run_response({"store": True})
     StoredResponse.objects.filter(job=old).update(created_at=timezone.now() - timedelta(days=8))
     call_command("spool_purge_responses")

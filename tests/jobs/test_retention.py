@@ -28,10 +28,13 @@ OLD = timedelta(days=31)
 
 
 @pytest.fixture(autouse=True)
-def setup(monkeypatch, redis_clean, settings):
+def setup(monkeypatch, redis_clean, spool_env):
     monkeypatch.setitem(registry.KINDS, "scripted", ScriptedEngine)
-    settings.SPOOL_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
-    settings.SPOOL = {**settings.SPOOL, "JOB_RETENTION_DAYS": 30, "WEBHOOK_DELIVERY_RETENTION_DAYS": 30}
+    spool_env(
+        SPOOL_WEBHOOK_ALLOWED_NETWORKS=["127.0.0.0/8"],
+        SPOOL_JOB_RETENTION_DAYS=30,
+        SPOOL_WEBHOOK_DELIVERY_RETENTION_DAYS=30,
+    )
 
 
 def scripted() -> Engine:
@@ -92,7 +95,7 @@ def test_an_ended_job_past_its_retention_goes_with_its_logs_and_a_recent_one_sta
 def test_redis_is_not_asked_about_a_job_whose_log_expired_long_ago(settings):
     owner = services.user_ensure(username="expired")
     job = ended_job(owner)
-    ttl = settings.SPOOL["CHUNK_LOG_TTL_SECONDS"]
+    ttl = settings.SPOOL.redis.chunk_log_ttl_seconds
     Job.objects.filter(pk=job.pk).update(finished_at=timezone.now() - timedelta(seconds=ttl + 120))
     assert retention.purge()["jobs"] == 1 and not exists(job)
     # Left to expire: in production they were gone an hour after the job ended.
@@ -144,19 +147,13 @@ def test_a_backlog_goes_in_batches_each_its_own_delete():
     assert not any(exists(job) for job in jobs) and exists(kept)
 
 
-def test_zero_days_keeps_everything_for_ever(settings):
-    settings.SPOOL = {
-        **settings.SPOOL,
-        **dict.fromkeys(
-            [
-                "JOB_RETENTION_DAYS",
-                "WEBHOOK_DELIVERY_RETENTION_DAYS",
-                "RESPONSES_RETENTION_DAYS",
-                "ROLLUP_RETENTION_DAYS",
-            ],
-            0,
-        ),
-    }
+def test_zero_days_keeps_everything_for_ever(spool_env):
+    spool_env(
+        SPOOL_JOB_RETENTION_DAYS=0,
+        SPOOL_WEBHOOK_DELIVERY_RETENTION_DAYS=0,
+        SPOOL_RESPONSES_RETENTION_DAYS=0,
+        SPOOL_ROLLUP_RETENTION_DAYS=0,
+    )
     owner = services.user_ensure(username="forever")
     ancient = timezone.now() - timedelta(days=3650)
     job = ended_job(owner, age=timedelta(days=3650))
@@ -224,8 +221,8 @@ def test_only_one_process_purges_at_a_time():
     }
 
 
-def test_no_background_purge_when_its_period_is_zero(settings):
-    settings.SPOOL_RETENTION_EVERY_SECONDS = 0
+def test_no_background_purge_when_its_period_is_zero(spool_env):
+    spool_env(SPOOL_RETENTION_EVERY_SECONDS=0)
     assert retention.start_background_retention() is None
 
 

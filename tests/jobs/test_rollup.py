@@ -169,10 +169,10 @@ def test_percentiles_read_from_buckets():
     assert rollup.percentile(buckets, 0.95) == rollup.BUCKETS_MS[-1]
 
 
-def test_the_purge_deletes_the_minutes_older_than_the_retention_and_keeps_the_rest(settings):
+def test_the_purge_deletes_the_minutes_older_than_the_retention_and_keeps_the_rest(spool_env):
     from django.core.management import call_command
 
-    settings.SPOOL = {**settings.SPOOL, "ROLLUP_RETENTION_DAYS": 7}
+    spool_env(SPOOL_ROLLUP_RETENTION_DAYS=7)
     on, now = engine(), timezone.now()
     for age in (8, 6):
         ended_job(on, status=Job.Status.SUCCEEDED, ended=now - timedelta(days=age), ttft_ms=40)

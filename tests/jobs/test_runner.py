@@ -181,8 +181,8 @@ def test_tool_call_fragments_assemble_into_the_result_and_the_room():
     assert job.room.messages.last().tool_calls == calls
 
 
-def test_a_job_past_its_time_limit_ends_with_a_timeout_error(settings, monkeypatch):
-    settings.SPOOL_JOB_MAX_SECONDS = 0.3
+def test_a_job_past_its_time_limit_ends_with_a_timeout_error(spool_env, monkeypatch):
+    spool_env(SPOOL_JOB_MAX_SECONDS=0.3)
     monkeypatch.setattr(chunklog, "HEARTBEAT_SECONDS", 0.05)
     job = make_job([C("a"), {"sleep": 30}, F("stop")])
     job_run(job_id=str(job.pk))

@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import F
@@ -22,6 +21,7 @@ from django.utils import timezone
 from jobs import completions, search, services
 from jobs.models import Engine, Job, StoredCompletion
 from jobs.protocols.openai_chat import completion_id
+from tests.spoolenv import spool_read
 
 pytestmark = pytest.mark.django_db
 
@@ -451,7 +451,7 @@ def test_the_backfill_fills_every_missing_vector_in_batches_and_only_those():
 
 def test_a_new_language_applies_to_every_row_after_a_rebuild():
     row = make("Tell me about windmills.")
-    with override_settings(SPOOL={**settings.SPOOL, "SEARCH_CONFIG": "simple"}):
+    with override_settings(SPOOL=spool_read(SPOOL_SEARCH_CONFIG="simple")):
         # Queries use the new language at once; the row still holds English stems ("windmil").
         assert found("windmills") == set() and found("about") == set()
         search.install()
@@ -463,6 +463,6 @@ def test_a_new_language_applies_to_every_row_after_a_rebuild():
 def test_a_language_that_is_not_a_name_is_refused():
     from django.core.exceptions import ImproperlyConfigured
 
-    bad = {**settings.SPOOL, "SEARCH_CONFIG": "english'; DROP TABLE x; --"}
+    bad = spool_read(SPOOL_SEARCH_CONFIG="english'; DROP TABLE x; --")
     with override_settings(SPOOL=bad), pytest.raises(ImproperlyConfigured):
         search.config()

@@ -32,9 +32,9 @@ ALL = events.EVENT_TYPES
 
 
 @pytest.fixture(autouse=True)
-def setup(monkeypatch, redis_clean, settings):
+def setup(monkeypatch, redis_clean, spool_env):
     monkeypatch.setitem(registry.KINDS, "scripted", ScriptedEngine)
-    settings.SPOOL_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    spool_env(SPOOL_WEBHOOK_ALLOWED_NETWORKS=["127.0.0.0/8"])
 
 
 @pytest.fixture
@@ -271,8 +271,8 @@ def test_a_task_delivered_twice_makes_one_attempt(receiver, sent):
     assert made.attempts.count() == 1
 
 
-def test_a_failed_attempt_is_retried_later_with_backoff(receiver, sent, settings):
-    settings.SPOOL_WEBHOOK_BACKOFF_SECONDS = 10.0
+def test_a_failed_attempt_is_retried_later_with_backoff(receiver, sent, spool_env):
+    spool_env(SPOOL_WEBHOOK_BACKOFF_SECONDS=10.0)
     receiver.scripts["/fail"] = [500]
     made, _ = pending(receiver, "/fail")
     delivery.attempt(delivery_id=str(made.pk), number=1)
@@ -285,17 +285,17 @@ def test_a_failed_attempt_is_retried_later_with_backoff(receiver, sent, settings
     assert (attempt.status_code, attempt.error) == (500, "answered 500")
 
 
-def test_retry_after_is_honoured(receiver, sent, settings):
-    settings.SPOOL_WEBHOOK_BACKOFF_SECONDS = 1.0
+def test_retry_after_is_honoured(receiver, sent, spool_env):
+    spool_env(SPOOL_WEBHOOK_BACKOFF_SECONDS=1.0)
     receiver.scripts["/busy"] = [(503, {"Retry-After": "120"})]
     made, _ = pending(receiver, "/busy")
     delivery.attempt(delivery_id=str(made.pk), number=1)
     assert sent[0][2] == 120.0
 
 
-def test_the_backoff_doubles_with_jitter_up_to_its_ceiling(settings):
-    settings.SPOOL_WEBHOOK_BACKOFF_SECONDS = 5.0
-    settings.SPOOL_WEBHOOK_BACKOFF_MAX_SECONDS = 3600.0
+def test_the_backoff_doubles_with_jitter_up_to_its_ceiling(spool_env):
+    spool_env(SPOOL_WEBHOOK_BACKOFF_SECONDS=5.0)
+    spool_env(SPOOL_WEBHOOK_BACKOFF_MAX_SECONDS=3600.0)
     for attempt, ceiling in [(1, 5), (2, 10), (3, 20), (10, 2560), (11, 3600), (30, 3600)]:
         waits = [delivery.backoff_seconds(attempt) for _ in range(50)]
         assert all(ceiling / 2 <= w <= ceiling for w in waits)
@@ -341,9 +341,9 @@ def test_a_redirect_is_not_followed(receiver, sent):
     assert made.attempts.get().status_code == 302
 
 
-def test_an_address_forbidden_since_registration_is_not_called(receiver, sent, settings):
+def test_an_address_forbidden_since_registration_is_not_called(receiver, sent, spool_env):
     made, _ = pending(receiver, "/now-forbidden")
-    settings.SPOOL_WEBHOOK_ALLOWED_NETWORKS = []
+    spool_env(SPOOL_WEBHOOK_ALLOWED_NETWORKS=[])
     delivery.attempt(delivery_id=str(made.pk), number=1)
     assert receiver.at("/now-forbidden") == []
     assert "loopback" in made.attempts.get().error
@@ -364,9 +364,9 @@ def test_send_again_keeps_the_event_id_and_starts_a_new_day(
 
 
 def test_after_send_again_the_backoff_starts_afresh(
-    receiver, sent, settings, django_capture_on_commit_callbacks
+    receiver, sent, spool_env, django_capture_on_commit_callbacks
 ):
-    settings.SPOOL_WEBHOOK_BACKOFF_SECONDS = 10.0
+    spool_env(SPOOL_WEBHOOK_BACKOFF_SECONDS=10.0)
     receiver.scripts["/afresh"] = [500, 500, 500]
     made, _ = pending(receiver, "/afresh")
     delivery.attempt(delivery_id=str(made.pk), number=1)
@@ -425,23 +425,23 @@ def test_a_secret_is_stored_encrypted_and_survives_a_secret_key_rotation(setting
         ("0.0.0.0", "unspecified"),
     ],
 )
-def test_non_public_addresses_are_refused(address, kind, settings):
-    settings.SPOOL_WEBHOOK_ALLOWED_NETWORKS = []
+def test_non_public_addresses_are_refused(address, kind, spool_env):
+    spool_env(SPOOL_WEBHOOK_ALLOWED_NETWORKS=[])
     host = f"[{address}]" if ":" in address else address
     with pytest.raises(addresses.RefusedAddress, match=kind):
         addresses.check_url(f"http://{host}/hook")
 
 
-def test_a_public_address_or_an_allowed_network_passes(settings):
-    settings.SPOOL_WEBHOOK_ALLOWED_NETWORKS = ["10.1.0.0/16"]
+def test_a_public_address_or_an_allowed_network_passes(spool_env):
+    spool_env(SPOOL_WEBHOOK_ALLOWED_NETWORKS=["10.1.0.0/16"])
     addresses.check_url("https://93.184.215.14/hook")
     addresses.check_url("http://10.1.2.3:8080/hook")
     with pytest.raises(addresses.RefusedAddress):
         addresses.check_url("http://10.2.0.1/hook")
 
 
-def test_a_name_is_judged_by_every_address_it_resolves_to(settings):
-    settings.SPOOL_WEBHOOK_ALLOWED_NETWORKS = []
+def test_a_name_is_judged_by_every_address_it_resolves_to(spool_env):
+    spool_env(SPOOL_WEBHOOK_ALLOWED_NETWORKS=[])
     resolved = [ipaddress.ip_address("93.184.215.14"), ipaddress.ip_address("10.0.0.7")]
     with pytest.raises(addresses.RefusedAddress, match="10.0.0.7, a private address"):
         addresses.check_url("https://hooks.example.com/x", resolver=lambda host, port: resolved)
@@ -470,10 +470,10 @@ class Resolver:
 
 
 @pytest.fixture
-def public_and_private(settings):
+def public_and_private(spool_env):
     """Receivers on one port of two loopback addresses: 127.0.0.2 stands for a public address
     (its network is allowed) and 127.0.0.3 for a private one; one URL could reach either."""
-    settings.SPOOL_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.2/32"]
+    spool_env(SPOOL_WEBHOOK_ALLOWED_NETWORKS=["127.0.0.2/32"])
     with running_receiver("127.0.0.2") as public:
         port = int(public.base_url.rsplit(":", 1)[1])
         with running_receiver("127.0.0.3", port) as private:
@@ -514,9 +514,9 @@ def test_a_name_that_resolves_to_a_forbidden_address_when_connecting_is_not_call
 
 @pytest.mark.parametrize(("certified", "delivered"), [("hooks.test", True), ("other.test", False)])
 def test_tls_is_verified_against_the_host_name_while_connecting_to_the_checked_address(
-    certified, delivered, settings, sent
+    certified, delivered, spool_env, sent
 ):
-    settings.SPOOL_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.2/32"]
+    spool_env(SPOOL_WEBHOOK_ALLOWED_NETWORKS=["127.0.0.2/32"])
     ca = trustme.CA()
     server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ca.issue_cert(certified).configure_cert(server_tls)

@@ -159,7 +159,7 @@ class GenerationParams(serializers.Serializer):
         fields = super().get_fields()
         # The output cap is a setting, read per request; every alias gets the same field.
         for name in self.context.get("max_tokens_aliases", MAX_TOKENS_ALIASES):
-            cap = settings.SPOOL["MAX_OUTPUT_TOKENS"]
+            cap = settings.SPOOL.limits.max_output_tokens
             fields[name] = StrictIntegerField(min_value=1, max_value=cap, required=False)
         return fields
 
@@ -253,10 +253,10 @@ def build_request(
     max_tokens_aliases: tuple[str, ...] = MAX_TOKENS_ALIASES,
 ) -> tuple[GenerationRequest, JobOptions]:
     """Validate params (only names in `known` are accepted) and build the engine request."""
-    if len(messages) > settings.SPOOL["MAX_MESSAGES"]:
+    if len(messages) > settings.SPOOL.limits.max_messages:
         raise FaceError(
             f"Invalid 'messages': array too long. Expected an array with maximum length "
-            f"{settings.SPOOL['MAX_MESSAGES']}, but got an array with length {len(messages)} instead.",
+            f"{settings.SPOOL.limits.max_messages}, but got an array with length {len(messages)} instead.",
             param="messages",
             code="array_above_max_length",
         )

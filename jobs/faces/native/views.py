@@ -433,7 +433,7 @@ class Cancel(NativeView):
         if not found.is_finished:
             await db_work(services.job_cancel)(job=found)
             # A running job stops at the worker's next write; answer with the end when it comes soon.
-            found = await job_wait_until_finished(found, timeout=settings.SPOOL["LONG_POLL_SECONDS"] * 5)
+            found = await job_wait_until_finished(found, timeout=settings.SPOOL.web.long_poll_seconds * 5)
         return JsonResponse(render.job(found))
 
 

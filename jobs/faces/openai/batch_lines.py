@@ -1,4 +1,4 @@
-"""The endpoints a batch may name (SPOOL_BATCH_ENDPOINTS), each through its own view's parsing
+"""The endpoints a batch may name (settings.SPOOL.batches.endpoints), each through its own view's parsing
 and rendering: a line is the request its endpoint would have received, its answer the JSON that
 endpoint returns when it does not stream."""
 

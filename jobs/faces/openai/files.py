@@ -37,7 +37,7 @@ FILE_ID = OpenApiParameter("file_id", OpenApiTypes.STR, OpenApiParameter.PATH)
 
 
 def too_large() -> FaceError:
-    limit = settings.SPOOL_FILE_MAX_BYTES
+    limit = settings.SPOOL.batches.file_max_bytes
     return FaceError(
         f"File is too large: a file may hold at most {limit:,} bytes.",
         status=413,
@@ -51,7 +51,7 @@ class CappedUpload(TemporaryFileUploadHandler):
     past SPOOL_FILE_MAX_BYTES as soon as it gets there."""
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
-        if start + len(raw_data) > settings.SPOOL_FILE_MAX_BYTES:
+        if start + len(raw_data) > settings.SPOOL.batches.file_max_bytes:
             self.file.close()
             raise too_large()
         return super().receive_data_chunk(raw_data, start)
@@ -76,7 +76,7 @@ def _upload(request: Request) -> tuple[UploadedFile, str]:
     the body and writes the temporary file)."""
     django_request = request._request
     declared = int(django_request.META.get("CONTENT_LENGTH") or 0)
-    if declared > settings.SPOOL_FILE_MAX_BYTES + 1024 * 1024:  # the file plus its form's fields
+    if declared > settings.SPOOL.batches.file_max_bytes + 1024 * 1024:  # the file plus its form's fields
         raise too_large()
     django_request.upload_handlers = [CappedUpload(django_request)]
     upload, purpose = request.FILES.get("file"), request.data.get("purpose")

@@ -99,10 +99,10 @@ async def _stream(job: Job, renderer_of: Callable[[Job], sse.Renderer]) -> HttpR
 
 async def _wait(job: Job, answer: Callable[[Job], dict[str, Any]]) -> HttpResponse:
     headers = job_headers(job)  # before the wait: the job read after it is not marked replayed
-    job = await job_wait_until_finished(job, timeout=settings.SPOOL["SYNC_WAIT_SECONDS"])
+    job = await job_wait_until_finished(job, timeout=settings.SPOOL.web.sync_wait_seconds)
     if not job.is_finished:
         error = FaceError(
-            f"The generation is still running after {settings.SPOOL['SYNC_WAIT_SECONDS']:g} s; "
+            f"The generation is still running after {settings.SPOOL.web.sync_wait_seconds:g} s; "
             f"its job id is in the {JOB_HEADER} header.",
             status=504,
             code="timeout",
@@ -219,7 +219,7 @@ async def _cancel(job: Job | None, unknown: str, answer: Callable[[Job], dict[st
         raise not_found(unknown)
     if not job.is_finished:
         await db_work(services.job_cancel)(job=job)
-        job = await job_wait_until_finished(job, timeout=settings.SPOOL["LONG_POLL_SECONDS"] * 5)
+        job = await job_wait_until_finished(job, timeout=settings.SPOOL.web.long_poll_seconds * 5)
     return JsonResponse({**answer(job), "status": job.status})
 
 

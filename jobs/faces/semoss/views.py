@@ -182,7 +182,7 @@ async def run_pixel(request: Request) -> HttpResponse:
             output: Any = True
         elif pixel.reactor == LLM:
             started = await reactors.start_llm(user, engines, pixel, placement_of(request, waiting=True))
-            job = await job_wait_until_finished(started, timeout=settings.SPOOL["SYNC_WAIT_SECONDS"])
+            job = await job_wait_until_finished(started, timeout=settings.SPOOL.web.sync_wait_seconds)
             if not job.is_finished:
                 answer = _error_return(insight_id, expression, f"Job {job.pk} is still running; poll it.")
             elif job.status != Job.Status.SUCCEEDED:
@@ -273,7 +273,7 @@ async def pixel_job_streaming(request: Request) -> JsonResponse:
     if isinstance(cursor, str):
         return JsonResponse({"message": [], "status": render.status(job), "errorMessage": cursor}, status=400)
     page = await job_chunks_since(
-        job, cursor=cursor, reader="semoss-stream", wait=settings.SPOOL["LONG_POLL_SECONDS"]
+        job, cursor=cursor, reader="semoss-stream", wait=settings.SPOOL.web.long_poll_seconds
     )
     return JsonResponse(
         {
@@ -296,7 +296,7 @@ async def partial(request: Request) -> JsonResponse:
     job = await job_for_owner(readable(request, _form(request._request).get("jobId")), caller(request).pk)
     if job is None:
         return JsonResponse({"message": {"new": "", "total": ""}, "status": render.UNKNOWN})
-    new, total, status = await partial_text(job, wait=settings.SPOOL["LONG_POLL_SECONDS"])
+    new, total, status = await partial_text(job, wait=settings.SPOOL.web.long_poll_seconds)
     return JsonResponse({"message": {"new": new, "total": total}, "status": status})
 
 
@@ -347,5 +347,5 @@ async def terminate(request: Request) -> JsonResponse:
         return JsonResponse({"status": render.UNKNOWN})
     if not job.is_finished:
         await db_work(services.job_cancel)(job=job)
-        job = await job_wait_until_finished(job, timeout=settings.SPOOL["LONG_POLL_SECONDS"] * 5)
+        job = await job_wait_until_finished(job, timeout=settings.SPOOL.web.long_poll_seconds * 5)
     return JsonResponse({"jobId": str(job.pk), "status": render.status(job)})

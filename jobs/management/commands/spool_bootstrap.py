@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -63,16 +62,16 @@ class Command(BaseCommand):
         return key.access_key, secret
 
     def _upstream_from_env(self) -> Engine | None:
-        base_url = os.environ.get("SPOOL_UPSTREAM_BASE_URL")
-        if not base_url:
+        engines = settings.SPOOL.engines
+        if not engines.upstream_base_url:
             return None
         return services.engine_upsert(
-            name=os.environ.get("SPOOL_UPSTREAM_NAME", "upstream"),
+            name=engines.upstream_name,
             kind=Engine.Kind.OPENAI,
             config={
-                "base_url": base_url,
-                "model": os.environ.get("SPOOL_UPSTREAM_MODEL", "gpt-4o-mini"),
-                "text_tools": os.environ.get("SPOOL_UPSTREAM_TEXT_TOOLS", "") in ("1", "true"),
+                "base_url": engines.upstream_base_url,
+                "model": engines.upstream_model,
+                "text_tools": engines.upstream_text_tools,
             },
-            secret=os.environ.get("SPOOL_UPSTREAM_API_KEY", ""),
+            secret=engines.upstream_api_key,
         )

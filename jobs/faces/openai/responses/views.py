@@ -117,10 +117,10 @@ def _stream(job: Job, starting_after: int = -1) -> HttpResponseBase:
 
 async def _wait(job: Job) -> JsonResponse:
     headers = job_headers(job)  # before the wait: the job read after it is not marked replayed
-    job = await job_wait_until_finished(job, timeout=settings.SPOOL["SYNC_WAIT_SECONDS"])
+    job = await job_wait_until_finished(job, timeout=settings.SPOOL.web.sync_wait_seconds)
     if not job.is_finished:
         raise FaceError(
-            f"The response is still running after {settings.SPOOL['SYNC_WAIT_SECONDS']:g} s; "
+            f"The response is still running after {settings.SPOOL.web.sync_wait_seconds:g} s; "
             f"retrieve it as {responses.response_id(job.pk)}.",
             status=504,
             code="timeout",
@@ -175,7 +175,7 @@ class Response(OpenAIView):
 
 async def _cancelled(job: Job) -> Job:
     await db_work(services.job_cancel)(job=job)
-    return await job_wait_until_finished(job, timeout=settings.SPOOL["LONG_POLL_SECONDS"] * 5)
+    return await job_wait_until_finished(job, timeout=settings.SPOOL.web.long_poll_seconds * 5)
 
 
 class Cancel(OpenAIView):
