@@ -43,7 +43,7 @@ MIDDLEWARE = [
     # Outside everything that may answer (the face errors below, CommonMiddleware's redirects), so
     # those answers carry the CORS headers too and a page can read them; it runs on the loop.
     "corsheaders.middleware.CorsMiddleware",
-    "jobs.middleware.FaceErrorsMiddleware",
+    "jobs.faces.common.middleware.FaceErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "jobs.compat.onloop.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

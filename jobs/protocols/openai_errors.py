@@ -6,6 +6,7 @@ from typing import Any
 
 INVALID_REQUEST = "invalid_request_error"
 SERVER_ERROR = "server_error"
+RATE_LIMIT = "rate_limit_error"
 
 # How a job that ended in error before any output maps onto an HTTP status.
 JOB_ERROR_STATUS = {
@@ -27,5 +28,12 @@ def error_body(
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
+def error_type(status: int) -> str:
+    """The envelope's `type` for an HTTP status, as OpenAI answers."""
+    if status == 429:
+        return RATE_LIMIT
+    return SERVER_ERROR if status >= 500 else INVALID_REQUEST
+
+
 def stream_error_type(code: str) -> str:
-    return INVALID_REQUEST if JOB_ERROR_STATUS.get(code, 500) < 500 else SERVER_ERROR
+    return error_type(JOB_ERROR_STATUS.get(code, 500))

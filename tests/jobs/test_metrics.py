@@ -13,7 +13,7 @@ from kombu import Connection
 from prometheus_client import CollectorRegistry
 
 from jobs import metrics
-from jobs.middleware import error_response
+from jobs.faces.common.errors import error_response
 from jobs.overload import RedisPoolExhausted
 from jobs.worker import runner
 from tests.brokers import AMQP_URL, require_rabbitmq

@@ -1,25 +1,47 @@
-"""One error vocabulary (FaceError) and the one DRF exception handler that renders it, and DRF's
-own exceptions, in the calling face's envelope: OpenAI's {"error": {...}} on /v1 (the native
-face shares it), {"errorMessage"} on the SEMOSS face."""
+"""One error vocabulary (FaceError), one renderer per face, and the two routes that use them: the
+DRF exception handler (errors in a face's view) and `error_response`, which FaceErrorsMiddleware
+calls for what is raised outside one. OpenAI's {"error": {...}} on /v1 (the native face shares
+it), {"errorMessage"} on the SEMOSS face (/Monolith/); the URL says which."""
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
+import redis
+from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions
 
+from jobs import metrics
 from jobs.access import EngineNotAllowed
 from jobs.faces.common.auth import Refused
-from jobs.middleware import error_response, face_error
-from jobs.protocols.openai_errors import INVALID_REQUEST, SERVER_ERROR, error_body
+from jobs.idempotency import IdempotencyConflict, InvalidIdempotencyKey
+from jobs.limits import LimitExceeded
+from jobs.overload import is_overload
+from jobs.protocols.openai_errors import error_body, error_type
+from jobs.scheduling.placement import InvalidPlacement
+
+log = logging.getLogger(__name__)
 
 OPENAI, NATIVE, SEMOSS = "openai", "jobs", "semoss"
+OUTAGES = (redis.RedisError, OperationalError, InterfaceError)
+# Raised below the views as well as in them: each is one FaceError (`problem`).
+HANDLED = (LimitExceeded, RequestDataTooBig, IdempotencyConflict, InvalidIdempotencyKey, InvalidPlacement)
+# A SEMOSS poller keeps polling on any status it does not know as terminal, which is what it
+# should do during an outage or a rate limit: so the errors that meet a request before or around
+# its work (`problem`) say "Unavailable" in SEMOSS's answer.
+UNAVAILABLE = {"status": "Unavailable", "message": []}
+# A pool busy past its timeout frees up within seconds; a client that waits this long before
+# trying again does not add to the queue it met.
+OVERLOAD_RETRY_AFTER = 2
 
 
 class FaceError(Exception):
-    """Raised anywhere below a view; the exception handler renders it in the view's face."""
+    """Raised anywhere while a request is served; rendered in the URL's face by either route."""
 
     def __init__(
         self,
@@ -30,31 +52,92 @@ class FaceError(Exception):
         code: str | None = None,
         type: str | None = None,
         retry: bool | None = None,
+        retry_after: int | None = None,
         headers: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.message, self.status, self.param, self.code = message, status, param, code
-        self.type = type or (SERVER_ERROR if status >= 500 else INVALID_REQUEST)
+        self.type = type or error_type(status)
         self.retry = retry
         self.headers: dict[str, str] = dict(headers or {})
+        if retry_after is not None:
+            self.headers["Retry-After"] = str(retry_after)
         # Extra fields a SEMOSS error answer carries beside errorMessage (status, message...).
         self.body = body
 
     def envelope(self) -> dict[str, Any]:
         return error_body(self.message, type=self.type, param=self.param, code=self.code)
 
-    def response(self, face: str = OPENAI) -> HttpResponse:
-        if face == SEMOSS:
-            response = JsonResponse({**(self.body or {}), "errorMessage": self.message}, status=self.status)
-        else:
-            response = JsonResponse(self.envelope(), status=self.status)
-        if self.retry is not None:
-            # The openai SDK obeys this header; without it, it would retry 409s and 5xx by itself.
-            response["x-should-retry"] = "true" if self.retry else "false"
-        for name, value in self.headers.items():
-            response[name] = value
-        return response
+    def semoss_body(self) -> dict[str, Any]:
+        return {**(self.body or {}), "errorMessage": self.message}
+
+
+def face_of(request: HttpRequest) -> str:
+    """The face whose shape a request's errors take, by its URL (config/urls.py mounts each
+    face under its own prefix), so a view of no face class (the API documents) answers in it too."""
+    if request.path.startswith("/Monolith/"):
+        return SEMOSS
+    return NATIVE if request.path.startswith("/v1/jobs") else OPENAI
+
+
+RENDERERS: dict[str, Callable[[FaceError], dict[str, Any]]] = {
+    OPENAI: FaceError.envelope,
+    NATIVE: FaceError.envelope,
+    SEMOSS: FaceError.semoss_body,
+}
+
+
+def render(request: HttpRequest, error: FaceError) -> HttpResponse:
+    """The one answer to an error, whichever route met it."""
+    response = JsonResponse(RENDERERS[face_of(request)](error), status=error.status)
+    if error.retry is not None:
+        # The openai SDK obeys this header; without it, it would retry 409s and 5xx by itself.
+        response["x-should-retry"] = "true" if error.retry else "false"
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+def problem(request: HttpRequest, exc: BaseException) -> FaceError | None:
+    """What goes wrong around any view, as a FaceError: a caller over its limits (429), a body too
+    large (413), an idempotency key or placement refused, an outage of Redis or Postgres or a pool
+    busy past its timeout (503). None for anything else."""
+    if isinstance(exc, FaceError):
+        return exc
+    if isinstance(exc, LimitExceeded):
+        return FaceError(
+            exc.message, status=429, code=exc.code, retry_after=exc.retry_after, body=UNAVAILABLE
+        )
+    if isinstance(exc, IdempotencyConflict):
+        return FaceError(str(exc), status=409, code="idempotency_key_conflict", retry=False, body=UNAVAILABLE)
+    if isinstance(exc, InvalidIdempotencyKey):
+        return FaceError(str(exc), code="invalid_idempotency_key", body=UNAVAILABLE)
+    if isinstance(exc, InvalidPlacement):
+        return FaceError(str(exc), code="invalid_value", param=exc.param, body=UNAVAILABLE)
+    if isinstance(exc, RequestDataTooBig):
+        return FaceError(
+            "The request body is too large.", status=413, code="request_too_large", body=UNAVAILABLE
+        )
+    if isinstance(exc, OUTAGES) and is_overload(exc):
+        log.warning("overloaded on %s: %s", request.path, exc)
+        message = "Spool is overloaded right now; try again shortly."
+        return FaceError(
+            message, status=503, code="server_overloaded", retry_after=OVERLOAD_RETRY_AFTER, body=UNAVAILABLE
+        )
+    if isinstance(exc, OUTAGES):
+        log.warning("outage on %s: %s", request.path, exc)
+        metrics.backend_error("redis" if isinstance(exc, redis.RedisError) else "postgres")
+        which = "Redis" if isinstance(exc, redis.RedisError) else "the database"
+        message = f"Spool cannot reach {which} right now; try again shortly."
+        return FaceError(message, status=503, code="service_unavailable", retry_after=1, body=UNAVAILABLE)
+    return None
+
+
+def error_response(request: HttpRequest, exc: BaseException) -> HttpResponse | None:
+    """The answer to what was raised outside a view (FaceErrorsMiddleware); None: not ours."""
+    error = problem(request, exc)
+    return None if error is None else render(request, error)
 
 
 def refuse_unknown(given: Any, known: Any) -> None:
@@ -141,19 +224,14 @@ def translate(exc: BaseException, face: str, request: HttpRequest, view: Any) ->
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
-    """REST_FRAMEWORK["EXCEPTION_HANDLER"]: every face view's errors end here."""
+    """REST_FRAMEWORK["EXCEPTION_HANDLER"]: every face view's errors end here. The view's face
+    chooses the words (translate); the URL's face renders them, as outside views."""
     view = context["view"]
     request: HttpRequest = context["request"]._request  # DRF's views always put it there
-    face = getattr(view, "face", OPENAI)
     if isinstance(exc, exceptions.Throttled):
-        # The same 429 as any other limit (jobs.middleware renders those), with Retry-After.
-        # DRF sets wait in __init__; its stubs do not declare it.
+        # The same 429 as any other limit, with Retry-After. DRF sets wait in __init__; its
+        # stubs do not declare it.
         wait = max(1, math.ceil(exc.wait or 1))  # type: ignore[attr-defined]
-        return face_error(request, 429, str(exc.detail), code="rate_limit_exceeded", retry_after=wait)
-    if isinstance(exc, FaceError):
-        return exc.response(face)
-    failure = translate(exc, face, request, view)
-    if failure is not None:
-        return failure.response(face)
-    # Outages, limits and a body too large: rendered as the middleware renders them outside views.
-    return error_response(request, exc)
+        exc = LimitExceeded(str(exc.detail), retry_after=wait)
+    error = translate(exc, getattr(view, "face", face_of(request)), request, view) or problem(request, exc)
+    return None if error is None else render(request, error)
