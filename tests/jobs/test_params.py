@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from jobs.faces.common.errors import FaceError
-from jobs.faces.common.params import build_request
+from jobs.faces.common.params import accepted, build_request
 
 KNOWN = frozenset(
     {"temperature", "n", "seed", "stop", "store", "metadata", "logprobs", "user", "max_tokens", "tools",
@@ -65,3 +65,14 @@ def test_a_response_format_that_is_not_an_object_with_a_type_is_a_400(value):
 @pytest.mark.parametrize("value", [{"type": "function"}, [1], "tool"])
 def test_tools_that_are_not_an_array_of_objects_are_a_400(value):
     assert refusal({"tools": value})[1:] == ("tools", "invalid_type")
+
+
+def test_the_faces_that_name_fewer_parameters_name_only_ones_the_serializer_validates():
+    """Chat, native and SEMOSS take their sets from the serializer (less what they leave out);
+    legacy completions and Responses list theirs, and a name the serializer does not know would
+    pass unchecked."""
+    from jobs.faces.openai import legacy
+    from jobs.faces.openai.responses import create
+
+    assert accepted() > legacy.ENGINE_PARAMS | {"logprobs", "top_logprobs"}
+    assert accepted(create.MAX_TOKENS_ALIASES) > create.GENERATION_PARAMS

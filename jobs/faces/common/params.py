@@ -164,6 +164,12 @@ class GenerationParams(serializers.Serializer):
         return fields
 
 
+def accepted(aliases: tuple[str, ...] = MAX_TOKENS_ALIASES) -> frozenset[str]:
+    """The parameter names GenerationParams validates, the max-tokens field under `aliases`: the
+    set a face starts from when it says which it accepts."""
+    return frozenset(GenerationParams(context={"max_tokens_aliases": aliases}).fields)
+
+
 # Errors of the custom fields, as OpenAI words them: DRF code -> (message, code), by parameter.
 CUSTOM_WORDING = {
     ("stop", "not_a_list"): (

@@ -24,7 +24,7 @@ from jobs.faces.common import sse
 from jobs.faces.common.auth import ApiKeyAuthentication, ReadTokenAuthentication
 from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.pagination import AfterLimitPagination
-from jobs.faces.common.params import build_request
+from jobs.faces.common.params import accepted, build_request
 from jobs.faces.common.placement import body_priority, body_seconds, placement_of, replay_headers
 from jobs.faces.common.schema import errors, idempotency_headers
 from jobs.faces.common.serializers import check
@@ -48,14 +48,9 @@ from jobs.selectors import (
 log = logging.getLogger(__name__)
 
 # The OpenAI parameter names this face accepts inside "parameters" (store and metadata may also
-# be given at the top level of the body).
-KNOWN_PARAMS = frozenset(
-    {
-        "temperature", "top_p", "max_completion_tokens", "max_tokens", "stop", "seed", "n",
-        "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "logit_bias", "tools",
-        "tool_choice", "parallel_tool_calls", "response_format", "user", "store", "metadata",
-    }
-)  # fmt: skip
+# be given at the top level of the body): all but `stream` (the stream is its own endpoint here)
+# and `safety_identifier`.
+KNOWN_PARAMS = accepted() - {"stream", "safety_identifier"}
 BODY_FIELDS = frozenset(
     {"engine", "model", "messages", "command", "context", "parameters", "store", "metadata", "priority",
      "queue_timeout", "run_timeout"}

@@ -11,21 +11,14 @@ from rest_framework.serializers import Serializer
 
 from engine.types import GenerationRequest
 from jobs.faces.common.errors import FaceError, refuse_unknown
-from jobs.faces.common.params import build_request
+from jobs.faces.common.params import accepted, build_request
 from jobs.faces.common.serializers import check
 from jobs.faces.openai.messages import missing, not_one_of, wrong_type
 from jobs.faces.openai.serializers import ChatFace
 from jobs.scheduling.placement import SERVICE_TIERS
 
-# Parameters jobs.faces.common.params validates the same way for every face.
-ENGINE_PARAMS = frozenset(
-    {
-        "temperature", "top_p", "n", "stop", "max_tokens", "max_completion_tokens",
-        "presence_penalty", "frequency_penalty", "seed", "logit_bias", "logprobs", "top_logprobs",
-        "tools", "tool_choice", "parallel_tool_calls", "response_format", "stream", "store",
-        "metadata", "user", "safety_identifier",
-    }
-)  # fmt: skip
+# Parameters jobs.faces.common.params validates the same way for every face: all of them.
+ENGINE_PARAMS = accepted()
 # Parameters only this face knows; taken out before the shared validation.
 FACE_PARAMS = frozenset({"model", "messages", "stream_options", "service_tier", "modalities", "audio"})
 

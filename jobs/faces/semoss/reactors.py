@@ -15,7 +15,7 @@ from jobs.access import check_engine
 from jobs.dbwork import db_work
 from jobs.faces.common.embeddings import checked_request, embed, vectors_out
 from jobs.faces.common.errors import FaceError
-from jobs.faces.common.params import build_request
+from jobs.faces.common.params import accepted, build_request
 from jobs.faces.common.placement import body_priority, body_seconds
 from jobs.models import Engine, Job, Room, RoomMessage
 from jobs.pixel import (
@@ -30,16 +30,12 @@ from jobs.pixel import (
 from jobs.scheduling.placement import InvalidPlacement, Placement
 from jobs.selectors import engine_find, engine_lookup, parse_uuid
 
-PARAM_VALUES = frozenset(
-    {
-        "temperature", "top_p", "max_completion_tokens", "max_new_tokens", "max_tokens", "stop",
-        "seed", "n", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs",
-        "logit_bias", "tools", "tool_choice", "parallel_tool_calls", "response_format", "user",
-        "full_prompt", "stream", "store", "metadata", "priority", "queue_timeout",
-    }
-)  # fmt: skip
 # The paramValues that place the job in its engine's queue rather than reach the engine.
 PLACEMENT_PARAMS = ("priority", "queue_timeout")
+# SEMOSS's own name for the output cap beside OpenAI's two.
+MAX_TOKENS_ALIASES = ("max_completion_tokens", "max_new_tokens", "max_tokens")
+# The paramValues that reach the engine: every generation parameter but `safety_identifier`.
+ENGINE_PARAMS = accepted(MAX_TOKENS_ALIASES) - {"safety_identifier"}
 
 # The paramValues of Embeddings: the vectors always come back as numbers (SEMOSS's shape).
 EMBEDDING_PARAMS = ("dimensions", "user")
@@ -162,8 +158,8 @@ def _create_llm_job(user: User, engines: frozenset[str], call: LLMCall, placemen
         request, options = build_request(
             messages,
             params,
-            known=PARAM_VALUES - {"full_prompt", *PLACEMENT_PARAMS},
-            max_tokens_aliases=("max_completion_tokens", "max_new_tokens", "max_tokens"),
+            known=ENGINE_PARAMS,
+            max_tokens_aliases=MAX_TOKENS_ALIASES,
         )
     except FaceError as exc:
         raise ReactorError(exc.message) from None
