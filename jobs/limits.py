@@ -10,6 +10,7 @@ import time
 
 from django.conf import settings
 
+from jobs.models import Job
 from jobs.redis_clients import async_redis, sync_redis
 
 
@@ -64,8 +65,6 @@ async def count_request(who: str) -> None:
 
 def check_job_start(owner_id: int) -> None:
     """Called by job_create before it writes anything."""
-    from jobs.models import Job
-
     limit = settings.SPOOL.limits.jobs_per_minute
     if limit > 0:
         key, retry_after = _incr("jobs", str(owner_id))

@@ -20,7 +20,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connections
+from django.utils import timezone
+
+from jobs.models import JobMinute
 
 TABLE = "jobs_jobminute"
 JOBS = "jobs_job"
@@ -160,11 +164,6 @@ def prune(*, now: datetime | None = None) -> int:
     """Delete the rollup rows of minutes older than SPOOL_ROLLUP_RETENTION_DAYS (0: none); how many went.
     One DELETE along the upsert key's index, whose leading column is the minute; at 1M jobs a day
     a day is ~35,000 rows."""
-    from django.conf import settings
-    from django.utils import timezone
-
-    from jobs.models import JobMinute
-
     days = settings.SPOOL.retention.rollup_days
     if days <= 0:  # kept for ever, as every retention setting reads 0
         return 0
