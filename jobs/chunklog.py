@@ -299,10 +299,6 @@ def request_cancel(job_id: str) -> None:
     sync_redis().set(cancel_key(job_id), b"1", ex=_ttl())
 
 
-async def arequest_cancel(job_id: str) -> None:
-    await async_redis().set(cancel_key(job_id), b"1", ex=_ttl())
-
-
 # ---- reading (web side, async) ---------------------------------------------------------------
 
 # Hand out the chunks after a reader's cursor and move the cursor, atomically, so two

@@ -11,6 +11,7 @@ from asgiref.sync import sync_to_async
 
 from engine.types import ChunkDict
 from jobs import chunklog, sweeper, tracing, wakeup
+from jobs.dbwork import db_work
 from jobs.logcontext import bind_job_id
 from jobs.models import Engine, Job
 
@@ -89,25 +90,18 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def _engine_query(ref: str) -> Any:
-    key = parse_uuid(ref)
-    query = Engine.objects.filter(is_active=True)
-    return query.filter(id=key) if key else query.filter(name=ref)
-
-
-async def engine_find(ref: str) -> Engine | None:
-    """An active engine by UUID or by name."""
+def engine_lookup(ref: str) -> Engine | None:
+    """An active engine by UUID or by name. A job start looks its engine up in the thread that
+    creates the job, so the two cost one thread hop, not two."""
     if "\x00" in ref or not _encodable(ref):
         return None  # no name Postgres holds has a NUL or an unpaired surrogate; it would raise
-    return await _engine_query(ref).afirst()
+    key = parse_uuid(ref)
+    query = Engine.objects.filter(is_active=True)
+    return (query.filter(id=key) if key else query.filter(name=ref)).first()
 
 
-def engine_lookup(ref: str) -> Engine | None:
-    """engine_find for sync code: a job start looks its engine up in the thread that creates
-    the job, so the two cost one thread hop, not two."""
-    if "\x00" in ref or not _encodable(ref):
-        return None
-    return _engine_query(ref).first()
+# engine_lookup for async callers: one thread hop, the connection given back when it returns.
+engine_find = db_work(engine_lookup)
 
 
 # Longer than any Redis list can be (2**32 - 1 items).

@@ -47,7 +47,7 @@ class ScriptedEngine:
             if "raise" in step:
                 raise EngineError(step["raise"], code="upstream_error")
             if "cancel" in step:
-                await chunklog.arequest_cancel(step["cancel"])
+                await asyncio.to_thread(chunklog.request_cancel, step["cancel"])
             elif "forget" in step:  # what a Redis restart without persistence does to a log
                 job_id = step["forget"]
                 await async_redis().delete(chunklog.chunks_key(job_id), chunklog.text_key(job_id))
