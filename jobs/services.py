@@ -104,6 +104,24 @@ def room_resolve(*, owner: User, room_id: str | None) -> Room:
     return room
 
 
+class JobRefused(Exception):
+    """The engine cannot honour the request: `param` names what (a face may rename it as its
+    request names it), `message` says why in the words every face uses. Faces answer it as a
+    400 naming the parameter (jobs/faces/common/errors.problem); SEMOSS and Batch API lines in
+    their own shapes."""
+
+    def __init__(self, engine_name: str, param: str, reason: str) -> None:
+        super().__init__(engine_name, param, reason)
+        self.engine_name, self.param, self.reason = engine_name, param, reason
+
+    @property
+    def message(self) -> str:
+        return f"Engine {self.engine_name!r} cannot honour '{self.param}': {self.reason}"
+
+    def __str__(self) -> str:
+        return self.message
+
+
 @transaction.atomic
 def job_create(
     *,
@@ -120,9 +138,9 @@ def job_create(
 ) -> Job:
     """A queued job, sent to a worker once committed (through its engine's queue when the engine
     has limits). Raises EngineNotAllowed when `engines` (the calling key's, empty for every
-    engine) leaves this one out, and UnsupportedParameter (see `refusal`) when the engine cannot
-    honour the request, both before anything is written or counted, so the caller hears it now
-    rather than in a failed job. `counted`: whether the owner's job limits (per minute, active)
+    engine) leaves this one out, and JobRefused when the engine cannot honour the request, both
+    before anything is written or counted, so the caller hears it now rather than in a failed
+    job. `counted`: whether the owner's job limits (per minute, active)
     apply: not to a Batch API line, whose runner keeps its own bound on an owner's active lines
     (a batch of 10,000 lines would otherwise run at the per-minute limit and spend the owner's
     interactive budget).
@@ -130,7 +148,10 @@ def job_create(
     With an idempotency key, the job that key made (within a day) is returned as it is, marked
     `replayed`; the same key with another request raises IdempotencyConflict."""
     check_engine(engines, engine)
-    engine.built().check(request)
+    try:
+        engine.built().check(request)
+    except UnsupportedParameter as exc:
+        raise JobRefused(engine.name, exc.param, str(exc)) from None
     placement = placement or Placement()
     options = {**options, **queue_options(placement)}
     key = placement.idempotency_key
@@ -182,8 +203,8 @@ def live_meta(job: Job) -> LiveMeta:
 
 
 def refusal(engine: Engine, exc: UnsupportedParameter) -> str:
-    """What every face says when job_create raised UnsupportedParameter."""
-    return f"Engine {engine.name!r} cannot honour '{exc.param}': {exc}"
+    """What every face says of a parameter the engine cannot honour."""
+    return JobRefused(engine.name, exc.param, str(exc)).message
 
 
 def job_cancel(*, job: Job) -> None:

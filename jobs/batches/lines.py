@@ -12,7 +12,6 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
-from engine.types import UnsupportedParameter
 from jobs import services
 from jobs.access import EngineNotAllowed
 from jobs.batches.endpoints import AnsweredEndpoint, Endpoint, LineRefused, LineWaiting
@@ -63,9 +62,9 @@ def _job(
             placement=placement,
             counted=False,  # the runner bounds an owner's active lines itself
         )
-    except UnsupportedParameter as exc:
-        message = services.refusal(engine, exc)
-        raise LineRefused(400, error_body(message, param=exc.param, code="unsupported_parameter")) from None
+    except services.JobRefused as refused:
+        body = error_body(refused.message, param=refused.param, code="unsupported_parameter")
+        raise LineRefused(400, body) from None
     except EngineNotAllowed:
         raise _model_not_found(asked.model) from None
 

@@ -19,12 +19,14 @@ from jobs.faces.common.middleware import FaceErrorsMiddleware
 from jobs.idempotency import IdempotencyConflict
 from jobs.limits import LimitExceeded
 from jobs.scheduling.placement import InvalidPlacement
+from jobs.services import JobRefused
 
 PATHS = {"openai": "/v1/chat/completions", "jobs": "/v1/jobs/abc", "semoss": "/Monolith/api/engine/runPixel"}
 ERRORS = {
     "limit": lambda: LimitExceeded("Too many job starts.", retry_after=7),
     "idempotency": lambda: IdempotencyConflict("key-1"),
     "placement": lambda: InvalidPlacement("Not a priority.", param="priority"),
+    "refused": lambda: JobRefused("spool-offline", "tools", "it cannot call tools."),
     "too_large": lambda: RequestDataTooBig("big"),
     "outage": lambda: redis.ConnectionError("refused"),
     "not_found": lambda: FaceError("No such job.", status=404, code="not_found"),
@@ -85,3 +87,16 @@ def test_a_view_without_a_face_answers_in_its_urls_face():
     error = FaceError("Method POST is not allowed here.", status=405, code="method_not_allowed")
     status, body, _ = answer(through_a_view(RequestFactory().get("/Monolith/api/openapi.json"), error, None))
     assert (status, body) == (405, {"errorMessage": "Method POST is not allowed here."})
+
+
+def test_a_parameter_its_engine_cannot_honour_is_a_400_naming_it_on_the_openai_and_native_faces():
+    """job_create raises JobRefused; every face answers it through the one renderer."""
+    for face in ("openai", "jobs"):
+        status, body, _ = answer(
+            through_the_middleware(RequestFactory().get(PATHS[face]), ERRORS["refused"]())
+        )
+        assert status == 400
+        assert body["error"]["param"] == "tools" and body["error"]["code"] == "unsupported_parameter"
+        assert (
+            body["error"]["message"] == "Engine 'spool-offline' cannot honour 'tools': it cannot call tools."
+        )

@@ -24,13 +24,21 @@ from jobs.limits import LimitExceeded
 from jobs.overload import is_overload
 from jobs.protocols.openai_errors import error_body, error_type
 from jobs.scheduling.placement import InvalidPlacement
+from jobs.services import JobRefused
 
 log = logging.getLogger(__name__)
 
 OPENAI, NATIVE, SEMOSS = "openai", "jobs", "semoss"
 OUTAGES = (redis.RedisError, OperationalError, InterfaceError)
 # Raised below the views as well as in them: each is one FaceError (`problem`).
-HANDLED = (LimitExceeded, RequestDataTooBig, IdempotencyConflict, InvalidIdempotencyKey, InvalidPlacement)
+HANDLED = (
+    LimitExceeded,
+    RequestDataTooBig,
+    IdempotencyConflict,
+    InvalidIdempotencyKey,
+    InvalidPlacement,
+    JobRefused,
+)
 # A SEMOSS poller keeps polling on any status it does not know as terminal, which is what it
 # should do during an outage or a rate limit: so the errors that meet a request before or around
 # its work (`problem`) say "Unavailable" in SEMOSS's answer.
@@ -101,14 +109,17 @@ def render(request: HttpRequest, error: FaceError) -> HttpResponse:
 
 def problem(request: HttpRequest, exc: BaseException) -> FaceError | None:
     """What goes wrong around any view, as a FaceError: a caller over its limits (429), a body too
-    large (413), an idempotency key or placement refused, an outage of Redis or Postgres or a pool
-    busy past its timeout (503). None for anything else."""
+    large (413), a parameter its engine cannot honour (400), an idempotency key or placement
+    refused, an outage of Redis or Postgres or a pool busy past its timeout (503). None for
+    anything else."""
     if isinstance(exc, FaceError):
         return exc
     if isinstance(exc, LimitExceeded):
         return FaceError(
             exc.message, status=429, code=exc.code, retry_after=exc.retry_after, body=UNAVAILABLE
         )
+    if isinstance(exc, JobRefused):
+        return FaceError(exc.message, param=exc.param, code="unsupported_parameter", body=UNAVAILABLE)
     if isinstance(exc, IdempotencyConflict):
         return FaceError(str(exc), status=409, code="idempotency_key_conflict", retry=False, body=UNAVAILABLE)
     if isinstance(exc, InvalidIdempotencyKey):

@@ -15,7 +15,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 
-from engine.types import GenerationRequest, UnsupportedParameter
+from engine.types import GenerationRequest
 from jobs import readtokens, services
 from jobs.access import engines_of, key_grant
 from jobs.batches.selectors import batch_for_owner, job_page
@@ -198,15 +198,10 @@ def _create(
     engine = engine_lookup(ref)
     if engine is None:
         raise engine_not_found(field, ref)
-    try:
-        job = services.job_create(
-            owner=user, engine=engine, request=request, options=options, face=FACE, engines=engines,
-            placement=placement,
-        )  # fmt: skip
-    except UnsupportedParameter as exc:
-        raise FaceError(
-            services.refusal(engine, exc), param=exc.param, code="unsupported_parameter"
-        ) from None
+    job = services.job_create(
+        owner=user, engine=engine, request=request, options=options, face=FACE, engines=engines,
+        placement=placement,
+    )  # fmt: skip
     return job, queue_of(job)
 
 

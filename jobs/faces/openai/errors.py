@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from jobs.faces.common.errors import FaceError
-from jobs.idempotency import IdempotencyConflict
 from jobs.protocols.openai_errors import JOB_ERROR_STATUS, error_body, stream_error_type
 
-__all__ = ["FaceError", "conflict", "error_body", "job_error", "not_found", "stream_error_type"]
+__all__ = ["FaceError", "error_body", "job_error", "not_found", "stream_error_type"]
 
 
 def job_error(data: dict[str, Any]) -> FaceError:
@@ -28,9 +27,3 @@ def job_error(data: dict[str, Any]) -> FaceError:
 
 def not_found(message: str) -> FaceError:
     return FaceError(message, status=404, code="not_found", retry=False)
-
-
-def conflict(exc: IdempotencyConflict) -> FaceError:
-    """An Idempotency-Key used for another request: told so at once, and not retried by the SDK
-    (it retries a 409 by itself), since the same request would meet the same key again."""
-    return FaceError(str(exc), status=409, code="idempotency_key_conflict", retry=False)

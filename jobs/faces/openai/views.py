@@ -12,7 +12,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 
-from engine.types import UnsupportedParameter
 from jobs import services
 from jobs.access import engine_allowed, engines_of
 from jobs.dbwork import db_work
@@ -25,9 +24,8 @@ from jobs.faces.openai import serializers as shapes
 from jobs.faces.openai import sse, stored, text
 from jobs.faces.openai.base import OpenAIView
 from jobs.faces.openai.chat import ChatCreate, parse_create
-from jobs.faces.openai.errors import conflict, job_error, not_found
+from jobs.faces.openai.errors import job_error, not_found
 from jobs.faces.openai.legacy import TextCreate, parse_text_create
-from jobs.idempotency import IdempotencyConflict
 from jobs.models import Engine, Job
 from jobs.protocols import openai_chat as render
 from jobs.scheduling.placement import Placement
@@ -51,27 +49,20 @@ def model_not_found(model: str) -> FaceError:
 def _start(
     user: User, engines: frozenset[str], create: ChatCreate | TextCreate, face: str, placement: Placement
 ) -> Job:
-    """Find the engine, refuse what it cannot honour, then create the job (queued once
-    committed): one thread hop for all of it."""
+    """Find the engine and create the job (queued once committed): one thread hop for all of
+    it. What job_create refuses is answered by the face's error renderer."""
     engine = engine_lookup(create.model)
     if engine is None:
         raise model_not_found(create.model)
-    try:
-        return services.job_create(
-            owner=user,
-            engine=engine,
-            request=create.request,
-            options=create.options,
-            face=face,
-            engines=engines,
-            placement=placement,
-        )
-    except UnsupportedParameter as exc:
-        raise FaceError(
-            services.refusal(engine, exc), param=exc.param, code="unsupported_parameter"
-        ) from None
-    except IdempotencyConflict as exc:
-        raise conflict(exc) from None
+    return services.job_create(
+        owner=user,
+        engine=engine,
+        request=create.request,
+        options=create.options,
+        face=face,
+        engines=engines,
+        placement=placement,
+    )
 
 
 def job_headers(job: Job) -> dict[str, str]:

@@ -9,7 +9,6 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 
-from engine.types import UnsupportedParameter
 from jobs import services
 from jobs.access import check_engine
 from jobs.dbwork import db_work
@@ -175,9 +174,9 @@ def _create_llm_job(user: User, engines: frozenset[str], call: LLMCall, placemen
             engines=engines,
             placement=placement,
         )
-    except UnsupportedParameter as exc:
-        exc.param = _part_name(call, messages, exc.param)
-        raise ReactorError(services.refusal(engine, exc)) from None
+    except services.JobRefused as refused:
+        refused.param = _part_name(call, messages, refused.param)
+        raise ReactorError(refused.message) from None
 
 
 async def start_llm(user: User, engines: frozenset[str], pixel: Pixel, placement: Placement) -> Job:

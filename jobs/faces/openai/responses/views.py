@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.http import HttpResponse, HttpResponseBase, JsonResponse
 from rest_framework.request import Request
 
-from engine.types import ChunkDict, GenerationRequest, UnsupportedParameter
+from engine.types import ChunkDict, GenerationRequest
 from jobs import chunklog, responses, services
 from jobs.access import engines_of
 from jobs.dbwork import db_work
@@ -22,11 +22,10 @@ from jobs.faces.common.placement import idempotency_key, placement_of
 from jobs.faces.common.serializers import check
 from jobs.faces.common.views import caller
 from jobs.faces.openai.base import OpenAIView
-from jobs.faces.openai.errors import conflict, not_found
+from jobs.faces.openai.errors import not_found
 from jobs.faces.openai.responses import create, shapes, sse
 from jobs.faces.openai.stored import paging, query_values
 from jobs.faces.openai.views import job_headers, model_not_found
-from jobs.idempotency import IdempotencyConflict
 from jobs.models import Job, StoredResponse
 from jobs.paging import UnknownCursor
 from jobs.responses.events import response_object
@@ -85,11 +84,10 @@ def _start(user: User, engines: frozenset[str], asked: create.ResponseCreate, pl
             owner=user, engine=engine, request=request, options=options, face=responses.FACE, engines=engines,
             placement=placement,
         )  # fmt: skip
-    except UnsupportedParameter as exc:
-        param = create.PARAM_NAMES.get(exc.param, exc.param)
-        raise FaceError(services.refusal(engine, exc), param=param, code="unsupported_parameter") from None
-    except IdempotencyConflict as exc:
-        raise conflict(exc) from None
+    except services.JobRefused as refused:
+        # Named as this endpoint's request names it (max_output_tokens, not max_tokens).
+        refused.param = create.PARAM_NAMES.get(refused.param, refused.param)
+        raise
 
 
 async def _owned(user: User, value: str, *, live: bool = True) -> Job:
