@@ -6,7 +6,6 @@ import asyncio
 import atexit
 import base64
 import contextlib
-import email.utils
 import functools
 import json
 import os
@@ -17,7 +16,6 @@ import urllib.request
 import weakref
 from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,6 +28,7 @@ from multidict import CIMultiDictProxy
 from engine import toolparse
 from engine.compat import mark_connector_closed
 from engine.embeddings import EmbeddingRequest, Embeddings, EmbeddingsUnsupported
+from engine.retry import retry_after_seconds
 from engine.types import (
     CONTENT,
     FINISH,
@@ -200,27 +199,14 @@ class _Retry(Exception):
 
 
 def _retry_after(headers: CIMultiDictProxy[str]) -> float | None:
-    """Seconds the server asked us to wait (Retry-After seconds or date, or retry-after-ms)."""
+    """Seconds the server asked us to wait (retry-after-ms, else Retry-After seconds or date)."""
     ms = headers.get("retry-after-ms")
     if ms:
         try:
             return max(0.0, float(ms) / 1000)
         except ValueError:
             pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return retry_after_seconds(headers.get("retry-after"))
 
 
 def _error_message(body: bytes, reason: str | None) -> str:

@@ -48,10 +48,6 @@ def close_scope() -> None:
     _job_id.set(None)
 
 
-def current_job_id() -> str | None:
-    return _job_id.get()
-
-
 class JobIdFilter(logging.Filter):
     """Puts `job_id` on the record when a job is in context (python-json-logger writes it as a
     field; the text format shows `-` without one). A caller's own extra={"job_id": ...} wins."""

@@ -13,7 +13,6 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 
 import httpx
 import orjson
@@ -21,6 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from engine.retry import retry_after_seconds
 from jobs import queueing
 from jobs.webhooks import addresses, secrets, signing, transport
 from jobs.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -70,20 +70,6 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds a Retry-After header asks for (a number of seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - timezone.now()).total_seconds())
-    except (TypeError, ValueError):
-        return None
-
-
 def _signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
     found = [secrets.decrypt(endpoint.secret_encrypted)]
     expires = endpoint.previous_secret_expires_at
@@ -116,7 +102,7 @@ def _post(delivery: WebhookDelivery, endpoint: WebhookEndpoint, http: httpx.Clie
         answer.status_code,
         _ms(started),
         f"answered {answer.status_code}",
-        _retry_after(answer.headers.get("retry-after")),
+        retry_after_seconds(answer.headers.get("retry-after")),
     )
 
 
