@@ -9,27 +9,37 @@ from jobs.paging import Page
 from jobs.responses import response_id
 from jobs.responses.events import fold
 
+# What keeping a response reads of its job (with its engine).
+_READS = frozenset({"owner_id", "engine_id", "request", "options", "created_at", "usage", "chunks"})
+
 
 def response_store(*, job: Job) -> StoredResponse:
-    """Keep a finished job as a stored response. Called by the runner inside the transaction
-    that ends the job, so the job row read here already has its archived log."""
-    job = Job.objects.select_related("engine").get(pk=job.pk)
+    """Keep a finished job as a stored response. Called inside the transaction that ends the
+    job: with the job as the runner holds it, ended fields set (nothing read back), or else read
+    here, where the row already has its archived log. One statement: an insert that updates a
+    row already there."""
+    if job.get_deferred_fields() & _READS or not Job._meta.get_field("engine").is_cached(job):
+        job = Job.objects.select_related("engine").get(pk=job.pk)
     state, _ = fold(job, job.chunks or [])
-    stored, _ = StoredResponse.objects.update_or_create(
+    stored = StoredResponse(
         id=response_id(job.pk),
-        defaults={
-            "owner_id": job.owner_id,
-            "job": job,
-            "engine": job.engine,
-            "model": job.engine.name,
-            "metadata": job.options.get("metadata") or {},
-            "response": state.snapshot(),
-            "usage": job.usage,
-            "status": state.status,
-            "created_at": job.created_at,
-        },
+        owner_id=job.owner_id,
+        job=job,
+        engine=job.engine,
+        model=job.engine.name,
+        metadata=job.options.get("metadata") or {},
+        response=state.snapshot(),
+        usage=job.usage,
+        status=state.status,
+        created_at=job.created_at,
+    )
+    StoredResponse.objects.bulk_create(
+        [stored], update_conflicts=True, unique_fields=["id"], update_fields=_UPDATED
     )
     return stored
+
+
+_UPDATED = ["owner", "job", "engine", "model", "metadata", "response", "usage", "status", "created_at"]
 
 
 def input_page(job: Job, *, after: str | None, limit: int, order: str) -> Page:

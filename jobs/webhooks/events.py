@@ -9,7 +9,10 @@ OpenAI's `batch.completed`, `batch.failed`, `batch.cancelled` or `batch.expired`
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any, TypedDict
 
 from django.db import transaction
@@ -113,7 +116,36 @@ def _deliver(endpoints: list[WebhookEndpoint], events: list[Event], job: Job | N
         return
     WebhookDelivery.objects.bulk_create(deliveries)
     ids = [str(d.pk) for d in deliveries]
-    transaction.on_commit(lambda: send_first_attempts(ids))
+    held = _held.get()
+    if held is None:
+        transaction.on_commit(lambda: send_first_attempts(ids))
+    else:
+        held.extend(ids)
+
+
+# The deliveries of the transaction in sends_held(), kept for its caller to send.
+_held: ContextVar[list[str] | None] = ContextVar("spool_webhook_sends_held", default=None)
+
+
+@contextlib.contextmanager
+def sends_held() -> Iterator[list[str]]:
+    """Around a transaction (`with sends_held() as held, transaction.atomic():`): the first
+    attempts of the deliveries it makes are not published at its commit but kept in `held`, for
+    the caller to send (send_first_attempts) once it has done what must come first. The worker
+    ends a job's log before it publishes: a publish can take tens of ms (a process's first
+    connects to the broker), and the job's readers waited for the log's end behind it
+    (bench/final_event.py). If the transaction raises, `held` is the caller's to drop; a process
+    that dies before its send leaves pending rows, which the sweeper sends (OVERDUE_SECONDS).
+    Inside a transaction already open the deliveries wait for its commit, as without it."""
+    held: list[str] = []
+    if transaction.get_connection().in_atomic_block:
+        yield held
+        return
+    token = _held.set(held)
+    try:
+        yield held
+    finally:
+        _held.reset(token)
 
 
 def batch_ended(owner_id: int, batch_id: str, status: str) -> None:

@@ -24,6 +24,8 @@ from jobs.scheduling import admission, deployments, fallback, leases
 from jobs.scheduling.estimate import used_tokens
 from jobs.scheduling.placement import DEFAULT, run_seconds
 from jobs.types import JobResult
+from jobs.webhooks import events as webhook_events
+from jobs.webhooks.delivery import send_first_attempts
 from jobs.worker import runtime, statements
 from jobs.worker.generation import Generation
 
@@ -148,7 +150,8 @@ def _finish(job: Job, generation: Generation) -> None:
     result = generation.result()
     # Set once for every attempt: an attempt whose answer was lost ended the job at this time.
     job.finished_at = timezone.now()
-    commit = lambda: _commit(job, generation, usage_chunk, terminal, result)  # noqa: E731
+    webhooks: list[str] = []  # the owner's webhook events, sent after the log's end
+    commit = lambda: _commit(job, generation, usage_chunk, terminal, result, webhooks)  # noqa: E731
     with tracing.span("spool.commit"):
         updated = _retry_while_down(commit, "Postgres")
     if not updated:
@@ -163,11 +166,19 @@ def _finish(job: Job, generation: Generation) -> None:
     # chunk can always read the result.
     if not runtime.run(generation.close_log([usage_chunk, terminal], OUTAGE_PATIENCE_SECONDS)):
         log.error("job %s ended but Redis is still down; readers will get it from Postgres", job.pk)
+    if webhooks:
+        send_first_attempts(webhooks)
 
 
 def _commit(
-    job: Job, generation: Generation, usage_chunk: ChunkDict, terminal: ChunkDict, result: JobResult
+    job: Job,
+    generation: Generation,
+    usage_chunk: ChunkDict,
+    terminal: ChunkDict,
+    result: JobResult,
+    webhooks: list[str],
 ) -> bool:
+    """End the job in Postgres; the webhook deliveries it committed are added to `webhooks`."""
     job.status = _status_of(terminal)
     job.first_chunk_at = generation.first_chunk_at
     status = job.status
@@ -176,26 +187,27 @@ def _commit(
     message: dict[str, Any] | None = None
     if status == Job.Status.SUCCEEDED:
         message = {"content": first["content"], "tool_calls": first["tool_calls"] or None}
-    with transaction.atomic():
-        wants_events = statements.end(
-            job.pk,
-            {
-                "status": status,
-                "finished_at": job.finished_at,
-                "first_chunk_at": job.first_chunk_at,
-                "finish_reason": terminal["data"].get("finish_reason") or terminal["data"].get("code", ""),
-                "usage": generation.usage,
-                "error": "" if terminal["type"] == FINISH else terminal["data"]["message"],
-                "result": result,
-                "chunks": [*generation.written, usage_chunk, terminal],
-            },
-            message,
-        )
+    ended = {
+        "status": status,
+        "finished_at": job.finished_at,
+        "first_chunk_at": job.first_chunk_at,
+        "finish_reason": terminal["data"].get("finish_reason") or terminal["data"].get("code", ""),
+        "usage": generation.usage,
+        "error": "" if terminal["type"] == FINISH else terminal["data"]["message"],
+        "result": result,
+        "chunks": [*generation.written, usage_chunk, terminal],
+    }
+    with webhook_events.sends_held() as held, transaction.atomic():
+        wants_events = statements.end(job.pk, ended, message)
         if wants_events is None:
             # Ended by the sweeper or a cancel; or by an earlier attempt of this commit whose
             # answer was lost, whose job is this worker's to close.
             return Job.objects.filter(pk=job.pk, status=status, finished_at=job.finished_at).exists()
+        # The job as it now is in Postgres, so what its end keeps is made without reading it back.
+        for name, value in ended.items():
+            setattr(job, name, value)
         lifecycle.ended(job, wants_events=wants_events)
+    webhooks += held
     return True
 
 

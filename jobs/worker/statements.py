@@ -20,9 +20,21 @@ from jobs.webhooks.models import WebhookEndpoint
 
 M = TypeVar("M", bound=Model)
 
-# What the runner reads of a job and its engine; any other field is loaded on access (Django's
-# deferred fields).
-_JOB_FIELDS = ("id", "engine_id", "room_id", "request", "options", "status", "created_at", "started_at")
+# What the runner reads of a job and its engine, and what a job's end keeps of it (a stored
+# response or completion, in the end's transaction); any other field is loaded on access
+# (Django's deferred fields), one query each.
+_JOB_FIELDS = (
+    "id",
+    "owner_id",
+    "engine_id",
+    "room_id",
+    "face",
+    "request",
+    "options",
+    "status",
+    "created_at",
+    "started_at",
+)
 _ENGINE_FIELDS = (
     "id",
     "name",

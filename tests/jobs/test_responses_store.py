@@ -11,6 +11,8 @@ import pytest
 from django.contrib.admin.utils import quote
 from django.core.cache import cache
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from engine import registry
@@ -37,6 +39,12 @@ def scripted_kind(monkeypatch, redis_clean):
 
 
 def run_response(options: dict[str, Any], script: list[dict] = SCRIPT) -> Job:
+    job = make_response(options, script)
+    job_run(job_id=str(job.pk))
+    return Job.objects.get(pk=job.pk)
+
+
+def make_response(options: dict[str, Any], script: list[dict] = SCRIPT) -> Job:
     user = services.user_ensure(username="ann")
     engine = Engine.objects.create(
         name=f"scripted-{uuid.uuid4().hex[:6]}", kind="scripted", config={"script": script}
@@ -48,8 +56,7 @@ def run_response(options: dict[str, Any], script: list[dict] = SCRIPT) -> Job:
         options=options,
         face=responses.FACE,
     )
-    job_run(job_id=str(job.pk))
-    return Job.objects.get(pk=job.pk)
+    return job
 
 
 def test_a_stored_response_is_kept_as_a_response_not_a_completion():
@@ -59,6 +66,20 @@ def test_a_stored_response_is_kept_as_a_response_not_a_completion():
     assert stored.metadata == {"team": "search"} and stored.usage["output_tokens"] == 4
     assert stored.response["output"][0]["content"][0]["text"] == "He had three daughters."
     assert not StoredCompletion.objects.filter(job=job).exists()
+
+
+def test_the_worker_keeps_a_response_in_one_statement_reading_nothing_back():
+    """It already holds the job as it ended; a statement more is a round trip more between the
+    job's end and its readers seeing it."""
+    job = make_response({"store": True})
+    with CaptureQueriesContext(connection) as queries:
+        job_run(job_id=str(job.pk))
+    sql = [q["sql"] for q in queries.captured_queries]
+    stored = [s for s in sql if "jobs_storedresponse" in s]
+    assert len(stored) == 1 and stored[0].startswith("INSERT")
+    # The claim and the end are the job's statements (raw SQL, no quoted table names).
+    assert not [s for s in sql if s.startswith("SELECT") and '"jobs_job"' in s]
+    assert StoredResponse.objects.get(job=job).status == "completed"
 
 
 def test_a_response_without_store_is_not_kept():

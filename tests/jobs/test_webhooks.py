@@ -6,6 +6,7 @@ delivery goes over real HTTP to a receiver on 127.0.0.1 and is verified with the
 from __future__ import annotations
 
 import ipaddress
+import json
 import ssl
 from datetime import timedelta
 from typing import Any
@@ -162,6 +163,26 @@ def test_only_the_owners_enabled_endpoints_that_want_the_type_get_a_delivery(
     assert [(d.endpoint_id, d.event_type) for d in made] == [(wants_all.pk, "job.succeeded")]
     assert sent == [(str(made[0].pk), 1, 0.0)]  # sent once the job's end was committed
     assert not WebhookDelivery.objects.filter(endpoint=bobs).exists()
+
+
+@pytest.mark.django_db(transaction=True)  # the runner's own commit, not the test's savepoint
+def test_the_worker_sends_a_jobs_events_once_its_log_has_ended(monkeypatch):
+    """Readers wait for the log's end, not for the broker: the events' publish comes after it."""
+    from jobs import chunklog
+    from jobs.redis_clients import sync_redis
+
+    user = owner()
+    endpoint(user, types=["job.succeeded"])
+    last_chunk_when_sent: list[str] = []
+
+    def enqueue(delivery_id: str, number: int, countdown: float = 0.0) -> None:
+        job_id = str(WebhookDelivery.objects.get(pk=delivery_id).job_id)
+        last = sync_redis().lindex(chunklog.chunks_key(job_id), -1)
+        last_chunk_when_sent.append(json.loads(last)["type"])
+
+    monkeypatch.setattr(delivery, "_enqueue", enqueue)
+    finished_job(face="jobs", user=user)
+    assert last_chunk_when_sent == ["finish"]
 
 
 def test_a_job_whose_owner_has_no_endpoint_makes_nothing_for_one_query(django_assert_num_queries):
