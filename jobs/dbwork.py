@@ -13,21 +13,54 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from contextvars import ContextVar
+from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import connection, connections
+from django.db.backends.signals import connection_created
 
 from jobs.compat.asgiref_threads import ran_sync_code
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# Per web request (the ASGI handler sets it): whether the request's sync thread may hold a
+# database connection. One cell for the request, seen by its threads too (each sync call runs
+# in a copy of the request's context, which holds the same cell).
+_holding: ContextVar[list[bool] | None] = ContextVar("spool_request_holds_connection", default=None)
+
+
+def track_connections() -> None:
+    """From now on in this context (a request), note whether its threads hold a connection."""
+    _holding.set([False])
+
+
+def _connected(**_: Any) -> None:
+    cell = _holding.get()
+    if cell is not None:
+        cell[0] = True
+
+
+# Sent by Django each time a connection is taken (from the pool, with one configured).
+connection_created.connect(_connected, dispatch_uid="spool-dbwork")
+
+
+def may_hold_connection() -> bool:
+    """Whether this request's sync thread may still hold a database connection: it took one and
+    did not give it back through db_work or release_db (an async ORM call leaves it checked out),
+    or nobody tracked (track_connections) to know."""
+    cell = _holding.get()
+    return cell is None or cell[0]
+
 
 def _give_back() -> None:
     # Inside a transaction (a test's, or a caller's atomic block) the connection stays.
     if not connection.in_atomic_block:
         connection.close()  # with a pool configured, close() returns it to the pool
+        cell = _holding.get()
+        if cell is not None:
+            cell[0] = False
 
 
 def db_work(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:

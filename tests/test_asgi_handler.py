@@ -1,7 +1,7 @@
 """Spool's ASGI handler (jobs/compat/asgi_handler.py; its guard is in tests/test_compat.py): a
-request that ran no sync code has its response closed on the event loop, without starting a
-thread; one that ran sync code still closes on its own thread, where its database connections
-are."""
+request that ran no sync code, or whose sync code gave its database connection back, has its
+response closed on the event loop, without a thread hop; one whose thread still holds a
+connection closes on that thread, where the connection is."""
 
 from __future__ import annotations
 
@@ -11,8 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
+from django.contrib import admin
+from django.contrib.auth.models import User
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, connections, reset_queries
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+
+from jobs.dbwork import db_work
 
 
 def serve(
@@ -73,12 +79,39 @@ def test_a_request_that_ran_no_sync_code_is_closed_on_the_loop_without_a_thread(
     assert threads_started == 0
 
 
-@pytest.mark.django_db
-def test_a_sync_view_is_closed_on_its_own_thread(monkeypatch):
-    status, finished_on, threads_started, loop_thread = serve("/admin/login/", monkeypatch)
+def _queries(request: HttpRequest) -> HttpResponse:
+    # A sync view: its thread takes a connection and keeps it until the request ends.
+    return HttpResponse(str(User.objects.count()))
+
+
+async def _gives_back(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(str(await db_work(User.objects.count)()))
+
+
+urlpatterns = [
+    path("queries", _queries),
+    path("gives-back", _gives_back),
+    path("admin/", admin.site.urls),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_view_that_holds_a_connection_is_closed_on_its_own_thread(monkeypatch, settings):
+    settings.ROOT_URLCONF = __name__
+    status, finished_on, threads_started, loop_thread = serve("/queries", monkeypatch)
     assert status == 200
     assert len(finished_on) == 1 and finished_on[0] != loop_thread
     assert threads_started >= 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_whose_sync_code_gave_its_connection_back_is_closed_on_the_loop(monkeypatch, settings):
+    settings.ROOT_URLCONF = __name__
+    for path_ in ("/gives-back", "/admin/login/"):  # db_work; a sync view that took none
+        status, finished_on, threads_started, loop_thread = serve(path_, monkeypatch)
+        assert status == 200
+        assert finished_on == [loop_thread]
+        assert threads_started >= 1  # its sync code ran on a thread of its own
 
 
 @pytest.mark.django_db(transaction=True)

@@ -30,7 +30,7 @@ GUARDED = [
     (
         ASGIHandler.handle,
         "98faeb5bef800331e6a8002fbc96b30e4122a23438ae45a047190a531ea11323",
-        "jobs/compat/asgi_handler.py: a copy with one change",
+        "jobs/compat/asgi_handler.py: a copy with its changes marked",
     ),
     (
         MiddlewareMixin.__acall__,

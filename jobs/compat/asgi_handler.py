@@ -1,4 +1,5 @@
-"""Django's ASGI handler without its thread hop to close a response that ran no sync code.
+"""Django's ASGI handler without its thread hop to close a response whose thread holds no
+database connection.
 
 Django's handler ends every request with `await sync_to_async(response.close)()`, so that the
 request_finished receivers (closing the database connections of the request's sync thread) run
@@ -8,10 +9,13 @@ Redis, the most frequent requests) that hop starts a thread only to close nothin
 of a ~1 ms poll (`python -m bench.hops`; docs/WEB.md). Such a request closes its response on the
 loop instead: the loop's thread holds no database connection (the ORM refuses to run there;
 should one be open there all the same, the hop is kept), and the other receivers (closing
-caches, resetting the urlconf) are as cheap on the loop. A request that did run sync code keeps
+caches, resetting the urlconf) are as cheap on the loop. So does a request whose sync code gave
+its connection back (jobs.dbwork: db_work, release_db), such as every stream's and every
+create's: its thread has nothing to close either. A request whose thread may still hold a
+connection (it took one and did not give it back: a sync view, an async ORM call) keeps
 Django's hop.
 
-`handle` below is Django 5.2's with that one change (marked); tests/test_compat.py fails when
+`handle` below is Django 5.2's with those changes (marked); tests/test_compat.py fails when
 Django's own changes, so an upgrade brings the copy up to date.
 """
 
@@ -27,7 +31,7 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.urls import set_script_prefix
 
 from jobs.compat.asgiref_threads import ran_sync_code
-from jobs.dbwork import thread_holds_connection
+from jobs.dbwork import may_hold_connection, thread_holds_connection, track_connections
 
 
 class Handler(ASGIHandler):
@@ -39,6 +43,7 @@ class Handler(ASGIHandler):
         except RequestAborted:
             return
         # Request is complete and can be served.
+        track_connections()  # Spool: see the close below
         set_script_prefix(get_script_prefix(scope))
         await signals.request_started.asend(sender=self.__class__, scope=scope)
         # Get the request and check for basic issues.
@@ -95,9 +100,10 @@ class Handler(ASGIHandler):
         except asyncio.CancelledError:
             await signals.request_finished.asend(sender=self.__class__)
         else:
-            # Spool: no hop to a thread for a request that ran no sync code (see above), as long
-            # as the loop's own thread holds no connection for request_finished to look at.
-            if ran_sync_code() or thread_holds_connection():
+            # Spool: no hop to a thread for a request that ran no sync code, or whose sync code
+            # gave its connection back (see above), as long as the loop's own thread holds no
+            # connection for request_finished to look at.
+            if (ran_sync_code() and may_hold_connection()) or thread_holds_connection():
                 await sync_to_async(response.close)()
             else:
                 response.close()
