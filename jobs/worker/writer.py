@@ -102,11 +102,8 @@ class LogWriter:
             self._wake.clear()
             # One turn of the loop: every generation that has a chunk ready now adds it.
             await asyncio.sleep(0)
-            # A job whose own first write is still in flight waits for its reply (which makes
-            # it ready again): one write per job in flight at a time keeps its chunks in order.
-            batch = [job_log for job_log in self._ready.values() if not job_log.sending]
-            for job_log in batch:
-                del self._ready[job_log.job_id]
+            batch = list(self._ready.values())
+            self._ready.clear()
             self._busy = True
             try:
                 await self._send(batch)
@@ -132,8 +129,6 @@ class LogWriter:
         finally:
             for job_log in batch:
                 job_log.sending = False
-            if any(job_log.job_id in self._ready for job_log in batch):
-                self._wake.set()  # a heartbeat that came meanwhile, left for this reply
 
     async def _again(self, batch: list[JobLog]) -> None:
         await asyncio.sleep(RETRY_PAUSE_SECONDS)
