@@ -39,7 +39,6 @@ class JobLog:
         self.drained = asyncio.Event()  # set while nothing is waiting to be written
         self.drained.set()
         self.failing = False  # the last write failed: warn once per outage
-        self.sending = False  # a write carrying this job (chunks or heartbeat) awaits its reply
 
     def add(self, chunk: ChunkDict) -> None:
         self.written.append(chunk)
@@ -52,16 +51,12 @@ class JobLog:
 class LogWriter:
     """One per event loop. Generations add chunks to their JobLog and call ready(); the writer
     sends everything ready in one pipeline, one batch in flight at a time (chunks that come
-    meanwhile ride in the next), and refreshes idle jobs' heartbeats once a second. A job's
-    first chunks do not wait for the batch in flight: they go at once in a write of their own,
-    so a job's first token waits for no other job's (see ready)."""
+    meanwhile ride in the next), and refreshes idle jobs' heartbeats once a second."""
 
     def __init__(self) -> None:
         self._running: dict[str, JobLog] = {}
         self._ready: dict[str, JobLog] = {}
         self._wake = asyncio.Event()
-        self._busy = False  # the batch loop's write is in flight
-        self._first: set[asyncio.Task[None]] = set()  # first chunks' own writes in flight
         self._tasks = [
             asyncio.get_running_loop().create_task(self._write_forever(), name="spool-log-writer"),
             asyncio.get_running_loop().create_task(self._beat_forever(), name="spool-heartbeats"),
@@ -76,15 +71,6 @@ class LogWriter:
         self._running.pop(job_log.job_id, None)
 
     def ready(self, job_log: JobLog) -> None:
-        if self._busy and not job_log.confirmed and job_log.written and not job_log.sending:
-            # A job's first chunks while a batch is in flight: that batch's reply can be a
-            # round trip of hundreds of jobs away. Nothing of this job is in flight, so its
-            # own write now keeps its order; later chunks join the batches as usual.
-            self._ready.pop(job_log.job_id, None)
-            task = asyncio.get_running_loop().create_task(self._send([job_log]))
-            self._first.add(task)
-            task.add_done_callback(self._first.discard)
-            return
         self._ready[job_log.job_id] = job_log
         self._wake.set()
 
@@ -104,37 +90,22 @@ class LogWriter:
             await asyncio.sleep(0)
             batch = list(self._ready.values())
             self._ready.clear()
-            self._busy = True
             try:
-                await self._send(batch)
-            finally:
-                self._busy = False
-
-    async def _send(self, batch: list[JobLog]) -> None:
-        """One write of these jobs; after a failure, a pause, then they are ready again."""
-        for job_log in batch:
-            job_log.sending = True
-        try:
-            await self._write(batch)
-        except redis.RedisError as exc:
-            metrics.backend_error("redis")
-            for job_log in batch:
-                if not job_log.failing:
-                    log.warning("job %s: cannot write to Redis (%s); keeping chunks", job_log.job_id, exc)
-                    job_log.failing = True
-            await self._again(batch)
-        except Exception:  # a bug here must not stop every generation's writes
-            log.exception("log writer failed; retrying")
-            await self._again(batch)
-        finally:
-            for job_log in batch:
-                job_log.sending = False
-
-    async def _again(self, batch: list[JobLog]) -> None:
-        await asyncio.sleep(RETRY_PAUSE_SECONDS)
-        for job_log in batch:
-            job_log.sending = False
-            self.ready(job_log)
+                await self._write(batch)
+            except redis.RedisError as exc:
+                metrics.backend_error("redis")
+                for job_log in batch:
+                    if not job_log.failing:
+                        log.warning("job %s: cannot write to Redis (%s); keeping chunks", job_log.job_id, exc)
+                        job_log.failing = True
+                await asyncio.sleep(RETRY_PAUSE_SECONDS)
+                for job_log in batch:
+                    self.ready(job_log)
+            except Exception:  # a bug here must not stop every generation's writes
+                log.exception("log writer failed; retrying")
+                await asyncio.sleep(RETRY_PAUSE_SECONDS)
+                for job_log in batch:
+                    self.ready(job_log)
 
     async def _write(self, batch: list[JobLog]) -> None:
         for job_log in [j for j in batch if j.lost]:
