@@ -138,7 +138,12 @@ def test_the_sdks_images_and_image_urls_reach_an_upstream_engine_as_image_parts(
         pytest.param({"url": ["https://example.com/a.png"]}, "url[0]", id="url"),
     ],
 )
-def test_the_offline_engine_refuses_the_sdks_images_naming_the_argument(spool, images, named):
+def test_the_offline_engine_refuses_the_sdks_images_naming_the_argument(spool, pg, images, named):
+    from jobs.models import Room
+
+    rooms = Room.objects.filter(owner__username=spool.alice.username).count()
     with pytest.raises(Exception, match="cannot honour") as caught:
         _semoss_model(spool, spool.engine_id).ask("What is this?", **images)
     assert f"'{named}'" in str(caught.value) and "'image_url' content part" in str(caught.value)
+    # The room, the job and the message are one transaction: a refused call leaves no room.
+    assert Room.objects.filter(owner__username=spool.alice.username).count() == rooms

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.db import transaction
 
 from jobs import services
 from jobs.access import check_engine
@@ -136,8 +137,10 @@ def _placed(placement: Placement, params: dict[str, Any]) -> Placement:
 
 
 @db_work
+@transaction.atomic
 def _create_llm_job(user: User, engines: frozenset[str], call: LLMCall, placement: Placement) -> Job:
-    """Find the engine and create the job: one thread hop for both."""
+    """Find the engine and create the room, the job and the user's message: one thread hop and
+    one commit for all (a call refused after its room was made leaves no empty room)."""
     engine = engine_lookup(call.engine)
     if engine is None:
         raise ReactorError(f"Unknown engine {call.engine!r}.")
