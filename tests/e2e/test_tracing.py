@@ -140,7 +140,13 @@ def test_a_job_is_one_trace_from_the_request_through_the_worker_to_the_upstream(
     [request] = collector.wait_for(
         "of the request", lambda s: in_trace(s) and s.service == "spool-web" and not s.parent_id
     )
-    collector.wait_for("of the publish", lambda s: in_trace(s) and "spool.run_job" in s.name)
+    collector.wait_for(
+        "of the publish", lambda s: in_trace(s) and s.service == "spool-web" and "spool.run_job" in s.name
+    )
+    # The task's span ends after its children (the commit among them), so it is exported last.
+    collector.wait_for(
+        "of the task", lambda s: in_trace(s) and s.service == "spool-worker" and "spool.run_job" in s.name
+    )
     collector.wait_for("spool.commit", lambda s: in_trace(s) and s.name == "spool.commit")
     [upstream_call] = collector.wait_for(
         "of the upstream call", lambda s: in_trace(s) and s.service == "spool-worker" and "POST" in s.name
