@@ -83,7 +83,9 @@ def lines(model: str, count: int) -> bytes:
 
 
 def one_batch(stack: Stack, client: openai.OpenAI, model: str, count: int) -> dict[str, Any]:
-    idle = [ttft(client, model) for _ in range(5)]
+    # As many idle samples as the batch tends to give (one per half second), so the two medians
+    # are alike in noise.
+    idle = [ttft(client, model) for _ in range(25)]
     with PeakMemory({"web": stack.pid("web"), "worker": stack.pid("worker")}) as memory:
         uploaded = client.files.create(file=("bench.jsonl", io.BytesIO(lines(model, count))), purpose="batch")
         batch = client.batches.create(

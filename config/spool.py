@@ -375,7 +375,9 @@ class Batches:
             window_seconds=env.number("SPOOL_BATCH_WINDOW_SECONDS", 86400.0),
             max_lines=env.integer("SPOOL_BATCH_MAX_LINES", 50_000),
             file_max_bytes=env.integer("SPOOL_FILE_MAX_BYTES", 200 * 1000 * 1000),
-            active_lines=env.integer("SPOOL_BATCH_ACTIVE_LINES", 100),
+            # 32: the same lines/s as 100 on a worker at full speed, at half the delay an
+            # interactive stream meets beside them (docs/PERFORMANCE.md, the Batch API).
+            active_lines=env.integer("SPOOL_BATCH_ACTIVE_LINES", 32),
             poll_seconds=env.number("SPOOL_BATCH_POLL_SECONDS", 0.5),
             stale_seconds=env.number("SPOOL_BATCH_STALE_SECONDS", 60.0),
             file_seconds=env.integer("SPOOL_BATCH_FILE_SECONDS", 30 * 86400),
