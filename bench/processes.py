@@ -190,6 +190,6 @@ class Stack(Watched):
         self.manage(
             "shell", "-c",
             "from jobs import services\nfrom jobs.models import Job\n"
-            "for job in Job.objects.filter(status=Job.Status.QUEUED): services.job_cancel(job=job)",
+            "for job in Job.objects.filter(status=Job.Status.QUEUED): services.job_cancel(job.pk)",
         )  # fmt: skip
         redis.Redis.from_url(REDIS_URL).delete(QUEUE)

@@ -153,7 +153,7 @@ def cancel_unfinished(engine: str) -> int:
             )
         )
         for job in jobs:
-            services.job_cancel(job=job)
+            services.job_cancel(job.pk)
         return len(jobs)
 
     return int(_closing(work))

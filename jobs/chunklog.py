@@ -379,10 +379,6 @@ async def claim_text_up_to(job_id: str, reader: str, total: str) -> str:
     return data[handed:].decode(errors="replace")
 
 
-async def ais_alive(job_id: str) -> bool:
-    return bool(await async_redis().exists(alive_key(job_id)))
-
-
 async def last_chunk(job_id: str) -> ChunkDict | None:
     raw = await async_redis().lindex(chunks_key(job_id), -1)
     return orjson.loads(raw) if raw else None

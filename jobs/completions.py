@@ -10,6 +10,7 @@ from django.db.models import Q
 
 from engine.types import GenerationRequest
 from jobs import search
+from jobs.jobview import JobView
 from jobs.models import Job, StoredCompletion
 from jobs.paging import Page, UnknownCursor
 from jobs.protocols.openai_chat import completion, completion_id
@@ -50,7 +51,7 @@ def completion_store(*, job: Job) -> StoredCompletion:
             "face": job.face,
             "metadata": job.options.get("metadata") or {},
             "request": _request(job),
-            "response": completion(job),
+            "response": completion(JobView.of(job)),
             "usage": (job.result or {}).get("usage") or job.usage,
             "status": job.status,
             "finish_reason": job.finish_reason,

@@ -79,7 +79,7 @@ _CLAIM = (
 
 def replay(owner: User, key: str | None, fingerprint: str) -> Job | None:
     """Inside job_create's transaction. None: go on and make the job (this request holds the
-    key now). Otherwise the job the key made, with `replayed` set."""
+    key now). Otherwise the job the key made."""
     if key is None:
         return None
     now = timezone.now()
@@ -95,9 +95,7 @@ def replay(owner: User, key: str | None, fingerprint: str) -> Job | None:
         return None
     if held.fingerprint != fingerprint:
         raise IdempotencyConflict(key)
-    job = Job.objects.select_related("engine").get(pk=held.job_id)
-    job.replayed = True  # type: ignore[attr-defined]
-    return job
+    return Job.objects.select_related("engine").get(pk=held.job_id)
 
 
 def remember(owner: User, key: str | None, fingerprint: str, job: Job) -> None:

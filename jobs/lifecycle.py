@@ -1,5 +1,7 @@
-"""How a job's end is kept, the same for every path that ends one: the runner (its generation
-ended), the sweeper (its worker was lost) and a cancel (while it was queued).
+"""A job's transitions, the same for every path that makes one: the runner (its generation
+ended), the sweeper (its worker was lost: `end_lost`, `requeue_lost`) and a cancel or an expiry
+(while it was queued: `end_queued`). A job's slot of a limited engine is its caller's to give
+back (jobs.scheduling.admission imports this module for its expiries).
 
 Each path makes its own guarded update of the row (a status it expects, so only one path ever
 ends a job); then, inside that transaction, `ended` keeps what the owner asked to keep and writes
@@ -8,18 +10,22 @@ stored Responses only, so a stored chat completion whose worker was lost was nev
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from django.db import transaction
 from django.utils import timezone
 
-from engine.types import CONTENT, ERROR, ChunkDict
+from engine.types import CONTENT, ERROR, USAGE, ChunkDict
 from jobs import chunklog, responses
 from jobs.completions import completion_store
 from jobs.models import Job
 from jobs.responses.store import response_store
+from jobs.results import ResultBuilder
 from jobs.types import Usage
 from jobs.webhooks.events import job_ended
+
+log = logging.getLogger(__name__)
 
 
 def ended(job: Job, *, wants_events: bool = True) -> None:
@@ -72,3 +78,47 @@ def end_queued(job_id: str, status: str, code: str, message: str) -> bool:
     if ended_here:
         chunklog.append(job_id, [terminal])
     return bool(ended_here)
+
+
+# ---- a job whose worker is gone (found by jobs.sweeper) --------------------------------------
+
+DEAD_WORKER = "The worker running this job stopped before it finished."
+
+
+def requeue_lost(job_id: str) -> bool:
+    """A running job whose worker was lost before any output goes back to queued, to run again
+    from the start. False when it was not running any more."""
+    queued = Job.objects.filter(id=job_id, status=Job.Status.RUNNING).update(
+        status=Job.Status.QUEUED, started_at=None
+    )
+    if queued:
+        log.warning("job %s lost its worker before any output; running it again", job_id)
+    return bool(queued)
+
+
+def end_lost(job_id: str, written: list[ChunkDict], n: int) -> bool:
+    """End a running job whose worker was lost after it wrote `written`: its output is kept,
+    with an estimated usage and one `worker_lost` chunk. False when it was not running any more
+    (it ended meanwhile, or another sweeper ended it first)."""
+    builder = ResultBuilder(n)
+    for chunk in written:
+        builder.add(chunk)
+    usage_data = estimated_usage(written)
+    usage: ChunkDict = {"type": USAGE, "data": dict(usage_data)}
+    terminal = error_chunk("worker_lost", DEAD_WORKER)
+    with transaction.atomic():
+        updated = Job.objects.filter(id=job_id, status=Job.Status.RUNNING).update(
+            status=Job.Status.FAILED,
+            finished_at=timezone.now(),
+            finish_reason="worker_lost",
+            error=DEAD_WORKER,
+            usage=usage_data,
+            result=builder.build([None] * n, usage_data),
+            chunks=[*written, usage, terminal],
+        )
+        if updated:
+            ended_by_id(job_id)
+    if updated:
+        log.warning("job %s lost its worker after %d chunks; ended it", job_id, len(written))
+        chunklog.append(job_id, [usage, terminal])
+    return bool(updated)

@@ -1,17 +1,16 @@
-"""Reads: a caller's job, and its chunks since a cursor (live from Redis, else from Postgres)."""
+"""Reads: a caller's job as a JobView, and its chunks since a cursor (live from Redis, else from
+Postgres)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
-
-from asgiref.sync import sync_to_async
 
 from engine.types import ChunkDict
 from jobs import chunklog, sweeper, tracing, wakeup
 from jobs.dbwork import db_work
+from jobs.jobview import JobView
 from jobs.logcontext import bind_job_id
 from jobs.models import Engine, Job
 
@@ -23,13 +22,12 @@ def parse_uuid(value: Any) -> uuid.UUID | None:
         return None
 
 
-async def job_for_owner(job_id: Any, owner_id: int, *, live: bool = True) -> Job | None:
+async def job_for_owner(job_id: Any, owner_id: int, *, live: bool = True) -> JobView | None:
     """The job if it exists and belongs to owner_id; None otherwise (no hint which).
 
-    A job still live in Redis (its meta there, its log without a terminal chunk) is built from
+    A job still live in Redis (its meta there, its log without a terminal chunk) is read from
     Redis alone, with the status its log says: output or a worker's heartbeat => running, else
-    queued.
-    It is not saved, and has no messages, timings or result; `live=False` reads Postgres."""
+    queued. `live=False` reads Postgres (a live view has no messages, timings or result)."""
     key = parse_uuid(job_id)
     if key is None:
         return None
@@ -40,46 +38,25 @@ async def job_for_owner(job_id: Any, owner_id: int, *, live: bool = True) -> Job
                 return None
             bind_job_id(key)  # awaited, not copied: the calling request logs with the job's id
             tracing.link_read(str(key), state.meta["options"].get(tracing.TRACEPARENT))
-            return _live_job(key, state)
+            # Output or a heartbeat means a worker took it (one that wrote and went silent may
+            # be dead: readers check); with neither it waits in a queue (the sweeper handles a
+            # worker that died between its claim and its first heartbeat).
+            return JobView.from_live(key, state.meta, started=state.alive or state.last is not None)
     job = await Job.objects.select_related("engine").filter(id=key, owner_id=owner_id).afirst()
-    if job is not None:
-        bind_job_id(job.pk)  # awaited, not copied: the calling request logs with the job's id
-        tracing.link_read(str(key), job.options.get(tracing.TRACEPARENT))
-    return job
+    if job is None:
+        return None
+    bind_job_id(job.pk)  # awaited, not copied: the calling request logs with the job's id
+    tracing.link_read(str(key), job.options.get(tracing.TRACEPARENT))
+    return JobView.of(job)
 
 
-async def job_refreshed(job: Job) -> Job:
+async def job_refreshed(job: JobView) -> JobView:
     """The job as it is now: from Redis while it is live, else from Postgres. A stream's idle
     turn calls this, so a quiet live stream costs no query and no thread."""
-    fresh = await job_for_owner(job.pk, job.owner_id)
+    fresh = await job_for_owner(job.id, job.owner_id)
     if fresh is None:  # deleted meanwhile: the caller's copy is all there is
         return job
     return fresh
-
-
-def _live_job(key: uuid.UUID, state: chunklog.LiveState) -> Job:
-    meta = state.meta
-    if meta is None:  # job_for_owner calls this only with the meta in hand
-        raise ValueError(f"job {key} has no live meta")
-    engine = Engine(
-        id=uuid.UUID(meta["engine"]["id"]), name=meta["engine"]["name"], kind=meta["engine"]["kind"]
-    )
-    job = Job(
-        id=key,
-        owner_id=meta["owner"],
-        engine=engine,
-        room_id=meta["room"],
-        face=meta["face"],
-        request=meta["request"],
-        options=meta["options"],
-        # Output or a heartbeat means a worker took it (and one that wrote and went silent may be
-        # dead: readers check); with neither it waits in the queue (the sweeper handles a worker
-        # that died between its claim and its first heartbeat).
-        status=Job.Status.RUNNING if state.alive or state.last is not None else Job.Status.QUEUED,
-        created_at=datetime.fromisoformat(meta["created"]),
-    )
-    job.is_live = True  # type: ignore[attr-defined]
-    return job
 
 
 def _encodable(text: str) -> bool:
@@ -119,19 +96,19 @@ class ChunkPage:
         return self.start + len(self.chunks)
 
 
-def job_following(job: Job) -> wakeup.Following:
+def job_following(job: JobView) -> wakeup.Following:
     """A stream's subscription to the job's wake-ups for all of its pages (`async with`; pass it
     to job_chunks_since as `following`)."""
-    return wakeup.Following(str(job.pk))
+    return wakeup.Following(str(job.id))
 
 
 async def job_chunks_since(
-    job: Job, *, cursor: int | None, reader: str, wait: float, following: wakeup.Following | None = None
+    job: JobView, *, cursor: int | None, reader: str, wait: float, following: wakeup.Following | None = None
 ) -> ChunkPage:
     """Chunks after `cursor`, or, with no cursor, those not yet handed to `reader` (stateful
     polls). Waits up to `wait` seconds for the first new chunk of a running job, on the stream's
     own subscription if it holds one (`following`, from job_following)."""
-    job_id = str(job.pk)
+    job_id = str(job.id)
     if cursor is not None:
         # Past any log's end either way; beyond 64 bits Redis would refuse the LRANGE (a 503).
         cursor = min(cursor, MAX_CURSOR)
@@ -149,26 +126,21 @@ async def job_chunks_since(
 
     start, chunks = await wakeup.wait_for(job_id, fetch, lambda got: bool(got[1]), wait, following)
     if not chunks and wait > 0 and job.status == Job.Status.RUNNING:
-        await _end_if_dead(job_id)
+        await _reap_if_dead(job_id)
     return ChunkPage(start, chunks, bool(chunks) and chunklog.is_terminal(chunks[-1]))
 
 
-async def _end_if_dead(job_id: str) -> None:
-    """A reader heard nothing: end the job if its worker is gone. The heartbeat is asked on the
-    loop first, so a quiet live job costs no thread and no Postgres."""
-    if not await chunklog.ais_alive(job_id):
-        await sync_to_async(_end_if_dead_sync)(job_id)
+async def _reap_if_dead(job_id: str) -> None:
+    """A reader heard nothing from a running job: if its worker is gone, it is reaped now
+    rather than at the sweeper's next turn. The heartbeat is asked on the loop first, so a
+    quiet live job costs no thread and no Postgres."""
+    if not (await chunklog.read_live(job_id)).alive:
+        await db_work(sweeper.reap_if_dead)(job_id)
 
 
-def _end_if_dead_sync(job_id: str) -> None:
-    job = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).first()
-    if job is not None:
-        sweeper.end_if_dead(job)
-
-
-async def job_wait_until_finished(job: Job, *, timeout: float) -> Job:
+async def job_wait_until_finished(job: JobView, *, timeout: float) -> JobView:
     """Wait for the terminal chunk, then return the job as Postgres has it."""
-    job_id = str(job.pk)
+    job_id = str(job.id)
 
     async def fetch() -> ChunkDict | None:
         return await chunklog.last_chunk(job_id)
@@ -177,4 +149,4 @@ async def job_wait_until_finished(job: Job, *, timeout: float) -> Job:
         await wakeup.wait_for(
             job_id, fetch, lambda last: last is not None and chunklog.is_terminal(last), timeout
         )
-    return await Job.objects.select_related("engine").aget(pk=job.pk)
+    return JobView.of(await Job.objects.select_related("engine").aget(pk=job.id))

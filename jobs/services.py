@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -16,14 +17,15 @@ from django.utils import timezone
 from engine.types import GenerationRequest, UnsupportedParameter
 from jobs import chunklog, idempotency, lifecycle, limits, metrics, queueing, tracing
 from jobs.access import check_engine
+from jobs.jobview import JobView, live_meta
 from jobs.keys import hash_secret, new_key_pair
 from jobs.logcontext import bind_job_id
 from jobs.models import ApiKey, Engine, Job, Room, RoomMessage
 from jobs.scheduling import admission
 from jobs.scheduling.placement import BATCH, Placement, queue_options
-from jobs.types import LiveMeta
 
 OFFLINE_ENGINE_NAME = "spool-offline"
+P = ParamSpec("P")
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +125,7 @@ class JobRefused(Exception):
 
 
 @transaction.atomic
-def job_create(
+def _job_make(
     *,
     owner: User,
     engine: Engine,
@@ -135,7 +137,7 @@ def job_create(
     engines: frozenset[str] = frozenset(),
     placement: Placement | None = None,
     counted: bool = True,
-) -> Job:
+) -> tuple[Job, bool]:
     """A queued job, sent to a worker once committed (through its engine's queue when the engine
     has limits). Raises EngineNotAllowed when `engines` (the calling key's, empty for every
     engine) leaves this one out, and JobRefused when the engine cannot honour the request, both
@@ -145,8 +147,8 @@ def job_create(
     (a batch of 10,000 lines would otherwise run at the per-minute limit and spend the owner's
     interactive budget).
 
-    With an idempotency key, the job that key made (within a day) is returned as it is, marked
-    `replayed`; the same key with another request raises IdempotencyConflict."""
+    With an idempotency key, the job that key made (within a day) is returned as it is, and
+    True with it (a replay); the same key with another request raises IdempotencyConflict."""
     check_engine(engines, engine)
     try:
         engine.built().check(request)
@@ -160,7 +162,7 @@ def job_create(
     )
     replayed = idempotency.replay(owner, key, fingerprint)
     if replayed is not None:
-        return replayed
+        return replayed, True
     if counted:
         limits.check_job_start(owner.pk)
     traceparent = tracing.current_traceparent()
@@ -185,21 +187,29 @@ def job_create(
     else:
         send = queueing.send_batch_job if placement.priority == BATCH else queueing.send_job
         transaction.on_commit(lambda: send(str(job.id)))
-    return job
+    return job, False
 
 
-def live_meta(job: Job) -> LiveMeta:
-    return {
-        "owner": job.owner_id,
-        "engine": {"id": str(job.engine.id), "name": job.engine.name, "kind": job.engine.kind},
-        "room": str(job.room_id) if job.room_id else None,
-        "face": job.face,
-        "created": job.created_at.isoformat(),
-        # The messages stay in Postgres: no face renders them from a live job.
-        "request": {k: v for k, v in job.request.items() if k != "messages"},
-        # A response's input items stay in Postgres too (only GET .../input_items reads them).
-        "options": {k: v for k, v in job.options.items() if k != "input"},
-    }
+def _answering(made: Callable[P, tuple[Job, bool]]) -> Callable[P, JobView]:
+    def start(*args: P.args, **kwargs: P.kwargs) -> JobView:
+        job, replayed = made(*args, **kwargs)
+        return JobView.of(job, replayed=replayed)
+
+    return start
+
+
+def _keeping(made: Callable[P, tuple[Job, bool]]) -> Callable[P, Job]:
+    def create(*args: P.args, **kwargs: P.kwargs) -> Job:
+        return made(*args, **kwargs)[0]
+
+    return create
+
+
+# The faces start a job and answer its view, `replayed` when an earlier request with the same
+# idempotency key made it; a caller that keeps the row (a Batch API line, which has no key)
+# creates it.
+job_start = _answering(_job_make)
+job_create = _keeping(_job_make)
 
 
 def refusal(engine: Engine, exc: UnsupportedParameter) -> str:
@@ -207,13 +217,16 @@ def refusal(engine: Engine, exc: UnsupportedParameter) -> str:
     return JobRefused(engine.name, exc.param, str(exc)).message
 
 
-def job_cancel(*, job: Job) -> None:
-    """Ask the worker to stop; a job still queued is ended here (and leaves its engine's queue).
+def job_cancel(job_id: uuid.UUID | str) -> None:
+    """Ask the worker to stop; a job still queued is ended here and leaves its engine's queue
+    (the engine as Postgres has it: a view read from Redis knows nothing of its limits).
     Cancelling twice is harmless."""
-    chunklog.request_cancel(str(job.id))
-    ended = lifecycle.end_queued(str(job.id), Job.Status.CANCELLED, "cancelled", "The job was cancelled.")
-    if ended and job.engine.is_limited:
-        admission.release(job.engine, str(job.id), None)
+    key = str(job_id)
+    chunklog.request_cancel(key)
+    if lifecycle.end_queued(key, Job.Status.CANCELLED, "cancelled", "The job was cancelled."):
+        engine = Engine.objects.get(jobs__id=key)
+        if engine.is_limited:
+            admission.release(engine, key, None)
 
 
 def engine_upsert(*, name: str, kind: str, config: dict[str, Any], secret: str | None = None) -> Engine:

@@ -15,18 +15,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from engine.types import USAGE, ChunkDict
 from jobs import chunklog, lifecycle, metrics, queueing
 from jobs.models import Engine, Job
 from jobs.periodic import start_periodic
-from jobs.results import ResultBuilder
 from jobs.scheduling import admission
 from jobs.webhooks import delivery as webhook_delivery
 
 log = logging.getLogger(__name__)
-
-
-DEAD_WORKER = "The worker running this job stopped before it finished."
 
 
 def _grace() -> float:
@@ -47,7 +42,7 @@ def sweep() -> dict:
         for (job_id, n), is_alive in zip(running, chunklog.alive([str(i) for i, _ in running]), strict=True):
             if is_alive:
                 continue
-            if _end_or_retry(str(job_id), n or 1):
+            if reap(str(job_id), n or 1):
                 ended += 1
             else:
                 retried += 1
@@ -101,53 +96,34 @@ def _send_lost(older_than: datetime, limited: dict[uuid.UUID, Engine]) -> int:
     return sent
 
 
-def _end_or_retry(job_id: str, n: int) -> bool:
-    """True when the job was ended; False when it had written nothing and was queued again."""
+def reap(job_id: str, n: int) -> bool:
+    """A running job whose worker is gone: ended with the output it left in the log, or, when
+    it left none, queued to run again. True when it was ended."""
     written = chunklog.read_all(job_id)
     if not written:
-        if Job.objects.filter(id=job_id, status=Job.Status.RUNNING).update(
-            status=Job.Status.QUEUED, started_at=None
-        ):
-            log.warning("job %s lost its worker before any output; running it again", job_id)
+        if lifecycle.requeue_lost(job_id):
             transaction.on_commit(
                 lambda: admission.send_again(Job.objects.select_related("engine").get(pk=job_id))
             )
         return False
-    builder = ResultBuilder(n)
-    for chunk in written:
-        builder.add(chunk)
-    usage_data = lifecycle.estimated_usage(written)
-    usage: ChunkDict = {"type": USAGE, "data": dict(usage_data)}
-    terminal = lifecycle.error_chunk("worker_lost", DEAD_WORKER)
-    with transaction.atomic():
-        updated = Job.objects.filter(id=job_id, status=Job.Status.RUNNING).update(
-            status=Job.Status.FAILED,
-            finished_at=timezone.now(),
-            finish_reason="worker_lost",
-            error=DEAD_WORKER,
-            usage=usage_data,
-            result=builder.build([None] * n, usage_data),
-            chunks=[*written, usage, terminal],
-        )
-        if updated:
-            lifecycle.ended_by_id(job_id)
-    if updated:
-        log.warning("job %s lost its worker after %d chunks; ended it", job_id, len(written))
-        chunklog.append(job_id, [usage, terminal])
+    if lifecycle.end_lost(job_id, written, n):
         engine = Engine.objects.get(jobs__id=job_id)
         if engine.is_limited:  # its lease would run out anyway; the next job need not wait for it
             admission.release(engine, job_id, None)
     return True
 
 
-def end_if_dead(job: Job) -> bool:
-    """For a reader that waited on a running job and heard nothing: end it now if its worker is
-    gone, so a job never hangs for want of a sweeper. True when it was handled."""
-    if job.started_at is None or (timezone.now() - job.started_at).total_seconds() < _grace():
+def reap_if_dead(job_id: str) -> bool:
+    """For a reader that waited on a running job and heard nothing: reap it now if its worker
+    is gone, so a job never hangs for want of a sweeper. True when it was reaped."""
+    job = Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).only("started_at", "request").first()
+    if job is None or job.started_at is None:
         return False
-    if chunklog.alive([str(job.pk)])[0]:
+    if (timezone.now() - job.started_at).total_seconds() < _grace():
         return False
-    _end_or_retry(str(job.pk), job.request.get("n", 1))
+    if chunklog.alive([job_id])[0]:
+        return False
+    reap(job_id, job.request.get("n", 1))
     return True
 
 

@@ -36,6 +36,7 @@ class EngineRef(TypedDict):
     id: str
     name: str
     kind: str
+    limited: NotRequired[bool]  # Engine.is_limited (not in metas written before it was added)
 
 
 class LiveMeta(TypedDict):

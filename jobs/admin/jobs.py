@@ -159,7 +159,7 @@ class JobAdmin(LargeTableAdmin):
     def cancel(self, request: HttpRequest, queryset: QuerySet) -> None:
         running = list(queryset.select_related(None).exclude(status__in=Job.TERMINAL).only("id", "status"))
         for job in running:
-            services.job_cancel(job=job)
+            services.job_cancel(job.pk)
         self.message_user(request, f"Asked {len(running)} running job(s) to stop.", messages.SUCCESS)
 
     # -- the chunk log ---------------------------------------------------------------------------
@@ -206,7 +206,7 @@ class JobAdmin(LargeTableAdmin):
         if not self.has_cancel_permission(request):
             raise Http404
         if not job.is_finished:
-            services.job_cancel(job=job)
+            services.job_cancel(job.pk)
             self.message_user(request, "Asked the job to stop.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
 

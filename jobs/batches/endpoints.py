@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from django.utils.module_loading import import_string
 
 from engine.types import GenerationRequest
-from jobs.models import Job
+from jobs.jobview import JobView
 
 
 class LineRefused(Exception):
@@ -41,7 +41,7 @@ class Endpoint(Protocol):
         """Raises LineRefused for a body the endpoint refuses."""
         ...
 
-    def render(self, job: Job) -> dict[str, Any]:
+    def render(self, job: JobView) -> dict[str, Any]:
         """The JSON the endpoint answers for this succeeded job."""
         ...
 

@@ -17,6 +17,7 @@ from jobs.access import EngineNotAllowed
 from jobs.batches.endpoints import AnsweredEndpoint, Endpoint, LineRefused, LineWaiting
 from jobs.batches.ids import LINE_PREFIX, public_id
 from jobs.batches.models import Batch, BatchLine
+from jobs.jobview import JobView
 from jobs.models import Engine, Job
 from jobs.protocols.openai_errors import JOB_ERROR_STATUS, error_body, stream_error_type
 from jobs.scheduling.placement import BATCH, Placement
@@ -142,7 +143,7 @@ def answered(batch: Batch, number: int, custom_id: str, outcome: dict[str, Any] 
 
 
 def outcome(
-    line: BatchLine, render: Callable[[Job], dict[str, Any]] | None, ending: str
+    line: BatchLine, render: Callable[[JobView], dict[str, Any]] | None, ending: str
 ) -> tuple[bool, dict[str, Any]]:
     """(whether it goes to the output file, its line there) for a line that was answered, refused,
     or whose job has ended; `render` is its endpoint's rendering of a job (None: it has none)."""
@@ -164,7 +165,7 @@ def outcome(
     request_id = job.pk.hex
     if job.status == Job.Status.SUCCEEDED:
         assert render is not None  # a line with a job has an endpoint that renders one
-        response = {"status_code": 200, "request_id": request_id, "body": render(job)}
+        response = {"status_code": 200, "request_id": request_id, "body": render(JobView.of(job))}
         return True, _record(line_id, line.custom_id, response, None)
     if job.finish_reason == "expired" or (job.status == Job.Status.CANCELLED and ending == "expired"):
         return False, _record(line_id, line.custom_id, None, EXPIRED)

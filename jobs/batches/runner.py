@@ -259,11 +259,9 @@ def _run(batch: Batch) -> float | None:
         batch.ending = "expired"
     if batch.ending:
         # Stop the lines still queued or running; their jobs end cancelled.
-        for line in BatchLine.objects.filter(batch=batch, job__status__in=ACTIVE).select_related(
-            "job__engine"
-        ):
-            assert line.job is not None
-            services.job_cancel(job=line.job)
+        active = BatchLine.objects.filter(batch=batch, job__status__in=ACTIVE)
+        for job_id in active.values_list("job_id", flat=True):
+            services.job_cancel(job_id)
     endpoint = endpoint_for(batch.endpoint)
     assert endpoint is not None  # checked when the batch was created
     if batch.ending:

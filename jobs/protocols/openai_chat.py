@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from engine.types import CONTENT, ERROR, FINISH, THINKING, TOOL, USAGE, ChunkDict
-from jobs.models import Job
+from jobs.jobview import JobView
 from jobs.protocols.openai_errors import error_body, stream_error_type
 from jobs.protocols.service_tiers import served_tier
 
@@ -32,7 +32,7 @@ def job_id_of(completion_id: str, prefix: str = ID_PREFIX) -> str | None:
         return None
 
 
-def created_of(job: Job) -> int:
+def created_of(job: JobView) -> int:
     return int(job.created_at.timestamp())
 
 
@@ -43,7 +43,7 @@ def usage(data: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def head(job: Job, obj: str, prefix: str = ID_PREFIX) -> dict[str, Any]:
+def head(job: JobView, obj: str, prefix: str = ID_PREFIX) -> dict[str, Any]:
     """The fields every object of one completion shares."""
     head: dict[str, Any] = {
         "id": completion_id(job.pk, prefix),
@@ -70,7 +70,7 @@ class ChunkStream:
     null on each under include_usage and the totals in a last chunk without choices, the error
     a stream ends with. Subclasses feed() canonical chunks; done once the end is rendered."""
 
-    def __init__(self, job: Job, obj: str, prefix: str = ID_PREFIX) -> None:
+    def __init__(self, job: JobView, obj: str, prefix: str = ID_PREFIX) -> None:
         self.head = head(job, obj, prefix)
         self.include_usage = bool(job.options.get("include_usage"))
         self.usage: dict[str, Any] | None = None
@@ -98,7 +98,7 @@ class StreamRenderer(ChunkStream):
     finish_reason only on a choice's last chunk, usage only under include_usage.
     """
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: JobView) -> None:
         super().__init__(job, "chat.completion.chunk")
         self.opened = 0  # choices 0 .. opened-1 have had their role delta
         self.announced: set[tuple[int, int]] = set()  # (choice, tool index) first fragments sent
@@ -169,7 +169,7 @@ class StreamRenderer(ChunkStream):
         return out + self._end(FINISH, data)
 
 
-def logprobs_by_choice(job: Job) -> dict[int, list[dict[str, Any]]]:
+def logprobs_by_choice(job: JobView) -> dict[int, list[dict[str, Any]]]:
     found: dict[int, list[dict[str, Any]]] = {}
     for raw in job.chunks or []:
         if raw["type"] == CONTENT and raw.get("logprobs") is not None:
@@ -196,7 +196,7 @@ def message(choice: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def completion(job: Job) -> dict[str, Any]:
+def completion(job: JobView) -> dict[str, Any]:
     """The chat.completion object of a finished job (also what the store keeps)."""
     result = job.result or {}
     wants_logprobs = bool(job.request.get("logprobs"))

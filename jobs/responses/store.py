@@ -4,13 +4,11 @@ SPOOL_RESPONSES_RETENTION_DAYS by jobs/retention.py)."""
 from __future__ import annotations
 
 from jobs.completions import items_page
+from jobs.jobview import JobView
 from jobs.models import Job, StoredResponse
 from jobs.paging import Page
 from jobs.responses import response_id
 from jobs.responses.events import fold
-
-# What keeping a response reads of its job (with its engine).
-_READS = frozenset({"owner_id", "engine_id", "request", "options", "created_at", "usage", "chunks"})
 
 
 def response_store(*, job: Job) -> StoredResponse:
@@ -18,9 +16,9 @@ def response_store(*, job: Job) -> StoredResponse:
     job: with the job as the runner holds it, ended fields set (nothing read back), or else read
     here, where the row already has its archived log. One statement: an insert that updates a
     row already there."""
-    if job.get_deferred_fields() & _READS or not Job._meta.get_field("engine").is_cached(job):
+    if job.get_deferred_fields() or not Job._meta.get_field("engine").is_cached(job):
         job = Job.objects.select_related("engine").get(pk=job.pk)
-    state, _ = fold(job, job.chunks or [])
+    state, _ = fold(JobView.of(job), job.chunks or [])
     stored = StoredResponse(
         id=response_id(job.pk),
         owner_id=job.owner_id,
@@ -42,6 +40,6 @@ def response_store(*, job: Job) -> StoredResponse:
 _UPDATED = ["owner", "job", "engine", "model", "metadata", "response", "usage", "status", "created_at"]
 
 
-def input_page(job: Job, *, after: str | None, limit: int, order: str) -> Page:
+def input_page(job: JobView, *, after: str | None, limit: int, order: str) -> Page:
     """One page of the input items a response was asked with."""
     return items_page(job.options.get("input") or [], after=after, limit=limit, order=order)

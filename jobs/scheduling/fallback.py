@@ -9,7 +9,8 @@ import logging
 
 from django.db import transaction
 
-from jobs import chunklog, queueing, services
+from jobs import chunklog, queueing
+from jobs.jobview import live_meta
 from jobs.models import Engine, Job
 from jobs.scheduling import admission
 
@@ -39,7 +40,7 @@ def take_over(job: Job) -> bool:
     )
     job.engine, job.options = target, options
     # Readers render the job with the engine that answers it.
-    chunklog.write_meta(str(job.pk), services.live_meta(Job.objects.select_related("engine").get(pk=job.pk)))
+    chunklog.write_meta(str(job.pk), live_meta(Job.objects.select_related("engine").get(pk=job.pk)))
     if target.is_limited:
         admission.submit(target, admission.ticket_of(job), first=True)
     else:

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs import responses
+from jobs.jobview import JobView
 from jobs.models import Job
 from jobs.protocols.openai_chat import completion_id
 from jobs.webhooks.delivery import send_first_attempts
@@ -48,7 +49,7 @@ class Event(TypedDict):
     data: dict[str, Any]
 
 
-def face_id(job: Job) -> str:
+def face_id(job: JobView) -> str:
     """The id the job's face gave its client: SEMOSS jobId and native job id are the job's id."""
     if job.face in ("openai", "completions"):
         return completion_id(job.pk, "chatcmpl-" if job.face == "openai" else "cmpl-")
@@ -57,7 +58,7 @@ def face_id(job: Job) -> str:
     return str(job.pk)
 
 
-def _response_event_type(job: Job) -> str:
+def _response_event_type(job: JobView) -> str:
     if job.status == Job.Status.SUCCEEDED:
         return RESPONSE_INCOMPLETE if job.finish_reason == responses.CUT_SHORT else RESPONSE_COMPLETED
     return RESPONSE_EVENTS[Job.Status(job.status)]
@@ -73,7 +74,7 @@ def _event(type: str, created_at: int, data: dict[str, Any]) -> Event:
     }
 
 
-def events_for(job: Job) -> list[Event]:
+def events_for(job: JobView) -> list[Event]:
     """The events of an ended job."""
     ended = int((job.finished_at or timezone.now()).timestamp())
     events = [
@@ -165,5 +166,5 @@ def job_ended(job_id: Any) -> None:
     endpoints = list(WebhookEndpoint.objects.filter(owner__jobs__id=job_id, enabled=True))
     if not endpoints:
         return
-    job = Job.objects.get(id=job_id)
-    _deliver(endpoints, events_for(job), job)
+    job = Job.objects.select_related("engine").get(id=job_id)
+    _deliver(endpoints, events_for(JobView.of(job)), job)

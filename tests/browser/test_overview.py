@@ -81,6 +81,6 @@ def test_an_operator_lands_on_the_overview_and_sees_the_day_and_the_moment(
     expect(page.locator("text=Stored completions")).to_be_visible()
 
     slow = Job.objects.filter(engine__name="overview-slow").exclude(status__in=Job.TERMINAL).get()
-    services.job_cancel(job=slow)
+    services.job_cancel(slow.pk)
     reader.join(timeout=120)
     assert answers, "the waiting client never got an answer"

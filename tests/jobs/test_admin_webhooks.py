@@ -75,7 +75,7 @@ def test_send_again_queues_a_delivery_and_its_page_shows_the_attempts(
         options={},
         face="jobs",
     )
-    services.job_cancel(job=job)
+    services.job_cancel(job.pk)
     made = WebhookDelivery.objects.get()
     made.attempts.create(
         number=1, started_at=made.created_at, status_code=503, latency_ms=12, error="answered 503"

@@ -263,10 +263,26 @@ def test_a_cancelled_waiting_job_leaves_the_queue_and_never_starts(sent):
     engine = limited_engine(max_concurrency=1)
     user = owner()
     running, cancelled, after = create(engine, user), create(engine, user), create(engine, user)
-    services.job_cancel(job=Job.objects.select_related("engine").get(pk=cancelled.pk))
+    services.job_cancel(cancelled.pk)
     assert admission.status(engine).waiting[DEFAULT] == 1
     admission.release(engine, str(running.pk), 10)
     assert sent == [str(running.pk), str(after.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_waiting_job_cancelled_through_a_face_leaves_the_queue(sent, client):
+    """A face reads a live job from Redis, whose meta says nothing of its engine's limits; the
+    cancel still takes it out of the engine's queue at once (before: it stayed there, and held
+    a slot once admitted, until its lease ran out)."""
+    engine = limited_engine(max_concurrency=1)
+    user = owner()
+    _, secret = services.key_create(owner=user)
+    running, waiting = create(engine, user), create(engine, user)
+    answer = client.post(f"/v1/jobs/{waiting.pk}/cancel", headers={"Authorization": f"Bearer {secret}"})
+    assert answer.status_code == 200 and answer.json()["status"] == Job.Status.CANCELLED
+    assert admission.status(engine).waiting[DEFAULT] == 0
+    admission.release(engine, str(running.pk), 10)
+    assert sent == [str(running.pk)]
 
 
 @pytest.mark.django_db(transaction=True)

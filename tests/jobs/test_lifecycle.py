@@ -59,7 +59,7 @@ def run(job: Job) -> None:
 
 
 def cancel_while_queued(job: Job) -> None:
-    services.job_cancel(job=job)
+    services.job_cancel(job.pk)
 
 
 def lose_the_worker(job: Job) -> None:

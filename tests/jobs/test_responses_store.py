@@ -119,7 +119,7 @@ def test_a_response_cancelled_while_queued_is_kept_cancelled():
         options={"store": True, "background": True},
         face=responses.FACE,
     )
-    services.job_cancel(job=job)
+    services.job_cancel(job.pk)
     stored = StoredResponse.objects.get(job=job)
     assert stored.status == "cancelled" and stored.response["status"] == "cancelled"
 
@@ -131,6 +131,6 @@ def test_a_response_whose_worker_was_lost_is_kept_failed(monkeypatch):
     StoredResponse.objects.filter(job=job).delete()
     Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING)
     monkeypatch.setattr(chunklog, "read_all", lambda job_id: SCRIPT[:2])
-    assert sweeper._end_or_retry(str(job.pk), 1)
+    assert sweeper.reap(str(job.pk), 1)
     stored = StoredResponse.objects.get(job=job)
     assert stored.status == "failed" and stored.response["error"]["code"] == "worker_lost"

@@ -100,7 +100,7 @@ def test_a_failed_job_counts_under_its_code():
 
 def test_a_job_cancelled_while_queued_counts_as_cancelled():
     job = queued_job(engine())
-    services.job_cancel(job=job)
+    services.job_cancel(job.pk)
 
     row = JobMinute.objects.get()
     assert (row.status, row.code, row.jobs, row.ttft_jobs) == ("cancelled", "cancelled", 1, 0)

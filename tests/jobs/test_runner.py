@@ -106,8 +106,8 @@ def test_a_cancel_stops_the_job_at_its_next_write_and_keeps_what_was_written():
 
 def test_a_job_cancelled_while_queued_never_runs_and_ends_once():
     job = make_job([C("never"), F("stop")])
-    services.job_cancel(job=job)
-    services.job_cancel(job=job)
+    services.job_cancel(job.pk)
+    services.job_cancel(job.pk)
     job_run(job_id=str(job.pk))
     assert log_of(job) == [
         {"type": "error", "data": {"code": "cancelled", "message": "The job was cancelled."}}

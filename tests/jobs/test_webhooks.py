@@ -203,8 +203,8 @@ def test_cancelling_a_queued_job_makes_job_cancelled(sent, django_capture_on_com
         face="semoss",
     )
     with django_capture_on_commit_callbacks(execute=True):
-        services.job_cancel(job=job)
-        services.job_cancel(job=job)  # twice is harmless: one event
+        services.job_cancel(job.pk)
+        services.job_cancel(job.pk)  # twice is harmless: one event
     [cancelled] = WebhookDelivery.objects.filter(job=job)
     assert cancelled.event_type == "job.cancelled"
     assert cancelled.payload["data"]["face_id"] == str(job.pk)
@@ -266,7 +266,7 @@ def test_a_terminal_transition_rolled_back_sends_nothing(sent, django_capture_on
         face="jobs",
     )
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError), transaction.atomic():
-        services.job_cancel(job=job)
+        services.job_cancel(job.pk)
         raise RuntimeError("the caller's transaction fails")
     assert not WebhookDelivery.objects.filter(job=job).exists()
     assert sent == []

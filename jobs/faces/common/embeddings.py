@@ -18,8 +18,7 @@ from engine.types import EngineError, UnsupportedParameter
 from jobs import services
 from jobs.access import check_engine
 from jobs.embeddings import embeddings_create
-from jobs.faces.common.errors import FaceError
-from jobs.faces.openai.errors import job_error
+from jobs.faces.common.errors import FaceError, job_error
 from jobs.models import Engine
 from jobs.scheduling import inline
 from jobs.scheduling.placement import INTERACTIVE

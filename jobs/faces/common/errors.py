@@ -22,7 +22,7 @@ from jobs.faces.common.auth import Refused
 from jobs.idempotency import IdempotencyConflict, InvalidIdempotencyKey
 from jobs.limits import LimitExceeded
 from jobs.overload import is_overload
-from jobs.protocols.openai_errors import error_body, error_type
+from jobs.protocols.openai_errors import JOB_ERROR_STATUS, error_body, error_type, stream_error_type
 from jobs.scheduling.placement import InvalidPlacement
 from jobs.services import JobRefused
 
@@ -79,6 +79,21 @@ class FaceError(Exception):
 
     def semoss_body(self) -> dict[str, Any]:
         return {**(self.body or {}), "errorMessage": self.message}
+
+
+def job_error(data: dict[str, Any]) -> FaceError:
+    """The error a job ended with (the terminal chunk's data), as an HTTP error."""
+    code = data.get("code") or "engine_error"
+    status = JOB_ERROR_STATUS.get(code, 500)
+    return FaceError(
+        data.get("message") or "The generation failed.",
+        status=status,
+        code=code,
+        type=stream_error_type(code),
+        # The engine has already retried what was worth retrying; another attempt by the SDK
+        # would only run the whole job again.
+        retry=False,
+    )
 
 
 def face_of(request: HttpRequest) -> str:

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 
 from jobs.access import key_grant
 from jobs.idempotency import check_key
-from jobs.models import Job
+from jobs.jobview import JobView
 from jobs.scheduling.placement import INTERACTIVE, InvalidPlacement, Placement, check_class, check_seconds
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
@@ -66,16 +66,16 @@ def body_seconds(value: Any, param: str) -> float | None:
     return check_seconds(value, param)
 
 
-def replayed(job: Job) -> bool:
+def replayed(job: JobView) -> bool:
     """Whether job_create answered with the job an earlier request with the same key made."""
     return bool(getattr(job, "replayed", False))
 
 
-def replay_headers(job: Job) -> dict[str, str]:
+def replay_headers(job: JobView) -> dict[str, str]:
     return {REPLAYED: "true"} if replayed(job) else {}
 
 
-def mark_replayed(response: R, job: Job) -> R:
+def mark_replayed(response: R, job: JobView) -> R:
     for name, value in replay_headers(job).items():
         response[name] = value
     return response

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from jobs.models import Job
+from jobs.jobview import JobView
+from jobs.models import Engine, Job
 from jobs.scheduling import admission
 from jobs.scheduling.placement import DEFAULT
 
@@ -19,15 +20,17 @@ class QueueView(TypedDict):
     ahead: int | None  # jobs before it in its owner's queue of its class; None: not waiting
 
 
-def may_wait(job: Job) -> bool:
+def may_wait(job: JobView) -> bool:
     """A job the engine's queue may hold: queued, on an engine with limits."""
-    return job.status == Job.Status.QUEUED and job.engine.is_limited
+    return job.status == Job.Status.QUEUED and job.engine.limited
 
 
-def queue_of(job: Job) -> QueueView | None:
+def queue_of(job: JobView, engine: Engine | None = None) -> QueueView | None:
+    """`engine`: the job's, when the caller holds its row (else it is read: the view has no
+    limits, which the scheduler's script is given)."""
     if not may_wait(job):
         return None
-    status = admission.status(job.engine, str(job.pk))
+    status = admission.status(engine or Engine.objects.get(pk=job.engine.id), str(job.id))
     return {
         "priority": status.priority or job.options.get("priority") or DEFAULT,
         "state": status.state,

@@ -8,6 +8,7 @@ from typing import Any
 
 from engine.types import ERROR, ChunkDict
 from jobs.faces.native.queue import QueueView
+from jobs.jobview import JobView
 from jobs.models import Job
 
 # SSE event names. A chunk is `chunk`, except the error chunk that ends a failed job, which is
@@ -53,7 +54,7 @@ def chunk(seq: int, raw: ChunkDict) -> dict[str, Any]:
     return out
 
 
-def job(job: Job, queue: QueueView | None = None) -> dict[str, Any]:
+def job(job: JobView, queue: QueueView | None = None) -> dict[str, Any]:
     """The job; `queue` (queue_of) while it waits in its engine's queue."""
     finished = job.is_finished
     failed = job.status in (Job.Status.FAILED, Job.Status.CANCELLED)

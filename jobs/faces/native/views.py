@@ -33,6 +33,7 @@ from jobs.faces.native import render
 from jobs.faces.native import serializers as shapes
 from jobs.faces.native.queue import QueueView, may_wait, queue_of
 from jobs.faces.openai.stored import query_values
+from jobs.jobview import JobView
 from jobs.models import Job
 from jobs.paging import UnknownCursor
 from jobs.scheduling.placement import Placement
@@ -193,19 +194,19 @@ def _create(
     request: GenerationRequest,
     options: dict[str, Any],
     placement: Placement,
-) -> tuple[Job, QueueView | None]:
+) -> tuple[JobView, QueueView | None]:
     """Find the engine and create the job, and where it waits: one thread hop for all."""
     engine = engine_lookup(ref)
     if engine is None:
         raise engine_not_found(field, ref)
-    job = services.job_create(
+    job = services.job_start(
         owner=user, engine=engine, request=request, options=options, face=FACE, engines=engines,
         placement=placement,
     )  # fmt: skip
-    return job, queue_of(job)
+    return job, queue_of(job, engine)
 
 
-async def _owned(request: Request, job_id: str, *, live: bool = True) -> Job:
+async def _owned(request: Request, job_id: str, *, live: bool = True) -> JobView:
     job = await job_for_owner(readable(request, job_id), caller(request).pk, live=live)
     if job is None:
         # The same answer for an unknown, malformed or another user's id: nothing says which.
@@ -213,11 +214,11 @@ async def _owned(request: Request, job_id: str, *, live: bool = True) -> Job:
     return job
 
 
-async def _reloaded(job: Job) -> Job:
-    return await Job.objects.select_related("engine").aget(pk=job.pk)
+async def _reloaded(job: JobView) -> JobView:
+    return JobView.of(await Job.objects.select_related("engine").aget(pk=job.id))
 
 
-async def _queue(job: Job) -> QueueView | None:
+async def _queue(job: JobView) -> QueueView | None:
     """Where a queued job waits; the scheduler is asked (a thread hop, as its client is sync)
     only about a queued job of a limited engine."""
     if not may_wait(job):
@@ -350,7 +351,7 @@ class Chunks(JobReader):
         )
 
 
-async def _event_stream(job: Job, after: int) -> AsyncIterator[str]:
+async def _event_stream(job: JobView, after: int) -> AsyncIterator[str]:
     cursor = after + 1
     try:
         async with job_following(job) as following:
@@ -421,7 +422,7 @@ class Cancel(NativeView):
     async def post(self, request: Request, job_id: str) -> JsonResponse:
         found = await _owned(request, job_id)
         if not found.is_finished:
-            await db_work(services.job_cancel)(job=found)
+            await db_work(services.job_cancel)(found.id)
             # A running job stops at the worker's next write; answer with the end when it comes soon.
             found = await job_wait_until_finished(found, timeout=settings.SPOOL.web.long_poll_seconds * 5)
         return JsonResponse(render.job(found))

@@ -22,7 +22,7 @@ from jobs.faces.openai.legacy import parse_text_create
 from jobs.faces.openai.responses import create as responses_create
 from jobs.faces.openai.responses import views as responses_views
 from jobs.faces.openai.views import FACE, TEXT_FACE, model_not_found
-from jobs.models import Job
+from jobs.jobview import JobView
 from jobs.protocols import openai_chat
 from jobs.responses.events import response_object
 from jobs.scheduling.inline import Expired
@@ -70,7 +70,7 @@ def _responses(owner: User, body: Any) -> LineRequest:
     return LineRequest(asked.model, request, options)
 
 
-def _response(job: Job) -> dict[str, Any]:
+def _response(job: JobView) -> dict[str, Any]:
     return response_object(job, job.chunks or [])
 
 
@@ -78,12 +78,12 @@ def _response(job: Job) -> dict[str, Any]:
 class Endpoint:
     face: str
     _parse: Callable[[User, Any], LineRequest]
-    _render: Callable[[Job], dict[str, Any]]
+    _render: Callable[[JobView], dict[str, Any]]
 
     def parse(self, owner: User, body: Any) -> LineRequest:
         return self._parse(owner, body)
 
-    def render(self, job: Job) -> dict[str, Any]:
+    def render(self, job: JobView) -> dict[str, Any]:
         return self._render(job)
 
 

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from engine.types import CONTENT, THINKING, TOOL, ChunkDict
 from jobs.faces.common import sse
-from jobs.models import Job
+from jobs.jobview import JobView
 from jobs.protocols.openai_chat import StreamRenderer
 from jobs.selectors import job_chunks_since, job_following, job_refreshed
 
@@ -22,7 +22,7 @@ def event(obj: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
 
 
-async def prefetch(job: Job, wait: float) -> list[ChunkDict]:
+async def prefetch(job: JobView, wait: float) -> list[ChunkDict]:
     """The log's first chunks, up to the first visible output or the end, waiting up to `wait`.
 
     The view looks at them before it answers: a job that fails before saying anything gets a
@@ -55,7 +55,7 @@ class Renderer(Protocol):
 
 
 async def events(
-    job: Job, prefetched: list[ChunkDict], renderer_of: Callable[[Job], Renderer] = StreamRenderer
+    job: JobView, prefetched: list[ChunkDict], renderer_of: Callable[[JobView], Renderer] = StreamRenderer
 ) -> AsyncIterator[bytes]:
     renderer = renderer_of(job)
     cursor = 0

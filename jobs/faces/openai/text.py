@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.types import CONTENT, ERROR, FINISH, PROMPT, USAGE, ChunkDict
-from jobs.models import Job
+from jobs.jobview import JobView
 from jobs.protocols.openai_chat import ChunkStream, head, logprobs_by_choice, usage
 
 ID_PREFIX = "cmpl-"
@@ -35,7 +35,7 @@ def legacy_logprobs(entries: list[dict[str, Any]], offset: int) -> dict[str, Any
 class _Echo:
     """What each choice's text starts with: its prompt under echo, else nothing."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: JobView) -> None:
         self.prompts: list[str] = job.request.get("prompt") or [""]
         self.n = int(job.request.get("n") or 1)
         self.on = bool(job.options.get("echo"))
@@ -52,7 +52,7 @@ class TextStreamRenderer(ChunkStream):
     send: the echoed prompt in each choice's first chunk, text_offset running on per choice,
     finish_reason only on a choice's last chunk, usage only under include_usage."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: JobView) -> None:
         super().__init__(job, OBJECT, ID_PREFIX)
         self.wants_logprobs = bool(job.request.get("logprobs"))
         self.echo = _Echo(job)
@@ -100,7 +100,7 @@ class TextStreamRenderer(ChunkStream):
         return []  # thinking and tool calls have no field in this API; engines make none for it
 
 
-def text_completion(job: Job) -> dict[str, Any]:
+def text_completion(job: JobView) -> dict[str, Any]:
     """The text_completion object of a finished job."""
     result = job.result or {}
     echo = _Echo(job)

@@ -16,7 +16,7 @@ from jobs import services
 from jobs.access import engine_allowed, engines_of
 from jobs.dbwork import db_work
 from jobs.faces.common import sse as common_sse
-from jobs.faces.common.errors import FaceError
+from jobs.faces.common.errors import FaceError, job_error
 from jobs.faces.common.placement import placement_of, replay_headers
 from jobs.faces.common.schema import METADATA_FILTER, errors, idempotency_headers
 from jobs.faces.common.views import caller
@@ -24,8 +24,9 @@ from jobs.faces.openai import serializers as shapes
 from jobs.faces.openai import sse, stored, text
 from jobs.faces.openai.base import OpenAIView
 from jobs.faces.openai.chat import ChatCreate, parse_create
-from jobs.faces.openai.errors import job_error, not_found
+from jobs.faces.openai.errors import not_found
 from jobs.faces.openai.legacy import TextCreate, parse_text_create
+from jobs.jobview import JobView
 from jobs.models import Engine, Job
 from jobs.protocols import openai_chat as render
 from jobs.scheduling.placement import Placement
@@ -48,13 +49,13 @@ def model_not_found(model: str) -> FaceError:
 @db_work
 def _start(
     user: User, engines: frozenset[str], create: ChatCreate | TextCreate, face: str, placement: Placement
-) -> Job:
+) -> JobView:
     """Find the engine and create the job (queued once committed): one thread hop for all of
     it. What job_create refuses is answered by the face's error renderer."""
     engine = engine_lookup(create.model)
     if engine is None:
         raise model_not_found(create.model)
-    return services.job_create(
+    return services.job_start(
         owner=user,
         engine=engine,
         request=create.request,
@@ -65,19 +66,19 @@ def _start(
     )
 
 
-def job_headers(job: Job) -> dict[str, str]:
+def job_headers(job: JobView) -> dict[str, str]:
     """The headers of every answer to a create: the job's id, and whether it is a replay."""
     return {JOB_HEADER: str(job.pk), **replay_headers(job)}
 
 
-def _error_of(job: Job) -> FaceError:
-    last = (job.chunks or [{}])[-1]
-    if last.get("type") == "error":
+def _error_of(job: JobView) -> FaceError:
+    last = job.chunks[-1] if job.chunks else None
+    if last is not None and last["type"] == "error":
         return job_error(last["data"])
     return job_error({"code": job.finish_reason or "engine_error", "message": job.error})
 
 
-async def _stream(job: Job, renderer_of: Callable[[Job], sse.Renderer]) -> HttpResponseBase:
+async def _stream(job: JobView, renderer_of: Callable[[JobView], sse.Renderer]) -> HttpResponseBase:
     headers = job_headers(job)
     chunks = await sse.prefetch(job, common_sse.KEEPALIVE_SECONDS)
     failure = sse.failed_silently(chunks)
@@ -88,7 +89,7 @@ async def _stream(job: Job, renderer_of: Callable[[Job], sse.Renderer]) -> HttpR
     return common_sse.stream(sse.events(job, chunks, renderer_of), headers)
 
 
-async def _wait(job: Job, answer: Callable[[Job], dict[str, Any]]) -> HttpResponse:
+async def _wait(job: JobView, answer: Callable[[JobView], dict[str, Any]]) -> HttpResponse:
     headers = job_headers(job)  # before the wait: the job read after it is not marked replayed
     job = await job_wait_until_finished(job, timeout=settings.SPOOL.web.sync_wait_seconds)
     if not job.is_finished:
@@ -205,11 +206,13 @@ class Cancel(OpenAIView):
         return await _cancel(job, f"No chat completion found with id '{completion_id}'.", render.completion)
 
 
-async def _cancel(job: Job | None, unknown: str, answer: Callable[[Job], dict[str, Any]]) -> HttpResponse:
+async def _cancel(
+    job: JobView | None, unknown: str, answer: Callable[[JobView], dict[str, Any]]
+) -> HttpResponse:
     if job is None:
         raise not_found(unknown)
     if not job.is_finished:
-        await db_work(services.job_cancel)(job=job)
+        await db_work(services.job_cancel)(job.id)
         job = await job_wait_until_finished(job, timeout=settings.SPOOL.web.long_poll_seconds * 5)
     return JsonResponse({**answer(job), "status": job.status})
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from engine.types import ChunkDict
 from jobs import chunklog, wakeup
 from jobs.faces.semoss import render
-from jobs.models import Job
+from jobs.jobview import JobView
 
 READER = "semoss-partial"
 
 
-async def partial_text(job: Job, *, wait: float) -> tuple[str, str, str]:
+async def partial_text(job: JobView, *, wait: float) -> tuple[str, str, str]:
     """(new, total, status). Long-polls until there is new text or the job has ended."""
     job_id = str(job.pk)
     if job.is_finished and job.result is not None:

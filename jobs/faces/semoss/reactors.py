@@ -17,7 +17,8 @@ from jobs.faces.common.embeddings import checked_request, embed, vectors_out
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.params import accepted, build_request
 from jobs.faces.common.placement import body_priority, body_seconds
-from jobs.models import Engine, Job, Room, RoomMessage
+from jobs.jobview import JobView
+from jobs.models import Engine, Room, RoomMessage
 from jobs.pixel import (
     LLMCall,
     Pixel,
@@ -138,7 +139,7 @@ def _placed(placement: Placement, params: dict[str, Any]) -> Placement:
 
 @db_work
 @transaction.atomic
-def _create_llm_job(user: User, engines: frozenset[str], call: LLMCall, placement: Placement) -> Job:
+def _create_llm_job(user: User, engines: frozenset[str], call: LLMCall, placement: Placement) -> JobView:
     """Find the engine and create the room, the job and the user's message: one thread hop and
     one commit for all (a call refused after its room was made leaves no empty room)."""
     engine = engine_lookup(call.engine)
@@ -166,7 +167,7 @@ def _create_llm_job(user: User, engines: frozenset[str], call: LLMCall, placemen
     except FaceError as exc:
         raise ReactorError(exc.message) from None
     try:
-        return services.job_create(
+        return services.job_start(
             owner=user,
             engine=engine,
             request=request,
@@ -182,7 +183,7 @@ def _create_llm_job(user: User, engines: frozenset[str], call: LLMCall, placemen
         raise ReactorError(refused.message) from None
 
 
-async def start_llm(user: User, engines: frozenset[str], pixel: Pixel, placement: Placement) -> Job:
+async def start_llm(user: User, engines: frozenset[str], pixel: Pixel, placement: Placement) -> JobView:
     """Raises EngineNotAllowed (a 403 in this face's shape) when the key may not use the engine,
     and IdempotencyConflict (409) for a key used with another request."""
     try:

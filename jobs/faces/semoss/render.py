@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.types import CONTENT, ERROR, FINISH, THINKING, TOOL, USAGE, ChunkDict
+from jobs.jobview import JobView
 from jobs.models import Job
 from jobs.selectors import ChunkPage
 
@@ -69,7 +70,7 @@ def terminal_status(chunk: ChunkDict) -> str:
     return CANCELED if chunk["data"].get("code") == "cancelled" else ERROR_STATUS
 
 
-def status(job: Job, page: ChunkPage | None = None, *, produced: bool = False) -> str:
+def status(job: JobView, page: ChunkPage | None = None, *, produced: bool = False) -> str:
     """The status a poll reports: final once the job is finished or its terminal chunk is out."""
     if job.is_finished:
         return _FINISHED_STATUS[job.status]
@@ -80,7 +81,7 @@ def status(job: Job, page: ChunkPage | None = None, *, produced: bool = False) -
     return SUBMITTED if job.status == Job.Status.QUEUED else IN_PROGRESS
 
 
-def llm_output(job: Job) -> dict[str, Any]:
+def llm_output(job: JobView) -> dict[str, Any]:
     """The LLM reactor's output for a finished job."""
     result = job.result or {"choices": [], "usage": None}
     first = result["choices"][0] if result["choices"] else {"content": "", "tool_calls": []}

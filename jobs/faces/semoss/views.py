@@ -346,6 +346,6 @@ async def terminate(request: Request) -> JsonResponse:
     if job is None:
         return JsonResponse({"status": render.UNKNOWN})
     if not job.is_finished:
-        await db_work(services.job_cancel)(job=job)
+        await db_work(services.job_cancel)(job.id)
         job = await job_wait_until_finished(job, timeout=settings.SPOOL.web.long_poll_seconds * 5)
     return JsonResponse({"jobId": str(job.pk), "status": render.status(job)})

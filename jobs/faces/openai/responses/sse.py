@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from jobs.faces.common import sse
-from jobs.models import Job
+from jobs.jobview import JobView
 from jobs.responses.events import ResponseFold
 from jobs.selectors import job_chunks_since, job_following, job_refreshed
 
@@ -22,7 +22,7 @@ def event(obj: dict[str, Any]) -> bytes:
     return b"event: " + obj["type"].encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
 
 
-async def events(job: Job, starting_after: int = -1) -> AsyncIterator[bytes]:
+async def events(job: JobView, starting_after: int = -1) -> AsyncIterator[bytes]:
     """Every event after `starting_after` until the response ends. The log is folded from its
     first chunk whatever the start, so the numbering never depends on where a reader joined."""
     fold = ResponseFold(job)

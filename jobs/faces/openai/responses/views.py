@@ -26,7 +26,8 @@ from jobs.faces.openai.errors import not_found
 from jobs.faces.openai.responses import create, shapes, sse
 from jobs.faces.openai.stored import paging, query_values
 from jobs.faces.openai.views import job_headers, model_not_found
-from jobs.models import Job, StoredResponse
+from jobs.jobview import JobView
+from jobs.models import StoredResponse
 from jobs.paging import UnknownCursor
 from jobs.responses.events import response_object
 from jobs.responses.store import input_page
@@ -72,7 +73,9 @@ def request_of(user: User, asked: create.ResponseCreate) -> tuple[GenerationRequ
 
 
 @db_work
-def _start(user: User, engines: frozenset[str], asked: create.ResponseCreate, placement: Placement) -> Job:
+def _start(
+    user: User, engines: frozenset[str], asked: create.ResponseCreate, placement: Placement
+) -> JobView:
     """Resolve the conversation and the engine, refuse what it cannot honour, create the job:
     one thread hop for all of it."""
     request, options = request_of(user, asked)
@@ -80,7 +83,7 @@ def _start(user: User, engines: frozenset[str], asked: create.ResponseCreate, pl
     if engine is None:
         raise model_not_found(asked.model)
     try:
-        return services.job_create(
+        return services.job_start(
             owner=user, engine=engine, request=request, options=options, face=responses.FACE, engines=engines,
             placement=placement,
         )  # fmt: skip
@@ -90,7 +93,7 @@ def _start(user: User, engines: frozenset[str], asked: create.ResponseCreate, pl
         raise
 
 
-async def _owned(user: User, value: str, *, live: bool = True) -> Job:
+async def _owned(user: User, value: str, *, live: bool = True) -> JobView:
     """The caller's response: a job of this face that is running and to be stored, or whose
     stored response exists (deleted ones and `store: false` ones are gone once they end)."""
     job = await job_for_owner(responses.job_id_of(value), user.pk, live=live)
@@ -102,18 +105,18 @@ async def _owned(user: User, value: str, *, live: bool = True) -> Job:
     raise not_found(f"Response with id '{value}' not found.")
 
 
-async def _object(job: Job) -> dict[str, Any]:
+async def _object(job: JobView) -> dict[str, Any]:
     chunks: list[ChunkDict] | None = (
         job.chunks if job.is_finished else await chunklog.read_since(str(job.pk), 0)
     )
     return response_object(job, chunks or [])
 
 
-def _stream(job: Job, starting_after: int = -1) -> HttpResponseBase:
+def _stream(job: JobView, starting_after: int = -1) -> HttpResponseBase:
     return common_sse.stream(sse.events(job, starting_after), job_headers(job))
 
 
-async def _wait(job: Job) -> JsonResponse:
+async def _wait(job: JobView) -> JsonResponse:
     headers = job_headers(job)  # before the wait: the job read after it is not marked replayed
     job = await job_wait_until_finished(job, timeout=settings.SPOOL.web.sync_wait_seconds)
     if not job.is_finished:
@@ -128,7 +131,7 @@ async def _wait(job: Job) -> JsonResponse:
     return JsonResponse(await _object(job), headers=headers)
 
 
-def _json(body: dict[str, Any], job: Job) -> JsonResponse:
+def _json(body: dict[str, Any], job: JobView) -> JsonResponse:
     return JsonResponse(body, headers=job_headers(job))
 
 
@@ -171,8 +174,8 @@ class Response(OpenAIView):
         return JsonResponse({"id": response_id, "object": "response", "deleted": True})
 
 
-async def _cancelled(job: Job) -> Job:
-    await db_work(services.job_cancel)(job=job)
+async def _cancelled(job: JobView) -> JobView:
+    await db_work(services.job_cancel)(job.id)
     return await job_wait_until_finished(job, timeout=settings.SPOOL.web.long_poll_seconds * 5)
 
 
