@@ -24,7 +24,7 @@ from bench.accounting import DSN
 from bench.processes import ROOT, Stack
 from bench.stats import AppendLog, ms
 from bench.wire import Connection
-from tests.webhook_receiver import Receiver, running_receiver
+from harness.webhook_receiver import Receiver, running_receiver
 
 TOKENS, PACE = 20, 100.0
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from bench.procstat import cpu_seconds
-from tests.servers import free_port, start_logged, stop_groups, wait_until_up
+from harness.processes import free_port, start_logged, stop_groups, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

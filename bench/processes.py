@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from tests.servers import free_port, start_logged, stop_groups, wait_until_up
+from harness.processes import free_port, start_logged, stop_groups, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "spool_bench"

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from bench.dashboard import ensure_database, setup_django  # noqa: E402
 from bench.overview import seed  # noqa: E402
 from bench.stats import ms  # noqa: E402
-from tests.servers import free_port, start_logged, stop_groups, wait_until_up  # noqa: E402
+from harness.processes import free_port, start_logged, stop_groups, wait_until_up  # noqa: E402
 
 DATABASE = "spool_retention_bench"
 RESULTS = ROOT / "docs" / "retention-bench.json"

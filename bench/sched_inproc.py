@@ -45,7 +45,7 @@ def _creator(owner: str, engine: str, **placement: Any) -> Callable[[], Created]
     from engine.types import GenerationRequest
     from jobs import services
     from jobs.models import Engine
-    from jobs.scheduling.placement import Placement
+    from jobs.placement import Placement
 
     user = get_user_model().objects.get(username=owner)
     row = Engine.objects.get(name=engine)
@@ -99,7 +99,7 @@ def create_at_once(owner: str, engine: str, callers: int, idempotency_key: str) 
     from engine.types import GenerationRequest
     from jobs import services
     from jobs.models import Engine
-    from jobs.scheduling.placement import Placement
+    from jobs.placement import Placement
 
     user = get_user_model().objects.get(username=owner)
     row = Engine.objects.get(name=engine)

@@ -20,7 +20,7 @@ import psycopg
 import redis
 
 from bench.processes import Watched
-from tests.servers import free_port, start_logged, stop_groups
+from harness.processes import free_port, start_logged, stop_groups
 
 ROOT = Path(__file__).resolve().parent.parent
 # Redis DBs 9 and 10: nothing else on this machine uses them (dev 0, bench 11-13, tests 15).

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.db.models import Q
 
 from engine.types import GenerationRequest
 from jobs import search
+from jobs.dbwork import db_work
 from jobs.jobview import JobView
 from jobs.models import Job, StoredCompletion
 from jobs.paging import Page, UnknownCursor
@@ -128,9 +128,7 @@ async def completion_page(
         # In the page's order, from its cursor: in_date_order checks how soon matches come there.
         # The walk takes storedcmpl_owner_created: its window is the owner's rows.
         walked = StoredCompletion.objects.filter(owner_id=owner_id)
-        query = await sync_to_async(search.in_date_order)(
-            query, text, wanted=limit + 1, start=start, walked=walked
-        )
+        query = await db_work(search.in_date_order)(query, text, wanted=limit + 1, start=start, walked=walked)
     rows = [row async for row in query[: limit + 1]]
     return Page(rows[:limit], len(rows) > limit)
 

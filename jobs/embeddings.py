@@ -18,9 +18,9 @@ from engine.embeddings import EmbeddingRequest, Embeddings, InvalidInput
 from engine.types import EngineError
 from jobs import metrics
 from jobs.models import Engine
+from jobs.placement import INTERACTIVE
 from jobs.scheduling import inline
 from jobs.scheduling.estimate import CHARS_PER_TOKEN
-from jobs.scheduling.placement import INTERACTIVE
 
 
 async def embeddings_create(

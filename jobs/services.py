@@ -21,8 +21,8 @@ from jobs.jobview import JobView, live_meta
 from jobs.keys import hash_secret, new_key_pair
 from jobs.logcontext import bind_job_id
 from jobs.models import ApiKey, Engine, Job, Room, RoomMessage
+from jobs.placement import BATCH, Placement, queue_options
 from jobs.scheduling import admission
-from jobs.scheduling.placement import BATCH, Placement, queue_options
 
 OFFLINE_ENGINE_NAME = "spool-offline"
 P = ParamSpec("P")

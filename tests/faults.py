@@ -11,7 +11,7 @@ import time
 
 import redis
 
-from tests.servers import free_port
+from harness.processes import free_port
 
 
 class OwnRedis:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.processes import free_port
 from jobs import redis_clients
-from tests.servers import free_port
 
 
 @pytest.fixture

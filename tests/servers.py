@@ -6,76 +6,16 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-_handed_out: set[int] = set()
-
-
-def free_port() -> int:
-    """A port nothing listens on, never one this process handed out before: the kernel may give
-    a closed probe's port to the next probe, and a worker's metrics port that was also its web's
-    port served the web's /metrics to a test that asked the worker (2026-12-02)."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
-
-
-# ---- processes (also used by bench/) ------------------------------------------------------
-
-
-def start_logged(log: Path, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-    """A child in its own session (so its whole group can be signalled) writing to `log`."""
-    with log.open("ab") as out:  # the child keeps its own descriptor
-        return subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def stop_groups(procs: list[subprocess.Popen], timeout: float = 15) -> None:
-    """SIGTERM each running process group, then SIGKILL whichever has not ended in `timeout`."""
-    running = [p for p in procs if p.poll() is None]
-    for proc in running:
-        os.killpg(proc.pid, signal.SIGTERM)
-    for proc in running:
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def wait_until_up(url: str, procs: list[subprocess.Popen | None], timeout: float = 60) -> None:
-    """Until `url` answers 200; fails at once if one of `procs` exits meanwhile."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for proc in procs:
-            if proc is not None and proc.poll() is not None:
-                command = " ".join(map(str, proc.args))
-                raise RuntimeError(f"{command} exited with {proc.returncode} during start-up")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout} s")
+from harness.processes import ROOT, free_port, start_logged, stop_groups, wait_until_up
 
 
 @dataclass

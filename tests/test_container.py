@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.servers import ROOT, free_port, start_logged, stop_groups, wait_until_up
+from harness.processes import ROOT, free_port, start_logged, stop_groups, wait_until_up
 
 COMPOSE = ROOT / "docker-compose.yml"
 KEY = "compose-test-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGH"

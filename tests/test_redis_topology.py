@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
+from harness.processes import ROOT, free_port
 from jobs import health, redis_topology
 from tests.jobs.test_health import probe
-from tests.servers import ROOT, free_port
 
 pytestmark = [pytest.mark.django_db, pytest.mark.cluster]
 

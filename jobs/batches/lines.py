@@ -19,8 +19,8 @@ from jobs.batches.ids import LINE_PREFIX, public_id
 from jobs.batches.models import Batch, BatchLine
 from jobs.jobview import JobView
 from jobs.models import Engine, Job
+from jobs.placement import BATCH, Placement
 from jobs.protocols.openai_errors import JOB_ERROR_STATUS, error_body, stream_error_type
-from jobs.scheduling.placement import BATCH, Placement
 from jobs.selectors import engine_lookup
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.scheduling.placement import BATCH, INTERACTIVE, SERVICE_TIERS
+from jobs.placement import BATCH, INTERACTIVE, SERVICE_TIERS
 
 
 def served_tier(options: dict[str, Any]) -> str | None:

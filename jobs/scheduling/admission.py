@@ -26,10 +26,10 @@ from django.conf import settings
 from jobs import lifecycle, metrics, queueing
 from jobs.chunklog import Lua, wake_channel
 from jobs.models import Engine, Job
+from jobs.placement import CLASSES, DEFAULT
 from jobs.redis_clients import sync_redis
 from jobs.scheduling import deployments
 from jobs.scheduling.estimate import estimated_tokens
-from jobs.scheduling.placement import CLASSES, DEFAULT
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from engine.types import EngineError
 from jobs import wakeup
 from jobs.chunklog import wake_channel
 from jobs.models import Engine
+from jobs.placement import INTERACTIVE
 from jobs.scheduling import admission
-from jobs.scheduling.placement import INTERACTIVE
 
 
 class Expired(EngineError):

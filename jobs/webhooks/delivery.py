@@ -112,7 +112,9 @@ def _ms(started: float) -> int:
 
 def backoff_seconds(attempt: int, rng: random.Random | None = None) -> float:
     """The wait after failed attempt `attempt`: BACKOFF doubling up to BACKOFF_MAX, drawn from
-    the upper half of that (jitter), so receivers that failed together are not retried together."""
+    the upper half of that (jitter), so receivers that failed together are not retried together.
+    Not Celery's get_exponential_backoff_interval: it counts whole seconds (the tests wait
+    fractions) and its only jitter draws from 0, which would retry a failed receiver at once."""
     ceiling = min(
         settings.SPOOL.webhooks.backoff_seconds * 2 ** (attempt - 1),
         settings.SPOOL.webhooks.backoff_max_seconds,

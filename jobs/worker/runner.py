@@ -20,9 +20,9 @@ from django.utils import timezone
 from engine.types import FINISH, ChunkDict, GenerationRequest
 from jobs import lifecycle, metrics, tracing
 from jobs.models import Job
+from jobs.placement import DEFAULT, run_seconds
 from jobs.scheduling import admission, deployments, fallback, leases
 from jobs.scheduling.estimate import used_tokens
-from jobs.scheduling.placement import DEFAULT, run_seconds
 from jobs.types import JobResult
 from jobs.webhooks import events as webhook_events
 from jobs.webhooks.delivery import send_first_attempts

@@ -14,10 +14,11 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from harness.processes import free_port
 from tests.browser.support import browser_test, sync_orm
 from tests.e2e.helpers import NO_EOT, make_engine
 from tests.faults import CuttableProxy
-from tests.servers import Spool, free_port, running_spool
+from tests.servers import Spool, running_spool
 
 pytestmark = browser_test
 

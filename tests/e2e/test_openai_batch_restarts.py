@@ -10,10 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.processes import stop_groups
 from tests.e2e import openai_helpers
 from tests.e2e.batch_helpers import chat_line, read_lines, run, wait
 from tests.e2e.openai_helpers import NO_EOT, OFFLINE
-from tests.servers import Spool, running_spool, stop_groups
+from tests.servers import Spool, running_spool
 
 pytestmark = pytest.mark.e2e
 

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 import openai
 import pytest
 
+from harness.webhook_receiver import Receiver, running_receiver
 from tests.e2e import openai_helpers
 from tests.e2e.batch_helpers import chat_line, read_lines, run, wait
 from tests.e2e.openai_helpers import NO_EOT, OFFLINE
 from tests.servers import Spool, running_spool
-from tests.webhook_receiver import Receiver, running_receiver
 
 pytestmark = pytest.mark.e2e
 

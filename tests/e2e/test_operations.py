@@ -16,9 +16,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import fakeupstream
+from harness.processes import ROOT, free_port, wait_until_up
 from tests.e2e.helpers import Frontend
 from tests.e2e.test_engines_semoss import API_KEY, Upstream, new_key
-from tests.servers import ROOT, free_port, running_spool, wait_until_up
+from tests.servers import running_spool
 
 pytestmark = pytest.mark.e2e
 

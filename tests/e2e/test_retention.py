@@ -16,9 +16,10 @@ import httpx
 import pytest
 from openai import OpenAI
 
+from harness.processes import ROOT
+from harness.webhook_receiver import running_receiver
 from tests.e2e.helpers import Frontend
-from tests.servers import ROOT, Spool, User, _make_user, running_spool
-from tests.webhook_receiver import running_receiver
+from tests.servers import Spool, User, _make_user, running_spool
 
 
 @pytest.fixture(scope="module")

@@ -95,9 +95,9 @@ def test_the_slots_of_a_killed_worker_come_back_and_every_job_ends(leasing, engi
 def test_jobs_placed_on_a_dead_deployment_run_on_the_live_one_and_none_fails(spool, upstream, pg):
     from django.conf import settings
 
+    from harness.processes import free_port
     from jobs.models import Deployment, Engine, Job
     from jobs.redis_clients import sync_redis
-    from tests.servers import free_port
 
     name = f"deployed-{time.monotonic_ns()}"
     openai_helpers.upstream_engine(name, upstream, "fake?tokens=10&tps=50")

@@ -14,9 +14,9 @@ import openai
 import pytest
 from openai import OpenAI
 
+from harness.webhook_receiver import Received, Receiver, running_receiver
 from tests.e2e.helpers import NO_EOT, Frontend, record_figures
 from tests.servers import Spool, User, running_spool
-from tests.webhook_receiver import Received, Receiver, running_receiver
 
 JOB_EVENTS = ["job.succeeded", "job.failed", "job.cancelled"]
 

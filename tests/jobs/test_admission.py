@@ -13,8 +13,8 @@ from django.utils import timezone
 from engine.types import GenerationRequest
 from jobs import queueing, redis_clients, services, sweeper
 from jobs.models import Deployment, Engine, Job
+from jobs.placement import BATCH, DEFAULT, INTERACTIVE, Placement
 from jobs.scheduling import admission
-from jobs.scheduling.placement import BATCH, DEFAULT, INTERACTIVE, Placement
 from jobs.worker.runner import job_run
 
 pytestmark = pytest.mark.django_db

@@ -136,8 +136,8 @@ def test_embedding_lines_wait_at_class_batch_for_a_busy_engine_then_are_answered
     import time
 
     from jobs.models import Engine
+    from jobs.placement import INTERACTIVE
     from jobs.scheduling import admission
-    from jobs.scheduling.placement import INTERACTIVE
 
     spool_env(SPOOL_BATCH_STALE_SECONDS=2)  # each step waits 1 s for a slot
     Engine.objects.filter(name="spool-offline").update(max_concurrency=1)

@@ -18,8 +18,8 @@ from jobs import completions, paging, services
 from jobs.faces.common.errors import FaceError
 from jobs.faces.openai.chat import parse_create
 from jobs.models import Engine, Job, StoredCompletion
+from jobs.placement import BATCH, Placement
 from jobs.protocols import openai_chat as render
-from jobs.scheduling.placement import BATCH, Placement
 from jobs.worker.runner import job_run
 from tests.support import ScriptedEngine
 

@@ -18,7 +18,7 @@ from jobs.faces.common.errors import FaceError
 from jobs.faces.common.middleware import FaceErrorsMiddleware
 from jobs.idempotency import IdempotencyConflict
 from jobs.limits import LimitExceeded
-from jobs.scheduling.placement import InvalidPlacement
+from jobs.placement import InvalidPlacement
 from jobs.services import JobRefused
 
 PATHS = {"openai": "/v1/chat/completions", "jobs": "/v1/jobs/abc", "semoss": "/Monolith/api/engine/runPixel"}

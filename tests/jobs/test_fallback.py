@@ -7,11 +7,11 @@ import uuid
 import pytest
 
 from engine.types import GenerationRequest
+from harness.processes import free_port
 from jobs import queueing, services
 from jobs.models import Engine, Job
-from jobs.scheduling.placement import Placement
+from jobs.placement import Placement
 from jobs.worker.runner import job_run
-from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,10 +10,10 @@ import socket
 import pytest
 from django.test import RequestFactory, override_settings
 
+from harness.processes import free_port
 from jobs import health
 from tests.brokers import AMQP_URL, require_rabbitmq
 from tests.faults import OwnRedis
-from tests.servers import free_port
 from tests.spoolenv import spool_read
 
 pytestmark = pytest.mark.django_db  # the probe connects to the test database, not the real one

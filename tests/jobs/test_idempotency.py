@@ -15,7 +15,7 @@ from jobs import queueing, services
 from jobs.idempotency import IdempotencyConflict
 from jobs.jobview import JobView
 from jobs.models import IdempotencyKey, Job
-from jobs.scheduling.placement import Placement
+from jobs.placement import Placement
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -70,7 +70,7 @@ def test_an_embedding_request_that_gets_no_slot_in_time_is_refused_as_expired(en
 
 def test_a_batch_lines_request_waits_at_class_batch_behind_an_interactive_one(engine):
     """Both wait for the one slot; when it frees, the interactive request goes first."""
-    from jobs.scheduling.placement import BATCH
+    from jobs.placement import BATCH
 
     running = occupy(engine)
     order: list[str] = []

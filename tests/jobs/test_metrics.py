@@ -12,12 +12,12 @@ from django.test import RequestFactory
 from kombu import Connection
 from prometheus_client import CollectorRegistry
 
+from harness.processes import free_port
 from jobs import metrics
 from jobs.faces.common.errors import error_response
 from jobs.overload import RedisPoolExhausted
 from jobs.worker import runner
 from tests.brokers import AMQP_URL, require_rabbitmq
-from tests.servers import free_port
 
 
 def depth_of(collector: metrics.QueueDepth) -> dict[str, float]:

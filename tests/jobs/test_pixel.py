@@ -1,4 +1,4 @@
-"""Tests for jobs.pixel: parsing and checking the pixels the SEMOSS SDK and frontend send."""
+"""Tests for jobs.protocols.pixel: parsing and checking the pixels the SEMOSS SDK and frontend send."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from jobs.pixel import (
+from jobs.protocols.pixel import (
     REACTORS,
     EmbeddingsCall,
     LLMCall,

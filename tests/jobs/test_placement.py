@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.scheduling.placement import (
+from jobs.placement import (
     BATCH,
     DEFAULT,
     INTERACTIVE,

@@ -20,13 +20,13 @@ from openai.types.webhooks import ResponseCompletedWebhookEvent, ResponseIncompl
 
 from engine import registry
 from engine.types import GenerationRequest
+from harness.webhook_receiver import Receiver, running_receiver
 from jobs import queueing, services, sweeper
 from jobs.models import Engine, Job
 from jobs.webhooks import addresses, delivery, endpoints, events, secrets, transport
 from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint
 from jobs.worker.runner import job_run
 from tests.support import ScriptedEngine
-from tests.webhook_receiver import Receiver, running_receiver
 
 pytestmark = pytest.mark.django_db
 ALL = events.EVENT_TYPES

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.processes import ROOT
 from jobs import liveness
 from jobs.worker import runtime
-from tests.servers import ROOT
 
 # Bounds each wait so a broken probe fails the test instead of hanging it; not a measurement.
 BOUND_SECONDS = 30

@@ -20,8 +20,8 @@ from jobs.access import check_engine
 from jobs.embeddings import embeddings_create
 from jobs.faces.common.errors import FaceError, job_error
 from jobs.models import Engine
+from jobs.placement import INTERACTIVE
 from jobs.scheduling import inline
-from jobs.scheduling.placement import INTERACTIVE
 from jobs.selectors import engine_find
 
 

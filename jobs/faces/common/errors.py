@@ -22,8 +22,8 @@ from jobs.faces.common.auth import Refused
 from jobs.idempotency import IdempotencyConflict, InvalidIdempotencyKey
 from jobs.limits import LimitExceeded
 from jobs.overload import is_overload
+from jobs.placement import InvalidPlacement
 from jobs.protocols.openai_errors import JOB_ERROR_STATUS, error_body, error_type, stream_error_type
-from jobs.scheduling.placement import InvalidPlacement
 from jobs.services import JobRefused
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from jobs.access import key_grant
 from jobs.idempotency import check_key
 from jobs.jobview import JobView
-from jobs.scheduling.placement import INTERACTIVE, InvalidPlacement, Placement, check_class, check_seconds
+from jobs.placement import INTERACTIVE, InvalidPlacement, Placement, check_class, check_seconds
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 QUEUE_TIMEOUT = "X-Spool-Queue-Timeout"

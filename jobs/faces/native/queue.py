@@ -7,8 +7,8 @@ from typing import TypedDict
 
 from jobs.jobview import JobView
 from jobs.models import Engine, Job
+from jobs.placement import DEFAULT
 from jobs.scheduling import admission
-from jobs.scheduling.placement import DEFAULT
 
 
 class QueueView(TypedDict):

@@ -8,7 +8,7 @@ from engine.embeddings import ENCODINGS, MAX_DIMENSIONS
 from jobs.faces.common.pagination import ListPage, PageQuery
 from jobs.faces.common.serializers import StrictCharField, StrictIntegerField, StrictQueryInteger
 from jobs.faces.openai.serializers import STATUSES, EmbeddingInputField
-from jobs.scheduling.placement import CLASSES
+from jobs.placement import CLASSES
 
 # A long-poll (chunks, or a job's end) waits at most this long; proxies often cut at 60 s.
 MAX_WAIT_SECONDS = 30.0

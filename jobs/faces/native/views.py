@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.http import HttpResponse, HttpResponseBase, JsonResponse
@@ -36,7 +35,7 @@ from jobs.faces.openai.stored import query_values
 from jobs.jobview import JobView
 from jobs.models import Job
 from jobs.paging import UnknownCursor
-from jobs.scheduling.placement import Placement
+from jobs.placement import Placement
 from jobs.selectors import (
     engine_lookup,
     job_chunks_since,
@@ -223,7 +222,7 @@ async def _queue(job: JobView) -> QueueView | None:
     only about a queued job of a limited engine."""
     if not may_wait(job):
         return None
-    return await sync_to_async(queue_of)(job)
+    return await db_work(queue_of)(job)
 
 
 # ---- endpoints -------------------------------------------------------------------------------
@@ -300,7 +299,7 @@ class Jobs(NativeView):
                 raise paging.unknown_after(str(exc)) from None
             return paging.respond(page, render.job)
 
-        return await sync_to_async(read)()
+        return await db_work(read)()
 
 
 class JobReader(NativeView):

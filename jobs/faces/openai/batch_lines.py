@@ -23,10 +23,10 @@ from jobs.faces.openai.responses import create as responses_create
 from jobs.faces.openai.responses import views as responses_views
 from jobs.faces.openai.views import FACE, TEXT_FACE, model_not_found
 from jobs.jobview import JobView
+from jobs.placement import BATCH
 from jobs.protocols import openai_chat
 from jobs.responses.events import response_object
 from jobs.scheduling.inline import Expired
-from jobs.scheduling.placement import BATCH
 
 NO_STREAM = FaceError(
     "The 'stream' parameter is not supported in a batch: each answer goes to the output file.",

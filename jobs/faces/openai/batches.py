@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.http import HttpResponse, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
@@ -15,6 +14,7 @@ from jobs.access import engines_of
 from jobs.batches import endpoints, selectors, service
 from jobs.batches.models import Batch, File
 from jobs.batches.objects import batch_object
+from jobs.dbwork import db_work
 from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.pagination import AfterLimitPagination
 from jobs.faces.common.schema import errors
@@ -80,7 +80,7 @@ def _input_file(owner_id: int, file_id: str) -> File:
 
 
 async def _owned(request: Request, batch_id: str) -> Batch:
-    found = await sync_to_async(selectors.batch_for_owner)(batch_id, caller(request).pk)
+    found = await db_work(selectors.batch_for_owner)(batch_id, caller(request).pk)
     if found is None:
         raise not_found(f"No batch found with id '{batch_id}'.")
     return found
@@ -110,7 +110,7 @@ class Batches(OpenAIView):
                 metadata=values.get("metadata"),
             )
 
-        return JsonResponse(batch_object(await sync_to_async(create)()))
+        return JsonResponse(batch_object(await db_work(create)()))
 
     @extend_schema(
         operation_id="listBatches",
@@ -135,7 +135,7 @@ class Batches(OpenAIView):
                 raise paging.unknown_after(str(exc)) from None
             return paging.respond(page, batch_object)
 
-        return await sync_to_async(read)()
+        return await db_work(read)()
 
 
 class BatchDetail(OpenAIView):
@@ -159,5 +159,5 @@ class BatchCancel(OpenAIView):
     )
     async def post(self, request: Request, batch_id: str) -> HttpResponse:
         batch = await _owned(request, batch_id)
-        batch = await sync_to_async(service.batch_cancel)(batch=batch)
+        batch = await db_work(service.batch_cancel)(batch=batch)
         return JsonResponse(batch_object(batch))

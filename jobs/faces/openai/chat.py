@@ -15,7 +15,7 @@ from jobs.faces.common.params import accepted, build_request
 from jobs.faces.common.serializers import check
 from jobs.faces.openai.messages import missing, not_one_of, wrong_type
 from jobs.faces.openai.serializers import ChatFace
-from jobs.scheduling.placement import SERVICE_TIERS
+from jobs.placement import SERVICE_TIERS
 
 # Parameters jobs.faces.common.params validates the same way for every face: all of them.
 ENGINE_PARAMS = accepted()

@@ -21,6 +21,7 @@ from jobs.batches import selectors, service, storage
 from jobs.batches.ids import BATCH_PREFIX, public_id
 from jobs.batches.models import File
 from jobs.batches.objects import file_object
+from jobs.dbwork import db_work
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.pagination import AfterLimitPagination
 from jobs.faces.common.schema import errors
@@ -111,7 +112,7 @@ def _store(request: Request) -> dict[str, Any]:
 
 
 async def _owned(request: Request, file_id: str) -> File:
-    found = await sync_to_async(selectors.file_for_owner)(file_id, caller(request).pk)
+    found = await db_work(selectors.file_for_owner)(file_id, caller(request).pk)
     if found is None:
         raise not_found(f"No such File object: {file_id}")
     return found
@@ -127,7 +128,7 @@ class Files(OpenAIView):
         responses={200: shapes.File, **errors(413, 415)},
     )
     async def post(self, request: Request) -> HttpResponse:
-        return JsonResponse(await sync_to_async(_store)(request))
+        return JsonResponse(await db_work(_store)(request))
 
     @extend_schema(
         operation_id="listFiles",
@@ -148,7 +149,7 @@ class Files(OpenAIView):
                 raise paging.unknown_after(str(exc)) from None
             return paging.respond(page, file_object)
 
-        return await sync_to_async(read)()
+        return await db_work(read)()
 
 
 class FileDetail(OpenAIView):
@@ -170,7 +171,7 @@ class FileDetail(OpenAIView):
     async def delete(self, request: Request, file_id: str) -> HttpResponse:
         found = await _owned(request, file_id)
         try:
-            await sync_to_async(service.file_delete)(file=found)
+            await db_work(service.file_delete)(file=found)
         except service.FileInUse as exc:
             raise FaceError(
                 f"The file is the input of batch '{public_id(BATCH_PREFIX, exc.batch.pk)}', which is still "

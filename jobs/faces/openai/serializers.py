@@ -9,13 +9,12 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from engine.embeddings import ENCODINGS, MAX_DIMENSIONS, MAX_INPUTS
-from jobs import completions
+from jobs import completions, placement
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.pagination import ListPage
 from jobs.faces.common.params import MAX_METADATA_VALUE, GenerationParams
 from jobs.faces.common.serializers import StrictBooleanField, StrictCharField, StrictIntegerField
 from jobs.faces.openai.messages import check_messages
-from jobs.scheduling import placement
 
 # What OpenAI's service_tier may be: each a priority class here, or the face's own default.
 SERVICE_TIERS = tuple(placement.SERVICE_TIERS)

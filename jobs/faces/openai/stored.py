@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.http import HttpResponse, JsonResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 
 from jobs import completions
+from jobs.dbwork import db_work
 from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.pagination import AfterLimitPagination, PageQuery
 from jobs.faces.common.params import build_request
@@ -92,14 +92,14 @@ class Completion(OpenAIView):
     async def post(self, request: Request, completion_id: str) -> HttpResponse:
         stored = await _owned(caller(request), completion_id)
         metadata = _new_metadata(self.json_body(request))
-        stored = await sync_to_async(completions.completion_update)(stored=stored, metadata=metadata)
+        stored = await db_work(completions.completion_update)(stored=stored, metadata=metadata)
         return JsonResponse(completions.completion_object(stored))
 
     @extend_schema(operation_id="deleteChatCompletion", summary="Delete a stored completion (the job stays).",
                    responses={200: shapes.ChatCompletionDeleted, **errors(404)})  # fmt: skip
     async def delete(self, request: Request, completion_id: str) -> HttpResponse:
         stored = await _owned(caller(request), completion_id)
-        await sync_to_async(completions.completion_delete)(stored=stored)
+        await db_work(completions.completion_delete)(stored=stored)
         return JsonResponse({"object": "chat.completion.deleted", "id": completion_id, "deleted": True})
 
 

@@ -28,8 +28,8 @@ from jobs.faces.openai.errors import not_found
 from jobs.faces.openai.legacy import TextCreate, parse_text_create
 from jobs.jobview import JobView
 from jobs.models import Engine, Job
+from jobs.placement import Placement
 from jobs.protocols import openai_chat as render
-from jobs.scheduling.placement import Placement
 from jobs.selectors import engine_find, engine_lookup, job_for_owner, job_wait_until_finished
 
 FACE = "openai"

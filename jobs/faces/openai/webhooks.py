@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
@@ -16,6 +15,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.request import Request
 
+from jobs.dbwork import db_work
 from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.pagination import AfterLimitPagination, PageQuery
 from jobs.faces.common.schema import errors
@@ -120,7 +120,7 @@ def _refused(exc: RefusedAddress) -> FaceError:
 
 
 async def _owned(user: User, endpoint_id: str) -> WebhookEndpoint:
-    found = await sync_to_async(endpoints.endpoint_for_owner)(endpoint_id, user.pk)
+    found = await db_work(endpoints.endpoint_for_owner)(endpoint_id, user.pk)
     if found is None:
         # Unknown, malformed or another owner's: the same answer, which says nothing of which.
         raise not_found(f"No webhook endpoint found with id '{endpoint_id}'.")
@@ -145,7 +145,7 @@ class Endpoints(OpenAIView):
     async def post(self, request: Request) -> HttpResponse:
         values = _body(self, request, shapes.EndpointCreate, set(shapes.EndpointCreate().fields))
         try:
-            endpoint, secret = await sync_to_async(endpoints.endpoint_create)(owner=caller(request), **values)
+            endpoint, secret = await db_work(endpoints.endpoint_create)(owner=caller(request), **values)
         except RefusedAddress as exc:
             raise _refused(exc) from None
         return JsonResponse(render_endpoint(endpoint, secret))
@@ -162,7 +162,7 @@ class Endpoints(OpenAIView):
         def read(**page_args: Any) -> HttpResponse:
             return paging.respond(endpoints.endpoint_page(owner.pk, **page_args), render_endpoint)
 
-        return await sync_to_async(_paged)(read, request)
+        return await db_work(_paged)(read, request)
 
 
 class Endpoint(OpenAIView):
@@ -186,7 +186,7 @@ class Endpoint(OpenAIView):
         endpoint = await _owned(caller(request), webhook_endpoint_id)
         values = _body(self, request, shapes.EndpointUpdate, set(shapes.EndpointUpdate().fields))
         try:
-            endpoint = await sync_to_async(endpoints.endpoint_update)(endpoint=endpoint, changes=values)
+            endpoint = await db_work(endpoints.endpoint_update)(endpoint=endpoint, changes=values)
         except RefusedAddress as exc:
             raise _refused(exc) from None
         return JsonResponse(render_endpoint(endpoint))
@@ -199,7 +199,7 @@ class Endpoint(OpenAIView):
     )
     async def delete(self, request: Request, webhook_endpoint_id: str) -> HttpResponse:
         endpoint = await _owned(caller(request), webhook_endpoint_id)
-        await sync_to_async(endpoints.endpoint_delete)(endpoint=endpoint)
+        await db_work(endpoints.endpoint_delete)(endpoint=endpoint)
         return JsonResponse(
             {"id": webhook_endpoint_id, "object": "webhook_endpoint.deleted", "deleted": True}
         )
@@ -220,7 +220,7 @@ class RotateSecret(OpenAIView):
             _body(self, request, shapes.RotateSecret, {"keep_old_secret_active_for_24_hours"}) if body else {}
         )
         keep = endpoints.OLD_SECRET_GRACE if values.get("keep_old_secret_active_for_24_hours") else None
-        secret = await sync_to_async(endpoints.endpoint_rotate_secret)(endpoint=endpoint, keep_old_for=keep)
+        secret = await db_work(endpoints.endpoint_rotate_secret)(endpoint=endpoint, keep_old_for=keep)
         return JsonResponse(render_endpoint(endpoint, secret))
 
 
@@ -237,7 +237,7 @@ class Deliveries(OpenAIView):
         def read(**page_args: Any) -> HttpResponse:
             return paging.respond(endpoints.delivery_page(endpoint, **page_args), render_delivery)
 
-        return await sync_to_async(_paged)(read, request)
+        return await db_work(_paged)(read, request)
 
 
 class Resend(OpenAIView):
@@ -257,4 +257,4 @@ class Resend(OpenAIView):
                 raise not_found(f"No delivery found with id '{delivery_id}'.")
             return render_delivery(endpoints.delivery_resend(delivery=delivery))
 
-        return JsonResponse(await sync_to_async(resend)())
+        return JsonResponse(await db_work(resend)())

@@ -19,7 +19,8 @@ from jobs.faces.common.params import accepted, build_request
 from jobs.faces.common.placement import body_priority, body_seconds
 from jobs.jobview import JobView
 from jobs.models import Engine, Room, RoomMessage
-from jobs.pixel import (
+from jobs.placement import InvalidPlacement, Placement
+from jobs.protocols.pixel import (
     LLMCall,
     Pixel,
     PixelError,
@@ -28,7 +29,6 @@ from jobs.pixel import (
     model_api_call,
     room_messages_call,
 )
-from jobs.scheduling.placement import InvalidPlacement, Placement
 from jobs.selectors import engine_find, engine_lookup, parse_uuid
 
 # The paramValues that place the job in its engine's queue rather than reach the engine.

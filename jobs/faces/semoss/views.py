@@ -35,7 +35,7 @@ from jobs.faces.semoss import reactors, render
 from jobs.faces.semoss import serializers as shapes
 from jobs.faces.semoss.partial import partial_text
 from jobs.models import Job
-from jobs.pixel import PixelError, parse_pixel, validate_pixel
+from jobs.protocols.pixel import PixelError, parse_pixel, validate_pixel
 from jobs.selectors import job_chunks_since, job_for_owner, job_wait_until_finished
 
 LLM = "LLM"

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from jobs import services
 from jobs.models import ApiKey, Engine
-from jobs.scheduling.placement import CLASSES
+from jobs.placement import CLASSES
 from jobs.selectors import parse_uuid
 
 ACTIONS = ("create", "list", "revoke", "set-expiry", "limit")

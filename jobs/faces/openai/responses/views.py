@@ -29,9 +29,9 @@ from jobs.faces.openai.views import job_headers, model_not_found
 from jobs.jobview import JobView
 from jobs.models import StoredResponse
 from jobs.paging import UnknownCursor
+from jobs.placement import Placement
 from jobs.responses.events import response_object
 from jobs.responses.store import input_page
-from jobs.scheduling.placement import Placement
 from jobs.selectors import engine_lookup, job_for_owner, job_wait_until_finished
 
 KNOWN = create.GENERATION_PARAMS | {"tools", "tool_choice", "response_format", "stream", "store"}
