@@ -5,8 +5,8 @@ back (jobs.scheduling.admission imports this module for its expiries).
 
 Each path makes its own guarded update of the row (a status it expects, so only one path ever
 ends a job); then, inside that transaction, `ended` keeps what the owner asked to keep and writes
-the job's webhook events. Before this module the three paths disagreed: the sweeper and a cancel
-stored Responses only, so a stored chat completion whose worker was lost was never stored."""
+the job's webhook events, the same for every path (tests/jobs/test_lifecycle.py runs each path
+for each face, stored or not)."""
 
 from __future__ import annotations
 
