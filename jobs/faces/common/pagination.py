@@ -1,5 +1,6 @@
 """OpenAI's list paging (after / limit / order, answered as {object: list, data, first_id,
-last_id, has_more}) as a DRF pagination class; the query is checked by its serializer."""
+last_id, has_more}) as a DRF pagination class; the query is checked by its serializer. And how
+a list reads its query: blank values as defaults, metadata[key]=value filters."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from django.http import JsonResponse
 from rest_framework import serializers
 from rest_framework.pagination import BasePagination
+from rest_framework.request import Request
 
 from jobs import completions, paging
 from jobs.faces.common.errors import FaceError
@@ -64,3 +66,23 @@ class AfterLimitPagination(BasePagination):
             param="after",
             code="invalid_value",
         )
+
+
+def query_values(request: Request) -> dict[str, str]:
+    # A blank value means the default, as OpenAI reads it.
+    return {name: value for name in request.query_params if (value := request.query_params.get(name, ""))}
+
+
+def metadata_filter(request: Request) -> dict[str, str]:
+    """metadata[key]=value query pairs; every one must match."""
+    found = {}
+    for name in request.query_params:
+        if name.startswith("metadata[") and name.endswith("]"):
+            found[name[len("metadata[") : -1]] = request.query_params.get(name, "")
+        elif name.startswith("metadata"):
+            raise FaceError(
+                f"Invalid query parameter '{name}': filter metadata as metadata[key]=value.",
+                param="metadata",
+                code="invalid_value",
+            )
+    return found

@@ -10,13 +10,12 @@ from rest_framework.request import Request
 
 from jobs import completions
 from jobs.faces.common.errors import FaceError
-from jobs.faces.common.pagination import AfterLimitPagination, PageQuery
+from jobs.faces.common.pagination import AfterLimitPagination, PageQuery, metadata_filter, query_values
 from jobs.faces.common.schema import METADATA_FILTER, errors
 from jobs.faces.common.serializers import check
 from jobs.faces.common.views import caller
 from jobs.faces.native.views import NativeView
 from jobs.faces.openai import serializers as openai_shapes
-from jobs.faces.openai.stored import metadata_filter, query_values
 from jobs.paging import UnknownCursor
 
 paging = AfterLimitPagination()

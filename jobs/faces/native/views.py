@@ -22,7 +22,7 @@ from jobs.dbwork import db_work
 from jobs.faces.common import sse
 from jobs.faces.common.auth import ApiKeyAuthentication, ReadTokenAuthentication
 from jobs.faces.common.errors import FaceError, refuse_unknown
-from jobs.faces.common.pagination import AfterLimitPagination
+from jobs.faces.common.pagination import AfterLimitPagination, query_values
 from jobs.faces.common.params import accepted, build_request
 from jobs.faces.common.placement import body_priority, body_seconds, placement_of, replay_headers
 from jobs.faces.common.schema import errors, idempotency_headers
@@ -31,7 +31,6 @@ from jobs.faces.common.views import FaceView, caller, readable
 from jobs.faces.native import render
 from jobs.faces.native import serializers as shapes
 from jobs.faces.native.queue import QueueView, may_wait, queue_of
-from jobs.faces.openai.stored import query_values
 from jobs.jobview import JobView
 from jobs.models import Job
 from jobs.paging import UnknownCursor

@@ -16,14 +16,13 @@ from jobs.batches.models import Batch, File
 from jobs.batches.objects import batch_object
 from jobs.dbwork import db_work
 from jobs.faces.common.errors import FaceError, refuse_unknown
-from jobs.faces.common.pagination import AfterLimitPagination
+from jobs.faces.common.pagination import AfterLimitPagination, query_values
 from jobs.faces.common.schema import errors
 from jobs.faces.common.serializers import check
 from jobs.faces.common.views import caller
 from jobs.faces.openai import batch_serializers as shapes
 from jobs.faces.openai.base import OpenAIView
 from jobs.faces.openai.errors import not_found
-from jobs.faces.openai.stored import query_values
 from jobs.paging import UnknownCursor
 
 paging = AfterLimitPagination()

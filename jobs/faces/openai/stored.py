@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from jobs import completions
 from jobs.dbwork import db_work
 from jobs.faces.common.errors import FaceError, refuse_unknown
-from jobs.faces.common.pagination import AfterLimitPagination, PageQuery
+from jobs.faces.common.pagination import AfterLimitPagination, PageQuery, metadata_filter, query_values
 from jobs.faces.common.params import build_request
 from jobs.faces.common.schema import errors
 from jobs.faces.common.views import caller
@@ -23,26 +23,6 @@ from jobs.models import StoredCompletion
 from jobs.paging import UnknownCursor
 
 paging = AfterLimitPagination()
-
-
-def query_values(request: Request) -> dict[str, str]:
-    # A blank value means the default, as OpenAI reads it.
-    return {name: value for name in request.query_params if (value := request.query_params.get(name, ""))}
-
-
-def metadata_filter(request: Request) -> dict[str, str]:
-    """metadata[key]=value query pairs; every one must match."""
-    found = {}
-    for name in request.query_params:
-        if name.startswith("metadata[") and name.endswith("]"):
-            found[name[len("metadata[") : -1]] = request.query_params.get(name, "")
-        elif name.startswith("metadata"):
-            raise FaceError(
-                f"Invalid query parameter '{name}': filter metadata as metadata[key]=value.",
-                param="metadata",
-                code="invalid_value",
-            )
-    return found
 
 
 async def list_completions(request: Request, user: User) -> HttpResponse:

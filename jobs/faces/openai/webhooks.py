@@ -17,14 +17,13 @@ from rest_framework.request import Request
 
 from jobs.dbwork import db_work
 from jobs.faces.common.errors import FaceError, refuse_unknown
-from jobs.faces.common.pagination import AfterLimitPagination, PageQuery
+from jobs.faces.common.pagination import AfterLimitPagination, PageQuery, query_values
 from jobs.faces.common.schema import errors
 from jobs.faces.common.serializers import check
 from jobs.faces.common.views import caller
 from jobs.faces.openai import webhook_serializers as shapes
 from jobs.faces.openai.base import OpenAIView
 from jobs.faces.openai.errors import not_found
-from jobs.faces.openai.stored import query_values
 from jobs.paging import UnknownCursor, public_id
 from jobs.webhooks import endpoints
 from jobs.webhooks.addresses import RefusedAddress

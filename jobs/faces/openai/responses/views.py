@@ -17,6 +17,7 @@ from jobs.access import engines_of
 from jobs.dbwork import db_work
 from jobs.faces.common import sse as common_sse
 from jobs.faces.common.errors import FaceError
+from jobs.faces.common.pagination import query_values
 from jobs.faces.common.params import build_request
 from jobs.faces.common.placement import idempotency_key, placement_of
 from jobs.faces.common.serializers import check
@@ -24,7 +25,7 @@ from jobs.faces.common.views import caller
 from jobs.faces.openai.base import OpenAIView
 from jobs.faces.openai.errors import not_found
 from jobs.faces.openai.responses import create, shapes, sse
-from jobs.faces.openai.stored import paging, query_values
+from jobs.faces.openai.stored import paging
 from jobs.faces.openai.views import job_headers, model_not_found
 from jobs.jobview import JobView
 from jobs.models import StoredResponse
