@@ -9,8 +9,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from engine.types import GenerationRequest
-from jobs import chunklog, selectors, services
-from jobs.models import Job
+from jobs import chunklog, queueing, selectors, services
+from jobs.jobview import JobView
+from jobs.models import Engine, Job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,3 +80,25 @@ def test_an_idle_long_poll_of_a_queued_job_touches_no_postgres(job):
     with CaptureQueriesContext(connection) as queries:
         page = async_to_sync(selectors.job_chunks_since)(found, cursor=0, reader="test", wait=0.05)
     assert page.chunks == [] and not page.ended and len(queries) == 0
+
+
+def test_the_live_view_and_the_rows_view_agree_on_what_both_know(job, monkeypatch):
+    """A face renders the same job the same way whether it read Redis or Postgres: every field
+    the live meta holds equals the row's, the engine's limits included (a cancel of a waiting
+    job needs them); only what the meta leaves out differs (the messages, timings, result)."""
+    monkeypatch.setattr(queueing, "send_job", lambda job_id: None)  # no worker here
+    engine = services.engine_upsert(name="live-limited", kind="offline", config={})
+    Engine.objects.filter(pk=engine.pk).update(max_concurrency=3)
+    limited = services.job_create(
+        owner=job.owner, engine=Engine.objects.get(pk=engine.pk),
+        request=GenerationRequest(messages=[{"role": "user", "content": "hi"}]), options={}, face="native",
+    )  # fmt: skip
+    for created in (job, limited):
+        live, _ = read(str(created.pk), created.owner_id)
+        row = JobView.of(Job.objects.select_related("engine").get(pk=created.pk))
+        assert live.live and not row.live
+        same = ("id", "owner_id", "engine", "room_id", "face", "options", "status", "created_at")
+        assert {name: getattr(live, name) for name in same} == {name: getattr(row, name) for name in same}
+        assert live.request == {k: v for k, v in row.request.items() if k != "messages"}
+    assert not read(str(job.pk), job.owner_id)[0].engine.limited
+    assert read(str(limited.pk), limited.owner_id)[0].engine.limited
