@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
-from bench import procstat
+from bench import procstat, profile
 from bench.clients import PROMPT, Target, fan_out, poll, start_semoss_job
 from bench.processes import Stack
 from bench.stats import pct
@@ -27,8 +28,11 @@ async def _watch(pid: int, stop: asyncio.Event, peak: dict[str, int]) -> None:
         await asyncio.sleep(0.5)
 
 
-async def _hold(stack: Stack, kind: str, n: int, hold: float, waiter: Any) -> dict[str, Any]:
+async def _hold(
+    stack: Stack, kind: str, n: int, hold: float, waiter: Any, profile_to: Path | None
+) -> dict[str, Any]:
     web = stack.pid("web")
+    spy = None if profile_to is None else await profile.record(web, hold, profile_to)
     rss_before = procstat.rss_bytes(web)
     peak = {"rss": rss_before, "fds": procstat.open_fds(web)}
     stop = asyncio.Event()
@@ -41,15 +45,18 @@ async def _hold(stack: Stack, kind: str, n: int, hold: float, waiter: Any) -> di
         stop.set()
         await watcher
         stack.cancel_queued()  # so the worker, once restarted, does not run the idle jobs
+        if spy is not None:
+            await spy.wait()
     errors = [r["error"] for r in results if r["error"]]
     waits = [w for r in results for w in r["waits"]]
+    requests = sum(r["requests"] for r in results)
     return {
         "kind": kind,
         "waiters": n,
         "held_s": round(t1 - t0, 1),
         "errors": len(errors),
         "error_samples": sorted(set(errors))[:3],
-        "requests": sum(r["requests"] for r in results),
+        "requests": requests,
         # A long-poll should answer empty after SPOOL_LONG_POLL_SECONDS (1 s); the SSE face sends
         # its head after one keep-alive period (10 s).
         "answer_s": {
@@ -61,10 +68,14 @@ async def _hold(stack: Stack, kind: str, n: int, hold: float, waiter: Any) -> di
         "web_open_fds_peak": peak["fds"],
         "web_cpu_cores": round((cpu1 - cpu0) / (t1 - t0), 3),
         "web_cpu_us_per_waiter_second": round((cpu1 - cpu0) / (t1 - t0) / n * 1e6, 1),
+        "web_cpu_us_per_request": round((cpu1 - cpu0) / max(requests, 1) * 1e6, 1),
+        **({"web_profile": profile.top_frames(profile_to)} if profile_to and profile_to.exists() else {}),
     }
 
 
-async def long_pollers(stack: Stack, target: Target, n: int, hold: float) -> dict[str, Any]:
+async def long_pollers(
+    stack: Stack, target: Target, n: int, hold: float, profile_to: Path | None = None
+) -> dict[str, Any]:
     job_ids = await _create_jobs(target, n)
 
     async def waiter(i: int, until: float) -> dict[str, Any]:
@@ -83,13 +94,15 @@ async def long_pollers(stack: Stack, target: Target, n: int, hold: float) -> dic
             conn.close()
         return out
 
-    return await _hold(stack, "long-poll (pixelJobStreaming)", n, hold, waiter)
+    return await _hold(stack, "long-poll (pixelJobStreaming)", n, hold, waiter, profile_to)
 
 
 HEAD_GRACE = 60.0
 
 
-async def sse_clients(stack: Stack, target: Target, n: int, hold: float) -> dict[str, Any]:
+async def sse_clients(
+    stack: Stack, target: Target, n: int, hold: float, profile_to: Path | None = None
+) -> dict[str, Any]:
     async def waiter(i: int, until: float) -> dict[str, Any]:
         conn, out = Connection(target.web_port), {"error": None, "requests": 1, "waits": []}
         body = json.dumps({"model": target.engine, "messages": PROMPT, "stream": True}).encode()
@@ -124,4 +137,4 @@ async def sse_clients(stack: Stack, target: Target, n: int, hold: float) -> dict
             conn.close()
         return out
 
-    return await _hold(stack, "SSE (/v1/chat/completions)", n, hold, waiter)
+    return await _hold(stack, "SSE (/v1/chat/completions)", n, hold, waiter, profile_to)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -163,6 +164,43 @@ async def run(stack: Stack, plan: Plan, profile: bool, wait_quiet: float) -> dic
     }
 
 
+IDLE_KINDS = {"long-polls": long_pollers, "SSE streams": sse_clients}
+
+
+async def run_idle(stack: Stack, plan: Plan, kinds: list[str], profile: bool) -> dict[str, Any]:
+    """Only the idle waiters (`--only`), the worker never started; with `profile`, py-spy on the
+    web process while they wait."""
+    engine = stack.engine(plan.paced_tokens, plan.pace)
+    model = f"fake?tokens={plan.paced_tokens}&tps={plan.pace:g}"
+    target = Target(stack.web_port, stack.upstream_port, stack.access_key, stack.secret_key, engine, model)
+    idle = []
+    for kind in kinds:
+        spied = stack.run_dir / f"profile-idle-{kind.replace(' ', '-')}-web.txt" if profile else None
+        log(f"{plan.idle_waiters} idle {kind} for {plan.idle_hold:g} s (no worker)")
+        held = await IDLE_KINDS[kind](stack, target, plan.idle_waiters, plan.idle_hold, spied)
+        log(
+            f"{held['requests']} requests, {held['errors']} errors, answered in {held['answer_s']} s, "
+            f"{held['web_cpu_cores']} web cores, {held['web_cpu_us_per_request']} µs web CPU per request"
+        )
+        idle.append(held)
+    return {"idle": idle}
+
+
+def idle_only(plan: Plan, kinds: list[str], profile: bool) -> None:
+    stack = Stack(run_dir=ROOT / "run" / "bench", worker_concurrency=plan.worker_concurrency)
+    stack.prepare()
+    try:
+        stack.start_upstream()
+        stack.start_web()
+        results = asyncio.run(run_idle(stack, plan, kinds, profile))
+    finally:
+        stack.stop_all()
+    results.update(plan=asdict(plan), machine=procstat.describe_machine())
+    out = stack.run_dir / "idle.json"
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    log(f"figures in {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a small run for smoke-testing (about a minute)")
@@ -179,12 +217,24 @@ def main() -> None:
     )
     parser.add_argument("--concurrency", type=int, nargs="+", metavar="N", help="only these concurrencies")
     parser.add_argument("--capacity", type=int, nargs="+", metavar="N", help="only these capacity steps")
+    parser.add_argument(
+        "--only",
+        choices=("idle", "long-polls"),
+        help="only the idle waiters (both kinds, or the long-polls), with no worker; "
+        "figures in run/bench/idle.json (with --profile, py-spy on the web process)",
+    )
+    parser.add_argument("--waiters", type=int, metavar="N", help="this many idle waiters")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     if args.concurrency:
         plan = replace(plan, concurrencies=tuple(args.concurrency))
     if args.capacity:
         plan = replace(plan, capacity_ns=tuple(args.capacity))
+    if args.waiters:
+        plan = replace(plan, idle_waiters=args.waiters)
+    if args.only:
+        idle_only(plan, ["long-polls"] if args.only == "long-polls" else list(IDLE_KINDS), args.profile)
+        return
     # A partial run never overwrites the full figures in docs/.
     if plan not in (QUICK, FULL):
         plan = replace(plan, name=f"{plan.name} (part)")

@@ -62,34 +62,30 @@ def top_frames(collapsed: Path, n: int = 15) -> dict[str, Any]:
     }
 
 
+async def record(pid: int, seconds: float, path: Path) -> asyncio.subprocess.Process:
+    """py-spy sampling one process for `seconds` (100 Hz, without pausing it) into `path`."""
+    return await asyncio.create_subprocess_exec(
+        str(PY_SPY), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "100",
+        "--nonblocking", "--function", "--format", "raw", "--output", str(path),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def missing() -> str | None:
+    """Why nothing can be profiled, if it cannot."""
+    if not PY_SPY.exists() and not shutil.which("py-spy"):
+        return "py-spy is not installed (.venv/bin/pip install py-spy)"
+    return None
+
+
 async def profiled_cell(
     stack: Stack, target: Target, spec: Spec, run_dir: Path, log_: AppendLog
 ) -> dict[str, Any]:
     """The cell once more with py-spy sampling both processes (200 Hz, without pausing them)."""
-    if not PY_SPY.exists() and not shutil.which("py-spy"):
-        return {"error": "py-spy is not installed (.venv/bin/pip install py-spy)"}
+    if error := missing():
+        return {"error": error}
     outputs = {name: run_dir / f"profile-{spec.face}-{spec.tps:g}-{name}.txt" for name in ("web", "worker")}
-    spies = [
-        await asyncio.create_subprocess_exec(
-            str(PY_SPY),
-            "record",
-            "--pid",
-            str(stack.pid(name)),
-            "--duration",
-            str(int(spec.duration)),
-            "--rate",
-            "100",
-            "--nonblocking",
-            "--function",
-            "--format",
-            "raw",
-            "--output",
-            str(path),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        for name, path in outputs.items()
-    ]
+    spies = [await record(stack.pid(name), spec.duration, path) for name, path in outputs.items()]
     cell = await run_cell(stack, target, spec, log_)
     for spy in spies:
         await spy.wait()
