@@ -4,6 +4,7 @@ minute (the cache's clock is injected, so no test waits)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import timedelta
 
@@ -127,3 +128,29 @@ def test_a_key_found_by_id_shares_the_cache_and_its_refusals(clock, key):
     clock.now += ttl()
     with pytest.raises(auth.Refused, match="revoked"):
         async_to_sync(auth.grant_of_key_id)(api_key.pk)
+
+
+@pytest.mark.parametrize("scheme", [1, 2], ids=["bearer", "basic"])
+def test_requests_that_miss_together_share_one_lookup(clock, key, scheme):
+    header = key[scheme]
+
+    async def at_once() -> list:
+        return await asyncio.gather(*(auth.grant_of_key(header) for _ in range(20)))
+
+    with CaptureQueriesContext(connection) as queries:
+        grants = async_to_sync(at_once)()
+    assert {grant.user.username for grant in grants} == {"cached"}
+    assert len([q for q in queries if q["sql"].startswith("SELECT")]) == 1
+
+
+def test_a_refusal_shared_by_requests_that_miss_together_refuses_each(clock, key):
+    api_key, header = key[0], key[1]
+    api_key.revoked_at = timezone.now()
+    api_key.save(update_fields=["revoked_at"])
+
+    async def at_once() -> list:
+        return await asyncio.gather(*(auth.grant_of_key(header) for _ in range(5)), return_exceptions=True)
+
+    answers = async_to_sync(at_once)()
+    assert all(isinstance(answer, auth.Refused) and "revoked" in answer.message for answer in answers)
+    assert auth.cache.get(hash_secret(header)) is None

@@ -6,6 +6,7 @@ cached grant carries its expiry)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -76,10 +77,29 @@ def _lookup(where: Q, secret: str | None) -> KeyGrant | Refused | None:
     return KeyGrant.of(key)
 
 
+# The lookup under way per cache name. A busy key's entry expires every KEY_CACHE_SECONDS, and
+# every request that came before the first lookup returned made its own (in a thread each): with
+# a thousand pollers on one key, hundreds of identical queries every time it expired. They share
+# the one lookup instead.
+_lookups: dict[str, asyncio.Task[KeyGrant | Refused | None]] = {}
+
+
+async def _shared_lookup(name: str, where: Q, secret: str | None) -> KeyGrant | Refused | None:
+    # The name says which credentials (a hash of the whole header, secret included, or a key
+    # id), so every request that shares a lookup asked the same question.
+    loop = asyncio.get_running_loop()
+    task = _lookups.get(name)
+    if task is None or task.get_loop() is not loop:
+        task = _lookups[name] = loop.create_task(_lookup(where, secret))
+        task.add_done_callback(lambda done: _lookups.pop(name) if _lookups.get(name) is done else None)
+    # Shielded: a caller that goes away does not cancel the others' answer.
+    return await asyncio.shield(task)
+
+
 async def _cached(name: str, where: Q, secret: str | None = None) -> KeyGrant | None:
     grant = cache.get(name)
     if grant is None:
-        found = await _lookup(where, secret)
+        found = await _shared_lookup(name, where, secret)
         if isinstance(found, Refused):
             raise found
         if found is None:
