@@ -180,14 +180,17 @@ async def run_idle(stack: Stack, plan: Plan, kinds: list[str], profile: bool) ->
         held = await IDLE_KINDS[kind](stack, target, plan.idle_waiters, plan.idle_hold, spied)
         log(
             f"{held['requests']} requests, {held['errors']} errors, answered in {held['answer_s']} s, "
-            f"{held['web_cpu_cores']} web cores, {held['web_cpu_us_per_request']} µs web CPU per request"
+            f"{held['web_cpu_cores']} web cores, {held['web_cpu_us_per_request']} µs web CPU per request, "
+            f"clients {held['client_cpu_cores']} cores"
         )
         idle.append(held)
     return {"idle": idle}
 
 
 def idle_only(plan: Plan, kinds: list[str], profile: bool) -> None:
-    stack = Stack(run_dir=ROOT / "run" / "bench", worker_concurrency=plan.worker_concurrency)
+    stack = Stack(
+        run_dir=ROOT / "run" / "bench", worker_concurrency=plan.worker_concurrency, requests_per_minute=10**9
+    )
     stack.prepare()
     try:
         stack.start_upstream()
