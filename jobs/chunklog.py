@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Collection, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from django.conf import settings
@@ -26,6 +26,9 @@ from redis.exceptions import NoScriptError
 from engine.types import CONTENT, TERMINAL_TYPES, ChunkDict
 from jobs.redis_clients import async_redis, is_cluster, sync_redis
 from jobs.types import LiveMeta
+
+if TYPE_CHECKING:
+    from jobs.limits import RequestCount
 
 
 def _prefix() -> str:
@@ -433,9 +436,15 @@ def delete_jobs(job_ids: Sequence[str]) -> int:
     return sum(pipe.execute())
 
 
-async def read_live(job_id: str) -> LiveState:
-    """The meta, the log's last chunk and the heartbeat, in one round trip."""
+async def read_live(job_id: str, counted: RequestCount | None = None) -> LiveState:
+    """The meta, the log's last chunk and the heartbeat, in one round trip; with `counted`, a
+    request's count in the same round trip, checked (LimitExceeded) before anything is read."""
     pipe = async_redis().pipeline(transaction=False)
+    if counted is not None:
+        counted.queue(pipe)
     pipe.get(meta_key(job_id)).lindex(chunks_key(job_id), -1).exists(alive_key(job_id))
-    meta, last, alive = await pipe.execute()
+    replies = await pipe.execute()
+    if counted is not None:
+        counted.check(replies[0])
+    meta, last, alive = replies[-3:]
     return LiveState(orjson.loads(meta) if meta else None, orjson.loads(last) if last else None, bool(alive))

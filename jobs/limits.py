@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
@@ -55,12 +58,72 @@ def _check(used: int, limit: int, what: str, retry_after: int) -> None:
         )
 
 
-async def count_request(who: str) -> None:
+@dataclass(slots=True)
+class RequestCount:
+    """One request's count toward its caller's requests per minute. A view that reads Redis
+    before it does anything else sends it in that read's round trip (take_deferred), else on
+    its own (send)."""
+
+    key: str
+    limit: int
+    retry_after: int
+    taken: bool = False
+
+    def queue(self, pipe: Any) -> None:
+        """Add the count to a pipeline; its first reply is then the count (see check)."""
+        pipe.incr(self.key).expire(self.key, 61)
+
+    def check(self, used: int) -> None:
+        _check(used, self.limit, "requests", self.retry_after)
+
+    async def send(self) -> None:
+        pipe = async_redis().pipeline(transaction=False)
+        self.queue(pipe)
+        used, _ = await pipe.execute()
+        self.check(used)
+
+
+# The count a request's throttle left to go with the request's first read of Redis.
+_deferred: ContextVar[RequestCount | None] = ContextVar("spool_deferred_request_count", default=None)
+
+
+def request_count(who: str) -> RequestCount | None:
+    """None when requests are not limited."""
     limit = settings.SPOOL.limits.requests_per_minute
-    if limit > 0:
-        key, retry_after = _incr("req", who)
-        used, _ = await async_redis().pipeline(transaction=False).incr(key).expire(key, 61).execute()
-        _check(used, limit, "requests", retry_after)
+    if limit <= 0:
+        return None
+    key, retry_after = _incr("req", who)
+    return RequestCount(key, limit, retry_after)
+
+
+async def count_request(who: str) -> None:
+    count = request_count(who)
+    if count is not None:
+        await count.send()
+
+
+def defer(count: RequestCount | None) -> None:
+    """Leave the request's count to its first read of Redis (take_deferred); settle_deferred,
+    once the request is answered, sends it if no read took it."""
+    _deferred.set(count)
+
+
+def take_deferred() -> RequestCount | None:
+    """The request's count, for the caller to send in its own round trip and check before it
+    acts on what it read; None if there is none or another read took it."""
+    count = _deferred.get()
+    if count is None or count.taken:
+        return None
+    count.taken = True
+    return count
+
+
+async def settle_deferred() -> None:
+    """Send the request's count if no read took it (raises LimitExceeded over the limit)."""
+    count = take_deferred()
+    _deferred.set(None)
+    if count is not None:
+        await count.send()
 
 
 def check_job_start(owner_id: int) -> None:

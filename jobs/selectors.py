@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.types import ChunkDict
-from jobs import chunklog, sweeper, tracing, wakeup
+from jobs import chunklog, limits, sweeper, tracing, wakeup
 from jobs.dbwork import db_work
 from jobs.jobview import JobView
 from jobs.logcontext import bind_job_id
@@ -32,7 +32,7 @@ async def job_for_owner(job_id: Any, owner_id: int, *, live: bool = True) -> Job
     if key is None:
         return None
     if live:
-        state = await chunklog.read_live(str(key))
+        state = await chunklog.read_live(str(key), limits.take_deferred())
         if state.meta is not None and (state.last is None or not chunklog.is_terminal(state.last)):
             if state.meta["owner"] != owner_id:
                 return None

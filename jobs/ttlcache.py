@@ -11,7 +11,8 @@ from django.conf import settings
 
 T = TypeVar("T")
 
-# Bounds each cache of a process: at this many entries it starts again empty.
+# Bounds each cache of a process (unless it says otherwise): at this many entries it starts
+# again empty.
 MAX_ENTRIES = 10_000
 
 
@@ -23,8 +24,9 @@ class TtlCache(Generic[T]):
     """Only hits are kept: something made a moment ago is never refused for a miss cached before
     it existed. The clock is injectable, so tests do not wait."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_entries: int = MAX_ENTRIES) -> None:
         self.clock = clock
+        self.max_entries = max_entries
         self._entries: dict[str, tuple[float, T]] = {}
 
     def get(self, key: str) -> T | None:
@@ -37,7 +39,7 @@ class TtlCache(Generic[T]):
         return entry[1]
 
     def put(self, key: str, value: T, seconds: float) -> None:
-        if len(self._entries) >= MAX_ENTRIES:
+        if len(self._entries) >= self.max_entries:
             self._entries.clear()
         self._entries[key] = (self.clock() + seconds, value)
 

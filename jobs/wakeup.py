@@ -120,8 +120,9 @@ class WakeHub:
                     if not confirmed.done():  # the listener, losing Redis too, may have set it
                         confirmed.set_result(None)
                 self._ensure_listener(node)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_CONFIRM_SECONDS)
+            if not confirmed.done():  # a channel still subscribed (the usual long-poll) waits for nothing
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_CONFIRM_SECONDS)
             yield event
         finally:
             waiters.discard(event)
@@ -253,6 +254,15 @@ class Following:
         await self._held.aclose()
 
 
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Until the event is set or the time is up. A timeout scope around the wait, not
+    asyncio.wait_for, which wraps it in a task of its own (and cancels and awaits that task when
+    the time is up, as it is for every idle long-poll)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+
+
 async def wait_for(
     job_id: str,
     fetch: Callable[[], Awaitable[T]],
@@ -286,8 +296,7 @@ async def wait_for(
             remaining = deadline - loop.time()
             if ready(result) or remaining <= 0:
                 return result
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), remaining)
+            await _wait(event, remaining)
 
 
 async def _wait_following(
@@ -306,8 +315,7 @@ async def _wait_following(
     deadline = loop.time() + timeout
     while True:
         if not event.is_set() and (remaining := deadline - loop.time()) > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), remaining)
+            await _wait(event, remaining)
         event.clear()
         result = await fetch()
         if ready(result) or loop.time() >= deadline:

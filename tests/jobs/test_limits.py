@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from engine.types import GenerationRequest
-from jobs import services
+from jobs import chunklog, services
 from jobs.faces.common.errors import FaceError as ParamError
 from jobs.faces.common.params import build_request
 
@@ -101,3 +101,57 @@ def test_too_many_messages_or_output_tokens_are_refused(spool_env):
     assert (tokens.value.param, tokens.value.code) == ("max_tokens", "integer_above_max_value")
     request, _ = build_request(many[:1], {"max_tokens": 100}, known=frozenset({"max_tokens"}))
     assert isinstance(request, GenerationRequest) and request.max_tokens == 100
+
+
+def poll(client, caller, job_id: str, cursor: int | None = None):
+    form = {"jobId": job_id} if cursor is None else {"jobId": job_id, "cursor": cursor}
+    return client.post(
+        "/Monolith/api/engine/pixelJobStreaming", form, headers={"Authorization": caller["basic"]}
+    )
+
+
+def test_job_polls_are_counted_with_their_read_and_refused_over_the_limit_before_handing_out(
+    client, caller, engine_id, spool_env
+):
+    limit(spool_env, REQUESTS_PER_MINUTE=4, JOBS_PER_MINUTE=0, MAX_ACTIVE_JOBS=0)
+    job_id = submit(client, caller, engine_id).json()["jobId"]  # request 1
+    chunklog.append(job_id, [{"type": "content", "data": {"content": "one"}}])
+    first = poll(client, caller, job_id)  # 2: the stateful poll hands "one" out
+    assert first.status_code == 200 and first.json()["message"][0]["data"] == {"content": "one"}
+    assert poll(client, caller, job_id, cursor=0).status_code == 200  # 3
+    assert poll(client, caller, job_id, cursor=0).status_code == 200  # 4
+    chunklog.append(job_id, [{"type": "content", "data": {"content": "two"}}])
+    refused = poll(client, caller, job_id)  # 5: over the limit
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert (
+        refused.json()["status"] == "Unavailable"
+        and "4 requests per minute" in refused.json()["errorMessage"]
+    )
+    # The refused poll handed nothing out: "two" is still the next poll's.
+    limit(spool_env, REQUESTS_PER_MINUTE=0)
+    assert [m["data"] for m in poll(client, caller, job_id).json()["message"]] == [{"content": "two"}]
+
+
+@pytest.mark.parametrize("job_id", ["not-a-uuid", "00000000-0000-4000-8000-000000000000"])
+def test_job_polls_that_read_no_job_are_counted_too(client, caller, spool_env, job_id):
+    limit(spool_env, REQUESTS_PER_MINUTE=2)
+    answers = [poll(client, caller, job_id, cursor=0) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[0].json()["status"] == "UnknownJob" and answers[2].json()["status"] == "Unavailable"
+
+
+def test_a_job_poll_refused_before_its_read_is_counted_and_answered_429_over_the_limit(
+    client, caller, spool_env
+):
+    limit(spool_env, REQUESTS_PER_MINUTE=1)
+
+    def send():
+        return client.post(
+            "/Monolith/api/engine/pixelJobStreaming",
+            b"jobId=x",
+            content_type="text/plain",
+            headers={"Authorization": caller["basic"]},
+        )
+
+    assert send().status_code == 415  # refused before any read of the job
+    assert send().status_code == 429

@@ -56,10 +56,10 @@ def _expired(expires_at: Any) -> Refused:
 
 
 @db_work
-def _lookup(where: Q, secret: str | None) -> KeyGrant | Refused | None:
+def _lookup(where: dict[str, Any], secret: str | None) -> KeyGrant | Refused | None:
     """The key's grant; a Refused for a real key that is revoked or expired; None for no key
     (or a wrong secret, or an inactive owner: nothing says which). Records its last use."""
-    key = ApiKey.objects.select_related("owner").filter(where).first()
+    key = ApiKey.objects.select_related("owner").filter(**where).first()
     if key is None or not key.owner.is_active:
         return None
     if secret is not None and not secrets_match(secret, key.secret_hash):
@@ -81,22 +81,24 @@ def _lookup(where: Q, secret: str | None) -> KeyGrant | Refused | None:
 # every request that came before the first lookup returned made its own (in a thread each): with
 # a thousand pollers on one key, hundreds of identical queries every time it expired. They share
 # the one lookup instead.
-_lookups: dict[str, asyncio.Task[KeyGrant | Refused | None]] = {}
+_lookups: dict[str, asyncio.Future[KeyGrant | Refused | None]] = {}
 
 
-async def _shared_lookup(name: str, where: Q, secret: str | None) -> KeyGrant | Refused | None:
+async def _shared_lookup(name: str, where: dict[str, Any], secret: str | None) -> KeyGrant | Refused | None:
     # The name says which credentials (a hash of the whole header, secret included, or a key
     # id), so every request that shares a lookup asked the same question.
     loop = asyncio.get_running_loop()
     task = _lookups.get(name)
     if task is None or task.get_loop() is not loop:
-        task = _lookups[name] = loop.create_task(_lookup(where, secret))
+        task = _lookups[name] = asyncio.ensure_future(_lookup(where, secret))
         task.add_done_callback(lambda done: _lookups.pop(name) if _lookups.get(name) is done else None)
     # Shielded: a caller that goes away does not cancel the others' answer.
     return await asyncio.shield(task)
 
 
-async def _cached(name: str, where: Q, secret: str | None = None) -> KeyGrant | None:
+# `where`: the fields that find the key (plain values: a Q per request cost more than the cache
+# lookup it comes with).
+async def _cached(name: str, where: dict[str, Any], secret: str | None = None) -> KeyGrant | None:
     grant = cache.get(name)
     if grant is None:
         found = await _shared_lookup(name, where, secret)
@@ -118,19 +120,19 @@ async def grant_of_key(header: str) -> KeyGrant | None:
         pair = parse_basic(header)
         if pair is None:
             return None
-        where, secret = Q(access_key=pair[0]), pair[1]
+        where, secret = {"access_key": pair[0]}, pair[1]
     else:
         bearer = parse_bearer(header)
         if bearer is None:
             return None
-        where, secret = Q(secret_hash=hash_secret(bearer)), None
+        where, secret = {"secret_hash": hash_secret(bearer)}, None
     # Keyed by a hash, so the cache holds no secret in the clear.
     return await _cached(hash_secret(header), where, secret)
 
 
 async def grant_of_key_id(key_id: int) -> KeyGrant | None:
     """The grant of a key by its id (a read token's or a session's key), through the same cache."""
-    return await _cached(f"id:{key_id}", Q(pk=key_id))
+    return await _cached(f"id:{key_id}", {"pk": key_id})
 
 
 class ApiKeyAuthentication(BaseAuthentication):

@@ -3,10 +3,12 @@ awaited on the event loop (jobs/compat/adrf_view.py), the face's error envelope,
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponseBase
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.negotiation import BaseContentNegotiation
@@ -15,7 +17,7 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 
-from jobs import jsonbody
+from jobs import jsonbody, limits
 from jobs.access import KEY_FACE, ReadGrant, key_grant
 from jobs.compat.adrf_view import OnLoopAPIView
 from jobs.faces.common.auth import ApiKeyAuthentication
@@ -54,6 +56,11 @@ class AnyAccept(BaseContentNegotiation):
         return first, first.media_type
 
 
+@functools.cache
+def _authenticators(classes: tuple[type[BaseAuthentication], ...]) -> list[BaseAuthentication]:
+    return [authentication() for authentication in classes]
+
+
 class FaceView(OnLoopAPIView):
     # Set `face` (openai, jobs, semoss): errors are rendered in its envelope. (A comment, not a
     # docstring: drf-spectacular would put a docstring in every operation's description.)
@@ -72,6 +79,22 @@ class FaceView(OnLoopAPIView):
     def default_response_headers(self) -> dict[str, str]:
         # No Allow and Vary on every answer: a 405 names what is allowed (errors.py).
         return {}
+
+    # A view that reads Redis before it does anything else sets this: the request's count goes
+    # in that read's round trip (jobs.limits.take_deferred) instead of one of its own.
+    counts_with_read = False
+
+    async def async_dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        response = await super().async_dispatch(request, *args, **kwargs)
+        if self.counts_with_read:
+            # Answered without such a read (a malformed id, a refused form): counted now, and
+            # over the limit the answer is the 429 (FaceErrorsMiddleware renders it).
+            await limits.settle_deferred()
+        return response
+
+    def get_authenticators(self) -> list[BaseAuthentication]:
+        # Spool's authenticators keep nothing of a request: one instance of each serves all.
+        return _authenticators(tuple(self.authentication_classes))
 
     async def ainitial(self, request: Request) -> None:
         self.format_kwarg = None

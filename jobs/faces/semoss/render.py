@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from engine.types import CONTENT, ERROR, FINISH, THINKING, TOOL, USAGE, ChunkDict
 from jobs.jobview import JobView
 from jobs.models import Job
 from jobs.selectors import ChunkPage
+from jobs.ttlcache import TtlCache
 
 SUBMITTED = "Submitted"
 IN_PROGRESS = "InProgress"
@@ -62,6 +65,26 @@ def messages(chunks: list[ChunkDict]) -> list[dict[str, Any]]:
             reason = "cancelled" if data.get("code") == "cancelled" else "error"
             out.append(_message("content", {"finish_reason": reason, "error": data["message"]}, 0))
     return out
+
+
+# Rendered pages, shared by every reader of a job that asks for the same chunks while they are
+# the job's latest (many pollers of one job, a page per chunk batch). A log's chunk at a sequence
+# number never changes (a log Redis lost is put back as it was), so (job, start, end) names one
+# page for good; the time and the count only bound the memory.
+PAGE_SECONDS = 2.0
+_pages: TtlCache[orjson.Fragment] = TtlCache(max_entries=256)
+
+
+def page_messages(job_id: str, page: ChunkPage) -> orjson.Fragment:
+    """messages(page.chunks) as JSON (for orjson.dumps), rendered once per (job, start, end)."""
+    if not page.chunks:
+        return orjson.Fragment(b"[]")
+    key = f"{job_id}:{page.start}:{page.next_cursor}"
+    rendered = _pages.get(key)
+    if rendered is None:
+        rendered = orjson.Fragment(orjson.dumps(messages(page.chunks)))
+        _pages.put(key, rendered, PAGE_SECONDS)
+    return rendered
 
 
 def terminal_status(chunk: ChunkDict) -> str:

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 from django.conf import settings
 from django.contrib.auth import alogin, alogout
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
@@ -250,6 +251,8 @@ def _cursor(form: dict[str, Any]) -> int | None | str:
 class JobReader(SemossView):
     # Reads one job: a read token (?token=) for that job will do as well as a key or a session.
     authentication_classes = [ApiKeyAuthentication, ReadTokenAuthentication, SemossSessionAuthentication]
+    # Each reads the job (job_for_owner) before anything else.
+    counts_with_read = True
 
 
 class PixelJobStreaming(JobReader):
@@ -260,11 +263,11 @@ class PixelJobStreaming(JobReader):
         shapes.Streaming,
         refused=SemossError,
     )
-    async def post(self, request: Request) -> JsonResponse:
+    async def post(self, request: Request) -> HttpResponse:
         return await pixel_job_streaming(request)
 
 
-async def pixel_job_streaming(request: Request) -> JsonResponse:
+async def pixel_job_streaming(request: Request) -> HttpResponse:
     form = _form(request._request)
     job = await job_for_owner(readable(request, form.get("jobId")), caller(request).pk)
     if job is None:
@@ -275,13 +278,12 @@ async def pixel_job_streaming(request: Request) -> JsonResponse:
     page = await job_chunks_since(
         job, cursor=cursor, reader="semoss-stream", wait=settings.SPOOL.web.long_poll_seconds
     )
-    return JsonResponse(
-        {
-            "message": render.messages(page.chunks),
-            "status": render.status(job, page),
-            "cursor": page.next_cursor,
-        }
-    )
+    body = {
+        "message": render.page_messages(str(job.pk), page),
+        "status": render.status(job, page),
+        "cursor": page.next_cursor,
+    }
+    return HttpResponse(orjson.dumps(body), content_type=JSON)
 
 
 class Partial(JobReader):
