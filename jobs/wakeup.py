@@ -70,11 +70,19 @@ class WakeHub:
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         # Channels nobody waits on, still subscribed until their timer fires.
         self._lingering: dict[str, asyncio.TimerHandle] = {}
+        # Moves on whenever a wake-up may have gone unheard: a pub/sub connection lost, or a
+        # subscription Redis dropped (a slot moved away). A waiter that saw it stand still
+        # while it waited heard every wake-up of its channel (heard_since).
+        self.epoch = 0
 
     def subscribed(self, channel: str) -> bool:
         """Whether a wake-up on the channel is already sure to be heard."""
         confirmed = self._confirmed.get(channel)
         return confirmed is not None and confirmed.done()
+
+    def heard_since(self, channel: str, epoch: int) -> bool:
+        """Whether every wake-up on a channel subscribed at `epoch` has been heard since."""
+        return self.epoch == epoch and self.subscribed(channel)
 
     async def _node_for(self, channel: str) -> str:
         """The node that serves the channel's slot, with a pub/sub connection of our own there.
@@ -115,6 +123,7 @@ class WakeHub:
                     # and waits out its timeout unheard; the listener reconnects, and the next
                     # wait on the channel subscribes again.
                     log.warning("wake-up subscription not sent (%s); reading without it", exc)
+                    self.epoch += 1
                     self._confirmed.pop(channel, None)
                     self._node_of.pop(channel, None)
                     if not confirmed.done():  # the listener, losing Redis too, may have set it
@@ -165,6 +174,7 @@ class WakeHub:
                     failures = 0
                 await self._dispatch(self._pubsubs[node])
             except redis.RedisError as exc:
+                self.epoch += 1
                 failures += 1
                 if failures == 1:
                     log.warning("wake-up listener lost Redis: %s", exc)
@@ -210,6 +220,8 @@ class WakeHub:
                     self._wake(channel)
             elif message["type"] == "smessage":
                 self._wake(channel)
+            elif message["type"] == "sunsubscribe":
+                self.epoch += 1  # ours (a channel left idle), or Redis moving the slot away
 
     def _wake(self, channel: str) -> None:
         for event in self._events.get(channel, ()):
@@ -288,6 +300,9 @@ async def wait_for(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     async with wake_hub.watch(channel) as event, metrics.reader_waiting():
+        # Subscribed before the first read below: a wake-up for anything appended after it is
+        # then sure to be heard unless the epoch moves.
+        epoch = wake_hub.epoch if wake_hub.subscribed(channel) else None
         while True:
             # Clear before fetching: a wake-up that lands during the fetch then ends the wait
             # below at once instead of being lost.
@@ -297,6 +312,10 @@ async def wait_for(
             if ready(result) or remaining <= 0:
                 return result
             await _wait(event, remaining)
+            if not event.is_set() and epoch is not None and wake_hub.heard_since(channel, epoch):
+                # The time is up and nothing was appended since the read (an idle long-poll):
+                # no read again. When a wake-up may have been lost, one more read catches it.
+                return result
 
 
 async def _wait_following(

@@ -319,6 +319,48 @@ def test_polls_in_a_row_share_one_subscription_which_is_dropped_once_nobody_asks
     assert (lingering, after) == (1, 0)
 
 
+def test_an_idle_long_poll_on_a_subscribed_channel_reads_the_log_once(job_id):
+    """Nothing appended and every wake-up sure to be heard: a poll whose time is up answers
+    what its one read found, with no read after the wait."""
+    reads = 0
+
+    async def fetch() -> list:
+        nonlocal reads
+        reads += 1
+        return await chunklog.read_since(job_id, 0)
+
+    async def main() -> list[int]:
+        counts = []
+        for _ in range(3):  # the first subscribes; the next find the channel still subscribed
+            before = reads
+            assert await wakeup.wait_for(job_id, fetch, bool, 0.2) == []
+            counts.append(reads - before)
+        return counts
+
+    assert asyncio.run(main()) == [2, 1, 1]
+
+
+def test_a_poll_reads_again_when_a_wake_up_may_have_been_lost(job_id):
+    """While the poll waits the listener loses a subscription (the epoch moves): a chunk
+    appended without a wake-up is still found once the time is up."""
+
+    async def main() -> list:
+        hub = wakeup.hub()
+        await wakeup.wait_for(job_id, lambda: chunklog.read_since(job_id, 0), bool, 0.05)  # subscribes
+
+        async def lose_a_wake_up() -> None:
+            await asyncio.sleep(0.05)
+            await chunklog.append_many([(job_id, [content("unheard")])], quiet=[job_id])
+            hub.epoch += 1  # what the listener does when Redis drops a subscription
+
+        losing = asyncio.create_task(lose_a_wake_up())
+        found = await wakeup.wait_for(job_id, lambda: chunklog.read_since(job_id, 0), bool, 0.3)
+        await losing
+        return found
+
+    assert asyncio.run(main()) == [content("unheard")]
+
+
 def test_a_chunk_written_between_the_read_and_the_wait_still_wakes_the_reader(job_id):
     """The exact race: the reader's read finds nothing, then a chunk is appended (and its
     wake-up published) before the reader starts waiting. The reader must wake at once."""
