@@ -10,6 +10,7 @@ from rest_framework.throttling import BaseThrottle
 
 from jobs import limits
 from jobs.access import ReadGrant
+from jobs.faces.common.auth import authorization
 from jobs.limits import LimitExceeded, caller_of
 
 
@@ -20,11 +21,11 @@ class RequestRateThrottle(BaseThrottle):
     # Async where DRF's is sync: FaceView.ainitial awaits it on the loop.
     async def allow_request(self, request: Request, view: object) -> bool:  # type: ignore[override]
         django_request = request._request
-        authorization = django_request.headers.get("Authorization", "")
-        if not authorization and isinstance(request.auth, ReadGrant):
+        header = authorization(request)
+        if not header and isinstance(request.auth, ReadGrant):
             # No header: a read token's requests are counted in a bucket of the key that made it.
-            authorization = f"read-token:{request.auth.key.key_id}"
-        who = caller_of(authorization, django_request.COOKIES.get("sessionid"))
+            header = f"read-token:{request.auth.key.key_id}"
+        who = caller_of(header, django_request.COOKIES.get("sessionid"))
         if who is None:
             return True
         if getattr(view, "counts_with_read", False):
