@@ -38,9 +38,11 @@ async def _hold(
     stop = asyncio.Event()
     watcher = asyncio.create_task(_watch(web, stop, peak))
     cpu0, t0, client0 = procstat.cpu_seconds(web), time.monotonic(), time.process_time()
+    queued0 = procstat.run_queue_seconds(web)
     try:
         results = await asyncio.gather(*(waiter(i, t0 + hold) for i in range(n)))
         cpu1, t1, client1 = procstat.cpu_seconds(web), time.monotonic(), time.process_time()
+        queued1 = procstat.run_queue_seconds(web)
     finally:
         stop.set()
         await watcher
@@ -71,6 +73,8 @@ async def _hold(
         "web_cpu_us_per_request": round((cpu1 - cpu0) / max(requests, 1) * 1e6, 1),
         # The clients share the machine's 2 cores with the web process and Redis.
         "client_cpu_cores": round((client1 - client0) / (t1 - t0), 3),
+        # The share of the hold the web's loop was ready to run but waited for a CPU.
+        "web_run_queue_share": round((queued1 - queued0) / (t1 - t0), 3),
         **({"web_profile": profile.top_frames(profile_to)} if profile_to and profile_to.exists() else {}),
     }
 

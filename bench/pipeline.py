@@ -181,7 +181,8 @@ async def run_idle(stack: Stack, plan: Plan, kinds: list[str], profile: bool) ->
         log(
             f"{held['requests']} requests, {held['errors']} errors, answered in {held['answer_s']} s, "
             f"{held['web_cpu_cores']} web cores, {held['web_cpu_us_per_request']} µs web CPU per request, "
-            f"clients {held['client_cpu_cores']} cores"
+            f"clients {held['client_cpu_cores']} cores, "
+            f"web waited for a CPU {held['web_run_queue_share']} of the time"
         )
         idle.append(held)
     return {"idle": idle}

@@ -18,6 +18,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def run_queue_seconds(pid: int) -> float:
+    """How long the process's main thread (a web process's event loop) has waited for a CPU
+    while it was ready to run (/proc/<pid>/schedstat): the machine's other work, not its own."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
