@@ -203,6 +203,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Generations are long and I/O-bound: take one message per free thread, not a batch that
 # could sit behind a slow generation.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A job's task on the worker's event loop, the others on threads (jobs/worker/pool.py).
+CELERY_WORKER_POOL = SPOOL.worker.celery_pool
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Remote control (celery inspect/control) is off: with a task in flight, kombu's pidbox channel
 # crashes the whole worker when the Redis broker restarts ("'NoneType' object has no attribute

@@ -259,9 +259,19 @@ class Worker:
     heartbeat_seconds: float
     # The worker's Prometheus exporter (jobs/metrics.py); 0: none. The web serves /metrics itself.
     metrics_port: int
+    # Where a job's task runs: "loop", on the worker's event loop (jobs/worker/pool.py), or
+    # "threads", on a thread of Celery's threads pool that hands the job to the loop and waits.
+    pool: str
+
+    @property
+    def celery_pool(self) -> str:
+        return "jobs.worker.pool:TaskPool" if self.pool == "loop" else "threads"
 
     @classmethod
     def read(cls, env: Env) -> Worker:
+        pool = env.text("SPOOL_WORKER_POOL", "loop")
+        if pool not in {"loop", "threads"}:
+            raise ImproperlyConfigured(f"SPOOL_WORKER_POOL must be loop or threads, got {pool!r}")
         return cls(
             job_max_seconds=env.number("SPOOL_JOB_MAX_SECONDS", 900.0),
             heartbeat_ttl_seconds=env.integer("SPOOL_HEARTBEAT_TTL_SECONDS", 20),
@@ -270,6 +280,7 @@ class Worker:
             heartbeat_file=env.text("SPOOL_WORKER_HEARTBEAT_FILE", ""),
             heartbeat_seconds=env.number("SPOOL_WORKER_HEARTBEAT_SECONDS", 5.0),
             metrics_port=env.integer("SPOOL_WORKER_METRICS_PORT", 0),
+            pool=pool,
         )
 
 

@@ -6,6 +6,7 @@
 #   SPOOL_CELERY_QUEUE        queue to consume (celery; read by config/settings.py, which makes
 #                             it the default queue, so the web sends jobs to the same one)
 #   SPOOL_WORKER_CONCURRENCY  generations one process carries at once (256)
+#   SPOOL_WORKER_POOL         loop (a job's task on the event loop) or threads (config/spool.py)
 #   SPOOL_LOG_LEVEL           DEBUG, INFO, WARNING, ... (INFO)
 #   SPOOL_LOG_FORMAT          text or json (text)
 #   SPOOL_WORKER_METRICS_PORT the worker's Prometheus exporter (config/settings.py; 0: none)
@@ -31,10 +32,10 @@ mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 quiet=()
 if [ "${SPOOL_LOG_FORMAT:-text}" = json ]; then quiet=(--quiet); fi
 
-# The threads pool: each task's thread claims its job, hands the generation to the process's one
-# event loop (jobs/worker/runtime.py) and waits on it without using CPU, then commits the result.
-# So the concurrency is the number of generations this process carries, and prefetch (1 per
-# thread) takes a new job exactly when a slot is free.
+# The pool is SPOOL_WORKER_POOL's (config/settings.py): by default a job's task runs on the
+# process's one event loop (jobs/worker/pool.py), other tasks on threads. The concurrency is the
+# number of generations this process carries, and prefetch (1 per slot) takes a new job exactly
+# when a slot is free.
 # No gossip or mingle: workers never talk to each other, and both cost start-up time.
 # exec: the worker is this process, so a signal sent to it (Ctrl-C, docker stop, SIGKILL in the
 # fault tests) reaches celery itself.
@@ -43,7 +44,7 @@ if [ "${SPOOL_LOG_FORMAT:-text}" = json ]; then quiet=(--quiet); fi
 "$SPOOL_PYTHON" manage.py check --tag spool >/dev/null
 
 exec "$SPOOL_PYTHON" -m "${SPOOL_WORKER_MAIN:-celery}" -A config "${quiet[@]}" worker \
-  --pool threads --concurrency "${SPOOL_WORKER_CONCURRENCY:-256}" \
+  --concurrency "${SPOOL_WORKER_CONCURRENCY:-256}" \
   --without-gossip --without-mingle \
   --loglevel "${SPOOL_LOG_LEVEL:-INFO}" \
   "$@"

@@ -1,6 +1,8 @@
-"""Runs one job from a Celery task's thread: claims it and loads it from Postgres here, hands
-the generation to the process's event loop and waits for it (costing no CPU), then commits the
-result here. Postgres work never runs on the loop, so it never holds up other generations.
+"""Runs one job on the worker's event loop: claims and loads it on the loop's own Postgres
+connections (jobs.worker.database), streams the generation, ends it in Postgres, then appends
+the log's end, without a thread hop on the way. Work that has only a sync form runs on a thread,
+and only for the jobs that need it: a limited engine's admission, a fallback, and an end whose
+transaction also keeps a stored response or webhook events.
 
 Order at the end matters: the final result is committed to Postgres before the terminal chunk
 is appended, so a reader that sees the terminal chunk can always read the result.
@@ -8,10 +10,11 @@ is appended, so a reader that sees the terminal chunk can always read the result
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import redis
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -26,16 +29,29 @@ from jobs.scheduling.estimate import used_tokens
 from jobs.types import JobResult
 from jobs.webhooks import events as webhook_events
 from jobs.webhooks.delivery import send_first_attempts
-from jobs.worker import runtime, statements
+from jobs.worker import database, runtime, statements
 from jobs.worker.generation import Generation
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _release_connection() -> None:
     # Never inside a caller's transaction (tests run the runner inside one).
     if not connection.in_atomic_block:
         connection.close()
+
+
+async def _in_thread(action: Callable[..., T], *args: Any) -> T:
+    """Sync (ORM, Redis) work of a job, off the loop; the thread's connection goes back after."""
+
+    def work() -> T:
+        try:
+            return action(*args)
+        finally:
+            _release_connection()
+
+    return await asyncio.to_thread(work)
 
 
 def _status_of(terminal: ChunkDict) -> str:
@@ -47,9 +63,14 @@ def _status_of(terminal: ChunkDict) -> str:
 
 
 def job_run(*, job_id: str) -> None:
+    """The job's task: on the loop itself under jobs.worker.pool, else handed to it."""
+    runtime.wait(run(job_id))
+
+
+async def run(job_id: str) -> None:
     # One claim time for every attempt: an attempt whose answer was lost claimed it at this time.
     claimed_at = timezone.now()
-    job = _retry_while_down(lambda: statements.claim(job_id, claimed_at), "Postgres")
+    job = await _retry_on_loop(lambda: statements.claim(job_id, claimed_at), "Postgres")
     if job is None:
         # Cancelled while queued, or taken by an earlier delivery of the task: the Redis broker
         # delivers a message again once it has been unacknowledged past its visibility timeout,
@@ -60,40 +81,43 @@ def job_run(*, job_id: str) -> None:
     generation = Generation(job_id, GenerationRequest.from_dict(job.request), quiet="batch" in job.options)
     if _waited_too_long(job):
         generation.terminal = lifecycle.error_chunk("expired", admission.EXPIRED_MESSAGE)
-        _finish(job, generation)
+        await _finish(job, generation)
     elif not job.engine.is_limited:
-        _run(job, generation, job.engine.built)
-        if not (_failed_before_output(generation) and fallback.take_over(job)):
-            _finish(job, generation)
+        await _run(job, generation, _built_or_error(job.engine.built))
+        if not (_failed_before_output(generation) and await _in_thread(fallback.take_over, job)):
+            await _finish(job, generation)
         return
     else:
         engine = job.engine  # the job may move to its fallback: the slot is this one's
-        taken = _retry_while_down(lambda: admission.take(engine, job_id), "Redis")
+        taken = await _in_thread(_retry_while_down, lambda: admission.take(engine, job_id), "Redis")
         if not taken.run:
             # Its slot went to another job while its message was on the way: it waits again.
-            _retry_while_down(lambda: statements.unclaim(job_id), "Postgres")
+            await _in_thread(_retry_while_down, lambda: statements.unclaim(job_id), "Postgres")
             log.info("job %s: its engine has no slot for it now; it waits in the engine's queue", job_id)
             return
         with leases.holding(engine, job_id):
-            _run(job, generation, lambda: deployments.built(engine, taken.deployment))
+            built = await _in_thread(_built_or_error, lambda: deployments.built(engine, taken.deployment))
+            await _run(job, generation, built)
             failed_early = _failed_before_output(generation)
             if failed_early and admission.another_deployment_left(engine, taken):
                 # Queued again before it is offered again: a worker that took it at once must
                 # find it queued to claim it.
-                _retry_while_down(lambda: statements.unclaim(job_id), "Postgres")
-                _retry_while_down(lambda: admission.try_elsewhere(engine, job, taken), "Redis")
+                await _in_thread(_retry_while_down, lambda: statements.unclaim(job_id), "Postgres")
+                await _in_thread(
+                    _retry_while_down, lambda: admission.try_elsewhere(engine, job, taken), "Redis"
+                )
                 return
-            moved = failed_early and fallback.take_over(job)
+            moved = failed_early and await _in_thread(fallback.take_over, job)
         # The slot goes back as soon as the upstream is done with the job, before the commit:
         # it stands for a request to the upstream, and the next job's start (publish, claim)
         # then overlaps this one's commit (bench.scheduler: ~25 ms of each 0.33 s slot).
         used = used_tokens(generation.usage or lifecycle.estimated_usage(generation.written))
-        _retry_while_down(lambda: admission.release(engine, job_id, used), "Redis")
+        await _in_thread(_retry_while_down, lambda: admission.release(engine, job_id, used), "Redis")
         if not moved:
-            _finish(job, generation)
+            await _finish(job, generation)
         return
     if job.engine.is_limited:  # expired when a worker took it: its slot, if it had one
-        _retry_while_down(lambda: admission.release(job.engine, job_id, None), "Redis")
+        await _in_thread(_retry_while_down, lambda: admission.release(job.engine, job_id, None), "Redis")
 
 
 def _waited_too_long(job: Job) -> bool:
@@ -114,7 +138,15 @@ def _failed_before_output(generation: Generation) -> bool:
     )
 
 
-def _run(job: Job, generation: Generation, build: Callable[[], Any]) -> None:
+def _built_or_error(build: Callable[[], Any]) -> Any:
+    """The engine object, or what its building raised (the job then ends on it)."""
+    try:
+        return build()
+    except Exception as exc:
+        return exc
+
+
+async def _run(job: Job, generation: Generation, engine: Any) -> None:
     job_id = str(job.pk)
     metrics.job_started(engine=job.engine.name)
     if job.started_at is not None:
@@ -124,36 +156,32 @@ def _run(job: Job, generation: Generation, build: Callable[[], Any]) -> None:
             priority=job.options.get("priority", DEFAULT),
             seconds=metrics.seconds_between(job.created_at, job.started_at),
         )
-    try:
-        engine = build()
-    except Exception as exc:
+    if isinstance(engine, Exception):
         generation.terminal = lifecycle.error_chunk(
-            "engine_unavailable", f"Engine {job.engine.name!r}: {exc}"
+            "engine_unavailable", f"Engine {job.engine.name!r}: {engine}"
         )
         return
-    _release_connection()  # a generation can take minutes; don't pin a connection meanwhile
     token = admission.running_on.set(job.engine)
     try:
+        # The upstream call is a child of this span, and the retry listener knows the job's engine.
         with tracing.span("spool.generation", **{"spool.engine": job.engine.name}):
-            # The generation's task on the loop starts in this thread's context (call_soon_threadsafe
-            # copies it), so the upstream call is a child of this span, and the retry listener
-            # knows the job's engine.
-            runtime.run(generation.run(engine, run_seconds(job.options)))
+            await generation.run(engine, run_seconds(job.options))
     finally:
         admission.running_on.reset(token)
     if job.started_at is not None and generation.first_chunk_at is not None:
         tracing.record_span("spool.first_chunk", job.started_at, generation.first_chunk_at)
 
 
-def _finish(job: Job, generation: Generation) -> None:
+async def _finish(job: Job, generation: Generation) -> None:
     usage_chunk, terminal = generation.ending()
-    result = generation.result()
     # Set once for every attempt: an attempt whose answer was lost ended the job at this time.
     job.finished_at = timezone.now()
+    job.status = _status_of(terminal)
+    job.first_chunk_at = generation.first_chunk_at
+    ended, message = _ending(job, generation, usage_chunk, terminal, generation.result())
     webhooks: list[str] = []  # the owner's webhook events, sent after the log's end
-    commit = lambda: _commit(job, generation, usage_chunk, terminal, result, webhooks)  # noqa: E731
     with tracing.span("spool.commit"):
-        updated = _retry_while_down(commit, "Postgres")
+        updated = await _commit(job, ended, message, webhooks)
     if not updated:
         return
     metrics.job_ended(
@@ -164,31 +192,23 @@ def _finish(job: Job, generation: Generation) -> None:
     )
     # Postgres has the result before the log shows the end: a reader that sees the terminal
     # chunk can always read the result.
-    if not runtime.run(generation.close_log([usage_chunk, terminal], OUTAGE_PATIENCE_SECONDS)):
+    if not await generation.close_log([usage_chunk, terminal], OUTAGE_PATIENCE_SECONDS):
         log.error("job %s ended but Redis is still down; readers will get it from Postgres", job.pk)
     if webhooks:
-        send_first_attempts(webhooks)
+        await _in_thread(send_first_attempts, webhooks)
 
 
-def _commit(
-    job: Job,
-    generation: Generation,
-    usage_chunk: ChunkDict,
-    terminal: ChunkDict,
-    result: JobResult,
-    webhooks: list[str],
-) -> bool:
-    """End the job in Postgres; the webhook deliveries it committed are added to `webhooks`."""
-    job.status = _status_of(terminal)
-    job.first_chunk_at = generation.first_chunk_at
-    status = job.status
-    # The room keeps the assistant's answer only when the job succeeded.
+def _ending(
+    job: Job, generation: Generation, usage_chunk: ChunkDict, terminal: ChunkDict, result: JobResult
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """What the job's end sets on its row, and the room's assistant message (only when the job
+    succeeded)."""
     first = result["choices"][0]
     message: dict[str, Any] | None = None
-    if status == Job.Status.SUCCEEDED:
+    if job.status == Job.Status.SUCCEEDED:
         message = {"content": first["content"], "tool_calls": first["tool_calls"] or None}
     ended = {
-        "status": status,
+        "status": job.status,
         "finished_at": job.finished_at,
         "first_chunk_at": job.first_chunk_at,
         "finish_reason": terminal["data"].get("finish_reason") or terminal["data"].get("code", ""),
@@ -197,12 +217,37 @@ def _commit(
         "result": result,
         "chunks": [*generation.written, usage_chunk, terminal],
     }
-    with webhook_events.sends_held() as held, transaction.atomic():
-        wants_events = statements.end(job.pk, ended, message)
-        if wants_events is None:
-            # Ended by the sweeper or a cancel; or by an earlier attempt of this commit whose
+    return ended, message
+
+
+async def _commit(
+    job: Job, ended: dict[str, Any], message: dict[str, Any] | None, webhooks: list[str]
+) -> bool:
+    """End the job in Postgres (False: another path ended it first); the webhook deliveries it
+    committed are added to `webhooks`. On the loop unless the end keeps more than the row."""
+    if not job.options.get("store"):
+        done, wants_events = await _retry_on_loop(
+            lambda: statements.end_alone(job, ended, message), "Postgres"
+        )
+        if done:
+            return True
+        if not wants_events:
+            # Ended by the sweeper or a cancel; or by an earlier attempt of this end whose
             # answer was lost, whose job is this worker's to close.
-            return Job.objects.filter(pk=job.pk, status=status, finished_at=job.finished_at).exists()
+            return await _retry_on_loop(lambda: statements.ended_as(job), "Postgres")
+    commit = lambda: _commit_keeping(job, ended, message, webhooks)  # noqa: E731
+    return await _in_thread(_retry_while_down, commit, "Postgres")
+
+
+def _commit_keeping(
+    job: Job, ended: dict[str, Any], message: dict[str, Any] | None, webhooks: list[str]
+) -> bool:
+    """The end, with the stored response or completion and the webhook events it keeps, in one
+    transaction on Django's connection."""
+    with webhook_events.sends_held() as held, transaction.atomic():
+        wants_events = statements.end_with(job, ended, message)
+        if wants_events is None:
+            return Job.objects.filter(pk=job.pk, status=job.status, finished_at=job.finished_at).exists()
         # The job as it now is in Postgres, so what its end keeps is made without reading it back.
         for name, value in ended.items():
             setattr(job, name, value)
@@ -215,18 +260,51 @@ def _commit(
 OUTAGE_PATIENCE_SECONDS = 120.0
 
 
-def _retry_while_down(action: Callable[[], Any], what: str) -> Any:
-    """Run action, retrying with backoff while the database or Redis is unreachable."""
+def _pauses() -> Any:
+    """The pauses between tries of an action while Postgres or Redis is down, until patience
+    runs out."""
     deadline = time.monotonic() + OUTAGE_PATIENCE_SECONDS
     pause = 0.2
+    while time.monotonic() + pause <= deadline:
+        yield pause
+        pause = min(pause * 2, 5.0)
+
+
+def _down(exc: Exception, what: str, pause: float) -> None:
+    metrics.backend_error("redis" if isinstance(exc, redis.RedisError) else "postgres")
+    log.warning("%s unavailable (%s); retrying in %.1f s", what, exc, pause)
+
+
+async def _retry_on_loop(action: Callable[[], Awaitable[T]], what: str) -> T:
+    """Await action, retrying with backoff while Postgres (the loop's connections) or Redis is
+    unreachable."""
+    pauses = _pauses()
+    while True:
+        try:
+            return await action()
+        except (*database.DOWN, redis.RedisError) as exc:
+            pause = next(pauses, None)
+            if pause is None:
+                raise
+            _down(exc, what, pause)
+            if not isinstance(exc, redis.RedisError):
+                # What broke this connection broke the pool's idle ones too.
+                await database.check()
+            await asyncio.sleep(pause)
+
+
+def _retry_while_down(action: Callable[[], T], what: str) -> T:
+    """Run action (on a thread), retrying with backoff while the database or Redis is
+    unreachable."""
+    pauses = _pauses()
     while True:
         try:
             return action()
         except (OperationalError, InterfaceError, redis.RedisError) as exc:
-            if time.monotonic() + pause > deadline:
+            pause = next(pauses, None)
+            if pause is None:
                 raise
-            metrics.backend_error("redis" if isinstance(exc, redis.RedisError) else "postgres")
-            log.warning("%s unavailable (%s); retrying in %.1f s", what, exc, pause)
+            _down(exc, what, pause)
             _release_connection()
             pool = getattr(connection, "pool", None)  # psycopg_pool's, on Postgres
             if pool is not None and not isinstance(exc, redis.RedisError):
@@ -234,4 +312,3 @@ def _retry_while_down(action: Callable[[], Any], what: str) -> Any:
                 # here, not met one per retry at growing pauses, by this and every other thread.
                 pool.check()
             time.sleep(pause)
-            pause = min(pause * 2, 5.0)

@@ -1,5 +1,6 @@
-"""The worker process's one event loop, on a thread of its own, and the way into it from the
-Celery task threads: run(coroutine) blocks the calling thread (costing no CPU) until it is done.
+"""The worker process's one event loop, on a thread of its own, and the ways into it from sync
+code: run(coroutine) blocks the calling thread (costing no CPU) until it is done; wait(coroutine)
+awaits it in place when the sync code itself runs on the loop (a job's task, jobs.worker.pool).
 The loop reports to the worker's liveness file: a loop that does not answer is a stuck worker."""
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import logging
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
+
+import greenback
 
 from jobs import liveness
 
@@ -61,3 +64,11 @@ def answers() -> bool:
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run coroutine on the process's loop and wait for its result on this thread."""
     return asyncio.run_coroutine_threadsafe(coroutine, loop()).result()
+
+
+def wait(coroutine: Coroutine[Any, Any, T]) -> T:
+    """coroutine's result, from sync code: awaited in place by the loop's task that runs this
+    code (it runs in a greenback portal: jobs.worker.pool), else as run() does."""
+    if greenback.has_portal():
+        return greenback.await_(coroutine)
+    return run(coroutine)

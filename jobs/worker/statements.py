@@ -1,22 +1,27 @@
-"""The two statements a job costs the worker in Postgres: one claims and loads it with its
-engine, one ends it (job row, room message, and whether its owner wants webhook events). Raw
-SQL on Django's connection, because the ORM building them was most of their CPU (profiles in
-docs/PROFILE-worker.md): a claim through Job.objects.raw() remapped the model's fields on every
-query, and the end through QuerySet.update(), RoomMessage.objects.create() and the webhook
-endpoints' filter built three queries per job where one statement does."""
+"""The statements a job costs the worker in Postgres: one claims and loads it with its engine,
+one ends it (job row, room message, and whether its owner wants webhook events). Raw SQL,
+because the ORM building them was most of their CPU (profiles in docs/PROFILE-worker.md): a
+claim through Job.objects.raw() remapped the model's fields on every query, and the end through
+QuerySet.update(), RoomMessage.objects.create() and the webhook endpoints' filter built three
+queries per job where one statement does. The claim and an end that keeps nothing more run on
+the worker loop's async connections (jobs.worker.database); an end whose transaction also keeps
+a stored response or webhook events runs on Django's connection, in that transaction."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
 import orjson
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 
 from jobs.models import Engine, Job, RoomMessage
 from jobs.webhooks.models import WebhookEndpoint
+from jobs.worker import database
 
 M = TypeVar("M", bound=Model)
 
@@ -75,12 +80,12 @@ _CLAIM = (
 )
 
 
-def claim(job_id: str, now: datetime) -> Job | None:
+async def claim(job_id: str, now: datetime) -> Job | None:
     """The job, now running, with its engine; None if it was not queued any more. `now` is the
     delivery's claim time: the same for each retry of one delivery's claim."""
-    with connection.cursor() as cursor:
-        cursor.execute(_CLAIM, (Job.Status.RUNNING, now, job_id, Job.Status.QUEUED, Job.Status.RUNNING, now))
-        row = cursor.fetchone()
+    params = (Job.Status.RUNNING, now, job_id, Job.Status.QUEUED, Job.Status.RUNNING, now)
+    async with database.connection() as conn:
+        row = await (await conn.execute(_CLAIM, params)).fetchone()
     if row is None:
         return None
     job = _from_db(Job, _JOB_FIELDS, row[: len(_JOB_FIELDS)])
@@ -94,16 +99,24 @@ def unclaim(job_id: str) -> None:
     Job.objects.filter(id=job_id, status=Job.Status.RUNNING).update(status=Job.Status.QUEUED, started_at=None)
 
 
+@functools.cache
+def _converting() -> BaseDatabaseWrapper:
+    # A wrapper of its own, never connected (the fields' converters only read its settings): the
+    # one Django keeps for the loop's thread would be closed there by Celery's Django fixup
+    # after each task, and closing is a sync-only call.
+    return connections.create_connection(DEFAULT_DB_ALIAS)
+
+
 def _from_db(model: type[M], names: tuple[str, ...], row: Sequence[Any]) -> M:
     """A model instance from some of its columns, each converted as the field does (JSON
     columns come back as text)."""
     values = {}
     for name, value in zip(names, row, strict=True):
         convert = getattr(model._meta.get_field(name), "from_db_value", None)
-        values[name] = convert(value, None, connection) if convert and value is not None else value
+        values[name] = convert(value, None, _converting()) if convert and value is not None else value
     # from_db takes a subset of the fields in the model's field order.
     ordered = [f.attname for f in model._meta.concrete_fields if f.attname in values]
-    return model.from_db(connection.alias, ordered, [values[name] for name in ordered])
+    return model.from_db(DEFAULT_DB_ALIAS, ordered, [values[name] for name in ordered])
 
 
 _ENDED = ("status", "finished_at", "first_chunk_at", "finish_reason", "usage", "error", "result", "chunks")
@@ -112,20 +125,28 @@ _MESSAGES = RoomMessage._meta.db_table
 _MESSAGE_FIELDS = ("room_id", "job_id", "role", "content", "tool_calls", "created_at")
 _ENDPOINTS = WebhookEndpoint._meta.db_table
 
-# Ends a running job: the row-count guard (a job the sweeper or a cancel ended first returns no
-# row), the room's assistant message when the job succeeded in a room, and whether the owner has
-# an enabled webhook endpoint, so the events are looked for only when someone wants them.
+# Ends a running job: the row-count guard (a job the sweeper or a cancel ended first is not
+# updated), the room's assistant message when the job succeeded in a room, and whether the owner
+# has an enabled webhook endpoint, so the events are looked for only when someone wants them.
+# With `alone` the job is ended only if it has no such endpoint: its events must be written in
+# the end's own transaction, on the connection that writes them (end_with, from Django's).
+_ENDPOINT_OF = (
+    f"SELECT 1 FROM {_ENDPOINTS} endpoint WHERE endpoint.{_column(WebhookEndpoint, 'owner_id')} = %s"
+    f" AND endpoint.{_column(WebhookEndpoint, 'enabled')}"
+)
 _END = (
     f"WITH ended AS (UPDATE {_JOBS} SET "
     + ", ".join(f"{_column(Job, name)} = %s{'::jsonb' if name in _JSON else ''}" for name in _ENDED)
-    + f" WHERE id = %s AND status = %s RETURNING id, {_column(Job, 'room_id')}, {_column(Job, 'owner_id')}),"
+    + f" WHERE id = %s AND status = %s AND (NOT %s OR NOT EXISTS ({_ENDPOINT_OF}))"
+    f" RETURNING id, {_column(Job, 'room_id')}),"
     f" message AS (INSERT INTO {_MESSAGES} ({', '.join(_column(RoomMessage, n) for n in _MESSAGE_FIELDS)})"
     f" SELECT ended.{_column(Job, 'room_id')}, ended.id, 'assistant', %s, %s::jsonb, %s FROM ended"
     f" WHERE %s AND ended.{_column(Job, 'room_id')} IS NOT NULL)"
-    f" SELECT EXISTS (SELECT 1 FROM {_ENDPOINTS} endpoint"
-    f" WHERE endpoint.{_column(WebhookEndpoint, 'owner_id')} = ended.{_column(Job, 'owner_id')}"
-    f" AND endpoint.{_column(WebhookEndpoint, 'enabled')}) FROM ended"
+    f" SELECT EXISTS (SELECT 1 FROM ended), EXISTS ({_ENDPOINT_OF})"
 )
+
+# Whether an attempt of this end whose answer was lost did end the job.
+_ENDED_AS = f"SELECT 1 FROM {_JOBS} WHERE id = %s AND status = %s AND {_column(Job, 'finished_at')} = %s"
 
 
 def _json(value: Any) -> str | None:
@@ -135,16 +156,40 @@ def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def end(job_id: Any, values: dict[str, Any], message: dict[str, Any] | None) -> bool | None:
-    """Set the ended job's fields (names of _ENDED) if it is still running, and add `message`
-    (content, tool_calls) to its room if given. None if the job was not running any more;
-    else whether its owner has an enabled webhook endpoint. Runs in the caller's transaction."""
+def _end_params(
+    job: Job, values: dict[str, Any], message: dict[str, Any] | None, *, alone: bool
+) -> list[Any]:
     params: list[Any] = [_json(values[name]) if name in _JSON else values[name] for name in _ENDED]
-    params += [job_id, Job.Status.RUNNING]
+    params += [job.pk, Job.Status.RUNNING, alone, job.owner_id]
     message = message or {}
     params += [message.get("content", ""), _json(message.get("tool_calls")), values["finished_at"]]
-    params.append(bool(message))
+    params += [bool(message), job.owner_id]
+    return params
+
+
+def end_with(job: Job, values: dict[str, Any], message: dict[str, Any] | None) -> bool | None:
+    """Set the ended job's fields (names of _ENDED) if it is still running, and add `message`
+    (content, tool_calls) to its room if given. None if the job was not running any more;
+    else whether its owner has an enabled webhook endpoint. Runs in the caller's transaction
+    on Django's connection."""
     with connection.cursor() as cursor:
-        cursor.execute(_END, params)
-        row = cursor.fetchone()
-    return None if row is None else bool(row[0])
+        cursor.execute(_END, _end_params(job, values, message, alone=False))
+        ended, wants_events = cursor.fetchone()
+    return bool(wants_events) if ended else None
+
+
+async def end_alone(job: Job, values: dict[str, Any], message: dict[str, Any] | None) -> tuple[bool, bool]:
+    """end_with for a job whose end keeps nothing more, on the loop: (ended, wants_events).
+    A job whose owner has an enabled webhook endpoint is not ended here (False, True)."""
+    async with database.connection() as conn:
+        row = await (await conn.execute(_END, _end_params(job, values, message, alone=True))).fetchone()
+    assert row is not None  # the statement's last SELECT always answers one row
+    return bool(row[0]), bool(row[1])
+
+
+async def ended_as(job: Job) -> bool:
+    """Whether the job is ended with this status and finish time: by an attempt of this very end
+    whose answer was lost."""
+    async with database.connection() as conn:
+        cursor = await conn.execute(_ENDED_AS, (job.pk, job.status, job.finished_at))
+        return await cursor.fetchone() is not None

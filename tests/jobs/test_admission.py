@@ -325,6 +325,7 @@ def test_the_queue_works_the_same_on_a_redis_cluster(sent, redis_cluster, spool_
         redis_clients.forget_clients()
 
 
+@pytest.mark.django_db(transaction=True)  # the worker loop's own connections must see the job
 def test_the_claim_time_check_expires_a_job_a_worker_took_too_late(sent):
     """An engine without limits has no queue of its own: a job that sat in the workers' queue
     past its deadline ends expired when a worker takes it, without running."""

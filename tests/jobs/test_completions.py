@@ -69,6 +69,7 @@ def run_job(
 # -- kept at job end ---------------------------------------------------------------------------
 
 
+@pytest.mark.django_db(transaction=True)  # the worker loop's own connections must see the job
 def test_a_job_with_store_is_kept_with_request_response_usage_metadata_and_timings():
     job = run_job(
         [C("Hel"), C("lo"), F("stop"), U],
@@ -102,12 +103,14 @@ def test_a_job_with_store_is_kept_with_request_response_usage_metadata_and_timin
     assert stored.duration_ms == round((job.finished_at - job.created_at).total_seconds() * 1000)
 
 
+@pytest.mark.django_db(transaction=True)  # the worker loop's own connections must see the job
 def test_a_job_without_store_is_not_kept():
     run_job([C("x"), F("stop"), U], {"store": False, "metadata": {"team": "a"}})
     run_job([C("x"), F("stop"), U], {})
     assert not StoredCompletion.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)  # the worker loop's own connections must see the job
 def test_a_stored_job_is_found_by_what_the_model_said():
     job = run_job([C("Ships "), C("of Tyre"), F("stop")], {"store": True})
     user = services.user_ensure(username="ann")
@@ -116,6 +119,7 @@ def test_a_stored_job_is_found_by_what_the_model_said():
     assert async_to_sync(completions.completion_page)(user.pk, q='"tyre of ships"').items == []
 
 
+@pytest.mark.django_db(transaction=True)  # the worker loop's own connections must see the job
 def test_a_failed_job_with_store_is_kept_with_its_status_and_partial_output():
     job = run_job([C("par"), {"raise": "boom"}], {"store": True})
     stored = StoredCompletion.objects.get(job=job)

@@ -21,7 +21,8 @@ from jobs.models import ApiKey, Engine, Job, RoomMessage
 from jobs.worker.runner import job_run
 from tests.e2e.helpers import llm_pixel
 
-pytestmark = pytest.mark.django_db
+# The worker loop's own connections claim and end the jobs: the tests commit them.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 KEY = "Idempotency-Key"
 

@@ -20,7 +20,8 @@ from jobs.redis_clients import sync_redis
 from jobs.worker.runner import job_run
 from tests.support import ScriptedEngine
 
-pytestmark = pytest.mark.django_db
+# The worker loop's own connections claim and end the jobs: the tests commit them.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 SAID = {"type": CONTENT, "data": {"content": "Half"}, "choice": 0}
 SCRIPTS = {

@@ -4,6 +4,8 @@ setting (the command), and listed in the dashboard with the metadata filter."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -11,8 +13,7 @@ import pytest
 from django.contrib.admin.utils import quote
 from django.core.cache import cache
 from django.core.management import call_command
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
+from django.db.backends.signals import connection_created
 from django.utils import timezone
 
 from engine import registry
@@ -22,7 +23,8 @@ from jobs.models import Engine, Job, StoredCompletion, StoredResponse
 from jobs.worker.runner import job_run
 from tests.support import ScriptedEngine
 
-pytestmark = pytest.mark.django_db
+# The worker loop's own connections claim and end the jobs: the tests commit them.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 SCRIPT = [
     {"type": CONTENT, "data": {"content": "He had "}, "choice": 0},
@@ -30,6 +32,31 @@ SCRIPT = [
     {"type": USAGE, "data": {"input_tokens": 5, "output_tokens": 4}},
     {"type": FINISH, "data": {"finish_reason": "stop"}, "choice": 0},
 ]
+
+
+@contextmanager
+def statements_on_django_connections() -> Iterator[list[str]]:
+    """The SQL run through Django's connections meanwhile, on whatever thread (the worker keeps
+    a response on a thread of its loop's)."""
+    sql: list[str] = []
+    wrapped = []
+
+    def record(execute: Any, statement: str, params: Any, many: bool, context: Any) -> Any:
+        sql.append(statement)
+        return execute(statement, params, many, context)
+
+    def taken(connection: Any, **_: Any) -> None:
+        if record not in connection.execute_wrappers:
+            connection.execute_wrappers.append(record)
+            wrapped.append(connection)
+
+    connection_created.connect(taken)
+    try:
+        yield sql
+    finally:
+        connection_created.disconnect(taken)
+        for connection in wrapped:
+            connection.execute_wrappers.remove(record)
 
 
 @pytest.fixture(autouse=True)
@@ -72,9 +99,8 @@ def test_the_worker_keeps_a_response_in_one_statement_reading_nothing_back():
     """It already holds the job as it ended; a statement more is a round trip more between the
     job's end and its readers seeing it."""
     job = make_response({"store": True})
-    with CaptureQueriesContext(connection) as queries:
+    with statements_on_django_connections() as sql:
         job_run(job_id=str(job.pk))
-    sql = [q["sql"] for q in queries.captured_queries]
     stored = [s for s in sql if "jobs_storedresponse" in s]
     assert len(stored) == 1 and stored[0].startswith("INSERT")
     # The claim and the end are the job's statements (raw SQL, no quoted table names).

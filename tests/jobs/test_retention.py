@@ -23,7 +23,8 @@ from jobs.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoin
 from jobs.worker.runner import job_run
 from tests.support import ScriptedEngine
 
-pytestmark = pytest.mark.django_db
+# The worker loop's own connections claim and end the jobs: the tests commit them.
+pytestmark = pytest.mark.django_db(transaction=True)
 OLD = timedelta(days=31)
 
 

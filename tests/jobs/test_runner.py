@@ -15,7 +15,8 @@ from jobs.models import Engine, Job, Room
 from jobs.worker.runner import job_run
 from tests.support import ScriptedEngine
 
-pytestmark = pytest.mark.django_db
+# The worker loop's own connections claim and end the jobs: the tests commit them.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)

@@ -28,7 +28,8 @@ from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint
 from jobs.worker.runner import job_run
 from tests.support import ScriptedEngine
 
-pytestmark = pytest.mark.django_db
+# The worker loop's own connections claim and end the jobs: the tests commit them.
+pytestmark = pytest.mark.django_db(transaction=True)
 ALL = events.EVENT_TYPES
 
 
@@ -275,12 +276,17 @@ def test_a_terminal_transition_rolled_back_sends_nothing(sent, django_capture_on
 # ---- an attempt ------------------------------------------------------------------------------
 
 
-def pending(receiver: Receiver, path: str, **changes: Any) -> tuple[WebhookDelivery, str]:
+def pending(
+    receiver: Receiver, path: str, sent: list | None = None, **changes: Any
+) -> tuple[WebhookDelivery, str]:
+    """A job's delivery, its first attempt sent (and forgotten from `sent`) but not yet made."""
     user = owner()
     hook, secret = endpoint(user, receiver.url(path), ["job.succeeded"])
     if changes:
         WebhookEndpoint.objects.filter(pk=hook.pk).update(**changes)
     job = finished_job(face="jobs", user=user)
+    if sent is not None:
+        sent.clear()
     return deliveries_of(job)["job.succeeded"], secret
 
 
@@ -295,7 +301,7 @@ def test_a_task_delivered_twice_makes_one_attempt(receiver, sent):
 def test_a_failed_attempt_is_retried_later_with_backoff(receiver, sent, spool_env):
     spool_env(SPOOL_WEBHOOK_BACKOFF_SECONDS=10.0)
     receiver.scripts["/fail"] = [500]
-    made, _ = pending(receiver, "/fail")
+    made, _ = pending(receiver, "/fail", sent)
     delivery.attempt(delivery_id=str(made.pk), number=1)
     [(delivery_id, number, countdown)] = sent
     assert (delivery_id, number) == (str(made.pk), 2)
@@ -309,7 +315,7 @@ def test_a_failed_attempt_is_retried_later_with_backoff(receiver, sent, spool_en
 def test_retry_after_is_honoured(receiver, sent, spool_env):
     spool_env(SPOOL_WEBHOOK_BACKOFF_SECONDS=1.0)
     receiver.scripts["/busy"] = [(503, {"Retry-After": "120"})]
-    made, _ = pending(receiver, "/busy")
+    made, _ = pending(receiver, "/busy", sent)
     delivery.attempt(delivery_id=str(made.pk), number=1)
     assert sent[0][2] == 120.0
 
@@ -325,7 +331,7 @@ def test_the_backoff_doubles_with_jitter_up_to_its_ceiling(spool_env):
 
 def test_a_delivery_gives_up_after_a_day(receiver, sent):
     receiver.scripts["/down"] = [500]
-    made, _ = pending(receiver, "/down")
+    made, _ = pending(receiver, "/down", sent)
     WebhookDelivery.objects.filter(pk=made.pk).update(retrying_since=timezone.now() - timedelta(days=1))
     delivery.attempt(delivery_id=str(made.pk), number=1)
     made.refresh_from_db()
@@ -400,7 +406,7 @@ def test_after_send_again_the_backoff_starts_afresh(
 
 
 def test_the_sweeper_sends_again_a_delivery_whose_message_was_lost(receiver, sent):
-    made, _ = pending(receiver, "/lost")
+    made, _ = pending(receiver, "/lost", sent)
     WebhookDelivery.objects.filter(pk=made.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=5))
     assert delivery.send_overdue() == 1
     assert sent == [(str(made.pk), 1, 0.0)]

@@ -1,5 +1,6 @@
 """The worker's two statements against real Postgres: the end of a job writes what the ORM reads
-back, adds the room's answer only for a success, and is a no-op for a job no longer running."""
+back, adds the room's answer only for a success, and is a no-op for a job no longer running;
+the same on Django's connection (end_with) and on the worker loop's own (claim, end_alone)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,21 @@ from engine.types import GenerationRequest
 from jobs import services
 from jobs.models import Job, Room, RoomMessage
 from jobs.webhooks.models import WebhookEndpoint
-from jobs.worker import statements
+from jobs.worker import runtime, statements
 
-pytestmark = pytest.mark.django_db
+# The claim runs on the worker loop's own connections: the tests commit what it must see.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def end(job: Job, values: dict, message: dict | None, *, on_loop: bool) -> bool | None:
+    """Either way of ending a job, answering as end_with does."""
+    if not on_loop:
+        return statements.end_with(job, values, message)
+    ended, wants_events = runtime.run(statements.end_alone(job, values, message))
+    return wants_events if ended else None
+
+
+both = pytest.mark.parametrize("on_loop", [False, True], ids=["django", "loop"])
 
 
 def running_job(*, room: bool = True, username: str = "statements") -> Job:
@@ -28,7 +41,7 @@ def running_job(*, room: bool = True, username: str = "statements") -> Job:
         room=Room.objects.create(owner=owner) if room else None,
         user_message="hi",
     )
-    claimed = statements.claim(str(job.pk), timezone.now())
+    claimed = runtime.run(statements.claim(str(job.pk), timezone.now()))
     assert claimed is not None and claimed.status == Job.Status.RUNNING
     return claimed
 
@@ -50,14 +63,15 @@ def ended_values(status: str, **changes: object) -> dict:
 
 def test_a_claim_is_a_no_op_for_a_job_not_queued():
     job = running_job(room=False)
-    assert statements.claim(str(job.pk), timezone.now()) is None
+    assert runtime.run(statements.claim(str(job.pk), timezone.now())) is None
 
 
-def test_ending_a_job_writes_its_fields_as_the_orm_reads_them_and_the_rooms_answer():
+@both
+def test_ending_a_job_writes_its_fields_as_the_orm_reads_them_and_the_rooms_answer(on_loop):
     job = running_job()
     values = ended_values(Job.Status.SUCCEEDED)
     calls = [{"id": "call_1", "name": "f", "arguments": "{}"}]
-    assert statements.end(job.pk, values, {"content": "Hé", "tool_calls": calls}) is False
+    assert end(job, values, {"content": "Hé", "tool_calls": calls}, on_loop=on_loop) is False
     row = Job.objects.get(pk=job.pk)
     assert row.status == Job.Status.SUCCEEDED
     assert (row.finished_at, row.first_chunk_at) == (values["finished_at"], values["first_chunk_at"])
@@ -67,21 +81,23 @@ def test_ending_a_job_writes_its_fields_as_the_orm_reads_them_and_the_rooms_answ
     assert (message.content, message.tool_calls, message.job_id) == ("Hé", calls, job.pk)
 
 
-def test_a_failed_job_adds_no_answer_to_its_room_and_keeps_sql_nulls():
+@both
+def test_a_failed_job_adds_no_answer_to_its_room_and_keeps_sql_nulls(on_loop):
     job = running_job()
     values = ended_values(Job.Status.FAILED, first_chunk_at=None, usage=None, error="boom")
-    assert statements.end(job.pk, values, None) is False
+    assert end(job, values, None, on_loop=on_loop) is False
     row = Job.objects.get(pk=job.pk)
     assert (row.status, row.error, row.first_chunk_at, row.usage) == (Job.Status.FAILED, "boom", None, None)
     assert Job.objects.filter(pk=job.pk, usage__isnull=True).exists()  # SQL NULL, not JSON null
     assert not RoomMessage.objects.filter(room_id=row.room_id, role="assistant").exists()
 
 
-def test_a_job_ended_elsewhere_first_is_left_as_it_is():
+@both
+def test_a_job_ended_elsewhere_first_is_left_as_it_is(on_loop):
     job = running_job()
     Job.objects.filter(pk=job.pk).update(status=Job.Status.CANCELLED, finish_reason="cancelled")
     late = {"content": "late", "tool_calls": None}
-    assert statements.end(job.pk, ended_values(Job.Status.SUCCEEDED), late) is None
+    assert end(job, ended_values(Job.Status.SUCCEEDED), late, on_loop=on_loop) is None
     row = Job.objects.get(pk=job.pk)
     assert (row.status, row.finish_reason, row.result) == (Job.Status.CANCELLED, "cancelled", None)
     assert not RoomMessage.objects.filter(room_id=row.room_id, role="assistant").exists()
@@ -94,7 +110,29 @@ def test_the_end_says_whether_the_owner_has_an_enabled_endpoint():
     disabled = WebhookEndpoint.objects.create(
         owner=job.owner, url="https://example.com/hook", secret_encrypted="x", enabled=False
     )
-    assert statements.end(job.pk, ended_values(Job.Status.SUCCEEDED), None) is False
+    assert statements.end_with(job, ended_values(Job.Status.SUCCEEDED), None) is False
     job = running_job(username="with-endpoint")
     WebhookEndpoint.objects.filter(pk=disabled.pk).update(enabled=True)
-    assert statements.end(job.pk, ended_values(Job.Status.SUCCEEDED), None) is True
+    assert statements.end_with(job, ended_values(Job.Status.SUCCEEDED), None) is True
+
+
+def test_on_the_loop_a_job_whose_owner_has_an_enabled_endpoint_is_left_running_for_django():
+    """Its events must be written in the end's own transaction, which only Django's connection
+    (end_with, with lifecycle.ended) writes."""
+    job = running_job(username="hooked-loop")
+    WebhookEndpoint.objects.create(owner=job.owner, url="https://example.com/hook", secret_encrypted="x")
+    assert runtime.run(statements.end_alone(job, ended_values(Job.Status.SUCCEEDED), None)) == (False, True)
+    assert Job.objects.get(pk=job.pk).status == Job.Status.RUNNING
+    assert statements.end_with(job, ended_values(Job.Status.SUCCEEDED), None) is True
+
+
+def test_an_end_whose_answer_was_lost_is_known_by_its_status_and_finish_time():
+    job = running_job(room=False)
+    values = ended_values(Job.Status.SUCCEEDED)
+    assert runtime.run(statements.end_alone(job, values, None)) == (True, False)
+    job.status, job.finished_at = values["status"], values["finished_at"]
+    # The retry finds it ended, and by this very end.
+    assert runtime.run(statements.end_alone(job, values, None)) == (False, False)
+    assert runtime.run(statements.ended_as(job)) is True
+    job.finished_at = values["finished_at"] - timedelta(seconds=1)
+    assert runtime.run(statements.ended_as(job)) is False

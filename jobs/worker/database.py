@@ -1,0 +1,58 @@
+"""The worker loop's own Postgres connections: an async psycopg pool per event loop, made with
+Django's connection parameters (its adapters too: JSON columns come back as text, timestamps in
+Django's time zone, as jobs.worker.statements expects), so a job's claim and end run on the loop
+without a thread. Autocommit: each of those is one statement, and needs no BEGIN or COMMIT."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+from psycopg_pool import AsyncConnectionPool
+
+# The errors of an unreachable Postgres, as the async driver raises them (a pool that finds
+# no connection within its timeout raises PoolTimeout, an OperationalError).
+DOWN = (psycopg.OperationalError, psycopg.InterfaceError)
+
+_pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool] = {}
+
+
+def _pool() -> AsyncConnectionPool:
+    loop = asyncio.get_running_loop()
+    found = _pools.get(loop)
+    if found is None:
+        # A wrapper of its own: the one Django keeps for the loop's thread would be closed there,
+        # on the loop, by Celery's Django fixup after each task (a sync-only call).
+        params = connections.create_connection(DEFAULT_DB_ALIAS).get_connection_params()
+        params.pop("cursor_factory", None)  # a sync cursor class; the async default serves
+        params["autocommit"] = True
+        found = _pools[loop] = AsyncConnectionPool(
+            kwargs=params,
+            min_size=1,
+            max_size=settings.SPOOL.database.pool_size,
+            timeout=settings.SPOOL.database.pool_timeout_seconds,
+            open=False,
+            name="spool-worker-loop",
+        )
+    return found
+
+
+@asynccontextmanager
+async def connection() -> AsyncIterator[psycopg.AsyncConnection]:
+    pool = _pool()
+    if pool.closed:
+        await pool.open()
+    async with pool.connection() as conn:
+        yield conn
+
+
+async def check() -> None:
+    """After an outage: test the idle connections all at once, dropping the broken ones, rather
+    than meet them one per retry."""
+    pool = _pools.get(asyncio.get_running_loop())
+    if pool is not None and not pool.closed:
+        await pool.check()
