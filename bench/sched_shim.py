@@ -19,6 +19,7 @@ The hot path only stores a tuple; a thread writes the file every half second."""
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 import threading
@@ -36,6 +37,21 @@ def _note(event: str, job_id: str, via: str = "") -> None:
 
 def _timed(module: Any, name: str, job_of: Callable[..., str], before: str = "", after: str = "") -> None:
     original = getattr(module, name)
+    if inspect.iscoroutinefunction(original):
+
+        @functools.wraps(original)
+        async def awaited(*args: Any, **kwargs: Any) -> Any:
+            job_id = job_of(*args, **kwargs)
+            if before:
+                _note(before, job_id)
+            try:
+                return await original(*args, **kwargs)
+            finally:
+                if after:
+                    _note(after, job_id)
+
+        setattr(module, name, awaited)
+        return
 
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -110,8 +126,8 @@ def _release_at_upstream_end(runner: Any, admission: Any) -> None:
 
     run = runner._run
 
-    def run_then_release(job: Any, generation: Any) -> None:
-        run(job, generation)
+    async def run_then_release(job: Any, generation: Any, engine: Any) -> None:
+        await run(job, generation, engine)
         if job.engine.is_limited:
             admission.release(job.engine, str(job.pk), used_tokens(generation.usage))
 

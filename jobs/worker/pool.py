@@ -32,6 +32,15 @@ class TaskPool(thread.TaskPool):
         self._on_loop: set[concurrent.futures.Future[Any]] = set()
         self._lock = threading.Lock()
 
+    def on_start(self) -> None:
+        # The jobs' sync work (jobs.worker.runner._in_thread: a limited engine's admission, an
+        # end that keeps a stored response) runs on the loop's default executor: as many
+        # threads as jobs, as the threads pool had, made only when needed. asyncio's default
+        # (cores + 4) would queue that work, and a Postgres outage's retries would hold it all.
+        executor = concurrent.futures.ThreadPoolExecutor(self.limit, thread_name_prefix="spool-job-sync")
+        runtime.loop().set_default_executor(executor)
+        super().on_start()
+
     def on_apply(
         self,
         target: Any,

@@ -168,6 +168,8 @@ def lost_answers(django_db_setup, django_db_blocker, tmp_path_factory):
         # The sweeper runs a job whose worker is gone again once its heartbeat has been missing
         # this long: here the worker must recover by itself, the sweeper never within the bound.
         SPOOL_HEARTBEAT_TTL_SECONDS="600",
+        # A connection is waited for this long while Postgres is away, then the worker retries.
+        SPOOL_DB_POOL_TIMEOUT_SECONDS="3",
     ) as running:
         try:
             yield running, proxy
@@ -205,6 +207,32 @@ def test_a_final_commit_whose_answer_was_lost_still_ends_the_stream(lost_answers
     finds the job ended, by itself, and ends its stream (not "ended by the sweeper or a cancel":
     that left readers without the last chunks, the stream open while Postgres had the result)."""
     run_through_a_lost_answer(lost_answers, (END,), tokens=100, bound=60)
+
+
+def test_a_claim_in_a_postgres_outage_waits_for_postgres_and_runs_its_job(lost_answers, pg):
+    """A worker that takes a job's message while Postgres is away retries its claim (on the
+    loop's own connections) until Postgres is back, then runs the job."""
+    from jobs.models import Job
+
+    spool, proxy = lost_answers
+    client = Frontend(spool, spool.alice)
+    log = spool.processes.logs / "worker.log"
+    spool.processes.stop_worker()
+    job_id = client.submit(spool.engine_id, "claimed in the dark", {"max_completion_tokens": 30, **NO_EOT})
+    retries = log.read_text(errors="replace").count("Postgres unavailable")
+    proxy.cut()
+    try:
+        spool.processes.start_worker()
+        deadline = time.monotonic() + 60
+        while log.read_text(errors="replace").count("Postgres unavailable") == retries:
+            assert time.monotonic() < deadline, "the worker never tried to claim the job"
+            time.sleep(0.2)
+        assert Job.objects.get(pk=job_id).status == Job.Status.QUEUED
+    finally:
+        proxy.restore()
+    messages = read_to_the_end(client, job_id)
+    assert messages and messages[-1]["data"] == {"finish_reason": "length"}
+    assert Job.objects.get(pk=job_id).status == Job.Status.SUCCEEDED
 
 
 def run_through_a_lost_answer(
