@@ -18,6 +18,13 @@ from psycopg_pool import AsyncConnectionPool
 # no connection within its timeout raises PoolTimeout, an OperationalError).
 DOWN = (psycopg.OperationalError, psycopg.InterfaceError)
 
+# Each connection carries one short statement at a time (a claim or an end, one round trip of
+# well under a millisecond), so a few serve every job of a worker; they are the worker's on top
+# of Django's pool (its sync work, its sweeper), and Postgres has room for a bounded number.
+MAX_CONNECTIONS = 8
+# An idle connection is closed after this long, down to one: a burst's connections go back.
+MAX_IDLE_SECONDS = 60.0
+
 _pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool] = {}
 
 
@@ -33,7 +40,8 @@ def _pool() -> AsyncConnectionPool:
         found = _pools[loop] = AsyncConnectionPool(
             kwargs=params,
             min_size=1,
-            max_size=settings.SPOOL.database.pool_size,
+            max_size=min(MAX_CONNECTIONS, settings.SPOOL.database.pool_size),
+            max_idle=MAX_IDLE_SECONDS,
             timeout=settings.SPOOL.database.pool_timeout_seconds,
             open=False,
             name="spool-worker-loop",

@@ -99,7 +99,8 @@ async def run(job_id: str) -> None:
             built = await _in_thread(_built_or_error, lambda: deployments.built(engine, taken.deployment))
             await _run(job, generation, built)
             failed_early = _failed_before_output(generation)
-            if failed_early and admission.another_deployment_left(engine, taken):
+            # Its deployments may be read from Postgres: sync work, on a thread.
+            if failed_early and await _in_thread(admission.another_deployment_left, engine, taken):
                 # Queued again before it is offered again: a worker that took it at once must
                 # find it queued to claim it.
                 await _in_thread(_retry_while_down, lambda: statements.unclaim(job_id), "Postgres")
