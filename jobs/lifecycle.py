@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from engine.types import CONTENT, ERROR, USAGE, ChunkDict
-from jobs import chunklog, responses
+from jobs import chunklog, metrics, responses
 from jobs.completions import completion_store
 from jobs.models import Job
 from jobs.responses.store import response_store
@@ -43,8 +43,18 @@ def ended(job: Job, *, wants_events: bool = True) -> None:
 
 
 def ended_by_id(job_id: str) -> None:
-    """`ended` for a path that updated the row by id (the sweeper, a cancel)."""
-    ended(Job.objects.only("id", "face", "options").get(pk=job_id))
+    """`ended` for a path that updated the row by id (the sweeper, a cancel, an expiry), which
+    also counts the job's end as the runner does once its end is committed."""
+    job = (
+        Job.objects.select_related("engine")
+        .only("id", "face", "options", "status", "started_at", "finished_at", "engine__name")
+        .get(pk=job_id)
+    )
+    ended(job)
+    duration = metrics.seconds_between(job.started_at, job.finished_at)
+    transaction.on_commit(
+        lambda: metrics.job_ended(engine=job.engine.name, status=job.status, duration=duration, ttft=None)
+    )
 
 
 def estimated_usage(written: Iterable[ChunkDict]) -> Usage:

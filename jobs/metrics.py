@@ -38,7 +38,7 @@ JOBS_CREATED = Counter(
 )
 JOBS_STARTED = Counter("spool_jobs_started", "Jobs a worker started generating, by engine.", ["engine"])
 JOBS_ENDED = Counter(
-    "spool_jobs_ended", "Jobs a worker ended, by engine and final status.", ["engine", "status"]
+    "spool_jobs_ended", "Jobs ended, by engine and final status.", ["engine", "status"]
 )
 # Labelled by queue so that no sample exists until a worker runs something: web processes,
 # which load this module too, then show none.
@@ -129,7 +129,9 @@ def job_started(*, engine: str) -> None:
 
 
 def job_ended(*, engine: str, status: str, duration: float | None, ttft: float | None) -> None:
-    """Once per job, by the worker that ended it; `ttft` is None when no chunk came."""
+    """Once per job, by the process whose end of it committed (jobs.lifecycle: the runner, a
+    cancel or an expiry while queued, a lost worker's reaping); `ttft` is None when no chunk
+    came or none is known."""
     JOBS_ENDED.labels(engine=engine, status=status).inc()
     if duration is not None:
         DURATION.labels(engine=engine, status=status).observe(duration)

@@ -1,8 +1,9 @@
 """Every path that ends a job keeps its end the same way (jobs/lifecycle.py): a generation that
 succeeded or failed in the runner, a job cancelled while queued, a job whose worker was lost,
 each on every face, with `store` on and off. One outcome each: exactly one terminal chunk in the
-log and the archive, a stored response for a Responses job and a stored completion for any other
-face's when `store` is on, nothing stored when it is off. Against real Postgres and Redis."""
+log and the archive, the end counted once in the metrics, a stored response for a Responses job
+and a stored completion for any other face's when `store` is on, nothing stored when it is off.
+Against real Postgres and Redis."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from engine import registry
 from engine.types import CONTENT, FINISH, USAGE, GenerationRequest
@@ -86,11 +88,14 @@ PATHS = {
 def test_every_ending_path_keeps_the_job_the_same_way(path, face, store):
     script, end, status = PATHS[path]
     job = queued_job(face, store, SCRIPTS[script])
+    counted = {"engine": job.engine.name, "status": status}
+    ends_before = REGISTRY.get_sample_value("spool_jobs_ended_total", counted) or 0
 
     end(job)
 
     job.refresh_from_db()
     assert job.status == status
+    assert REGISTRY.get_sample_value("spool_jobs_ended_total", counted) == ends_before + 1
     log = [json.loads(raw) for raw in sync_redis().lrange(chunklog.chunks_key(str(job.pk)), 0, -1)]
     terminal = [c for c in log if chunklog.is_terminal(c)]
     assert len(terminal) == 1 and log[-1] == terminal[0]
