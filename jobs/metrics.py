@@ -37,9 +37,7 @@ JOBS_CREATED = Counter(
     "spool_jobs_created", "Jobs accepted by the web, by engine and face.", ["engine", "face"]
 )
 JOBS_STARTED = Counter("spool_jobs_started", "Jobs a worker started generating, by engine.", ["engine"])
-JOBS_ENDED = Counter(
-    "spool_jobs_ended", "Jobs ended, by engine and final status.", ["engine", "status"]
-)
+JOBS_ENDED = Counter("spool_jobs_ended", "Jobs ended, by engine and final status.", ["engine", "status"])
 # Labelled by queue so that no sample exists until a worker runs something: web processes,
 # which load this module too, then show none.
 GENERATIONS_RUNNING = Gauge(
