@@ -66,13 +66,10 @@ def body_seconds(value: Any, param: str) -> float | None:
     return check_seconds(value, param)
 
 
-def replayed(job: JobView) -> bool:
-    """Whether job_create answered with the job an earlier request with the same key made."""
-    return bool(getattr(job, "replayed", False))
-
-
 def replay_headers(job: JobView) -> dict[str, str]:
-    return {REPLAYED: "true"} if replayed(job) else {}
+    """Idempotent-Replayed when job_start answered with the job an earlier request with the
+    same key made."""
+    return {REPLAYED: "true"} if job.replayed else {}
 
 
 def mark_replayed(response: R, job: JobView) -> R:
