@@ -20,11 +20,14 @@ from django.urls import path
 
 from jobs.dbwork import db_work
 
+answers: list[str] = []
+
 
 def serve(
     path: str, monkeypatch: pytest.MonkeyPatch, *, connect_first: bool = False
 ) -> tuple[int, list[int], int, int]:
-    """(status, threads request_finished ran on, threads started meanwhile, the loop's thread).
+    """(status, threads request_finished ran on, threads started meanwhile, the loop's thread);
+    the answer's body is in `answers`.
     The loop runs on a thread of its own, as the web's does: no database connection in it
     unless `connect_first` opens one there first (what Playwright's loop leaves in a test's
     main thread)."""
@@ -49,7 +52,9 @@ def serve(
             monkeypatch.delenv("DJANGO_ALLOW_ASYNC_UNSAFE")
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            return (await client.get(path)).status_code
+            response = await client.get(path)
+            answers.append(response.text)
+            return response.status_code
 
     def run() -> None:
         outcome["loop_thread"] = threading.get_ident()
@@ -84,13 +89,27 @@ def _queries(request: HttpRequest) -> HttpResponse:
     return HttpResponse(str(User.objects.count()))
 
 
+def _count_where() -> str:
+    User.objects.count()
+    return str(threading.get_ident())
+
+
 async def _gives_back(request: HttpRequest) -> HttpResponse:
-    return HttpResponse(str(await db_work(User.objects.count)()))
+    # Answers the thread the work ran on.
+    return HttpResponse(await db_work(_count_where)())
+
+
+async def _holds_and_gives_back(request: HttpRequest) -> HttpResponse:
+    # The async ORM call leaves a connection on the request's own thread; db_work gives back
+    # only its own.
+    await User.objects.acount()
+    return HttpResponse(await db_work(_count_where)())
 
 
 urlpatterns = [
     path("queries", _queries),
     path("gives-back", _gives_back),
+    path("holds-and-gives-back", _holds_and_gives_back),
     path("admin/", admin.site.urls),
 ]
 
@@ -107,11 +126,35 @@ def test_a_sync_view_that_holds_a_connection_is_closed_on_its_own_thread(monkeyp
 @pytest.mark.django_db(transaction=True)
 def test_a_request_whose_sync_code_gave_its_connection_back_is_closed_on_the_loop(monkeypatch, settings):
     settings.ROOT_URLCONF = __name__
-    for path_ in ("/gives-back", "/admin/login/"):  # db_work; a sync view that took none
-        status, finished_on, threads_started, loop_thread = serve(path_, monkeypatch)
-        assert status == 200
-        assert finished_on == [loop_thread]
-        assert threads_started >= 1  # its sync code ran on a thread of its own
+    status, finished_on, _, loop_thread = serve("/gives-back", monkeypatch)
+    assert status == 200
+    assert finished_on == [loop_thread]
+    assert int(answers[-1]) != loop_thread  # the work ran on a thread
+    # A sync view that took no connection.
+    status, finished_on, threads_started, loop_thread = serve("/admin/login/", monkeypatch)
+    assert status == 200
+    assert finished_on == [loop_thread]
+    assert threads_started >= 1  # its sync code ran on a thread of its own
+
+
+@pytest.mark.django_db(transaction=True)
+def test_db_work_runs_on_threads_kept_between_requests(monkeypatch, settings):
+    settings.ROOT_URLCONF = __name__
+    serve("/gives-back", monkeypatch)
+    status, finished_on, threads_started, loop_thread = serve("/gives-back", monkeypatch)
+    assert status == 200
+    assert threads_started == 0
+    assert finished_on == [loop_thread]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_db_work_giving_its_connection_back_leaves_the_requests_own_to_close_on_its_thread(
+    monkeypatch, settings
+):
+    settings.ROOT_URLCONF = __name__
+    status, finished_on, _, loop_thread = serve("/holds-and-gives-back", monkeypatch)
+    assert status == 200
+    assert len(finished_on) == 1 and finished_on[0] != loop_thread
 
 
 @pytest.mark.django_db(transaction=True)
