@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from jobs.faces.common.errors import FaceError
-from jobs.faces.common.params import accepted, build_request
+from jobs.faces.common.params import GenerationParams, accepted, build_request
 
 KNOWN = frozenset(
     {"temperature", "n", "seed", "stop", "store", "metadata", "logprobs", "user", "max_tokens", "tools",
@@ -76,3 +76,23 @@ def test_the_faces_that_name_fewer_parameters_name_only_ones_the_serializer_vali
 
     assert accepted() > legacy.ENGINE_PARAMS | {"logprobs", "top_logprobs"}
     assert accepted(create.MAX_TOKENS_ALIASES) > create.GENERATION_PARAMS
+
+
+def test_the_fields_are_built_once_for_every_check_with_the_same_aliases():
+    context = {"max_tokens_aliases": ("max_tokens",)}
+    first, second = GenerationParams(data={}, context=context), GenerationParams(data={}, context=context)
+    assert first.fields is second.fields
+    other = GenerationParams(data={}, context={"max_tokens_aliases": ("max_new_tokens",)})
+    assert "max_new_tokens" in other.fields and "max_new_tokens" not in first.fields
+
+
+def test_a_check_after_a_refused_one_keeps_nothing_of_it():
+    assert refusal({"n": 0})[1] == "n"
+    request, options = build_request(HI, {"temperature": 0.5, "store": True}, known=KNOWN)
+    assert (request.n, request.temperature, options.store) == (1, 0.5, True)
+
+
+def test_the_output_cap_is_read_when_it_changes(settings, spool_env):
+    build_request(HI, {"max_tokens": 500}, known=KNOWN)
+    spool_env(SPOOL_MAX_OUTPUT_TOKENS="100")
+    assert refusal({"max_tokens": 500})[2] == "integer_above_max_value"

@@ -5,6 +5,7 @@ Errors carry OpenAI's param and code, worded by jobs.faces.common.serializers.ch
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from rest_framework import serializers
 from engine.types import GenerationRequest
 from jobs.faces.common.errors import FaceError, refuse_unknown
 from jobs.faces.common.serializers import (
+    SharedFields,
     StrictBooleanField,
     StrictCharField,
     StrictFloatField,
@@ -127,7 +129,11 @@ class ObjectListField(serializers.ListField):
         return data
 
 
-class GenerationParams(serializers.Serializer):
+def _output_cap() -> int:
+    return int(settings.SPOOL.limits.max_output_tokens)
+
+
+class GenerationParams(SharedFields):
     """Every generation parameter a face may pass on; each face says which it accepts."""
 
     default_error_messages = {
@@ -155,11 +161,14 @@ class GenerationParams(serializers.Serializer):
     store = StrictBooleanField(required=False)
     metadata = MetadataField(required=False)
 
+    def fields_key(self) -> Hashable:
+        return tuple(self.context.get("max_tokens_aliases", MAX_TOKENS_ALIASES)), _output_cap()
+
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
         # The output cap is a setting, read per request; every alias gets the same field.
         for name in self.context.get("max_tokens_aliases", MAX_TOKENS_ALIASES):
-            cap = settings.SPOOL.limits.max_output_tokens
+            cap = _output_cap()
             fields[name] = StrictIntegerField(min_value=1, max_value=cap, required=False)
         return fields
 

@@ -5,7 +5,7 @@ DRF error code to OpenAI's message and code, so no field needs a hand-written ch
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from rest_framework import serializers
@@ -96,6 +96,33 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+# The fields of each SharedFields serializer, by (class, fields_key).
+_shared_fields: dict[tuple[type, Hashable], Any] = {}
+
+
+class SharedFields(serializers.Serializer):
+    """A serializer whose fields are built once and serve every instance with the same
+    fields_key. DRF builds each instance's fields anew (a deep copy of every declared field, then
+    bound to it): for a job create's ~30 fields about 0.4 ms of the web's CPU per request
+    (docs/PERFORMANCE.md, "Issue 29 (4)"). Sharing is safe because a field keeps nothing of what
+    it validates, and of its root (here the instance that built them) reads only `partial`,
+    which `check` never sets."""
+
+    def fields_key(self) -> Hashable:
+        """What the fields depend on besides the class (what get_fields reads)."""
+        return ()
+
+    @property
+    def fields(self) -> Any:
+        key = (type(self), self.fields_key())
+        fields = _shared_fields.get(key)
+        if fields is None:
+            # Bound to an instance of their own, which holds no request's data.
+            prototype = type(self)(context=self._context)
+            fields = _shared_fields[key] = serializers.Serializer.fields.func(prototype)  # type: ignore[attr-defined]
+        return fields
 
 
 def _number_kind(field: serializers.Field) -> str:

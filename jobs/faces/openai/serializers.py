@@ -13,7 +13,12 @@ from jobs import completions, placement
 from jobs.faces.common.errors import FaceError
 from jobs.faces.common.pagination import ListPage
 from jobs.faces.common.params import MAX_METADATA_VALUE, GenerationParams
-from jobs.faces.common.serializers import StrictBooleanField, StrictCharField, StrictIntegerField
+from jobs.faces.common.serializers import (
+    SharedFields,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+)
 from jobs.faces.openai.messages import check_messages
 
 # What OpenAI's service_tier may be: each a priority class here, or the face's own default.
@@ -68,7 +73,7 @@ class MessagesField(serializers.ListField):
         return messages
 
 
-class ChatFace(serializers.Serializer):
+class ChatFace(SharedFields):
     """The parameters only the OpenAI face knows, checked before the shared generation ones."""
 
     model = StrictCharField()
@@ -118,7 +123,7 @@ class PromptField(serializers.ListField):
         return super().to_internal_value(data)
 
 
-class TextFace(serializers.Serializer):
+class TextFace(SharedFields):
     """The parameters only the legacy completions API knows, checked before the shared ones."""
 
     model = StrictCharField()
