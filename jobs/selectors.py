@@ -67,14 +67,23 @@ def _encodable(text: str) -> bool:
     return True
 
 
+# An active engine by id or by name, as plain SQL: Django compiles a QuerySet anew on each
+# call, which cost three times the query's own round trip (~0.6 ms of the web's CPU per job
+# create on this 2-core machine; docs/PERFORMANCE.md, "Issue 29 (4)"). Both columns are unique.
+_ENGINE_BY = {
+    column: f'SELECT * FROM "{Engine._meta.db_table}" WHERE "is_active" AND "{column}" = %s'
+    for column in ("id", "name")
+}
+
+
 def engine_lookup(ref: str) -> Engine | None:
     """An active engine by UUID or by name. A job start looks its engine up in the thread that
     creates the job, so the two cost one thread hop, not two."""
     if "\x00" in ref or not _encodable(ref):
         return None  # no name Postgres holds has a NUL or an unpaired surrogate; it would raise
     key = parse_uuid(ref)
-    query = Engine.objects.filter(is_active=True)
-    return (query.filter(id=key) if key else query.filter(name=ref)).first()
+    sql, value = (_ENGINE_BY["id"], key) if key else (_ENGINE_BY["name"], ref)
+    return next(iter(Engine.objects.raw(sql, [value])), None)
 
 
 # engine_lookup for async callers: one thread hop, the connection given back when it returns.
