@@ -86,7 +86,7 @@ def _messages(call: LLMCall, full_prompt: Any, room: Room) -> tuple[list[dict[st
     messages: list[dict[str, Any]] = []
     if call.context:
         messages.append({"role": "system", "content": call.context})
-    if call.use_history:
+    if call.use_history and call.room_id is not None:  # a room made for this call has none yet
         messages.extend(_history(room))
     messages.append({"role": "user", "content": _with_images(call.command, call)})
     return messages, call.command
