@@ -38,6 +38,14 @@ class TtlCache(Generic[T]):
             return None
         return entry[1]
 
+    def remaining(self, key: str) -> float:
+        """Seconds until the entry runs out; 0 without one."""
+        entry = self._entries.get(key)
+        return max(0.0, entry[0] - self.clock()) if entry is not None else 0.0
+
+    def drop(self, key: str) -> None:
+        self._entries.pop(key, None)
+
     def put(self, key: str, value: T, seconds: float) -> None:
         if len(self._entries) >= self.max_entries:
             self._entries.clear()

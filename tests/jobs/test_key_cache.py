@@ -56,9 +56,43 @@ def test_a_key_is_looked_up_once_while_its_entry_is_fresh(clock, key, scheme):
     header = key[scheme]
     assert lookup(header).username == "cached"
     with CaptureQueriesContext(connection) as queries:
-        clock.now += ttl() - 0.1
+        clock.now += ttl() / 2 - 0.1
         assert lookup(header).username == "cached"
     assert len(queries) == 0
+
+
+def lookup_then_renewal(header: str):
+    """The grant of a lookup, once the background lookup it started (if any) has ended."""
+
+    async def both():
+        grant = await auth.grant_of_key(header)
+        for task in list(auth._lookups.values()):
+            await asyncio.wait([task])
+        return grant
+
+    return async_to_sync(both)()
+
+
+def test_a_key_in_use_is_renewed_in_the_background_before_its_entry_runs_out(clock, key):
+    header = key[1]
+    assert lookup(header).username == "cached"
+    name = hash_secret(header)
+    clock.now += ttl() / 2 + 0.1
+    assert lookup_then_renewal(header).user.username == "cached"  # answered from the entry
+    assert auth.cache.remaining(name) == ttl()  # and the entry renewed meanwhile
+    clock.now += ttl() - 0.1  # past the first entry's time, within the renewed one's
+    assert auth.cache.get(name) is not None
+
+
+def test_a_key_revoked_while_in_use_is_refused_within_the_limit(clock, key):
+    api_key, header = key[0], key[1]
+    assert lookup(header) is not None
+    api_key.revoked_at = timezone.now()
+    api_key.save(update_fields=["revoked_at"])
+    clock.now += ttl() / 2 + 0.1
+    assert lookup_then_renewal(header) is not None  # the entry still holds; its renewal finds the revocation
+    with pytest.raises(auth.Refused, match="revoked"):
+        lookup(header)
 
 
 @pytest.mark.parametrize("scheme", [1, 2], ids=["bearer", "basic"])

@@ -7,6 +7,7 @@ cached grant carries its expiry)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -84,7 +85,7 @@ def _lookup(where: dict[str, Any], secret: str | None) -> KeyGrant | Refused | N
 _lookups: dict[str, asyncio.Future[KeyGrant | Refused | None]] = {}
 
 
-async def _shared_lookup(name: str, where: dict[str, Any], secret: str | None) -> KeyGrant | Refused | None:
+def _lookup_under_way(name: str, where: dict[str, Any], secret: str | None) -> asyncio.Future[Any]:
     # The name says which credentials (a hash of the whole header, secret included, or a key
     # id), so every request that shares a lookup asked the same question.
     loop = asyncio.get_running_loop()
@@ -92,8 +93,25 @@ async def _shared_lookup(name: str, where: dict[str, Any], secret: str | None) -
     if task is None or task.get_loop() is not loop:
         task = _lookups[name] = asyncio.ensure_future(_lookup(where, secret))
         task.add_done_callback(lambda done: _lookups.pop(name) if _lookups.get(name) is done else None)
+    return task
+
+
+async def _shared_lookup(name: str, where: dict[str, Any], secret: str | None) -> KeyGrant | Refused | None:
     # Shielded: a caller that goes away does not cancel the others' answer.
-    return await asyncio.shield(task)
+    return await asyncio.shield(_lookup_under_way(name, where, secret))
+
+
+def _renewed(name: str) -> Callable[[asyncio.Future[Any]], None]:
+    def renew(done: asyncio.Future[Any]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return  # Postgres away: the entry runs out as it would have
+        found = done.result()
+        if isinstance(found, KeyGrant):
+            cache.put(name, found, ttl())
+        else:  # revoked, expired or gone: the next request looks it up, and is refused
+            cache.drop(name)
+
+    return renew
 
 
 # `where`: the fields that find the key (plain values: a Q per request cost more than the cache
@@ -108,6 +126,12 @@ async def _cached(name: str, where: dict[str, Any], secret: str | None = None) -
             return None
         grant = found
         cache.put(name, grant, ttl())
+    elif cache.remaining(name) < ttl() / 2 and name not in _lookups:
+        # A key in use is looked up again in the background once half its entry's time has
+        # passed, so that a request every second or so (a stream at a time) does not wait for
+        # the lookup every other time (docs/PERFORMANCE.md, "Issue 29 (4)"). A revoked key is
+        # still refused within the TTL: no entry is trusted past its time.
+        _lookup_under_way(name, where, secret).add_done_callback(_renewed(name))
     if grant.expired(timezone.now()):
         raise _expired(grant.expires_at)
     return grant
