@@ -36,31 +36,29 @@ def _request(job: Job) -> dict[str, Any]:
     return {"messages": job.request.get("messages") or [], "params": params}
 
 
-def completion_store(*, job: Job) -> StoredCompletion:
-    """Keep a finished job as a stored completion. Called by the runner inside the transaction
-    that ends the job, so the job row read here already has its result. The row's search vector
-    is computed by a database trigger from request and response (jobs/search.py)."""
-    job = Job.objects.select_related("engine").get(pk=job.pk)
-    stored, _ = StoredCompletion.objects.update_or_create(
+def stored_completion(job: Job) -> StoredCompletion:
+    """What a finished job keeps as its stored completion (not saved): built from the job as
+    given, its engine loaded, no field deferred and the end's values set, so every path that ends
+    a job keeps the same row (lifecycle.ended with the ORM, the worker's end statement in SQL).
+    The row's search vector is computed by a database trigger from request and response, on any
+    insert (jobs/search.py)."""
+    return StoredCompletion(
         id=completion_id(job.pk),
-        defaults={
-            "owner_id": job.owner_id,
-            "job": job,
-            "engine": job.engine,
-            "model": job.engine.name,
-            "face": job.face,
-            "metadata": job.options.get("metadata") or {},
-            "request": _request(job),
-            "response": completion(JobView.of(job)),
-            "usage": (job.result or {}).get("usage") or job.usage,
-            "status": job.status,
-            "finish_reason": job.finish_reason,
-            "created_at": job.created_at,
-            "first_token_ms": _ms(job.created_at, job.first_chunk_at),
-            "duration_ms": _ms(job.created_at, job.finished_at),
-        },
+        owner_id=job.owner_id,
+        job=job,
+        engine=job.engine,
+        model=job.engine.name,
+        face=job.face,
+        metadata=job.options.get("metadata") or {},
+        request=_request(job),
+        response=completion(JobView.of(job)),
+        usage=(job.result or {}).get("usage") or job.usage,
+        status=job.status,
+        finish_reason=job.finish_reason,
+        created_at=job.created_at,
+        first_token_ms=_ms(job.created_at, job.first_chunk_at),
+        duration_ms=_ms(job.created_at, job.finished_at),
     )
-    return stored
 
 
 def completion_object(stored: StoredCompletion) -> dict[str, Any]:

@@ -4,9 +4,11 @@ ended), the sweeper (its worker was lost: `end_lost`, `requeue_lost`) and a canc
 back (jobs.scheduling.admission imports this module for its expiries).
 
 Each path makes its own guarded update of the row (a status it expects, so only one path ever
-ends a job); then, inside that transaction, `ended` keeps what the owner asked to keep and writes
-the job's webhook events, the same for every path (tests/jobs/test_lifecycle.py runs each path
-for each face, stored or not)."""
+ends a job); then, inside that transaction, `ended` keeps what the owner asked to keep (`kept`)
+and writes the job's webhook events, the same for every path (tests/jobs/test_lifecycle.py runs
+each path for each face, stored or not). One exception, for its latency: the runner ends a job
+whose owner has no enabled webhook endpoint in one statement on its loop, which writes the same
+`kept` row in SQL (jobs.worker.statements.end_alone)."""
 
 from __future__ import annotations
 
@@ -14,13 +16,14 @@ import logging
 from collections.abc import Iterable
 
 from django.db import transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from engine.types import CONTENT, ERROR, USAGE, ChunkDict
 from jobs import chunklog, metrics, responses
-from jobs.completions import completion_store
-from jobs.models import Job
-from jobs.responses.store import response_store
+from jobs.completions import stored_completion
+from jobs.models import Job, StoredCompletion, StoredResponse
+from jobs.responses.store import stored_response
 from jobs.results import ResultBuilder
 from jobs.types import Usage
 from jobs.webhooks.events import job_ended
@@ -28,16 +31,43 @@ from jobs.webhooks.events import job_ended
 log = logging.getLogger(__name__)
 
 
-def ended(job: Job, *, wants_events: bool = True) -> None:
-    """Called inside the transaction whose guarded update ended `job` (its face and options
-    loaded). `store: true` keeps a Responses job as a stored response and any other face's as a
-    stored completion; the owner's webhook endpoints get the job's events unless the caller
-    already knows there are none (`wants_events`)."""
+Kept = StoredResponse | StoredCompletion
+
+
+def kept(job: Job) -> Kept | None:
+    """What the end of `job` keeps besides its row, unsaved: for `store: true` a stored response
+    for a Responses job and a stored completion for any other face's; else nothing. Built from
+    the job as given (its engine loaded, no field deferred, the end's values set). The one
+    builder for every path: `ended` saves it with the ORM, the runner's end on the worker loop
+    writes it in its own statement (jobs.worker.statements)."""
+    return _built(job) if job.options.get("store") else None
+
+
+def _built(job: Job) -> Kept:
+    return stored_response(job) if job.face == responses.FACE else stored_completion(job)
+
+
+def kept_fields(model: type[Kept]) -> list[str]:
+    """The fields a writer of a stored row sets besides its id: all but those the database
+    computes (not editable: a stored completion's search vector, kept by its trigger)."""
+    return [f.name for f in model._meta.concrete_fields if f.editable and not f.primary_key]
+
+
+def ended(job: Job, *, wants_events: bool = True, built: Kept | None = None) -> None:
+    """Called inside the transaction whose guarded update ended `job`. For `store: true` saves
+    what it keeps (`built`, when the caller made it already, else `kept` of the job, read whole
+    when the caller loaded only part of it) in one statement: an insert that updates a row
+    already there. The owner's webhook endpoints get the job's events unless the caller already
+    knows there are none (`wants_events`)."""
     if job.options.get("store"):
-        if job.face == responses.FACE:
-            response_store(job=job)
-        else:
-            completion_store(job=job)
+        if built is None:
+            if job.get_deferred_fields() or not Job._meta.get_field("engine").is_cached(job):
+                job = Job.objects.select_related("engine").get(pk=job.pk)  # ended by id
+            built = _built(job)
+        model: type[Model] = type(built)
+        model._default_manager.bulk_create(
+            [built], update_conflicts=True, unique_fields=["id"], update_fields=kept_fields(type(built))
+        )
     if wants_events:
         job_ended(job.pk)
 

@@ -11,15 +11,12 @@ from jobs.responses import response_id
 from jobs.responses.events import fold
 
 
-def response_store(*, job: Job) -> StoredResponse:
-    """Keep a finished job as a stored response. Called inside the transaction that ends the
-    job: with the job as the runner holds it, ended fields set (nothing read back), or else read
-    here, where the row already has its archived log. One statement: an insert that updates a
-    row already there."""
-    if job.get_deferred_fields() or not Job._meta.get_field("engine").is_cached(job):
-        job = Job.objects.select_related("engine").get(pk=job.pk)
+def stored_response(job: Job) -> StoredResponse:
+    """What a finished job keeps as its stored response (not saved): built from the job as given,
+    its engine loaded, no field deferred and the end's values set, so every path that ends a job
+    keeps the same row (lifecycle.ended with the ORM, the worker's end statement in SQL)."""
     state, _ = fold(JobView.of(job), job.chunks or [])
-    stored = StoredResponse(
+    return StoredResponse(
         id=response_id(job.pk),
         owner_id=job.owner_id,
         job=job,
@@ -31,13 +28,6 @@ def response_store(*, job: Job) -> StoredResponse:
         status=state.status,
         created_at=job.created_at,
     )
-    StoredResponse.objects.bulk_create(
-        [stored], update_conflicts=True, unique_fields=["id"], update_fields=_UPDATED
-    )
-    return stored
-
-
-_UPDATED = ["owner", "job", "engine", "model", "metadata", "response", "usage", "status", "created_at"]
 
 
 def input_page(job: JobView, *, after: str | None, limit: int, order: str) -> Page:
