@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import connections
+from django.db.backends.signals import connection_created
 
 from engine.types import Chunk, EngineError, GenerationRequest
 from jobs import chunklog
@@ -25,6 +30,33 @@ WEATHER_TOOL = {
         },
     },
 }
+
+
+@contextmanager
+def statements_on_django_connections() -> Iterator[list[str]]:
+    """The SQL run through Django's connections meanwhile, on whatever thread: this one's, and
+    any connection made meanwhile (a worker's end in a thread of its loop's)."""
+    sql: list[str] = []
+    wrapped: list[Any] = []
+
+    def record(execute: Any, statement: str, params: Any, many: bool, context: Any) -> Any:
+        sql.append(statement)
+        return execute(statement, params, many, context)
+
+    def wrap(connection: Any, **_: Any) -> None:
+        if record not in connection.execute_wrappers:
+            connection.execute_wrappers.append(record)
+            wrapped.append(connection)
+
+    for connection in connections.all():
+        wrap(connection)
+    connection_created.connect(wrap)
+    try:
+        yield sql
+    finally:
+        connection_created.disconnect(wrap)
+        for connection in wrapped:
+            connection.execute_wrappers.remove(record)
 
 
 class ScriptedEngine:

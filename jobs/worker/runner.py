@@ -2,7 +2,7 @@
 connections (jobs.worker.database), streams the generation, ends it in Postgres, then appends
 the log's end, without a thread hop on the way. Work that has only a sync form runs on a thread,
 and only for the jobs that need it: a limited engine's admission, a fallback, and an end whose
-transaction also keeps a stored response or webhook events.
+transaction also writes webhook events.
 
 Order at the end matters: the final result is committed to Postgres before the terminal chunk
 is appended, so a reader that sees the terminal chunk can always read the result.
@@ -225,34 +225,40 @@ async def _commit(
     job: Job, ended: dict[str, Any], message: dict[str, Any] | None, webhooks: list[str]
 ) -> bool:
     """End the job in Postgres (False: another path ended it first); the webhook deliveries it
-    committed are added to `webhooks`. On the loop unless the end keeps more than the row."""
-    if not job.options.get("store"):
-        done, wants_events = await _retry_on_loop(
-            lambda: statements.end_alone(job, ended, message), "Postgres"
-        )
-        if done:
-            return True
-        if not wants_events:
-            # Ended by the sweeper or a cancel; or by an earlier attempt of this end whose
-            # answer was lost, whose job is this worker's to close.
-            return await _retry_on_loop(lambda: statements.ended_as(job), "Postgres")
-    commit = lambda: _commit_keeping(job, ended, message, webhooks)  # noqa: E731
+    committed are added to `webhooks`. On the loop, in one autocommitted statement with what the
+    end keeps (a stored response or completion), unless the owner has an enabled webhook
+    endpoint: then on Django's connection in a thread, in one transaction with the events."""
+    # The job as its end makes it, so what it keeps is built from it without reading it back.
+    for name, value in ended.items():
+        setattr(job, name, value)
+    kept = lifecycle.kept(job)
+    done, wants_events = await _retry_on_loop(
+        lambda: statements.end_alone(job, ended, message, kept), "Postgres"
+    )
+    if done:
+        return True
+    if not wants_events:
+        # Ended by the sweeper or a cancel; or by an earlier attempt of this end whose answer
+        # was lost (its stored row with it), whose job is this worker's to close.
+        return await _retry_on_loop(lambda: statements.ended_as(job), "Postgres")
+    commit = lambda: _commit_keeping(job, ended, message, kept, webhooks)  # noqa: E731
     return await _in_thread(_retry_while_down, commit, "Postgres")
 
 
 def _commit_keeping(
-    job: Job, ended: dict[str, Any], message: dict[str, Any] | None, webhooks: list[str]
+    job: Job,
+    ended: dict[str, Any],
+    message: dict[str, Any] | None,
+    kept: lifecycle.Kept | None,
+    webhooks: list[str],
 ) -> bool:
-    """The end, with the stored response or completion and the webhook events it keeps, in one
-    transaction on Django's connection."""
+    """The end of a job whose owner has an enabled webhook endpoint: its row, what it keeps
+    (`kept`) and its webhook events in one transaction on Django's connection."""
     with webhook_events.sends_held() as held, transaction.atomic():
         wants_events = statements.end_with(job, ended, message)
         if wants_events is None:
             return Job.objects.filter(pk=job.pk, status=job.status, finished_at=job.finished_at).exists()
-        # The job as it now is in Postgres, so what its end keeps is made without reading it back.
-        for name, value in ended.items():
-            setattr(job, name, value)
-        lifecycle.ended(job, wants_events=wants_events)
+        lifecycle.ended(job, wants_events=wants_events, built=kept)
     webhooks += held
     return True
 

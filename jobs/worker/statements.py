@@ -1,11 +1,12 @@
 """The statements a job costs the worker in Postgres: one claims and loads it with its engine,
-one ends it (job row, room message, and whether its owner wants webhook events). Raw SQL,
-because the ORM building them was most of their CPU (profiles in docs/PROFILE-worker.md): a
-claim through Job.objects.raw() remapped the model's fields on every query, and the end through
-QuerySet.update(), RoomMessage.objects.create() and the webhook endpoints' filter built three
-queries per job where one statement does. The claim and an end that keeps nothing more run on
-the worker loop's async connections (jobs.worker.database); an end whose transaction also keeps
-a stored response or webhook events runs on Django's connection, in that transaction."""
+one ends it (job row, room message, the stored response or completion it keeps, and whether its
+owner wants webhook events). Raw SQL, because the ORM building them was most of their CPU
+(profiles in docs/PROFILE-worker.md): a claim through Job.objects.raw() remapped the model's
+fields on every query, and the end through QuerySet.update(), RoomMessage.objects.create() and
+the webhook endpoints' filter built three queries per job where one statement does. The claim and
+the end of a job whose owner has no enabled webhook endpoint run on the worker loop's async
+connections (jobs.worker.database), each one autocommitted statement; the end of a job whose
+owner has one runs on Django's connection, in the transaction that also writes its events."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from typing import Any, TypeVar, cast
 import orjson
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Field, Model
+from django.db.models import Field, JSONField, Model
 
+from jobs import lifecycle
 from jobs.models import Engine, Job, RoomMessage
 from jobs.webhooks.models import WebhookEndpoint
 from jobs.worker import database
@@ -130,11 +132,12 @@ _ENDPOINTS = WebhookEndpoint._meta.db_table
 # has an enabled webhook endpoint, so the events are looked for only when someone wants them.
 # With `alone` the job is ended only if it has no such endpoint: its events must be written in
 # the end's own transaction, on the connection that writes them (end_with, from Django's).
+# _end_keeping adds the job's stored row to it.
 _ENDPOINT_OF = (
     f"SELECT 1 FROM {_ENDPOINTS} endpoint WHERE endpoint.{_column(WebhookEndpoint, 'owner_id')} = %s"
     f" AND endpoint.{_column(WebhookEndpoint, 'enabled')}"
 )
-_END = (
+_ENDED_CTES = (
     f"WITH ended AS (UPDATE {_JOBS} SET "
     + ", ".join(f"{_column(Job, name)} = %s{'::jsonb' if name in _JSON else ''}" for name in _ENDED)
     + f" WHERE id = %s AND status = %s AND (NOT %s OR NOT EXISTS ({_ENDPOINT_OF}))"
@@ -142,8 +145,32 @@ _END = (
     f" message AS (INSERT INTO {_MESSAGES} ({', '.join(_column(RoomMessage, n) for n in _MESSAGE_FIELDS)})"
     f" SELECT ended.{_column(Job, 'room_id')}, ended.id, 'assistant', %s, %s::jsonb, %s FROM ended"
     f" WHERE %s AND ended.{_column(Job, 'room_id')} IS NOT NULL)"
-    f" SELECT EXISTS (SELECT 1 FROM ended), EXISTS ({_ENDPOINT_OF})"
 )
+_ANSWER = f" SELECT EXISTS (SELECT 1 FROM ended), EXISTS ({_ENDPOINT_OF})"
+_END = _ENDED_CTES + _ANSWER
+
+
+def _stored_fields(model: type[lifecycle.Kept]) -> list[Field[Any, Any]]:
+    fields = [model._meta.pk, *(model._meta.get_field(name) for name in lifecycle.kept_fields(model))]
+    return cast("list[Field[Any, Any]]", fields)
+
+
+@functools.cache
+def _end_keeping(model: type[lifecycle.Kept]) -> str:
+    """_END that also keeps the job's stored row (a stored response or completion, its values
+    given) in the same statement: selected from `ended`, so it is written only when this very
+    update ended the job. A row already there (an earlier end of the same job id) is updated, as
+    lifecycle.ended's ORM upsert does. A stored completion's search vector is filled by its
+    trigger, on this insert as on any (jobs/search.py)."""
+    fields = _stored_fields(model)
+    columns = [field.column for field in fields]
+    values = ", ".join("%s::jsonb" if isinstance(field, JSONField) else "%s" for field in fields)
+    updates = ", ".join(f"{column} = EXCLUDED.{column}" for column in columns[1:])
+    return (
+        _ENDED_CTES + f", stored AS (INSERT INTO {model._meta.db_table} ({', '.join(columns)})"
+        f" SELECT {values} FROM ended ON CONFLICT ({columns[0]}) DO UPDATE SET {updates})" + _ANSWER
+    )
+
 
 # Whether an attempt of this end whose answer was lost did end the job.
 _ENDED_AS = f"SELECT 1 FROM {_JOBS} WHERE id = %s AND status = %s AND {_column(Job, 'finished_at')} = %s"
@@ -157,13 +184,23 @@ def _json(value: Any) -> str | None:
 
 
 def _end_params(
-    job: Job, values: dict[str, Any], message: dict[str, Any] | None, *, alone: bool
+    job: Job,
+    values: dict[str, Any],
+    message: dict[str, Any] | None,
+    *,
+    alone: bool,
+    kept: lifecycle.Kept | None = None,
 ) -> list[Any]:
     params: list[Any] = [_json(values[name]) if name in _JSON else values[name] for name in _ENDED]
     params += [job.pk, Job.Status.RUNNING, alone, job.owner_id]
     message = message or {}
     params += [message.get("content", ""), _json(message.get("tool_calls")), values["finished_at"]]
-    params += [bool(message), job.owner_id]
+    params += [bool(message)]
+    if kept is not None:
+        for field in _stored_fields(type(kept)):
+            value = getattr(kept, field.attname)
+            params.append(_json(value) if isinstance(field, JSONField) else value)
+    params += [job.owner_id]
     return params
 
 
@@ -171,18 +208,26 @@ def end_with(job: Job, values: dict[str, Any], message: dict[str, Any] | None) -
     """Set the ended job's fields (names of _ENDED) if it is still running, and add `message`
     (content, tool_calls) to its room if given. None if the job was not running any more;
     else whether its owner has an enabled webhook endpoint. Runs in the caller's transaction
-    on Django's connection."""
+    on Django's connection, which then keeps the rest (lifecycle.ended)."""
     with connection.cursor() as cursor:
         cursor.execute(_END, _end_params(job, values, message, alone=False))
         ended, wants_events = cursor.fetchone()
     return bool(wants_events) if ended else None
 
 
-async def end_alone(job: Job, values: dict[str, Any], message: dict[str, Any] | None) -> tuple[bool, bool]:
-    """end_with for a job whose end keeps nothing more, on the loop: (ended, wants_events).
-    A job whose owner has an enabled webhook endpoint is not ended here (False, True)."""
+async def end_alone(
+    job: Job, values: dict[str, Any], message: dict[str, Any] | None, kept: lifecycle.Kept | None = None
+) -> tuple[bool, bool]:
+    """end_with on the loop, in one autocommitted statement, for a job whose owner has no
+    enabled webhook endpoint: (ended, wants_events). With `kept` (lifecycle.kept of the job, the
+    end's values set) its stored response or completion is written in the same statement, only
+    if this statement ended the job. A job whose owner has an enabled endpoint is not ended here
+    (False, True): its events must be written in the end's own transaction, on Django's
+    connection."""
+    statement = _END if kept is None else _end_keeping(type(kept))
+    params = _end_params(job, values, message, alone=True, kept=kept)
     async with database.connection() as conn:
-        row = await (await conn.execute(_END, _end_params(job, values, message, alone=True))).fetchone()
+        row = await (await conn.execute(statement, params)).fetchone()
     assert row is not None  # the statement's last SELECT always answers one row
     return bool(row[0]), bool(row[1])
 

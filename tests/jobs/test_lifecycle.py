@@ -11,16 +11,20 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from engine import registry
 from engine.types import CONTENT, FINISH, USAGE, GenerationRequest
-from jobs import chunklog, queueing, services, sweeper
+from jobs import chunklog, lifecycle, queueing, search, services, sweeper
 from jobs.models import Engine, Job, StoredCompletion, StoredResponse
 from jobs.redis_clients import sync_redis
+from jobs.webhooks import delivery
+from jobs.webhooks.events import EVENT_TYPES
+from jobs.webhooks.models import WebhookDelivery, WebhookEndpoint
 from jobs.worker.runner import job_run
-from tests.support import ScriptedEngine
+from tests.support import ScriptedEngine, statements_on_django_connections
 
 # The worker loop's own connections claim and end the jobs: the tests commit them.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -106,3 +110,51 @@ def test_every_ending_path_keeps_the_job_the_same_way(path, face, store):
     if kept_completion:
         stored = StoredCompletion.objects.get(job=job)
         assert (stored.status, stored.metadata) == (status, {"path": "lifecycle"})
+
+
+def the_stored_row(model: type[StoredResponse | StoredCompletion], job: Job) -> dict:
+    """Every column of the job's stored row, the search vector a trigger fills included."""
+    return model.objects.filter(job=job).values(*[f.attname for f in model._meta.concrete_fields]).get()
+
+
+@pytest.mark.parametrize("face", ["responses", "openai", "semoss"])
+def test_a_stored_job_ended_on_the_loop_keeps_the_row_the_orm_path_keeps(face):
+    """The runner ends a stored job whose owner has no webhook endpoint in one statement on its
+    loop, the stored row built from the job it holds; the ORM path (the sweeper's, a cancel's)
+    builds it from the job read back. Both rows are the same, column by column."""
+    job = queued_job(face, True, SCRIPTS["succeeded"])
+    model = StoredResponse if face == "responses" else StoredCompletion
+
+    with statements_on_django_connections() as sql:
+        run(job)
+    assert sql == []  # no thread, no transaction on Django's connection
+    on_the_loop = the_stored_row(model, job)
+
+    model.objects.filter(job=job).delete()
+    with transaction.atomic():
+        lifecycle.ended(Job.objects.only("id", "face", "options").get(pk=job.pk), wants_events=False)
+    assert on_the_loop == the_stored_row(model, job)
+    if model is StoredCompletion:
+        assert on_the_loop["search"]  # the trigger filled it on the raw insert too
+        assert search.matching(StoredCompletion.objects.filter(job=job), "half").exists()
+
+
+@pytest.mark.parametrize("face", ["responses", "openai"])
+def test_a_stored_job_whose_owner_has_a_webhook_endpoint_is_ended_with_its_events_in_one_transaction(
+    face, monkeypatch
+):
+    """Its events are ORM writes, in the end's own transaction on Django's connection: that end
+    still keeps the stored row, with the events."""
+    monkeypatch.setattr(delivery, "_enqueue", lambda *args, **kwargs: None)
+    job = queued_job(face, True, SCRIPTS["succeeded"])
+    WebhookEndpoint.objects.create(
+        owner=job.owner, url="https://example.com/hook", event_types=EVENT_TYPES, secret_encrypted="x"
+    )
+    model = StoredResponse if face == "responses" else StoredCompletion
+
+    with statements_on_django_connections() as sql:
+        run(job)
+    assert any("jobs_webhookdelivery" in statement for statement in sql)
+    assert model.objects.filter(job=job).exists()
+    assert WebhookDelivery.objects.filter(job=job).exists()
+    assert Job.objects.get(pk=job.pk).status == Job.Status.SUCCEEDED

@@ -1,6 +1,7 @@
 """The worker's two statements against real Postgres: the end of a job writes what the ORM reads
 back, adds the room's answer only for a success, and is a no-op for a job no longer running;
-the same on Django's connection (end_with) and on the worker loop's own (claim, end_alone)."""
+the same on Django's connection (end_with) and on the worker loop's own (claim, end_alone); on
+the loop, the stored row a job keeps is written only by the statement that ended it."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import pytest
 from django.utils import timezone
 
 from engine.types import GenerationRequest
-from jobs import services
-from jobs.models import Job, Room, RoomMessage
+from jobs import lifecycle, services
+from jobs.models import Job, Room, RoomMessage, StoredCompletion
 from jobs.webhooks.models import WebhookEndpoint
 from jobs.worker import runtime, statements
 
@@ -136,3 +137,75 @@ def test_an_end_whose_answer_was_lost_is_known_by_its_status_and_finish_time():
     assert runtime.run(statements.ended_as(job)) is True
     job.finished_at = values["finished_at"] - timedelta(seconds=1)
     assert runtime.run(statements.ended_as(job)) is False
+
+
+def stored(job: Job, values: dict) -> lifecycle.Kept:
+    """What the job's end keeps when it asked to be stored, as the runner builds it: from the job
+    it holds, the end's values set."""
+    for name, value in values.items():
+        setattr(job, name, value)
+    job.options = {**job.options, "store": True}
+    kept = lifecycle.kept(job)
+    assert kept is not None
+    return kept
+
+
+@pytest.mark.parametrize("status", [Job.Status.SUCCEEDED, Job.Status.FAILED])
+def test_on_the_loop_the_end_writes_the_stored_row_in_its_own_statement(status):
+    job = running_job(room=False)
+    values = ended_values(status, first_chunk_at=None, usage=None)
+    kept = stored(job, values)
+    assert runtime.run(statements.end_alone(job, values, None, kept)) == (True, False)
+    row = StoredCompletion.objects.get(pk=kept.pk)
+    assert (row.job_id, row.status, row.first_token_ms, row.usage) == (job.pk, status, None, None)
+    assert StoredCompletion.objects.filter(pk=kept.pk, usage__isnull=True).exists()  # SQL NULL
+
+
+def test_a_retried_end_whose_first_attempt_was_committed_keeps_one_stored_row():
+    """Its answer was lost: the retry ends nothing and writes nothing, and ended_as finds the end
+    its own."""
+    job = running_job(room=False)
+    values = ended_values(Job.Status.SUCCEEDED)
+    kept = stored(job, values)
+    assert runtime.run(statements.end_alone(job, values, None, kept)) == (True, False)
+    StoredCompletion.objects.filter(pk=kept.pk).update(metadata={"touched": "after the end"})
+    assert runtime.run(statements.end_alone(job, values, None, kept)) == (False, False)
+    assert runtime.run(statements.ended_as(job)) is True
+    [row] = StoredCompletion.objects.filter(job=job)
+    assert row.metadata == {"touched": "after the end"}  # not written again
+
+
+def test_a_stored_row_already_there_is_updated_as_the_orm_upsert_does():
+    job = running_job(room=False)
+    values = ended_values(Job.Status.SUCCEEDED)
+    kept = stored(job, values)
+    StoredCompletion.objects.create(
+        id=kept.pk,
+        owner_id=job.owner_id,
+        job_id=job.pk,
+        model="old",
+        face="old",
+        request={},
+        response={},
+        status=Job.Status.FAILED,
+        created_at=job.created_at,
+    )
+    assert runtime.run(statements.end_alone(job, values, None, kept)) == (True, False)
+    row = StoredCompletion.objects.get(pk=kept.pk)
+    assert (row.model, row.face, row.status) == (kept.model, kept.face, Job.Status.SUCCEEDED)
+    assert row.response == kept.response
+
+
+def test_on_the_loop_a_stored_job_ended_elsewhere_or_with_an_endpoint_keeps_nothing():
+    ended_first = running_job(room=False)
+    Job.objects.filter(pk=ended_first.pk).update(status=Job.Status.CANCELLED)
+    values = ended_values(Job.Status.SUCCEEDED)
+    assert runtime.run(statements.end_alone(ended_first, values, None, stored(ended_first, values))) == (
+        False,
+        False,
+    )
+    hooked = running_job(room=False, username="hooked-stored")
+    WebhookEndpoint.objects.create(owner=hooked.owner, url="https://example.com/hook", secret_encrypted="x")
+    assert runtime.run(statements.end_alone(hooked, values, None, stored(hooked, values))) == (False, True)
+    assert Job.objects.get(pk=hooked.pk).status == Job.Status.RUNNING
+    assert not StoredCompletion.objects.filter(job__in=[ended_first, hooked]).exists()
