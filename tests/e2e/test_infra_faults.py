@@ -151,7 +151,8 @@ def test_postgres_unreachable_gets_a_503_and_recovers(outages):
 
 
 # What the worker sends (jobs/worker/statements.py): the claim, and the end of a job, each
-# final by itself on the worker loop's connections (autocommit) when the job keeps nothing more.
+# final by itself on the worker loop's connections (autocommit) unless its owner has a webhook
+# endpoint.
 CLAIM, END = b"WITH claimed AS", b"WITH ended AS"
 
 
@@ -209,6 +210,16 @@ def test_a_final_commit_whose_answer_was_lost_still_ends_the_stream(lost_answers
     run_through_a_lost_answer(lost_answers, (END,), tokens=100, bound=60)
 
 
+def test_a_stored_jobs_end_whose_answer_was_lost_keeps_one_stored_row(lost_answers, pg):
+    """A stored job's end is the same one statement on the loop, its stored completion in it: the
+    retry finds the job ended by itself and writes nothing again."""
+    from jobs.models import StoredCompletion
+
+    job_id = run_through_a_lost_answer(lost_answers, (END,), tokens=100, bound=60, store=True)
+    [stored] = StoredCompletion.objects.filter(job_id=job_id)
+    assert stored.status == "succeeded" and stored.response["choices"][0]["message"]["content"]
+
+
 def test_a_claim_in_a_postgres_outage_waits_for_postgres_and_runs_its_job(lost_answers, pg):
     """A worker that takes a job's message while Postgres is away retries its claim (on the
     loop's own connections) until Postgres is back, then runs the job."""
@@ -236,19 +247,18 @@ def test_a_claim_in_a_postgres_outage_waits_for_postgres_and_runs_its_job(lost_a
 
 
 def run_through_a_lost_answer(
-    lost_answers, statements: tuple[str, ...], *, tokens: int, bound: float
-) -> None:
+    lost_answers, statements: tuple[str, ...], *, tokens: int, bound: float, store: bool = False
+) -> str:
     """A job whose worker's answer to `statements` is lost on the way back: it still streams to
-    its end, once, with Postgres holding the same result."""
+    its end, once, with Postgres holding the same result. Its id."""
     from jobs.models import Job
 
     spool, proxy = lost_answers
     client = Frontend(spool, spool.alice)
     proxy.lose_answer_to(*statements)
     try:
-        job_id = client.submit(
-            spool.engine_id, "answered unheard", {"max_completion_tokens": tokens, **NO_EOT}
-        )
+        params = {"max_completion_tokens": tokens, **NO_EOT, **({"store": True} if store else {})}
+        job_id = client.submit(spool.engine_id, "answered unheard", params)
         assert proxy.answer_lost.wait(bound), f"the worker sent {statements}"
     finally:
         proxy.restore()
@@ -259,3 +269,4 @@ def run_through_a_lost_answer(
     assert job.status == Job.Status.SUCCEEDED
     assert text_of(messages) == job.result["choices"][0]["content"]
     assert job.usage["output_tokens"] == tokens
+    return job_id
