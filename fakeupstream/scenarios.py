@@ -16,6 +16,8 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
+
 WORDS = [
     "Spool",
     "streams",
@@ -132,7 +134,10 @@ class _Builder:
     ) -> None:
         chunk = dict(self.base)
         chunk["choices"] = [{"index": choice, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]
-        self.payloads.append(json.dumps(chunk, separators=(",", ":"), ensure_ascii=False))
+        # orjson: the text json.dumps(separators=(",", ":"), ensure_ascii=False) makes, in a quarter
+        # of the time. The whole script is made before its first token is sent, which a model
+        # server does not do: with json it was 2.7 ms of a 200-token stream's first token.
+        self.payloads.append(orjson.dumps(chunk).decode())
         self.paced.append(paced)
 
     def role(self, choice: int) -> None:

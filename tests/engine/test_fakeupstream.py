@@ -14,6 +14,7 @@ import openai
 import pytest
 
 import fakeupstream
+from fakeupstream import scenarios
 
 SEED = Path(__file__).resolve().parents[2] / "fakeupstream" / "transcripts" / "seed000.sse"
 MESSAGES = [{"role": "user", "content": "Say something."}]
@@ -54,6 +55,13 @@ def test_every_chunk_shares_one_id_created_and_model_and_role_comes_only_first()
         assert [d["delta"].get("role") for d in deltas] == ["assistant"] + [None] * 6
         assert [d["finish_reason"] for d in deltas] == [None] * 6 + ["stop"]
         assert len("".join(d["delta"].get("content") or "" for d in deltas).split()) == 5
+
+
+def test_a_payload_is_compact_json_with_text_unescaped() -> None:
+    body = {"model": "echo", "messages": [{"role": "user", "content": "héllo “quoted” 🙂"}], "logprobs": True}
+    for payload in scenarios.script("echo", {}, body).payloads:
+        assert payload == json.dumps(json.loads(payload), separators=(",", ":"), ensure_ascii=False)
+    assert any("🙂" in payload for payload in scenarios.script("echo", {}, body).payloads)
 
 
 def test_the_usage_chunk_comes_only_when_asked(base_url: str) -> None:
