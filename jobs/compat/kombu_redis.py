@@ -32,7 +32,7 @@ def _recorded_after(channel: redis.Channel, callback: Callable[[Any], Any]) -> C
     the consumer's call."""
 
     def deliver(raw_message: Any) -> Any:
-        message = channel.Message(raw_message, channel=channel)
+        message: Any = channel.Message(raw_message, channel=channel)  # _state: kombu's own
         try:
             return callback(message)
         finally:
@@ -58,7 +58,8 @@ def basic_consume(
 ) -> Any:
     consumed = _stock_basic_consume(self, queue, no_ack, callback, consumer_tag, **kwargs)
     if not no_ack:  # without acks nothing is recorded
-        self.connection._callbacks[queue] = _recorded_after(self, callback)
+        transport: Any = self.connection  # the virtual transport keeps each queue's callback
+        transport._callbacks[queue] = _recorded_after(self, callback)
     return consumed
 
 
