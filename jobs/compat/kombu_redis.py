@@ -12,10 +12,12 @@ timeout when the worker is lost mid-job, and it is written before any acknowledg
 it: Celery sends every ack and reject of a message to the consumer's hub (Consumer.call_soon_ack),
 which runs them after the callback that is still writing the record has returned. A message the
 callback itself has already answered (an unknown task, an invalid one) is recorded and answered
-again, as kombu would have done in its order. The window in which a worker that dies loses a message
-it has popped and not yet recorded (the sweeper sends a job that stayed queued again) grows by
-the consumer's hand-off, tens of µs. RabbitMQ keeps its unacknowledged messages itself: nothing
-changes there."""
+again, as kombu would have done in its order. The window in which a worker that dies loses a
+message it has popped and not yet recorded (the sweeper sends a job that stayed queued again)
+grows by the consumer's hand-off to the pool, ~0.2 ms; a record that cannot be written (Redis gone
+at that moment) leaves a job running without it, whose worker, if lost later, the sweeper finds by
+its heartbeat as it finds every lost worker's (docs/RELIABILITY.md). RabbitMQ keeps its
+unacknowledged messages itself: nothing changes there."""
 
 from __future__ import annotations
 
