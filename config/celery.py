@@ -14,8 +14,3 @@ app.autodiscover_tasks()
 
 # Logging, liveness and metrics of a worker process, on Celery's signals.
 import jobs.worker_hooks  # noqa: E402, F401
-from jobs.compat import kombu_redis  # noqa: E402
-
-# A delivered message's unacknowledged record, written after the consumer is handed it
-# (jobs/compat/kombu_redis.py says why it is safe): one Redis round trip off each job's start.
-kombu_redis.install()

@@ -12,23 +12,18 @@ import inspect
 
 import aiohttp
 import httpx
-import kombu.message
 import pytest
 import redis.asyncio as aioredis
 from adrf.views import APIView
 from asgiref.sync import SyncToAsync
-from celery.worker.consumer.consumer import Consumer
 from django.core.handlers.asgi import ASGIHandler
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.deprecation import MiddlewareMixin
-from kombu.transport import redis as kombu_redis_transport
-from kombu.transport import virtual
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import ClusterPipeline, RedisCluster
 from rest_framework.request import Request
 
 from engine.compat import mark_connector_closed
-from jobs.compat import kombu_redis
 
 GUARDED = [
     # (the library's code, its digest, the patch that depends on it)
@@ -98,31 +93,6 @@ GUARDED = [
         "jobs/compat/httpx_transport.py: every request goes through _pool",
     ),
     (
-        virtual.Channel.basic_consume,
-        "0fec962694938b61b8a6b82bfff9c3c8baeef2f2877d64adf30a8c6fdbfca2e6",
-        "jobs/compat/kombu_redis.py: _recorded_after is its _callback with the record moved after the call",
-    ),
-    (
-        kombu_redis._stock_basic_consume,
-        "34e0da85e689ff98a9024c0f581385b01f08ce1bfb6cca06299f089fa158e057",
-        "jobs/compat/kombu_redis.py: wrapped, and the callback it registers replaced",
-    ),
-    (
-        kombu_redis_transport.QoS.append,
-        "35c655f6ecc62fe6e9902f7498dde9b47ff27187973d7568e02529c400027416",
-        "jobs/compat/kombu_redis.py: called after the consumer's callback",
-    ),
-    (
-        kombu_redis_transport.QoS.ack,
-        "1bc15a4ddf541af6aede3b76093919f847899f93dd8c1a2537ab7eaff1227207",
-        "jobs/compat/kombu_redis.py: removes the record, which must be written before",
-    ),
-    (
-        Consumer.call_soon_ack,
-        "39f8579d076243fcb4180e7e3e90285fddc12b71695fa1d00e48ecd3b3c0e8e0",
-        "jobs/compat/kombu_redis.py: acks run on the hub, after the callback that records",
-    ),
-    (
         aiohttp.BaseConnector._close,
         "4429f928165692bec854548af59ce7daeec9335d0639cd6b75370d18d789ae0d",
         "engine/compat.py: mark_connector_closed calls it",
@@ -136,11 +106,6 @@ GUARDED = [
 def test_the_patched_library_code_is_what_the_patch_was_written_against(code, digest, patch):
     found = hashlib.sha256(inspect.getsource(code).encode()).hexdigest()
     assert found == digest, f"{code.__module__}.{code.__qualname__} changed: review {patch}, then the digest"
-
-
-def test_a_kombu_message_answered_is_in_one_of_the_states_the_patch_answers_again():
-    # jobs/compat/kombu_redis.py reads Message._state
-    assert {"ACK", "REJECTED", "REQUEUED"} == kombu.message.ACK_STATES
 
 
 def test_a_cluster_client_flags_its_slot_map_as_missing_until_discovered():

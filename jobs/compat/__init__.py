@@ -7,9 +7,7 @@ pyproject.toml below the library's next minor release:
 - asgiref_threads: reads asgiref's map of the threads it gave each request;
 - adrf_view: adrf's async dispatch with DRF's authentication awaited on the loop;
 - redis: hiredis packing for redis-py's asyncio connections; a cluster pipeline recast;
-- httpx_transport: httpx's transport with a network backend (the webhooks' checked addresses);
-- kombu_redis: kombu's Redis transport records a delivered message as unacknowledged after
-  handing it to the consumer, not before.
+- httpx_transport: httpx's transport with a network backend (the webhooks' checked addresses).
 
 engine/compat.py holds the engine layer's one (aiohttp), since that layer knows no Django.
 """
