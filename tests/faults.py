@@ -137,4 +137,7 @@ class CuttableProxy:
         time.sleep(0.1)
 
     def restore(self) -> None:
+        # The network is whole again: a loss still armed (its statement never came) is dropped
+        # too, so it cannot fall on a later test's statement.
+        self._lose_answer_to = ()
         self._down = False
