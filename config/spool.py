@@ -47,6 +47,9 @@ class Site:
     max_body_bytes: int
     # How long /readyz waits for each of Postgres, Redis and the broker before calling it down.
     ready_timeout_seconds: float
+    # Whether the web and worker processes take what they made at start-up out of Python's
+    # garbage collector's scans once they are ready (config/gctune.py).
+    gc_freeze: bool
 
     @classmethod
     def read(cls, env: Env) -> Site:
@@ -65,6 +68,7 @@ class Site:
             static_root=env.text("SPOOL_STATIC_ROOT", "") or None,
             max_body_bytes=env.integer("SPOOL_MAX_BODY_BYTES", 1024 * 1024),
             ready_timeout_seconds=env.number("SPOOL_READY_TIMEOUT_SECONDS", 2.0),
+            gc_freeze=env.flag("SPOOL_GC_FREEZE", True),
         )
 
 

@@ -51,6 +51,16 @@ def _start_liveness_and_metrics(**_: Any) -> None:
         metrics.serve(settings.SPOOL.worker.metrics_port)
 
 
+@worker_ready.connect
+def _freeze_startup_objects(**_: Any) -> None:
+    """Once the worker has loaded everything it runs jobs with (config/gctune.py)."""
+    from django.conf import settings
+
+    from config import gctune
+
+    gctune.freeze_startup(settings.SPOOL.site.gc_freeze)
+
+
 @worker_shutdown.connect
 def _stop_liveness(**_: Any) -> None:
     from django.conf import settings
