@@ -53,6 +53,11 @@ GUARDED = [
         "jobs/compat/adrf_view.py: a re-implementation of adrf's dispatch",
     ),
     (
+        APIView.dispatch,
+        "9c4624488df6fc08cbd300ad8a2726a376eb032bb62716d065a8a27b76e4d241",
+        "jobs/compat/adrf_view.py: OnLoopAPIView.dispatch asks view_is_async once per class",
+    ),
+    (
         APIView.initial,
         "49a4a966fb04ec8a617151a306a0e96f05c13991745058126fe78b13385a4df5",
         "jobs/compat/adrf_view.py and FaceView.ainitial: DRF's initial, awaited",

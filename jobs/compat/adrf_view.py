@@ -5,7 +5,11 @@ sync_to_async, a thread hop (with async_to_sync inside it) on every request. Thi
 adrf's, awaiting async authenticators directly instead; DRF reads which authenticator answered
 from the request's private `_authenticator` (to answer 401 rather than 403), so it is set as
 DRF's own Request._authenticate sets it. tests/test_compat.py holds the digests of the adrf and
-DRF code this follows and fails when an upgrade changes it."""
+DRF code this follows and fails when an upgrade changes it.
+
+adrf's `dispatch` also asks the class's `view_is_async` on every request, a property that
+inspects each of its handlers (3% of a long-poll's CPU); a class's handlers do not change, so it
+is asked once per class here."""
 
 from __future__ import annotations
 
@@ -18,8 +22,19 @@ from django.http import HttpRequest, HttpResponseBase
 from rest_framework import exceptions
 from rest_framework.request import Request
 
+_is_async: dict[type[APIView], bool] = {}
+
 
 class OnLoopAPIView(APIView):
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        view_class = type(self)
+        is_async = _is_async.get(view_class)
+        if is_async is None:
+            is_async = _is_async[view_class] = bool(view_class.view_is_async)
+        if is_async:
+            return self.async_dispatch(request, *args, **kwargs)
+        return self.sync_dispatch(request, *args, **kwargs)
+
     async def async_dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         self.args, self.kwargs = args, kwargs
         drf_request = self.initialize_request(request, *args, **kwargs)
