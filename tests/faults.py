@@ -119,6 +119,11 @@ class CuttableProxy:
         await asyncio.gather(to_server(), to_client())
         self._writers -= {writer, up_writer}
 
+    @property
+    def connections(self) -> int:
+        """How many connections it carries now."""
+        return len(self._writers) // 2
+
     def lose_answer_to(self, *statements: bytes) -> None:
         """The database's answer to the next statement containing the last of `statements`, sent
         on a connection that sent the others before it in this order, is lost in a cut() (until

@@ -5,6 +5,7 @@ everything recovers by itself; nothing is lost."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -150,6 +151,34 @@ def test_postgres_unreachable_gets_a_503_and_recovers(outages):
     assert result["pixelReturn"][0]["output"]["numberOfTokensInResponse"] == 200
 
 
+def test_a_postgres_blip_costs_the_web_one_503_not_one_per_idle_pooled_connection(outages):
+    """A blip (every connection dropped, Postgres reachable again at once) breaks every idle
+    connection of the web's pool. The first request that meets one answers 503 and has the web
+    test the others at once (psycopg_pool's check()), so the requests after it are served; before,
+    each dead idle connection answered one request 503 before the pool dropped it."""
+    spool, _, proxy = outages
+    url = f"{spool.base_url}/v1/chat/completions"  # a list of stored completions: a query
+    headers = {"Authorization": f"Bearer {spool.alice.secret_key}"}
+
+    def status(_: object = None) -> int:
+        return httpx.get(url, headers=headers, timeout=30).status_code
+
+    # Requests at once make the web's pool grow, then leave it holding those connections idle
+    # (an earlier test's cut may have left dead ones to go through first).
+    deadline = time.monotonic() + 60
+    with ThreadPoolExecutor(16) as clients:
+        while set(clients.map(status, range(48))) != {200}:
+            assert time.monotonic() < deadline, "the web never served a burst whole"
+    assert proxy.connections >= 8, "the web's pool holds several idle connections"
+
+    proxy.cut()
+    proxy.restore()
+    first = httpx.get(url, headers=headers, timeout=30)
+    assert first.status_code == 503 and first.json()["error"]["code"] == "service_unavailable"
+    time.sleep(int(first.headers["Retry-After"]))  # as a client told to come back does
+    assert [status() for _ in range(10)] == [200] * 10
+
+
 # What the worker sends (jobs/worker/statements.py): the claim, and the end of a job, each
 # final by itself on the worker loop's connections (autocommit) unless its owner has a webhook
 # endpoint.
@@ -250,8 +279,8 @@ def test_a_claim_in_a_postgres_outage_waits_for_postgres_and_runs_its_job(lost_a
 
 def submit_after_an_outage(client: Frontend, engine_id: str, command: str, params: dict) -> str:
     """Submit as a client does after an outage. The last test's cut broke the web's idle pooled
-    connections too, and each answers one request 503 before the pool drops it (Postgres
-    unreachable, docs/RELIABILITY.md): a 503 is sent again, for 10 s at most."""
+    connections too: the first request to meet one answers 503 and has the web test the others
+    (Postgres unreachable, docs/RELIABILITY.md). A 503 is sent again, for 10 s at most."""
     deadline = time.monotonic() + 10
     while True:
         expression = llm_pixel(engine_id, command, params)

@@ -16,7 +16,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions
 
-from jobs import metrics
+from jobs import dbpool, metrics
 from jobs.access import EngineNotAllowed
 from jobs.faces.common.auth import Refused
 from jobs.idempotency import IdempotencyConflict, InvalidIdempotencyKey
@@ -154,6 +154,9 @@ def problem(request: HttpRequest, exc: BaseException) -> FaceError | None:
     if isinstance(exc, OUTAGES):
         log.warning("outage on %s: %s", request.path, exc)
         metrics.backend_error("redis" if isinstance(exc, redis.RedisError) else "postgres")
+        if not isinstance(exc, redis.RedisError):
+            # What broke this request's connection broke the pool's idle ones too.
+            dbpool.check_idle_connections()
         which = "Redis" if isinstance(exc, redis.RedisError) else "the database"
         message = f"Spool cannot reach {which} right now; try again shortly."
         return FaceError(message, status=503, code="service_unavailable", retry_after=1, body=UNAVAILABLE)
