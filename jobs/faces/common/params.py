@@ -161,6 +161,8 @@ class GenerationParams(SharedFields):
     store = StrictBooleanField(required=False)
     metadata = MetadataField(required=False)
 
+    fields_context = ("max_tokens_aliases",)
+
     def fields_key(self) -> Hashable:
         return tuple(self.context.get("max_tokens_aliases", MAX_TOKENS_ALIASES)), _output_cap()
 

@@ -110,6 +110,10 @@ class SharedFields(serializers.Serializer):
     it validates, and of its root (here the instance that built them) reads only `partial`,
     which `check` never sets."""
 
+    # The context keys get_fields reads: the only ones the prototype gets, so it keeps nothing
+    # else a caller put there (a view's request, for the process's life).
+    fields_context: tuple[str, ...] = ()
+
     def fields_key(self) -> Hashable:
         """What the fields depend on besides the class (what get_fields reads)."""
         return ()
@@ -119,8 +123,12 @@ class SharedFields(serializers.Serializer):
         key = (type(self), self.fields_key())
         fields = _shared_fields.get(key)
         if fields is None:
-            # Bound to an instance of their own, which holds no request's data.
-            prototype = type(self)(context=self._context)
+            # Bound to an instance of their own, which holds no request or its data. Its context
+            # is never empty: drf-spectacular fills a nested serializer's empty context (its
+            # root's, here the prototype's) in place with its request while it builds the API
+            # documents.
+            context = {name: self._context[name] for name in self.fields_context if name in self._context}
+            prototype = type(self)(context={"shared_fields_prototype": True, **context})
             fields = _shared_fields[key] = serializers.Serializer.fields.func(prototype)  # type: ignore[attr-defined]
         return fields
 
