@@ -150,9 +150,10 @@ _ANSWER = f" SELECT EXISTS (SELECT 1 FROM ended), EXISTS ({_ENDPOINT_OF})"
 _END = _ENDED_CTES + _ANSWER
 
 
-def _stored_fields(model: type[lifecycle.Kept]) -> list[Field[Any, Any]]:
-    fields = [model._meta.pk, *(model._meta.get_field(name) for name in lifecycle.kept_fields(model))]
-    return cast("list[Field[Any, Any]]", fields)
+@functools.cache  # read on every stored end; a model's fields are fixed once Django is set up
+def _stored_fields(model: type[lifecycle.Kept]) -> tuple[Field[Any, Any], ...]:
+    fields = (model._meta.pk, *(model._meta.get_field(name) for name in lifecycle.kept_fields(model)))
+    return cast("tuple[Field[Any, Any], ...]", fields)
 
 
 @functools.cache
