@@ -19,6 +19,7 @@ import time
 
 import psycopg
 from django.db import connection
+from psycopg_pool import ConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -33,24 +34,26 @@ PROBE_CONNECT_TIMEOUT_SECONDS = 2
 _checking = threading.Lock()
 
 
-def check_idle_connections() -> None:
-    """Once Postgres answers, test the pool's idle connections, on a thread of their own (the
-    probe and the check block on round trips, too long for an event loop), unless a check is
-    under way already. Never raises: the request that met the outage answers the same whatever
-    the check does."""
+def check_idle_connections(pool: ConnectionPool | None = None) -> bool:
+    """Once Postgres answers, test the idle connections of `pool` (by default Django's), on a
+    thread of their own (the probe and the check block on round trips, too long for an event
+    loop), unless a check is under way already: whether this call started one. Never raises:
+    the request that met the outage answers the same whatever the check does."""
     if not _checking.acquire(blocking=False):
-        return
+        return False
     try:
-        threading.Thread(target=_check, name="spool-db-pool-check", daemon=True).start()
+        threading.Thread(target=_check, args=(pool,), name="spool-db-pool-check", daemon=True).start()
     except Exception:
         _checking.release()
         log.exception("could not start testing the database pool's idle connections")
+        return False
+    return True
 
 
-def _check() -> None:
+def _check(pool: ConnectionPool | None) -> None:
     try:
         # The alias's one pool, whichever thread asks; None on a backend without one.
-        pool = getattr(connection, "pool", None)
+        pool = pool or getattr(connection, "pool", None)
         if pool is not None and not pool.closed and _postgres_answers():
             pool.check()
     except Exception:
