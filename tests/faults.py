@@ -55,6 +55,67 @@ class OwnRedis:
             self.proc.wait(timeout=10)
 
 
+# The untyped requests a client may send before its startup message (each answered by one byte).
+_SSL_REQUEST, _GSSENC_REQUEST = 80877103, 80877104
+_STARTUP_MAX_BYTES = 10_000
+
+
+class StatementReader:
+    """Reads a Postgres client's side of a connection: the text of each statement it runs, when
+    it runs it. A simple query carries its text; an extended query's Bind names a statement that
+    an earlier Parse gave its text, on this connection. A prepared statement is parsed once, then
+    run many times by name with no text (psycopg: prepare=True), and a statement parsed without
+    being run (preparing) is not run yet. Gives up on a stream that is not Postgres's."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._started = False
+        self._postgres = True
+        self._parsed: dict[bytes, bytes] = {}
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The texts of the statements `data` runs, in order (a message cut across reads counts
+        when its end comes)."""
+        if not self._postgres:
+            return []
+        self._buffer += data
+        run = []
+        while (message := self._message()) is not None:
+            kind, body = message
+            if kind == b"P":
+                name, text = body.split(b"\0", 2)[:2]
+                self._parsed[name] = text
+            elif kind == b"B":
+                run.append(self._parsed.get(body.split(b"\0", 2)[1], b""))
+            elif kind == b"Q":
+                run.append(body.rstrip(b"\0"))
+        return run
+
+    def _message(self) -> tuple[bytes, bytes] | None:
+        buffer = self._buffer
+        if not self._started:
+            # Untyped: length, then a request code or protocol version.
+            if len(buffer) < 8:
+                return None
+            length = int.from_bytes(buffer[:4], "big")
+            if not 8 <= length <= _STARTUP_MAX_BYTES:
+                self._postgres = False
+                return None
+            if len(buffer) < length:
+                return None
+            self._started = int.from_bytes(buffer[4:8], "big") not in (_SSL_REQUEST, _GSSENC_REQUEST)
+            del buffer[:length]
+            return b"", b""
+        if len(buffer) < 5:
+            return None
+        length = int.from_bytes(buffer[1:5], "big")
+        if len(buffer) < 1 + length:
+            return None
+        kind, body = bytes(buffer[:1]), bytes(buffer[5 : 1 + length])
+        del buffer[: 1 + length]
+        return kind, body
+
+
 class CuttableProxy:
     """Forwards 127.0.0.1:port to a target; cut() drops every connection and refuses new ones
     until restore(), as a database that went away would; lose_answer_to() cuts as a statement's
@@ -84,7 +145,8 @@ class CuttableProxy:
             return
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         self._writers |= {writer, up_writer}
-        # Of the statements whose answer is to be lost: those this connection sent, in order.
+        statements = StatementReader()
+        # Of the statements whose answer is to be lost: those this connection ran, in order.
         armed: tuple[bytes, ...] = ()
         sent = 0
         awaiting_lost_answer = False
@@ -93,13 +155,14 @@ class CuttableProxy:
             nonlocal armed, sent, awaiting_lost_answer
             with contextlib.suppress(Exception):
                 while data := await reader.read(65536):
-                    if armed is not self._lose_answer_to:
-                        armed, sent = self._lose_answer_to, 0
-                    if armed and armed[sent] in data:
-                        sent += 1
-                        if sent == len(armed):
-                            self._lose_answer_to = ()
-                            awaiting_lost_answer = True
+                    for text in statements.feed(data):
+                        if armed is not self._lose_answer_to:
+                            armed, sent = self._lose_answer_to, 0
+                        if armed and armed[sent] in text:
+                            sent += 1
+                            if sent == len(armed):
+                                self._lose_answer_to = ()
+                                awaiting_lost_answer = True
                     up_writer.write(data)
                     await up_writer.drain()
             up_writer.close()
@@ -125,8 +188,9 @@ class CuttableProxy:
         return len(self._writers) // 2
 
     def lose_answer_to(self, *statements: bytes) -> None:
-        """The database's answer to the next statement containing the last of `statements`, sent
-        on a connection that sent the others before it in this order, is lost in a cut() (until
+        """The database's answer to the next statement whose text contains the last of
+        `statements`, run on a connection that ran the others before it in this order (prepared
+        or not: StatementReader), is lost in a cut() (until
         restore()), as when the network fails between the two: the statement was done, and its
         client cannot know it. answer_lost is set then."""
         self.answer_lost.clear()
