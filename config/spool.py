@@ -86,6 +86,10 @@ class Database:
     # Text search configuration (language) of stored-completion search: a pg_ts_config name.
     # A change takes effect with `manage.py spool_search_index --rebuild` (jobs/search.py).
     search_config: str
+    # Whether the worker loop's own connections prepare its claim and end (jobs/worker/
+    # database.py): off behind a pooler that cannot keep them, as PgBouncer before 1.21 in
+    # transaction mode.
+    prepared_statements: bool
 
     def django(self) -> dict[str, Any]:
         """The DATABASES entry."""
@@ -117,6 +121,7 @@ class Database:
             pool_timeout_seconds=env.number("SPOOL_DB_POOL_TIMEOUT_SECONDS", 30.0),
             test_name=env.text("SPOOL_TEST_DATABASE", ""),
             search_config=env.text("SPOOL_SEARCH_CONFIG", "english"),
+            prepared_statements=env.flag("SPOOL_DB_PREPARED_STATEMENTS", True),
         )
 
 

@@ -1,13 +1,16 @@
 """The worker loop's own Postgres connections: an async psycopg pool per event loop, made with
 Django's connection parameters (its adapters too: JSON columns come back as text, timestamps in
 Django's time zone, as jobs.worker.statements expects), so a job's claim and end run on the loop
-without a thread. Autocommit: each of those is one statement, and needs no BEGIN or COMMIT."""
+without a thread. Autocommit: each of those is one statement, and needs no BEGIN or COMMIT.
+Those two are prepared on each connection (unless SPOOL_DB_PREPARED_STATEMENTS is off): parsed
+and planned once, then only bound and run."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import psycopg
 from django.conf import settings
@@ -37,6 +40,13 @@ def _pool() -> AsyncConnectionPool:
         params = connections.create_connection(DEFAULT_DB_ALIAS).get_connection_params()
         params.pop("cursor_factory", None)  # a sync cursor class; the async default serves
         params["autocommit"] = True
+        # Django's None turns preparing off on the connection, even for a statement that asks
+        # (fetchone's prepare=True). Else psycopg's default: a statement that asks, the claim
+        # and the end (each run once per job), is prepared at its first run; any other (a lost
+        # end's check, the pool's own check, both rare) only after five.
+        params.pop("prepare_threshold")
+        if not settings.SPOOL.database.prepared_statements:
+            params["prepare_threshold"] = None
         found = _pools[loop] = AsyncConnectionPool(
             kwargs=params,
             min_size=1,
@@ -56,6 +66,26 @@ async def connection() -> AsyncIterator[psycopg.AsyncConnection]:
         await pool.open()
     async with pool.connection() as conn:
         yield conn
+
+
+async def fetchone(statement: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+    """The first row of one autocommitted statement, prepared on its connection: parsed and
+    planned the first time, then sent as its name and parameters."""
+    stale = 0
+    while True:
+        async with connection() as conn:
+            try:
+                return await (await conn.execute(statement, params, prepare=True)).fetchone()
+            except psycopg.errors.FeatureNotSupported:
+                # "cached plan must not change result type": a migration changed the type of a
+                # column the statement returns after this connection prepared it, and Postgres
+                # refuses it from then on. It did nothing (it failed before it ran): it runs
+                # again on another connection, and this one is closed (the pool replaces it).
+                # Each connection meets this once: past that many, it is something else.
+                stale += 1
+                if stale > MAX_CONNECTIONS:
+                    raise
+                await conn.close()
 
 
 async def check() -> None:

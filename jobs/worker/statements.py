@@ -86,8 +86,7 @@ async def claim(job_id: str, now: datetime) -> Job | None:
     """The job, now running, with its engine; None if it was not queued any more. `now` is the
     delivery's claim time: the same for each retry of one delivery's claim."""
     params = (Job.Status.RUNNING, now, job_id, Job.Status.QUEUED, Job.Status.RUNNING, now)
-    async with database.connection() as conn:
-        row = await (await conn.execute(_CLAIM, params)).fetchone()
+    row = await database.fetchone(_CLAIM, params)
     if row is None:
         return None
     job = _from_db(Job, _JOB_FIELDS, row[: len(_JOB_FIELDS)])
@@ -227,8 +226,7 @@ async def end_alone(
     connection."""
     statement = _END if kept is None else _end_keeping(type(kept))
     params = _end_params(job, values, message, alone=True, kept=kept)
-    async with database.connection() as conn:
-        row = await (await conn.execute(statement, params)).fetchone()
+    row = await database.fetchone(statement, params)
     assert row is not None  # the statement's last SELECT always answers one row
     return bool(row[0]), bool(row[1])
 
