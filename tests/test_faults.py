@@ -36,16 +36,20 @@ def times_counted(params: dict) -> int:
         return value
 
 
-@pytest.mark.parametrize("runs_before", [0, 2], ids=["prepared-by-this-run", "run-by-name"])
-def test_the_answer_lost_is_a_prepared_statements_own_run(through_proxy, runs_before):
+@pytest.mark.parametrize(
+    ("prepare", "runs_before"),
+    [(False, 0), (True, 0), (True, 2)],
+    ids=["unprepared", "prepared-by-this-run", "run-by-name"],
+)
+def test_the_answer_lost_is_the_statements_own_run(through_proxy, prepare, runs_before):
     proxy, params = through_proxy
     with psycopg.connect(**params, autocommit=True) as conn:
         for _ in range(runs_before):
-            conn.execute(f"SELECT {COUNTED.decode()}", prepare=True)
+            conn.execute(f"SELECT {COUNTED.decode()}", prepare=prepare)
         proxy.lose_answer_to(COUNTED)
-        # Not its Parse's answer (the statement not run yet): its run's.
+        # Not the answer to its preparing (the statement not run yet): to its run.
         with pytest.raises(psycopg.OperationalError):
-            conn.execute(f"SELECT {COUNTED.decode()}", prepare=True)
+            conn.execute(f"SELECT {COUNTED.decode()}", prepare=prepare)
     assert proxy.answer_lost.is_set()
     proxy.restore()
     assert times_counted(params) == runs_before + 1  # the statement was done, its client not told

@@ -40,10 +40,11 @@ def _pool() -> AsyncConnectionPool:
         params = connections.create_connection(DEFAULT_DB_ALIAS).get_connection_params()
         params.pop("cursor_factory", None)  # a sync cursor class; the async default serves
         params["autocommit"] = True
-        # Django's None turns preparing off on the connection, even for a statement that asks
-        # (fetchone's prepare=True). Else psycopg's default: a statement that asks, the claim
-        # and the end (each run once per job), is prepared at its first run; any other (a lost
-        # end's check, the pool's own check, both rare) only after five.
+        # Preparing is asked for by the statements worth it, the claim and the end, each run
+        # once per job (fetchone's prepare=True), not by the connection for all it runs
+        # (threshold 0): a rare one (a lost end's check, the pool's own check) would cost a
+        # round trip and a statement kept on the server for nothing. Django's None would ignore
+        # prepare=True too; psycopg's default prepares any other statement after five runs.
         params.pop("prepare_threshold")
         if not settings.SPOOL.database.prepared_statements:
             params["prepare_threshold"] = None

@@ -229,14 +229,14 @@ def test_a_claim_whose_answer_was_lost_still_runs_its_job(lost_answers, pg):
     """Postgres claimed the job for the worker, and the answer never came back: the worker's
     retry finds the job claimed, by itself, and runs it (not "taken by another delivery": that
     left the job running with no worker until the sweeper gave it back)."""
-    run_through_a_lost_answer(lost_answers, (CLAIM,), tokens=50, bound=30)
+    run_through_a_lost_answer(lost_answers, (CLAIM,), "running", tokens=50, bound=30)
 
 
 def test_a_final_commit_whose_answer_was_lost_still_ends_the_stream(lost_answers, pg):
     """Postgres committed the job's end, and the answer never came back: the worker's retry
     finds the job ended, by itself, and ends its stream (not "ended by the sweeper or a cancel":
     that left readers without the last chunks, the stream open while Postgres had the result)."""
-    run_through_a_lost_answer(lost_answers, (END,), tokens=100, bound=60)
+    run_through_a_lost_answer(lost_answers, (END,), "succeeded", tokens=100, bound=60)
 
 
 def test_a_stored_jobs_end_whose_answer_was_lost_keeps_one_stored_row(lost_answers, pg):
@@ -244,7 +244,7 @@ def test_a_stored_jobs_end_whose_answer_was_lost_keeps_one_stored_row(lost_answe
     retry finds the job ended by itself and writes nothing again."""
     from jobs.models import StoredCompletion
 
-    job_id = run_through_a_lost_answer(lost_answers, (END,), tokens=100, bound=60, store=True)
+    job_id = run_through_a_lost_answer(lost_answers, (END,), "succeeded", tokens=100, bound=60, store=True)
     [stored] = StoredCompletion.objects.filter(job_id=job_id)
     assert stored.status == "succeeded" and stored.response["choices"][0]["message"]["content"]
 
@@ -292,10 +292,11 @@ def submit_after_an_outage(client: Frontend, engine_id: str, command: str, param
 
 
 def run_through_a_lost_answer(
-    lost_answers, statements: tuple[str, ...], *, tokens: int, bound: float, store: bool = False
+    lost_answers, statements: tuple[str, ...], left: str, *, tokens: int, bound: float, store: bool = False
 ) -> str:
-    """A job whose worker's answer to `statements` is lost on the way back: it still streams to
-    its end, once, with Postgres holding the same result. Its id."""
+    """A job whose worker's answer to `statements` is lost on the way back, the statement done
+    (the job `left` in that status): it still streams to its end, once, with Postgres holding the
+    same result. Its id."""
     from jobs.models import Job
 
     spool, proxy = lost_answers
@@ -305,6 +306,9 @@ def run_through_a_lost_answer(
         params = {"max_completion_tokens": tokens, **NO_EOT, **({"store": True} if store else {})}
         job_id = submit_after_an_outage(client, spool.engine_id, "answered unheard", params)
         assert proxy.answer_lost.wait(bound), f"the worker sent {statements}"
+        # Postgres did it (read here, not through the proxy): not a statement that never ran,
+        # such as one whose preparing's answer was lost.
+        assert Job.objects.get(pk=job_id).status == left
     finally:
         proxy.restore()
 
