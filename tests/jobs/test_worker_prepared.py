@@ -69,7 +69,7 @@ async def prepared_here() -> list[str]:
         return [text for (text,) in await cursor.fetchall()]
 
 
-def test_the_claim_and_the_end_are_prepared_once_per_connection(one_connection):
+def prepared_after_two_jobs(one_connection) -> list[str]:
     jobs = [queued_job(), queued_job()]
 
     async def two_jobs() -> list[str]:
@@ -77,20 +77,17 @@ def test_the_claim_and_the_end_are_prepared_once_per_connection(one_connection):
             await claim_and_end(job)
         return await prepared_here()
 
-    prepared = one_connection(two_jobs)
+    return one_connection(two_jobs)
+
+
+def test_the_claim_and_the_end_are_prepared_once_per_connection(one_connection):
+    prepared = prepared_after_two_jobs(one_connection)
     assert sorted(text.split(" (")[0] for text in prepared) == ["WITH claimed AS", "WITH ended AS"]
 
 
 def test_with_prepared_statements_off_nothing_is_prepared(one_connection, spool_env):
     spool_env(SPOOL_DB_PREPARED_STATEMENTS="off")
-    jobs = [queued_job(), queued_job()]
-
-    async def two_jobs() -> list[str]:
-        for job in jobs:
-            await claim_and_end(job)
-        return await prepared_here()
-
-    assert one_connection(two_jobs) == []
+    assert prepared_after_two_jobs(one_connection) == []
 
 
 @pytest.fixture
