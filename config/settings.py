@@ -228,8 +228,10 @@ CELERY_TASK_ALWAYS_EAGER = SPOOL.broker.always_eager
 # without -Q consume both; `-Q <queue>-webhooks` makes a worker that only delivers.
 # Jobs of class batch on an engine without limits (those of a limited engine wait in its queue,
 # where the scheduler orders them) go to a queue of their own, so interactive and default jobs
-# never wait behind a backlog of Batch API lines: a worker takes from its queues in turn, so a
-# job of the main queue waits for at most one batch job per free slot.
+# never wait behind a backlog of Batch API lines: on Redis a worker takes from its queues in
+# turn (kombu rotates them), so a job of the main queue waits for at most one batch job per free
+# slot; RabbitMQ's channel limiter gives a freed slot to one of the queues at random, so one on
+# average there, and k with odds of 1 in 2**k.
 CELERY_TASK_QUEUES = [
     Queue(SPOOL.broker.queue),
     Queue(SPOOL.broker.batch_queue),

@@ -21,7 +21,8 @@ def send_job(job_id: str) -> None:
 
 def send_batch_job(job_id: str) -> None:
     """A job of class batch on an engine without limits: to the queue of its own
-    (SPOOL_BATCH_QUEUE), which workers take from in turn with the jobs' queue."""
+    (SPOOL_BATCH_QUEUE), which workers take from beside the jobs' queue (config/settings.py says
+    in what order)."""
     current_app.tasks[RUN_JOB].apply_async((job_id,), queue=settings.SPOOL.broker.batch_queue)
 
 
