@@ -138,9 +138,12 @@ class Redis:
     prefix: str
     # How long a job's live chunk log stays after its last write; Postgres answers after.
     chunk_log_ttl_seconds: int
-    # Connections per pool (one pool per process and event loop). A caller that finds them all
-    # busy waits up to pool_timeout_seconds, then gets a 503 that says "overloaded". Sized from
-    # measurement: docs/RELIABILITY.md (500 concurrent clients, one web process).
+    # Connections per pool (one pool per process and event loop), opened only as they are
+    # needed. A caller that finds them all busy waits up to pool_timeout_seconds, then gets a
+    # 503 that says "overloaded". Sized from measurement (docs/PERFORMANCE.md, "Issue 29 (6)"):
+    # a command holds its connection until the loop reads the reply, so a busy loop holds many;
+    # at 1,000 long-polls on one web process 32 capped it at ~500 polls/s with the CPU to spare,
+    # 256 served 19-30% more, 512 and 1,024 cost more CPU per poll for fewer.
     max_connections: int
     pool_timeout_seconds: float
 
@@ -151,7 +154,7 @@ class Redis:
             cluster=env.flag("SPOOL_CHUNKLOG_REDIS_CLUSTER", False),
             prefix=env.text("SPOOL_REDIS_PREFIX", "spool"),
             chunk_log_ttl_seconds=env.integer("SPOOL_CHUNK_LOG_TTL_SECONDS", 3600),
-            max_connections=env.integer("SPOOL_REDIS_MAX_CONNECTIONS", 32),
+            max_connections=env.integer("SPOOL_REDIS_MAX_CONNECTIONS", 256),
             pool_timeout_seconds=env.number("SPOOL_REDIS_POOL_TIMEOUT_SECONDS", 10.0),
         )
 
