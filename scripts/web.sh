@@ -31,13 +31,15 @@ fi
 # lifespan. Access lines are off: a poller makes one request per chunk batch, and the
 # application logs what matters. With several workers uvicorn's supervisor forks them and
 # restarts one that dies; exec keeps the signals of a stop going straight to it.
+# The loop is uvloop taking in new connections in batches (config/webloop.py): uvloop's own
+# takes one a turn, and a busy web left new clients waiting seconds in the kernel's queue.
 # Refuse to start on settings that would make every request fail (jobs/redis_topology.py):
 # the message names the setting. Django's check prints nothing else on stderr.
 "$SPOOL_PYTHON" manage.py check --tag spool >/dev/null
 
 exec "$SPOOL_PYTHON" -m uvicorn config.asgi:application \
   --host "${SPOOL_WEB_HOST:-127.0.0.1}" --port "${PORT:-8000}" \
-  --workers "$workers" --loop uvloop --http httptools \
+  --workers "$workers" --loop config.webloop:new_event_loop --http httptools \
   --timeout-keep-alive 75 --lifespan off --no-access-log \
   --log-level "$(echo "${SPOOL_LOG_LEVEL:-INFO}" | tr '[:upper:]' '[:lower:]')" \
   "${log_config[@]}" \
