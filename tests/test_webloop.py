@@ -62,8 +62,8 @@ def test_a_queue_of_new_connections_is_taken_in_within_a_few_turns_of_the_loop()
 
 
 def test_libuv_still_takes_one_connection_a_turn():
-    # Why config/webloop.py exists: when this fails, libuv accepts in a batch again (it did before
-    # 1.45) and the web can go back to uvloop's own create_server.
+    # Why config/webloop.py exists: when this fails, libuv accepts in a batch again (as it did
+    # until libuv/libuv#3696) and the web can go back to uvloop's own create_server.
     assert turns_to_take_in_a_queue(uvloop.new_event_loop) >= WAITING // 2
 
 
