@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
+import uvicorn
 import uvloop
 
 from config.webloop import new_event_loop
 
+ROOT = Path(__file__).resolve().parents[1]
 WAITING = 200
 
 
@@ -65,6 +71,13 @@ def test_libuv_still_takes_one_connection_a_turn():
     # Why config/webloop.py exists: when this fails, libuv accepts in a batch again (as it did
     # until libuv/libuv#3696) and the web can go back to uvloop's own create_server.
     assert turns_to_take_in_a_queue(uvloop.new_event_loop) >= WAITING // 2
+
+
+def test_uvicorn_takes_the_loop_scripts_web_sh_names():
+    web_sh = (ROOT / "scripts" / "web.sh").read_text()
+    named = re.search(r"--loop (\S+)", web_sh)
+    assert named is not None
+    assert uvicorn.Config("config.asgi:application", loop=named[1]).get_loop_factory() is new_event_loop
 
 
 def test_a_connection_taken_in_is_served_and_a_closed_server_refuses_new_ones():
@@ -140,16 +153,12 @@ asyncio.Runner(loop_factory=new_event_loop).run(scenario())
 
 
 def test_it_takes_in_connections_again_once_descriptors_are_free():
-    import subprocess
-    import sys
-    from pathlib import Path
-
     done = subprocess.run(
         [sys.executable, "-c", OUT_OF_DESCRIPTORS],
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
