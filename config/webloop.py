@@ -1,10 +1,10 @@
 """The web's event loop: uvloop, with new connections accepted as fast as they arrive.
 
 libuv accepts one connection per turn of its loop (libuv/libuv#3696, 2022: "accepting in a
-loop is nearly always suboptimal"). A web process whose loop is busy, one turn taking 5 to 30 ms
-under hundreds of streams and polls, then takes in 40 to 200 new connections a second, while every
-request on a connection it already holds is served: measured with 500 SEMOSS clients arriving in
-one second on one web process, ~430 connections sat in the kernel's accept queue, drained at ~14 a
+loop is nearly always suboptimal"). A web process whose loop is busy takes in as many new
+connections a second as its loop turns (40 to 200 with turns of 5 to 25 ms), while every request
+on a connection it already holds is served: measured with 500 SEMOSS clients arriving in one
+second on one web process, ~430 connections sat in the kernel's accept queue, drained at ~14 a
 second, and half of the first requests waited 12-13 s to be read while later requests on kept
 connections were answered in 0.2-1 s (docs/PERFORMANCE.md, "Issue 29 (7)").
 asyncio's own loop accepts up to `backlog` connections per readiness; this loop does the same on
