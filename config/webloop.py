@@ -7,8 +7,8 @@ on a connection it already holds is served: measured with 500 SEMOSS clients arr
 second on one web process, ~430 connections sat in the kernel's accept queue, drained at ~14 a
 second, and half of the first requests waited 12-13 s to be read while later requests on kept
 connections were answered in 0.2-1 s (docs/PERFORMANCE.md, "Issue 29 (7)").
-asyncio's own loop accepts up to `backlog` connections per readiness; this loop does the same on
-uvloop, through public API only: the server's sockets are bound by uvloop and never listened on by
+asyncio's own loop accepts up to `backlog` connections per readiness; this loop accepts up to 64
+on uvloop, through public API only: the server's sockets are bound by uvloop and never listened on by
 libuv (start_serving=False); Spool listens on them, accepts in a batch, and hands each connection to
 uvloop (connect_accepted_socket), where it is served as libuv's own would be.
 
@@ -32,6 +32,11 @@ logger = logging.getLogger(__name__)
 # buffers (asyncio.constants.ACCEPT_RETRY_DELAY); the connections wait in the kernel meanwhile.
 ACCEPT_RETRY_DELAY_SECONDS = 1.0
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+# At most this many per readiness (asyncio takes up to the backlog): web processes forked on one
+# socket are all woken, and a connection stays with the one that took it. Two busy processes, 500
+# connections at once: the backlog each time split them 448/52 and 67/433 (all in 0.04-0.09 s),
+# 64 split them 244/256 to 308/192 (all in 0.05-0.17 s), uvloop's one a turn 249/251 (1.3 s).
+ACCEPTS_PER_READINESS = 64
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -63,7 +68,7 @@ class Loop(uvloop.Loop):
 
 class BatchAcceptingServer(asyncio.AbstractServer):
     """Serves the sockets of `bound` (a uvloop server that never listens), accepting up to
-    `backlog` connections each time one of them is readable."""
+    ACCEPTS_PER_READINESS connections each time one of them is readable."""
 
     def __init__(
         self,
@@ -90,7 +95,7 @@ class BatchAcceptingServer(asyncio.AbstractServer):
             raise
 
     def _accept(self, listening: socket.socket) -> None:
-        for _ in range(self._backlog):
+        for _ in range(min(self._backlog, ACCEPTS_PER_READINESS)):
             try:
                 connection, _ = listening.accept()
             except (BlockingIOError, InterruptedError):

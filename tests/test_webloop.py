@@ -64,7 +64,8 @@ def turns_to_take_in_a_queue(loop_factory: Callable[[], asyncio.AbstractEventLoo
 
 
 def test_a_queue_of_new_connections_is_taken_in_within_a_few_turns_of_the_loop():
-    assert turns_to_take_in_a_queue(new_event_loop) <= 5
+    # 64 a turn (config/webloop.py ACCEPTS_PER_READINESS), then a turn or two to hand them over.
+    assert turns_to_take_in_a_queue(new_event_loop) <= 8
 
 
 def test_libuv_still_takes_one_connection_a_turn():
