@@ -1,4 +1,4 @@
-"""The web's event loop takes in a queue of new connections in one turn, where libuv takes one a turn."""
+"""The web's event loop takes in a queue of new connections 64 a turn, where libuv takes one a turn."""
 
 from __future__ import annotations
 
