@@ -18,10 +18,12 @@ from django.urls import get_resolver  # noqa: E402
 from config import gctune  # noqa: E402
 from jobs import tracing  # noqa: E402
 from jobs.compat.asgi_handler import Handler  # noqa: E402
+from jobs.faces.semoss.fastpoll import PollFastPath  # noqa: E402
 
 # Before the handler loads the middleware: Django's instrumentation adds its own first.
 tracing.setup("spool-web")
-application = Handler()
+# The SEMOSS poll's common case is answered in front of Django (jobs/faces/semoss/fastpoll.py).
+application = PollFastPath(Handler())
 
 # Django's ASGI handler sends request_started with asend(), which runs sync receivers in a
 # thread: one hop per request for these two. Under ASGI each request gets a fresh sync thread

@@ -213,6 +213,9 @@ class Web:
     # may. Short: a token travels in URLs, which end up in browser histories and proxies' logs.
     read_token_seconds: int
     read_token_max_seconds: int
+    # pixelJobStreaming's common case answered before Django's middleware and DRF
+    # (jobs/faces/semoss/fastpoll.py); off, every poll takes the full path.
+    fast_poll: bool
 
     @classmethod
     def read(cls, env: Env) -> Web:
@@ -222,6 +225,7 @@ class Web:
             key_cache_seconds=env.number("SPOOL_KEY_CACHE_SECONDS", 2.0),
             read_token_seconds=env.integer("SPOOL_READ_TOKEN_SECONDS", 300),
             read_token_max_seconds=env.integer("SPOOL_READ_TOKEN_MAX_SECONDS", 3600),
+            fast_poll=env.flag("SPOOL_FAST_POLL", True),
         )
 
 

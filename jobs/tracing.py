@@ -86,6 +86,11 @@ def setup(service_name: str) -> bool:
     return True
 
 
+def enabled() -> bool:
+    """Whether this process exports traces (setup found them asked for)."""
+    return _enabled
+
+
 def flush() -> None:
     """Export what is buffered (a worker that is shutting down)."""
     if _enabled:

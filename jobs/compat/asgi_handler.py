@@ -100,12 +100,16 @@ class Handler(ASGIHandler):
         except asyncio.CancelledError:
             await signals.request_finished.asend(sender=self.__class__)
         else:
-            # Spool: no hop to a thread for a request that ran no sync code, or whose sync code
-            # gave its connection back (see above), as long as the loop's own thread holds no
-            # connection for request_finished to look at.
-            if (ran_sync_code() and may_hold_connection()) or thread_holds_connection():
-                await sync_to_async(response.close)()
-            else:
-                response.close()
+            await close_response(response)  # Spool: see close_response
 
         body_file.close()
+
+
+async def close_response(response: Any) -> None:
+    """Close a served response (request_finished's receivers run): with no hop to a thread for a
+    request that ran no sync code, or whose sync code gave its connection back (see above), as
+    long as the loop's own thread holds no connection for request_finished to look at."""
+    if (ran_sync_code() and may_hold_connection()) or thread_holds_connection():
+        await sync_to_async(response.close)()
+    else:
+        response.close()

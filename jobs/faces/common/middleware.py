@@ -15,7 +15,7 @@ from jobs.faces.common.errors import HANDLED, OUTAGES, UNAVAILABLE, FaceError, e
 API_PREFIXES = ("/Monolith/", "/v1/")
 
 
-def _nul_in_query(request: HttpRequest) -> bool:
+def nul_in_query(request: HttpRequest) -> bool:
     """A %00 in an API query string: Postgres text cannot hold NUL, so a filter with one matches
     nothing, and querying with it would raise. (Ids in paths are each view's: unknown, 404.)"""
     return request.path.startswith(API_PREFIXES) and "%00" in request.META.get("QUERY_STRING", "")
@@ -38,7 +38,7 @@ class FaceErrorsMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse | None] | None:
         if iscoroutinefunction(self.get_response):  # as marked in __init__
             return self._acall(request)
-        if _nul_in_query(request):
+        if nul_in_query(request):
             return _nul_response(request)
         try:
             return self.get_response(request)
@@ -46,7 +46,7 @@ class FaceErrorsMiddleware:
             return error_response(request, exc)
 
     async def _acall(self, request: HttpRequest) -> HttpResponse | None:
-        if _nul_in_query(request):
+        if nul_in_query(request):
             return _nul_response(request)
         try:
             return await self.get_response(request)

@@ -37,7 +37,12 @@ def caller(request: Request) -> User:
 def readable(request: Request, job_id: Any) -> Any:
     """The job id as the view may look it up: under a read token, only the token's job (any
     other id reads as unknown, as another user's does)."""
-    if isinstance(request.auth, ReadGrant) and parse_uuid(job_id) != request.auth.job_id:
+    return readable_by(request.auth, job_id)
+
+
+def readable_by(auth: Any, job_id: Any) -> Any:
+    """readable, for a caller's credentials (request.auth) without a DRF request."""
+    if isinstance(auth, ReadGrant) and parse_uuid(job_id) != auth.job_id:
         return None
     return job_id
 
@@ -57,7 +62,7 @@ class AnyAccept(BaseContentNegotiation):
 
 
 @functools.cache
-def _authenticators(classes: tuple[type[BaseAuthentication], ...]) -> list[BaseAuthentication]:
+def authenticators(classes: tuple[type[BaseAuthentication], ...]) -> list[BaseAuthentication]:
     return [authentication() for authentication in classes]
 
 
@@ -94,7 +99,7 @@ class FaceView(OnLoopAPIView):
 
     def get_authenticators(self) -> list[BaseAuthentication]:
         # Spool's authenticators keep nothing of a request: one instance of each serves all.
-        return _authenticators(tuple(self.authentication_classes))
+        return authenticators(tuple(self.authentication_classes))
 
     async def ainitial(self, request: Request) -> None:
         self.format_kwarg = None

@@ -31,7 +31,7 @@ from jobs.faces.common.embeddings import json_answer
 from jobs.faces.common.errors import FaceError, not_allowed
 from jobs.faces.common.placement import mark_replayed, placement_of
 from jobs.faces.common.schema import SemossError, errors, idempotency_headers
-from jobs.faces.common.views import FaceView, caller, readable
+from jobs.faces.common.views import FaceView, caller, readable, readable_by
 from jobs.faces.semoss import reactors, render
 from jobs.faces.semoss import serializers as shapes
 from jobs.faces.semoss.partial import partial_text
@@ -73,10 +73,10 @@ class SemossView(FaceView):
 
     face = "semoss"
     authentication_classes = [ApiKeyAuthentication, SemossSessionAuthentication]
-    parser_classes = [FormParser, MultiPartParser, JSONParser]  # read by _form, with its own rules
+    parser_classes = [FormParser, MultiPartParser, JSONParser]  # read by semoss_form, with its own rules
 
 
-def _form(request: HttpRequest) -> dict[str, Any]:
+def semoss_form(request: HttpRequest) -> dict[str, Any]:
     """Form-encoded as the SDK sends it; JSON accepted too. SEMOSS form values are text and keep
     their own rules (the pixel parser reads them), so no serializer coerces them here."""
     if request.content_type == JSON:
@@ -171,7 +171,7 @@ class RunPixel(SemossView):
 
 async def run_pixel(request: Request) -> HttpResponse:
     user, engines = caller(request), engines_of(request.auth)
-    form = _form(request._request)
+    form = semoss_form(request._request)
     expression = str(form.get("expression", ""))
     insight_id = str(form.get("insightId") or "")
     if insight_id in ("", "new"):
@@ -218,7 +218,7 @@ class RunPixelAsync(SemossView):
 
 
 async def run_pixel_async(request: Request) -> JsonResponse:
-    form = _form(request._request)
+    form = semoss_form(request._request)
     expression = str(form.get("expression", ""))
     try:
         pixel = parse_pixel(expression)
@@ -268,8 +268,13 @@ class PixelJobStreaming(JobReader):
 
 
 async def pixel_job_streaming(request: Request) -> HttpResponse:
-    form = _form(request._request)
-    job = await job_for_owner(readable(request, form.get("jobId")), caller(request).pk)
+    return await job_streaming(semoss_form(request._request), caller(request).pk, request.auth)
+
+
+async def job_streaming(form: dict[str, Any], owner_id: int, auth: Any) -> HttpResponse:
+    """pixelJobStreaming's answer to an authenticated caller: the view's, and the poll's fast
+    path's (jobs/faces/semoss/fastpoll.py)."""
+    job = await job_for_owner(readable_by(auth, form.get("jobId")), owner_id)
     if job is None:
         return _unknown()
     cursor = _cursor(form)
@@ -295,7 +300,9 @@ class Partial(JobReader):
 
 
 async def partial(request: Request) -> JsonResponse:
-    job = await job_for_owner(readable(request, _form(request._request).get("jobId")), caller(request).pk)
+    job = await job_for_owner(
+        readable(request, semoss_form(request._request).get("jobId")), caller(request).pk
+    )
     if job is None:
         return JsonResponse({"message": {"new": "", "total": ""}, "status": render.UNKNOWN})
     new, total, status = await partial_text(job, wait=settings.SPOOL.web.long_poll_seconds)
@@ -309,7 +316,7 @@ class Result(JobReader):
 
 
 async def result(request: Request) -> JsonResponse:
-    form = _form(request._request)
+    form = semoss_form(request._request)
     job = await job_for_owner(readable(request, form.get("jobId")), caller(request).pk)
     if job is None:
         return _unknown()
@@ -330,7 +337,9 @@ class Status(JobReader):
 
 
 async def status(request: Request) -> JsonResponse:
-    job = await job_for_owner(readable(request, _form(request._request).get("jobId")), caller(request).pk)
+    job = await job_for_owner(
+        readable(request, semoss_form(request._request).get("jobId")), caller(request).pk
+    )
     if job is None:
         return JsonResponse({"status": render.UNKNOWN})
     page = await job_chunks_since(job, cursor=0, reader="status", wait=0) if not job.is_finished else None
@@ -344,7 +353,7 @@ class Terminate(SemossView):
 
 
 async def terminate(request: Request) -> JsonResponse:
-    job = await job_for_owner(_form(request._request).get("jobId"), caller(request).pk)
+    job = await job_for_owner(semoss_form(request._request).get("jobId"), caller(request).pk)
     if job is None:
         return JsonResponse({"status": render.UNKNOWN})
     if not job.is_finished:
