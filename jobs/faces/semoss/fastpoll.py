@@ -1,16 +1,16 @@
 """pixelJobStreaming, the SEMOSS poll, answered without Django's middleware chain, its URL
-resolver and DRF's dispatch, which cost most of a poll's CPU and leave ~50 objects a poll in
-reference cycles for the collector (docs/PERFORMANCE.md, "Issue 29 (8)").
+resolver and DRF's dispatch: a fifth to a quarter of an idle poll's web CPU, and ~50 objects a
+poll left in reference cycles for the collector (docs/PERFORMANCE.md, "Issue 29 (8)").
 
 The same code decides as on the full path: the view's own function (views.job_streaming), the
 job readers' authenticators and throttle, the face's key check, the error renderer, and the
 process_response of each middleware that touches such an answer (CORS, security headers, the
-frame policy, Content-Length). What is taken here is the common case only: a POST to the exact
-path by a caller those authenticators accept. Anything else (no or wrong credentials, a key not
-allowed on this face, a body that is not a simple form or JSON, a redirect Django would make,
-a session not yet seen by this process, traces being exported) is handed to Django whole, body
-included, before anything is counted or read: it answers as it always did.
-tests/faces/test_fastpoll.py checks each answer against the full path's, headers included.
+frame policy, Content-Length, the session). What is taken here is the common case only: a POST
+to the exact path by a caller those authenticators accept. Anything else (no or wrong
+credentials, a key not allowed on this face, a body that is not a form or JSON, a redirect
+Django would make, a CSRF cookie Django may renew, traces being exported) is handed to Django
+whole, body included, before anything is counted or read: it answers as it always did.
+tests/jobs/test_fastpoll.py checks each answer against the full path's, headers included.
 """
 
 from __future__ import annotations
