@@ -299,3 +299,19 @@ def test_postgres_away_while_a_key_is_looked_up_gets_the_same_503(app, spool_env
     full, fast, handed = both_ways(app, spool_env, poll({"Authorization": caller["basic"]}, {"jobId": job}))
     assert handed == [] and fast == full
     assert fast[0] == 503 and fast[2]["status"] == "Unavailable" and "database" in fast[2]["errorMessage"]
+
+
+def test_the_served_middleware_is_the_one_the_fast_path_follows(settings, caller, job, monkeypatch):
+    """Else the fast path is off (every test above would still pass, through Django): a new
+    middleware in config/settings.py must be looked at in jobs/faces/semoss/fastpoll.py."""
+    from config.asgi import application
+    from jobs.compat.asgi_handler import Handler
+    from jobs.faces.semoss.fastpoll import PollFastPath
+
+    assert application.follows_middleware
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.middleware.gzip.GZipMiddleware"]
+    other = PollFastPath(Handler())
+    handed = spied(other, monkeypatch)
+    assert not other.follows_middleware
+    [answer] = send(poll({"Authorization": caller["basic"]}, {"jobId": job, "cursor": "0"}), app=other)
+    assert answer.status_code == 200 and handed == [POLL]  # Django's chain, with the new middleware

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,10 +46,28 @@ from jobs.faces.common.middleware import nul_in_query
 from jobs.faces.common.views import authenticators
 from jobs.faces.semoss.views import PixelJobStreaming, job_streaming, semoss_form
 
+log = logging.getLogger(__name__)
+
 PATH = "/Monolith/api/engine/pixelJobStreaming"
 # A poll's form is a job id and a cursor; a larger body is surely not one, and Django's own
 # limits (DATA_UPLOAD_MAX_MEMORY_SIZE) answer it.
 MAX_BODY = 64 * 1024
+
+# The MIDDLEWARE this path stands in for (config/settings.py). A deployment whose settings list
+# others gets the full path for every poll: what this path would leave out is not known here.
+MIDDLEWARE_FOLLOWED = (
+    "jobs.logcontext.job_log_middleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "jobs.faces.common.middleware.FaceErrorsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "jobs.compat.onloop.WhiteNoiseMiddleware",  # static files only: not this path
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",  # DRF's views are exempt; its cookie: see _prepare
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "jobs.faces.common.page_messages.PageMessageMiddleware",  # pages only: not this path
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -101,6 +120,11 @@ class PollFastPath:
         self.common = CommonMiddleware(_no_response)
         self.authentication = AuthenticationMiddleware(_no_response)
         self.frames = XFrameOptionsMiddleware(_no_response)
+        self.follows_middleware = tuple(settings.MIDDLEWARE) == MIDDLEWARE_FOLLOWED
+        if not self.follows_middleware:
+            log.warning(
+                "MIDDLEWARE is not the one the SEMOSS poll's fast path follows: all polls take the full path"
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -108,6 +132,7 @@ class PollFastPath:
             or scope["path"] != PATH
             or scope["method"] != "POST"
             or not settings.SPOOL.web.fast_poll
+            or not self.follows_middleware
             or tracing.enabled()  # Django's instrumentation makes each request's span
         ):
             await self.handler(scope, receive, send)
@@ -154,7 +179,7 @@ class PollFastPath:
             form = semoss_form(request)
         except Exception:  # a disallowed host, a form Django refuses: Django's answer
             return None
-        session = self._session_only(request)
+        session = self._open_session(request)
         caller = _Caller(request)
         try:
             if not await self._admitted(caller):
@@ -190,7 +215,7 @@ class PollFastPath:
                 return False
         return True
 
-    def _session_only(self, request: HttpRequest) -> bool:
+    def _open_session(self, request: HttpRequest) -> bool:
         """Gives the request the session and its user as their middleware would, when a session
         cookie is its only credential (the ai-server-sdk after its login)."""
         if settings.SESSION_COOKIE_NAME not in request.COOKIES or "HTTP_AUTHORIZATION" in request.META:
