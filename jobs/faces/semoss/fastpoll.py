@@ -1,5 +1,5 @@
 """pixelJobStreaming, the SEMOSS poll, answered without Django's middleware chain, its URL
-resolver and DRF's dispatch: a fifth to a quarter of an idle poll's web CPU, and ~50 objects a
+resolver and DRF's dispatch: a fifth to a third of an idle poll's web CPU, and ~50 objects a
 poll left in reference cycles for the collector (docs/PERFORMANCE.md, "Issue 29 (8)").
 
 The same code decides as on the full path: the view's own function (views.job_streaming), the
