@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -76,3 +77,14 @@ def spool_env(settings) -> Callable[..., config.Spool]:
         return settings.SPOOL
 
     return apply
+
+
+@pytest.fixture
+def one_limit_window(monkeypatch) -> None:
+    """A test's request and job counts all fall in the minute it started in: counts that straddle
+    a minute's end start a new window partway (CI once sent three job starts over a minute's end
+    with a limit of two: the third was the second of its minute, and not refused)."""
+    from jobs import limits
+
+    minute = int(time.time() // 60)
+    monkeypatch.setattr(limits, "_window", lambda: (minute, 30))

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 
-from jobs import chunklog, limits, readtokens, services
+from jobs import chunklog, readtokens, services
 from jobs.models import Job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,10 +48,8 @@ def app(monkeypatch):
 
 
 @pytest.fixture
-def caller(redis_clean, spool_env, monkeypatch):
+def caller(redis_clean, spool_env, one_limit_window):
     spool_env(SPOOL_LONG_POLL_SECONDS="0.05")
-    minute = int(__import__("time").time() // 60)
-    monkeypatch.setattr(limits, "_window", lambda: (minute, 30))
     user = services.user_ensure(username="poller")
     key, secret = services.key_create(owner=user)
     basic = base64.b64encode(f"{key.access_key}:{secret}".encode()).decode()
@@ -144,8 +143,6 @@ def test_a_json_body_matches(app, spool_env, caller, job):
 
 
 def test_a_read_token_reads_its_job_only(app, spool_env, caller, job):
-    import uuid
-
     token, _ = readtokens.mint(key_id=caller["key"].pk, job_id=uuid.UUID(job), seconds=60)
     for form in ({"jobId": job, "cursor": "0"}, {"jobId": "00000000-0000-4000-8000-000000000000"}):
         full, fast, handed = both_ways(app, spool_env, poll({}, form, url=f"{POLL}?token={token}"))

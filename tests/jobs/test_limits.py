@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import base64
-import time
 
 import pytest
 
 from engine.types import GenerationRequest
-from jobs import chunklog, limits, services
+from jobs import chunklog, services
 from jobs.faces.common.errors import FaceError as ParamError
 from jobs.faces.common.params import build_request
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def one_window(monkeypatch):
-    """A test's counts all fall in the minute it started in: counts that straddle a minute's end
-    start a new window partway (CI once sent three job starts over a minute's end with a limit
-    of two: the third was the second of its minute, and not refused)."""
-    minute = int(time.time() // 60)
-    monkeypatch.setattr(limits, "_window", lambda: (minute, 30))
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("one_limit_window")]
 
 
 @pytest.fixture
