@@ -315,22 +315,31 @@ end
 return {start, items}
 """)
 
+# Whether an encoded chunk ends its log: chunks are encoded with "type" first (see encode), so
+# the prefix tells a terminal chunk.
+_ENDS = """
+local function ends(chunk)
+  return string.find(chunk, '^{"type":"finish"') ~= nil or string.find(chunk, '^{"type":"error"') ~= nil
+end
+"""
+
 # The same for text: returns the bytes handed out before, all text, and the log's last chunk.
 # New text that is only whitespace is held back until more arrives: ai-server-sdk's stream_ask
 # drops a poll's text when it is blank, which would lose a newline for good.
-_CLAIM_TEXT = Lua("""
+_CLAIM_TEXT = Lua(
+    _ENDS
+    + """
 local handed = tonumber(redis.call('GET', KEYS[2]) or '0')
 local total = redis.call('GET', KEYS[1]) or ''
 local last = redis.call('LINDEX', KEYS[3], -1) or ''
--- chunks are encoded with "type" first (see encode), so the prefix tells a terminal chunk
-local ended = string.find(last, '^{"type":"finish"') or string.find(last, '^{"type":"error"')
-if #total > handed and (ended or string.find(total, '%S', handed + 1)) then
+if #total > handed and (ends(last) or string.find(total, '%S', handed + 1)) then
   redis.call('SET', KEYS[2], #total, 'EX', ARGV[1])
 else
   total = string.sub(total, 1, handed)
 end
 return {handed, total, last}
-""")
+"""
+)
 
 # Used once a job is finished and read from the Postgres archive: move the cursor to the end.
 _CLAIM_TO = Lua("""
@@ -448,3 +457,75 @@ async def read_live(job_id: str, counted: RequestCount | None = None) -> LiveSta
         counted.check(replies[0])
     meta, last, alive = replies[-3:]
     return LiveState(orjson.loads(meta) if meta else None, orjson.loads(last) if last else None, bool(alive))
+
+
+# A poll's whole read of a live job, in one step on the job's node: read_live's three reads and,
+# for the job's owner while its log has not ended, the page after the poll's cursor (or, for a
+# stateful poll, the chunks not yet handed to its reader, claimed as _CLAIM_CHUNKS does). The
+# page is read only for the owner, and not from an ended log: a poll of another's job claims
+# nothing, and a finished job's page is read from Postgres, as before. With the request's count
+# (a single Redis; on a cluster its key lies in another slot), nothing is read over the limit.
+# KEYS: meta, chunks, alive, the reader's cursor [, the request count].
+# ARGV: the meta's opening for this owner, the cursor ('' = the reader's own), log TTL
+#       [, the limit, the count's TTL].
+# Returns {count, meta, last chunk, alive [, start, chunks]}; {count} alone over the limit.
+_POLL = Lua(
+    _ENDS
+    + """
+local used = 0
+if KEYS[5] then
+  used = redis.call('INCR', KEYS[5])
+  redis.call('EXPIRE', KEYS[5], ARGV[5])
+  if used > tonumber(ARGV[4]) then
+    return {used}
+  end
+end
+local meta = redis.call('GET', KEYS[1])
+local last = redis.call('LINDEX', KEYS[2], -1)
+local alive = redis.call('EXISTS', KEYS[3])
+if not meta or (last and ends(last)) or string.sub(meta, 1, #ARGV[1]) ~= ARGV[1] then
+  return {used, meta, last, alive}
+end
+local stateful = ARGV[2] == ''
+local start = tonumber(ARGV[2])
+if stateful then
+  start = tonumber(redis.call('GET', KEYS[4]) or '0')
+end
+local items = redis.call('LRANGE', KEYS[2], start, -1)
+if stateful and #items > 0 then
+  redis.call('SET', KEYS[4], start + #items, 'EX', ARGV[3])
+end
+return {used, meta, last, alive, start, items}
+"""
+)
+
+
+class LivePoll(NamedTuple):
+    state: LiveState
+    start: int  # the page's first sequence number
+    chunks: list[ChunkDict] | None  # None: no page was read (not the caller's job, or not live)
+
+
+async def poll_live(
+    job_id: str, owner_id: int, cursor: int | None, reader: str, counted: RequestCount | None = None
+) -> LivePoll:
+    """read_live, and the owner's page of a live job after `cursor` (None: claimed for `reader`),
+    in one round trip; with `counted`, the request's count checked (LimitExceeded) first."""
+    client = async_redis()
+    keys = [meta_key(job_id), chunks_key(job_id), alive_key(job_id), handed_key(job_id, reader)]
+    # The meta is encoded with "owner" first (jobview.live_meta), so its opening tells the owner.
+    args: list[Any] = [b'{"owner":%d,' % owner_id, b"" if cursor is None else cursor, _ttl()]
+    if counted is not None and is_cluster(client):
+        await counted.send()
+        counted = None
+    if counted is not None:
+        keys.append(counted.key)
+        args += [counted.limit, counted.ttl_seconds]
+    reply = await _POLL.arun(client, keys, args)
+    if counted is not None:
+        counted.check(reply[0])
+    meta, last, alive = reply[1:4]
+    state = LiveState(orjson.loads(meta) if meta else None, orjson.loads(last) if last else None, bool(alive))
+    if len(reply) == 4:
+        return LivePoll(state, 0 if cursor is None else cursor, None)
+    return LivePoll(state, int(reply[4]), _decode_all(reply[5]))

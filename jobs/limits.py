@@ -9,7 +9,7 @@ import hashlib
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 
@@ -68,10 +68,12 @@ class RequestCount:
     limit: int
     retry_after: int
     taken: bool = False
+    # A minute's counter lives this long after its last count: past its minute's end, always.
+    ttl_seconds: ClassVar[int] = 61
 
     def queue(self, pipe: Any) -> None:
         """Add the count to a pipeline; its first reply is then the count (see check)."""
-        pipe.incr(self.key).expire(self.key, 61)
+        pipe.incr(self.key).expire(self.key, self.ttl_seconds)
 
     def check(self, used: int) -> None:
         _check(used, self.limit, "requests", self.retry_after)
@@ -131,7 +133,9 @@ def check_job_start(owner_id: int) -> None:
     limit = settings.SPOOL.limits.jobs_per_minute
     if limit > 0:
         key, retry_after = _incr("jobs", str(owner_id))
-        used, _ = sync_redis().pipeline(transaction=False).incr(key).expire(key, 61).execute()
+        used, _ = (
+            sync_redis().pipeline(transaction=False).incr(key).expire(key, RequestCount.ttl_seconds).execute()
+        )
         _check(used, limit, "jobs", retry_after)
     active_cap = settings.SPOOL.limits.max_active_jobs
     if active_cap > 0:

@@ -3,7 +3,10 @@ Postgres)."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +16,7 @@ from jobs.dbwork import db_work
 from jobs.jobview import JobView
 from jobs.logcontext import bind_job_id
 from jobs.models import Engine, Job
+from jobs.types import LiveMeta
 
 
 def parse_uuid(value: Any) -> uuid.UUID | None:
@@ -33,15 +37,29 @@ async def job_for_owner(job_id: Any, owner_id: int, *, live: bool = True) -> Job
         return None
     if live:
         state = await chunklog.read_live(str(key), limits.take_deferred())
-        if state.meta is not None and (state.last is None or not chunklog.is_terminal(state.last)):
-            if state.meta["owner"] != owner_id:
-                return None
-            bind_job_id(key)  # awaited, not copied: the calling request logs with the job's id
-            tracing.link_read(str(key), state.meta["options"].get(tracing.TRACEPARENT))
-            # Output or a heartbeat means a worker took it (one that wrote and went silent may
-            # be dead: readers check); with neither it waits in a queue (the sweeper handles a
-            # worker that died between its claim and its first heartbeat).
-            return JobView.from_live(key, state.meta, started=state.alive or state.last is not None)
+        meta = _live_meta(state)
+        if meta is not None:
+            return _live_view(key, meta, state) if meta["owner"] == owner_id else None
+    return await _stored_job(key, owner_id)
+
+
+def _live_meta(state: chunklog.LiveState) -> LiveMeta | None:
+    """The job's meta while it is live: in Redis, with no terminal chunk in its log."""
+    if state.last is not None and chunklog.is_terminal(state.last):
+        return None
+    return state.meta
+
+
+def _live_view(key: uuid.UUID, meta: LiveMeta, state: chunklog.LiveState) -> JobView:
+    bind_job_id(key)  # awaited, not copied: the calling request logs with the job's id
+    tracing.link_read(str(key), meta["options"].get(tracing.TRACEPARENT))
+    # Output or a heartbeat means a worker took it (one that wrote and went silent may be
+    # dead: readers check); with neither it waits in a queue (the sweeper handles a worker
+    # that died between its claim and its first heartbeat).
+    return JobView.from_live(key, meta, started=state.alive or state.last is not None)
+
+
+async def _stored_job(key: uuid.UUID, owner_id: int) -> JobView | None:
     job = await Job.objects.select_related("engine").filter(id=key, owner_id=owner_id).afirst()
     if job is None:
         return None
@@ -128,14 +146,76 @@ async def job_chunks_since(
         start = min(max(cursor, 0), len(archive))
         return ChunkPage(start, archive[start:], True)
 
+    fetch = _page_fetch(job_id, cursor, reader)
+    start, chunks = await wakeup.wait_for(job_id, fetch, _has_chunks, wait, following)
+    return await _live_page(job, start, chunks, wait)
+
+
+async def job_page_for_owner(
+    job_id: Any, owner_id: int, *, cursor: int | None, reader: str, wait: float
+) -> tuple[JobView, ChunkPage] | None:
+    """job_for_owner, then job_chunks_since without `following`: a poll's job and page, or None
+    when the job does not exist or is not the caller's.
+
+    While the job is live, its state and its first page come in one round trip of Redis
+    (chunklog.poll_live) instead of two. When the job's wake channel is still subscribed (its
+    last poll just left, as a long-poll's does) that read is made inside the watch, so an idle
+    long-poll costs that one round trip in all."""
+    key = parse_uuid(job_id)
+    if key is None:
+        return None
+    if cursor is not None:
+        cursor = min(cursor, MAX_CURSOR)
+    job_key = str(key)
+    deadline = asyncio.get_running_loop().time() + wait
+    fetch = _page_fetch(job_key, cursor, reader)
+    poll = functools.partial(chunklog.poll_live, job_key, owner_id, cursor, reader, limits.take_deferred())
+    # A page read (chunks not None) means a live job of the caller's; an empty one waits.
+    if wait > 0 and wakeup.hub().subscribed(chunklog.wake_channel(job_key)):
+        async with wakeup.watching(job_key) as watch:
+            polled = await poll()
+            if polled.chunks == []:
+                start, chunks = await watch.until(fetch, _has_chunks, deadline, (polled.start, polled.chunks))
+                polled = polled._replace(start=start, chunks=chunks)
+    else:
+        polled = await poll()
+        if polled.chunks == [] and wait > 0:
+            async with wakeup.watching(job_key) as watch:
+                start, chunks = await watch.until(fetch, _has_chunks, deadline)
+                polled = polled._replace(start=start, chunks=chunks)
+    meta = _live_meta(polled.state)
+    if polled.chunks is not None and meta is not None:
+        job = _live_view(key, meta, polled.state)
+        return job, await _live_page(job, polled.start, polled.chunks, wait)
+    if meta is not None:
+        return None  # live, and another's
+    # Finished, or its live state expired: Postgres answers, as job_for_owner's does.
+    stored = await _stored_job(key, owner_id)
+    if stored is None:
+        return None
+    return stored, await job_chunks_since(stored, cursor=cursor, reader=reader, wait=wait)
+
+
+def _page_fetch(
+    job_id: str, cursor: int | None, reader: str
+) -> Callable[[], Awaitable[tuple[int, list[ChunkDict]]]]:
+    """A live job's chunks after `cursor`, or, with none, those claimed for `reader`."""
+
     async def fetch() -> tuple[int, list[ChunkDict]]:
         if cursor is not None:
             return cursor, await chunklog.read_since(job_id, cursor)
         return await chunklog.claim_chunks(job_id, reader)
 
-    start, chunks = await wakeup.wait_for(job_id, fetch, lambda got: bool(got[1]), wait, following)
+    return fetch
+
+
+def _has_chunks(got: tuple[int, list[ChunkDict]]) -> bool:
+    return bool(got[1])
+
+
+async def _live_page(job: JobView, start: int, chunks: list[ChunkDict], wait: float) -> ChunkPage:
     if not chunks and wait > 0 and job.status == Job.Status.RUNNING:
-        await _reap_if_dead(job_id)
+        await _reap_if_dead(str(job.id))
     return ChunkPage(start, chunks, bool(chunks) and chunklog.is_terminal(chunks[-1]))
 
 

@@ -18,6 +18,7 @@ import functools
 import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import redis
@@ -287,35 +288,78 @@ async def wait_for(
     instead of one for this call."""
     if following is not None:
         return await _wait_following(following, fetch, ready, timeout)
-    channel, wake_hub = wake_channel(job_id), hub()
-    if not wake_hub.subscribed(channel) or timeout <= 0:
+    if not hub().subscribed(wake_channel(job_id)) or timeout <= 0:
         # A page that is ready needs no subscription. On a channel still subscribed (its last
         # poll just left) the fetch inside the watch below is the only one.
         result = await fetch()
         if ready(result) or timeout <= 0:
             return result
-    # Give this request's database connection back to the pool before waiting: a thousand idle
-    # long-polls must not hold a thousand Postgres connections.
-    await release_db()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    async with wake_hub.watch(channel) as event, metrics.reader_waiting():
-        # Subscribed before the first read below: a wake-up for anything appended after it is
-        # then sure to be heard unless the epoch moves.
-        epoch = wake_hub.epoch if wake_hub.subscribed(channel) else None
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with watching(job_id) as watch:
+        return await watch.until(fetch, ready, deadline)
+
+
+class _Unread:
+    pass
+
+
+_UNREAD = _Unread()
+
+
+@dataclass(slots=True)
+class Watch:
+    """One waiter's subscription to a job's wake-ups (from `watching`)."""
+
+    wake_hub: WakeHub
+    channel: str
+    event: asyncio.Event
+    epoch: int | None  # the hub's epoch once subscribed; None: not confirmed, so never trusted
+
+    async def until(
+        self,
+        fetch: Callable[[], Awaitable[T]],
+        ready: Callable[[T], bool],
+        deadline: float,
+        fetched: T | _Unread = _UNREAD,
+    ) -> T:
+        """fetch() until ready(result) or the loop's time reaches `deadline`, waiting for a
+        wake-up between tries; the last result either way. `fetched`: what a read inside this
+        watch already returned, used as the first try's result instead of a fetch."""
+        loop = asyncio.get_running_loop()
         while True:
-            # Clear before fetching: a wake-up that lands during the fetch then ends the wait
-            # below at once instead of being lost.
-            event.clear()
-            result = await fetch()
+            if isinstance(fetched, _Unread):
+                # Clear before fetching: a wake-up that lands during the fetch then ends the
+                # wait below at once instead of being lost.
+                self.event.clear()
+                result = await fetch()
+            else:  # read after the event was registered, and it was never cleared since
+                result, fetched = fetched, _UNREAD
             remaining = deadline - loop.time()
             if ready(result) or remaining <= 0:
                 return result
-            await _wait(event, remaining)
-            if not event.is_set() and epoch is not None and wake_hub.heard_since(channel, epoch):
+            await _wait(self.event, remaining)
+            if (
+                not self.event.is_set()
+                and self.epoch is not None
+                and self.wake_hub.heard_since(self.channel, self.epoch)
+            ):
                 # The time is up and nothing was appended since the read (an idle long-poll):
                 # no read again. When a wake-up may have been lost, one more read catches it.
                 return result
+
+
+@contextlib.asynccontextmanager
+async def watching(job_id: str) -> AsyncIterator[Watch]:
+    """Subscribed to the job's wake-ups (at no cost while its channel is still subscribed) for
+    the reads made inside: a wake-up for anything appended after such a read is then sure to be
+    heard, unless the hub's epoch moves."""
+    # Give this request's database connection back to the pool before waiting: a thousand idle
+    # long-polls must not hold a thousand Postgres connections.
+    await release_db()
+    wake_hub, channel = hub(), wake_channel(job_id)
+    async with wake_hub.watch(channel) as event, metrics.reader_waiting():
+        epoch = wake_hub.epoch if wake_hub.subscribed(channel) else None
+        yield Watch(wake_hub, channel, event, epoch)
 
 
 async def _wait_following(

@@ -3,6 +3,9 @@ expired one is read from Postgres."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+
 import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
@@ -102,3 +105,98 @@ def test_the_live_view_and_the_rows_view_agree_on_what_both_know(job, monkeypatc
         assert live.request == {k: v for k, v in row.request.items() if k != "messages"}
     assert not read(str(job.pk), job.owner_id)[0].engine.limited
     assert read(str(limited.pk), limited.owner_id)[0].engine.limited
+
+
+def poller(job, *, wait: float, owner_id=None, cursor=None):
+    """One SEMOSS poll of the job, to be awaited."""
+    owner_id = job.owner_id if owner_id is None else owner_id
+    return functools.partial(
+        selectors.job_page_for_owner, str(job.pk), owner_id, cursor=cursor, reader="semoss-stream", wait=wait
+    )
+
+
+def page(job, owner_id=None, *, cursor=None, wait=0.0):
+    found = async_to_sync(poller(job, wait=wait, owner_id=owner_id, cursor=cursor))()
+    return found and (found[0], found[1].start, found[1].chunks)
+
+
+def text(chunks) -> list[str]:
+    return [chunk["data"]["content"] for chunk in chunks]
+
+
+def test_a_poll_of_a_live_job_gets_its_state_and_page_from_redis(job):
+    chunklog.append(str(job.pk), [{"type": "content", "data": {"content": "a"}}])
+    with CaptureQueriesContext(connection) as queries:
+        found, start, chunks = page(job)
+    assert len(queries) == 0 and found.live and found.status == Job.Status.RUNNING
+    assert (start, text(chunks)) == (0, ["a"])
+    assert page(job, job.owner_id + 1000) is None  # another's: no hint, and nothing claimed
+    chunklog.append(str(job.pk), [{"type": "content", "data": {"content": "b"}}])
+    assert page(job)[1:] == (1, [{"type": "content", "data": {"content": "b"}}])
+    assert page(job, cursor=0)[1:] == (0, [{"type": "content", "data": {"content": c}} for c in "ab"])
+
+
+def test_a_poll_of_an_ended_job_reads_postgres_and_hands_out_the_rest(job):
+    chunklog.append(str(job.pk), [{"type": "content", "data": {"content": "a"}}])
+    page(job)
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.SUCCEEDED)
+    chunklog.append(str(job.pk), [{"type": "finish", "data": {"finish_reason": "stop"}}])
+    found, start, chunks = page(job)
+    assert found.status == Job.Status.SUCCEEDED and not found.live
+    assert (start, chunks) == (1, [{"type": "finish", "data": {"finish_reason": "stop"}}])
+    assert page(job, job.owner_id + 1000) is None
+
+
+def round_trips(monkeypatch) -> list[bytes]:
+    """What this process sends to Redis, one entry per round trip (a pipeline is one)."""
+    from redis.asyncio.connection import AbstractConnection
+
+    sent: list[bytes] = []
+    send = AbstractConnection.send_packed_command
+
+    async def counted(self, command, check_health=True):
+        sent.append(command if isinstance(command, bytes) else b"".join(command))
+        return await send(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    return sent
+
+
+def test_an_idle_long_poll_of_a_subscribed_job_costs_one_round_trip(job, monkeypatch):
+    async def two_idle_polls():
+        poll = poller(job, wait=0.2)
+        first = await poll()  # subscribes, as a client's first poll does
+        sent.clear()
+        return first, await poll()  # the channel is still subscribed (it lingers for the next)
+
+    sent = round_trips(monkeypatch)
+    first, second = async_to_sync(two_idle_polls)()
+    assert first[1].chunks == second[1].chunks == [] and second[0].status == Job.Status.QUEUED
+    assert len(sent) == 1 and b"EVALSHA" in sent[0]
+
+
+@pytest.mark.parametrize("subscribed", [True, False])
+def test_a_chunk_appended_just_after_a_polls_read_wakes_it(job, monkeypatch, subscribed):
+    """The read and the subscription are ordered so that no append falls between them unheard:
+    on a channel still subscribed the poll's one read is made inside the watch."""
+    job_id = str(job.pk)
+    read_live = chunklog.poll_live
+
+    async def then_append(*args):
+        found = await read_live(*args)
+        await asyncio.to_thread(chunklog.append, job_id, [{"type": "content", "data": {"content": "late"}}])
+        return found
+
+    async def polls():
+        poll = functools.partial(
+            selectors.job_page_for_owner, job_id, job.owner_id, cursor=None, reader="semoss-stream", wait=10
+        )  # fmt: skip
+        if subscribed:
+            await selectors.job_page_for_owner(
+                job_id, job.owner_id, cursor=None, reader="semoss-stream", wait=0.1
+            )
+        monkeypatch.setattr(chunklog, "poll_live", then_append)
+        return await asyncio.wait_for(poll(), 8)  # a missed wake-up would wait out the 10 s
+
+    found, page = async_to_sync(polls)()
+    assert text(page.chunks) == ["late"] and page.start == 0

@@ -40,6 +40,7 @@ from jobs.selectors import (
     job_chunks_since,
     job_following,
     job_for_owner,
+    job_page_for_owner,
     job_refreshed,
     job_wait_until_finished,
 )
@@ -207,9 +208,13 @@ def _create(
 async def _owned(request: Request, job_id: str, *, live: bool = True) -> JobView:
     job = await job_for_owner(readable(request, job_id), caller(request).pk, live=live)
     if job is None:
-        # The same answer for an unknown, malformed or another user's id: nothing says which.
-        raise FaceError(f"No job found with id '{job_id}'.", code="job_not_found", status=404)
+        raise _not_found(job_id)
     return job
+
+
+def _not_found(job_id: str) -> FaceError:
+    # The same answer for an unknown, malformed or another user's id: nothing says which.
+    return FaceError(f"No job found with id '{job_id}'.", code="job_not_found", status=404)
 
 
 async def _reloaded(job: JobView) -> JobView:
@@ -330,10 +335,22 @@ class Chunks(JobReader):
         responses={200: shapes.ChunkPage, **errors(404)},
     )
     async def get(self, request: Request, job_id: str) -> JsonResponse:
-        found = await _owned(request, job_id)
-        query = _query(request, shapes.ChunksQuery)
+        try:
+            query = _query(request, shapes.ChunksQuery)
+        except FaceError:
+            await _owned(request, job_id)  # an unknown job's 404 comes before its query's 400
+            raise
         after = query["after"]
-        page = await job_chunks_since(found, cursor=after + 1, reader="native", wait=query["wait"])
+        found_page = await job_page_for_owner(
+            readable(request, job_id),
+            caller(request).pk,
+            cursor=after + 1,
+            reader="native",
+            wait=query["wait"],
+        )
+        if found_page is None:
+            raise _not_found(job_id)
+        found, page = found_page
         if page.ended and not found.is_finished:
             # The worker commits the job before it writes the terminal chunk: reread for the status.
             found = await _reloaded(found)

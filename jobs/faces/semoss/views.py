@@ -37,7 +37,7 @@ from jobs.faces.semoss import serializers as shapes
 from jobs.faces.semoss.partial import partial_text
 from jobs.models import Job
 from jobs.protocols.pixel import PixelError, parse_pixel, validate_pixel
-from jobs.selectors import job_chunks_since, job_for_owner, job_wait_until_finished
+from jobs.selectors import job_chunks_since, job_for_owner, job_page_for_owner, job_wait_until_finished
 
 LLM = "LLM"
 FORM = "application/x-www-form-urlencoded"
@@ -274,15 +274,19 @@ async def pixel_job_streaming(request: Request) -> HttpResponse:
 async def job_streaming(form: dict[str, Any], owner_id: int, auth: Any) -> HttpResponse:
     """pixelJobStreaming's answer to an authenticated caller: the view's, and the poll's fast
     path's (jobs/faces/semoss/fastpoll.py)."""
-    job = await job_for_owner(readable_by(auth, form.get("jobId")), owner_id)
-    if job is None:
-        return _unknown()
+    job_id = readable_by(auth, form.get("jobId"))
     cursor = _cursor(form)
     if isinstance(cursor, str):
+        job = await job_for_owner(job_id, owner_id)
+        if job is None:
+            return _unknown()
         return JsonResponse({"message": [], "status": render.status(job), "errorMessage": cursor}, status=400)
-    page = await job_chunks_since(
-        job, cursor=cursor, reader="semoss-stream", wait=settings.SPOOL.web.long_poll_seconds
+    found = await job_page_for_owner(
+        job_id, owner_id, cursor=cursor, reader="semoss-stream", wait=settings.SPOOL.web.long_poll_seconds
     )
+    if found is None:
+        return _unknown()
+    job, page = found
     body = {
         "message": render.page_messages(str(job.pk), page),
         "status": render.status(job, page),
