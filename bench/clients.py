@@ -122,14 +122,25 @@ async def start_semoss_job(conn: Connection, target: Target) -> str:
 
 async def poll(conn: Connection, target: Target, job_id: str, cursor: int) -> tuple[dict, float]:
     """One pixelJobStreaming long-poll with the cursor extension: (answer, receipt time)."""
-    form = urlencode({"jobId": job_id, "cursor": cursor}).encode()
+    return await _semoss_poll(conn, target, "pixelJobStreaming", {"jobId": job_id, "cursor": cursor})
+
+
+async def partial_poll(conn: Connection, target: Target, job_id: str) -> tuple[dict, float]:
+    """One partial long-poll, as the ai-server-sdk's stream_ask sends: (answer, receipt time)."""
+    return await _semoss_poll(conn, target, "partial", {"jobId": job_id})
+
+
+async def _semoss_poll(conn: Connection, target: Target, endpoint: str, form: dict) -> tuple[dict, float]:
     response = await conn.request(
-        "POST", f"{SEMOSS}/pixelJobStreaming", form, {"content-type": FORM, "authorization": target.basic}
+        "POST",
+        f"{SEMOSS}/{endpoint}",
+        urlencode(form).encode(),
+        {"content-type": FORM, "authorization": target.basic},
     )
     body = await response.body()
     at = time.monotonic()
     if response.status != 200:
-        raise RuntimeError(f"pixelJobStreaming HTTP {response.status}: {body[:200]!r}")
+        raise RuntimeError(f"{endpoint} HTTP {response.status}: {body[:200]!r}")
     return json.loads(body), at
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from bench import procstat, profile
-from bench.clients import PROMPT, Target, fan_out, poll, start_semoss_job
+from bench.clients import PROMPT, Target, fan_out, partial_poll, poll, start_semoss_job
 from bench.processes import Stack
 from bench.stats import pct
 from bench.wire import Connection
@@ -82,6 +83,34 @@ async def _hold(
 async def long_pollers(
     stack: Stack, target: Target, n: int, hold: float, profile_to: Path | None = None
 ) -> dict[str, Any]:
+    async def ask(conn: Connection, job_id: str) -> tuple[dict, float, Any]:
+        answer, at = await poll(conn, target, job_id, 0)
+        return answer, at, answer["message"][:1]
+
+    return await _pollers(stack, target, n, hold, "long-poll (pixelJobStreaming)", ask, profile_to)
+
+
+async def partial_pollers(
+    stack: Stack, target: Target, n: int, hold: float, profile_to: Path | None = None
+) -> dict[str, Any]:
+    """The ai-server-sdk's stream_ask, waiting: partial long-polls of jobs with no text yet."""
+
+    async def ask(conn: Connection, job_id: str) -> tuple[dict, float, Any]:
+        answer, at = await partial_poll(conn, target, job_id)
+        return answer, at, answer["message"]["new"]
+
+    return await _pollers(stack, target, n, hold, "long-poll (partial)", ask, profile_to)
+
+
+async def _pollers(
+    stack: Stack,
+    target: Target,
+    n: int,
+    hold: float,
+    kind: str,
+    ask: Callable[[Connection, str], Awaitable[tuple[dict, float, Any]]],
+    profile_to: Path | None,
+) -> dict[str, Any]:
     job_ids = await _create_jobs(target, n)
 
     async def waiter(i: int, until: float) -> dict[str, Any]:
@@ -89,18 +118,18 @@ async def long_pollers(
         try:
             while time.monotonic() < until:
                 sent = time.monotonic()
-                answer, at = await asyncio.wait_for(poll(conn, target, job_ids[i], 0), 60)
+                _, at, got = await asyncio.wait_for(ask(conn, job_ids[i]), 60)
                 out["waits"].append(at - sent)
                 out["requests"] += 1
-                if answer["message"]:
-                    out["error"] = f"an idle job answered {answer['message'][:1]}"
+                if got:
+                    out["error"] = f"an idle job answered {got}"
         except WAITER_ERRORS as exc:
             out["error"] = f"{type(exc).__name__}: {exc}"[:200]
         finally:
             conn.close()
         return out
 
-    return await _hold(stack, "long-poll (pixelJobStreaming)", n, hold, waiter, profile_to)
+    return await _hold(stack, kind, n, hold, waiter, profile_to)
 
 
 HEAD_GRACE = 60.0

@@ -15,7 +15,7 @@ from bench.accounting import other_sessions
 from bench.capacity import capacity
 from bench.cells import Spec, idle_baseline, run_cell
 from bench.clients import FACES, Gen, Target, port_for
-from bench.idle import long_pollers, sse_clients
+from bench.idle import long_pollers, partial_pollers, sse_clients
 from bench.processes import DB_NAME, ROOT, Stack
 from bench.profile import profiled_cell
 from bench.progress import Progress
@@ -164,7 +164,14 @@ async def run(stack: Stack, plan: Plan, profile: bool, wait_quiet: float) -> dic
     }
 
 
-IDLE_KINDS = {"long-polls": long_pollers, "SSE streams": sse_clients}
+IDLE_KINDS = {"long-polls": long_pollers, "SSE streams": sse_clients, "partial long-polls": partial_pollers}
+# What --only runs. The partial long-polls (the ai-server-sdk's stream_ask, waiting) are not in
+# the full plan: they are the pixelJobStreaming long-polls' path with a text claim.
+ONLY = {
+    "idle": ["long-polls", "SSE streams"],
+    "long-polls": ["long-polls"],
+    "partial-polls": ["partial long-polls"],
+}
 
 
 async def run_idle(stack: Stack, plan: Plan, kinds: list[str], profile: bool) -> dict[str, Any]:
@@ -223,9 +230,9 @@ def main() -> None:
     parser.add_argument("--capacity", type=int, nargs="+", metavar="N", help="only these capacity steps")
     parser.add_argument(
         "--only",
-        choices=("idle", "long-polls"),
-        help="only the idle waiters (both kinds, or the long-polls), with no worker; "
-        "figures in run/bench/idle.json (with --profile, py-spy on the web process)",
+        choices=tuple(ONLY),
+        help="only the idle waiters (both kinds, the long-polls, or the SDK's partial long-polls), "
+        "with no worker; figures in run/bench/idle.json (with --profile, py-spy on the web process)",
     )
     parser.add_argument("--waiters", type=int, metavar="N", help="this many idle waiters")
     args = parser.parse_args()
@@ -237,7 +244,7 @@ def main() -> None:
     if args.waiters:
         plan = replace(plan, idle_waiters=args.waiters)
     if args.only:
-        idle_only(plan, ["long-polls"] if args.only == "long-polls" else list(IDLE_KINDS), args.profile)
+        idle_only(plan, ONLY[args.only], args.profile)
         return
     # A partial run never overwrites the full figures in docs/.
     if plan not in (QUICK, FULL):

@@ -304,16 +304,34 @@ def request_cancel(job_id: str) -> None:
 
 # ---- reading (web side, async) ---------------------------------------------------------------
 
+Page = tuple[int, list[ChunkDict]]  # (the first chunk's sequence number, the chunks)
+Text = tuple[str, str, ChunkDict | None]  # (new text, all text so far, the log's last chunk)
+
 # Hand out the chunks after a reader's cursor and move the cursor, atomically, so two
-# concurrent polls of one job never get the same chunk twice.
-_CLAIM_CHUNKS = Lua("""
-local start = tonumber(redis.call('GET', KEYS[2]) or '0')
-local items = redis.call('LRANGE', KEYS[1], start, -1)
-if #items > 0 then
-  redis.call('SET', KEYS[2], start + #items, 'EX', ARGV[1])
+# concurrent polls of one job never get the same chunk twice. `cursor` '' is the reader's own
+# (claimed); a number pages from there and claims nothing.
+_CLAIM_PAGE = """
+local function claim_page(chunks, handed, cursor, ttl)
+  local stateful = cursor == ''
+  local start = tonumber(cursor)
+  if stateful then
+    start = tonumber(redis.call('GET', handed) or '0')
+  end
+  local items = redis.call('LRANGE', chunks, start, -1)
+  if stateful and #items > 0 then
+    redis.call('SET', handed, start + #items, 'EX', ttl)
+  end
+  return start, items
 end
+"""
+
+_CLAIM_CHUNKS = Lua(
+    _CLAIM_PAGE
+    + """
+local start, items = claim_page(KEYS[1], KEYS[2], '', ARGV[1])
 return {start, items}
-""")
+"""
+)
 
 # Whether an encoded chunk ends its log: chunks are encoded with "type" first (see encode), so
 # the prefix tells a terminal chunk.
@@ -323,20 +341,30 @@ local function ends(chunk)
 end
 """
 
-# The same for text: returns the bytes handed out before, all text, and the log's last chunk.
-# New text that is only whitespace is held back until more arrives: ai-server-sdk's stream_ask
-# drops a poll's text when it is blank, which would lose a newline for good.
+# The same for text: the bytes handed out before, and all text (only up to what is handed out
+# when nothing is claimed). New text that is only whitespace is held back until more arrives or
+# the log has ended: ai-server-sdk's stream_ask drops a poll's text when it is blank, which
+# would lose a newline for good.
+_CLAIM_TEXT_UPTO = """
+local function claim_text(text, handed_key, ended, ttl)
+  local handed = tonumber(redis.call('GET', handed_key) or '0')
+  local total = redis.call('GET', text) or ''
+  if #total > handed and (ended or string.find(total, '%S', handed + 1)) then
+    redis.call('SET', handed_key, #total, 'EX', ttl)
+  else
+    total = string.sub(total, 1, handed)
+  end
+  return handed, total
+end
+"""
+
+# KEYS: text, the reader's cursor, chunks. Returns {handed before, total, the log's last chunk}.
 _CLAIM_TEXT = Lua(
     _ENDS
+    + _CLAIM_TEXT_UPTO
     + """
-local handed = tonumber(redis.call('GET', KEYS[2]) or '0')
-local total = redis.call('GET', KEYS[1]) or ''
 local last = redis.call('LINDEX', KEYS[3], -1) or ''
-if #total > handed and (ends(last) or string.find(total, '%S', handed + 1)) then
-  redis.call('SET', KEYS[2], #total, 'EX', ARGV[1])
-else
-  total = string.sub(total, 1, handed)
-end
+local handed, total = claim_text(KEYS[1], KEYS[2], ends(last), ARGV[1])
 return {handed, total, last}
 """
 )
@@ -371,17 +399,25 @@ async def claim_up_to(job_id: str, reader: str, end: int) -> int:
     return int(await _CLAIM_TO.arun(async_redis(), (handed_key(job_id, reader),), (end, _ttl())))
 
 
-async def claim_text(job_id: str, reader: str) -> tuple[str, str, ChunkDict | None]:
+async def claim_text(job_id: str, reader: str) -> Text:
     """(new text since this reader's last claim, all text so far, the log's last chunk)."""
     handed, total, last = await _CLAIM_TEXT.arun(
         async_redis(), (text_key(job_id), handed_key(job_id, reader), chunks_key(job_id)), (_ttl(),)
     )
-    total_bytes: bytes = total or b""
-    return (
-        total_bytes[int(handed) :].decode(errors="replace"),
-        total_bytes.decode(errors="replace"),
-        orjson.loads(last) if last else None,
-    )
+    return _text_claimed(handed, total, orjson.loads(last) if last else None)
+
+
+def text_ready(got: Text | None) -> bool:
+    """Whether a text poll has its answer: new text, or the log's end."""
+    if got is None:
+        return False
+    new, _, last = got
+    return bool(new) or (last is not None and is_terminal(last))
+
+
+def _text_claimed(handed: Any, total: bytes | None, last: ChunkDict | None) -> Text:
+    total_bytes = total or b""
+    return total_bytes[int(handed) :].decode(errors="replace"), total_bytes.decode(errors="replace"), last
 
 
 async def claim_text_up_to(job_id: str, reader: str, total: str) -> str:
@@ -460,23 +496,24 @@ async def read_live(job_id: str, counted: RequestCount | None = None) -> LiveSta
 
 
 # A poll's whole read of a live job, in one step on the job's node: read_live's three reads and,
-# for the job's owner while its log has not ended, the page after the poll's cursor (or, for a
-# stateful poll, the chunks not yet handed to its reader, claimed as _CLAIM_CHUNKS does). The
-# page is read only for the owner, and not from an ended log: a poll of another's job claims
-# nothing, and a finished job's page is read from Postgres, as before. With the request's count
-# (a single Redis; on a cluster its key lies in another slot), nothing is read over the limit.
-# KEYS: meta, chunks, alive, the reader's cursor [, the request count].
-# ARGV: the meta's opening for this owner, the cursor ('' = the reader's own), log TTL
-#       [, the limit, the count's TTL].
-# Returns {count, meta, last chunk, alive [, start, chunks]}; {count} alone over the limit.
-_POLL = Lua(
+# for the job's owner while its log has not ended, what the poll reads of it: the page after
+# its cursor (_POLL) or the text not yet handed out (_POLL_TEXT), claimed for a stateful reader
+# as _CLAIM_CHUNKS and _CLAIM_TEXT do. Nothing is read for another caller (a poll of another's
+# job claims nothing), nor from an ended log (a finished job is read from Postgres, as before).
+# With the request's count (a single Redis; on a cluster its key lies in another slot), nothing
+# is read over the limit.
+# KEYS: meta, chunks, alive, the reader's cursor, text [, the request count].
+# ARGV: the meta's opening for this owner, log TTL, the limit, the count's TTL, the cursor
+#       ('' = the reader's own; _POLL only).
+# Returns {count, meta, last chunk, alive [, what the poll read]}; {count} alone over the limit.
+_POLL_LIVE = (
     _ENDS
     + """
 local used = 0
-if KEYS[5] then
-  used = redis.call('INCR', KEYS[5])
-  redis.call('EXPIRE', KEYS[5], ARGV[5])
-  if used > tonumber(ARGV[4]) then
+if KEYS[6] then
+  used = redis.call('INCR', KEYS[6])
+  redis.call('EXPIRE', KEYS[6], ARGV[4])
+  if used > tonumber(ARGV[3]) then
     return {used}
   end
 end
@@ -486,46 +523,71 @@ local alive = redis.call('EXISTS', KEYS[3])
 if not meta or (last and ends(last)) or string.sub(meta, 1, #ARGV[1]) ~= ARGV[1] then
   return {used, meta, last, alive}
 end
-local stateful = ARGV[2] == ''
-local start = tonumber(ARGV[2])
-if stateful then
-  start = tonumber(redis.call('GET', KEYS[4]) or '0')
-end
-local items = redis.call('LRANGE', KEYS[2], start, -1)
-if stateful and #items > 0 then
-  redis.call('SET', KEYS[4], start + #items, 'EX', ARGV[3])
-end
+"""
+)
+
+_POLL = Lua(
+    _CLAIM_PAGE
+    + _POLL_LIVE
+    + """
+local start, items = claim_page(KEYS[2], KEYS[4], ARGV[5], ARGV[2])
 return {used, meta, last, alive, start, items}
 """
 )
 
+_POLL_TEXT = Lua(
+    _CLAIM_TEXT_UPTO
+    + _POLL_LIVE
+    + """
+local handed, total = claim_text(KEYS[5], KEYS[4], false, ARGV[2])
+return {used, meta, last, alive, handed, total}
+"""
+)
 
-class LivePoll(NamedTuple):
-    state: LiveState
-    start: int  # the page's first sequence number
-    chunks: list[ChunkDict] | None  # None: no page was read (not the caller's job, or not live)
 
-
-async def poll_live(
-    job_id: str, owner_id: int, cursor: int | None, reader: str, counted: RequestCount | None = None
-) -> LivePoll:
-    """read_live, and the owner's page of a live job after `cursor` (None: claimed for `reader`),
-    in one round trip; with `counted`, the request's count checked (LimitExceeded) first."""
+async def _poll_live(
+    script: Lua, job_id: str, owner_id: int, reader: str, cursor: bytes | int, counted: RequestCount | None
+) -> tuple[LiveState, list[Any] | None]:
+    """The live state, and what the script read for the owner (None: nothing was read)."""
     client = async_redis()
-    keys = [meta_key(job_id), chunks_key(job_id), alive_key(job_id), handed_key(job_id, reader)]
+    keys = [
+        meta_key(job_id),
+        chunks_key(job_id),
+        alive_key(job_id),
+        handed_key(job_id, reader),
+        text_key(job_id),
+    ]
     # The meta is encoded with "owner" first (jobview.live_meta), so its opening tells the owner.
-    args: list[Any] = [b'{"owner":%d,' % owner_id, b"" if cursor is None else cursor, _ttl()]
+    args: list[Any] = [b'{"owner":%d,' % owner_id, _ttl(), 0, 0, cursor]
     if counted is not None and is_cluster(client):
         await counted.send()
         counted = None
     if counted is not None:
         keys.append(counted.key)
-        args += [counted.limit, counted.ttl_seconds]
-    reply = await _POLL.arun(client, keys, args)
+        args[2:4] = [counted.limit, counted.ttl_seconds]
+    reply = await script.arun(client, keys, args)
     if counted is not None:
         counted.check(reply[0])
     meta, last, alive = reply[1:4]
     state = LiveState(orjson.loads(meta) if meta else None, orjson.loads(last) if last else None, bool(alive))
-    if len(reply) == 4:
-        return LivePoll(state, 0 if cursor is None else cursor, None)
-    return LivePoll(state, int(reply[4]), _decode_all(reply[5]))
+    return state, (reply[4:] if len(reply) > 4 else None)
+
+
+async def poll_live(
+    job_id: str, owner_id: int, cursor: int | None, reader: str, counted: RequestCount | None = None
+) -> tuple[LiveState, Page | None]:
+    """read_live, and the owner's page of a live job after `cursor` (None: claimed for `reader`),
+    in one round trip; with `counted`, the request's count checked (LimitExceeded) first."""
+    state, read = await _poll_live(
+        _POLL, job_id, owner_id, reader, b"" if cursor is None else cursor, counted
+    )
+    return state, None if read is None else (int(read[0]), _decode_all(read[1]))
+
+
+async def poll_live_text(
+    job_id: str, owner_id: int, reader: str, counted: RequestCount | None = None
+) -> tuple[LiveState, Text | None]:
+    """read_live, and the owner's text of a live job not yet handed to `reader` (claim_text's
+    answer), in one round trip; with `counted`, the request's count checked first."""
+    state, read = await _poll_live(_POLL_TEXT, job_id, owner_id, reader, b"", counted)
+    return state, None if read is None else _text_claimed(read[0], read[1], state.last)

@@ -8,7 +8,7 @@ import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.types import ChunkDict
 from jobs import chunklog, limits, sweeper, tracing, wakeup
@@ -17,6 +17,10 @@ from jobs.jobview import JobView
 from jobs.logcontext import bind_job_id
 from jobs.models import Engine, Job
 from jobs.types import LiveMeta
+
+T = TypeVar("T")
+# A poll's first read: the job's live state, and what it read for the owner of a live job.
+Poll = Callable[[], Awaitable[tuple[chunklog.LiveState, T | None]]]
 
 
 def parse_uuid(value: Any) -> uuid.UUID | None:
@@ -155,45 +159,80 @@ async def job_page_for_owner(
     job_id: Any, owner_id: int, *, cursor: int | None, reader: str, wait: float
 ) -> tuple[JobView, ChunkPage] | None:
     """job_for_owner, then job_chunks_since without `following`: a poll's job and page, or None
-    when the job does not exist or is not the caller's.
-
-    While the job is live, its state and its first page come in one round trip of Redis
-    (chunklog.poll_live) instead of two. When the job's wake channel is still subscribed (its
-    last poll just left, as a long-poll's does) that read is made inside the watch, so an idle
-    long-poll costs that one round trip in all."""
+    when the job does not exist or is not the caller's. While the job is live, its state and its
+    first page come in one round trip of Redis (see _live_poll)."""
     key = parse_uuid(job_id)
     if key is None:
         return None
     if cursor is not None:
         cursor = min(cursor, MAX_CURSOR)
     job_key = str(key)
+    poll: Poll[chunklog.Page] = functools.partial(
+        chunklog.poll_live, job_key, owner_id, cursor, reader, limits.take_deferred()
+    )
+    state, page = await _live_poll(job_key, wait, poll, _page_fetch(job_key, cursor, reader), _has_chunks)
+    found = await _poll_owner(key, owner_id, state, page)
+    if found is None:
+        return None
+    if page is not None:
+        return found, await _live_page(found, *page, wait)
+    return found, await job_chunks_since(found, cursor=cursor, reader=reader, wait=wait)
+
+
+async def job_text_for_owner(
+    job_id: Any, owner_id: int, *, reader: str, wait: float
+) -> tuple[JobView, chunklog.Text | None] | None:
+    """A text poll's job and, while it is live, the text not yet handed to `reader` (waited for
+    up to `wait`), in one round trip of Redis as job_page_for_owner's; None for a job that is not
+    the caller's. With no text read (None), the job is Postgres's: the caller reads it there."""
+    key = parse_uuid(job_id)
+    if key is None:
+        return None
+    job_key = str(key)
+    poll: Poll[chunklog.Text] = functools.partial(
+        chunklog.poll_live_text, job_key, owner_id, reader, limits.take_deferred()
+    )
+    state, text = await _live_poll(
+        job_key, wait, poll, functools.partial(chunklog.claim_text, job_key, reader), chunklog.text_ready
+    )
+    found = await _poll_owner(key, owner_id, state, text)
+    return None if found is None else (found, text)
+
+
+async def _live_poll(
+    job_key: str,
+    wait: float,
+    poll: Poll[T],
+    fetch: Callable[[], Awaitable[T]],
+    ready: Callable[[T], bool],
+) -> tuple[chunklog.LiveState, T | None]:
+    """A poll's first read (`poll`: the job's live state, and what it reads for the owner of a
+    live job, else None), then, while that is not `ready`, `fetch` on each wake-up until `wait`
+    is up. When the job's wake channel is still subscribed (the caller's last poll just left, as
+    a long-poll's does) the first read is made inside the watch, so an append just after it wakes
+    the poll, and an idle long-poll costs that one round trip in all; otherwise a poll that found
+    nothing subscribes, then reads again."""
     deadline = asyncio.get_running_loop().time() + wait
-    fetch = _page_fetch(job_key, cursor, reader)
-    poll = functools.partial(chunklog.poll_live, job_key, owner_id, cursor, reader, limits.take_deferred())
-    # A page read (chunks not None) means a live job of the caller's; an empty one waits.
     if wait > 0 and wakeup.hub().subscribed(chunklog.wake_channel(job_key)):
         async with wakeup.watching(job_key) as watch:
-            polled = await poll()
-            if polled.chunks == []:
-                start, chunks = await watch.until(fetch, _has_chunks, deadline, (polled.start, polled.chunks))
-                polled = polled._replace(start=start, chunks=chunks)
-    else:
-        polled = await poll()
-        if polled.chunks == [] and wait > 0:
-            async with wakeup.watching(job_key) as watch:
-                start, chunks = await watch.until(fetch, _has_chunks, deadline)
-                polled = polled._replace(start=start, chunks=chunks)
-    meta = _live_meta(polled.state)
-    if polled.chunks is not None and meta is not None:
-        job = _live_view(key, meta, polled.state)
-        return job, await _live_page(job, polled.start, polled.chunks, wait)
-    if meta is not None:
-        return None  # live, and another's
-    # Finished, or its live state expired: Postgres answers, as job_for_owner's does.
-    stored = await _stored_job(key, owner_id)
-    if stored is None:
-        return None
-    return stored, await job_chunks_since(stored, cursor=cursor, reader=reader, wait=wait)
+            state, first = await poll()
+            if first is None or ready(first):
+                return state, first
+            return state, await watch.until(fetch, ready, deadline, first)
+    state, first = await poll()
+    if first is None or ready(first) or wait <= 0:
+        return state, first
+    async with wakeup.watching(job_key) as watch:
+        return state, await watch.until(fetch, ready, deadline)
+
+
+async def _poll_owner(key: uuid.UUID, owner_id: int, state: chunklog.LiveState, read: Any) -> JobView | None:
+    """The polled job as job_for_owner finds it: live (`read` is what the poll read for its
+    owner), another caller's (None), or from Postgres when it is not live."""
+    meta = _live_meta(state)
+    if meta is None:
+        return await _stored_job(key, owner_id)
+    return _live_view(key, meta, state) if read is not None else None
 
 
 def _page_fetch(
@@ -209,8 +248,10 @@ def _page_fetch(
     return fetch
 
 
-def _has_chunks(got: tuple[int, list[ChunkDict]]) -> bool:
-    return bool(got[1])
+# A poll's readiness takes None (nothing read) too: mypy solves _live_poll's T as the Optional.
+# (chunklog.text_ready is the text polls'.)
+def _has_chunks(got: chunklog.Page | None) -> bool:
+    return got is not None and bool(got[1])
 
 
 async def _live_page(job: JobView, start: int, chunks: list[ChunkDict], wait: float) -> ChunkPage:

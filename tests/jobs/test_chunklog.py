@@ -495,51 +495,72 @@ def write_live_meta(job_id: str, owner: int) -> None:
     chunklog.write_meta(job_id, {**meta, "request": {}, "options": {}})
 
 
-def poll(job_id: str, owner: int, cursor: int | None = None, counted=None) -> chunklog.LivePoll:
+def poll(job_id: str, owner: int, cursor: int | None = None, counted=None) -> tuple:
     return asyncio.run(chunklog.poll_live(job_id, owner, cursor, "semoss-stream", counted))
+
+
+def text_poll(job_id: str, owner: int, counted=None) -> tuple:
+    return asyncio.run(chunklog.poll_live_text(job_id, owner, "semoss-partial", counted))
 
 
 def test_a_poll_reads_the_live_state_and_claims_its_owners_page_in_one_step(job_id):
     write_live_meta(job_id, owner=7)
     chunklog.append(job_id, [content("a"), content("b")])
-    first = poll(job_id, 7)
-    assert first.state.meta["owner"] == 7 and first.state.alive and first.state.last == content("b")
-    assert (first.start, first.chunks) == (0, [content("a"), content("b")])
+    state, page = poll(job_id, 7)
+    assert state.meta["owner"] == 7 and state.alive and state.last == content("b")
+    assert page == (0, [content("a"), content("b")])
     chunklog.append(job_id, [content("c")])
-    assert (poll(job_id, 7).start, poll(job_id, 7).chunks) == (2, [])  # the second poll took "c"
+    assert poll(job_id, 7)[1] == (2, [content("c")])
+    assert poll(job_id, 7)[1] == (3, [])
     # A cursor pages without claiming: the same page each time.
-    assert [poll(job_id, 7, cursor=1).chunks for _ in range(2)] == [[content("b"), content("c")]] * 2
+    assert [poll(job_id, 7, cursor=1)[1] for _ in range(2)] == [(1, [content("b"), content("c")])] * 2
 
 
-def test_a_poll_of_anothers_job_reads_its_state_and_claims_nothing(job_id):
+def test_a_text_poll_reads_the_live_state_and_claims_its_owners_text_in_one_step(job_id):
+    write_live_meta(job_id, owner=7)
+    chunklog.append(job_id, [content("Hello")])
+    state, text = text_poll(job_id, 7)
+    assert state.meta["owner"] == 7 and text == ("Hello", "Hello", content("Hello"))
+    chunklog.append(job_id, [content(" \n")])  # blank new text waits for more (the SDK drops it)
+    assert text_poll(job_id, 7)[1] == ("", "Hello", content(" \n"))
+    chunklog.append(job_id, [content("world")])
+    assert text_poll(job_id, 7)[1] == (" \nworld", "Hello \nworld", content("world"))
+
+
+@pytest.mark.parametrize("read", [poll, text_poll])
+def test_a_poll_of_anothers_job_reads_its_state_and_claims_nothing(job_id, read):
     write_live_meta(job_id, owner=17)
     chunklog.append(job_id, [content("a")])
     # 1 is a prefix of 17: the owner is matched whole, not by its opening digits.
     for stranger in (1, 71, 170):
-        other = poll(job_id, stranger)
-        assert other.chunks is None and other.state.meta["owner"] == 17
-    assert poll(job_id, 17).chunks == [content("a")]
+        state, nothing = read(job_id, stranger)
+        assert nothing is None and state.meta["owner"] == 17
+    assert poll(job_id, 17)[1] == (0, [content("a")]) and text_poll(job_id, 17)[1][0] == "a"
 
 
-def test_a_poll_claims_nothing_from_an_ended_log_or_a_job_with_no_live_state(job_id):
+@pytest.mark.parametrize("read", [poll, text_poll])
+def test_a_poll_claims_nothing_from_an_ended_log_or_a_job_with_no_live_state(job_id, read):
     chunklog.append(job_id, [content("a")])
-    assert poll(job_id, 7).chunks is None  # no meta: Postgres says whose it is
+    assert read(job_id, 7)[1] is None  # no meta: Postgres says whose it is
     write_live_meta(job_id, owner=7)
     chunklog.append(job_id, [FINISH])
-    ended = poll(job_id, 7)
-    assert ended.chunks is None and ended.state.last == FINISH
+    state, nothing = read(job_id, 7)
+    assert nothing is None and state.last == FINISH
     assert asyncio.run(chunklog.claim_chunks(job_id, "semoss-stream")) == (0, [content("a"), FINISH])
+    assert asyncio.run(chunklog.claim_text(job_id, "semoss-partial")) == ("a", "a", FINISH)
 
 
-def test_a_poll_over_the_request_limit_reads_and_claims_nothing(job_id, one_limit_window, spool_env):
+@pytest.mark.parametrize("read", [poll, text_poll])
+def test_a_poll_over_the_request_limit_reads_and_claims_nothing(job_id, one_limit_window, spool_env, read):
     from jobs import limits
 
     spool_env(SPOOL_REQUESTS_PER_MINUTE=2)
     write_live_meta(job_id, owner=7)
     chunklog.append(job_id, [content("a")])
     who = f"poller-{job_id}"
-    assert poll(job_id, 7, cursor=0, counted=limits.request_count(who)).chunks == [content("a")]
-    assert poll(job_id, 7, cursor=0, counted=limits.request_count(who)).chunks == [content("a")]
+    assert poll(job_id, 7, cursor=0, counted=limits.request_count(who))[1] == (0, [content("a")])
+    assert poll(job_id, 7, cursor=0, counted=limits.request_count(who))[1] == (0, [content("a")])
     with pytest.raises(limits.LimitExceeded):
-        poll(job_id, 7, counted=limits.request_count(who))
+        read(job_id, 7, counted=limits.request_count(who))
     assert asyncio.run(chunklog.claim_chunks(job_id, "semoss-stream")) == (0, [content("a")])
+    assert asyncio.run(chunklog.claim_text(job_id, "semoss-partial"))[0] == "a"

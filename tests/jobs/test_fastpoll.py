@@ -21,6 +21,7 @@ from jobs.models import Job
 pytestmark = pytest.mark.django_db(transaction=True)
 
 POLL = "/Monolith/api/engine/pixelJobStreaming"
+PARTIAL = "/Monolith/api/engine/partial"  # the ai-server-sdk's stream_ask polls this one
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -57,8 +58,17 @@ def caller(redis_clean, spool_env, one_limit_window):
 
 
 @pytest.fixture
-def job(caller):
-    """A job live in Redis (queued, as a submit leaves it) with two chunks in its log."""
+def job(new_job):
+    return new_job()
+
+
+@pytest.fixture
+def new_job(caller):
+    """Makes a job live in Redis (queued, as a submit leaves it) with two chunks in its log."""
+    return lambda: started_job(caller)
+
+
+def started_job(caller) -> str:
     engine = services.engine_ensure_offline()
     expression = f'LLM(engine="{engine.pk}", command="<encode>hi</encode>");'
     [started] = send(
@@ -90,13 +100,15 @@ def answer(response: httpx.Response) -> tuple[int, dict[str, str], Any]:
     return response.status_code, headers, json.loads(response.content)
 
 
-def both_ways(app, spool_env, request: dict[str, Any]) -> tuple[Any, Any, list[str]]:
-    """(the full path's answer, the fast path's, which of the fast path's went to Django)."""
+def both_ways(app, spool_env, *requests: dict[str, Any]) -> tuple[Any, Any, list[str]]:
+    """(the full path's answer, the fast path's, which of the fast path's went to Django). Given
+    two requests, the first goes the full path and the second the fast one (a poll that changes
+    what it reads, sent to two jobs alike)."""
     spool_env(SPOOL_FAST_POLL="false")
-    [full] = send(request, app=app)
+    [full] = send(requests[0], app=app)
     spool_env(SPOOL_FAST_POLL="true")
     app.handed.clear()
-    [fast] = send(request, app=app)
+    [fast] = send(requests[-1], app=app)
     return answer(full), answer(fast), list(app.handed)
 
 
@@ -312,3 +324,59 @@ def test_the_served_middleware_is_the_one_the_fast_path_follows(settings, caller
     assert not other.follows_middleware
     [answer] = send(poll({"Authorization": caller["basic"]}, {"jobId": job, "cursor": "0"}), app=other)
     assert answer.status_code == 200 and handed == [POLL]  # Django's chain, with the new middleware
+
+
+def partial_poll(headers: dict[str, str], job_id: str) -> dict[str, Any]:
+    return poll(headers, {"jobId": job_id}, url=PARTIAL)
+
+
+def test_the_sdks_partial_poll_is_answered_by_the_fast_path_as_by_the_full_one(
+    app, spool_env, caller, new_job
+):
+    for headers in ({"Authorization": caller["basic"]}, {"Authorization": caller["bearer"]}):
+        jobs = new_job(), new_job()  # a partial poll claims the text it answers: one job each way
+        full, fast, handed = both_ways(app, spool_env, *(partial_poll(headers, job) for job in jobs))
+        assert handed == [] and fast == full
+        status, headers_seen, body = fast
+        assert status == 200 and body["message"] == {"new": "onetwo", "total": "onetwo"}
+        assert headers_seen["x-frame-options"] == "DENY" and headers_seen["vary"] == "origin"
+        # The next poll of each finds nothing new (after its wait), and says so alike.
+        full, fast, handed = both_ways(app, spool_env, *(partial_poll(headers, job) for job in jobs))
+        assert handed == [] and fast == full and fast[2]["message"] == {"new": "", "total": "onetwo"}
+
+
+@pytest.mark.parametrize(
+    "case", ["unknown job", "finished job", "over the limit", "read token of another job"]
+)
+def test_partial_polls_of_unknown_finished_limited_and_tokened_jobs_match(
+    app, spool_env, caller, new_job, case
+):
+    jobs = new_job(), new_job()
+    headers = {"Authorization": caller["basic"]}
+    requests = [partial_poll(headers, job) for job in jobs]
+    if case == "unknown job":
+        requests = [partial_poll(headers, "00000000-0000-4000-8000-000000000000")] * 2
+    elif case == "finished job":
+        for job in jobs:
+            chunklog.append(job, [{"type": "finish", "data": {"finish_reason": "stop"}, "choice": 0}])
+        Job.objects.filter(pk__in=jobs).update(status=Job.Status.SUCCEEDED)
+    elif case == "over the limit":
+        spool_env(SPOOL_REQUESTS_PER_MINUTE="1")
+        send(requests[0])  # the minute's one request
+    else:
+        other = new_job()
+        token, _ = readtokens.mint(key_id=caller["key"].pk, job_id=uuid.UUID(other), seconds=60)
+        requests = [{**partial_poll({}, job), "url": f"{PARTIAL}?token={token}"} for job in jobs]
+    full, fast, handed = both_ways(app, spool_env, *requests)
+    assert handed == [] and fast == full
+    expected = {
+        "unknown job": "UnknownJob",
+        "finished job": "ProgressComplete",
+        "over the limit": "Unavailable",
+    }
+    assert fast[2]["status"] == expected.get(case, "UnknownJob")
+
+
+def test_a_partial_poll_the_fast_path_does_not_take_django_answers(app, spool_env, caller, job):
+    full, fast, handed = both_ways(app, spool_env, partial_poll({}, job))
+    assert handed == [PARTIAL] and fast == full and fast[0] == 401

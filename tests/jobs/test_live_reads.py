@@ -162,41 +162,54 @@ def round_trips(monkeypatch) -> list[bytes]:
     return sent
 
 
-def test_an_idle_long_poll_of_a_subscribed_job_costs_one_round_trip(job, monkeypatch):
+def text_poller(job, *, wait: float):
+    """One SEMOSS partial (text) poll of the job, to be awaited."""
+    return functools.partial(
+        selectors.job_text_for_owner, str(job.pk), job.owner_id, reader="semoss-partial", wait=wait
+    )
+
+
+# Each kind of poll: how to make one, the chunklog read it starts with, what it read as text.
+POLLS = {
+    "page": (poller, "poll_live", lambda found: text(found[1].chunks)),
+    "text": (text_poller, "poll_live_text", lambda found: [found[1][0]] if found[1][0] else []),
+}
+
+
+@pytest.mark.parametrize("kind", POLLS)
+def test_an_idle_long_poll_of_a_subscribed_job_costs_one_round_trip(job, monkeypatch, kind):
+    make, _, got = POLLS[kind]
+
     async def two_idle_polls():
-        poll = poller(job, wait=0.2)
+        poll = make(job, wait=0.2)
         first = await poll()  # subscribes, as a client's first poll does
         sent.clear()
         return first, await poll()  # the channel is still subscribed (it lingers for the next)
 
     sent = round_trips(monkeypatch)
     first, second = async_to_sync(two_idle_polls)()
-    assert first[1].chunks == second[1].chunks == [] and second[0].status == Job.Status.QUEUED
+    assert got(first) == got(second) == [] and second[0].status == Job.Status.QUEUED
     assert len(sent) == 1 and b"EVALSHA" in sent[0]
 
 
 @pytest.mark.parametrize("subscribed", [True, False])
-def test_a_chunk_appended_just_after_a_polls_read_wakes_it(job, monkeypatch, subscribed):
+@pytest.mark.parametrize("kind", POLLS)
+def test_a_chunk_appended_just_after_a_polls_read_wakes_it(job, monkeypatch, kind, subscribed):
     """The read and the subscription are ordered so that no append falls between them unheard:
     on a channel still subscribed the poll's one read is made inside the watch."""
-    job_id = str(job.pk)
-    read_live = chunklog.poll_live
+    make, first_read, got = POLLS[kind]
+    read_live = getattr(chunklog, first_read)
 
     async def then_append(*args):
         found = await read_live(*args)
-        await asyncio.to_thread(chunklog.append, job_id, [{"type": "content", "data": {"content": "late"}}])
+        late = [{"type": "content", "data": {"content": "late"}}]
+        await asyncio.to_thread(chunklog.append, str(job.pk), late)
         return found
 
     async def polls():
-        poll = functools.partial(
-            selectors.job_page_for_owner, job_id, job.owner_id, cursor=None, reader="semoss-stream", wait=10
-        )  # fmt: skip
         if subscribed:
-            await selectors.job_page_for_owner(
-                job_id, job.owner_id, cursor=None, reader="semoss-stream", wait=0.1
-            )
-        monkeypatch.setattr(chunklog, "poll_live", then_append)
-        return await asyncio.wait_for(poll(), 8)  # a missed wake-up would wait out the 10 s
+            await make(job, wait=0.1)()
+        monkeypatch.setattr(chunklog, first_read, then_append)
+        return await asyncio.wait_for(make(job, wait=10)(), 8)  # a missed wake-up waits out 10 s
 
-    found, page = async_to_sync(polls)()
-    assert text(page.chunks) == ["late"] and page.start == 0
+    assert got(async_to_sync(polls)()) == ["late"]

@@ -1,15 +1,16 @@
-"""pixelJobStreaming, the SEMOSS poll, answered without Django's middleware chain, its URL
-resolver and DRF's dispatch: a fifth to a third of an idle poll's web CPU, and ~50 objects a
-poll left in reference cycles for the collector (docs/PERFORMANCE.md, "Issue 29 (8)").
+"""pixelJobStreaming and partial, the SEMOSS polls, answered without Django's middleware chain,
+its URL resolver and DRF's dispatch: a fifth to a third of an idle poll's web CPU, and ~50
+objects a poll left in reference cycles for the collector (docs/PERFORMANCE.md, "Issue 29 (8)").
 
-The same code decides as on the full path: the view's own function (views.job_streaming), the
-job readers' authenticators and throttle, the face's key check, the error renderer, and the
-process_response of each middleware that touches such an answer (CORS, security headers, the
-frame policy, Content-Length, the session). What is taken here is the common case only: a POST
-to the exact path by a caller those authenticators accept. Anything else (no or wrong
-credentials, a key not allowed on this face, a body that is not a form or JSON, a redirect
-Django would make, a CSRF cookie Django may renew, traces being exported) is handed to Django
-whole, body included, before anything is counted or read: it answers as it always did.
+The same code decides as on the full path: the view's own function (views.job_streaming,
+views.job_partial), the job readers' authenticators and throttle, the face's key check, the
+error renderer, and the process_response of each middleware that touches such an answer (CORS,
+security headers, the frame policy, Content-Length, the session). What is taken here is the
+common case only: a POST to one of the exact paths by a caller those authenticators accept.
+Anything else (no or wrong credentials, a key not allowed on this face, a body that is not a
+form or JSON, a redirect Django would make, a CSRF cookie Django may renew, traces being
+exported) is handed to Django whole, body included, before anything is counted or read: it
+answers as it always did.
 tests/jobs/test_fastpoll.py checks each answer against the full path's, headers included.
 """
 
@@ -44,11 +45,19 @@ from jobs.dbwork import track_connections
 from jobs.faces.common.errors import error_response
 from jobs.faces.common.middleware import nul_in_query
 from jobs.faces.common.views import authenticators
-from jobs.faces.semoss.views import PixelJobStreaming, job_streaming, semoss_form
+from jobs.faces.semoss.views import Partial, PixelJobStreaming, job_partial, job_streaming, semoss_form
 
 log = logging.getLogger(__name__)
 
-PATH = "/Monolith/api/engine/pixelJobStreaming"
+Answer = Callable[[dict[str, Any], int, Any], Awaitable[HttpResponse]]
+
+# The polls this path answers: each view, whose authenticators, throttle and face it follows,
+# and the function that answers for that view. A frontend polls pixelJobStreaming; the
+# ai-server-sdk's stream_ask polls partial.
+ANSWERED = {
+    "/Monolith/api/engine/pixelJobStreaming": (PixelJobStreaming, job_streaming),
+    "/Monolith/api/engine/partial": (Partial, job_partial),
+}
 # A poll's form is a job id and a cursor; a larger body is surely not one, and Django's own
 # limits (DATA_UPLOAD_MAX_MEMORY_SIZE) answer it.
 MAX_BODY = 64 * 1024
@@ -107,11 +116,7 @@ class PollFastPath:
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
-        view = PixelJobStreaming
-        # Spool's authenticators and throttle are async and read only what _Caller has.
-        self.authenticators: list[Any] = authenticators(tuple(view.authentication_classes))
-        self.throttle_classes: list[Any] = view.throttle_classes
-        self.view, self.face = view, view.face
+        self.routes = {path: _Route.of(view, answer) for path, (view, answer) in ANSWERED.items()}
         # Django's middleware, as objects whose process_request and process_response this path
         # calls in the order MIDDLEWARE lists them (responses innermost first).
         self.cors = CorsMiddleware(_no_response)
@@ -129,7 +134,7 @@ class PollFastPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
-            or scope["path"] != PATH
+            or scope["path"] not in self.routes
             or scope["method"] != "POST"
             or not settings.SPOOL.web.fast_poll
             or not self.follows_middleware
@@ -145,7 +150,8 @@ class PollFastPath:
         if body is None:
             return  # the client went away
         track_connections()  # a key's lookup below runs on the kept threads (jobs/dbwork.py)
-        poll = await self._prepare(scope, body) if complete else None
+        route = self.routes[scope["path"]]
+        poll = await self._prepare(scope, body, route) if complete else None
         if poll is None:
             await self.handler.handle(scope, _replayed(body, complete, receive), send)
             return
@@ -165,7 +171,7 @@ class PollFastPath:
             return
         await close_response(response)
 
-    async def _prepare(self, scope: Scope, body: bytes) -> _Poll | None:
+    async def _prepare(self, scope: Scope, body: bytes, route: _Route) -> _Poll | None:
         """The poll, if this path may answer it; None hands it to Django. Reads nothing but the
         process's caches of keys and sessions, and counts nothing."""
         request, refused = self.handler.create_request(scope, io.BytesIO(body))
@@ -182,7 +188,7 @@ class PollFastPath:
         session = self._open_session(request)
         caller = _Caller(request)
         try:
-            if not await self._admitted(caller):
+            if not await self._admitted(caller, route):
                 return None
         except APIException:
             return None  # refused credentials: Django's 401
@@ -192,13 +198,13 @@ class PollFastPath:
             refused = error_response(request, exc)
             if refused is None:
                 raise
-            return _Poll(request, form, caller, session, refused)
-        return _Poll(request, form, caller, session)
+            return _Poll(route, request, form, caller, session, refused)
+        return _Poll(route, request, form, caller, session)
 
-    async def _admitted(self, caller: _Caller) -> bool:
+    async def _admitted(self, caller: _Caller, route: _Route) -> bool:
         """Authenticates the caller and leaves its request's count as FaceView.ainitial does;
         False for what Django answers (no credentials, a key not allowed on this face)."""
-        for authenticator in self.authenticators:
+        for authenticator in route.authenticators:
             found = await authenticator.authenticate(caller)
             if found is not None:
                 caller.user, caller.auth = found
@@ -206,12 +212,12 @@ class PollFastPath:
         if caller.user is None:
             return False
         grant = key_grant(caller.auth)
-        if grant is not None and not grant.allows_face(self.face):
+        if grant is not None and not grant.allows_face(route.view.face):
             return False
-        for throttle in self.throttle_classes:
+        for throttle in route.view.throttle_classes:
             # The job readers count a request in their first read of Redis (limits.defer):
             # this only leaves the count for it.
-            if not await throttle().allow_request(caller, self.view):
+            if not await throttle().allow_request(caller, route.view):
                 return False
         return True
 
@@ -232,7 +238,7 @@ class PollFastPath:
             if poll.refused is not None:
                 response = poll.refused
             else:
-                response = await job_streaming(poll.form, poll.caller.user.pk, poll.caller.auth)
+                response = await poll.route.answer(poll.form, poll.caller.user.pk, poll.caller.auth)
                 await limits.settle_deferred()  # FaceView.async_dispatch's (see there)
         except Exception as exc:
             response = error_response(request, exc) or response_for_exception(request, exc)
@@ -254,8 +260,21 @@ class PollFastPath:
         return response
 
 
+@dataclass(frozen=True, slots=True)
+class _Route:
+    view: Any  # a JobReader view class
+    answer: Answer
+    # Spool's authenticators are async and read only what _Caller has.
+    authenticators: list[Any]
+
+    @classmethod
+    def of(cls, view: Any, answer: Answer) -> _Route:
+        return cls(view, answer, authenticators(tuple(view.authentication_classes)))
+
+
 @dataclass(slots=True)
 class _Poll:
+    route: _Route
     request: HttpRequest
     form: dict[str, Any]
     caller: _Caller

@@ -299,17 +299,23 @@ class Partial(JobReader):
     @semoss_schema(
         "partial", "The text since the last poll, and all of it.", shapes.JobForm, shapes.PartialPoll
     )
-    async def post(self, request: Request) -> JsonResponse:
+    async def post(self, request: Request) -> HttpResponse:
         return await partial(request)
 
 
-async def partial(request: Request) -> JsonResponse:
-    job = await job_for_owner(
-        readable(request, semoss_form(request._request).get("jobId")), caller(request).pk
+async def partial(request: Request) -> HttpResponse:
+    return await job_partial(semoss_form(request._request), caller(request).pk, request.auth)
+
+
+async def job_partial(form: dict[str, Any], owner_id: int, auth: Any) -> HttpResponse:
+    """partial's answer to an authenticated caller: the view's, and the poll's fast path's (the
+    ai-server-sdk's stream_ask polls it once per piece of text)."""
+    found = await partial_text(
+        readable_by(auth, form.get("jobId")), owner_id, wait=settings.SPOOL.web.long_poll_seconds
     )
-    if job is None:
+    if found is None:
         return JsonResponse({"message": {"new": "", "total": ""}, "status": render.UNKNOWN})
-    new, total, status = await partial_text(job, wait=settings.SPOOL.web.long_poll_seconds)
+    new, total, status = found
     return JsonResponse({"message": {"new": new, "total": total}, "status": status})
 
 
