@@ -33,6 +33,7 @@ from jobs.redis_clients import async_redis, is_cluster, own_pubsub
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
+SUBSCRIBE, UNSUBSCRIBE = "SSUBSCRIBE", "SUNSUBSCRIBE"
 # How long a waiter trusts a subscription request to be confirmed before reading anyway.
 SUBSCRIBE_CONFIRM_SECONDS = 2.0
 # A listener that lost its Redis tries again after 50 ms, doubling up to 1 s while it is away.
@@ -59,13 +60,17 @@ class WakeHub:
             self._opener[""] = lambda: own_pubsub(pool.connection_class, pool.connection_kwargs)
             self._pubsubs[""] = self._opener[""]()
         self._listeners: dict[str, asyncio.Task[None]] = {}
-        # One (un)subscribe at a time per connection, in the order they were asked for. Without
-        # it a burst of first subscribes each took a connection (redis-py's PubSub.connect
-        # awaits before it keeps one): all but the last leaked, draining the bounded pool (every
-        # other Redis call then waited for the pool's timeout), and a channel sent on a leaked
-        # connection was never heard again; and a subscribe could overtake the unsubscribe of
-        # the waiter before it, leaving the channel unsubscribed while a reader waited on it.
+        # (Un)subscribes go out from one task per node, in the order they were asked for (_sent).
+        # Sent by each waiter, a burst of first subscribes each took a connection (redis-py's
+        # PubSub.connect awaits before it keeps one): all but the last leaked, draining the
+        # bounded pool (every other Redis call then waited for the pool's timeout), and a channel
+        # sent on a leaked connection was never heard again; and a subscribe could overtake the
+        # unsubscribe of the waiter before it, leaving the channel unsubscribed while a reader
+        # waited on it. The lock keeps a send and _reconnect's swap of the connection apart.
         self._sending: dict[str, asyncio.Lock] = {}
+        # Per node: the (un)subscribes asked for and not sent yet, and the task that sends them.
+        self._outbox: dict[str, list[tuple[str, str, asyncio.Future[None]]]] = {}
+        self._senders: dict[str, asyncio.Task[None]] = {}
         self._node_of: dict[str, str] = {}  # channel -> the node it was subscribed on
         self._events: dict[str, set[asyncio.Event]] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
@@ -117,8 +122,7 @@ class WakeHub:
                 confirmed = self._confirmed[channel] = asyncio.get_running_loop().create_future()
                 node = self._node_of[channel] = await self._node_for(channel)
                 try:
-                    async with self._sending.setdefault(node, asyncio.Lock()):
-                        await self._pubsubs[node].ssubscribe(channel)
+                    await self._sent(node, SUBSCRIBE, channel)
                 except redis.ConnectionError as exc:
                     # A dropped pub/sub connection is no outage for the reader: it reads the log
                     # and waits out its timeout unheard; the listener reconnects, and the next
@@ -151,9 +155,55 @@ class WakeHub:
         self._confirmed.pop(channel, None)
         subscribed_on = self._node_of.pop(channel, None)
         if subscribed_on is not None:
-            async with self._sending.setdefault(subscribed_on, asyncio.Lock()):
-                with contextlib.suppress(Exception):
-                    await self._pubsubs[subscribed_on].sunsubscribe(channel)
+            with contextlib.suppress(Exception):
+                await self._sent(subscribed_on, UNSUBSCRIBE, channel)
+
+    async def _sent(self, node: str, command: str, channel: str) -> None:
+        """(Un)subscribes the channel on the node's pub/sub connection, in the order asked; raises
+        what the send raised. One task per node sends, and what was asked while it sent goes out
+        together next: one command per run of the same kind, with all of its channels. Sent one
+        by one, each send awaiting a few turns of a loop busy with 100 streams, a wave of first
+        polls waited seconds for their turn (docs/PERFORMANCE.md, "Issue 29 (9)")."""
+        done = asyncio.get_running_loop().create_future()
+        self._outbox.setdefault(node, []).append((command, channel, done))
+        sender = self._senders.get(node)
+        if sender is None or sender.done():
+            self._senders[node] = asyncio.get_running_loop().create_task(self._send_queued(node))
+        await done
+
+    async def _send_queued(self, node: str) -> None:
+        # Its own task: a waiter cancelled mid-send (its client left) cannot leave others unsent.
+        while queued := self._outbox.pop(node, None):
+            async with self._sending.setdefault(node, asyncio.Lock()):  # not while _reconnect swaps
+                pubsub = self._pubsubs[node]
+                for command, run in self._runs(queued):
+                    try:
+                        channels = [channel for channel, _ in run]
+                        if command == SUBSCRIBE:
+                            await pubsub.ssubscribe(*channels)
+                        else:
+                            await pubsub.sunsubscribe(*channels)
+                    except Exception as exc:
+                        for _, done in run:
+                            if not done.done():  # a cancelled waiter's is
+                                done.set_exception(exc)
+                    else:
+                        for _, done in run:
+                            if not done.done():
+                                done.set_result(None)
+
+    def _runs(
+        self, queued: list[tuple[str, str, asyncio.Future[None]]]
+    ) -> list[tuple[str, list[tuple[str, asyncio.Future[None]]]]]:
+        """The queue as commands in order: each run of the same kind is one, except on a cluster,
+        whose nodes refuse channels of two slots in one command (CROSSSLOT)."""
+        runs: list[tuple[str, list[tuple[str, asyncio.Future[None]]]]] = []
+        for command, channel, done in queued:
+            if runs and runs[-1][0] == command and self._cluster is None:
+                runs[-1][1].append((channel, done))
+            else:
+                runs.append((command, [(channel, done)]))
+        return runs
 
     def _ensure_listener(self, node: str) -> None:
         listener = self._listeners.get(node)

@@ -457,6 +457,34 @@ def test_a_burst_of_first_waiters_shares_one_pub_sub_connection(redis_clean, spo
     assert asyncio.run(main()) == []
 
 
+def test_a_wave_of_first_waiters_is_subscribed_in_few_commands_and_each_is_woken(redis_clean, chunklog_redis):
+    """Subscribes asked for while one is being sent go out together (one command per run of the
+    same kind; per channel on a cluster): one send each, under load, made a wave of first polls
+    wait seconds for their turn. Each waiter is still woken by its own job's append."""
+    from jobs.redis_clients import sync_redis
+
+    jobs = [str(uuid.uuid4()) for _ in range(40)]
+
+    def subscribes() -> int:
+        return int(sync_redis().info("commandstats").get("cmdstat_ssubscribe", {}).get("calls", 0))
+
+    async def waiter(job: str) -> list:
+        return await wakeup.wait_for(job, lambda: chunklog.read_since(job, 0), bool, 10)
+
+    async def main() -> list:
+        waiting = [asyncio.create_task(waiter(job)) for job in jobs]
+        while not all(wakeup.hub().subscribed(chunklog.wake_channel(job)) for job in jobs):
+            await asyncio.sleep(0.01)
+        for job in jobs:
+            await asyncio.to_thread(chunklog.append, job, [content(job[:8])])
+        return await asyncio.wait_for(asyncio.gather(*waiting), 8)  # a lost wake-up waits 10 s
+
+    before = subscribes() if chunklog_redis == "redis" else 0
+    assert asyncio.run(main()) == [[content(job[:8])] for job in jobs]
+    if chunklog_redis == "redis":
+        assert subscribes() - before <= 2  # the first alone, the rest of the wave behind it
+
+
 def test_a_quiet_append_wakes_no_reader_and_a_loud_one_does(job_id):
     """A Batch API line's appends publish no wake-up: after a quiet append the first message on
     the job's channel is a marker published after it (messages on a channel keep their order),
