@@ -124,7 +124,23 @@ class Appended(NamedTuple):
 # the whole log back instead. Appended there, the chunks would sit at the wrong sequence numbers
 # until then, and a reader woken by this append would read them there. RPUSH in slices: Lua's
 # unpack() has a stack limit, and a batch held back while Redis was away can be long.
-_APPEND = Lua("""
+# The wake-up carries the chunks it announces (see carried_chunks): `<start>:[<chunk>,...]`,
+# or only '1' past CARRIED_MAX_BYTES, where a page is large enough that one read of the log per
+# page costs little per chunk.
+CARRIED_MAX_BYTES = 8192
+_APPEND = Lua(
+    f"local MAX = {CARRIED_MAX_BYTES}\n"
+    + """
+local function carried(start, first, last)
+  local size = 0
+  for i = first, last do
+    size = size + #ARGV[i]
+    if size > MAX then
+      return '1'
+    end
+  end
+  return start .. ':[' .. table.concat(ARGV, ',', first, last) .. ']'
+end
 local ttl, beat = ARGV[1], ARGV[2]
 local replies = {}
 local at = 3
@@ -148,7 +164,7 @@ for k = 1, #KEYS, 5 do
         redis.call('EXPIRE', KEYS[k + 1], ttl)
       end
       if wake == '1' then
-        redis.call('SPUBLISH', KEYS[k + 4], '1')
+        redis.call('SPUBLISH', KEYS[k + 4], carried(length - count, first, last))
       end
     end
   end
@@ -157,7 +173,8 @@ for k = 1, #KEYS, 5 do
   replies[#replies + 1] = redis.call('EXISTS', KEYS[k + 3])
 end
 return replies
-""")
+"""
+)
 
 # Replaces a job's log (and its text when ARGV[2] is not empty) and wakes its readers, in one
 # step on the job's one node: the worker's rewrite after Redis lost a log, and the web side's
@@ -385,6 +402,28 @@ def _decode_all(items: Sequence[bytes]) -> list[ChunkDict]:
 
 async def read_since(job_id: str, cursor: int) -> list[ChunkDict]:
     return _decode_all(await async_redis().lrange(chunks_key(job_id), cursor, -1))
+
+
+def carried_chunks(carried: list[bytes], cursor: int) -> list[ChunkDict] | None:
+    """The chunks from `cursor` on that the wake-ups in `carried` brought (each the append
+    script's `<start>:[<chunk>,...]`), when they reach back to `cursor` with no gap: none when
+    they announced only chunks the reader has (each later append's wake-up is still to come).
+    None when the log must be read instead: a wake-up that carried no chunks ('1', a reconnected
+    listener's b''), or one that was never heard (a gap). Empties `carried`."""
+    chunks: list[ChunkDict] = []
+    at = cursor
+    try:
+        for data in carried:
+            start, carries, items = data.partition(b":")
+            if not carries or int(start) > at:
+                return None
+            decoded = orjson.loads(items)
+            if int(start) + len(decoded) > at:
+                chunks += decoded[at - int(start) :]
+                at = int(start) + len(decoded)
+        return chunks
+    finally:
+        carried.clear()
 
 
 async def claim_chunks(job_id: str, reader: str) -> tuple[int, list[ChunkDict]]:

@@ -150,7 +150,7 @@ async def job_chunks_since(
         start = min(max(cursor, 0), len(archive))
         return ChunkPage(start, archive[start:], True)
 
-    fetch = _page_fetch(job_id, cursor, reader)
+    fetch = _page_fetch(job_id, cursor, reader, following)
     start, chunks = await wakeup.wait_for(job_id, fetch, _has_chunks, wait, following)
     return await _live_page(job, start, chunks, wait)
 
@@ -236,12 +236,17 @@ async def _poll_owner(key: uuid.UUID, owner_id: int, state: chunklog.LiveState, 
 
 
 def _page_fetch(
-    job_id: str, cursor: int | None, reader: str
+    job_id: str, cursor: int | None, reader: str, following: wakeup.Following | None = None
 ) -> Callable[[], Awaitable[tuple[int, list[ChunkDict]]]]:
-    """A live job's chunks after `cursor`, or, with none, those claimed for `reader`."""
+    """A live job's chunks after `cursor` (those a stream's wake-ups carried, when they reach
+    back to it), or, with no cursor, those claimed for `reader`."""
 
     async def fetch() -> tuple[int, list[ChunkDict]]:
         if cursor is not None:
+            if following is not None and following.carried:
+                heard = chunklog.carried_chunks(following.carried, cursor)
+                if heard is not None:
+                    return cursor, heard
             return cursor, await chunklog.read_since(job_id, cursor)
         return await chunklog.claim_chunks(job_id, reader)
 

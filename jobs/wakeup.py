@@ -7,7 +7,8 @@ chunk appended after that read publishes a wake-up the waiter is sure to see, so
 
 The channels are sharded (SSUBSCRIBE; the append script SPUBLISHes): on a cluster a wake-up
 travels only to the shard that holds the job instead of being broadcast over the cluster bus to
-every node, and it works the same on one Redis 7.
+every node, and it works the same on one Redis 7. A wake-up carries the chunks the append
+announced (chunklog.carried_chunks): a stream takes its page from them, not from the log.
 """
 
 from __future__ import annotations
@@ -43,6 +44,28 @@ RECONNECT_MAX_SECONDS = 1.0
 # again within moments, and its next wait then costs no subscribe and unsubscribe round trips
 # (in turn with every other waiter on the one pub/sub connection).
 LINGER_SECONDS = 5.0
+# A stream that falls this many wake-ups behind reads the log instead of what they carried.
+CARRIED_MAX = 256
+
+
+class Woken(asyncio.Event):
+    """A waiter's wake-up. A stream's also keeps what each wake-up carried since the stream last
+    took it (`carried`: the chunks the append announced, chunklog.carried_chunks), so that a
+    page at a realistic pace, a chunk or two, is not read back from the log: that read was the
+    stream's one round trip of Redis per page."""
+
+    def __init__(self, keeps_carried: bool = False) -> None:
+        super().__init__()
+        self.carried: list[bytes] | None = [] if keeps_carried else None
+
+    def heard(self, data: bytes) -> None:
+        """A wake-up with what it carried (b'' when it may have come with nothing heard: read
+        the log)."""
+        if self.carried is not None:
+            if len(self.carried) >= CARRIED_MAX:
+                self.carried[:] = [b""]
+            self.carried.append(data)
+        self.set()
 
 
 class WakeHub:
@@ -72,7 +95,7 @@ class WakeHub:
         self._outbox: dict[str, list[tuple[str, str, asyncio.Future[None]]]] = {}
         self._senders: dict[str, asyncio.Task[None]] = {}
         self._node_of: dict[str, str] = {}  # channel -> the node it was subscribed on
-        self._events: dict[str, set[asyncio.Event]] = {}
+        self._events: dict[str, set[Woken]] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         # Channels nobody waits on, still subscribed until their timer fires.
         self._lingering: dict[str, asyncio.TimerHandle] = {}
@@ -109,8 +132,8 @@ class WakeHub:
         return node.name
 
     @contextlib.asynccontextmanager
-    async def watch(self, channel: str) -> AsyncIterator[asyncio.Event]:
-        event = asyncio.Event()
+    async def watch(self, channel: str, keeps_carried: bool = False) -> AsyncIterator[Woken]:
+        event = Woken(keeps_carried)
         waiters = self._events.setdefault(channel, set())
         waiters.add(event)
         lingering = self._lingering.pop(channel, None)
@@ -146,7 +169,7 @@ class WakeHub:
                     LINGER_SECONDS, lambda: loop.create_task(self._unsubscribe_idle(channel, waiters))
                 )
 
-    async def _unsubscribe_idle(self, channel: str, waiters: set[asyncio.Event]) -> None:
+    async def _unsubscribe_idle(self, channel: str, waiters: set[Woken]) -> None:
         """Drop the subscription of a channel whose waiters all left and none came back."""
         if waiters or self._events.get(channel) is not waiters:
             return
@@ -267,16 +290,16 @@ class WakeHub:
                 confirmed = self._confirmed.get(channel)
                 if confirmed is not None and not confirmed.done():
                     confirmed.set_result(None)
-                else:  # subscribed again after a reconnect
-                    self._wake(channel)
+                else:  # subscribed again after a reconnect: what was appended meanwhile is unheard
+                    self._wake(channel, b"")
             elif message["type"] == "smessage":
-                self._wake(channel)
+                self._wake(channel, message["data"])
             elif message["type"] == "sunsubscribe":
                 self.epoch += 1  # ours (a channel left idle), or Redis moving the slot away
 
-    def _wake(self, channel: str) -> None:
+    def _wake(self, channel: str, data: bytes) -> None:
         for event in self._events.get(channel, ()):
-            event.set()
+            event.heard(data)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WakeHub] = weakref.WeakKeyDictionary()
@@ -298,14 +321,20 @@ class Following:
 
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
-        self.event: asyncio.Event | None = None
+        self.event: Woken | None = None
         self._held = contextlib.AsyncExitStack()
 
-    async def subscribe(self) -> asyncio.Event:
+    @property
+    def carried(self) -> list[bytes]:
+        """What the wake-ups carried since the stream last took it (empty before it subscribed)."""
+        return [] if self.event is None or self.event.carried is None else self.event.carried
+
+    async def subscribe(self) -> Woken:
         if self.event is None:
             # A stream must not hold a database connection for the rest of its life.
             await release_db()
-            self.event = await self._held.enter_async_context(hub().watch(wake_channel(self.job_id)))
+            watched = hub().watch(wake_channel(self.job_id), keeps_carried=True)
+            self.event = await self._held.enter_async_context(watched)
             self._held.enter_context(metrics.reader_waiting())
             self.event.set()  # what was appended before the subscription is read first
         return self.event

@@ -485,14 +485,10 @@ def test_a_wave_of_first_waiters_is_subscribed_in_few_commands_and_each_is_woken
         assert subscribes() - before <= 2  # the first alone, the rest of the wave behind it
 
 
-def test_a_quiet_append_wakes_no_reader_and_a_loud_one_does(job_id):
-    """A Batch API line's appends publish no wake-up: after a quiet append the first message on
-    the job's channel is a marker published after it (messages on a channel keep their order),
-    and a loud append's wake-up follows the marker."""
-    channel = chunklog.wake_channel(job_id)
-    client = redis_clients.sync_redis()
-    subscriber = client.pubsub()
-    subscriber.ssubscribe(channel)
+def channel_messages(job_id: str):
+    """Subscribed to the job's wake channel: a function that gives the next message's data."""
+    subscriber = redis_clients.sync_redis().pubsub()
+    subscriber.ssubscribe(chunklog.wake_channel(job_id))
 
     def next_message() -> bytes:
         deadline = time.monotonic() + 10  # a bound on a broken test, not a measurement
@@ -502,14 +498,85 @@ def test_a_quiet_append_wakes_no_reader_and_a_loud_one_does(job_id):
                 return found["data"]
         raise AssertionError("no message on the job's channel")
 
+    return subscriber, next_message
+
+
+def test_a_quiet_append_wakes_no_reader_and_a_loud_one_does(job_id):
+    """A Batch API line's appends publish no wake-up: after a quiet append the first message on
+    the job's channel is a marker published after it (messages on a channel keep their order),
+    and a loud append's wake-up follows the marker."""
+    subscriber, next_message = channel_messages(job_id)
     try:
         asyncio.run(chunklog.append_many([(job_id, [content("quiet")])], quiet=[job_id]))
-        client.spublish(channel, b"marker")
+        redis_clients.sync_redis().spublish(chunklog.wake_channel(job_id), b"marker")
         asyncio.run(chunklog.append_many([(job_id, [content("loud")])]))
-        assert [next_message(), next_message()] == [b"marker", b"1"]
+        assert [next_message(), next_message()] == [
+            b"marker",
+            b"1:[" + chunklog.encode(content("loud")) + b"]",
+        ]
     finally:
         subscriber.close()
     assert [c["data"]["content"] for c in chunklog.read_all(job_id)] == ["quiet", "loud"]
+
+
+def test_a_wake_up_carries_the_chunks_it_announces_and_where_they_start(job_id):
+    subscriber, next_message = channel_messages(job_id)
+    try:
+        chunklog.append(job_id, [content("a"), content("b")])
+        chunklog.append(job_id, [content("c")])
+        first, second = next_message(), next_message()
+    finally:
+        subscriber.close()
+    assert second == b"2:[" + chunklog.encode(content("c")) + b"]"
+    carried = [first, second]
+    assert chunklog.carried_chunks(carried, 0) == [content("a"), content("b"), content("c")]
+    assert carried == []  # taken
+    assert chunklog.carried_chunks([first, second], 1) == [content("b"), content("c")]  # b was read
+    assert chunklog.carried_chunks([second], 2) == [content("c")]
+
+
+@pytest.mark.parametrize(
+    "heard",
+    [
+        pytest.param(lambda first, second: [second], id="a-gap"),
+        pytest.param(lambda first, second: [first, b"1", second], id="a-wake-up-that-carried-nothing"),
+        pytest.param(lambda first, second: [first, b"", second], id="a-reconnected-listener"),
+        pytest.param(lambda first, second: [b"admitted"], id="another-wake-up"),
+    ],
+)
+def test_what_was_not_carried_sends_the_reader_to_the_log(job_id, heard):
+    subscriber, next_message = channel_messages(job_id)
+    try:
+        chunklog.append(job_id, [content("a")])
+        chunklog.append(job_id, [content("b")])
+        first, second = next_message(), next_message()
+    finally:
+        subscriber.close()
+    carried = heard(first, second)
+    assert chunklog.carried_chunks(carried, 0) is None and carried == []
+
+
+def test_a_wake_up_for_chunks_the_reader_has_brings_nothing_new(job_id):
+    """Its reader read the log after the append (as a stream's first read after subscribing
+    may): the next append's wake-up is still to come, so there is nothing to read."""
+    subscriber, next_message = channel_messages(job_id)
+    try:
+        chunklog.append(job_id, [content("a")])
+        first = next_message()
+    finally:
+        subscriber.close()
+    assert chunklog.carried_chunks([first], 1) == []
+
+
+def test_a_batch_past_the_carried_bound_wakes_with_nothing_carried(job_id):
+    large = content("x" * chunklog.CARRIED_MAX_BYTES)
+    subscriber, next_message = channel_messages(job_id)
+    try:
+        chunklog.append(job_id, [large])
+        chunklog.append(job_id, [content("small")])
+        assert [next_message(), next_message()] == [b"1", b"1:[" + chunklog.encode(content("small")) + b"]"]
+    finally:
+        subscriber.close()
 
 
 def write_live_meta(job_id: str, owner: int) -> None:

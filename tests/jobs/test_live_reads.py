@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -213,3 +214,74 @@ def test_a_chunk_appended_just_after_a_polls_read_wakes_it(job, monkeypatch, kin
         return await asyncio.wait_for(make(job, wait=10)(), 8)  # a missed wake-up waits out 10 s
 
     assert got(async_to_sync(polls)()) == ["late"]
+
+
+def stream(job, monkeypatch, write) -> tuple[list, list[bytes]]:
+    """A stream's pages of the job (as the SSE faces read them: a cursor, one subscription for
+    all of its pages) while `write` appends in a thread; and the log reads it sent to Redis."""
+    view = JobView.of(Job.objects.select_related("engine").get(pk=job.pk))
+
+    async def pages() -> list:
+        seen: list = []
+        async with selectors.job_following(view) as following:
+            writer = asyncio.ensure_future(asyncio.to_thread(write))
+            while not seen or not chunklog.is_terminal(seen[-1]):
+                page = await selectors.job_chunks_since(
+                    view, cursor=len(seen), reader="test-stream", wait=10, following=following
+                )
+                seen += page.chunks
+            await writer
+        return seen
+
+    async def bounded() -> list:
+        return await asyncio.wait_for(pages(), 8)  # a wake-up missed would leave a page waiting 10 s
+
+    sent = round_trips(monkeypatch)
+    seen = async_to_sync(bounded)()
+    return seen, [command for command in sent if b"LRANGE" in command]
+
+
+def chunk(i: int) -> dict:
+    return {"type": "content", "data": {"content": f"{i}"}}
+
+
+FINISH = {"type": "finish", "data": {"finish_reason": "stop"}}
+
+
+def test_a_streams_pages_come_with_their_wake_ups_not_from_the_log(job, monkeypatch):
+    """At a model's pace each page is a chunk or two, and the wake-up that announced it carried
+    it: the stream reads the log only before its first wake-up (one read per page before)."""
+
+    def paced() -> None:
+        for i in range(20):
+            time.sleep(0.02)
+            chunklog.append(str(job.pk), [chunk(i)])
+        chunklog.append(str(job.pk), [FINISH])
+
+    seen, log_reads = stream(job, monkeypatch, paced)
+    assert seen == [chunk(i) for i in range(20)] + [FINISH]
+    # The first read before subscribing, the one once subscribed, and one more should an append
+    # land between the two.
+    assert len(log_reads) <= 3
+
+
+def test_a_stream_reads_the_log_for_chunks_no_wake_up_carried(job, monkeypatch):
+    """Chunks appended with no wake-up (a quiet append), or too large for one to carry, are read
+    from the log, in their place."""
+    large = {"type": "content", "data": {"content": "x" * chunklog.CARRIED_MAX_BYTES}}
+
+    def with_gaps() -> None:
+        job_id = str(job.pk)
+        for i in range(3):
+            time.sleep(0.05)
+            chunklog.append(job_id, [chunk(i)])
+        asyncio.run(chunklog.append_many([(job_id, [chunk(3)])], quiet=[job_id]))
+        chunklog.append(job_id, [chunk(4)])
+        time.sleep(0.05)
+        chunklog.append(job_id, [large])
+        time.sleep(0.05)
+        chunklog.append(job_id, [chunk(5), FINISH])
+
+    seen, log_reads = stream(job, monkeypatch, with_gaps)
+    assert seen == [chunk(0), chunk(1), chunk(2), chunk(3), chunk(4), large, chunk(5), FINISH]
+    assert len(log_reads) >= 3  # the first, and one for each of the two chunks nothing carried
