@@ -285,3 +285,26 @@ def test_a_stream_reads_the_log_for_chunks_no_wake_up_carried(job, monkeypatch):
     seen, log_reads = stream(job, monkeypatch, with_gaps)
     assert seen == [chunk(0), chunk(1), chunk(2), chunk(3), chunk(4), large, chunk(5), FINISH]
     assert len(log_reads) >= 3  # the first, and one for each of the two chunks nothing carried
+
+
+def test_a_chat_streams_first_token_comes_with_its_wake_up(job, monkeypatch):
+    """The OpenAI stream's view waits for the first visible chunk before it answers (sse.prefetch):
+    a read before subscribing, one once subscribed, then the first token's page from its
+    wake-up, with no read after it."""
+    from jobs.faces.openai import sse
+
+    view = JobView.of(Job.objects.select_related("engine").get(pk=job.pk))
+
+    def later() -> None:
+        time.sleep(0.2)
+        chunklog.append(str(job.pk), [chunk(0)])
+
+    async def first_token() -> list:
+        writer = asyncio.ensure_future(asyncio.to_thread(later))
+        chunks = await sse.prefetch(view, wait=10)
+        await writer
+        return chunks
+
+    sent = round_trips(monkeypatch)
+    assert async_to_sync(first_token)() == [chunk(0)]
+    assert len([command for command in sent if b"LRANGE" in command]) <= 2

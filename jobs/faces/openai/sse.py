@@ -26,16 +26,21 @@ async def prefetch(job: JobView, wait: float) -> list[ChunkDict]:
     """The log's first chunks, up to the first visible output or the end, waiting up to `wait`.
 
     The view looks at them before it answers: a job that fails before saying anything gets a
-    plain HTTP error instead of a 200 stream with an error inside.
+    plain HTTP error instead of a 200 stream with an error inside. Read as the stream's pages are
+    (one subscription, the pages from the wake-ups that carry them): the first token's page is
+    then no round trip of Redis after its wake-up.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     chunks: list[ChunkDict] = []
-    while (remaining := deadline - loop.time()) > 0:
-        page = await job_chunks_since(job, cursor=len(chunks), reader=READER, wait=remaining)
-        chunks += page.chunks
-        if page.ended or any(c["type"] in VISIBLE for c in page.chunks):
-            break
+    async with job_following(job) as following:
+        while (remaining := deadline - loop.time()) > 0:
+            page = await job_chunks_since(
+                job, cursor=len(chunks), reader=READER, wait=remaining, following=following
+            )
+            chunks += page.chunks
+            if page.ended or any(c["type"] in VISIBLE for c in page.chunks):
+                break
     return chunks
 
 
