@@ -415,12 +415,12 @@ def carried_chunks(carried: list[bytes], cursor: int) -> list[ChunkDict] | None:
     try:
         for data in carried:
             start, carries, items = data.partition(b":")
-            if not carries or int(start) > at:
+            if not carries or not start.isdigit() or int(start) > at:
                 return None
-            decoded = orjson.loads(items)
-            if int(start) + len(decoded) > at:
-                chunks += decoded[at - int(start) :]
-                at = int(start) + len(decoded)
+            first, decoded = int(start), orjson.loads(items)
+            if first + len(decoded) > at:
+                chunks += decoded[at - first :]
+                at = first + len(decoded)
         return chunks
     finally:
         carried.clear()

@@ -542,6 +542,7 @@ def test_a_wake_up_carries_the_chunks_it_announces_and_where_they_start(job_id):
         pytest.param(lambda first, second: [first, b"1", second], id="a-wake-up-that-carried-nothing"),
         pytest.param(lambda first, second: [first, b"", second], id="a-reconnected-listener"),
         pytest.param(lambda first, second: [b"admitted"], id="another-wake-up"),
+        pytest.param(lambda first, second: [b"not:a-page"], id="another-message-with-a-colon"),
     ],
 )
 def test_what_was_not_carried_sends_the_reader_to_the_log(job_id, heard):
@@ -554,6 +555,16 @@ def test_what_was_not_carried_sends_the_reader_to_the_log(job_id, heard):
         subscriber.close()
     carried = heard(first, second)
     assert chunklog.carried_chunks(carried, 0) is None and carried == []
+
+
+def test_a_stream_far_behind_its_wake_ups_reads_the_log(job_id):
+    """A stream that has not taken its page for CARRIED_MAX wake-ups (a client not reading)
+    keeps no more of them: it reads the log, which holds every chunk."""
+    woken = wakeup.Woken(keeps_carried=True)
+    for i in range(wakeup.CARRIED_MAX + 1):
+        woken.heard(f"{i}:[".encode() + chunklog.encode(content(str(i))) + b"]")
+    assert woken.is_set() and len(woken.carried) <= wakeup.CARRIED_MAX
+    assert chunklog.carried_chunks(woken.carried, 0) is None
 
 
 def test_a_wake_up_for_chunks_the_reader_has_brings_nothing_new(job_id):
