@@ -11,6 +11,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import F
+from django.utils import timezone
 
 from engine.registry import cached_engine
 from jobs.search import Pairs
@@ -214,7 +215,9 @@ class Job(models.Model):
     # Face-level options the engine never sees: stream, store, metadata.
     options = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Set when the row is built rather than when it is inserted: a job's create writes its live
+    # meta, which carries it, to Redis first (services._job_write).
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
     first_chunk_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

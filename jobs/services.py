@@ -124,7 +124,6 @@ class JobRefused(Exception):
         return self.message
 
 
-@transaction.atomic
 def _job_make(
     *,
     owner: User,
@@ -157,26 +156,52 @@ def _job_make(
     placement = placement or Placement()
     options = {**options, **queue_options(placement)}
     key = placement.idempotency_key
-    fingerprint = (
-        idempotency.fingerprint(engine, face, request, options, user_message, placement.basis) if key else ""
-    )
-    replayed = idempotency.replay(owner, key, fingerprint)
-    if replayed is not None:
-        return replayed, True
+    with_message = room is not None and user_message is not None
+    if not key and not with_message:
+        # One row: its INSERT alone, autocommitted. A transaction around it would cost two more
+        # round trips to Postgres (psycopg sends BEGIN, then COMMIT) on every create's path.
+        return _job_write(owner, engine, request, options, face, room, placement, counted), False
+    with transaction.atomic():
+        fingerprint = (
+            idempotency.fingerprint(engine, face, request, options, user_message, placement.basis)
+            if key
+            else ""
+        )
+        replayed = idempotency.replay(owner, key, fingerprint)
+        if replayed is not None:
+            return replayed, True
+        job = _job_write(owner, engine, request, options, face, room, placement, counted)
+        idempotency.remember(owner, key, fingerprint, job)
+        if room is not None and user_message is not None:
+            RoomMessage.objects.create(room=room, job=job, role="user", content=user_message)
+        return job, False
+
+
+def _job_write(
+    owner: User,
+    engine: Engine,
+    request: GenerationRequest,
+    options: dict[str, Any],
+    face: str,
+    room: Room | None,
+    placement: Placement,
+    counted: bool,
+) -> Job:
+    """The job's row, its live meta in Redis first, and its sending once the row is committed
+    (at once when no transaction is open)."""
     if counted:
         limits.check_job_start(owner.pk)
     traceparent = tracing.current_traceparent()
     if traceparent:
         options = {**options, tracing.TRACEPARENT: traceparent}
-    job = Job.objects.create(
-        owner=owner, engine=engine, room=room, face=face, request=request.to_dict(), options=options
-    )
-    idempotency.remember(owner, key, fingerprint, job)
-    if room is not None and user_message is not None:
-        RoomMessage.objects.create(room=room, job=job, role="user", content=user_message)
+    job = Job(owner=owner, engine=engine, room=room, face=face, request=request.to_dict(), options=options)
     # What a poll or a stream of this job needs while it is live, so that reading it touches
-    # Redis only (selectors.job_for_owner).
+    # Redis only (selectors.job_for_owner). Written before the row: Redis away refuses the job
+    # with nothing written in Postgres (a row would be sent by the sweeper, a job the client
+    # was told failed); a row that then fails to be written leaves only this key, which expires
+    # and which nobody knows the id of.
     chunklog.write_meta(str(job.id), live_meta(job))
+    job.save(force_insert=True)
     bind_job_id(job.id)  # the rest of this request logs with the job's id
     log.info("job created (engine %s, face %s)", engine.name, face)
     metrics.job_created(engine=engine.name, face=face)
@@ -187,7 +212,7 @@ def _job_make(
     else:
         send = queueing.send_batch_job if placement.priority == BATCH else queueing.send_job
         transaction.on_commit(lambda: send(str(job.id)))
-    return job, False
+    return job
 
 
 def _answering(made: Callable[P, tuple[Job, bool]]) -> Callable[P, JobView]:
