@@ -93,11 +93,19 @@ class Generation:
         async with contextlib.aclosing(engine.stream(self.request)) as chunks:
             async for chunk in chunks:
                 raw = self._take(chunk)
-                if raw is not None:
-                    if self.first_chunk_at is None:
-                        self.first_chunk_at = timezone.now()
-                    self.log.add(raw)
+                if raw is None:
+                    continue
+                self.log.add(raw)
+                if self.first_chunk_at is not None:
                     out.ready(self.log)
+                    continue
+                self.first_chunk_at = timezone.now()
+                # The first chunk leaves alone, before the rest of what the upstream sent with it
+                # is parsed: the writer runs in the turn this yields, and a reader's first token
+                # waits for one chunk's append rather than for a whole read's (200 tokens at
+                # full speed: ~2 ms; docs/PERFORMANCE.md, "Issue 29 (11)"). Later chunks batch.
+                out.ready(self.log, at_once=True)
+                await asyncio.sleep(0)
 
     def _ending(self, exc: BaseException | None) -> ChunkDict:
         if isinstance(exc, EngineError):
