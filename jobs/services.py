@@ -156,8 +156,7 @@ def _job_make(
     placement = placement or Placement()
     options = {**options, **queue_options(placement)}
     key = placement.idempotency_key
-    with_message = room is not None and user_message is not None
-    if not key and not with_message:
+    if not key and (room is None or user_message is None):
         # One row: its INSERT alone, autocommitted. A transaction around it would cost two more
         # round trips to Postgres (psycopg sends BEGIN, then COMMIT) on every create's path.
         return _job_write(owner, engine, request, options, face, room, placement, counted), False
