@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -59,10 +61,16 @@ def statements_on_django_connections() -> Iterator[list[str]]:
             connection.execute_wrappers.remove(record)
 
 
+SIGNALS: collections.defaultdict[str, threading.Event] = collections.defaultdict(threading.Event)
+CLOSED_EARLY: list[list[dict]] = []
+
+
 class ScriptedEngine:
     """An engine that plays back config["script"]: chunk dicts ({"type", "data", "choice",
     "logprobs"}), or steps {"raise": message}, {"cancel": job_id}, {"sleep": seconds},
-    {"forget": job_id} (drop the job's live log, as a Redis restart would).
+    {"forget": job_id} (drop the job's live log, as a Redis restart would), {"signal": name}
+    (sets SIGNALS[name], a threading.Event, for a test on another thread to wait on). A stream
+    closed before its end, as a cancelled job closes it, is noted in CLOSED_EARLY.
     Register it for a test with monkeypatch.setitem(engine.registry.KINDS, "scripted", ScriptedEngine)."""
 
     def __init__(self, config: dict) -> None:
@@ -75,10 +83,22 @@ class ScriptedEngine:
         return {"kind": "scripted"}
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        ended = False
+        try:
+            async for chunk in self._play():
+                yield chunk
+            ended = True
+        finally:
+            if not ended:
+                CLOSED_EARLY.append(self.script)
+
+    async def _play(self) -> AsyncIterator[Chunk]:
         for step in self.script:
             if "raise" in step:
                 raise EngineError(step["raise"], code="upstream_error")
-            if "cancel" in step:
+            if "signal" in step:
+                SIGNALS[step["signal"]].set()
+            elif "cancel" in step:
                 await asyncio.to_thread(chunklog.request_cancel, step["cancel"])
             elif "forget" in step:  # what a Redis restart without persistence does to a log
                 job_id = step["forget"]

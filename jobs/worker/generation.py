@@ -53,6 +53,11 @@ class Generation:
         if self._consume is not None:
             self._consume.cancel()
 
+    def stop(self) -> None:
+        """Ends the generation as cancelled, whether or not its stream has started."""
+        self.log.cancelled = True
+        self._cancel()
+
     async def run(self, engine: Engine, max_seconds: float) -> None:
         """Stream the engine into the log until it ends, fails, is cancelled or runs too long."""
         # Every line logged on the loop for this generation carries its job id.
@@ -68,6 +73,9 @@ class Generation:
             engine.check(self.request)
         except EngineError as exc:
             self.terminal = lifecycle.error_chunk(exc.code, str(exc))
+            return
+        if self.log.cancelled:  # stopped before it started
+            self.terminal = CANCELLED
             return
         out = writer()
         out.open(self.log)

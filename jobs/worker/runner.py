@@ -1,6 +1,8 @@
-"""Runs one job on the worker's event loop: claims and loads it on the loop's own Postgres
+"""Runs one job on the worker's event loop: reads and claims it on the loop's own Postgres
 connections (jobs.worker.database), streams the generation, ends it in Postgres, then appends
-the log's end, without a thread hop on the way. Work that has only a sync form runs on a thread,
+the log's end, without a thread hop on the way. On an engine without limits the generation
+starts as soon as the job is read, while its claim commits; nothing of it reaches Redis before
+the claim is in. Work that has only a sync form runs on a thread,
 and only for the jobs that need it: a limited engine's admission, a fallback, and an end whose
 transaction also writes webhook events.
 
@@ -14,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import redis
@@ -31,6 +34,7 @@ from jobs.webhooks import events as webhook_events
 from jobs.webhooks.delivery import send_first_attempts
 from jobs.worker import database, runtime, statements
 from jobs.worker.generation import Generation
+from jobs.worker.writer import writer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,23 +74,25 @@ def job_run(*, job_id: str) -> None:
 async def run(job_id: str) -> None:
     # One claim time for every attempt: an attempt whose answer was lost claimed it at this time.
     claimed_at = timezone.now()
-    job = await _retry_on_loop(lambda: statements.claim(job_id, claimed_at), "Postgres")
+    job = await _retry_on_loop(lambda: statements.to_claim(job_id, claimed_at), "Postgres")
     if job is None:
-        # Cancelled while queued, or taken by an earlier delivery of the task: the Redis broker
-        # delivers a message again once it has been unacknowledged past its visibility timeout,
-        # also while its first delivery is still running. Logged, so a test can count them.
-        log.info("job %s: not queued any more (cancelled, or run by an earlier delivery); skipped", job_id)
+        _skipped(job_id)
         return
     # Nobody streams a Batch API line: its chunks wake no reader.
     generation = Generation(job_id, GenerationRequest.from_dict(job.request), quiet="batch" in job.options)
-    if _waited_too_long(job):
-        generation.terminal = lifecycle.error_chunk("expired", admission.EXPIRED_MESSAGE)
-        await _finish(job, generation)
-    elif not job.engine.is_limited:
-        await _run(job, generation, _built_or_error(job.engine.built))
+    if not job.engine.is_limited and not _waited_too_long(job):
+        if not await _run_claiming(job, claimed_at, generation, _built_or_error(job.engine.built)):
+            _skipped(job_id)
+            return
         if not (_failed_before_output(generation) and await _in_thread(fallback.take_over, job)):
             await _finish(job, generation)
         return
+    if not await _retry_on_loop(lambda: statements.claim(job_id, claimed_at), "Postgres"):
+        _skipped(job_id)
+        return
+    if _waited_too_long(job):
+        generation.terminal = lifecycle.error_chunk("expired", admission.EXPIRED_MESSAGE)
+        await _finish(job, generation)
     else:
         engine = job.engine  # the job may move to its fallback: the slot is this one's
         taken = await _in_thread(_retry_while_down, lambda: admission.take(engine, job_id), "Redis")
@@ -97,6 +103,7 @@ async def run(job_id: str) -> None:
             return
         with leases.holding(engine, job_id):
             built = await _in_thread(_built_or_error, lambda: deployments.built(engine, taken.deployment))
+            _started(job)
             await _run(job, generation, built)
             failed_early = _failed_before_output(generation)
             # Its deployments may be read from Postgres: sync work, on a thread.
@@ -119,6 +126,36 @@ async def run(job_id: str) -> None:
         return
     if job.engine.is_limited:  # expired when a worker took it: its slot, if it had one
         await _in_thread(_retry_while_down, lambda: admission.release(job.engine, job_id, None), "Redis")
+
+
+def _skipped(job_id: str) -> None:
+    # Cancelled while queued, or taken by an earlier delivery of the task: the Redis broker
+    # delivers a message again once it has been unacknowledged past its visibility timeout,
+    # also while its first delivery is still running. Logged, so a test can count them.
+    log.info("job %s: not queued any more (cancelled, or run by an earlier delivery); skipped", job_id)
+
+
+async def _run_claiming(job: Job, claimed_at: datetime, generation: Generation, engine: Any) -> bool:
+    """Runs the generation while the job's claim commits: the upstream's request goes out
+    alongside the claim's round trip and WAL flush (~2 ms at one stream, docs/PERFORMANCE.md
+    "Issue 29 (12)") instead of after them. Its chunks wait in memory, nothing of the job in
+    Redis, until the claim is in. False when the claim found the job cancelled or taken
+    meanwhile: the generation is stopped (its upstream request closed) with nothing written."""
+    generation.log.held = True
+    running = asyncio.ensure_future(_run(job, generation, engine))
+    claimed = False
+    try:
+        claimed = await _retry_on_loop(lambda: statements.claim(str(job.pk), claimed_at), "Postgres")
+    finally:
+        if not claimed:  # or the claim raised
+            generation.stop()
+            await asyncio.gather(running, return_exceptions=True)
+    if not claimed:
+        return False
+    _started(job)
+    writer().release(generation.log)
+    await running
+    return True
 
 
 def _waited_too_long(job: Job) -> bool:
@@ -147,16 +184,21 @@ def _built_or_error(build: Callable[[], Any]) -> Any:
         return exc
 
 
-async def _run(job: Job, generation: Generation, engine: Any) -> None:
-    job_id = str(job.pk)
+def _started(job: Job) -> None:
+    """The job's start, once claimed, in metrics and traces."""
     metrics.job_started(engine=job.engine.name)
     if job.started_at is not None:
-        tracing.record_span("spool.queue_wait", job.created_at, job.started_at, **{"spool.job_id": job_id})
+        tracing.record_span(
+            "spool.queue_wait", job.created_at, job.started_at, **{"spool.job_id": str(job.pk)}
+        )
         metrics.queue_waited(
             engine=job.engine.name,
             priority=job.options.get("priority", DEFAULT),
             seconds=metrics.seconds_between(job.created_at, job.started_at),
         )
+
+
+async def _run(job: Job, generation: Generation, engine: Any) -> None:
     if isinstance(engine, Exception):
         generation.terminal = lifecycle.error_chunk(
             "engine_unavailable", f"Engine {job.engine.name!r}: {engine}"

@@ -1,5 +1,5 @@
-"""The statements a job costs the worker in Postgres: one claims and loads it with its engine,
-one ends it (job row, room message, the stored response or completion it keeps, and whether its
+"""The statements a job costs the worker in Postgres: one reads it with its engine and one
+claims it, one ends it (job row, room message, the stored response or completion it keeps, and whether its
 owner wants webhook events). Raw SQL, because the ORM building them was most of their CPU
 (profiles in docs/PROFILE-worker.md): a claim through Job.objects.raw() remapped the model's
 fields on every query, and the end through QuerySet.update(), RoomMessage.objects.create() and
@@ -67,31 +67,42 @@ def _columns(model: type[Model], names: tuple[str, ...], table: str) -> str:
 
 _JOBS = Job._meta.db_table
 
-# Claims a queued job and loads it with its engine in one statement: the row-count guard (a job
-# taken by an earlier delivery, or cancelled while queued, returns no row) and the read are one
-# round trip. The engine is read with the job, never cached: an edit applies to the next job.
-# A running job whose started_at is this claim's own time was claimed by this very delivery, in
-# an attempt whose answer was lost on the way back: it is claimed again, not skipped.
-_CLAIM = (
-    f"WITH claimed AS (UPDATE {_JOBS} SET status = %s, started_at = %s"
-    f" WHERE id = %s AND (status = %s OR (status = %s AND started_at = %s))"
-    f" RETURNING {_columns(Job, _JOB_FIELDS, _JOBS)})"
-    f" SELECT {_columns(Job, _JOB_FIELDS, 'claimed')}, {_columns(Engine, _ENGINE_FIELDS, 'engine')}"
-    f" FROM claimed JOIN {Engine._meta.db_table} engine"
-    f" ON engine.{Engine._meta.pk.column} = claimed.{_column(Job, 'engine_id')}"
+# A job's claim, in two statements the runner may overlap (jobs/worker/runner.py): one reads the
+# job with its engine, the other claims it. Both hold the row-count guard: a job taken by an
+# earlier delivery, or cancelled while queued, is neither read nor claimed. A running job whose
+# started_at is this claim's own time was claimed by this very delivery, in an attempt whose
+# answer was lost on the way back: it is read and claimed again, not skipped. The engine is read
+# with the job, never cached: an edit applies to the next job.
+_TO_CLAIM = "{t}.id = %s AND ({t}.status = %s OR ({t}.status = %s AND {t}.started_at = %s))"
+_READ_TO_CLAIM = (
+    f"SELECT {_columns(Job, _JOB_FIELDS, 'job')}, {_columns(Engine, _ENGINE_FIELDS, 'engine')}"
+    f" FROM {_JOBS} job JOIN {Engine._meta.db_table} engine"
+    f" ON engine.{Engine._meta.pk.column} = job.{_column(Job, 'engine_id')}"
+    f" WHERE {_TO_CLAIM.format(t='job')}"
 )
+_CLAIM = f"UPDATE {_JOBS} SET status = %s, started_at = %s WHERE {_TO_CLAIM.format(t=_JOBS)} RETURNING id"
 
 
-async def claim(job_id: str, now: datetime) -> Job | None:
-    """The job, now running, with its engine; None if it was not queued any more. `now` is the
-    delivery's claim time: the same for each retry of one delivery's claim."""
-    params = (Job.Status.RUNNING, now, job_id, Job.Status.QUEUED, Job.Status.RUNNING, now)
-    row = await database.fetchone(_CLAIM, params)
+def _guard(job_id: str, now: datetime) -> tuple[Any, ...]:
+    return (job_id, Job.Status.QUEUED, Job.Status.RUNNING, now)
+
+
+async def to_claim(job_id: str, now: datetime) -> Job | None:
+    """The job with its engine as its claim at `now` will make it (running, started then), if it
+    is still to be claimed; None if not. Writes nothing: `claim` does. `now` is the delivery's
+    claim time: the same for each retry of one delivery's claim."""
+    row = await database.fetchone(_READ_TO_CLAIM, _guard(job_id, now))
     if row is None:
         return None
     job = _from_db(Job, _JOB_FIELDS, row[: len(_JOB_FIELDS)])
     job.engine = _from_db(Engine, _ENGINE_FIELDS, row[len(_JOB_FIELDS) :])
+    job.status, job.started_at = Job.Status.RUNNING, now
     return job
+
+
+async def claim(job_id: str, now: datetime) -> bool:
+    """The job marked running since `now`; False if it was not to be claimed any more."""
+    return await database.fetchone(_CLAIM, (Job.Status.RUNNING, now, *_guard(job_id, now))) is not None
 
 
 def unclaim(job_id: str) -> None:

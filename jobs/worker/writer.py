@@ -34,6 +34,9 @@ class JobLog:
         self.in_flight = 0  # chunks of written sent in the batch awaiting its reply
         self.lost = False  # Redis came back empty: the whole log must be written again
         self.cancelled = False
+        # Its job's claim is not in yet: nothing of it goes to Redis, chunks or heartbeat
+        # (jobs/worker/runner.py, _run_claiming), until the writer's release().
+        self.held = False
         self.last_sent = 0.0  # monotonic time of the last write (heartbeat)
         self.on_cancel = on_cancel
         self.drained = asyncio.Event()  # set while nothing is waiting to be written
@@ -78,10 +81,19 @@ class LogWriter:
         of the loop. A writer with a batch in flight sends the next when the reply comes, and
         that one gathers as usual: skipping the gathering there made every batch ~8% smaller
         at 100 streams (docs/PERFORMANCE.md, "Issue 29 (11)")."""
+        if job_log.held:
+            return
         self._ready[job_log.job_id] = job_log
         if at_once and self._waiting:
             self._at_once = True
         self._wake.set()
+
+    def release(self, job_log: JobLog) -> None:
+        """Its job is claimed: what it holds goes out now (its first chunks and heartbeat, as a
+        first chunk does), if it is still being written; a closed one goes with its ending."""
+        job_log.held = False
+        if job_log.job_id in self._running:
+            self.ready(job_log, at_once=True)
 
     async def _beat_forever(self) -> None:
         while True:

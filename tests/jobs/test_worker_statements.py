@@ -42,8 +42,11 @@ def running_job(*, room: bool = True, username: str = "statements") -> Job:
         room=Room.objects.create(owner=owner) if room else None,
         user_message="hi",
     )
-    claimed = runtime.run(statements.claim(str(job.pk), timezone.now()))
-    assert claimed is not None and claimed.status == Job.Status.RUNNING
+    now = timezone.now()
+    claimed = runtime.run(statements.to_claim(str(job.pk), now))
+    assert claimed is not None and claimed.status == Job.Status.RUNNING and claimed.started_at == now
+    assert runtime.run(statements.claim(str(job.pk), now))
+    assert Job.objects.get(pk=job.pk).started_at == now
     return claimed
 
 
@@ -64,7 +67,16 @@ def ended_values(status: str, **changes: object) -> dict:
 
 def test_a_claim_is_a_no_op_for_a_job_not_queued():
     job = running_job(room=False)
-    assert runtime.run(statements.claim(str(job.pk), timezone.now())) is None
+    later = timezone.now()
+    assert runtime.run(statements.to_claim(str(job.pk), later)) is None
+    assert runtime.run(statements.claim(str(job.pk), later)) is False
+    assert Job.objects.get(pk=job.pk).started_at == job.started_at
+
+
+def test_a_claim_whose_answer_was_lost_is_read_and_made_again_at_its_own_time():
+    job = running_job(room=False)
+    assert runtime.run(statements.to_claim(str(job.pk), job.started_at)) is not None
+    assert runtime.run(statements.claim(str(job.pk), job.started_at)) is True
 
 
 @both

@@ -1,0 +1,84 @@
+"""A job's upstream request goes out while its claim commits (jobs/worker/runner.py,
+_run_claiming), against real Postgres and Redis: the claim is held here by a row lock another
+connection takes, as a slow commit would hold it. Until the claim is in, nothing of the job
+reaches Redis; a job cancelled meanwhile never shows a chunk, and its stream is closed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from engine import registry
+from jobs import chunklog
+from jobs.models import Job
+from jobs.redis_clients import sync_redis
+from jobs.worker.runner import job_run
+from tests.jobs.test_runner import C, F, U, log_of, make_job
+from tests.support import CLOSED_EARLY, SIGNALS, ScriptedEngine
+
+pytestmark = pytest.mark.django_db(transaction=True)
+PATIENCE = 30.0  # seconds a step may take on a loaded machine before the test gives up
+
+
+@pytest.fixture(autouse=True)
+def scripted(monkeypatch, redis_clean):
+    monkeypatch.setitem(registry.KINDS, "scripted", ScriptedEngine)
+    SIGNALS.clear()
+    CLOSED_EARLY.clear()
+
+
+@pytest.fixture
+def locked() -> Iterator[psycopg.Connection]:
+    """A connection of its own, in a transaction the test commits, for the row lock."""
+    params = connections.create_connection(DEFAULT_DB_ALIAS).get_connection_params()
+    params.pop("cursor_factory")
+    with psycopg.connect(**params) as conn:
+        yield conn
+
+
+def run_in_thread(job: Job) -> threading.Thread:
+    runner = threading.Thread(target=job_run, kwargs={"job_id": str(job.pk)}, daemon=True)
+    runner.start()
+    return runner
+
+
+def nothing_in_redis(job: Job) -> bool:
+    job_id = str(job.pk)
+    return not sync_redis().exists(chunklog.chunks_key(job_id), chunklog.alive_key(job_id))
+
+
+def test_the_upstream_streams_while_the_claim_waits_and_the_log_starts_once_it_is_in(locked):
+    # The pause: long enough for a write of "a" that was not held to have reached Redis.
+    job = make_job([C("a"), {"sleep": 0.3}, {"signal": "streaming"}, C("b"), F("stop"), U])
+    locked.execute("SELECT 1 FROM jobs_job WHERE id = %s FOR UPDATE", [job.pk])
+    runner = run_in_thread(job)
+    # The engine has streamed while the claim waits for the lock.
+    assert SIGNALS["streaming"].wait(PATIENCE)
+    assert locked.execute("SELECT status FROM jobs_job WHERE id = %s", [job.pk]).fetchone() == ("queued",)
+    assert nothing_in_redis(job)  # neither its chunks nor its heartbeat
+    locked.commit()
+    runner.join(PATIENCE)
+    assert not runner.is_alive()
+    assert [c["type"] for c in log_of(job)] == ["content", "content", "usage", "finish"]
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED and job.result["choices"][0]["content"] == "ab"
+    assert job.started_at <= job.first_chunk_at
+
+
+def test_a_job_cancelled_while_its_claim_waits_writes_nothing_and_its_stream_is_closed(locked):
+    job = make_job([C("a"), {"signal": "streaming"}, {"sleep": 60}, C("late"), F("stop"), U])
+    locked.execute("SELECT 1 FROM jobs_job WHERE id = %s FOR UPDATE", [job.pk])
+    runner = run_in_thread(job)
+    assert SIGNALS["streaming"].wait(PATIENCE)
+    locked.execute("UPDATE jobs_job SET status = 'cancelled' WHERE id = %s", [job.pk])
+    locked.commit()
+    runner.join(PATIENCE)  # well before the engine's 60 s pause ends
+    assert not runner.is_alive()
+    assert nothing_in_redis(job)
+    assert [job.engine.config["script"]] == CLOSED_EARLY
+    job.refresh_from_db()
+    assert job.status == Job.Status.CANCELLED and job.started_at is None and job.chunks is None
