@@ -113,6 +113,9 @@ class Generation:
                 # waits for one chunk's append rather than for a whole read's (200 tokens at
                 # full speed: ~2 ms; docs/PERFORMANCE.md, "Issue 29 (11)"). Later chunks batch.
                 out.ready(self.log, at_once=True)
+                # While its job's claim is not in, the rest waits (jobs/worker/runner.py,
+                # _run_claiming): the first chunk still leaves alone once it is.
+                await self.log.released.wait()
                 await asyncio.sleep(0)
 
     def _ending(self, exc: BaseException | None) -> ChunkDict:

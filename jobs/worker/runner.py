@@ -138,10 +138,11 @@ def _skipped(job_id: str) -> None:
 async def _run_claiming(job: Job, claimed_at: datetime, generation: Generation, engine: Any) -> bool:
     """Runs the generation while the job's claim commits: the upstream's request goes out
     alongside the claim's round trip and WAL flush (~2 ms at one stream, docs/PERFORMANCE.md
-    "Issue 29 (12)") instead of after them. Its chunks wait in memory, nothing of the job in
-    Redis, until the claim is in. False when the claim found the job cancelled or taken
-    meanwhile: the generation is stopped (its upstream request closed) with nothing written."""
-    generation.log.held = True
+    "Issue 29 (12)") instead of after them. Nothing of the job goes to Redis until the claim is
+    in: its first chunk is kept, and the rest waits in the upstream's
+    connection. False when the claim found the job cancelled or taken meanwhile: the generation
+    is stopped (its upstream request closed) with nothing written."""
+    generation.log.released.clear()
     running = asyncio.ensure_future(_run(job, generation, engine))
     claimed = False
     try:

@@ -34,9 +34,10 @@ class JobLog:
         self.in_flight = 0  # chunks of written sent in the batch awaiting its reply
         self.lost = False  # Redis came back empty: the whole log must be written again
         self.cancelled = False
-        # Its job's claim is not in yet: nothing of it goes to Redis, chunks or heartbeat
-        # (jobs/worker/runner.py, _run_claiming), until the writer's release().
-        self.held = False
+        # Clear while its job's claim is not in (jobs/worker/runner.py, _run_claiming): nothing
+        # of it goes to Redis, chunks or heartbeat, until the writer's release().
+        self.released = asyncio.Event()
+        self.released.set()
         self.last_sent = 0.0  # monotonic time of the last write (heartbeat)
         self.on_cancel = on_cancel
         self.drained = asyncio.Event()  # set while nothing is waiting to be written
@@ -46,6 +47,10 @@ class JobLog:
     def add(self, chunk: ChunkDict) -> None:
         self.written.append(chunk)
         self.drained.clear()
+
+    @property
+    def held(self) -> bool:
+        return not self.released.is_set()
 
     def pending(self) -> list[ChunkDict]:
         return self.written[self.confirmed :]
@@ -89,9 +94,9 @@ class LogWriter:
         self._wake.set()
 
     def release(self, job_log: JobLog) -> None:
-        """Its job is claimed: what it holds goes out now (its first chunks and heartbeat, as a
-        first chunk does), if it is still being written; a closed one goes with its ending."""
-        job_log.held = False
+        """Its job is claimed: what it holds (its first chunk) goes out now, as a first chunk
+        does, if it is still being written; a closed one goes with its ending."""
+        job_log.released.set()
         if job_log.job_id in self._running:
             self.ready(job_log, at_once=True)
 

@@ -179,10 +179,10 @@ def test_a_postgres_blip_costs_the_web_one_503_not_one_per_idle_pooled_connectio
     assert [status() for _ in range(10)] == [200] * 10
 
 
-# What the worker sends (jobs/worker/statements.py): the claim, and the end of a job, each
-# final by itself on the worker loop's connections (autocommit) unless its owner has a webhook
-# endpoint.
-CLAIM, END = b"WITH claimed AS", b"WITH ended AS"
+# What the worker sends (jobs/worker/statements.py): the claim (its write; its read before it
+# changes nothing), and the end of a job, each final by itself on the worker loop's connections
+# (autocommit) unless its owner has a webhook endpoint.
+CLAIM, END = b"UPDATE jobs_job SET status = $1, started_at = $2", b"WITH ended AS"
 
 
 @pytest.fixture(scope="module")

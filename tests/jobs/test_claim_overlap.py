@@ -6,6 +6,7 @@ reaches Redis; a job cancelled meanwhile never shows a chunk, and its stream is 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import psycopg
@@ -51,32 +52,47 @@ def nothing_in_redis(job: Job) -> bool:
     return not sync_redis().exists(chunklog.chunks_key(job_id), chunklog.alive_key(job_id))
 
 
-def test_the_upstream_streams_while_the_claim_waits_and_the_log_starts_once_it_is_in(locked):
-    # The pause: long enough for a write of "a" that was not held to have reached Redis.
-    job = make_job([C("a"), {"sleep": 0.3}, {"signal": "streaming"}, C("b"), F("stop"), U])
+def test_the_upstream_streams_while_the_claim_waits_and_the_first_chunk_leaves_alone_once_it_is_in(
+    locked, monkeypatch
+):
+    appended = []
+    real_append_many = chunklog.append_many
+
+    async def counting(batch, **options):
+        appended.extend([c["data"].get("content") for c in chunks] for job_id, chunks in batch if chunks)
+        return await real_append_many(batch, **options)
+
+    monkeypatch.setattr(chunklog, "append_many", counting)
+    script = [{"signal": "streaming"}, C("a"), {"signal": "past the first"}, C("b"), C("c"), F("stop"), U]
+    job = make_job(script)
     locked.execute("SELECT 1 FROM jobs_job WHERE id = %s FOR UPDATE", [job.pk])
     runner = run_in_thread(job)
-    # The engine has streamed while the claim waits for the lock.
+    # The engine's stream started while the claim waits for the lock ...
     assert SIGNALS["streaming"].wait(PATIENCE)
+    time.sleep(0.3)  # long enough for a write of "a" that was not held to reach Redis
     assert locked.execute("SELECT status FROM jobs_job WHERE id = %s", [job.pk]).fetchone() == ("queued",)
     assert nothing_in_redis(job)  # neither its chunks nor its heartbeat
+    # ... and stopped after its first chunk: the rest waits in the upstream's connection.
+    assert not SIGNALS["past the first"].is_set()
     locked.commit()
     runner.join(PATIENCE)
     assert not runner.is_alive()
-    assert [c["type"] for c in log_of(job)] == ["content", "content", "usage", "finish"]
+    # Once claimed, the first chunk left alone, then the rest.
+    assert appended[:2] == [["a"], ["b", "c"]]
+    assert [c["type"] for c in log_of(job)] == ["content"] * 3 + ["usage", "finish"]
     job.refresh_from_db()
-    assert job.status == Job.Status.SUCCEEDED and job.result["choices"][0]["content"] == "ab"
+    assert job.status == Job.Status.SUCCEEDED and job.result["choices"][0]["content"] == "abc"
     assert job.started_at <= job.first_chunk_at
 
 
 def test_a_job_cancelled_while_its_claim_waits_writes_nothing_and_its_stream_is_closed(locked):
-    job = make_job([C("a"), {"signal": "streaming"}, {"sleep": 60}, C("late"), F("stop"), U])
+    job = make_job([{"signal": "streaming"}, C("a"), C("late"), F("stop"), U])
     locked.execute("SELECT 1 FROM jobs_job WHERE id = %s FOR UPDATE", [job.pk])
     runner = run_in_thread(job)
     assert SIGNALS["streaming"].wait(PATIENCE)
     locked.execute("UPDATE jobs_job SET status = 'cancelled' WHERE id = %s", [job.pk])
     locked.commit()
-    runner.join(PATIENCE)  # well before the engine's 60 s pause ends
+    runner.join(PATIENCE)
     assert not runner.is_alive()
     assert nothing_in_redis(job)
     assert [job.engine.config["script"]] == CLOSED_EARLY
