@@ -2,9 +2,9 @@
 connections (jobs.worker.database), streams the generation, ends it in Postgres, then appends
 the log's end, without a thread hop on the way. On an engine without limits the generation
 starts as soon as the job is read, while its claim commits; nothing of it reaches Redis before
-the claim is in. Work that has only a sync form runs on a thread,
-and only for the jobs that need it: a limited engine's admission, a fallback, and an end whose
-transaction also writes webhook events.
+the claim is in. Work that has only a sync form runs on a thread, and only for the jobs that
+need it: a limited engine's admission, a fallback, and an end whose transaction also writes
+webhook events.
 
 Order at the end matters: the final result is committed to Postgres before the terminal chunk
 is appended, so a reader that sees the terminal chunk can always read the result.
@@ -74,25 +74,34 @@ def job_run(*, job_id: str) -> None:
 async def run(job_id: str) -> None:
     # One claim time for every attempt: an attempt whose answer was lost claimed it at this time.
     claimed_at = timezone.now()
-    job = await _retry_on_loop(lambda: statements.to_claim(job_id, claimed_at), "Postgres")
+    # An idle loop starts an unlimited engine's job while its claim commits (_run_claiming); a
+    # busy one claims first, in one statement: there the overlap gained nothing and cost a
+    # statement a job and the batching of first chunks (docs/PERFORMANCE.md, "Issue 29 (12)").
+    overlap = writer().idle
+    claim = statements.read_to_claim if overlap else statements.claim
+    job = await _retry_on_loop(lambda: claim(job_id, claimed_at), "Postgres")
     if job is None:
         _skipped(job_id)
         return
     # Nobody streams a Batch API line: its chunks wake no reader.
     generation = Generation(job_id, GenerationRequest.from_dict(job.request), quiet="batch" in job.options)
-    if not job.engine.is_limited and not _waited_too_long(job):
+    if overlap and not job.engine.is_limited and not _waited_too_long(job):
         if not await _run_claiming(job, claimed_at, generation, _built_or_error(job.engine.built)):
             _skipped(job_id)
             return
-        if not (_failed_before_output(generation) and await _in_thread(fallback.take_over, job)):
-            await _finish(job, generation)
+        await _end(job, generation)
         return
-    if not await _retry_on_loop(lambda: statements.claim(job_id, claimed_at), "Postgres"):
+    if overlap and not await _retry_on_loop(lambda: statements.mark_claimed(job_id, claimed_at), "Postgres"):
         _skipped(job_id)
         return
     if _waited_too_long(job):
         generation.terminal = lifecycle.error_chunk("expired", admission.EXPIRED_MESSAGE)
         await _finish(job, generation)
+    elif not job.engine.is_limited:
+        _started(job)
+        await _run(job, generation, _built_or_error(job.engine.built))
+        await _end(job, generation)
+        return
     else:
         engine = job.engine  # the job may move to its fallback: the slot is this one's
         taken = await _in_thread(_retry_while_down, lambda: admission.take(engine, job_id), "Redis")
@@ -128,6 +137,12 @@ async def run(job_id: str) -> None:
         await _in_thread(_retry_while_down, lambda: admission.release(job.engine, job_id, None), "Redis")
 
 
+async def _end(job: Job, generation: Generation) -> None:
+    """An unlimited engine's job after its generation: to its fallback, or finished."""
+    if not (_failed_before_output(generation) and await _in_thread(fallback.take_over, job)):
+        await _finish(job, generation)
+
+
 def _skipped(job_id: str) -> None:
     # Cancelled while queued, or taken by an earlier delivery of the task: the Redis broker
     # delivers a message again once it has been unacknowledged past its visibility timeout,
@@ -139,14 +154,14 @@ async def _run_claiming(job: Job, claimed_at: datetime, generation: Generation, 
     """Runs the generation while the job's claim commits: the upstream's request goes out
     alongside the claim's round trip and WAL flush (~2 ms at one stream, docs/PERFORMANCE.md
     "Issue 29 (12)") instead of after them. Nothing of the job goes to Redis until the claim is
-    in: its first chunk is kept, and the rest waits in the upstream's
-    connection. False when the claim found the job cancelled or taken meanwhile: the generation
-    is stopped (its upstream request closed) with nothing written."""
+    in: its first chunk is kept, and the rest waits in the upstream's connection. False when
+    the claim found the job cancelled or taken meanwhile: the generation is stopped (its
+    upstream request closed) with nothing written."""
     generation.log.released.clear()
     running = asyncio.ensure_future(_run(job, generation, engine))
     claimed = False
     try:
-        claimed = await _retry_on_loop(lambda: statements.claim(str(job.pk), claimed_at), "Postgres")
+        claimed = await _retry_on_loop(lambda: statements.mark_claimed(str(job.pk), claimed_at), "Postgres")
     finally:
         if not claimed:  # or the claim raised
             generation.stop()

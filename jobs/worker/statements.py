@@ -1,12 +1,13 @@
-"""The statements a job costs the worker in Postgres: one reads it with its engine and one
-claims it, one ends it (job row, room message, the stored response or completion it keeps, and whether its
-owner wants webhook events). Raw SQL, because the ORM building them was most of their CPU
-(profiles in docs/PROFILE-worker.md): a claim through Job.objects.raw() remapped the model's
-fields on every query, and the end through QuerySet.update(), RoomMessage.objects.create() and
-the webhook endpoints' filter built three queries per job where one statement does. The claim and
-the end of a job whose owner has no enabled webhook endpoint run on the worker loop's async
-connections (jobs.worker.database), each one autocommitted statement; the end of a job whose
-owner has one runs on Django's connection, in the transaction that also writes its events."""
+"""The statements a job costs the worker in Postgres: one claims and reads it with its engine (or
+two, a read and a claim, when the runner overlaps them with the job's start), one ends it (job
+row, room message, the stored response or completion it keeps, and whether its owner wants
+webhook events). Raw SQL, because the ORM building them was most of their CPU (profiles in
+docs/PROFILE-worker.md): a claim through Job.objects.raw() remapped the model's fields on every
+query, and the end through QuerySet.update(), RoomMessage.objects.create() and the webhook
+endpoints' filter built three queries per job where one statement does. The claim and the end of
+a job whose owner has no enabled webhook endpoint run on the worker loop's async connections
+(jobs.worker.database), each one autocommitted statement; the end of a job whose owner has one
+runs on Django's connection, in the transaction that also writes its events."""
 
 from __future__ import annotations
 
@@ -67,42 +68,61 @@ def _columns(model: type[Model], names: tuple[str, ...], table: str) -> str:
 
 _JOBS = Job._meta.db_table
 
-# A job's claim, in two statements the runner may overlap (jobs/worker/runner.py): one reads the
-# job with its engine, the other claims it. Both hold the row-count guard: a job taken by an
+# A job's claim, in one statement or in two the runner overlaps with the job's start
+# (jobs/worker/runner.py): _CLAIM claims a queued job and reads it with its engine; _READ_TO_CLAIM
+# only reads, and _MARK_CLAIMED then claims. Each holds the row-count guard: a job taken by an
 # earlier delivery, or cancelled while queued, is neither read nor claimed. A running job whose
 # started_at is this claim's own time was claimed by this very delivery, in an attempt whose
-# answer was lost on the way back: it is read and claimed again, not skipped. The engine is read
-# with the job, never cached: an edit applies to the next job.
+# answer was lost on the way back: it is claimed again, not skipped. The engine is read with the
+# job, never cached: an edit applies to the next job.
 _TO_CLAIM = "{t}.id = %s AND ({t}.status = %s OR ({t}.status = %s AND {t}.started_at = %s))"
-_READ_TO_CLAIM = (
+_MARK_CLAIMED = f"UPDATE {_JOBS} SET status = %s, started_at = %s WHERE {_TO_CLAIM.format(t=_JOBS)}"
+_JOINED = (
     f"SELECT {_columns(Job, _JOB_FIELDS, 'job')}, {_columns(Engine, _ENGINE_FIELDS, 'engine')}"
-    f" FROM {_JOBS} job JOIN {Engine._meta.db_table} engine"
+    f" FROM {{}} job JOIN {Engine._meta.db_table} engine"
     f" ON engine.{Engine._meta.pk.column} = job.{_column(Job, 'engine_id')}"
-    f" WHERE {_TO_CLAIM.format(t='job')}"
 )
-_CLAIM = f"UPDATE {_JOBS} SET status = %s, started_at = %s WHERE {_TO_CLAIM.format(t=_JOBS)} RETURNING id"
+_CLAIM = f"WITH claimed AS ({_MARK_CLAIMED} RETURNING {_columns(Job, _JOB_FIELDS, _JOBS)}) " + _JOINED.format(
+    "claimed"
+)
+_READ_TO_CLAIM = _JOINED.format(_JOBS) + f" WHERE {_TO_CLAIM.format(t='job')}"
 
 
 def _guard(job_id: str, now: datetime) -> tuple[Any, ...]:
     return (job_id, Job.Status.QUEUED, Job.Status.RUNNING, now)
 
 
-async def to_claim(job_id: str, now: datetime) -> Job | None:
+def _job_of(row: Sequence[Any]) -> Job:
+    job = _from_db(Job, _JOB_FIELDS, row[: len(_JOB_FIELDS)])
+    job.engine = _from_db(Engine, _ENGINE_FIELDS, row[len(_JOB_FIELDS) :])
+    return job
+
+
+async def claim(job_id: str, now: datetime) -> Job | None:
+    """The job, now running, with its engine; None if it was not queued any more. `now` is the
+    delivery's claim time: the same for each retry of one delivery's claim."""
+    row = await database.fetchone(_CLAIM, (Job.Status.RUNNING, now, *_guard(job_id, now)))
+    return None if row is None else _job_of(row)
+
+
+async def read_to_claim(job_id: str, now: datetime) -> Job | None:
     """The job with its engine as its claim at `now` will make it (running, started then), if it
-    is still to be claimed; None if not. Writes nothing: `claim` does. `now` is the delivery's
-    claim time: the same for each retry of one delivery's claim."""
+    is still to be claimed; None if not. Writes nothing: mark_claimed does."""
     row = await database.fetchone(_READ_TO_CLAIM, _guard(job_id, now))
     if row is None:
         return None
-    job = _from_db(Job, _JOB_FIELDS, row[: len(_JOB_FIELDS)])
-    job.engine = _from_db(Engine, _ENGINE_FIELDS, row[len(_JOB_FIELDS) :])
+    job = _job_of(row)
     job.status, job.started_at = Job.Status.RUNNING, now
     return job
 
 
-async def claim(job_id: str, now: datetime) -> bool:
-    """The job marked running since `now`; False if it was not to be claimed any more."""
-    return await database.fetchone(_CLAIM, (Job.Status.RUNNING, now, *_guard(job_id, now))) is not None
+async def mark_claimed(job_id: str, now: datetime) -> bool:
+    """The job read by read_to_claim marked running since `now`; False if it was not to be
+    claimed any more."""
+    row = await database.fetchone(
+        _MARK_CLAIMED + " RETURNING id", (Job.Status.RUNNING, now, *_guard(job_id, now))
+    )
+    return row is not None
 
 
 def unclaim(job_id: str) -> None:

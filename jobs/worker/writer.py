@@ -65,7 +65,7 @@ class LogWriter:
         self._running: dict[str, JobLog] = {}
         self._ready: dict[str, JobLog] = {}
         self._wake = asyncio.Event()
-        self._waiting = False  # nothing in flight: the writer waits for a chunk to be ready
+        self._waiting = True  # nothing in flight: the writer waits for a chunk to be ready
         self._at_once = False  # the next batch leaves without waiting for the loop's turn
         self._tasks = [
             asyncio.get_running_loop().create_task(self._write_forever(), name="spool-log-writer"),
@@ -92,6 +92,11 @@ class LogWriter:
         if at_once and self._waiting:
             self._at_once = True
         self._wake.set()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing in flight and nothing ready: no generation on this loop is streaming now."""
+        return self._waiting and not self._ready
 
     def release(self, job_log: JobLog) -> None:
         """Its job is claimed: what it holds (its first chunk) goes out now, as a first chunk

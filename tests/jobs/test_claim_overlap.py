@@ -1,5 +1,6 @@
-"""A job's upstream request goes out while its claim commits (jobs/worker/runner.py,
-_run_claiming), against real Postgres and Redis: the claim is held here by a row lock another
+"""On a worker loop with nothing to write, a job's upstream request goes out while its claim
+commits (jobs/worker/runner.py, _run_claiming); a busy loop claims first. Against real Postgres
+and Redis: the claim is held here by a row lock another
 connection takes, as a slow commit would hold it. Until the claim is in, nothing of the job
 reaches Redis; a job cancelled meanwhile never shows a chunk, and its stream is closed."""
 
@@ -18,6 +19,7 @@ from jobs import chunklog
 from jobs.models import Job
 from jobs.redis_clients import sync_redis
 from jobs.worker.runner import job_run
+from jobs.worker.writer import LogWriter
 from tests.jobs.test_runner import C, F, U, log_of, make_job
 from tests.support import CLOSED_EARLY, SIGNALS, ScriptedEngine
 
@@ -98,3 +100,15 @@ def test_a_job_cancelled_while_its_claim_waits_writes_nothing_and_its_stream_is_
     assert [job.engine.config["script"]] == CLOSED_EARLY
     job.refresh_from_db()
     assert job.status == Job.Status.CANCELLED and job.started_at is None and job.chunks is None
+
+
+def test_a_busy_loop_claims_before_the_stream_starts(locked, monkeypatch):
+    monkeypatch.setattr(LogWriter, "idle", property(lambda writer: False))
+    job = make_job([{"signal": "streaming"}, C("a"), F("stop"), U])
+    locked.execute("SELECT 1 FROM jobs_job WHERE id = %s FOR UPDATE", [job.pk])
+    runner = run_in_thread(job)
+    assert not SIGNALS["streaming"].wait(0.5)  # the claim waits for the lock; nothing streams
+    locked.commit()
+    runner.join(PATIENCE)
+    assert not runner.is_alive() and SIGNALS["streaming"].is_set()
+    assert [c["type"] for c in log_of(job)] == ["content", "usage", "finish"]

@@ -42,11 +42,8 @@ def running_job(*, room: bool = True, username: str = "statements") -> Job:
         room=Room.objects.create(owner=owner) if room else None,
         user_message="hi",
     )
-    now = timezone.now()
-    claimed = runtime.run(statements.to_claim(str(job.pk), now))
-    assert claimed is not None and claimed.status == Job.Status.RUNNING and claimed.started_at == now
-    assert runtime.run(statements.claim(str(job.pk), now))
-    assert Job.objects.get(pk=job.pk).started_at == now
+    claimed = runtime.run(statements.claim(str(job.pk), timezone.now()))
+    assert claimed is not None and claimed.status == Job.Status.RUNNING
     return claimed
 
 
@@ -68,15 +65,28 @@ def ended_values(status: str, **changes: object) -> dict:
 def test_a_claim_is_a_no_op_for_a_job_not_queued():
     job = running_job(room=False)
     later = timezone.now()
-    assert runtime.run(statements.to_claim(str(job.pk), later)) is None
-    assert runtime.run(statements.claim(str(job.pk), later)) is False
+    assert runtime.run(statements.claim(str(job.pk), later)) is None
+    # Nor is it read to be claimed, nor claimed after such a read (the runner's overlapped claim).
+    assert runtime.run(statements.read_to_claim(str(job.pk), later)) is None
+    assert runtime.run(statements.mark_claimed(str(job.pk), later)) is False
     assert Job.objects.get(pk=job.pk).started_at == job.started_at
 
 
-def test_a_claim_whose_answer_was_lost_is_read_and_made_again_at_its_own_time():
+def test_a_job_read_to_be_claimed_is_as_its_claim_makes_it_and_the_claim_writes_that():
     job = running_job(room=False)
-    assert runtime.run(statements.to_claim(str(job.pk), job.started_at)) is not None
-    assert runtime.run(statements.claim(str(job.pk), job.started_at)) is True
+    queued = services.job_create(
+        owner=job.owner, engine=job.engine, request=GenerationRequest(messages=[]), options={}, face="test"
+    )
+    now = timezone.now()
+    read = runtime.run(statements.read_to_claim(str(queued.pk), now))
+    assert read is not None and read.engine.name == job.engine.name
+    assert (read.status, read.started_at) == (Job.Status.RUNNING, now)
+    assert Job.objects.get(pk=queued.pk).status == Job.Status.QUEUED  # the read wrote nothing
+    assert runtime.run(statements.mark_claimed(str(queued.pk), now)) is True
+    assert Job.objects.values_list("status", "started_at").get(pk=queued.pk) == (Job.Status.RUNNING, now)
+    # A retry of that claim, whose answer was lost, finds the job claimed at its own time.
+    assert runtime.run(statements.read_to_claim(str(queued.pk), now)) is not None
+    assert runtime.run(statements.mark_claimed(str(queued.pk), now)) is True
 
 
 @both
