@@ -1,8 +1,9 @@
 """On a worker loop with nothing to write, a job's upstream request goes out while its claim
 commits (jobs/worker/runner.py, _run_claiming); a busy loop claims first. Against real Postgres
-and Redis: the claim is held here by a row lock another
-connection takes, as a slow commit would hold it. Until the claim is in, nothing of the job
-reaches Redis; a job cancelled meanwhile never shows a chunk, and its stream is closed."""
+and Redis: the claim is held here by a row lock another connection takes, as a slow commit would
+hold it. Until the claim is in, nothing of the job reaches Redis; a job cancelled meanwhile never
+shows a chunk, and its stream is closed. Whether the loop is busy is set by each test: the loop
+is the process's, and another test's job may still be on it."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ PATIENCE = 30.0  # seconds a step may take on a loaded machine before the test g
 @pytest.fixture(autouse=True)
 def scripted(monkeypatch, redis_clean):
     monkeypatch.setitem(registry.KINDS, "scripted", ScriptedEngine)
+    monkeypatch.setattr(LogWriter, "idle", property(lambda writer: True))
     SIGNALS.clear()
     CLOSED_EARLY.clear()
 

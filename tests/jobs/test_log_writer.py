@@ -1,7 +1,8 @@
 """The worker's log writer (jobs/worker/writer.py) against real Redis: how chunks of several jobs
 are gathered into a batch. A job's first chunk leaves at once only when the writer is idle; while
 a batch is in flight, the next one gathers for a turn of the loop as every batch does, so the
-first chunks of new jobs do not make the batches of a busy worker smaller."""
+first chunks of new jobs do not make the batches of a busy worker smaller. Whether it is idle
+decides how a job is claimed (jobs/worker/runner.py)."""
 
 from __future__ import annotations
 
@@ -82,3 +83,25 @@ def test_a_first_chunk_leaves_at_once_when_the_writer_is_idle(batches):
 
     asyncio.run(scenario())
     assert sent[:2] == [{"first"}, {"other"}]
+
+
+def test_the_writer_is_idle_only_with_nothing_ready_and_nothing_in_flight(batches):
+    sent, release = batches
+    seen = []
+
+    async def scenario() -> None:
+        writer = LogWriter()
+        seen.append(writer.idle)  # new: nothing to write
+        job = JobLog("job", on_cancel=lambda: None)
+        job.add(chunk("a"))
+        writer.ready(job)
+        seen.append(writer.idle)  # a chunk ready
+        await asyncio.sleep(0.05)
+        seen.append(writer.idle)  # its batch in flight, the reply held
+        release.set()
+        await asyncio.wait_for(job.drained.wait(), 10)
+        await asyncio.sleep(0)
+        seen.append(writer.idle)  # written
+
+    asyncio.run(scenario())
+    assert seen == [True, False, False, True]
