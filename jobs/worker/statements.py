@@ -82,8 +82,9 @@ _JOINED = (
     f" FROM {{}} job JOIN {Engine._meta.db_table} engine"
     f" ON engine.{Engine._meta.pk.column} = job.{_column(Job, 'engine_id')}"
 )
-_CLAIM = f"WITH claimed AS ({_MARK_CLAIMED} RETURNING {_columns(Job, _JOB_FIELDS, _JOBS)}) " + _JOINED.format(
-    "claimed"
+_CLAIM = (
+    f"WITH claimed AS ({_MARK_CLAIMED} RETURNING {_columns(Job, _JOB_FIELDS, _JOBS)})"
+    f" {_JOINED.format('claimed')}"
 )
 _READ_TO_CLAIM = _JOINED.format(_JOBS) + f" WHERE {_TO_CLAIM.format(t='job')}"
 
