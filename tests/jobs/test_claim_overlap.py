@@ -81,8 +81,9 @@ def test_the_upstream_streams_while_the_claim_waits_and_the_first_chunk_leaves_a
     locked.commit()
     runner.join(PATIENCE)
     assert not runner.is_alive()
-    # Once claimed, the first chunk left alone, then the rest.
-    assert appended[:2] == [["a"], ["b", "c"]]
+    # Once claimed, the first chunk left alone, then the rest (the ending may ride with it).
+    assert appended[0] == ["a"]
+    assert appended[1][:2] == ["b", "c"]
     assert [c["type"] for c in log_of(job)] == ["content"] * 3 + ["usage", "finish"]
     job.refresh_from_db()
     assert job.status == Job.Status.SUCCEEDED and job.result["choices"][0]["content"] == "abc"
